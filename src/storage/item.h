@@ -1,0 +1,188 @@
+/*
+ * Items: layout, reference counts, CAS, and the store operations.
+ *
+ * An item is one slab chunk: this header, the key, then the value followed by
+ * "\r\n" (so a text or RESP reply can send value+CRLF as one iovec straight
+ * from the item). A value too large for the largest slab class is chunked:
+ * after the key comes a table of chunk pointers, and the value+CRLF is spread
+ * across those chunks in order (ITEM_CHUNKED); use item_value_iov() and the
+ * copy helpers, never item_value(), on such an item.
+ *
+ * Reference counts: the hash table holds one reference to a linked item; every
+ * reader holds one while it uses the item (e.g. until a reply that points into
+ * the item has been written). Memory returns to its slab class when the count
+ * reaches zero. Items with a reader's reference are never evicted.
+ *
+ * Locking: the hash table is guarded by striped mutexes chosen by the key's
+ * hash. The item_* operations below take and release the stripe themselves.
+ * The do_item_* primitives expect the caller to hold item_lock(hv) for the
+ * key's hash: protocols with compound operations (meta commands, RESP) build
+ * on them. Lock order: stripe -> class LRU -> slab. Nothing may be called
+ * while holding two stripes.
+ *
+ * Times: exptime and `now` are kioku milliseconds (util/clock.h). exptime 0
+ * means never. CAS values are unique per stored update and increase per key.
+ */
+#ifndef KIOKU_ITEM_H
+#define KIOKU_ITEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum {
+    ITEM_LINKED  = 1 << 0,  /* in the hash table and its class LRU */
+    ITEM_FETCHED = 1 << 1,  /* read at least once since stored */
+    ITEM_ACTIVE  = 1 << 2,  /* read since it last passed the LRU tail: second chance */
+    ITEM_CHUNKED = 1 << 3,  /* value lives in a chunk table, see above */
+    ITEM_STALE   = 1 << 4,  /* meta: invalidated with I, served with X */
+    ITEM_TOKEN   = 1 << 5,  /* meta: a client was given the W (win) flag */
+};
+
+struct item {
+    struct item *prev;      /* class LRU, guarded by that class's LRU lock */
+    struct item *next;
+    struct item *h_next;    /* hash chain, guarded by the stripe lock */
+    uint64_t cas;
+    int64_t exptime;        /* kioku ms; 0 never */
+    uint32_t atime;         /* last access, seconds since clock_start_ms() */
+    uint32_t nbytes;        /* value length, not counting the trailing CRLF */
+    uint32_t flags;         /* client flags, opaque */
+    uint16_t refcount;      /* atomic */
+    uint8_t iflags;         /* ITEM_*, changed under the stripe lock */
+    uint8_t clsid;          /* slab class of this chunk */
+    uint8_t nkey;
+    char data[];            /* key, then value + "\r\n" or a chunk table */
+};
+
+/* memcached's rule for protocol expiry given in seconds:
+ * 0 never; negative already expired; up to 30 days relative to now;
+ * larger values are an absolute unix time (in the past: already expired).
+ * Returns kioku ms (0 for never, ITEM_EXPIRED_MS for already expired). */
+#define ITEM_EXPIRED_MS ((int64_t)1)
+int64_t item_exptime_from_seconds(int64_t exptime, int64_t now);
+
+/* True if an item with this exptime is expired at `now`. */
+static inline bool item_exptime_passed(int64_t exptime, int64_t now)
+{
+    return exptime != 0 && exptime <= now;
+}
+
+static inline const char *item_key(const struct item *it) { return it->data; }
+/* Contiguous value (nbytes + CRLF). Only for !(iflags & ITEM_CHUNKED). */
+static inline char *item_value(struct item *it) { return it->data + it->nkey; }
+/* iflags may change under the stripe while a reader looks: load atomically. */
+static inline bool item_is_chunked(const struct item *it)
+{
+    return __atomic_load_n(&it->iflags, __ATOMIC_RELAXED) & ITEM_CHUNKED;
+}
+
+/* Fill at most `max` iovecs with the segments of value+CRLF starting at
+ * byte `off` (0 <= off <= nbytes + 2). Returns the number filled. */
+int item_value_iov(struct item *it, size_t off, struct iovec *iov, int max);
+/* Copy into / out of value+CRLF at `off`; return bytes copied (clipped). */
+size_t item_value_write(struct item *it, size_t off, const void *src, size_t n);
+size_t item_value_read(const struct item *it, size_t off, void *dst, size_t n);
+
+enum item_alloc_status { ITEM_ALLOC_OK, ITEM_ALLOC_TOO_LARGE, ITEM_ALLOC_NOMEM };
+
+/*
+ * Allocate an unlinked item with the key copied in and "\r\n" written after
+ * the (uninitialised) value. The caller owns the one reference. May evict
+ * (unless -M). Returns NULL with *st set when the value exceeds -I
+ * (TOO_LARGE) or no memory can be had (NOMEM). Takes no stripe lock the
+ * caller holds; safe to call with one stripe held (eviction only trylocks).
+ */
+struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
+                        int64_t exptime, size_t nbytes, int64_t now,
+                        enum item_alloc_status *st);
+
+void item_incref(struct item *it);
+/* Drop a reference; frees the item when it was the last and it is unlinked. */
+void item_put(struct item *it);
+
+/* Results of the operations below. */
+enum item_result {
+    ITEM_STORED, ITEM_NOT_STORED, ITEM_EXISTS, ITEM_NOT_FOUND, ITEM_DELETED,
+    ITEM_TOUCHED, ITEM_TOO_LARGE, ITEM_NOMEM, ITEM_NON_NUMERIC, ITEM_DELTA_OK,
+};
+
+/* Why a get missed, for get_expired / get_flushed stats. */
+enum item_miss { ITEM_MISS_NONE, ITEM_MISS_ABSENT, ITEM_MISS_EXPIRED, ITEM_MISS_FLUSHED };
+
+/*
+ * Look a key up. Returns a referenced item, or NULL (with *miss set if
+ * miss != NULL). A hit marks the item fetched and active and updates atime.
+ * Dead items (expired, flushed) are unlinked when found.
+ */
+struct item *item_get(const char *key, size_t nkey, int64_t now, enum item_miss *miss);
+/* Get and set a new exptime in one step (gat/gats). */
+struct item *item_get_touch(const char *key, size_t nkey, int64_t exptime,
+                            int64_t now, enum item_miss *miss);
+/* ITEM_TOUCHED or ITEM_NOT_FOUND. */
+enum item_result item_touch(const char *key, size_t nkey, int64_t exptime, int64_t now);
+
+enum store_op { STORE_SET, STORE_ADD, STORE_REPLACE, STORE_APPEND, STORE_PREPEND, STORE_CAS };
+
+/*
+ * Store `it` (the caller keeps its own reference) under its key.
+ * With cas != 0 (any op; always for STORE_CAS) the current item must exist
+ * (else ITEM_NOT_FOUND) and carry that CAS (else ITEM_EXISTS).
+ * ADD: ITEM_NOT_STORED if a live item exists (memcached also bumps it).
+ * REPLACE/APPEND/PREPEND: ITEM_NOT_STORED if none exists. APPEND/PREPEND
+ * keep the existing flags and exptime and may fail with ITEM_TOO_LARGE or
+ * ITEM_NOMEM. Returns ITEM_STORED and the new CAS in *cas_out (if not NULL).
+ */
+enum item_result item_store(struct item *it, enum store_op op, uint64_t cas,
+                            int64_t now, uint64_t *cas_out);
+
+/* ITEM_DELETED, ITEM_NOT_FOUND, or ITEM_EXISTS (cas != 0 and it differs). */
+enum item_result item_delete(const char *key, size_t nkey, uint64_t cas, int64_t now);
+
+/*
+ * memcached incr/decr: the value must be a decimal uint64 (else
+ * ITEM_NON_NUMERIC). incr wraps at 2^64, decr stops at 0. If absent:
+ * ITEM_NOT_FOUND, unless `create` (binary protocol), then the item is created
+ * holding `initial` with `exptime` (and *value_out = initial). With cas != 0
+ * the current CAS must match (ITEM_EXISTS). Returns ITEM_DELTA_OK with the
+ * new value and CAS, or ITEM_NOMEM.
+ */
+enum item_result item_delta(const char *key, size_t nkey, bool incr, uint64_t delta,
+                            uint64_t cas, bool create, uint64_t initial, int64_t exptime,
+                            int64_t now, uint64_t *value_out, uint64_t *cas_out);
+
+/*
+ * flush_all: every item stored before the flush takes effect is dead from
+ * then on. delay_ms 0 takes effect before this returns; a later call replaces
+ * a pending delayed flush. Cost is bounded by the number of stripes, not items.
+ */
+void item_flush(int64_t delay_ms, int64_t now);
+
+/* ---- primitives for compound operations: caller holds item_lock(hv) ---- */
+
+uint64_t item_hash(const char *key, size_t nkey);
+void item_lock(uint64_t hv);
+void item_unlock(uint64_t hv);
+/* Find a live item (unlinking a dead one found on the way); referenced. */
+struct item *do_item_find(const char *key, size_t nkey, uint64_t hv, int64_t now,
+                          enum item_miss *miss);
+/* Link a new item (assigns its CAS); it must not be linked already. */
+void do_item_link(struct item *it, uint64_t hv);
+void do_item_unlink(struct item *it, uint64_t hv);
+/* Unlink old, link new (new gets a fresh CAS). */
+void do_item_replace(struct item *old, struct item *new_it, uint64_t hv);
+/* Mark a hit (fetched, active, atime) as item_get does. */
+void do_item_bump(struct item *it, int64_t now);
+
+/*
+ * Redis-style SCAN over all linked, live items: visits the bucket(s) named by
+ * `cursor` (in both tables while the table grows), calling fn on each item
+ * with its stripe held (fn must not call item_* functions; it may incref).
+ * Returns the next cursor, 0 when the iteration is complete. Every item
+ * present for a whole iteration is visited at least once, also across growth.
+ */
+uint64_t item_scan(uint64_t cursor, int64_t now,
+                   void (*fn)(struct item *it, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * Storage: the module's set-up and its statistics.
+ *
+ * Storage is slab (memory classes and pages), item (layout, refcount, CAS and
+ * the store operations), assoc (the hash table) and lru (per-class lists and
+ * eviction). It knows nothing of protocols or connections: callers pass keys,
+ * values and the current kioku time (util/clock.h) and get results back.
+ *
+ * Every statistic here is kept under a lock storage already takes for the
+ * operation (a hash stripe, a class's LRU, the slab lock), so no request
+ * touches a shared counter; storage_stats() sums them on read.
+ */
+#ifndef KIOKU_STORAGE_H
+#define KIOKU_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORAGE_KEY_MAX 250          /* memcached's KEY_MAX_LENGTH */
+#define STORAGE_PAGE_SIZE (1024 * 1024)
+#define STORAGE_CLASS_MAX 63         /* class ids 1..63; 0 means "none" */
+
+struct storage_config {
+    size_t mem_limit;        /* -m, bytes */
+    size_t item_size_max;    /* -I, bytes: the largest value accepted */
+    size_t chunk_size_min;   /* -n: smallest chunk's value+key space */
+    double growth_factor;    /* -f */
+    bool evict;              /* false with -M */
+    bool use_cas;            /* false with -C */
+    unsigned hashpower;      /* initial table size is 2^hashpower buckets */
+    bool prealloc;           /* -L: take all of mem_limit at set-up */
+};
+
+/* Defaults matching memcached's (64 MiB, 1 MiB, 48, 1.25, evict, cas, 16). */
+void storage_config_default(struct storage_config *cfg);
+
+/*
+ * Set up slab classes, the hash table and its maintenance thread.
+ * Returns 0, or -1 with a message in errbuf (e.g. -I larger than -m allows).
+ */
+int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen);
+/* Stop the maintenance thread and free all memory. No request may run. */
+void storage_teardown(void);
+
+/* Global counters, summed across stripes/classes at call time. */
+struct storage_stats {
+    uint64_t curr_items;
+    uint64_t total_items;
+    uint64_t bytes;             /* sum of item sizes (header+key+value) */
+    uint64_t evictions;
+    uint64_t evicted_unfetched;
+    uint64_t evicted_active;
+    uint64_t expired_unfetched;
+    uint64_t reclaimed;         /* dead (expired/flushed) items whose memory was reused */
+    uint64_t curr_flush_gen;    /* not a memcached stat; number of flush_all run */
+    uint64_t limit_maxbytes;
+    uint64_t total_malloced;    /* bytes of pages taken */
+    uint64_t hash_power_level;
+    uint64_t hash_bytes;
+    bool hash_is_expanding;
+    uint64_t slab_global_page_pool;
+    uint64_t outofmemory;       /* allocations failed with -M or no victim */
+};
+void storage_stats(struct storage_stats *out);
+
+/* One slab class, for `stats slabs` and `stats items`. */
+struct storage_class_stats {
+    unsigned id;
+    uint32_t chunk_size;
+    uint32_t chunks_per_page;
+    uint64_t total_pages;
+    uint64_t total_chunks;
+    uint64_t used_chunks;
+    uint64_t free_chunks;
+    uint64_t free_chunks_end;   /* chunks not yet carved from the newest page */
+    /* items: */
+    uint64_t number;            /* linked items in this class */
+    uint64_t age_sec;           /* now - last access of the LRU tail */
+    uint64_t evicted;
+    uint64_t evicted_nonzero;   /* evicted items that had an expiry set */
+    uint64_t evicted_time;      /* seconds since last access of the last evicted */
+    uint64_t evicted_unfetched;
+    uint64_t evicted_active;
+    uint64_t outofmemory;
+    uint64_t tailrepairs;
+    uint64_t reclaimed;
+    uint64_t expired_unfetched;
+    uint64_t mem_requested;     /* bytes requested by items in this class */
+};
+/* Number of classes (ids 1..n). */
+unsigned storage_class_count(void);
+/* Fill stats of class id (1..storage_class_count()); now is kioku ms. */
+void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *out);
+
+#endif
