@@ -1,0 +1,429 @@
+/*
+ * memcached text protocol commands.
+ *
+ * process() parses one line at a time with mc_text_parse() and runs the row
+ * of the command table for it. A storage command allocates its item first
+ * and lets the connection read the data block straight into it; the store
+ * completes in store_done(), at once if the block was already buffered.
+ *
+ * Replies follow memcached 1.6 byte for byte. `noreply` suppresses every
+ * reply line of its command, errors included, as memcached does.
+ */
+#include "cmd/proto_mc_text.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cmd/cmd_stats.h"
+#include "config/settings.h"
+#include "proto/mc_text.h"
+#include "stats/stats.h"
+#include "storage/item.h"
+#include "util/fmt.h"
+
+static const struct settings *settings;   /* read-only after setup */
+
+void proto_mc_text_setup(const struct settings *s)
+{
+    settings = s;
+}
+
+/* Per-connection state kept while a data block is read. */
+struct text_state {
+    enum mc_cmd cmd;
+    uint64_t cas;
+    bool noreply;
+};
+
+static struct text_state *state_of(struct conn *c)
+{
+    _Static_assert(sizeof(struct text_state) <= CONN_PROTO_DATA, "text state too large");
+    return (struct text_state *)c->proto_data;
+}
+
+static void reply(struct conn *c, bool noreply, const char *s, size_t n)
+{
+    if (!noreply)
+        conn_out(c, s, n);
+}
+#define REPLY(c, noreply, lit) reply((c), (noreply), lit, sizeof(lit) - 1)
+
+static void reply_line(struct conn *c, const char *line)
+{
+    size_t n = strlen(line);
+    char *p = conn_out_reserve(c, n + 2);
+    if (p == NULL)
+        return;
+    memcpy(p, line, n);
+    memcpy(p + n, "\r\n", 2);
+    conn_out_commit(c, n + 2);
+}
+
+static uint64_t visible_cas(const struct item *it)
+{
+    return settings->storage.use_cas ? it->cas : 0;
+}
+
+/* ---- retrieval ---- */
+
+static void out_value(struct conn *c, struct item *it, bool with_cas)
+{
+    char *p = conn_out_reserve(c, 6 + it->nkey + 1 + 10 + 1 + 10 + 1 + 20 + 2);
+    if (p == NULL)
+        return;
+    size_t n = 0;
+    memcpy(p, "VALUE ", 6);
+    n += 6;
+    memcpy(p + n, item_key(it), it->nkey);
+    n += it->nkey;
+    p[n++] = ' ';
+    n += fmt_u64(p + n, it->flags);
+    p[n++] = ' ';
+    n += fmt_u64(p + n, it->nbytes);
+    if (with_cas) {
+        p[n++] = ' ';
+        n += fmt_u64(p + n, visible_cas(it));
+    }
+    p[n++] = '\r';
+    p[n++] = '\n';
+    conn_out_commit(c, n);
+    conn_out_item(c, it, 0, (size_t)it->nbytes + 2);
+}
+
+static void count_miss(struct conn *c, enum item_miss miss)
+{
+    if (miss == ITEM_MISS_EXPIRED)
+        STAT_INC(c->stats, get_expired);
+    else if (miss == ITEM_MISS_FLUSHED)
+        STAT_INC(c->stats, get_flushed);
+}
+
+static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
+{
+    bool with_cas = r->cmd == MC_GETS || r->cmd == MC_GATS;
+    bool touch = r->cmd == MC_GAT || r->cmd == MC_GATS;
+    int64_t exptime = touch ? item_exptime_from_seconds(r->exptime, c->now) : 0;
+    const char *cur = r->keys, *end = r->keys + r->keys_len, *key;
+    size_t nkey;
+    while (mc_text_next_key(&cur, end, &key, &nkey)) {
+        enum item_miss miss = ITEM_MISS_NONE;
+        struct item *it = touch ? item_get_touch(key, nkey, exptime, c->now, &miss)
+                                : item_get(key, nkey, c->now, &miss);
+        if (touch) {
+            STAT_INC(c->stats, cmd_touch);
+            if (it != NULL)
+                STAT_INC(c->stats, touch_hits);
+            else
+                STAT_INC(c->stats, touch_misses);
+        } else {
+            STAT_INC(c->stats, cmd_get);
+            if (it != NULL)
+                STAT_INC(c->stats, get_hits);
+            else
+                STAT_INC(c->stats, get_misses);
+        }
+        if (it == NULL) {
+            count_miss(c, miss);
+            continue;
+        }
+        out_value(c, it, with_cas);
+        item_put(it);
+    }
+    CONN_OUT_LIT(c, "END\r\n");
+    return PROC_MORE;
+}
+
+/* ---- storage ---- */
+
+static enum store_op store_op_of(enum mc_cmd cmd)
+{
+    switch (cmd) {
+    case MC_ADD: return STORE_ADD;
+    case MC_REPLACE: return STORE_REPLACE;
+    case MC_APPEND: return STORE_APPEND;
+    case MC_PREPEND: return STORE_PREPEND;
+    case MC_CAS: return STORE_CAS;
+    default: return STORE_SET;
+    }
+}
+
+/* The data block is in the item: check its terminator and store it. */
+static enum proc_result store_done(struct conn *c)
+{
+    struct text_state *st = state_of(c);
+    struct item *it = conn_take_value(c);
+    char crlf[2] = {0, 0};
+    item_value_read(it, it->nbytes, crlf, 2);
+    if (crlf[0] != '\r' || crlf[1] != '\n') {
+        REPLY(c, st->noreply, "CLIENT_ERROR bad data chunk\r\n");
+        item_put(it);
+        return PROC_MORE;
+    }
+    enum item_result res = item_store(it, store_op_of(st->cmd), st->cas, c->now, NULL);
+    item_put(it);
+    if (st->cmd == MC_CAS) {
+        if (res == ITEM_STORED)
+            STAT_INC(c->stats, cas_hits);
+        else if (res == ITEM_EXISTS)
+            STAT_INC(c->stats, cas_badval);
+        else if (res == ITEM_NOT_FOUND)
+            STAT_INC(c->stats, cas_misses);
+    }
+    switch (res) {
+    case ITEM_STORED: REPLY(c, st->noreply, "STORED\r\n"); break;
+    case ITEM_EXISTS: REPLY(c, st->noreply, "EXISTS\r\n"); break;
+    case ITEM_NOT_FOUND: REPLY(c, st->noreply, "NOT_FOUND\r\n"); break;
+    case ITEM_TOO_LARGE:
+        STAT_INC(c->stats, store_too_large);
+        REPLY(c, st->noreply, "SERVER_ERROR object too large for cache\r\n");
+        break;
+    case ITEM_NOMEM:
+        STAT_INC(c->stats, store_no_memory);
+        REPLY(c, st->noreply, "SERVER_ERROR out of memory storing object\r\n");
+        break;
+    default: REPLY(c, st->noreply, "NOT_STORED\r\n"); break;
+    }
+    return PROC_MORE;
+}
+
+/* A value that cannot be stored: answer, drop any older value for a set
+ * (a failed set must not leave stale data readable), skip the data block. */
+static enum proc_result refuse_value(struct conn *c, const struct mc_text_req *r,
+                                     enum item_alloc_status why)
+{
+    if (why == ITEM_ALLOC_TOO_LARGE) {
+        STAT_INC(c->stats, store_too_large);
+        REPLY(c, r->noreply, "SERVER_ERROR object too large for cache\r\n");
+    } else {
+        STAT_INC(c->stats, store_no_memory);
+        REPLY(c, r->noreply, "SERVER_ERROR out of memory storing object\r\n");
+    }
+    if (r->cmd == MC_SET)
+        item_delete(r->key, r->nkey, 0, c->now);
+    conn_swallow(c, (size_t)r->vlen + 2);
+    return PROC_NREAD;
+}
+
+static enum proc_result cmd_store(struct conn *c, const struct mc_text_req *r)
+{
+    STAT_INC(c->stats, cmd_set);
+    if (r->vlen > settings->storage.item_size_max)
+        return refuse_value(c, r, ITEM_ALLOC_TOO_LARGE);
+    enum item_alloc_status why;
+    int64_t exptime = item_exptime_from_seconds(r->exptime, c->now);
+    struct item *it = item_alloc(r->key, r->nkey, r->flags, exptime, r->vlen, c->now, &why);
+    if (it == NULL)
+        return refuse_value(c, r, why);
+    struct text_state *st = state_of(c);
+    st->cmd = r->cmd;
+    st->cas = r->cmd == MC_CAS ? r->cas : 0;
+    st->noreply = r->noreply;
+    if (conn_read_value(c, it, (size_t)r->vlen + 2))
+        return store_done(c);
+    return PROC_NREAD;
+}
+
+/* ---- other key commands ---- */
+
+static enum proc_result cmd_delete(struct conn *c, const struct mc_text_req *r)
+{
+    if (item_delete(r->key, r->nkey, 0, c->now) == ITEM_DELETED) {
+        STAT_INC(c->stats, delete_hits);
+        REPLY(c, r->noreply, "DELETED\r\n");
+    } else {
+        STAT_INC(c->stats, delete_misses);
+        REPLY(c, r->noreply, "NOT_FOUND\r\n");
+    }
+    return PROC_MORE;
+}
+
+static enum proc_result cmd_delta(struct conn *c, const struct mc_text_req *r)
+{
+    bool incr = r->cmd == MC_INCR;
+    uint64_t value = 0;
+    enum item_result res = item_delta(r->key, r->nkey, incr, r->delta, 0, false, 0, 0,
+                                      c->now, &value, NULL);
+    if (res == ITEM_NOT_FOUND) {
+        if (incr)
+            STAT_INC(c->stats, incr_misses);
+        else
+            STAT_INC(c->stats, decr_misses);
+    } else if (incr) {
+        STAT_INC(c->stats, incr_hits);
+    } else {
+        STAT_INC(c->stats, decr_hits);
+    }
+    switch (res) {
+    case ITEM_DELTA_OK: {
+        if (r->noreply)
+            break;
+        char *p = conn_out_reserve(c, 22);
+        if (p == NULL)
+            break;
+        size_t n = fmt_u64(p, value);
+        p[n++] = '\r';
+        p[n++] = '\n';
+        conn_out_commit(c, n);
+        break;
+    }
+    case ITEM_NOT_FOUND: REPLY(c, r->noreply, "NOT_FOUND\r\n"); break;
+    case ITEM_NON_NUMERIC:
+        REPLY(c, r->noreply, "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+        break;
+    default: REPLY(c, r->noreply, "SERVER_ERROR out of memory\r\n"); break;
+    }
+    return PROC_MORE;
+}
+
+static enum proc_result cmd_touch(struct conn *c, const struct mc_text_req *r)
+{
+    int64_t exptime = item_exptime_from_seconds(r->exptime, c->now);
+    STAT_INC(c->stats, cmd_touch);
+    if (item_touch(r->key, r->nkey, exptime, c->now) == ITEM_TOUCHED) {
+        STAT_INC(c->stats, touch_hits);
+        REPLY(c, r->noreply, "TOUCHED\r\n");
+    } else {
+        STAT_INC(c->stats, touch_misses);
+        REPLY(c, r->noreply, "NOT_FOUND\r\n");
+    }
+    return PROC_MORE;
+}
+
+/* ---- server commands ---- */
+
+static enum proc_result cmd_flush_all(struct conn *c, const struct mc_text_req *r)
+{
+    if (!settings->flush_enabled) {
+        REPLY(c, r->noreply, "CLIENT_ERROR flush_all not allowed\r\n");
+        return PROC_MORE;
+    }
+    STAT_INC(c->stats, cmd_flush);
+    int64_t delay_ms = 0;
+    if (r->delay > 0) {
+        /* memcached reads the delay like an exptime: large values are absolute */
+        delay_ms = item_exptime_from_seconds(r->delay, c->now) - c->now;
+        if (delay_ms < 0)
+            delay_ms = 0;
+    }
+    item_flush(delay_ms, c->now);
+    REPLY(c, r->noreply, "OK\r\n");
+    return PROC_MORE;
+}
+
+static enum proc_result cmd_version(struct conn *c, const struct mc_text_req *r)
+{
+    (void)r;
+    CONN_OUT_LIT(c, "VERSION " PACKAGE_VERSION "\r\n");
+    return PROC_MORE;
+}
+
+static enum proc_result cmd_verbosity(struct conn *c, const struct mc_text_req *r)
+{
+    /* Accepted for compatibility; the log level is fixed at start-up. */
+    REPLY(c, r->noreply, "OK\r\n");
+    return PROC_MORE;
+}
+
+static enum proc_result cmd_quit(struct conn *c, const struct mc_text_req *r)
+{
+    (void)c;
+    (void)r;
+    return PROC_CLOSE;
+}
+
+static enum proc_result cmd_shutdown(struct conn *c, const struct mc_text_req *r)
+{
+    (void)r;
+    if (!settings->enable_shutdown) {
+        CONN_OUT_LIT(c, "ERROR: shutdown not enabled\r\n");
+        return PROC_MORE;
+    }
+    /* The acceptor's signal handling starts a clean stop. */
+    kill(getpid(), SIGTERM);
+    return PROC_CLOSE;
+}
+
+static enum proc_result cmd_stats(struct conn *c, const struct mc_text_req *r)
+{
+    cmd_stats_text(c, r->args, r->args_len);
+    return PROC_MORE;
+}
+
+/* ---- dispatch ---- */
+
+typedef enum proc_result (*text_handler)(struct conn *c, const struct mc_text_req *r);
+
+/* Commands are rows: a command the parser knows but this table lacks is
+ * answered "ERROR" like an unknown one. */
+static const text_handler handlers[MC_CMD_COUNT] = {
+    [MC_GET] = cmd_get, [MC_GETS] = cmd_get, [MC_GAT] = cmd_get, [MC_GATS] = cmd_get,
+    [MC_SET] = cmd_store, [MC_ADD] = cmd_store, [MC_REPLACE] = cmd_store,
+    [MC_APPEND] = cmd_store, [MC_PREPEND] = cmd_store, [MC_CAS] = cmd_store,
+    [MC_DELETE] = cmd_delete, [MC_INCR] = cmd_delta, [MC_DECR] = cmd_delta,
+    [MC_TOUCH] = cmd_touch, [MC_FLUSH_ALL] = cmd_flush_all, [MC_VERSION] = cmd_version,
+    [MC_VERBOSITY] = cmd_verbosity, [MC_QUIT] = cmd_quit, [MC_SHUTDOWN] = cmd_shutdown,
+    [MC_STATS] = cmd_stats,
+};
+
+static bool is_storage(enum mc_cmd cmd)
+{
+    return cmd == MC_SET || cmd == MC_ADD || cmd == MC_REPLACE || cmd == MC_APPEND ||
+           cmd == MC_PREPEND || cmd == MC_CAS;
+}
+
+static enum proc_result text_process(struct conn *c)
+{
+    for (;;) {
+        if (conn_rlen(c) == 0)
+            return PROC_MORE;
+        if (conn_out_full(c) || !conn_budget(c))
+            return PROC_YIELD;
+        struct mc_text_req r;
+        size_t used = 0;
+        enum parse_status ps = mc_text_parse(&r, conn_rbuf(c), conn_rlen(c), &used);
+        if (ps == PARSE_AGAIN) {
+            c->budget++;   /* an incomplete line is not a request */
+            return PROC_MORE;
+        }
+        if (ps == PARSE_TOO_LONG) {
+            reply_line(c, r.error);
+            return PROC_CLOSE;
+        }
+        conn_consume(c, used);
+        if (ps == PARSE_OK && handlers[r.cmd] == NULL)
+            ps = PARSE_UNKNOWN;
+        if (ps == PARSE_UNKNOWN) {
+            CONN_OUT_LIT(c, "ERROR\r\n");
+            continue;
+        }
+        if (ps == PARSE_INVALID) {
+            if (!r.noreply)
+                reply_line(c, r.error);
+            /* The client sends the data block anyway: skip it rather than
+             * run its bytes as commands. */
+            if (is_storage(r.cmd) && r.vlen > 0) {
+                conn_swallow(c, (size_t)r.vlen + 2);
+                return PROC_NREAD;
+            }
+            continue;
+        }
+        enum proc_result res = handlers[r.cmd](c, &r);
+        if (res != PROC_MORE)
+            return res;
+    }
+}
+
+static enum proc_result text_value_done(struct conn *c)
+{
+    return store_done(c);
+}
+
+const struct proto_ops proto_mc_text = {
+    .name = "text",
+    .process = text_process,
+    .value_done = text_value_done,
+    .release = NULL,
+};

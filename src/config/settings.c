@@ -1,0 +1,328 @@
+/*
+ * Command-line parsing. One getopt_long table mirrors memcached's short and
+ * long flags; -o takes memcached's comma-separated key=value list, of which
+ * we accept the keys kioku gives a meaning to. Everything is validated here,
+ * so the rest of the server can trust the struct.
+ */
+#include "config/settings.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+void settings_default(struct settings *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->port = 11211;
+    s->udp_port = 0;
+    snprintf(s->listen, sizeof(s->listen), "%s", "127.0.0.1");
+    s->socket_mask = 0700;
+    s->max_conns = 1024;
+    s->threads = 4;
+    s->backlog = 1024;
+    s->reqs_per_event = 20;
+    s->flush_enabled = true;
+    storage_config_default(&s->storage);
+}
+
+int settings_parse_size(const char *str, size_t *out)
+{
+    char *end;
+    errno = 0;
+    if (str == NULL || *str < '0' || *str > '9')
+        return -1;
+    unsigned long long v = strtoull(str, &end, 10);
+    if (errno != 0)
+        return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: break;
+    }
+    if (*end != '\0' || v > (SIZE_MAX >> shift))
+        return -1;
+    *out = (size_t)v << shift;
+    return 0;
+}
+
+/* A whole decimal int in [lo, hi]. */
+static int parse_int(const char *str, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    if (str == NULL || *str == '\0')
+        return -1;
+    long v = strtol(str, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+enum { OPT_RESP_PORT = 1000 };
+
+static const struct option long_opts[] = {
+    {"port", required_argument, NULL, 'p'},
+    {"udp-port", required_argument, NULL, 'U'},
+    {"unix-socket", required_argument, NULL, 's'},
+    {"unix-mask", required_argument, NULL, 'a'},
+    {"enable-shutdown", no_argument, NULL, 'A'},
+    {"listen", required_argument, NULL, 'l'},
+    {"daemon", no_argument, NULL, 'd'},
+    {"enable-coredumps", no_argument, NULL, 'r'},
+    {"user", required_argument, NULL, 'u'},
+    {"memory-limit", required_argument, NULL, 'm'},
+    {"disable-evictions", no_argument, NULL, 'M'},
+    {"conn-limit", required_argument, NULL, 'c'},
+    {"lock-memory", no_argument, NULL, 'k'},
+    {"verbose", optional_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"pidfile", required_argument, NULL, 'P'},
+    {"slab-growth-factor", required_argument, NULL, 'f'},
+    {"slab-min-size", required_argument, NULL, 'n'},
+    {"enable-largepages", no_argument, NULL, 'L'},
+    {"threads", required_argument, NULL, 't'},
+    {"max-reqs-per-event", required_argument, NULL, 'R'},
+    {"disable-cas", no_argument, NULL, 'C'},
+    {"listen-backlog", required_argument, NULL, 'b'},
+    {"max-item-size", required_argument, NULL, 'I'},
+    {"disable-flush-all", no_argument, NULL, 'F'},
+    {"extended", required_argument, NULL, 'o'},
+    {"resp-port", required_argument, NULL, OPT_RESP_PORT},
+    {NULL, 0, NULL, 0},
+};
+
+static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:";
+
+/* One -o key[=value]. Returns 0, or -1 with err filled. */
+static int parse_extended_one(struct settings *s, char *kv, char *err, size_t errlen)
+{
+    char *val = strchr(kv, '=');
+    if (val != NULL)
+        *val++ = '\0';
+    int v;
+    if (strcmp(kv, "hashpower") == 0) {
+        if (parse_int(val, 12, 32, &v) != 0) {
+            snprintf(err, errlen, "hashpower must be an integer from 12 to 32");
+            return -1;
+        }
+        s->storage.hashpower = (unsigned)v;
+    } else if (strcmp(kv, "resp_port") == 0) {
+        if (parse_int(val, 0, 65535, &v) != 0) {
+            snprintf(err, errlen, "resp_port must be a port number");
+            return -1;
+        }
+        s->resp_port = v;
+    } else if (strcmp(kv, "maxconns_fast") == 0 || strcmp(kv, "modern") == 0) {
+        /* kioku always refuses past -c at once; "modern" changes nothing. */
+        if (val != NULL) {
+            snprintf(err, errlen, "-o %s takes no value", kv);
+            return -1;
+        }
+    } else {
+        snprintf(err, errlen, "Illegal suboption \"%s\"", kv);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_extended(struct settings *s, const char *arg, char *err, size_t errlen)
+{
+    char buf[1024];
+    if (copy_str(buf, sizeof(buf), arg) != 0) {
+        snprintf(err, errlen, "-o argument too long");
+        return -1;
+    }
+    char *save = NULL;
+    for (char *kv = strtok_r(buf, ",", &save); kv != NULL; kv = strtok_r(NULL, ",", &save))
+        if (parse_extended_one(s, kv, err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return SETTINGS_ERROR; } while (0)
+
+/* Apply one option; returns SETTINGS_RUN to continue. */
+static enum settings_action apply_opt(struct settings *s, int c, const char *arg,
+                                      char *err, size_t errlen)
+{
+    size_t sz;
+    int v;
+    switch (c) {
+    case 'p':
+        if (parse_int(arg, 0, 65535, &s->port) != 0) FAIL("invalid port: %s", arg);
+        break;
+    case 'U':
+        if (parse_int(arg, 0, 65535, &s->udp_port) != 0) FAIL("invalid UDP port: %s", arg);
+        if (s->udp_port != 0) FAIL("UDP is not supported: use -U 0");
+        break;
+    case 's':
+        if (copy_str(s->socket_path, sizeof(s->socket_path), arg) != 0) FAIL("unix socket path too long");
+        break;
+    case 'a': {
+        char *end;
+        long m = strtol(arg, &end, 8);
+        if (*arg == '\0' || *end != '\0' || m < 0 || m > 0777) FAIL("invalid unix socket mask: %s", arg);
+        s->socket_mask = (int)m;
+        break;
+    }
+    case 'A': s->enable_shutdown = true; break;
+    case 'l':
+        if (copy_str(s->listen, sizeof(s->listen), arg) != 0 || *arg == '\0') FAIL("invalid listen address list");
+        break;
+    case 'd': s->daemonize = true; break;
+    case 'r': s->coredumps = true; break;
+    case 'u':
+        if (copy_str(s->user, sizeof(s->user), arg) != 0) FAIL("user name too long");
+        break;
+    case 'm':
+        /* memcached takes megabytes, and accepts a k/m/g suffix too. */
+        if (settings_parse_size(arg, &sz) != 0) FAIL("invalid memory limit: %s", arg);
+        if (arg[strlen(arg) - 1] >= '0' && arg[strlen(arg) - 1] <= '9') {
+            if (sz > SIZE_MAX >> 20) FAIL("invalid memory limit: %s", arg);
+            sz <<= 20;
+        }
+        if (sz == 0) FAIL("memory limit must be at least 1 megabyte");
+        s->storage.mem_limit = sz;
+        break;
+    case 'M': s->storage.evict = false; break;
+    case 'c':
+        if (parse_int(arg, 1, 1 << 20, &s->max_conns) != 0) FAIL("invalid connection limit: %s", arg);
+        break;
+    case 'k': s->lock_memory = true; break;
+    case 'v':
+        s->verbose++;
+        if (arg != NULL)   /* --verbose=N */
+            for (const char *q = arg; *q == 'v'; q++) s->verbose++;
+        break;
+    case 'h': return SETTINGS_HELP;
+    case 'V': return SETTINGS_VERSION;
+    case 'P':
+        if (copy_str(s->pid_file, sizeof(s->pid_file), arg) != 0) FAIL("pid file path too long");
+        break;
+    case 'f': {
+        char *end;
+        errno = 0;
+        double f = strtod(arg, &end);
+        if (errno != 0 || *arg == '\0' || *end != '\0' || !(f > 1.0) || f > 64.0)
+            FAIL("factor must be greater than 1: %s", arg);
+        s->storage.growth_factor = f;
+        break;
+    }
+    case 'n':
+        if (parse_int(arg, 1, 1 << 20, &v) != 0) FAIL("invalid slab min size: %s", arg);
+        s->storage.chunk_size_min = (size_t)v;
+        break;
+    case 'L': s->storage.prealloc = true; break;
+    case 't':
+        if (parse_int(arg, 1, 1024, &s->threads) != 0) FAIL("number of threads must be from 1 to 1024: %s", arg);
+        break;
+    case 'R':
+        if (parse_int(arg, 1, 1 << 20, &s->reqs_per_event) != 0) FAIL("invalid max requests per event: %s", arg);
+        break;
+    case 'C': s->storage.use_cas = false; break;
+    case 'b':
+        if (parse_int(arg, 1, 1 << 20, &s->backlog) != 0) FAIL("invalid listen backlog: %s", arg);
+        break;
+    case 'I':
+        if (settings_parse_size(arg, &sz) != 0) FAIL("invalid max item size: %s", arg);
+        if (sz < 1024) FAIL("item max size cannot be less than 1024 bytes");
+        if (sz > ((size_t)1 << 30)) FAIL("cannot set item size limit higher than 1 gigabyte");
+        s->storage.item_size_max = sz;
+        break;
+    case 'F': s->flush_enabled = false; break;
+    case 'o':
+        if (parse_extended(s, arg, err, errlen) != 0) return SETTINGS_ERROR;
+        break;
+    case OPT_RESP_PORT:
+        if (parse_int(arg, 0, 65535, &s->resp_port) != 0) FAIL("invalid RESP port: %s", arg);
+        break;
+    default:
+        FAIL("unknown option");
+    }
+    return SETTINGS_RUN;
+}
+
+enum settings_action settings_parse(struct settings *s, int argc, char **argv,
+                                    char *err, size_t errlen)
+{
+    int c;
+    optind = 0;   /* GNU: re-initialise, so tests can parse more than once */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
+        if (c == '?') {
+            if (optopt != 0 && optopt < 256) FAIL("unknown option -%c", optopt);
+            FAIL("unknown option %s", argv[optind - 1]);
+        }
+        if (c == ':') {
+            if (optopt != 0 && optopt < 256) FAIL("option -%c needs a value", optopt);
+            FAIL("option %s needs a value", argv[optind - 1]);
+        }
+        enum settings_action a = apply_opt(s, c, optarg, err, errlen);
+        if (a != SETTINGS_RUN)
+            return a;
+    }
+    if (optind < argc)
+        FAIL("unexpected argument: %s", argv[optind]);
+    if (s->storage.item_size_max > s->storage.mem_limit / 2)
+        FAIL("cannot set item size limit (-I) higher than 1/2 of memory max (-m)");
+    if (s->resp_port != 0 && s->resp_port == s->port && s->socket_path[0] == '\0')
+        FAIL("--resp-port must differ from --port");
+    return SETTINGS_RUN;
+}
+
+const char *settings_usage(void)
+{
+    return PACKAGE_NAME " " PACKAGE_VERSION "\n"
+"-p, --port=<num>          TCP port to listen on (default: 11211)\n"
+"-U, --udp-port=<num>      UDP port (default: 0, off; only 0 is supported)\n"
+"-s, --unix-socket=<file>  UNIX socket to listen on (disables network support)\n"
+"-a, --unix-mask=<mask>    access mask for UNIX socket, in octal (default: 700)\n"
+"-A, --enable-shutdown     enable ascii \"shutdown\" command\n"
+"-l, --listen=<addr>       interfaces to listen on, comma separated; IPv6 as\n"
+"                          [::1]; addr:port overrides -p (default: 127.0.0.1)\n"
+"-d, --daemon              run as a daemon\n"
+"-r, --enable-coredumps    maximize core file limit\n"
+"-u, --user=<user>         assume identity of <username> (only when run as root)\n"
+"-m, --memory-limit=<num>  item memory in megabytes (default: 64)\n"
+"-M, --disable-evictions   return error on memory exhausted instead of evicting\n"
+"-c, --conn-limit=<num>    max simultaneous connections (default: 1024)\n"
+"-k, --lock-memory         lock down all paged memory\n"
+"-v, --verbose             verbose (print errors/warnings)\n"
+"-vv                       very verbose (also print client commands/responses)\n"
+"-h, --help                print this help and exit\n"
+"-V, --version             print version and exit\n"
+"-P, --pidfile=<file>      save PID in <file>\n"
+"-f, --slab-growth-factor=<num> chunk size growth factor (default: 1.25)\n"
+"-n, --slab-min-size=<bytes> min space used for key+value+flags (default: 48)\n"
+"-L, --enable-largepages   preallocate all item memory at start-up\n"
+"-t, --threads=<num>       number of worker threads (default: 4)\n"
+"-R, --max-reqs-per-event  requests processed per connection per event (default: 20)\n"
+"-C, --disable-cas         disable use of CAS\n"
+"-b, --listen-backlog=<num> set the backlog queue limit (default: 1024)\n"
+"-I, --max-item-size=<num> max item size, k/m suffix (default: 1m, min: 1k, max: 1024m)\n"
+"-F, --disable-flush-all   disable flush_all command\n"
+"    --resp-port=<num>     also listen for Redis (RESP) clients on this port\n"
+"-o, --extended            comma separated list of extended options:\n"
+"   - hashpower=<n>        initial hash table size is 2^n buckets (default: 16)\n"
+"   - resp_port=<num>      same as --resp-port\n"
+"   - maxconns_fast        accepted for memcached compatibility (always on)\n"
+"   - modern               accepted for memcached compatibility (no effect)\n";
+}

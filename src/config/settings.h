@@ -1,0 +1,63 @@
+/*
+ * Settings: the one configuration struct, filled from the command line at
+ * start-up and read-only afterwards. Flags and defaults follow memcached's
+ * so that an existing memcached command line starts kioku unchanged.
+ *
+ * settings_parse() is pure apart from getopt's cursor: it prints nothing and
+ * exits nothing; main() acts on the result.
+ */
+#ifndef KIOKU_SETTINGS_H
+#define KIOKU_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "storage/storage.h"
+
+#define KIOKU_EX_USAGE 64   /* sysexits.h EX_USAGE */
+
+struct settings {
+    int port;                 /* -p, 11211 */
+    int udp_port;             /* -U, 0: only 0 is supported */
+    char listen[1024];        /* -l, comma-separated; "127.0.0.1" */
+    char socket_path[256];    /* -s: unix socket instead of TCP */
+    int socket_mask;          /* -a, octal, 0700 */
+    int max_conns;            /* -c, 1024 */
+    int threads;              /* -t, 4 */
+    int backlog;              /* -b, 1024 */
+    int reqs_per_event;       /* -R, 20 */
+    int verbose;              /* -v count */
+    bool daemonize;           /* -d */
+    bool enable_shutdown;     /* -A */
+    bool flush_enabled;       /* false with -F */
+    bool lock_memory;         /* -k */
+    bool coredumps;           /* -r */
+    char user[64];            /* -u */
+    char pid_file[256];       /* -P */
+    int idle_timeout;         /* -o idle_timeout, seconds; 0 none */
+    int resp_port;            /* --resp-port / -o resp_port; 0 off (issue 4) */
+    struct storage_config storage;
+};
+
+enum settings_action {
+    SETTINGS_RUN,      /* start the server */
+    SETTINGS_HELP,     /* print settings_usage() and exit 0 */
+    SETTINGS_VERSION,  /* print the version and exit 0 */
+    SETTINGS_ERROR,    /* print err, a --help hint, exit KIOKU_EX_USAGE */
+};
+
+void settings_default(struct settings *s);
+
+/* Parse argv over the defaults already in *s. On SETTINGS_ERROR a one-line
+ * message is in err. Validates ranges (port, threads, sizes). */
+enum settings_action settings_parse(struct settings *s, int argc, char **argv,
+                                    char *err, size_t errlen);
+
+/* Parse a size with an optional k/m/g suffix ("1m", "512k", "2048").
+ * Returns 0 and *out in bytes, or -1. */
+int settings_parse_size(const char *str, size_t *out);
+
+/* The --help text. */
+const char *settings_usage(void);
+
+#endif

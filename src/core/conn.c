@@ -1,0 +1,697 @@
+/*
+ * Connection I/O state machine.
+ *
+ *   READ     parse and run requests from the read buffer; read the socket
+ *            when the buffer holds no complete request
+ *   NREAD    a value is arriving: copy it into its item
+ *   SWALLOW  discard the bytes of a refused value
+ *   CLOSING  write what is queued, then close
+ *
+ * Output is written (1) before the connection waits for input, so replies
+ * to everything a read brought in leave together, and (2) when a protocol
+ * yields because its request budget (-R) is spent or too much output is
+ * queued: the connection then lets other connections of its worker run and
+ * picks up where it left.
+ *
+ * Reads try not to cost an extra syscall: after a read that did not fill the
+ * buffer the socket is taken as drained, and the connection waits for the
+ * next event instead of reading again into EAGAIN.
+ */
+#include "core/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/worker.h"
+#include "stats/stats.h"
+#include "storage/item.h"
+#include "util/clock.h"
+
+enum conn_state { CS_READ, CS_NREAD, CS_SWALLOW, CS_CLOSING };
+
+struct out_entry {
+    const char *base;   /* NULL: the bytes live at wbuf + off */
+    size_t off;
+    size_t len;
+};
+
+#define RBUF_INIT (16 * 1024)
+#define RBUF_MAX (4 * 1024 * 1024)     /* protocols refuse longer requests first */
+#define WBUF_INIT 2048
+#define WBUF_KEEP (64 * 1024)          /* shrink back after a large reply */
+#define OUT_FULL_BYTES (512 * 1024)    /* queued bytes that make a protocol yield */
+#define OUT_FULL_ENTRIES 4096
+#define DIRECT_READ_MIN (16 * 1024)    /* larger values are read straight into the item */
+#define WRITE_IOV 512
+
+static const struct conn_protocols *protocols;   /* set once in conn_setup */
+static int reqs_per_event = 20;
+static uint64_t next_conn_id;                    /* atomic */
+
+static void conn_event(evutil_socket_t fd, short what, void *arg);
+
+void conn_setup(const struct conn_protocols *protos, int reqs)
+{
+    protocols = protos;
+    reqs_per_event = reqs;
+}
+
+/* ---- transport: plain sockets ---- */
+
+static ssize_t plain_read(struct conn *c, void *buf, size_t n)
+{
+    return read(c->fd, buf, n);
+}
+
+static ssize_t plain_writev(struct conn *c, const struct iovec *iov, int iovcnt)
+{
+    return writev(c->fd, iov, iovcnt);
+}
+
+static void plain_close(struct conn *c)
+{
+    close(c->fd);
+}
+
+const struct transport transport_plain = {
+    .name = "plain", .read = plain_read, .writev = plain_writev, .close = plain_close,
+};
+
+/* The state is also read by `stats conns` from another thread. */
+static inline void set_state(struct conn *c, enum conn_state st)
+{
+    __atomic_store_n(&c->state, (uint8_t)st, __ATOMIC_RELAXED);
+}
+
+/* ---- life cycle ---- */
+
+struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
+                         const struct sockaddr *peer, socklen_t peer_len)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        goto fail;
+    c->rbuf = malloc(RBUF_INIT);
+    c->wbuf = malloc(WBUF_INIT);
+    c->outcap = 64;
+    c->out = malloc(sizeof(*c->out) * (size_t)c->outcap);
+    c->refcap = 32;
+    c->refs = malloc(sizeof(*c->refs) * (size_t)c->refcap);
+    c->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_event, c);
+    if (c->rbuf == NULL || c->wbuf == NULL || c->out == NULL || c->refs == NULL || c->ev == NULL)
+        goto fail;
+    c->rcap = RBUF_INIT;
+    c->wcap = WBUF_INIT;
+    c->fd = fd;
+    c->kind = kind;
+    c->tp = &transport_plain;
+    c->worker = w;
+    c->stats = w->stats;
+    set_state(c, CS_READ);
+    c->ev_flags = EV_READ;
+    c->id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
+    c->created = c->last_cmd = clock_now_ms();
+    if (peer_len > 0 && peer_len <= sizeof(c->peer)) {
+        memcpy(&c->peer, peer, peer_len);
+        c->peer_len = peer_len;
+    }
+    if (event_add(c->ev, NULL) != 0)
+        goto fail;
+    worker_conn_added(w, c);
+    return c;
+fail:
+    if (c != NULL) {
+        if (c->ev != NULL)
+            event_free(c->ev);
+        free(c->rbuf);
+        free(c->wbuf);
+        free(c->out);
+        free(c->refs);
+        free(c);
+    }
+    close(fd);
+    stats_conn_closed();
+    return NULL;
+}
+
+static void release_output(struct conn *c)
+{
+    for (int i = 0; i < c->nrefs; i++)
+        item_put(c->refs[i]);
+    c->nrefs = 0;
+    c->nout = 0;
+    c->out_pos = 0;
+    c->out_off = 0;
+    c->wlen = 0;
+    c->out_bytes = 0;
+    if (c->wcap > WBUF_KEEP) {
+        char *small = realloc(c->wbuf, WBUF_INIT);
+        if (small != NULL) {
+            c->wbuf = small;
+            c->wcap = WBUF_INIT;
+        }
+    }
+}
+
+void conn_close(struct conn *c)
+{
+    event_free(c->ev);
+    if (c->proto != NULL && c->proto->release != NULL)
+        c->proto->release(c);
+    c->tp->close(c);
+    if (c->nread_item != NULL)
+        item_put(c->nread_item);
+    release_output(c);
+    worker_conn_removed(c->worker, c);
+    free(c->rbuf);
+    free(c->wbuf);
+    free(c->out);
+    free(c->refs);
+    free(c);
+    stats_conn_closed();
+}
+
+/* ---- output ---- */
+
+static bool ensure_wbuf(struct conn *c, size_t n)
+{
+    if (c->wcap - c->wlen >= n)
+        return true;
+    size_t cap = c->wcap;
+    while (cap - c->wlen < n)
+        cap *= 2;
+    char *p = realloc(c->wbuf, cap);
+    if (p == NULL)
+        return false;
+    c->wbuf = p;
+    c->wcap = cap;
+    return true;
+}
+
+static bool push_entry(struct conn *c, const char *base, size_t off, size_t len)
+{
+    if (c->nout == c->outcap) {
+        struct out_entry *p = realloc(c->out, sizeof(*p) * (size_t)c->outcap * 2);
+        if (p == NULL)
+            return false;
+        c->out = p;
+        c->outcap *= 2;
+    }
+    c->out[c->nout++] = (struct out_entry){base, off, len};
+    c->out_bytes += len;
+    return true;
+}
+
+/* Account n bytes just placed at wbuf + wlen, merging with the last entry. */
+static void commit_wbuf(struct conn *c, size_t n)
+{
+    struct out_entry *last = c->nout > c->out_pos ? &c->out[c->nout - 1] : NULL;
+    if (last != NULL && last->base == NULL && last->off + last->len == c->wlen) {
+        last->len += n;
+        c->out_bytes += n;
+    } else if (!push_entry(c, NULL, c->wlen, n)) {
+        c->close_after_write = true;   /* out of memory: give up on this client */
+        return;
+    }
+    c->wlen += n;
+}
+
+void conn_out(struct conn *c, const void *data, size_t n)
+{
+    if (n == 0)
+        return;
+    if (!ensure_wbuf(c, n)) {
+        c->close_after_write = true;
+        return;
+    }
+    memcpy(c->wbuf + c->wlen, data, n);
+    commit_wbuf(c, n);
+}
+
+char *conn_out_reserve(struct conn *c, size_t n)
+{
+    if (!ensure_wbuf(c, n))
+        return NULL;
+    return c->wbuf + c->wlen;
+}
+
+void conn_out_commit(struct conn *c, size_t used)
+{
+    if (used > 0)
+        commit_wbuf(c, used);
+}
+
+void conn_out_item(struct conn *c, struct item *it, size_t off, size_t n)
+{
+    if (c->nrefs == c->refcap) {
+        struct item **p = realloc(c->refs, sizeof(*p) * (size_t)c->refcap * 2);
+        if (p == NULL) {
+            c->close_after_write = true;
+            return;
+        }
+        c->refs = p;
+        c->refcap *= 2;
+    }
+    item_incref(it);
+    c->refs[c->nrefs++] = it;
+    if (!item_is_chunked(it)) {
+        if (!push_entry(c, item_value(it) + off, 0, n))
+            c->close_after_write = true;
+        return;
+    }
+    struct iovec iov[16];
+    while (n > 0) {
+        int cnt = item_value_iov(it, off, iov, 16);
+        if (cnt <= 0)
+            break;
+        for (int i = 0; i < cnt && n > 0; i++) {
+            size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
+            if (!push_entry(c, iov[i].iov_base, 0, len)) {
+                c->close_after_write = true;
+                return;
+            }
+            off += len;
+            n -= len;
+        }
+    }
+}
+
+bool conn_out_full(const struct conn *c)
+{
+    return c->out_bytes >= OUT_FULL_BYTES || c->nout >= OUT_FULL_ENTRIES;
+}
+
+enum flush_result { FLUSH_DONE, FLUSH_BLOCKED, FLUSH_ERROR };
+
+/* Write queued output with as few writev calls as IOV limits allow. */
+static enum flush_result conn_flush(struct conn *c)
+{
+    struct iovec iov[WRITE_IOV];
+    while (c->out_pos < c->nout) {
+        int cnt = 0;
+        for (int i = c->out_pos; i < c->nout && cnt < WRITE_IOV; i++) {
+            const struct out_entry *e = &c->out[i];
+            const char *base = e->base != NULL ? e->base : c->wbuf + e->off;
+            size_t skip = i == c->out_pos ? c->out_off : 0;
+            iov[cnt].iov_base = (void *)(base + skip);
+            iov[cnt].iov_len = e->len - skip;
+            cnt++;
+        }
+        ssize_t n = c->tp->writev(c, iov, cnt);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return FLUSH_BLOCKED;
+            return FLUSH_ERROR;
+        }
+        STAT_ADD(c->stats, bytes_written, n);
+        size_t left = (size_t)n;
+        c->out_bytes -= left;
+        while (left > 0) {
+            size_t rem = c->out[c->out_pos].len - c->out_off;
+            if (left >= rem) {
+                left -= rem;
+                c->out_pos++;
+                c->out_off = 0;
+            } else {
+                c->out_off += left;
+                left = 0;
+            }
+        }
+    }
+    release_output(c);
+    return FLUSH_DONE;
+}
+
+/* ---- input ---- */
+
+void conn_consume(struct conn *c, size_t n)
+{
+    c->rpos += n;
+    if (c->rpos == c->rend)
+        c->rpos = c->rend = 0;
+}
+
+bool conn_budget(struct conn *c)
+{
+    if (c->budget <= 0)
+        return false;
+    c->budget--;
+    return true;
+}
+
+enum fill_result { FILL_OK, FILL_DRAINED, FILL_AGAIN, FILL_EOF };
+
+/* Read once from the socket into the read buffer. */
+static enum fill_result conn_fill(struct conn *c)
+{
+    if (c->rpos > 0 && c->rpos == c->rend) {
+        c->rpos = c->rend = 0;
+    } else if (c->rpos > 0 && c->rcap - c->rend < c->rcap / 4) {
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rend - c->rpos);
+        c->rend -= c->rpos;
+        c->rpos = 0;
+    }
+    if (c->rend == c->rcap) {
+        if (c->rpos > 0) {
+            memmove(c->rbuf, c->rbuf + c->rpos, c->rend - c->rpos);
+            c->rend -= c->rpos;
+            c->rpos = 0;
+        } else {
+            if (c->rcap >= RBUF_MAX)
+                return FILL_EOF;   /* a protocol let a request outgrow every limit */
+            char *p = realloc(c->rbuf, c->rcap * 2);
+            if (p == NULL)
+                return FILL_EOF;
+            c->rbuf = p;
+            c->rcap *= 2;
+        }
+    }
+    size_t space = c->rcap - c->rend;
+    for (;;) {
+        ssize_t n = c->tp->read(c, c->rbuf + c->rend, space);
+        if (n > 0) {
+            c->rend += (size_t)n;
+            STAT_ADD(c->stats, bytes_read, n);
+            return (size_t)n < space ? FILL_DRAINED : FILL_OK;
+        }
+        if (n == 0)
+            return FILL_EOF;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return FILL_AGAIN;
+        return FILL_EOF;
+    }
+}
+
+bool conn_read_value(struct conn *c, struct item *it, size_t n)
+{
+    size_t have = conn_rlen(c);
+    size_t take = have < n ? have : n;
+    item_value_write(it, 0, conn_rbuf(c), take);
+    conn_consume(c, take);
+    c->nread_item = it;
+    c->nread_off = take;
+    c->nread_len = n;
+    if (take == n)
+        return true;
+    set_state(c, CS_NREAD);
+    return false;
+}
+
+struct item *conn_take_value(struct conn *c)
+{
+    struct item *it = c->nread_item;
+    c->nread_item = NULL;
+    return it;
+}
+
+void conn_swallow(struct conn *c, size_t n)
+{
+    size_t have = conn_rlen(c);
+    size_t take = have < n ? have : n;
+    conn_consume(c, take);
+    if (take < n) {
+        c->swallow = n - take;
+        set_state(c, CS_SWALLOW);
+    }
+}
+
+/* Move bytes towards the value being read. Returns FILL_OK when complete. */
+static enum fill_result nread_step(struct conn *c)
+{
+    size_t left = c->nread_len - c->nread_off;
+    if (left > DIRECT_READ_MIN) {
+        struct iovec iov[1];
+        if (item_value_iov(c->nread_item, c->nread_off, iov, 1) != 1)
+            return FILL_EOF;
+        size_t want = iov[0].iov_len < left ? iov[0].iov_len : left;
+        ssize_t n = c->tp->read(c, iov[0].iov_base, want);
+        if (n == 0)
+            return FILL_EOF;
+        if (n < 0) {
+            if (errno == EINTR)
+                return FILL_DRAINED;
+            return (errno == EAGAIN || errno == EWOULDBLOCK) ? FILL_AGAIN : FILL_EOF;
+        }
+        STAT_ADD(c->stats, bytes_read, n);
+        c->nread_off += (size_t)n;
+    } else {
+        if (conn_rlen(c) == 0) {
+            enum fill_result r = conn_fill(c);
+            if (r == FILL_AGAIN || r == FILL_EOF)
+                return r;
+        }
+        size_t take = conn_rlen(c) < left ? conn_rlen(c) : left;
+        item_value_write(c->nread_item, c->nread_off, conn_rbuf(c), take);
+        conn_consume(c, take);
+        c->nread_off += take;
+    }
+    return c->nread_off == c->nread_len ? FILL_OK : FILL_DRAINED;
+}
+
+static enum fill_result swallow_step(struct conn *c)
+{
+    if (conn_rlen(c) == 0) {
+        enum fill_result r = conn_fill(c);
+        if (r == FILL_AGAIN || r == FILL_EOF)
+            return r;
+    }
+    size_t take = conn_rlen(c) < c->swallow ? conn_rlen(c) : c->swallow;
+    conn_consume(c, take);
+    c->swallow -= take;
+    return c->swallow == 0 ? FILL_OK : FILL_DRAINED;
+}
+
+/* ---- the state machine ---- */
+
+static void set_interest(struct conn *c, short flags)
+{
+    if (c->ev_flags == flags)
+        return;
+    event_del(c->ev);
+    event_assign(c->ev, c->worker->base, c->fd, flags | EV_PERSIST, conn_event, c);
+    event_add(c->ev, NULL);
+    c->ev_flags = flags;
+}
+
+static bool choose_proto(struct conn *c)
+{
+    unsigned char b = (unsigned char)c->rbuf[c->rpos];
+    if (c->kind == LISTENER_RESP)
+        c->proto = protocols->resp;
+    else if (b == 0x80)
+        c->proto = protocols->binary;
+    else if (b == '*' && protocols->resp != NULL)
+        c->proto = protocols->resp;
+    else
+        c->proto = protocols->text;
+    return c->proto != NULL;
+}
+
+/* Apply a protocol's result. Returns false when the connection must stop
+ * for now (yield); the state is set for what follows. */
+static bool apply_result(struct conn *c, enum proc_result r, bool *need_input)
+{
+    switch (r) {
+    case PROC_MORE:
+        *need_input = true;
+        return true;
+    case PROC_YIELD:
+        return false;
+    case PROC_NREAD:
+        /* conn_read_value()/conn_swallow() already set the state */
+        return true;
+    case PROC_CLOSE:
+        set_state(c, CS_CLOSING);
+        return true;
+    }
+    return true;
+}
+
+/* Flush, then wait for input (or for the socket to take more output). */
+static void wait_input(struct conn *c)
+{
+    if (c->out_pos < c->nout) {
+        enum flush_result f = conn_flush(c);
+        if (f == FLUSH_ERROR) {
+            conn_close(c);
+            return;
+        }
+        if (f == FLUSH_BLOCKED) {
+            set_interest(c, EV_WRITE);
+            return;
+        }
+    }
+    if (c->close_after_write) {
+        conn_close(c);
+        return;
+    }
+    set_interest(c, EV_READ);
+}
+
+static void conn_drive(struct conn *c)
+{
+    bool need_input = false, drained = false;
+    c->now = clock_now_ms();
+    c->budget = reqs_per_event;
+
+    if (c->out_pos < c->nout) {
+        enum flush_result f = conn_flush(c);
+        if (f == FLUSH_ERROR) {
+            conn_close(c);
+            return;
+        }
+        if (f == FLUSH_BLOCKED) {
+            set_interest(c, EV_WRITE);
+            return;
+        }
+    }
+    for (;;) {
+        enum fill_result fr;
+        if (c->close_after_write && c->state != CS_CLOSING)
+            set_state(c, CS_CLOSING);
+        switch (c->state) {
+        case CS_READ:
+            if (!need_input && conn_rlen(c) > 0) {
+                if (c->proto == NULL && !choose_proto(c)) {
+                    conn_close(c);
+                    return;
+                }
+                if (c->budget <= 0 || conn_out_full(c))
+                    goto yield;
+                __atomic_store_n(&c->last_cmd, c->now, __ATOMIC_RELAXED);
+                if (!apply_result(c, c->proto->process(c), &need_input))
+                    goto yield;
+                continue;
+            }
+            if (drained) {
+                wait_input(c);
+                return;
+            }
+            fr = conn_fill(c);
+            if (fr == FILL_EOF) {
+                conn_close(c);
+                return;
+            }
+            if (fr == FILL_AGAIN) {
+                wait_input(c);
+                return;
+            }
+            need_input = false;
+            drained = fr == FILL_DRAINED;
+            continue;
+        case CS_NREAD:
+            fr = nread_step(c);
+            if (fr == FILL_EOF) {
+                conn_close(c);
+                return;
+            }
+            if (fr == FILL_AGAIN) {
+                wait_input(c);
+                return;
+            }
+            if (fr == FILL_OK) {
+                set_state(c, CS_READ);
+                need_input = false;
+                if (!apply_result(c, c->proto->value_done(c), &need_input))
+                    goto yield;
+            }
+            continue;
+        case CS_SWALLOW:
+            fr = swallow_step(c);
+            if (fr == FILL_EOF) {
+                conn_close(c);
+                return;
+            }
+            if (fr == FILL_AGAIN) {
+                wait_input(c);
+                return;
+            }
+            if (fr == FILL_OK) {
+                set_state(c, CS_READ);
+                need_input = false;
+            }
+            continue;
+        case CS_CLOSING:
+        default:
+            c->close_after_write = true;
+            wait_input(c);
+            return;
+        }
+    }
+yield:
+    /* Budget spent or output full: write, then let the worker's other
+     * connections run before this one continues. */
+    STAT_INC(c->stats, conn_yields);
+    if (c->out_pos < c->nout) {
+        enum flush_result f = conn_flush(c);
+        if (f == FLUSH_ERROR) {
+            conn_close(c);
+            return;
+        }
+        if (f == FLUSH_BLOCKED) {
+            set_interest(c, EV_WRITE);
+            return;
+        }
+    }
+    set_interest(c, EV_READ);
+    event_active(c->ev, EV_READ, 0);
+}
+
+static void conn_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_drive(arg);
+}
+
+void conn_shutdown(struct conn *c)
+{
+    if (c->nread_item != NULL) {
+        item_put(c->nread_item);
+        c->nread_item = NULL;
+    }
+    set_state(c, CS_CLOSING);
+    c->close_after_write = true;
+    wait_input(c);
+}
+
+/* ---- introspection ---- */
+
+void conn_peer_name(const struct conn *c, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+    if (c->peer_len == 0 || sa->sa_family == AF_UNIX) {
+        snprintf(buf, len, "unix");
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+    }
+}
+
+const char *conn_state_name(const struct conn *c)
+{
+    switch (__atomic_load_n(&c->state, __ATOMIC_RELAXED)) {
+    case CS_READ: return "conn_parse_cmd";
+    case CS_NREAD: return "conn_nread";
+    case CS_SWALLOW: return "conn_swallow";
+    default: return "conn_closing";
+    }
+}

@@ -1,0 +1,171 @@
+/*
+ * Connections: I/O states, buffers and the transport, nothing of protocols.
+ *
+ * A connection reads into a read buffer and hands it to its protocol's
+ * process() (chosen from the first byte), which parses as many complete
+ * requests as it can and queues replies. Replies are gathered: small text
+ * is copied into one write buffer, values are referenced straight from their
+ * items (holding a reference until written), and the whole batch leaves in
+ * as few writev() calls as IOV_MAX allows. So a pipelined burst, or a
+ * multi-get of 100 keys, is one read and one write.
+ *
+ * A storage command's value is read by the connection on the protocol's
+ * behalf (conn_read_value): what the read buffer already holds is copied,
+ * the rest is read from the socket straight into the item.
+ *
+ * All I/O goes through a transport (plain sockets now; TLS can be another
+ * transport), so protocol code never sees a file descriptor.
+ *
+ * A connection belongs to one worker thread and is touched only by it.
+ */
+#ifndef KIOKU_CONN_H
+#define KIOKU_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct conn;
+struct item;
+struct worker;
+struct thread_stats;
+struct event;
+
+struct transport {
+    const char *name;
+    /* As read(2)/writev(2): >0 bytes, 0 on EOF (read), -1 with errno. */
+    ssize_t (*read)(struct conn *c, void *buf, size_t n);
+    ssize_t (*writev)(struct conn *c, const struct iovec *iov, int iovcnt);
+    void (*close)(struct conn *c);
+};
+
+extern const struct transport transport_plain;
+
+/* What a protocol tells the connection after process() or value_done(). */
+enum proc_result {
+    PROC_MORE,    /* consumed all complete requests; wants more input */
+    PROC_YIELD,   /* stopped early (request budget or output full); call again */
+    PROC_NREAD,   /* a value is being read: conn_read_value() returned false */
+    PROC_CLOSE,   /* send what is queued, then close */
+};
+
+struct proto_ops {
+    const char *name;
+    /* Parse and execute requests from the read buffer (conn_rbuf/conn_consume). */
+    enum proc_result (*process)(struct conn *c);
+    /* The value asked for with conn_read_value() has fully arrived. */
+    enum proc_result (*value_done)(struct conn *c);
+    /* The connection closes: drop protocol state (not the read item). */
+    void (*release)(struct conn *c);
+};
+
+/* Protocols by what the first byte of a connection says. */
+struct conn_protocols {
+    const struct proto_ops *text;    /* memcached text (and meta) */
+    const struct proto_ops *binary;  /* first byte 0x80; NULL: unsupported */
+    const struct proto_ops *resp;    /* first byte '*', or a RESP listener */
+};
+
+enum conn_listener_kind { LISTENER_MEMCACHED, LISTENER_RESP };
+
+/* Protocol-private storage inside each connection. */
+#define CONN_PROTO_DATA 128
+
+struct conn {
+    int fd;
+    enum conn_listener_kind kind;
+    const struct transport *tp;
+    void *tp_data;                 /* transport state (e.g. an SSL *) */
+    const struct proto_ops *proto; /* NULL until the first byte arrives */
+    struct worker *worker;
+    struct thread_stats *stats;    /* the worker's counters */
+    struct event *ev;
+    short ev_flags;                /* what ev is registered for */
+    uint8_t state;                 /* enum conn_state in conn.c */
+    bool close_after_write;
+    bool yielded;
+    int budget;                    /* requests left in this event (-R) */
+    uint64_t id;                   /* unique per process */
+    int64_t now;                   /* kioku ms, read once per event */
+    int64_t created;               /* kioku ms */
+    int64_t last_cmd;              /* kioku ms of the last request */
+
+    /* read buffer: [rpos, rend) is unparsed input */
+    char *rbuf;
+    size_t rcap, rpos, rend;
+
+    /* a value being read into an item, or bytes being discarded */
+    struct item *nread_item;
+    size_t nread_off, nread_len;
+    size_t swallow;
+
+    /* output: entries point into wbuf (by offset) or into held items */
+    struct out_entry *out;
+    int nout, outcap, out_pos;     /* out_pos: first entry not fully written */
+    size_t out_off;                /* bytes of out[out_pos] already written */
+    char *wbuf;
+    size_t wlen, wcap;
+    struct item **refs;
+    int nrefs, refcap;
+    size_t out_bytes;              /* queued, not yet written */
+
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    struct conn *prev, *next;      /* the worker's list */
+    char name[64];                 /* RESP CLIENT SETNAME */
+    uint64_t proto_data[CONN_PROTO_DATA / 8];
+};
+
+/* Create a connection for an accepted fd, owned by worker w (called in w's
+ * thread). Returns NULL (fd closed) on failure. */
+struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
+                         const struct sockaddr *peer, socklen_t peer_len);
+/* Close and free now (in the owner thread). */
+void conn_close(struct conn *c);
+/* Stop reading; close once queued output is written. */
+void conn_shutdown(struct conn *c);
+
+void conn_setup(const struct conn_protocols *protos, int reqs_per_event);
+
+/* ---- for protocols ---- */
+
+/* Unparsed input. */
+static inline const char *conn_rbuf(const struct conn *c) { return c->rbuf + c->rpos; }
+static inline size_t conn_rlen(const struct conn *c) { return c->rend - c->rpos; }
+void conn_consume(struct conn *c, size_t n);
+
+/* Queue bytes to send (copied). */
+void conn_out(struct conn *c, const void *data, size_t n);
+static inline void conn_out_str(struct conn *c, const char *s, size_t n) { conn_out(c, s, n); }
+#define CONN_OUT_LIT(c, lit) conn_out((c), (lit), sizeof(lit) - 1)
+/* Reserve n bytes of output to format into; conn_out_commit() the used part. */
+char *conn_out_reserve(struct conn *c, size_t n);
+void conn_out_commit(struct conn *c, size_t used);
+/* Queue bytes [off, off+n) of the item's value+CRLF without copying; takes
+ * a reference released once written. */
+void conn_out_item(struct conn *c, struct item *it, size_t off, size_t n);
+/* True when enough output is queued that the protocol should yield. */
+bool conn_out_full(const struct conn *c);
+
+/*
+ * Read n bytes into the item's value+CRLF area from offset 0. Takes over the
+ * caller's reference. Returns true if the bytes were all in the read buffer
+ * (the item is back with the caller via conn_take_value(), now); false if the
+ * protocol must return PROC_NREAD and will get value_done() later.
+ */
+bool conn_read_value(struct conn *c, struct item *it, size_t n);
+/* The item read by conn_read_value(); the caller now owns the reference. */
+struct item *conn_take_value(struct conn *c);
+/* Discard the next n bytes of input (e.g. a refused value). */
+void conn_swallow(struct conn *c, size_t n);
+/* Spend one request of this event's budget; false when it is used up. */
+bool conn_budget(struct conn *c);
+
+/* Peer address as text ("127.0.0.1:5000", "[::1]:5000", "unix"). */
+void conn_peer_name(const struct conn *c, char *buf, size_t len);
+const char *conn_state_name(const struct conn *c);
+
+#endif

@@ -1,0 +1,252 @@
+/*
+ * Listening sockets and the accept path. Accepting runs in one thread; a
+ * new connection costs the acceptor one accept(), a check of the connection
+ * count against -c, and a hand-off to a worker. Over the limit, the client
+ * gets memcached's "ERROR Too many open connections" and is closed, and the
+ * acceptor keeps going. When the process runs out of descriptors, accepting
+ * pauses briefly instead of spinning.
+ */
+#include "core/listener.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config/settings.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "stats/stats.h"
+
+#define MAX_LISTENERS 64
+
+struct listen_slot {
+    struct evconnlistener *lev;
+    enum conn_listener_kind kind;
+    int tcp;
+};
+
+static struct event_base *base;
+static struct listen_slot slots[MAX_LISTENERS];
+static int nslots;
+static int max_conns;
+static struct event *sig_int, *sig_term, *resume_ev;
+
+static const char too_many[] = "ERROR Too many open connections\r\n";
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    struct listen_slot *slot = arg;
+    (void)lev;
+    if (stats_curr_conns() >= (uint64_t)max_conns) {
+        ssize_t w = write(fd, too_many, sizeof(too_many) - 1);
+        (void)w;
+        close(fd);
+        stats_conn_rejected();
+        return;
+    }
+    if (slot->tcp) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    stats_conn_opened();
+    worker_dispatch(fd, slot->kind, sa, (socklen_t)salen);
+}
+
+static void resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    for (int i = 0; i < nslots; i++)
+        evconnlistener_enable(slots[i].lev);
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    (void)lev;
+    (void)arg;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        /* Out of descriptors: stop accepting for a moment, don't spin. */
+        struct timeval tv = {0, 100 * 1000};
+        for (int i = 0; i < nslots; i++)
+            evconnlistener_disable(slots[i].lev);
+        event_add(resume_ev, &tv);
+        stats_conn_rejected();
+    }
+}
+
+static int add_listener(const struct sockaddr *sa, socklen_t len, enum conn_listener_kind kind,
+                        int backlog, int tcp, char *err, size_t errlen)
+{
+    if (nslots == MAX_LISTENERS) {
+        snprintf(err, errlen, "too many listening addresses");
+        return -1;
+    }
+    struct listen_slot *slot = &slots[nslots];
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+    if (sa->sa_family == AF_INET6)
+        flags |= LEV_OPT_BIND_IPV6ONLY;
+    slot->kind = kind;
+    slot->tcp = tcp;
+    slot->lev = evconnlistener_new_bind(base, on_accept, slot, flags, backlog, sa, (int)len);
+    if (slot->lev == NULL)
+        return -1;
+    evconnlistener_set_error_cb(slot->lev, on_accept_error);
+    nslots++;
+    return 0;
+}
+
+/* Split one -l entry into host and port: "h", "h:p", "[v6]", "[v6]:p", "::1". */
+static int split_host_port(char *entry, const char **host, const char **port)
+{
+    *port = NULL;
+    if (entry[0] == '[') {
+        char *close = strchr(entry, ']');
+        if (close == NULL)
+            return -1;
+        *close = '\0';
+        *host = entry + 1;
+        if (close[1] == ':')
+            *port = close + 2;
+        else if (close[1] != '\0')
+            return -1;
+        return 0;
+    }
+    char *colon = strchr(entry, ':');
+    if (colon != NULL && strchr(colon + 1, ':') == NULL) {
+        *colon = '\0';
+        *port = colon + 1;
+    }
+    *host = entry;
+    return 0;
+}
+
+static int bind_tcp_list(const char *list, int default_port, enum conn_listener_kind kind,
+                         int backlog, char *err, size_t errlen)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", list);
+    char *save = NULL;
+    for (char *entry = strtok_r(buf, ",", &save); entry != NULL; entry = strtok_r(NULL, ",", &save)) {
+        const char *host, *port;
+        char portbuf[16];
+        if (split_host_port(entry, &host, &port) != 0) {
+            snprintf(err, errlen, "invalid listen address: %s", entry);
+            return -1;
+        }
+        if (port == NULL || kind == LISTENER_RESP) {
+            snprintf(portbuf, sizeof(portbuf), "%d", default_port);
+            port = portbuf;
+        }
+        struct addrinfo hints = {0}, *res;
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        int rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+            return -1;
+        }
+        for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+            if (add_listener(ai->ai_addr, ai->ai_addrlen, kind, backlog, 1, err, errlen) != 0) {
+                snprintf(err, errlen, "failed to listen on TCP port %s of %s: %s", port,
+                         *host ? host : "*", strerror(errno));
+                freeaddrinfo(res);
+                return -1;
+            }
+        }
+        freeaddrinfo(res);
+    }
+    return 0;
+}
+
+static int bind_unix(const char *path, int mask, int backlog, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = {0};
+    struct stat st;
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "unix socket path too long: %s", path);
+        return -1;
+    }
+    strcpy(sun.sun_path, path);
+    /* Replace a stale socket left by an earlier run, never another file. */
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    mode_t old = umask((mode_t)(~mask & 0777));
+    int rc = add_listener((struct sockaddr *)&sun, sizeof(sun), LISTENER_MEMCACHED, backlog, 0, err, errlen);
+    umask(old);
+    if (rc != 0)
+        snprintf(err, errlen, "failed to listen on unix socket %s: %s", path, strerror(errno));
+    return rc;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    event_base_loopbreak(base);
+}
+
+int listener_setup(const struct settings *s, char *err, size_t errlen)
+{
+    max_conns = s->max_conns;
+    base = event_base_new();
+    if (base == NULL) {
+        snprintf(err, errlen, "cannot create an event base");
+        return -1;
+    }
+    resume_ev = evtimer_new(base, resume_accept, NULL);
+    sig_int = evsignal_new(base, SIGINT, on_signal, NULL);
+    sig_term = evsignal_new(base, SIGTERM, on_signal, NULL);
+    if (resume_ev == NULL || sig_int == NULL || sig_term == NULL ||
+        event_add(sig_int, NULL) != 0 || event_add(sig_term, NULL) != 0) {
+        snprintf(err, errlen, "cannot set up signal handling");
+        return -1;
+    }
+    if (s->socket_path[0] != '\0') {
+        if (bind_unix(s->socket_path, s->socket_mask, s->backlog, err, errlen) != 0)
+            return -1;
+    } else if (bind_tcp_list(s->listen, s->port, LISTENER_MEMCACHED, s->backlog, err, errlen) != 0) {
+        return -1;
+    }
+    if (s->resp_port != 0 &&
+        bind_tcp_list(s->listen, s->resp_port, LISTENER_RESP, s->backlog, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+void listener_run(void)
+{
+    event_base_dispatch(base);
+}
+
+void listener_teardown(void)
+{
+    for (int i = 0; i < nslots; i++)
+        evconnlistener_free(slots[i].lev);
+    nslots = 0;
+    if (sig_int != NULL)
+        event_free(sig_int);
+    if (sig_term != NULL)
+        event_free(sig_term);
+    if (resume_ev != NULL)
+        event_free(resume_ev);
+    sig_int = sig_term = resume_ev = NULL;
+    if (base != NULL)
+        event_base_free(base);
+    base = NULL;
+}

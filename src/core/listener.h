@@ -1,0 +1,21 @@
+/*
+ * The acceptor: listening sockets (TCP on every -l address, or a unix
+ * socket with -s, plus the optional RESP port) on one event_base run by the
+ * main thread. It enforces -c and hands every other connection to a worker.
+ * SIGINT and SIGTERM end listener_run().
+ */
+#ifndef KIOKU_LISTENER_H
+#define KIOKU_LISTENER_H
+
+#include <stddef.h>
+
+struct settings;
+
+/* Bind everything. Returns 0, or -1 with a message in err. */
+int listener_setup(const struct settings *s, char *err, size_t errlen);
+/* Accept until SIGINT/SIGTERM. */
+void listener_run(void);
+/* Close all listening sockets (no new connections after this). */
+void listener_teardown(void);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * Worker threads. Each owns an event_base and the connections it was handed;
+ * the acceptor reaches a worker only through its queue and notification pipe.
+ *
+ * Shutdown: the main thread writes 'q' to every pipe. A worker then stops
+ * taking connections, lets each connection write what it has queued and
+ * close, and leaves its loop when none is left (or after a grace period).
+ */
+#include "core/worker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stats/stats.h"
+
+struct pending_conn {
+    struct pending_conn *next;
+    int fd;
+    enum conn_listener_kind kind;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+};
+
+static struct worker *workers;   /* set up once */
+static int nworkers;
+static unsigned next_worker;     /* acceptor thread only */
+
+#define SHUTDOWN_GRACE_SEC 3
+
+static void worker_take_conns(struct worker *w)
+{
+    pthread_mutex_lock(&w->qlock);
+    struct pending_conn *p = w->queue_head;
+    w->queue_head = w->queue_tail = NULL;
+    pthread_mutex_unlock(&w->qlock);
+    while (p != NULL) {
+        struct pending_conn *next = p->next;
+        if (w->stopping) {
+            close(p->fd);
+            stats_conn_closed();
+        } else {
+            conn_create(w, p->fd, p->kind, (struct sockaddr *)&p->peer, p->peer_len);
+        }
+        free(p);
+        p = next;
+    }
+}
+
+static void worker_check_done(struct worker *w)
+{
+    if (w->stopping && w->conns == NULL)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void worker_begin_stop(struct worker *w)
+{
+    w->stopping = true;
+    struct timeval grace = {SHUTDOWN_GRACE_SEC, 0};
+    event_base_loopexit(w->base, &grace);
+    /* conn_shutdown may free c: walk with a saved next pointer */
+    struct conn *c = w->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        conn_shutdown(c);
+        c = next;
+    }
+    worker_check_done(w);
+}
+
+static void worker_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    char buf[64];
+    (void)what;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == 'c')
+            worker_take_conns(w);
+        else if (buf[i] == 'q' && !w->stopping)
+            worker_begin_stop(w);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    /* Grace period over: close whatever is still open. */
+    while (w->conns != NULL)
+        conn_close(w->conns);
+    return NULL;
+}
+
+int worker_setup(int n)
+{
+    if (evthread_use_pthreads() != 0)
+        return -1;
+    workers = calloc((size_t)n, sizeof(*workers));
+    if (workers == NULL || stats_setup(n) != 0)
+        return -1;
+    nworkers = n;
+    for (int i = 0; i < n; i++) {
+        struct worker *w = &workers[i];
+        int fds[2];
+        w->id = i;
+        w->stats = stats_thread(i);
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+            return -1;
+        w->notify_rfd = fds[0];
+        w->notify_wfd = fds[1];
+        pthread_mutex_init(&w->qlock, NULL);
+        pthread_mutex_init(&w->conns_lock, NULL);
+        w->base = event_base_new();
+        if (w->base == NULL)
+            return -1;
+        w->notify_ev = event_new(w->base, w->notify_rfd, EV_READ | EV_PERSIST, worker_notify, w);
+        if (w->notify_ev == NULL || event_add(w->notify_ev, NULL) != 0)
+            return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
+            return -1;
+    return 0;
+}
+
+void worker_dispatch(int fd, enum conn_listener_kind kind,
+                     const struct sockaddr *peer, socklen_t peer_len)
+{
+    struct worker *w = &workers[next_worker++ % (unsigned)nworkers];
+    struct pending_conn *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        close(fd);
+        stats_conn_closed();
+        return;
+    }
+    p->fd = fd;
+    p->kind = kind;
+    if (peer_len <= sizeof(p->peer)) {
+        memcpy(&p->peer, peer, peer_len);
+        p->peer_len = peer_len;
+    }
+    pthread_mutex_lock(&w->qlock);
+    if (w->queue_tail != NULL)
+        w->queue_tail->next = p;
+    else
+        w->queue_head = p;
+    w->queue_tail = p;
+    pthread_mutex_unlock(&w->qlock);
+    char b = 'c';
+    while (write(w->notify_wfd, &b, 1) < 0 && errno == EINTR)
+        ;
+}
+
+void worker_teardown(void)
+{
+    for (int i = 0; i < nworkers; i++) {
+        char b = 'q';
+        while (write(workers[i].notify_wfd, &b, 1) < 0 && errno == EINTR)
+            ;
+    }
+    for (int i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        pthread_join(w->thread, NULL);
+        event_free(w->notify_ev);
+        event_base_free(w->base);
+        close(w->notify_rfd);
+        close(w->notify_wfd);
+    }
+    free(workers);
+    stats_teardown();
+    workers = NULL;
+    nworkers = 0;
+}
+
+int worker_count(void)
+{
+    return nworkers;
+}
+
+struct worker *worker_get(int i)
+{
+    return &workers[i];
+}
+
+void worker_conn_added(struct worker *w, struct conn *c)
+{
+    pthread_mutex_lock(&w->conns_lock);
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    pthread_mutex_unlock(&w->conns_lock);
+}
+
+void worker_conn_removed(struct worker *w, struct conn *c)
+{
+    pthread_mutex_lock(&w->conns_lock);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    pthread_mutex_unlock(&w->conns_lock);
+    worker_check_done(w);
+}

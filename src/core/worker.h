@@ -1,0 +1,51 @@
+/*
+ * Worker threads: each runs its own libevent event_base and owns the
+ * connections handed to it. The acceptor hands over a new socket by queueing
+ * it and writing one byte to the worker's notification pipe, so a worker
+ * never blocks on another thread except for that short queue lock.
+ */
+#ifndef KIOKU_WORKER_H
+#define KIOKU_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "core/conn.h"
+#include "stats/stats.h"
+
+struct event_base;
+struct event;
+struct pending_conn;
+
+struct worker {
+    struct thread_stats *stats;     /* this worker's counters (stats.c) */
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    struct event *notify_ev;
+    int notify_rfd, notify_wfd;
+    pthread_mutex_t qlock;          /* guards queue */
+    struct pending_conn *queue_head, *queue_tail;
+    pthread_mutex_t conns_lock;     /* guards the list for `stats conns` */
+    struct conn *conns;
+    int nconns;
+    bool stopping;                  /* owner thread only */
+};
+
+/* Start n workers. Returns 0 or -1. */
+int worker_setup(int n);
+/* Hand an accepted socket to the next worker (round-robin). */
+void worker_dispatch(int fd, enum conn_listener_kind kind,
+                     const struct sockaddr *peer, socklen_t peer_len);
+/* Ask every worker to finish in-flight replies, close and exit; join them. */
+void worker_teardown(void);
+
+int worker_count(void);
+struct worker *worker_get(int i);
+
+/* Called by conn.c in the owner thread. */
+void worker_conn_added(struct worker *w, struct conn *c);
+void worker_conn_removed(struct worker *w, struct conn *c);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * kioku: wires the modules together. Parse settings, set up storage, the
+ * protocols, the workers and the listeners, run the acceptor until SIGINT
+ * or SIGTERM, then stop in reverse order: no new connections, in-flight
+ * replies written, threads joined, memory freed.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cmd/cmd_stats.h"
+#include "cmd/proto_mc_text.h"
+#include "config/settings.h"
+#include "core/conn.h"
+#include "core/listener.h"
+#include "core/worker.h"
+#include "storage/storage.h"
+#include "util/clock.h"
+
+#define EX_OSERR_CODE 71
+
+static struct settings settings;   /* filled before any thread starts, then read-only */
+
+static void raise_fd_limit(int max_conns)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_conns + 64;   /* listeners, pipes, logs */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want;
+    if (rl.rlim_max < want)
+        rl.rlim_max = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        fprintf(stderr, "warning: cannot raise the open files limit to %llu; -c %d may not be reachable\n",
+                (unsigned long long)want, max_conns);
+}
+
+static int drop_privileges(const char *user)
+{
+    if (getuid() != 0 && geteuid() != 0)
+        return 0;
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        fprintf(stderr, "can't find the user %s to switch to\n", user);
+        return -1;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "failed to assume identity of user %s: %s\n", user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "Could not open the pid file %s for writing: %s\n", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    char err[512] = "";
+    settings_default(&settings);
+    switch (settings_parse(&settings, argc, argv, err, sizeof(err))) {
+    case SETTINGS_HELP:
+        fputs(settings_usage(), stdout);
+        return 0;
+    case SETTINGS_VERSION:
+        printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+        return 0;
+    case SETTINGS_ERROR:
+        fprintf(stderr, "%s: %s (try --help)\n", PACKAGE_NAME, err);
+        return KIOKU_EX_USAGE;
+    case SETTINGS_RUN:
+        break;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(settings.max_conns);
+    if (settings.coredumps) {
+        struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+        setrlimit(RLIMIT_CORE, &rl);
+    }
+    if (settings.user[0] != '\0' && drop_privileges(settings.user) != 0)
+        return EX_OSERR_CODE;
+    if (settings.daemonize && daemon(0, settings.verbose > 0) != 0) {
+        fprintf(stderr, "failed to daemonize: %s\n", strerror(errno));
+        return EX_OSERR_CODE;
+    }
+    if (settings.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+        fprintf(stderr, "warning: -k is set but memory could not be locked: %s\n", strerror(errno));
+
+    clock_setup();
+    if (storage_setup(&settings.storage, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
+        return KIOKU_EX_USAGE;
+    }
+    static const struct conn_protocols protocols = {
+        .text = &proto_mc_text, .binary = NULL, .resp = NULL,
+    };
+    conn_setup(&protocols, settings.reqs_per_event);
+    proto_mc_text_setup(&settings);
+    cmd_stats_setup(&settings);
+
+    if (listener_setup(&settings, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return EX_OSERR_CODE;
+    }
+    if (worker_setup(settings.threads) != 0) {
+        fprintf(stderr, "failed to start worker threads\n");
+        return EX_OSERR_CODE;
+    }
+    if (settings.pid_file[0] != '\0')
+        write_pid_file(settings.pid_file);
+    if (settings.verbose > 0)
+        fprintf(stderr, "%s %s listening (threads %d, memory %zu MiB)\n", PACKAGE_NAME,
+                PACKAGE_VERSION, settings.threads, settings.storage.mem_limit >> 20);
+
+    listener_run();
+
+    listener_teardown();
+    worker_teardown();
+    storage_teardown();
+    if (settings.pid_file[0] != '\0')
+        unlink(settings.pid_file);
+    return 0;
+}

@@ -1,0 +1,102 @@
+/*
+ * Aggregation of per-thread counters, and the connection counters.
+ *
+ * The reset baseline is guarded by a mutex taken only by stats readers and
+ * `stats reset`, never by a request. Connection counters are atomics touched
+ * once per accept or close.
+ */
+#include "stats/stats.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct thread_stats *threads;   /* set in stats_setup, before workers run */
+static int nthreads;
+static pthread_mutex_t baseline_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct thread_stats baseline;   /* guarded by baseline_lock */
+
+static uint64_t curr_conns, total_conns, rejected_conns;
+
+int stats_setup(int n)
+{
+    threads = aligned_alloc(64, sizeof(*threads) * (size_t)n);
+    if (threads == NULL)
+        return -1;
+    memset(threads, 0, sizeof(*threads) * (size_t)n);
+    nthreads = n;
+    memset(&baseline, 0, sizeof(baseline));
+    return 0;
+}
+
+void stats_teardown(void)
+{
+    free(threads);
+    threads = NULL;
+    nthreads = 0;
+}
+
+struct thread_stats *stats_thread(int i)
+{
+    return &threads[i];
+}
+
+static void sum_threads(struct thread_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < nthreads; i++) {
+#define X(name) out->name += __atomic_load_n(&threads[i].name, __ATOMIC_RELAXED);
+        THREAD_STATS_FIELDS(X)
+#undef X
+    }
+}
+
+void stats_aggregate(struct thread_stats *out)
+{
+    sum_threads(out);
+    pthread_mutex_lock(&baseline_lock);
+#define X(name) out->name -= baseline.name;
+    THREAD_STATS_FIELDS(X)
+#undef X
+    pthread_mutex_unlock(&baseline_lock);
+}
+
+void stats_reset(void)
+{
+    struct thread_stats now;
+    sum_threads(&now);
+    pthread_mutex_lock(&baseline_lock);
+    baseline = now;
+    pthread_mutex_unlock(&baseline_lock);
+    __atomic_store_n(&total_conns, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&rejected_conns, 0, __ATOMIC_RELAXED);
+}
+
+void stats_conn_opened(void)
+{
+    __atomic_add_fetch(&curr_conns, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&total_conns, 1, __ATOMIC_RELAXED);
+}
+
+void stats_conn_closed(void)
+{
+    __atomic_sub_fetch(&curr_conns, 1, __ATOMIC_RELAXED);
+}
+
+void stats_conn_rejected(void)
+{
+    __atomic_add_fetch(&rejected_conns, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t stats_curr_conns(void)
+{
+    return __atomic_load_n(&curr_conns, __ATOMIC_RELAXED);
+}
+
+void stats_conns(struct conn_stats *out)
+{
+    out->curr_connections = __atomic_load_n(&curr_conns, __ATOMIC_RELAXED);
+    out->total_connections = __atomic_load_n(&total_conns, __ATOMIC_RELAXED);
+    out->rejected_connections = __atomic_load_n(&rejected_conns, __ATOMIC_RELAXED);
+    out->connection_structures = out->curr_connections;
+}

@@ -1,0 +1,67 @@
+/*
+ * Per-thread statistics.
+ *
+ * Each worker owns one struct thread_stats and is its only writer, so a
+ * request bumps a counter with a plain load and store (relaxed atomics, so
+ * that readers in other threads are well defined) and never shares a cache
+ * line with another worker. Readers sum all workers on demand.
+ *
+ * `stats reset` must not write counters it does not own: it records the
+ * current sums as a baseline, and later reads report the difference.
+ *
+ * The field list is written once, as an X-macro, and used for the struct,
+ * the sum, the baseline and the `stats` output names.
+ */
+#ifndef KIOKU_STATS_H
+#define KIOKU_STATS_H
+
+#include <stdint.h>
+
+/* X(name): a counter reported under memcached's stat name `name`. */
+#define THREAD_STATS_FIELDS(X) \
+    X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(cmd_meta) \
+    X(get_hits) X(get_misses) X(get_expired) X(get_flushed) \
+    X(delete_misses) X(delete_hits) X(incr_misses) X(incr_hits) \
+    X(decr_misses) X(decr_hits) X(cas_misses) X(cas_hits) X(cas_badval) \
+    X(touch_hits) X(touch_misses) X(store_too_large) X(store_no_memory) \
+    X(auth_cmds) X(auth_errors) X(bytes_read) X(bytes_written) X(conn_yields)
+
+struct thread_stats {
+#define X(name) uint64_t name;
+    THREAD_STATS_FIELDS(X)
+#undef X
+} __attribute__((aligned(64)));
+
+/* Owner-thread increment: no lock, no read-modify-write bus lock. */
+#define STAT_ADD(ts, field, n) \
+    __atomic_store_n(&(ts)->field, __atomic_load_n(&(ts)->field, __ATOMIC_RELAXED) + (uint64_t)(n), \
+                     __ATOMIC_RELAXED)
+#define STAT_INC(ts, field) STAT_ADD(ts, field, 1)
+
+/* Allocate one block per worker thread; call before the threads start. */
+int stats_setup(int nthreads);
+void stats_teardown(void);
+/* Worker i's block (0 <= i < nthreads); only that worker writes it. */
+struct thread_stats *stats_thread(int i);
+
+/* Sum of all threads minus the baseline of the last stats_reset(). */
+void stats_aggregate(struct thread_stats *out);
+
+/* Make the counters read as zero from now on (baseline = current sums). */
+void stats_reset(void);
+
+/* Connection counters, changed only on accept/close (not per request). */
+struct conn_stats {
+    uint64_t curr_connections;
+    uint64_t total_connections;
+    uint64_t rejected_connections;
+    uint64_t connection_structures;
+};
+void stats_conn_opened(void);
+void stats_conn_closed(void);
+void stats_conn_rejected(void);
+/* Current number of client connections (for -c). */
+uint64_t stats_curr_conns(void);
+void stats_conns(struct conn_stats *out);
+
+#endif
