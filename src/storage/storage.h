@@ -63,6 +63,9 @@ struct storage_stats {
     uint64_t outofmemory;       /* allocations failed with -M or no victim */
 };
 void storage_stats(struct storage_stats *out);
+/* `stats reset`: zero total_items and the eviction/reclaim counters (not
+ * curr_items or bytes, which describe what is stored), as memcached does. */
+void storage_stats_reset(void);
 
 /* One slab class, for `stats slabs` and `stats items`. */
 struct storage_class_stats {

@@ -1,0 +1,761 @@
+/*
+ * Items: memory layout, reference counting, CAS, expiry and the store
+ * operations (get, store, delete, delta, touch, flush, scan).
+ *
+ * Layout. A small item is one chunk: header, key, value, "\r\n". An item
+ * whose header+key+value+CRLF exceeds SLAB_CHUNK_MAX is chunked: its header
+ * chunk holds the key and then (8-aligned) a table of pointers to value
+ * chunks; every value chunk but the last is a whole chunk of the largest
+ * class, the last comes from the smallest class that fits what is left. The
+ * chunk classes follow from nbytes alone, so nothing else is recorded.
+ *
+ * Ownership. item_alloc() hands out one reference; linking adds the hash
+ * table's; whoever drops the last one frees the chunks. Readers take their
+ * reference under the stripe lock, so with the stripe held a refcount of
+ * "hash + mine" proves nobody else can look at the item (used by eviction
+ * and by in-place incr/decr).
+ *
+ * Liveness. An item is dead when its exptime has passed or when its CAS is at
+ * or below its stripe's flush snapshot (flush_all costs one store per stripe,
+ * not a walk over the items). Dead items are unlinked when a lookup meets
+ * them or when the LRU tail walk reclaims them.
+ */
+#include "storage/item.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "storage/assoc.h"
+#include "storage/lru.h"
+#include "storage/slab.h"
+#include "storage/storage.h"
+#include "util/clock.h"
+
+#define HDR offsetof(struct item, data)
+#define ALLOC_RETRIES 8
+#define REL_EXPTIME_MAX (60 * 60 * 24 * 30)   /* memcached: 30 days */
+#define DELTA_DIGITS_MAX 20
+
+/* Module state, set by item_setup_limits() before any request. */
+static size_t size_max;
+static bool evict_on;
+
+void item_setup_limits(size_t item_size_max, bool evict)
+{
+    size_max = item_size_max;
+    evict_on = evict;
+}
+
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static size_t item_ntotal(const struct item *it)
+{
+    return HDR + it->nkey + (size_t)it->nbytes + 2;
+}
+
+static uint8_t iflags_of(const struct item *it)
+{
+    return __atomic_load_n(&it->iflags, __ATOMIC_RELAXED);
+}
+
+static void iflags_set(struct item *it, uint8_t f)
+{
+    __atomic_or_fetch(&it->iflags, f, __ATOMIC_RELAXED);
+}
+
+static void iflags_clear(struct item *it, uint8_t f)
+{
+    __atomic_and_fetch(&it->iflags, (uint8_t)~f, __ATOMIC_RELAXED);
+}
+
+/* ---- chunked layout ---- */
+
+static size_t nchunks_for(size_t total)
+{
+    return (total + SLAB_CHUNK_MAX - 1) / SLAB_CHUNK_MAX;
+}
+
+static size_t table_off(size_t nkey)
+{
+    return align8(HDR + nkey) - HDR;
+}
+
+static size_t header_size(size_t nkey, size_t nchunks)
+{
+    return HDR + table_off(nkey) + nchunks * sizeof(char *);
+}
+
+static char *const *chunk_table(const struct item *it)
+{
+    return (char *const *)(const void *)(it->data + table_off(it->nkey));
+}
+
+/* Size of value chunk i of a chunked value+CRLF of `total` bytes. */
+static size_t chunk_len(size_t total, size_t i)
+{
+    size_t left = total - i * SLAB_CHUNK_MAX;
+
+    return left < SLAB_CHUNK_MAX ? left : SLAB_CHUNK_MAX;
+}
+
+int item_value_iov(struct item *it, size_t off, struct iovec *iov, int max)
+{
+    size_t total = (size_t)it->nbytes + 2, i, n, nch;
+    char *const *tab;
+    int filled = 0;
+
+    if (off >= total || max <= 0)
+        return 0;
+    if (!item_is_chunked(it)) {
+        iov[0].iov_base = item_value(it) + off;
+        iov[0].iov_len = total - off;
+        return 1;
+    }
+    tab = chunk_table(it);
+    nch = nchunks_for(total);
+    i = off / SLAB_CHUNK_MAX;
+    off %= SLAB_CHUNK_MAX;
+    for (; i < nch && filled < max; i++) {
+        n = chunk_len(total, i);
+        iov[filled].iov_base = tab[i] + off;
+        iov[filled].iov_len = n - off;
+        filled++;
+        off = 0;
+    }
+    return filled;
+}
+
+/* Copy between value+CRLF and a flat buffer, in either direction. */
+static size_t value_copy(struct item *it, size_t off, char *buf, size_t n, bool to_item)
+{
+    struct iovec iov[8];
+    size_t done = 0;
+    int cnt, k;
+
+    while (done < n) {
+        cnt = item_value_iov(it, off + done, iov, 8);
+        if (cnt == 0)
+            break;
+        for (k = 0; k < cnt && done < n; k++) {
+            size_t len = iov[k].iov_len < n - done ? iov[k].iov_len : n - done;
+
+            if (to_item)
+                memcpy(iov[k].iov_base, buf + done, len);
+            else
+                memcpy(buf + done, iov[k].iov_base, len);
+            done += len;
+        }
+    }
+    return done;
+}
+
+size_t item_value_write(struct item *it, size_t off, const void *src, size_t n)
+{
+    return value_copy(it, off, (char *)(uintptr_t)src, n, true);
+}
+
+/* The iov walk needs a non-const item; reading never writes through it. */
+size_t item_value_read(const struct item *it, size_t off, void *dst, size_t n)
+{
+    return value_copy((struct item *)(uintptr_t)it, off, dst, n, false);
+}
+
+/* Copy n bytes of src's value (from 0) into dst's value at doff. */
+static void value_copy_item(struct item *dst, size_t doff, struct item *src, size_t n)
+{
+    struct iovec iov[8];
+    size_t done = 0;
+    int cnt, k;
+
+    while (done < n) {
+        cnt = item_value_iov(src, done, iov, 8);
+        if (cnt == 0)
+            break;
+        for (k = 0; k < cnt && done < n; k++) {
+            size_t len = iov[k].iov_len < n - done ? iov[k].iov_len : n - done;
+
+            item_value_write(dst, doff + done, iov[k].iov_base, len);
+            done += len;
+        }
+    }
+}
+
+/* ---- time ---- */
+
+int64_t item_exptime_from_seconds(int64_t exptime, int64_t now)
+{
+    if (exptime == 0)
+        return 0;
+    if (exptime < 0)
+        return ITEM_EXPIRED_MS;
+    if (exptime <= REL_EXPTIME_MAX)
+        return now + exptime * 1000;
+    if (exptime > INT64_MAX / 1000)
+        return INT64_MAX;
+    if (exptime * 1000 <= now)
+        return ITEM_EXPIRED_MS;
+    return exptime * 1000;
+}
+
+uint32_t item_atime_of(int64_t now)
+{
+    int64_t s = (now - clock_start_ms()) / 1000;
+
+    return s < 0 ? 0 : (s > UINT32_MAX ? UINT32_MAX : (uint32_t)s);
+}
+
+/* ---- allocation and references ---- */
+
+/* A chunk of class id, evicting from that class while memory is short. A
+ * chunk the walk frees is handed to us directly, so a busy class cannot
+ * starve this thread by taking every chunk it frees. */
+static void *alloc_chunk(unsigned id, size_t req, int64_t now)
+{
+    unsigned tries;
+    void *p;
+
+    for (tries = 0; tries < ALLOC_RETRIES; tries++) {
+        void *reuse = NULL;
+
+        p = slab_alloc(id, req);
+        if (p != NULL)
+            return p;
+        /* Without eviction a fruitless walk will stay fruitless; with it,
+         * the walk may only have met busy stripes: try again. */
+        if (lru_pull_tail(id, now, evict_on, &reuse) == 0 && !evict_on)
+            break;
+        if (reuse != NULL) {
+            slab_requested_adjust(reuse, id, item_ntotal(reuse), req);
+            return reuse;
+        }
+    }
+    p = slab_alloc(id, req);
+    if (p == NULL)
+        lru_note_oom(id);
+    return p;
+}
+
+static void free_value_chunks(struct item *it, size_t upto)
+{
+    size_t total = (size_t)it->nbytes + 2, i;
+    char *const *tab = chunk_table(it);
+
+    for (i = 0; i < upto; i++) {
+        size_t len = chunk_len(total, i);
+
+        slab_free(tab[i], slab_clsid(len), len);
+    }
+}
+
+static void item_free(struct item *it)
+{
+    if (item_is_chunked(it)) {
+        size_t nch = nchunks_for((size_t)it->nbytes + 2);
+
+        free_value_chunks(it, nch);
+        slab_free(it, it->clsid, header_size(it->nkey, nch));
+    } else {
+        slab_free(it, it->clsid, item_ntotal(it));
+    }
+}
+
+/* Take the header (and for a chunked item the value chunks). */
+static struct item *alloc_layout(size_t nkey, size_t nbytes, int64_t now,
+                                 enum item_alloc_status *st)
+{
+    size_t ntotal = HDR + nkey + nbytes + 2, total = nbytes + 2, nch, i, hsize;
+    struct item *it;
+    unsigned id;
+    char **tab;
+
+    if (ntotal <= SLAB_CHUNK_MAX) {
+        id = slab_clsid(ntotal);
+        it = alloc_chunk(id, ntotal, now);
+        if (it == NULL)
+            goto nomem;
+        it->clsid = (uint8_t)id;
+        it->iflags = 0;
+        return it;
+    }
+    nch = nchunks_for(total);
+    hsize = header_size(nkey, nch);
+    id = slab_clsid(hsize);
+    if (id == 0) {
+        *st = ITEM_ALLOC_TOO_LARGE;
+        return NULL;
+    }
+    it = alloc_chunk(id, hsize, now);
+    if (it == NULL)
+        goto nomem;
+    it->clsid = (uint8_t)id;
+    it->iflags = ITEM_CHUNKED;
+    it->nkey = (uint8_t)nkey;
+    it->nbytes = (uint32_t)nbytes;
+    tab = (char **)(void *)(it->data + table_off(nkey));
+    for (i = 0; i < nch; i++) {
+        size_t len = chunk_len(total, i);
+
+        tab[i] = alloc_chunk(slab_clsid(len), len, now);
+        if (tab[i] == NULL) {
+            free_value_chunks(it, i);
+            slab_free(it, id, hsize);
+            goto nomem;
+        }
+    }
+    return it;
+nomem:
+    *st = ITEM_ALLOC_NOMEM;
+    return NULL;
+}
+
+struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
+                        int64_t exptime, size_t nbytes, int64_t now,
+                        enum item_alloc_status *st)
+{
+    struct item *it;
+
+    if (nbytes > size_max || nkey > STORAGE_KEY_MAX) {
+        *st = ITEM_ALLOC_TOO_LARGE;
+        return NULL;
+    }
+    it = alloc_layout(nkey, nbytes, now, st);
+    if (it == NULL)
+        return NULL;
+    it->prev = it->next = it->h_next = NULL;
+    it->cas = 0;
+    it->exptime = exptime;
+    it->atime = item_atime_of(now);
+    it->nbytes = (uint32_t)nbytes;
+    it->flags = flags;
+    it->refcount = 1;
+    it->nkey = (uint8_t)nkey;
+    memcpy(it->data, key, nkey);
+    item_value_write(it, nbytes, "\r\n", 2);
+    *st = ITEM_ALLOC_OK;
+    return it;
+}
+
+void item_incref(struct item *it)
+{
+    __atomic_add_fetch(&it->refcount, 1, __ATOMIC_RELAXED);
+}
+
+/* The last reference frees. Acquire-release so the freeing thread sees every
+ * write made by the others before they dropped theirs. */
+void item_put(struct item *it)
+{
+    if (__atomic_sub_fetch(&it->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+        item_free(it);
+}
+
+/* ---- primitives: caller holds the key's stripe ---- */
+
+uint64_t item_hash(const char *key, size_t nkey)
+{
+    return assoc_hash(key, nkey);
+}
+
+void item_lock(uint64_t hv)
+{
+    assoc_lock(hv);
+}
+
+void item_unlock(uint64_t hv)
+{
+    assoc_unlock(hv);
+}
+
+static bool is_flushed(const struct item *it, const struct assoc_stripe *s)
+{
+    return it->cas <= s->flush_cas;
+}
+
+bool do_item_is_dead(const struct item *it, uint64_t hv, int64_t now)
+{
+    return is_flushed(it, assoc_stripe(hv)) || item_exptime_passed(it->exptime, now);
+}
+
+struct item *do_item_find(const char *key, size_t nkey, uint64_t hv, int64_t now,
+                          enum item_miss *miss)
+{
+    struct item *it = assoc_find(key, nkey, hv);
+    enum item_miss why = ITEM_MISS_NONE;
+
+    if (it == NULL)
+        why = ITEM_MISS_ABSENT;
+    else if (is_flushed(it, assoc_stripe(hv)))
+        why = ITEM_MISS_FLUSHED;
+    else if (item_exptime_passed(it->exptime, now))
+        why = ITEM_MISS_EXPIRED;
+    if (why == ITEM_MISS_FLUSHED || why == ITEM_MISS_EXPIRED) {
+        do_item_unlink(it, hv);
+        it = NULL;
+    }
+    if (it != NULL)
+        item_incref(it);
+    if (miss != NULL)
+        *miss = why;
+    return it;
+}
+
+void do_item_link(struct item *it, uint64_t hv)
+{
+    struct assoc_stripe *s = assoc_stripe(hv);
+
+    it->cas = assoc_next_cas(s, assoc_stripe_index(hv));
+    iflags_set(it, ITEM_LINKED);
+    s->bytes += item_ntotal(it);
+    s->total_items++;
+    assoc_insert(it, hv);
+    item_incref(it);
+    lru_link(it);
+}
+
+static void unlink_common(struct item *it, uint64_t hv)
+{
+    struct assoc_stripe *s = assoc_stripe(hv);
+
+    iflags_clear(it, ITEM_LINKED);
+    s->bytes -= item_ntotal(it);
+    assoc_delete(it, hv);
+}
+
+void do_item_unlink(struct item *it, uint64_t hv)
+{
+    if (!(iflags_of(it) & ITEM_LINKED))
+        return;
+    unlink_common(it, hv);
+    lru_unlink(it);
+    item_put(it);
+}
+
+bool do_item_unlink_lru_held(struct item *it, uint64_t hv, bool keep)
+{
+    if (!(iflags_of(it) & ITEM_LINKED))
+        return false;
+    unlink_common(it, hv);
+    lru_unlink_locked(it);
+    if (!keep || item_is_chunked(it)) {
+        item_put(it);
+        return false;
+    }
+    if (__atomic_sub_fetch(&it->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+        return true;
+    return false;   /* a reader still holds it; it frees on their put */
+}
+
+void do_item_replace(struct item *old, struct item *new_it, uint64_t hv)
+{
+    do_item_unlink(old, hv);
+    do_item_link(new_it, hv);
+}
+
+void do_item_bump(struct item *it, int64_t now)
+{
+    iflags_set(it, ITEM_FETCHED | ITEM_ACTIVE);
+    __atomic_store_n(&it->atime, item_atime_of(now), __ATOMIC_RELAXED);
+}
+
+/* ---- operations ---- */
+
+struct item *item_get(const char *key, size_t nkey, int64_t now, enum item_miss *miss)
+{
+    uint64_t hv = item_hash(key, nkey);
+    struct item *it;
+
+    item_lock(hv);
+    it = do_item_find(key, nkey, hv, now, miss);
+    if (it != NULL)
+        do_item_bump(it, now);
+    item_unlock(hv);
+    return it;
+}
+
+struct item *item_get_touch(const char *key, size_t nkey, int64_t exptime,
+                            int64_t now, enum item_miss *miss)
+{
+    uint64_t hv = item_hash(key, nkey);
+    struct item *it;
+
+    item_lock(hv);
+    it = do_item_find(key, nkey, hv, now, miss);
+    if (it != NULL) {
+        it->exptime = exptime;
+        do_item_bump(it, now);
+    }
+    item_unlock(hv);
+    return it;
+}
+
+enum item_result item_touch(const char *key, size_t nkey, int64_t exptime, int64_t now)
+{
+    struct item *it = item_get_touch(key, nkey, exptime, now, NULL);
+
+    if (it == NULL)
+        return ITEM_NOT_FOUND;
+    item_put(it);
+    return ITEM_TOUCHED;
+}
+
+/* APPEND/PREPEND: link a new item holding both values in place of old.
+ * Caller holds the stripe; item_alloc() only trylocks other stripes. */
+static enum item_result do_concat(struct item *old, struct item *it, bool append,
+                                  uint64_t hv, int64_t now, uint64_t *cas_out)
+{
+    enum item_alloc_status st;
+    size_t n = (size_t)old->nbytes + it->nbytes;
+    struct item *nit;
+
+    nit = item_alloc(item_key(old), old->nkey, old->flags, old->exptime, n, now, &st);
+    if (nit == NULL)
+        return st == ITEM_ALLOC_TOO_LARGE ? ITEM_TOO_LARGE : ITEM_NOMEM;
+    if (append) {
+        value_copy_item(nit, 0, old, old->nbytes);
+        value_copy_item(nit, old->nbytes, it, it->nbytes);
+    } else {
+        value_copy_item(nit, 0, it, it->nbytes);
+        value_copy_item(nit, it->nbytes, old, old->nbytes);
+    }
+    do_item_replace(old, nit, hv);
+    *cas_out = nit->cas;
+    item_put(nit);
+    return ITEM_STORED;
+}
+
+/* The decision table of item_store(). Caller holds the stripe; old is the
+ * live item under the key (referenced) or NULL. */
+static enum item_result do_store(struct item *it, struct item *old, enum store_op op,
+                                 uint64_t cas, uint64_t hv, int64_t now, uint64_t *cas_out)
+{
+    if (op == STORE_CAS || cas != 0) {
+        if (old == NULL)
+            return ITEM_NOT_FOUND;
+        if (old->cas != cas)
+            return ITEM_EXISTS;
+    }
+    switch (op) {
+    case STORE_ADD:
+        if (old != NULL) {
+            do_item_bump(old, now);
+            return ITEM_NOT_STORED;
+        }
+        break;
+    case STORE_REPLACE:
+        if (old == NULL)
+            return ITEM_NOT_STORED;
+        break;
+    case STORE_APPEND:
+    case STORE_PREPEND:
+        if (old == NULL)
+            return ITEM_NOT_STORED;
+        return do_concat(old, it, op == STORE_APPEND, hv, now, cas_out);
+    case STORE_SET:
+    case STORE_CAS:
+        break;
+    }
+    if (old != NULL)
+        do_item_replace(old, it, hv);
+    else
+        do_item_link(it, hv);
+    *cas_out = it->cas;
+    return ITEM_STORED;
+}
+
+enum item_result item_store(struct item *it, enum store_op op, uint64_t cas,
+                            int64_t now, uint64_t *cas_out)
+{
+    uint64_t hv = item_hash(item_key(it), it->nkey);
+    uint64_t newcas = 0;
+    enum item_result res;
+    struct item *old;
+
+    item_lock(hv);
+    old = do_item_find(item_key(it), it->nkey, hv, now, NULL);
+    res = do_store(it, old, op, cas, hv, now, &newcas);
+    if (old != NULL)
+        item_put(old);
+    item_unlock(hv);
+    if (cas_out != NULL && res == ITEM_STORED)
+        *cas_out = newcas;
+    return res;
+}
+
+enum item_result item_delete(const char *key, size_t nkey, uint64_t cas, int64_t now)
+{
+    uint64_t hv = item_hash(key, nkey);
+    enum item_result res = ITEM_DELETED;
+    struct item *it;
+
+    item_lock(hv);
+    it = do_item_find(key, nkey, hv, now, NULL);
+    if (it == NULL) {
+        res = ITEM_NOT_FOUND;
+    } else {
+        if (cas != 0 && cas != it->cas)
+            res = ITEM_EXISTS;
+        else
+            do_item_unlink(it, hv);
+        item_put(it);
+    }
+    item_unlock(hv);
+    return res;
+}
+
+/* ---- incr/decr ---- */
+
+/* Decimal digits (1..20, <= 2^64-1) optionally followed by spaces. */
+static bool parse_u64(struct item *it, uint64_t *out)
+{
+    struct iovec iov[8];
+    size_t off = 0, k, ndig = 0, nbytes = it->nbytes;
+    uint64_t v = 0;
+    bool spaces = false;
+    int cnt, i;
+
+    while (off < nbytes) {
+        cnt = item_value_iov(it, off, iov, 8);
+        for (i = 0; i < cnt && off < nbytes; i++) {
+            const char *p = iov[i].iov_base;
+
+            for (k = 0; k < iov[i].iov_len && off < nbytes; k++, off++) {
+                unsigned d = (unsigned)(p[k] - '0');
+
+                if (p[k] == ' ' && ndig > 0) {
+                    spaces = true;
+                } else if (d <= 9 && !spaces && ndig < DELTA_DIGITS_MAX) {
+                    if (v > (UINT64_MAX - d) / 10)
+                        return false;
+                    v = v * 10 + d;
+                    ndig++;
+                } else {
+                    return false;
+                }
+            }
+        }
+    }
+    *out = v;
+    return ndig > 0;
+}
+
+/* Absent key: create it holding `initial` (binary protocol's incr). */
+static enum item_result do_delta_create(const char *key, size_t nkey, uint64_t initial,
+                                        int64_t exptime, uint64_t hv, int64_t now,
+                                        uint64_t *value_out, uint64_t *cas_out)
+{
+    enum item_alloc_status st;
+    char buf[24];
+    int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)initial);
+    struct item *it = item_alloc(key, nkey, 0, exptime, (size_t)len, now, &st);
+
+    if (it == NULL)
+        return ITEM_NOMEM;
+    item_value_write(it, 0, buf, (size_t)len);
+    do_item_link(it, hv);
+    *value_out = initial;
+    *cas_out = it->cas;
+    item_put(it);
+    return ITEM_DELTA_OK;
+}
+
+/* Apply the delta to a live item (referenced by the caller, stripe held). */
+static enum item_result do_delta(struct item *it, bool incr, uint64_t delta, uint64_t hv,
+                                 int64_t now, uint64_t *value_out, uint64_t *cas_out)
+{
+    enum item_alloc_status st;
+    struct item *nit;
+    uint64_t v;
+    char buf[24];
+    int len;
+
+    if (!parse_u64(it, &v))
+        return ITEM_NON_NUMERIC;
+    if (incr)
+        v += delta;             /* wraps mod 2^64 */
+    else
+        v = v < delta ? 0 : v - delta;
+    len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    *value_out = v;
+    /* hash's reference + ours, stripe held: no reader can see the bytes change. */
+    if ((size_t)len == it->nbytes && __atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) == 2) {
+        item_value_write(it, 0, buf, (size_t)len);
+        it->cas = assoc_next_cas(assoc_stripe(hv), assoc_stripe_index(hv));
+        *cas_out = it->cas;
+        return ITEM_DELTA_OK;
+    }
+    nit = item_alloc(item_key(it), it->nkey, it->flags, it->exptime, (size_t)len, now, &st);
+    if (nit == NULL)
+        return ITEM_NOMEM;
+    item_value_write(nit, 0, buf, (size_t)len);
+    do_item_replace(it, nit, hv);
+    *cas_out = nit->cas;
+    item_put(nit);
+    return ITEM_DELTA_OK;
+}
+
+enum item_result item_delta(const char *key, size_t nkey, bool incr, uint64_t delta,
+                            uint64_t cas, bool create, uint64_t initial, int64_t exptime,
+                            int64_t now, uint64_t *value_out, uint64_t *cas_out)
+{
+    uint64_t hv = item_hash(key, nkey), v = 0, c = 0;
+    enum item_result res;
+    struct item *it;
+
+    item_lock(hv);
+    it = do_item_find(key, nkey, hv, now, NULL);
+    if (it == NULL) {
+        if (create && cas == 0)
+            res = do_delta_create(key, nkey, initial, exptime, hv, now, &v, &c);
+        else
+            res = ITEM_NOT_FOUND;
+    } else {
+        if (cas != 0 && cas != it->cas)
+            res = ITEM_EXISTS;
+        else
+            res = do_delta(it, incr, delta, hv, now, &v, &c);
+        item_put(it);
+    }
+    item_unlock(hv);
+    if (res == ITEM_DELTA_OK) {
+        if (value_out != NULL)
+            *value_out = v;
+        if (cas_out != NULL)
+            *cas_out = c;
+    }
+    return res;
+}
+
+/* ---- flush and scan ---- */
+
+void item_flush(int64_t delay_ms, int64_t now)
+{
+    if (delay_ms <= 0)
+        assoc_flush_now();
+    else
+        assoc_flush_at(now + delay_ms);
+}
+
+struct scan_ctx {
+    void (*fn)(struct item *it, void *arg);
+    void *arg;
+    int64_t now;
+};
+
+static void scan_visit(struct item *it, struct assoc_stripe *s, void *arg)
+{
+    struct scan_ctx *ctx = arg;
+
+    if (is_flushed(it, s) || item_exptime_passed(it->exptime, ctx->now))
+        return;
+    ctx->fn(it, ctx->arg);
+}
+
+uint64_t item_scan(uint64_t cursor, int64_t now,
+                   void (*fn)(struct item *it, void *arg), void *arg)
+{
+    struct scan_ctx ctx = { fn, arg, now };
+
+    return assoc_scan(cursor, scan_visit, &ctx);
+}

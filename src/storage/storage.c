@@ -1,0 +1,145 @@
+/*
+ * Storage set-up, teardown and statistics.
+ *
+ * Wires the parts together in dependency order (slab, lru, assoc with its
+ * maintenance thread, item limits) after validating the configuration, and
+ * sums the per-stripe and per-class counters when stats are asked for. The
+ * sums take each stripe and class lock in turn, never two at once: stats are
+ * rare, requests are not.
+ */
+#include "storage/storage.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "storage/assoc.h"
+#include "storage/item.h"
+#include "storage/lru.h"
+#include "storage/slab.h"
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+
+/* Module state: the configuration accepted by storage_setup(). */
+static size_t mem_limit;
+
+void storage_config_default(struct storage_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->mem_limit = 64 * MIB;
+    cfg->item_size_max = 1 * MIB;
+    cfg->chunk_size_min = 48;
+    cfg->growth_factor = 1.25;
+    cfg->evict = true;
+    cfg->use_cas = true;
+    cfg->hashpower = 16;
+    cfg->prealloc = false;
+}
+
+static int validate(const struct storage_config *cfg, char *errbuf, size_t errlen)
+{
+    if (!(cfg->growth_factor > 1.0)) {
+        snprintf(errbuf, errlen, "growth factor (-f) must be greater than 1.0, got %g",
+                 cfg->growth_factor);
+        return -1;
+    }
+    if (cfg->item_size_max < KIB) {
+        snprintf(errbuf, errlen, "item size max (-I) must be at least 1 KiB, got %zu bytes",
+                 cfg->item_size_max);
+        return -1;
+    }
+    if (cfg->item_size_max > GIB) {
+        snprintf(errbuf, errlen, "item size max (-I) must be at most 1 GiB, got %zu bytes",
+                 cfg->item_size_max);
+        return -1;
+    }
+    if (cfg->item_size_max > cfg->mem_limit / 2) {
+        snprintf(errbuf, errlen,
+                 "item size max (-I, %zu bytes) cannot exceed half the memory limit "
+                 "(-m, %zu bytes): raise -m or lower -I",
+                 cfg->item_size_max, cfg->mem_limit);
+        return -1;
+    }
+    if (cfg->chunk_size_min == 0) {
+        snprintf(errbuf, errlen, "chunk size (-n) must be at least 1 byte");
+        return -1;
+    }
+    return 0;
+}
+
+int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
+{
+    if (validate(cfg, errbuf, errlen) != 0)
+        return -1;
+    if (slab_setup(cfg->mem_limit, offsetof(struct item, data) + cfg->chunk_size_min,
+                   cfg->growth_factor, cfg->prealloc, errbuf, errlen) != 0)
+        return -1;
+    lru_setup();
+    if (assoc_setup(cfg->hashpower, errbuf, errlen) != 0) {
+        lru_teardown();
+        slab_teardown();
+        return -1;
+    }
+    item_setup_limits(cfg->item_size_max, cfg->evict);
+    mem_limit = cfg->mem_limit;
+    return 0;
+}
+
+void storage_teardown(void)
+{
+    assoc_teardown();
+    lru_teardown();
+    slab_teardown();
+}
+
+void storage_stats(struct storage_stats *out)
+{
+    unsigned i, power;
+
+    memset(out, 0, sizeof(*out));
+    for (i = 0; i < ASSOC_NSTRIPES; i++) {
+        struct assoc_stripe *s = assoc_stripe_at(i);
+
+        pthread_mutex_lock(&s->lock);
+        out->curr_items += s->nitems;
+        out->total_items += s->total_items;
+        out->bytes += s->bytes;
+        pthread_mutex_unlock(&s->lock);
+    }
+    lru_totals(out);
+    out->curr_flush_gen = assoc_flush_count();
+    out->limit_maxbytes = mem_limit;
+    out->total_malloced = slab_total_malloced();
+    out->slab_global_page_pool = slab_free_pages();
+    assoc_table_info(&power, &out->hash_bytes, &out->hash_is_expanding);
+    out->hash_power_level = power;
+}
+
+void storage_stats_reset(void)
+{
+    for (unsigned i = 0; i < ASSOC_NSTRIPES; i++) {
+        struct assoc_stripe *s = assoc_stripe_at(i);
+
+        pthread_mutex_lock(&s->lock);
+        s->total_items = 0;
+        pthread_mutex_unlock(&s->lock);
+    }
+    lru_stats_reset();
+}
+
+unsigned storage_class_count(void)
+{
+    return slab_class_count();
+}
+
+void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (id < 1 || id > slab_class_count())
+        return;
+    out->id = id;
+    slab_class_stats(id, out);
+    lru_class_stats(id, now, out);
+}

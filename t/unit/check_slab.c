@@ -1,0 +1,363 @@
+/*
+ * Slab allocator: class sizes from -n/-f, the memory limit, chunk reuse,
+ * chunked items above the largest class, -I and set-up validation. Each test
+ * sets storage up with the configuration it needs and tears it down.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/item.h"
+#include "storage/slab.h"
+#include "storage/storage.h"
+#include "util/clock.h"
+
+#define MIB ((size_t)1024 * 1024)
+#define HDR offsetof(struct item, data)
+
+static int64_t t0;
+
+static void start(struct storage_config *cfg)
+{
+    char err[256] = "";
+
+    clock_setup();
+    t0 = clock_now_ms();
+    ck_assert_msg(storage_setup(cfg, err, sizeof(err)) == 0, "setup: %s", err);
+}
+
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static uint32_t chunk_size(unsigned id)
+{
+    struct storage_class_stats cs;
+
+    storage_class_stats(id, t0, &cs);
+    return cs.chunk_size;
+}
+
+static void check_classes(size_t n, double f)
+{
+    struct storage_config cfg;
+    unsigned id, count;
+    size_t want;
+
+    storage_config_default(&cfg);
+    cfg.chunk_size_min = n;
+    cfg.growth_factor = f;
+    start(&cfg);
+    count = storage_class_count();
+    ck_assert_uint_ge(count, 2);
+    ck_assert_uint_le(count, STORAGE_CLASS_MAX);
+    want = align8(HDR + n);
+    for (id = 1; id < count; id++) {
+        ck_assert_uint_eq(chunk_size(id), want);
+        ck_assert_uint_le(want * f, STORAGE_PAGE_SIZE / 2);
+        want = align8((size_t)(want * f));
+    }
+    ck_assert_uint_eq(chunk_size(count), STORAGE_PAGE_SIZE / 2);
+    ck_assert_uint_gt(chunk_size(count), chunk_size(count - 1));
+    storage_teardown();
+}
+
+START_TEST(test_class_sizes_follow_n_and_f_and_end_at_chunk_max)
+{
+    check_classes(48, 1.25);
+    check_classes(100, 2.0);
+    check_classes(16, 1.07);
+}
+END_TEST
+
+static struct item *alloc_kv(const char *key, size_t nbytes, enum item_alloc_status *st)
+{
+    return item_alloc(key, strlen(key), 0, 0, nbytes, t0, st);
+}
+
+START_TEST(test_memory_limit_respected_without_eviction)
+{
+    struct storage_config cfg;
+    struct storage_stats ss;
+    enum item_alloc_status st = ITEM_ALLOC_OK;
+    struct storage_class_stats cs;
+    char key[32];
+    int i, stored = 0;
+    unsigned id = 0;
+
+    storage_config_default(&cfg);
+    cfg.mem_limit = 4 * MIB;
+    cfg.item_size_max = MIB;
+    cfg.evict = false;
+    start(&cfg);
+    for (i = 0; i < 100000; i++) {
+        struct item *it;
+
+        snprintf(key, sizeof(key), "key%d", i);
+        it = alloc_kv(key, 1000, &st);
+        if (it == NULL)
+            break;
+        id = it->clsid;
+        ck_assert_int_eq(item_store(it, STORE_SET, 0, t0, NULL), ITEM_STORED);
+        item_put(it);
+        stored++;
+    }
+    ck_assert_int_eq(st, ITEM_ALLOC_NOMEM);
+    storage_stats(&ss);
+    ck_assert_uint_le(ss.total_malloced, cfg.mem_limit);
+    ck_assert_uint_eq(ss.curr_items, (uint64_t)stored);
+    ck_assert_uint_eq(ss.evictions, 0);
+    ck_assert_uint_ge(ss.outofmemory, 1);
+    storage_class_stats(id, t0, &cs);
+    ck_assert_uint_eq(cs.total_pages, 4);
+    ck_assert_uint_eq(cs.used_chunks, (uint64_t)stored);
+    ck_assert_uint_eq((uint64_t)stored, 4 * cs.chunks_per_page);
+    storage_teardown();
+}
+END_TEST
+
+START_TEST(test_free_chunks_are_reused)
+{
+    struct storage_config cfg;
+    struct storage_class_stats cs;
+    enum item_alloc_status st;
+    struct item *a, *b;
+    unsigned id;
+    int i;
+
+    storage_config_default(&cfg);
+    start(&cfg);
+    a = alloc_kv("a", 100, &st);
+    ck_assert_ptr_nonnull(a);
+    id = a->clsid;
+    item_put(a);
+    b = alloc_kv("b", 100, &st);
+    ck_assert_ptr_eq(a, b);
+    item_put(b);
+    for (i = 0; i < 100000; i++) {
+        a = alloc_kv("a", 100, &st);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_int_eq(item_store(a, STORE_SET, 0, t0, NULL), ITEM_STORED);
+        item_put(a);
+    }
+    storage_class_stats(id, t0, &cs);
+    ck_assert_uint_eq(cs.total_pages, 1);
+    ck_assert_uint_eq(cs.used_chunks, 1);
+    storage_teardown();
+}
+END_TEST
+
+static unsigned char pattern(size_t i)
+{
+    return (unsigned char)((i * 31 + 7) ^ (i >> 11));
+}
+
+/* Store a value of n pattern bytes written in odd-sized pieces, read it back
+ * through item_value_iov() and item_value_read(). */
+static void roundtrip(size_t n, bool want_chunked)
+{
+    enum item_alloc_status st;
+    struct iovec iov[64];
+    unsigned char *buf = malloc(n + 2), *got = malloc(n + 2);
+    struct item *it;
+    size_t i, off, piece = 7777, total;
+    int cnt, k;
+
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_ptr_nonnull(got);
+    for (i = 0; i < n; i++)
+        buf[i] = pattern(i);
+    it = alloc_kv("big", n, &st);
+    ck_assert_msg(it != NULL, "alloc %zu: %d", n, (int)st);
+    ck_assert_int_eq(item_is_chunked(it), want_chunked);
+    for (off = 0; off < n; off += piece)
+        ck_assert_uint_eq(item_value_write(it, off, buf + off, off + piece <= n ? piece : n - off),
+                          off + piece <= n ? piece : n - off);
+    ck_assert_int_eq(item_store(it, STORE_SET, 0, t0, NULL), ITEM_STORED);
+    item_put(it);
+
+    it = item_get("big", 3, t0, NULL);
+    ck_assert_ptr_nonnull(it);
+    ck_assert_uint_eq(it->nbytes, n);
+    /* whole value + CRLF through iovecs, starting at an odd offset too */
+    for (off = 0; off <= 1; off++) {
+        total = 0;
+        cnt = item_value_iov(it, off * 12345, iov, 64);
+        for (k = 0; k < cnt; k++) {
+            memcpy(got + total, iov[k].iov_base, iov[k].iov_len);
+            total += iov[k].iov_len;
+        }
+        ck_assert_uint_eq(total, n + 2 - off * 12345);
+        ck_assert(memcmp(got, buf + off * 12345, n - off * 12345) == 0);
+        ck_assert(got[total - 2] == '\r' && got[total - 1] == '\n');
+    }
+    memset(got, 0, n + 2);
+    for (off = 0; off < n + 2; off += 4099)
+        item_value_read(it, off, got + off, off + 4099 <= n + 2 ? 4099 : n + 2 - off);
+    ck_assert(memcmp(got, buf, n) == 0);
+    ck_assert(got[n] == '\r' && got[n + 1] == '\n');
+    ck_assert_uint_eq(item_value_read(it, n, got, 100), 2);
+    item_put(it);
+    free(buf);
+    free(got);
+}
+
+START_TEST(test_chunked_items_round_trip_byte_exact)
+{
+    struct storage_config cfg;
+    struct storage_stats ss;
+
+    storage_config_default(&cfg);
+    cfg.item_size_max = 4 * MIB;
+    cfg.mem_limit = 64 * MIB;
+    start(&cfg);
+    roundtrip(500000, false);
+    roundtrip(STORAGE_PAGE_SIZE / 2 - HDR - 3 - 2, false);  /* exactly one chunk */
+    roundtrip(STORAGE_PAGE_SIZE / 2 - HDR - 3 - 1, true);   /* one byte over */
+    roundtrip(STORAGE_PAGE_SIZE / 2 - 2, true);             /* value+CRLF fill one chunk */
+    roundtrip(MIB + 3, true);
+    roundtrip(3 * MIB + 17, true);
+    roundtrip(4 * MIB, true);
+    storage_stats(&ss);
+    ck_assert_uint_eq(ss.curr_items, 1);
+    ck_assert_uint_eq(ss.bytes, HDR + 3 + 4 * MIB + 2);
+    storage_teardown();
+}
+END_TEST
+
+START_TEST(test_chunked_item_memory_returns_on_delete)
+{
+    struct storage_config cfg;
+    struct storage_class_stats cs;
+    enum item_alloc_status st;
+    struct item *it;
+    unsigned top;
+
+    storage_config_default(&cfg);
+    cfg.item_size_max = 4 * MIB;
+    start(&cfg);
+    top = storage_class_count();
+    it = alloc_kv("big", 3 * MIB, &st);
+    ck_assert_ptr_nonnull(it);
+    storage_class_stats(top, t0, &cs);
+    ck_assert_uint_eq(cs.used_chunks, 6);
+    item_store(it, STORE_SET, 0, t0, NULL);
+    item_put(it);
+    ck_assert_int_eq(item_delete("big", 3, 0, t0), ITEM_DELETED);
+    storage_class_stats(top, t0, &cs);
+    ck_assert_uint_eq(cs.used_chunks, 0);
+    storage_teardown();
+}
+END_TEST
+
+START_TEST(test_item_size_max_enforced)
+{
+    struct storage_config cfg;
+    enum item_alloc_status st;
+    char key[300];
+    struct item *it;
+
+    storage_config_default(&cfg);
+    cfg.item_size_max = 2 * MIB;
+    start(&cfg);
+    it = alloc_kv("k", 2 * MIB, &st);
+    ck_assert_ptr_nonnull(it);
+    item_put(it);
+    ck_assert_ptr_null(alloc_kv("k", 2 * MIB + 1, &st));
+    ck_assert_int_eq(st, ITEM_ALLOC_TOO_LARGE);
+    memset(key, 'k', sizeof(key));
+    key[STORAGE_KEY_MAX + 1] = '\0';
+    ck_assert_ptr_null(alloc_kv(key, 10, &st));
+    ck_assert_int_eq(st, ITEM_ALLOC_TOO_LARGE);
+    storage_teardown();
+}
+END_TEST
+
+static void expect_rejected(const struct storage_config *cfg, const char *needle)
+{
+    char err[256] = "";
+
+    ck_assert_int_eq(storage_setup(cfg, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, needle) != NULL, "message '%s' lacks '%s'", err, needle);
+}
+
+START_TEST(test_setup_rejects_bad_configs)
+{
+    struct storage_config cfg;
+    char err[256];
+
+    clock_setup();
+    storage_config_default(&cfg);
+    cfg.growth_factor = 1.0;
+    expect_rejected(&cfg, "-f");
+    cfg.growth_factor = 0.5;
+    expect_rejected(&cfg, "-f");
+    storage_config_default(&cfg);
+    cfg.item_size_max = 512;
+    expect_rejected(&cfg, "-I");
+    cfg.item_size_max = (size_t)2 * 1024 * MIB;
+    cfg.mem_limit = (size_t)8 * 1024 * MIB;
+    expect_rejected(&cfg, "1 GiB");
+    storage_config_default(&cfg);
+    cfg.item_size_max = 64 * MIB;
+    expect_rejected(&cfg, "-m");
+    cfg.item_size_max = 32 * MIB;   /* exactly half is fine */
+    ck_assert_int_eq(storage_setup(&cfg, err, sizeof(err)), 0);
+    storage_teardown();
+}
+END_TEST
+
+START_TEST(test_prealloc_takes_all_pages_at_setup)
+{
+    struct storage_config cfg;
+    struct storage_stats ss;
+    enum item_alloc_status st;
+    struct item *it;
+
+    storage_config_default(&cfg);
+    cfg.mem_limit = 8 * MIB;
+    cfg.prealloc = true;
+    start(&cfg);
+    storage_stats(&ss);
+    ck_assert_uint_eq(ss.total_malloced, 8 * MIB);
+    ck_assert_uint_eq(ss.slab_global_page_pool, 8);
+    it = alloc_kv("k", 10, &st);
+    ck_assert_ptr_nonnull(it);
+    storage_stats(&ss);
+    ck_assert_uint_eq(ss.total_malloced, 8 * MIB);
+    ck_assert_uint_eq(ss.slab_global_page_pool, 7);
+    item_put(it);
+    storage_teardown();
+}
+END_TEST
+
+static Suite *slab_suite(void)
+{
+    Suite *s = suite_create("slab");
+    TCase *tc = tcase_create("core");
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_class_sizes_follow_n_and_f_and_end_at_chunk_max);
+    tcase_add_test(tc, test_memory_limit_respected_without_eviction);
+    tcase_add_test(tc, test_free_chunks_are_reused);
+    tcase_add_test(tc, test_chunked_items_round_trip_byte_exact);
+    tcase_add_test(tc, test_chunked_item_memory_returns_on_delete);
+    tcase_add_test(tc, test_item_size_max_enforced);
+    tcase_add_test(tc, test_setup_rejects_bad_configs);
+    tcase_add_test(tc, test_prealloc_takes_all_pages_at_setup);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(slab_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
