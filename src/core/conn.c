@@ -603,8 +603,11 @@ static void conn_drive(struct conn *c)
             }
             if (fr == FILL_OK) {
                 set_state(c, CS_READ);
+                /* MORE from value_done means "carry on": what follows the
+                 * value may already be buffered, so parse before reading. */
+                bool ignored = false;
                 need_input = false;
-                if (!apply_result(c, c->proto->value_done(c), &need_input))
+                if (!apply_result(c, c->proto->value_done(c), &ignored))
                     goto yield;
             }
             continue;
