@@ -18,7 +18,9 @@
 
 #include "config.h"
 #include "cmd/cmd_stats.h"
+#include "cmd/proto_mc_meta.h"
 #include "config/settings.h"
+#include "config/version.h"
 #include "proto/mc_text.h"
 #include "stats/stats.h"
 #include "storage/item.h"
@@ -29,13 +31,15 @@ static const struct settings *settings;   /* read-only after setup */
 void proto_mc_text_setup(const struct settings *s)
 {
     settings = s;
+    proto_mc_meta_setup(s);
 }
 
 /* Per-connection state kept while a data block is read. */
 struct text_state {
-    enum mc_cmd cmd;
+    enum mc_cmd cmd;            /* MC_META_SET: an ms owns the value */
     uint64_t cas;
     bool noreply;
+    uint64_t meta[PROTO_MC_META_STATE / 8];   /* proto_mc_meta's ms state */
 };
 
 static struct text_state *state_of(struct conn *c)
@@ -316,7 +320,7 @@ static enum proc_result cmd_flush_all(struct conn *c, const struct mc_text_req *
 static enum proc_result cmd_version(struct conn *c, const struct mc_text_req *r)
 {
     (void)r;
-    CONN_OUT_LIT(c, "VERSION " PACKAGE_VERSION "\r\n");
+    CONN_OUT_LIT(c, "VERSION " KIOKU_PROTOCOL_VERSION "\r\n");
     return PROC_MORE;
 }
 
@@ -352,6 +356,22 @@ static enum proc_result cmd_stats(struct conn *c, const struct mc_text_req *r)
     return PROC_MORE;
 }
 
+/* ---- meta commands (cmd/proto_mc_meta.c) ---- */
+
+static enum proc_result cmd_meta(struct conn *c, const struct mc_text_req *r)
+{
+    static const enum mc_meta_cmd meta_of[MC_CMD_COUNT] = {
+        [MC_META_GET] = MC_META_MG, [MC_META_SET] = MC_META_MS,
+        [MC_META_DELETE] = MC_META_MD, [MC_META_ARITH] = MC_META_MA,
+        [MC_META_NOOP] = MC_META_MN, [MC_META_DEBUG] = MC_META_ME,
+    };
+    struct text_state *st = state_of(c);
+
+    st->cmd = r->cmd;   /* routes value_done() for ms */
+    return proto_mc_meta_run(c, st->meta, meta_of[r->cmd], r->key, r->nkey,
+                             r->args, r->args_len);
+}
+
 /* ---- dispatch ---- */
 
 typedef enum proc_result (*text_handler)(struct conn *c, const struct mc_text_req *r);
@@ -366,13 +386,9 @@ static const text_handler handlers[MC_CMD_COUNT] = {
     [MC_TOUCH] = cmd_touch, [MC_FLUSH_ALL] = cmd_flush_all, [MC_VERSION] = cmd_version,
     [MC_VERBOSITY] = cmd_verbosity, [MC_QUIT] = cmd_quit, [MC_SHUTDOWN] = cmd_shutdown,
     [MC_STATS] = cmd_stats,
+    [MC_META_GET] = cmd_meta, [MC_META_SET] = cmd_meta, [MC_META_DELETE] = cmd_meta,
+    [MC_META_ARITH] = cmd_meta, [MC_META_NOOP] = cmd_meta, [MC_META_DEBUG] = cmd_meta,
 };
-
-static bool is_storage(enum mc_cmd cmd)
-{
-    return cmd == MC_SET || cmd == MC_ADD || cmd == MC_REPLACE || cmd == MC_APPEND ||
-           cmd == MC_PREPEND || cmd == MC_CAS;
-}
 
 static enum proc_result text_process(struct conn *c)
 {
@@ -400,14 +416,10 @@ static enum proc_result text_process(struct conn *c)
             continue;
         }
         if (ps == PARSE_INVALID) {
+            /* As memcached: a refused storage line does not swallow a data
+             * block (clients and memcached's own tests rely on that). */
             if (!r.noreply)
                 reply_line(c, r.error);
-            /* The client sends the data block anyway: skip it rather than
-             * run its bytes as commands. */
-            if (is_storage(r.cmd) && r.vlen > 0) {
-                conn_swallow(c, (size_t)r.vlen + 2);
-                return PROC_NREAD;
-            }
             continue;
         }
         enum proc_result res = handlers[r.cmd](c, &r);
@@ -418,6 +430,10 @@ static enum proc_result text_process(struct conn *c)
 
 static enum proc_result text_value_done(struct conn *c)
 {
+    struct text_state *st = state_of(c);
+
+    if (st->cmd == MC_META_SET)
+        return proto_mc_meta_set_done(c, st->meta);
     return store_done(c);
 }
 
