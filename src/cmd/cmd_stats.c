@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "config/settings.h"
+#include "config/version.h"
 #include "core/conn.h"
 #include "core/worker.h"
 #include "stats/stats.h"
@@ -29,30 +30,33 @@ void cmd_stats_setup(const struct settings *s)
     settings = s;
 }
 
-static void stat_fmt(struct conn *c, const char *name, const char *fmt, ...)
+/* Where stats go: one (name, value) pair at a time. The text reply and the
+ * binary Stat packets are two sinks over the same lists below. */
+struct stat_sink {
+    cmd_stats_fn fn;
+    void *arg;
+    int64_t now;
+};
+
+static void stat_fmt(struct stat_sink *out, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void stat_fmt(struct conn *c, const char *name, const char *fmt, ...)
+static void stat_fmt(struct stat_sink *out, const char *name, const char *fmt, ...)
 {
     char val[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(val, sizeof(val), fmt, ap);
     va_end(ap);
-    size_t need = strlen(name) + strlen(val) + 9;   /* "STAT " " " "\r\n" NUL */
-    char *p = conn_out_reserve(c, need);
-    if (p == NULL)
-        return;
-    int n = snprintf(p, need, "STAT %s %s\r\n", name, val);
-    conn_out_commit(c, (size_t)n);
+    out->fn(out->arg, name, val);
 }
 
-static void stat_u64(struct conn *c, const char *name, uint64_t v)
+static void stat_u64(struct stat_sink *out, const char *name, uint64_t v)
 {
-    stat_fmt(c, name, "%llu", (unsigned long long)v);
+    stat_fmt(out, name, "%llu", (unsigned long long)v);
 }
 
-static void stats_general(struct conn *c)
+static void stats_general(struct stat_sink *out)
 {
     struct thread_stats ts;
     struct storage_stats ss;
@@ -62,84 +66,84 @@ static void stats_general(struct conn *c)
     storage_stats(&ss);
     stats_conns(&cs);
     getrusage(RUSAGE_SELF, &ru);
-    int64_t now = c->now;
+    int64_t now = out->now;
 
-    stat_u64(c, "pid", (uint64_t)getpid());
-    stat_u64(c, "uptime", (uint64_t)((now - clock_start_ms()) / 1000));
-    stat_u64(c, "time", (uint64_t)(now / 1000));
-    stat_fmt(c, "version", "%s", PACKAGE_VERSION);
-    stat_fmt(c, "libevent", "%s", event_get_version());
-    stat_u64(c, "pointer_size", sizeof(void *) * 8);
-    stat_fmt(c, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
-    stat_fmt(c, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
-    stat_u64(c, "max_connections", (uint64_t)settings->max_conns);
-    stat_u64(c, "curr_connections", cs.curr_connections);
-    stat_u64(c, "total_connections", cs.total_connections);
-    stat_u64(c, "rejected_connections", cs.rejected_connections);
-    stat_u64(c, "connection_structures", cs.connection_structures);
-#define X(name) stat_u64(c, #name, ts.name);
+    stat_u64(out, "pid", (uint64_t)getpid());
+    stat_u64(out, "uptime", (uint64_t)((now - clock_start_ms()) / 1000));
+    stat_u64(out, "time", (uint64_t)(now / 1000));
+    stat_fmt(out, "version", "%s", KIOKU_PROTOCOL_VERSION);
+    stat_fmt(out, "libevent", "%s", event_get_version());
+    stat_u64(out, "pointer_size", sizeof(void *) * 8);
+    stat_fmt(out, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+    stat_fmt(out, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
+    stat_u64(out, "max_connections", (uint64_t)settings->max_conns);
+    stat_u64(out, "curr_connections", cs.curr_connections);
+    stat_u64(out, "total_connections", cs.total_connections);
+    stat_u64(out, "rejected_connections", cs.rejected_connections);
+    stat_u64(out, "connection_structures", cs.connection_structures);
+#define X(name) stat_u64(out, #name, ts.name);
     THREAD_STATS_FIELDS(X)
 #undef X
-    stat_u64(c, "limit_maxbytes", ss.limit_maxbytes);
-    stat_u64(c, "accepting_conns", 1);
-    stat_u64(c, "threads", (uint64_t)settings->threads);
-    stat_u64(c, "hash_power_level", ss.hash_power_level);
-    stat_u64(c, "hash_bytes", ss.hash_bytes);
-    stat_u64(c, "hash_is_expanding", ss.hash_is_expanding ? 1 : 0);
-    stat_u64(c, "bytes", ss.bytes);
-    stat_u64(c, "curr_items", ss.curr_items);
-    stat_u64(c, "total_items", ss.total_items);
-    stat_u64(c, "slab_global_page_pool", ss.slab_global_page_pool);
-    stat_u64(c, "expired_unfetched", ss.expired_unfetched);
-    stat_u64(c, "evicted_unfetched", ss.evicted_unfetched);
-    stat_u64(c, "evicted_active", ss.evicted_active);
-    stat_u64(c, "evictions", ss.evictions);
-    stat_u64(c, "reclaimed", ss.reclaimed);
-    stat_u64(c, "total_malloced", ss.total_malloced);
+    stat_u64(out, "limit_maxbytes", ss.limit_maxbytes);
+    stat_u64(out, "accepting_conns", 1);
+    stat_u64(out, "threads", (uint64_t)settings->threads);
+    stat_u64(out, "hash_power_level", ss.hash_power_level);
+    stat_u64(out, "hash_bytes", ss.hash_bytes);
+    stat_u64(out, "hash_is_expanding", ss.hash_is_expanding ? 1 : 0);
+    stat_u64(out, "bytes", ss.bytes);
+    stat_u64(out, "curr_items", ss.curr_items);
+    stat_u64(out, "total_items", ss.total_items);
+    stat_u64(out, "slab_global_page_pool", ss.slab_global_page_pool);
+    stat_u64(out, "expired_unfetched", ss.expired_unfetched);
+    stat_u64(out, "evicted_unfetched", ss.evicted_unfetched);
+    stat_u64(out, "evicted_active", ss.evicted_active);
+    stat_u64(out, "evictions", ss.evictions);
+    stat_u64(out, "reclaimed", ss.reclaimed);
+    stat_u64(out, "total_malloced", ss.total_malloced);
 }
 
-static void stats_settings(struct conn *c)
+static void stats_settings(struct stat_sink *out)
 {
     const struct settings *s = settings;
-    stat_u64(c, "maxbytes", s->storage.mem_limit);
-    stat_u64(c, "maxconns", (uint64_t)s->max_conns);
-    stat_u64(c, "tcpport", (uint64_t)s->port);
-    stat_u64(c, "udpport", (uint64_t)s->udp_port);
-    stat_fmt(c, "inter", "%s", s->listen);
-    stat_u64(c, "verbosity", (uint64_t)s->verbose);
-    stat_u64(c, "oldest", 0);
-    stat_fmt(c, "evictions", "%s", s->storage.evict ? "on" : "off");
-    stat_fmt(c, "domain_socket", "%s", s->socket_path[0] ? s->socket_path : "NULL");
-    stat_fmt(c, "umask", "%o", (unsigned)s->socket_mask);
-    stat_fmt(c, "shutdown_command", "%s", s->enable_shutdown ? "yes" : "no");
-    stat_fmt(c, "growth_factor", "%.2f", s->storage.growth_factor);
-    stat_u64(c, "chunk_size", s->storage.chunk_size_min);
-    stat_u64(c, "num_threads", (uint64_t)s->threads);
-    stat_u64(c, "reqs_per_event", (uint64_t)s->reqs_per_event);
-    stat_fmt(c, "cas_enabled", "%s", s->storage.use_cas ? "yes" : "no");
-    stat_u64(c, "tcp_backlog", (uint64_t)s->backlog);
-    stat_fmt(c, "binding_protocol", "%s", "auto-negotiate");
-    stat_u64(c, "item_size_max", s->storage.item_size_max);
-    stat_fmt(c, "maxconns_fast", "%s", "yes");
-    stat_u64(c, "hashpower_init", s->storage.hashpower);
-    stat_u64(c, "slab_chunk_max", STORAGE_PAGE_SIZE / 2);
-    stat_fmt(c, "flush_enabled", "%s", s->flush_enabled ? "yes" : "no");
-    stat_fmt(c, "hash_algorithm", "%s", "xxh3");
-    stat_u64(c, "resp_port", (uint64_t)s->resp_port);
-    stat_fmt(c, "prealloc", "%s", s->storage.prealloc ? "yes" : "no");
+    stat_u64(out, "maxbytes", s->storage.mem_limit);
+    stat_u64(out, "maxconns", (uint64_t)s->max_conns);
+    stat_u64(out, "tcpport", (uint64_t)s->port);
+    stat_u64(out, "udpport", (uint64_t)s->udp_port);
+    stat_fmt(out, "inter", "%s", s->listen);
+    stat_u64(out, "verbosity", (uint64_t)s->verbose);
+    stat_u64(out, "oldest", 0);
+    stat_fmt(out, "evictions", "%s", s->storage.evict ? "on" : "off");
+    stat_fmt(out, "domain_socket", "%s", s->socket_path[0] ? s->socket_path : "NULL");
+    stat_fmt(out, "umask", "%o", (unsigned)s->socket_mask);
+    stat_fmt(out, "shutdown_command", "%s", s->enable_shutdown ? "yes" : "no");
+    stat_fmt(out, "growth_factor", "%.2f", s->storage.growth_factor);
+    stat_u64(out, "chunk_size", s->storage.chunk_size_min);
+    stat_u64(out, "num_threads", (uint64_t)s->threads);
+    stat_u64(out, "reqs_per_event", (uint64_t)s->reqs_per_event);
+    stat_fmt(out, "cas_enabled", "%s", s->storage.use_cas ? "yes" : "no");
+    stat_u64(out, "tcp_backlog", (uint64_t)s->backlog);
+    stat_fmt(out, "binding_protocol", "%s", "auto-negotiate");
+    stat_u64(out, "item_size_max", s->storage.item_size_max);
+    stat_fmt(out, "maxconns_fast", "%s", "yes");
+    stat_u64(out, "hashpower_init", s->storage.hashpower);
+    stat_u64(out, "slab_chunk_max", STORAGE_PAGE_SIZE / 2);
+    stat_fmt(out, "flush_enabled", "%s", s->flush_enabled ? "yes" : "no");
+    stat_fmt(out, "hash_algorithm", "%s", "xxh3");
+    stat_u64(out, "resp_port", (uint64_t)s->resp_port);
+    stat_fmt(out, "prealloc", "%s", s->storage.prealloc ? "yes" : "no");
 }
 
-static void stats_items(struct conn *c)
+static void stats_items(struct stat_sink *out)
 {
     char name[64];
     unsigned n = storage_class_count();
     for (unsigned id = 1; id <= n; id++) {
         struct storage_class_stats cs;
-        storage_class_stats(id, c->now, &cs);
+        storage_class_stats(id, out->now, &cs);
         if (cs.number == 0 && cs.evicted == 0 && cs.outofmemory == 0)
             continue;
 #define ITEM_STAT(field, label) \
-        do { snprintf(name, sizeof(name), "items:%u:%s", id, label); stat_u64(c, name, cs.field); } while (0)
+        do { snprintf(name, sizeof(name), "items:%u:%s", id, label); stat_u64(out, name, cs.field); } while (0)
         ITEM_STAT(number, "number");
         ITEM_STAT(age_sec, "age");
         ITEM_STAT(mem_requested, "mem_requested");
@@ -156,18 +160,18 @@ static void stats_items(struct conn *c)
     }
 }
 
-static void stats_slabs(struct conn *c)
+static void stats_slabs(struct stat_sink *out)
 {
     char name[64];
     unsigned n = storage_class_count(), active = 0;
     for (unsigned id = 1; id <= n; id++) {
         struct storage_class_stats cs;
-        storage_class_stats(id, c->now, &cs);
+        storage_class_stats(id, out->now, &cs);
         if (cs.total_pages == 0)
             continue;
         active++;
 #define SLAB_STAT(field, label) \
-        do { snprintf(name, sizeof(name), "%u:%s", id, label); stat_u64(c, name, cs.field); } while (0)
+        do { snprintf(name, sizeof(name), "%u:%s", id, label); stat_u64(out, name, cs.field); } while (0)
         SLAB_STAT(chunk_size, "chunk_size");
         SLAB_STAT(chunks_per_page, "chunks_per_page");
         SLAB_STAT(total_pages, "total_pages");
@@ -179,11 +183,11 @@ static void stats_slabs(struct conn *c)
     }
     struct storage_stats ss;
     storage_stats(&ss);
-    stat_u64(c, "active_slabs", active);
-    stat_u64(c, "total_malloced", ss.total_malloced);
+    stat_u64(out, "active_slabs", active);
+    stat_u64(out, "total_malloced", ss.total_malloced);
 }
 
-static void stats_conns_list(struct conn *c)
+static void stats_conns_list(struct stat_sink *out)
 {
     char name[64], addr[96];
     for (int i = 0; i < worker_count(); i++) {
@@ -192,12 +196,12 @@ static void stats_conns_list(struct conn *c)
         for (struct conn *o = w->conns; o != NULL; o = o->next) {
             conn_peer_name(o, addr, sizeof(addr));
             snprintf(name, sizeof(name), "%d:addr", o->fd);
-            stat_fmt(c, name, "%s%s", o->peer_len > 0 && addr[0] != 'u' ? "tcp:" : "", addr);
+            stat_fmt(out, name, "%s%s", o->peer_len > 0 && addr[0] != 'u' ? "tcp:" : "", addr);
             snprintf(name, sizeof(name), "%d:state", o->fd);
-            stat_fmt(c, name, "%s", conn_state_name(o));
+            stat_fmt(out, name, "%s", conn_state_name(o));
             snprintf(name, sizeof(name), "%d:secs_since_last_cmd", o->fd);
             int64_t last = __atomic_load_n(&o->last_cmd, __ATOMIC_RELAXED);
-            stat_u64(c, name, (uint64_t)(c->now > last ? (c->now - last) / 1000 : 0));
+            stat_u64(out, name, (uint64_t)(out->now > last ? (out->now - last) / 1000 : 0));
         }
         pthread_mutex_unlock(&w->conns_lock);
     }
@@ -208,30 +212,60 @@ static bool arg_is(const char *args, size_t len, const char *word)
     return strlen(word) == len && memcmp(args, word, len) == 0;
 }
 
-void cmd_stats_text(struct conn *c, const char *args, size_t len)
+enum cmd_stats_result cmd_stats_pairs(const char *args, size_t len, int64_t now,
+                                      cmd_stats_fn fn, void *arg)
 {
+    struct stat_sink out = {fn, arg, now};
     if (len == 0) {
-        stats_general(c);
+        stats_general(&out);
     } else if (arg_is(args, len, "settings")) {
-        stats_settings(c);
+        stats_settings(&out);
     } else if (arg_is(args, len, "items")) {
-        stats_items(c);
+        stats_items(&out);
     } else if (arg_is(args, len, "slabs")) {
-        stats_slabs(c);
+        stats_slabs(&out);
     } else if (arg_is(args, len, "conns")) {
-        stats_conns_list(c);
+        stats_conns_list(&out);
     } else if (arg_is(args, len, "reset")) {
         stats_reset();
-        CONN_OUT_LIT(c, "RESET\r\n");
-        return;
+        storage_stats_reset();
+        return CMD_STATS_RESET;
     } else if (arg_is(args, len, "sizes")) {
-        stat_fmt(c, "sizes_status", "%s", "disabled");
+        stat_fmt(&out, "sizes_status", "%s", "disabled");
     } else if (len >= 6 && memcmp(args, "detail", 6) == 0) {
-        CONN_OUT_LIT(c, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
-        return;
+        return CMD_STATS_DETAIL;
     } else {
-        CONN_OUT_LIT(c, "ERROR\r\n");
-        return;
+        return CMD_STATS_UNKNOWN;
     }
-    CONN_OUT_LIT(c, "END\r\n");
+    return CMD_STATS_LISTED;
+}
+
+/* Text sink: "STAT name value\r\n". */
+static void text_pair(void *arg, const char *name, const char *value)
+{
+    struct conn *c = arg;
+    size_t need = strlen(name) + strlen(value) + 9;   /* "STAT " " " "\r\n" NUL */
+    char *p = conn_out_reserve(c, need);
+    if (p == NULL)
+        return;
+    int n = snprintf(p, need, "STAT %s %s\r\n", name, value);
+    conn_out_commit(c, (size_t)n);
+}
+
+void cmd_stats_text(struct conn *c, const char *args, size_t len)
+{
+    switch (cmd_stats_pairs(args, len, c->now, text_pair, c)) {
+    case CMD_STATS_LISTED:
+        CONN_OUT_LIT(c, "END\r\n");
+        break;
+    case CMD_STATS_RESET:
+        CONN_OUT_LIT(c, "RESET\r\n");
+        break;
+    case CMD_STATS_DETAIL:
+        CONN_OUT_LIT(c, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+        break;
+    case CMD_STATS_UNKNOWN:
+        CONN_OUT_LIT(c, "ERROR\r\n");
+        break;
+    }
 }
