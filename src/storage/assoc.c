@@ -316,7 +316,7 @@ void assoc_flush_now(void)
         struct assoc_stripe *s = &stripes[i];
 
         pthread_mutex_lock(&s->lock);
-        s->flush_cas = (s->cas_seq << ASSOC_STRIPE_BITS) | i;
+        s->flush_gen++;
         pthread_mutex_unlock(&s->lock);
     }
     __atomic_add_fetch(&flush_count, 1, __ATOMIC_RELAXED);

@@ -32,7 +32,7 @@ struct assoc_stripe {
     uint64_t bytes;         /* sum of linked item sizes */
     uint64_t total_items;   /* items ever linked */
     uint64_t cas_seq;       /* last sequence handed out */
-    uint64_t flush_cas;     /* items with cas <= this are dead; 0 none */
+    uint32_t flush_gen;     /* bumped by flush_all: items of older ones are dead */
     struct item **tab;      /* table this stripe inserts into */
     struct item **old;      /* table still being emptied for it, or NULL */
     unsigned power;         /* tab has 2^power buckets */

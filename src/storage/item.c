@@ -15,9 +15,12 @@
  * "hash + mine" proves nobody else can look at the item (used by eviction
  * and by in-place incr/decr).
  *
- * Liveness. An item is dead when its exptime has passed or when its CAS is at
- * or below its stripe's flush snapshot (flush_all costs one store per stripe,
- * not a walk over the items). Dead items are unlinked when a lookup meets
+ * Liveness. An item is dead when its exptime has passed or when it was linked
+ * under an older flush generation of its stripe (flush_all bumps one counter
+ * per stripe, not a walk over the items). The generation is kept apart from
+ * the CAS because clients may choose a CAS (meta E flag). A 32-bit generation
+ * would have to wrap all the way round, 2^32 flushes with the item untouched
+ * by any lookup or LRU walk, to make an old item look live again. Dead items are unlinked when a lookup meets
  * them or when the LRU tail walk reclaims them.
  */
 #include "storage/item.h"
@@ -370,7 +373,7 @@ void item_unlock(uint64_t hv)
 
 static bool is_flushed(const struct item *it, const struct assoc_stripe *s)
 {
-    return it->cas <= s->flush_cas;
+    return it->gen != s->flush_gen;
 }
 
 bool do_item_is_dead(const struct item *it, uint64_t hv, int64_t now)
@@ -406,6 +409,7 @@ void do_item_link(struct item *it, uint64_t hv)
     struct assoc_stripe *s = assoc_stripe(hv);
 
     it->cas = assoc_next_cas(s, assoc_stripe_index(hv));
+    it->gen = s->flush_gen;
     iflags_set(it, ITEM_LINKED);
     s->bytes += item_ntotal(it);
     s->total_items++;

@@ -49,6 +49,7 @@ struct item {
     uint32_t atime;         /* last access, seconds since clock_start_ms() */
     uint32_t nbytes;        /* value length, not counting the trailing CRLF */
     uint32_t flags;         /* client flags, opaque */
+    uint32_t gen;           /* its stripe's flush generation when linked */
     uint16_t refcount;      /* atomic */
     uint8_t iflags;         /* ITEM_*, changed under the stripe lock */
     uint8_t clsid;          /* slab class of this chunk */

@@ -482,6 +482,35 @@ START_TEST(test_flush_immediate_kills_older_items_only)
 }
 END_TEST
 
+/* A client may choose an item's CAS (meta E): flush must not depend on it. */
+START_TEST(test_flush_kills_items_whatever_cas_the_client_chose)
+{
+    uint64_t hv = item_hash("hi", 2), hv2 = item_hash("lo", 2);
+    struct item *it;
+
+    store("hi", "1", STORE_SET, 0, NULL);
+    store("lo", "2", STORE_SET, 0, NULL);
+    item_lock(hv);
+    it = do_item_find("hi", 2, hv, t0, NULL);
+    ck_assert_ptr_nonnull(it);
+    it->cas = UINT64_MAX - 1;           /* far above any sequence */
+    item_put(it);
+    item_unlock(hv);
+    item_flush(0, t0);
+    ck_assert_int_eq(miss_of("hi", t0), ITEM_MISS_FLUSHED);
+    ck_assert_int_eq(miss_of("lo", t0), ITEM_MISS_FLUSHED);
+    /* and one stored after the flush with a tiny chosen CAS stays alive */
+    store("lo", "3", STORE_SET, 0, NULL);
+    item_lock(hv2);
+    it = do_item_find("lo", 2, hv2, t0, NULL);
+    ck_assert_ptr_nonnull(it);
+    it->cas = 1;
+    item_put(it);
+    item_unlock(hv2);
+    ck_assert(value_is("lo", "3", t0));
+}
+END_TEST
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -664,6 +693,7 @@ static Suite *item_suite(void)
     tcase_add_test(tc, test_touch_changes_expiry);
     tcase_add_test(tc, test_get_touch_returns_item_and_changes_expiry);
     tcase_add_test(tc, test_flush_immediate_kills_older_items_only);
+    tcase_add_test(tc, test_flush_kills_items_whatever_cas_the_client_chose);
     tcase_add_test(tc, test_flush_delayed_takes_effect_at_its_time);
     tcase_add_test(tc, test_flush_later_call_replaces_pending_one);
     tcase_add_test(tc, test_unlinked_item_readable_until_put);
