@@ -354,7 +354,8 @@ static enum proc_result meta_set(struct conn *c, void *state, const struct mc_me
     st->nret = r->nret;
     memcpy(st->ret, r->ret, r->nret);
     st->nopaque = r->nopaque;
-    memcpy(st->opaque, r->opaque, r->nopaque);
+    if (r->nopaque > 0)   /* r->opaque is NULL without an O flag */
+        memcpy(st->opaque, r->opaque, r->nopaque);
     if (conn_read_value(c, it, (size_t)r->datalen + 2))
         return proto_mc_meta_set_done(c, state);
     return PROC_NREAD;

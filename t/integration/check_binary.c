@@ -88,8 +88,10 @@ static size_t pack(uint8_t *buf, const struct req *r)
     put32(buf + 8, (uint32_t)(r->extlen + klen + r->vlen));
     put32(buf + 12, r->opaque);
     put64(buf + 16, r->cas);
-    memcpy(buf + 24, r->ext, r->extlen);
-    memcpy(buf + 24 + r->extlen, r->key, klen);
+    if (r->extlen > 0)
+        memcpy(buf + 24, r->ext, r->extlen);
+    if (klen > 0)
+        memcpy(buf + 24 + r->extlen, r->key, klen);
     if (r->vlen > 0)
         memcpy(buf + 24 + r->extlen + klen, r->val, r->vlen);
     return 24 + r->extlen + klen + r->vlen;
