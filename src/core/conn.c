@@ -561,7 +561,8 @@ static void conn_drive(struct conn *c)
         enum fill_result fr;
         if (c->close_after_write && c->state != CS_CLOSING)
             set_state(c, CS_CLOSING);
-        switch (c->state) {
+        uint8_t st = c->state;
+        switch (st) {
         case CS_READ:
             if (!need_input && conn_rlen(c) > 0) {
                 if (c->proto == NULL && !choose_proto(c)) {
@@ -580,57 +581,41 @@ static void conn_drive(struct conn *c)
                 return;
             }
             fr = conn_fill(c);
-            if (fr == FILL_EOF) {
-                conn_close(c);
-                return;
-            }
-            if (fr == FILL_AGAIN) {
-                wait_input(c);
-                return;
-            }
-            need_input = false;
-            drained = fr == FILL_DRAINED;
-            continue;
+            break;
         case CS_NREAD:
             fr = nread_step(c);
-            if (fr == FILL_EOF) {
-                conn_close(c);
-                return;
-            }
-            if (fr == FILL_AGAIN) {
-                wait_input(c);
-                return;
-            }
-            if (fr == FILL_OK) {
-                set_state(c, CS_READ);
-                /* MORE from value_done means "carry on": what follows the
-                 * value may already be buffered, so parse before reading. */
-                bool ignored = false;
-                need_input = false;
-                if (!apply_result(c, c->proto->value_done(c), &ignored))
-                    goto yield;
-            }
-            continue;
+            break;
         case CS_SWALLOW:
             fr = swallow_step(c);
-            if (fr == FILL_EOF) {
-                conn_close(c);
-                return;
-            }
-            if (fr == FILL_AGAIN) {
-                wait_input(c);
-                return;
-            }
-            if (fr == FILL_OK) {
-                set_state(c, CS_READ);
-                need_input = false;
-            }
-            continue;
+            break;
         case CS_CLOSING:
         default:
             c->close_after_write = true;
             wait_input(c);
             return;
+        }
+        if (fr == FILL_EOF) {
+            conn_close(c);
+            return;
+        }
+        if (fr == FILL_AGAIN) {
+            wait_input(c);
+            return;
+        }
+        need_input = false;
+        if (st == CS_READ) {
+            drained = fr == FILL_DRAINED;
+            continue;
+        }
+        if (fr != FILL_OK)
+            continue;   /* value or skipped bytes still incomplete */
+        set_state(c, CS_READ);
+        if (st == CS_NREAD) {
+            /* MORE from value_done means "carry on": what follows the
+             * value may already be buffered, so parse before reading. */
+            bool ignored = false;
+            if (!apply_result(c, c->proto->value_done(c), &ignored))
+                goto yield;
         }
     }
 yield:
