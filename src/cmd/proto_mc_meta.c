@@ -69,21 +69,6 @@ static uint64_t visible_cas(uint64_t cas)
     return settings->storage.use_cas ? cas : 0;
 }
 
-static uint8_t iflags_get(const struct item *it)
-{
-    return __atomic_load_n(&it->iflags, __ATOMIC_RELAXED);
-}
-
-static void iflags_set(struct item *it, uint8_t f)
-{
-    __atomic_or_fetch(&it->iflags, f, __ATOMIC_RELAXED);
-}
-
-static void iflags_clear(struct item *it, uint8_t f)
-{
-    __atomic_and_fetch(&it->iflags, (uint8_t)~f, __ATOMIC_RELAXED);
-}
-
 /* Remaining TTL in whole seconds, rounded up (a TTL just set reads back as
  * given); -1 for an item that never expires. No lock needed. */
 static int64_t ttl_of(int64_t exptime, int64_t now)
@@ -216,7 +201,7 @@ static struct item *mg_vivify(struct conn *c, const struct mc_meta_req *r, uint6
 static void mg_hit_locked(struct conn *c, const struct mc_meta_req *r, struct item *it,
                           struct mg_result *o)
 {
-    uint8_t f = iflags_get(it);
+    uint8_t f = item_iflags(it);
     bool won = o->created;
 
     /* h and l report the state before this command touched the item. */
@@ -236,7 +221,7 @@ static void mg_hit_locked(struct conn *c, const struct mc_meta_req *r, struct it
     }
     if (won) {
         o->extra |= MC_META_F_WON;
-        iflags_set(it, ITEM_TOKEN);
+        item_iflags_set(it, ITEM_TOKEN);
     }
     o->v.have = HIT_VALUES;
     o->v.cas = visible_cas(it->cas);
@@ -423,7 +408,7 @@ static enum item_result ms_store_locked(const struct ms_state *st, struct item *
         if (!(st->flags & MC_META_F_INVALIDATE) || st->compare_cas > old->cas)
             return ITEM_EXISTS;
         it->exptime = old->exptime;
-        iflags_set(it, (uint8_t)(ITEM_STALE | (iflags_get(old) & ITEM_TOKEN)));
+        item_iflags_set(it, (uint8_t)(ITEM_STALE | (item_iflags(old) & ITEM_TOKEN)));
         break;
     }
     if (old != NULL)
@@ -569,8 +554,8 @@ static const char *md_locked(struct conn *c, const struct mc_meta_req *r, struct
         /* Stale, not gone: readers keep the value, the next one wins. */
         if (r->flags & MC_META_F_TTL)
             it->exptime = item_exptime_from_seconds(r->ttl, c->now);
-        iflags_set(it, ITEM_STALE);
-        iflags_clear(it, ITEM_TOKEN);
+        item_iflags_set(it, ITEM_STALE);
+        item_iflags_clear(it, ITEM_TOKEN);
         recas(it, hv, r);
     } else if (!(r->flags & MC_META_F_DROP_VALUE)) {
         do_item_unlink(it, hv);
@@ -802,7 +787,7 @@ static enum proc_result meta_debug(struct conn *c, const struct mc_meta_req *r)
     memcpy(line + n, " cas=", 5);
     n += 5;
     n += fmt_u64(line + n, visible_cas(it->cas));
-    if (iflags_get(it) & ITEM_FETCHED) {
+    if (item_iflags(it) & ITEM_FETCHED) {
         memcpy(line + n, " fetch=yes", 10);
         n += 10;
     } else {

@@ -59,21 +59,6 @@ static size_t item_ntotal(const struct item *it)
     return HDR + it->nkey + (size_t)it->nbytes + 2;
 }
 
-static uint8_t iflags_of(const struct item *it)
-{
-    return __atomic_load_n(&it->iflags, __ATOMIC_RELAXED);
-}
-
-static void iflags_set(struct item *it, uint8_t f)
-{
-    __atomic_or_fetch(&it->iflags, f, __ATOMIC_RELAXED);
-}
-
-static void iflags_clear(struct item *it, uint8_t f)
-{
-    __atomic_and_fetch(&it->iflags, (uint8_t)~f, __ATOMIC_RELAXED);
-}
-
 /* ---- chunked layout ---- */
 
 static size_t nchunks_for(size_t total)
@@ -410,7 +395,7 @@ void do_item_link(struct item *it, uint64_t hv)
 
     it->cas = assoc_next_cas(s, assoc_stripe_index(hv));
     it->gen = s->flush_gen;
-    iflags_set(it, ITEM_LINKED);
+    item_iflags_set(it, ITEM_LINKED);
     s->bytes += item_ntotal(it);
     s->total_items++;
     assoc_insert(it, hv);
@@ -422,14 +407,14 @@ static void unlink_common(struct item *it, uint64_t hv)
 {
     struct assoc_stripe *s = assoc_stripe(hv);
 
-    iflags_clear(it, ITEM_LINKED);
+    item_iflags_clear(it, ITEM_LINKED);
     s->bytes -= item_ntotal(it);
     assoc_delete(it, hv);
 }
 
 void do_item_unlink(struct item *it, uint64_t hv)
 {
-    if (!(iflags_of(it) & ITEM_LINKED))
+    if (!(item_iflags(it) & ITEM_LINKED))
         return;
     unlink_common(it, hv);
     lru_unlink(it);
@@ -438,7 +423,7 @@ void do_item_unlink(struct item *it, uint64_t hv)
 
 bool do_item_unlink_lru_held(struct item *it, uint64_t hv, bool keep)
 {
-    if (!(iflags_of(it) & ITEM_LINKED))
+    if (!(item_iflags(it) & ITEM_LINKED))
         return false;
     unlink_common(it, hv);
     lru_unlink_locked(it);
@@ -459,7 +444,7 @@ void do_item_replace(struct item *old, struct item *new_it, uint64_t hv)
 
 void do_item_bump(struct item *it, int64_t now)
 {
-    iflags_set(it, ITEM_FETCHED | ITEM_ACTIVE);
+    item_iflags_set(it, ITEM_FETCHED | ITEM_ACTIVE);
     __atomic_store_n(&it->atime, item_atime_of(now), __ATOMIC_RELAXED);
 }
 

@@ -70,6 +70,21 @@ static inline bool item_exptime_passed(int64_t exptime, int64_t now)
     return exptime != 0 && exptime <= now;
 }
 
+/* iflags change under the stripe lock but are read outside it (e.g. by
+ * item_is_chunked on a held reference): always go through these. */
+static inline uint8_t item_iflags(const struct item *it)
+{
+    return __atomic_load_n(&it->iflags, __ATOMIC_RELAXED);
+}
+static inline void item_iflags_set(struct item *it, uint8_t f)
+{
+    __atomic_or_fetch(&it->iflags, f, __ATOMIC_RELAXED);
+}
+static inline void item_iflags_clear(struct item *it, uint8_t f)
+{
+    __atomic_and_fetch(&it->iflags, (uint8_t)~f, __ATOMIC_RELAXED);
+}
+
 static inline const char *item_key(const struct item *it) { return it->data; }
 /* Contiguous value (nbytes + CRLF). Only for !(iflags & ITEM_CHUNKED). */
 static inline char *item_value(struct item *it) { return it->data + it->nkey; }
