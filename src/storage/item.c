@@ -444,8 +444,12 @@ void do_item_replace(struct item *old, struct item *new_it, uint64_t hv)
 
 void do_item_bump(struct item *it, int64_t now)
 {
-    item_iflags_set(it, ITEM_FETCHED | ITEM_ACTIVE);
-    __atomic_store_n(&it->atime, item_atime_of(now), __ATOMIC_RELAXED);
+    /* Most hits find both bits set: skip the locked read-modify-write. */
+    if ((item_iflags(it) & (ITEM_FETCHED | ITEM_ACTIVE)) != (ITEM_FETCHED | ITEM_ACTIVE))
+        item_iflags_set(it, ITEM_FETCHED | ITEM_ACTIVE);
+    uint32_t at = item_atime_of(now);
+    if (__atomic_load_n(&it->atime, __ATOMIC_RELAXED) != at)
+        __atomic_store_n(&it->atime, at, __ATOMIC_RELAXED);
 }
 
 /* ---- operations ---- */
