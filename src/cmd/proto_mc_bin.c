@@ -35,6 +35,7 @@
 
 #include "config.h"
 #include "cmd/cmd_stats.h"
+#include "cmd/cmd_util.h"
 #include "config/settings.h"
 #include "config/version.h"
 #include "proto/mc_bin.h"
@@ -146,14 +147,6 @@ static void respond_miss(struct conn *c, const struct mc_bin_req *r)
 
 /* ---- retrieval and touch ---- */
 
-static void count_miss(struct conn *c, enum item_miss miss)
-{
-    if (miss == ITEM_MISS_EXPIRED)
-        STAT_INC(c->stats, get_expired);
-    else if (miss == ITEM_MISS_FLUSHED)
-        STAT_INC(c->stats, get_flushed);
-}
-
 /* Get, GetQ, GetK, GetKQ. */
 static enum proc_result cmd_get(struct conn *c, const struct mc_bin_req *r)
 {
@@ -162,7 +155,7 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_bin_req *r)
     STAT_INC(c->stats, cmd_get);
     if (it == NULL) {
         STAT_INC(c->stats, get_misses);
-        count_miss(c, miss);
+        cmd_count_miss(c, miss);
         respond_miss(c, r);
         return PROC_MORE;
     }

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "cmd/cmd_stats.h"
+#include "cmd/cmd_util.h"
 #include "cmd/proto_mc_meta.h"
 #include "config/settings.h"
 #include "config/version.h"
@@ -97,14 +98,6 @@ static void out_value(struct conn *c, struct item *it, bool with_cas)
     conn_out_item(c, it, 0, (size_t)it->nbytes + 2);
 }
 
-static void count_miss(struct conn *c, enum item_miss miss)
-{
-    if (miss == ITEM_MISS_EXPIRED)
-        STAT_INC(c->stats, get_expired);
-    else if (miss == ITEM_MISS_FLUSHED)
-        STAT_INC(c->stats, get_flushed);
-}
-
 static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
 {
     bool with_cas = r->cmd == MC_GETS || r->cmd == MC_GATS;
@@ -130,7 +123,7 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
                 STAT_INC(c->stats, get_misses);
         }
         if (it == NULL) {
-            count_miss(c, miss);
+            cmd_count_miss(c, miss);
             continue;
         }
         out_value(c, it, with_cas);

@@ -1,0 +1,21 @@
+/*
+ * Small helpers shared by the command layers of every protocol, so that a
+ * hit, a miss or an expiry counts the same whichever protocol served it.
+ */
+#ifndef KIOKU_CMD_UTIL_H
+#define KIOKU_CMD_UTIL_H
+
+#include "core/conn.h"
+#include "stats/stats.h"
+#include "storage/item.h"
+
+/* Count why a lookup missed (memcached's get_expired / get_flushed). */
+static inline void cmd_count_miss(struct conn *c, enum item_miss miss)
+{
+    if (miss == ITEM_MISS_EXPIRED)
+        STAT_INC(c->stats, get_expired);
+    else if (miss == ITEM_MISS_FLUSHED)
+        STAT_INC(c->stats, get_flushed);
+}
+
+#endif
