@@ -356,6 +356,29 @@ void item_unlock(uint64_t hv)
     assoc_unlock(hv);
 }
 
+/* Two stripes, lower index first; see item.h. */
+void item_lock2(uint64_t hv1, uint64_t hv2)
+{
+    unsigned a = assoc_stripe_index(hv1), b = assoc_stripe_index(hv2);
+
+    if (a == b) {
+        assoc_lock(hv1);
+    } else if (a < b) {
+        assoc_lock(hv1);
+        assoc_lock(hv2);
+    } else {
+        assoc_lock(hv2);
+        assoc_lock(hv1);
+    }
+}
+
+void item_unlock2(uint64_t hv1, uint64_t hv2)
+{
+    assoc_unlock(hv1);
+    if (assoc_stripe_index(hv1) != assoc_stripe_index(hv2))
+        assoc_unlock(hv2);
+}
+
 static bool is_flushed(const struct item *it, const struct assoc_stripe *s)
 {
     return it->gen != s->flush_gen;

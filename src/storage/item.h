@@ -17,8 +17,8 @@
  * hash. The item_* operations below take and release the stripe themselves.
  * The do_item_* primitives expect the caller to hold item_lock(hv) for the
  * key's hash: protocols with compound operations (meta commands, RESP) build
- * on them. Lock order: stripe -> class LRU -> slab. Nothing may be called
- * while holding two stripes.
+ * on them. Lock order: stripe -> class LRU -> slab. At most one stripe is
+ * held at a time, except through item_lock2() (two stripes in index order).
  *
  * Times: exptime and `now` are kioku milliseconds (util/clock.h). exptime 0
  * means never. CAS values are unique per stored update and increase per key.
@@ -180,6 +180,15 @@ void item_flush(int64_t delay_ms, int64_t now);
 uint64_t item_hash(const char *key, size_t nkey);
 void item_lock(uint64_t hv);
 void item_unlock(uint64_t hv);
+/*
+ * For an operation on two keys (RESP RENAME): lock both keys' stripes in
+ * stripe-index order (once if they share one), so two callers cannot
+ * deadlock; nothing else ever waits for a stripe while holding one. The
+ * do_item_* primitives may then be used on either key, and item_alloc()
+ * too (eviction only trylocks). Release with item_unlock2(hv1, hv2).
+ */
+void item_lock2(uint64_t hv1, uint64_t hv2);
+void item_unlock2(uint64_t hv1, uint64_t hv2);
 /* Find a live item (unlinking a dead one found on the way); referenced. */
 struct item *do_item_find(const char *key, size_t nkey, uint64_t hv, int64_t now,
                           enum item_miss *miss);
