@@ -17,8 +17,11 @@
 
 #include "config.h"
 #include "cmd/cmd_stats.h"
+#include "cmd/proto_mc_bin.h"
 #include "cmd/proto_mc_text.h"
+#include "cmd/proto_resp.h"
 #include "config/settings.h"
+#include "config/version.h"
 #include "core/conn.h"
 #include "core/listener.h"
 #include "core/worker.h"
@@ -79,7 +82,7 @@ int main(int argc, char **argv)
         fputs(settings_usage(), stdout);
         return 0;
     case SETTINGS_VERSION:
-        printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+        printf("%s %s\n", PACKAGE_NAME, KIOKU_PROTOCOL_VERSION);
         return 0;
     case SETTINGS_ERROR:
         fprintf(stderr, "%s: %s (try --help)\n", PACKAGE_NAME, err);
@@ -109,10 +112,12 @@ int main(int argc, char **argv)
         return KIOKU_EX_USAGE;
     }
     static const struct conn_protocols protocols = {
-        .text = &proto_mc_text, .binary = NULL, .resp = NULL,
+        .text = &proto_mc_text, .binary = &proto_mc_bin, .resp = &proto_resp,
     };
     conn_setup(&protocols, settings.reqs_per_event);
     proto_mc_text_setup(&settings);
+    proto_resp_setup(&settings);
+    proto_mc_bin_setup(&settings);
     cmd_stats_setup(&settings);
 
     if (listener_setup(&settings, err, sizeof(err)) != 0) {

@@ -1,0 +1,552 @@
+/*
+ * RESP connections: parse, dispatch, reply.
+ *
+ * process() takes one request at a time from the read buffer with the pure
+ * parser in proto/resp.c, looks its name up in the command table, checks
+ * the arity and the key lengths, and runs the row's handler, which queues
+ * one reply. Requests already parsed before a malformed one are answered
+ * first; the malformed one gets Redis's "-ERR Protocol error: ..." and the
+ * connection closes after it (only that connection: nothing else is
+ * touched).
+ *
+ * Memory per request: none on the hot path. The argument slices point into
+ * the read buffer; the slice array is a thread-local one for requests of up
+ * to RESP_SMALL_ARGS arguments. A connection that sends a larger request
+ * gets its own array, sized to the request, but only once the read buffer
+ * holds enough bytes for that many arguments to be real (at least 6 bytes
+ * each), so a bare "*1000000\r\n" allocates nothing.
+ *
+ * Big values: a request is parsed only once it is wholly in the read
+ * buffer, which the connection grows up to RESP_REQ_MAX (conn.c's 4 MiB
+ * read-buffer cap). A bulk longer than the item size limit (-I) or than
+ * what that buffer can hold is refused from its header alone with
+ * "-ERR Protocol error: invalid bulk length" (nothing is allocated for it),
+ * and a request whose arguments together outgrow the buffer is refused
+ * with "-ERR Protocol error: too big request" rather than left to hang. So
+ * with -I above 4 MiB, RESP values stay limited to just under 4 MiB (the
+ * memcached protocols stream values and have no such limit).
+ *
+ * Command names are found through a small hash index built at set-up over
+ * the lower-cased names, so dispatch is one hash and one compare.
+ */
+#include "cmd/proto_resp.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/resp_cmds.h"
+#include "config/settings.h"
+#include "proto/resp.h"
+#include "stats/stats.h"
+#include "storage/item.h"
+#include "storage/storage.h"
+
+#define RESP_REQ_MAX ((size_t)4 * 1024 * 1024)   /* conn.c's RBUF_MAX */
+#define RESP_SMALL_ARGS 256
+#define RESP_MAX_ARGS (1024 * 1024)              /* Redis's multibulk limit */
+#define RESP_MIN_ARG_BYTES 6                     /* "$0\r\n\r\n" */
+
+static const struct settings *settings;   /* read-only after setup */
+static struct resp_limits limits;
+
+/* Per-connection state, inside conn->proto_data. */
+struct resp_conn {
+    struct resp_state st;
+    struct resp_arg *argv;    /* own array for large requests, or NULL */
+    uint32_t argv_cap;
+    uint8_t version;          /* 0 (never said) or 2: RESP2; 3: RESP3 */
+};
+
+static __thread struct resp_arg small_argv[RESP_SMALL_ARGS];
+
+static struct resp_conn *state_of(const struct conn *c)
+{
+    _Static_assert(sizeof(struct resp_conn) <= CONN_PROTO_DATA, "RESP state too large");
+    return (struct resp_conn *)(uintptr_t)c->proto_data;
+}
+
+const struct settings *resp_settings(void)
+{
+    return settings;
+}
+
+size_t resp_max_bulk(void)
+{
+    return limits.max_bulk;
+}
+
+int resp_proto_version(const struct conn *c)
+{
+    return state_of(c)->version == 3 ? 3 : 2;
+}
+
+void resp_set_proto_version(struct conn *c, int version)
+{
+    state_of(c)->version = (uint8_t)version;
+}
+
+/* ---- replies ---- */
+
+static void put_hdr(struct conn *c, char type, size_t n)
+{
+    char *p = conn_out_reserve(c, RESP_HDR_MAX);
+    if (p == NULL)
+        return;
+    size_t len = resp_put_array_hdr(p, RESP_HDR_MAX, n);
+    p[0] = type;   /* same shape as "*<n>\r\n" */
+    conn_out_commit(c, len);
+}
+
+void rs_ok(struct conn *c)
+{
+    CONN_OUT_LIT(c, "+OK\r\n");
+}
+
+void rs_simple(struct conn *c, const char *s)
+{
+    size_t n = strlen(s);
+    char *p = conn_out_reserve(c, n + 3);
+    if (p != NULL)
+        conn_out_commit(c, resp_put_simple(p, n + 3, s, n));
+}
+
+void rs_error(struct conn *c, const char *s)
+{
+    size_t n = strlen(s);
+    char *p = conn_out_reserve(c, n + 3);
+    if (p != NULL)
+        conn_out_commit(c, resp_put_error(p, n + 3, s, n));
+}
+
+void rs_errorf(struct conn *c, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    rs_error(c, buf);
+}
+
+void rs_int(struct conn *c, int64_t v)
+{
+    char *p = conn_out_reserve(c, RESP_HDR_MAX);
+    if (p != NULL)
+        conn_out_commit(c, resp_put_int(p, RESP_HDR_MAX, v));
+}
+
+void rs_bulk(struct conn *c, const void *data, size_t len)
+{
+    char *p = conn_out_reserve(c, len + RESP_HDR_MAX);
+    if (p != NULL)
+        conn_out_commit(c, resp_put_bulk(p, len + RESP_HDR_MAX, data, len));
+}
+
+void rs_bulk_str(struct conn *c, const char *s)
+{
+    rs_bulk(c, s, strlen(s));
+}
+
+void rs_bulk_item(struct conn *c, struct item *it, size_t off, size_t len)
+{
+    char *p = conn_out_reserve(c, RESP_HDR_MAX);
+    if (p == NULL)
+        return;
+    conn_out_commit(c, resp_put_bulk_hdr(p, RESP_HDR_MAX, len));
+    if (off + len == it->nbytes) {
+        conn_out_item(c, it, off, len + 2);   /* the item's own CRLF */
+    } else {
+        if (len > 0)
+            conn_out_item(c, it, off, len);
+        CONN_OUT_LIT(c, "\r\n");
+    }
+}
+
+void rs_null(struct conn *c)
+{
+    if (resp_proto_version(c) == 3)
+        CONN_OUT_LIT(c, "_\r\n");
+    else
+        CONN_OUT_LIT(c, "$-1\r\n");
+}
+
+void rs_null_array(struct conn *c)
+{
+    if (resp_proto_version(c) == 3)
+        CONN_OUT_LIT(c, "_\r\n");
+    else
+        CONN_OUT_LIT(c, "*-1\r\n");
+}
+
+void rs_array(struct conn *c, size_t n)
+{
+    put_hdr(c, '*', n);
+}
+
+void rs_map(struct conn *c, size_t pairs)
+{
+    if (resp_proto_version(c) == 3)
+        put_hdr(c, '%', pairs);
+    else
+        put_hdr(c, '*', pairs * 2);
+}
+
+void rs_set(struct conn *c, size_t n)
+{
+    put_hdr(c, resp_proto_version(c) == 3 ? '~' : '*', n);
+}
+
+void rs_verbatim(struct conn *c, const char *s, size_t len)
+{
+    if (resp_proto_version(c) != 3) {
+        rs_bulk(c, s, len);
+        return;
+    }
+    put_hdr(c, '=', len + 4);
+    CONN_OUT_LIT(c, "txt:");
+    conn_out(c, s, len);
+    CONN_OUT_LIT(c, "\r\n");
+}
+
+void rs_alloc_error(struct conn *c, int alloc_status)
+{
+    if (alloc_status == ITEM_ALLOC_TOO_LARGE) {
+        STAT_INC(c->stats, store_too_large);
+        rs_error(c, RS_ERR_TOO_BIG);
+    } else {
+        STAT_INC(c->stats, store_no_memory);
+        rs_error(c, RS_ERR_OOM);
+    }
+}
+
+void rs_expire_error(struct conn *c, const struct resp_call *call)
+{
+    rs_errorf(c, "ERR invalid expire time in '%s' command", call->cmd->name);
+}
+
+/* ---- arguments ---- */
+
+bool rs_parse_i64(const char *s, size_t len, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    uint64_t v = 0, lim;
+
+    if (len == 0 || len > 20)
+        return false;
+    if (len == 1 && s[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    if (s[0] == '-') {
+        neg = true;
+        i = 1;
+    }
+    if (i == len || s[i] < '1' || s[i] > '9')
+        return false;
+    lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (lim - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
+bool rs_arg_i64(struct conn *c, const struct resp_arg *a, int64_t *out)
+{
+    if (rs_parse_i64(a->ptr, a->len, out))
+        return true;
+    rs_error(c, RS_ERR_NOT_INT);
+    return false;
+}
+
+bool rs_arg_is(const struct resp_arg *a, const char *word)
+{
+    return resp_name_eq(a->ptr, a->len, word);
+}
+
+/* ---- the command table ---- */
+
+#define R RC_READONLY
+#define W RC_WRITE
+#define F RC_FAST
+#define M RC_DENYOOM
+#define A RC_ADMIN
+#define S RC_STALE
+/* aux of expire/ttl rows: bit 0 milliseconds, bit 1 absolute time */
+static const struct resp_cmd commands[] = {
+    {"get", 2, R | F, 1, 1, 1, "string", "Get the value of a key", resp_cmd_get, 0},
+    {"set", -3, W | M, 1, 1, 1, "string", "Set the string value of a key", resp_cmd_set, 0},
+    {"setex", 4, W | M, 1, 1, 1, "string", "Set the value and expiration of a key", resp_cmd_setex, 0},
+    {"psetex", 4, W | M, 1, 1, 1, "string", "Set the value and expiration in milliseconds of a key", resp_cmd_setex, 1},
+    {"setnx", 3, W | M | F, 1, 1, 1, "string", "Set the value of a key, only if the key does not exist", resp_cmd_setnx, 0},
+    {"getset", 3, W | M | F, 1, 1, 1, "string", "Set the string value of a key and return its old value", resp_cmd_getset, 0},
+    {"getdel", 2, W | F, 1, 1, 1, "string", "Get the value of a key and delete the key", resp_cmd_getdel, 0},
+    {"getex", -2, W | F, 1, 1, 1, "string", "Get the value of a key and optionally set its expiration", resp_cmd_getex, 0},
+    {"mget", -2, R | F, 1, -1, 1, "string", "Get the values of all the given keys", resp_cmd_mget, 0},
+    {"mset", -3, W | M, 1, -1, 2, "string", "Set multiple keys to multiple values", resp_cmd_mset, 0},
+    {"msetnx", -3, W | M, 1, -1, 2, "string", "Set multiple keys to multiple values, only if none of the keys exist", resp_cmd_msetnx, 0},
+    {"append", 3, W | M | F, 1, 1, 1, "string", "Append a value to a key", resp_cmd_append, 0},
+    {"strlen", 2, R | F, 1, 1, 1, "string", "Get the length of the value stored in a key", resp_cmd_strlen, 0},
+    {"getrange", 4, R, 1, 1, 1, "string", "Get a substring of the string stored at a key", resp_cmd_getrange, 0},
+    {"substr", 4, R, 1, 1, 1, "string", "Get a substring of the string stored at a key", resp_cmd_getrange, 0},
+    {"setrange", 4, W | M, 1, 1, 1, "string", "Overwrite part of a string at key starting at the specified offset", resp_cmd_setrange, 0},
+    {"incr", 2, W | M | F, 1, 1, 1, "string", "Increment the integer value of a key by one", resp_cmd_incr, 1},
+    {"decr", 2, W | M | F, 1, 1, 1, "string", "Decrement the integer value of a key by one", resp_cmd_incr, -1},
+    {"incrby", 3, W | M | F, 1, 1, 1, "string", "Increment the integer value of a key by the given amount", resp_cmd_incrby, 1},
+    {"decrby", 3, W | M | F, 1, 1, 1, "string", "Decrement the integer value of a key by the given number", resp_cmd_incrby, -1},
+    {"incrbyfloat", 3, W | M | F, 1, 1, 1, "string", "Increment the float value of a key by the given amount", resp_cmd_incrbyfloat, 0},
+
+    {"del", -2, W, 1, -1, 1, "generic", "Delete a key", resp_cmd_del, 0},
+    {"unlink", -2, W | F, 1, -1, 1, "generic", "Delete a key asynchronously in another thread", resp_cmd_del, 0},
+    {"exists", -2, R | F, 1, -1, 1, "generic", "Determine if a key exists", resp_cmd_exists, 0},
+    {"touch", -2, R | F, 1, -1, 1, "generic", "Alters the last access time of a key(s)", resp_cmd_touch, 0},
+    {"expire", -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in seconds", resp_cmd_expire, 0},
+    {"pexpire", -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in milliseconds", resp_cmd_expire, 1},
+    {"expireat", -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp", resp_cmd_expire, 2},
+    {"pexpireat", -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp specified in milliseconds", resp_cmd_expire, 3},
+    {"ttl", 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in seconds", resp_cmd_ttl, 0},
+    {"pttl", 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in milliseconds", resp_cmd_ttl, 1},
+    {"expiretime", 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key", resp_cmd_ttl, 2},
+    {"pexpiretime", 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key in milliseconds", resp_cmd_ttl, 3},
+    {"persist", 2, W | F, 1, 1, 1, "generic", "Remove the expiration from a key", resp_cmd_persist, 0},
+    {"type", 2, R | F, 1, 1, 1, "generic", "Determine the type stored at key", resp_cmd_type, 0},
+    {"rename", 3, W, 1, 2, 1, "generic", "Rename a key", resp_cmd_rename, 0},
+    {"renamenx", 3, W | F, 1, 2, 1, "generic", "Rename a key, only if the new key does not exist", resp_cmd_rename, 1},
+    {"randomkey", 1, R, 0, 0, 0, "generic", "Return a random key from the keyspace", resp_cmd_randomkey, 0},
+    {"keys", 2, R, 0, 0, 0, "generic", "Find all keys matching the given pattern", resp_cmd_keys, 0},
+    {"scan", -2, R, 0, 0, 0, "generic", "Incrementally iterate the keys space", resp_cmd_scan, 0},
+
+    {"ping", -1, F | S, 0, 0, 0, "connection", "Ping the server", resp_cmd_ping, 0},
+    {"echo", 2, F | S, 0, 0, 0, "connection", "Echo the given string", resp_cmd_echo, 0},
+    {"quit", -1, F | S, 0, 0, 0, "connection", "Close the connection", resp_cmd_quit, 0},
+    {"select", 2, F | S, 0, 0, 0, "connection", "Change the selected database for the current connection", resp_cmd_select, 0},
+    {"hello", -1, F | S, 0, 0, 0, "connection", "Handshake with Redis", resp_cmd_hello, 0},
+    {"auth", -2, F | S, 0, 0, 0, "connection", "Authenticate to the server", resp_cmd_auth, 0},
+    {"client", -2, S, 0, 0, 0, "connection", "A container for client connection commands", resp_cmd_client, 0},
+    {"command", -1, S, 0, 0, 0, "server", "Get array of Redis command details", resp_cmd_command, 0},
+    {"config", -2, A | S, 0, 0, 0, "server", "A container for server configuration commands", resp_cmd_config, 0},
+    {"info", -1, S, 0, 0, 0, "server", "Get information and statistics about the server", resp_cmd_info, 0},
+    {"dbsize", 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", resp_cmd_dbsize, 0},
+    {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0},
+    {"flushall", -1, W, 0, 0, 0, "server", "Remove all keys from all databases", resp_cmd_flushall, 0},
+    {"time", 1, F | S, 0, 0, 0, "server", "Return the current server time", resp_cmd_time, 0},
+};
+#undef R
+#undef W
+#undef F
+#undef M
+#undef A
+#undef S
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+#define INDEX_SIZE 256            /* power of two, > 2 * NCOMMANDS */
+#define NAME_MAX_LEN 16
+
+static uint8_t cmd_index[INDEX_SIZE];   /* row + 1; 0 = empty */
+
+const struct resp_cmd *resp_cmd_table(size_t *count)
+{
+    *count = NCOMMANDS;
+    return commands;
+}
+
+/* FNV-1a over the ASCII-lower-cased name. */
+static unsigned name_hash(const char *p, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)p[i];
+        if (b >= 'A' && b <= 'Z')
+            b = (unsigned char)(b + 32);
+        h = (h ^ b) * 16777619u;
+    }
+    return h & (INDEX_SIZE - 1);
+}
+
+const struct resp_cmd *resp_cmd_find(const char *name, size_t len)
+{
+    if (len == 0 || len > NAME_MAX_LEN)
+        return NULL;
+    for (unsigned i = name_hash(name, len);; i = (i + 1) & (INDEX_SIZE - 1)) {
+        if (cmd_index[i] == 0)
+            return NULL;
+        const struct resp_cmd *cmd = &commands[cmd_index[i] - 1];
+        if (resp_name_eq(name, len, cmd->name))
+            return cmd;
+    }
+}
+
+void proto_resp_setup(const struct settings *s)
+{
+    _Static_assert(NCOMMANDS * 2 < INDEX_SIZE && NCOMMANDS < 255, "grow INDEX_SIZE");
+    settings = s;
+    memset(cmd_index, 0, sizeof(cmd_index));
+    for (size_t k = 0; k < NCOMMANDS; k++) {
+        unsigned i = name_hash(commands[k].name, strlen(commands[k].name));
+        while (cmd_index[i] != 0)
+            i = (i + 1) & (INDEX_SIZE - 1);
+        cmd_index[i] = (uint8_t)(k + 1);
+    }
+    limits.max_bulk = s->storage.item_size_max;
+    if (limits.max_bulk > RESP_REQ_MAX - 1024)
+        limits.max_bulk = RESP_REQ_MAX - 1024;
+    limits.max_args = RESP_MAX_ARGS;
+    limits.max_inline = RESP_INLINE_MAX;
+}
+
+/* ---- dispatch ---- */
+
+static void unknown_command(struct conn *c, int argc, const struct resp_arg *argv)
+{
+    char args[512];
+    size_t n = 0;
+    args[0] = '\0';
+    /* As Redis: up to ~128 bytes of arguments, each quoted, stopping at NUL. */
+    for (int i = 1; i < argc && n < 128; i++) {
+        size_t room = 128 - n, len = strnlen(argv[i].ptr, argv[i].len);
+        if (len > room)
+            len = room;
+        n += (size_t)snprintf(args + n, sizeof(args) - n, "'%.*s' ", (int)len, argv[i].ptr);
+    }
+    size_t nlen = strnlen(argv[0].ptr, argv[0].len);
+    rs_errorf(c, "ERR unknown command '%.*s', with args beginning with: %s",
+              (int)(nlen < 128 ? nlen : 128), argv[0].ptr, args);
+}
+
+/* Every key argument must fit a kioku key. */
+static bool keys_fit(const struct resp_cmd *cmd, int argc, const struct resp_arg *argv)
+{
+    if (cmd->first_key <= 0)
+        return true;
+    int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+    for (int i = cmd->first_key; i <= last && i < argc; i += cmd->key_step)
+        if (argv[i].len > STORAGE_KEY_MAX)
+            return false;
+    return true;
+}
+
+static enum proc_result dispatch(struct conn *c, int argc, const struct resp_arg *argv)
+{
+    const struct resp_cmd *cmd = resp_cmd_find(argv[0].ptr, argv[0].len);
+    if (cmd == NULL) {
+        unknown_command(c, argc, argv);
+        return PROC_MORE;
+    }
+    if ((cmd->arity > 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity)) {
+        rs_errorf(c, "ERR wrong number of arguments for '%s' command", cmd->name);
+        return PROC_MORE;
+    }
+    if (!keys_fit(cmd, argc, argv)) {
+        rs_errorf(c, "ERR key too long: kioku keys are at most %d bytes", STORAGE_KEY_MAX);
+        return PROC_MORE;
+    }
+    struct resp_call call = {cmd, argc, argv};
+    return cmd->fn(c, &call);
+}
+
+/* The count of the multibulk request at the head of the buffer, which the
+ * parser has already validated as a number. */
+static uint64_t head_count(const char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 1; i < n && p[i] >= '0' && p[i] <= '9' && v < RESP_MAX_ARGS + 1; i++)
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    return v;
+}
+
+enum grow { GROW_RETRY, GROW_WAIT, GROW_FAIL };
+
+/* The request has more arguments than the array in use holds. */
+static enum grow grow_argv(struct conn *c, struct resp_conn *rc)
+{
+    uint64_t count = head_count(conn_rbuf(c), conn_rlen(c));
+    if (count > RESP_MAX_ARGS || count * RESP_MIN_ARG_BYTES > RESP_REQ_MAX)
+        return GROW_FAIL;
+    if (count <= rc->argv_cap)
+        return GROW_FAIL;
+    if (conn_rlen(c) < count * RESP_MIN_ARG_BYTES)
+        return GROW_WAIT;   /* allocate only for arguments that can be there */
+    struct resp_arg *a = realloc(rc->argv, sizeof(*a) * count);
+    if (a == NULL)
+        return GROW_FAIL;
+    rc->argv = a;
+    rc->argv_cap = (uint32_t)count;
+    return GROW_RETRY;
+}
+
+/* Refuse what cannot go on: reply the error, close after the reply. */
+static enum proc_result protocol_error(struct conn *c, const char *error)
+{
+    rs_error(c, error);
+    conn_consume(c, conn_rlen(c));
+    return PROC_CLOSE;
+}
+
+static enum proc_result resp_process(struct conn *c)
+{
+    struct resp_conn *rc = state_of(c);
+    for (;;) {
+        if (conn_rlen(c) == 0)
+            return PROC_MORE;
+        if (conn_out_full(c) || !conn_budget(c))
+            return PROC_YIELD;
+        struct resp_req r;
+        r.argv = rc->argv != NULL ? rc->argv : small_argv;
+        r.argv_cap = rc->argv != NULL ? rc->argv_cap : RESP_SMALL_ARGS;
+        size_t used = 0;
+        enum parse_status ps = resp_parse(&r, &rc->st, c->rbuf + c->rpos, conn_rlen(c),
+                                          &used, &limits);
+        if (ps == PARSE_AGAIN) {
+            c->budget++;   /* an incomplete request is not a request */
+            if (conn_rlen(c) >= RESP_REQ_MAX)
+                return protocol_error(c, "ERR Protocol error: too big request");
+            return PROC_MORE;
+        }
+        if (ps == PARSE_TOO_LONG && strcmp(r.error, RESP_ERR_MBULK_LEN) == 0) {
+            c->budget++;
+            enum grow g = grow_argv(c, rc);
+            if (g == GROW_RETRY)
+                continue;
+            if (g == GROW_WAIT)
+                return PROC_MORE;
+        }
+        if (ps != PARSE_OK)
+            return protocol_error(c, r.error);
+        enum proc_result res = PROC_MORE;
+        if (r.argc > 0)
+            res = dispatch(c, (int)r.argc, r.argv);
+        conn_consume(c, used);
+        if (res != PROC_MORE)
+            return res;
+    }
+}
+
+static enum proc_result resp_value_done(struct conn *c)
+{
+    /* RESP reads whole requests from the buffer; never asked for a value. */
+    (void)c;
+    return PROC_CLOSE;
+}
+
+static void resp_release(struct conn *c)
+{
+    struct resp_conn *rc = state_of(c);
+    free(rc->argv);
+    rc->argv = NULL;
+    rc->argv_cap = 0;
+}
+
+const struct proto_ops proto_resp = {
+    .name = "resp",
+    .process = resp_process,
+    .value_done = resp_value_done,
+    .release = resp_release,
+};

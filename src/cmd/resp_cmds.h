@@ -1,0 +1,174 @@
+/*
+ * The RESP command layer's internal interface, shared by proto_resp.c (the
+ * connection side: parsing, dispatch, reply helpers, the command table) and
+ * the command files resp_strings.c, resp_keys.c and resp_server.c.
+ *
+ * A command is a row {name, arity, flags, key positions, handler}. The
+ * dispatcher has checked the arity and that every key argument fits a
+ * kioku key (at most STORAGE_KEY_MAX bytes) before a handler runs, so
+ * handlers only validate their options. A handler queues exactly one
+ * reply (the rs_* helpers below) and returns PROC_MORE, or PROC_CLOSE to
+ * close the connection after the queued output (QUIT).
+ *
+ * Replies follow the connection's protocol version: RESP2 by default,
+ * RESP3 after HELLO 3. Only the helpers know the difference (null, map,
+ * verbatim string), so handlers are written once.
+ */
+#ifndef KIOKU_RESP_CMDS_H
+#define KIOKU_RESP_CMDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/conn.h"
+#include "proto/resp.h"
+
+struct settings;
+struct item;
+
+/* Command flags, reported by COMMAND INFO under Redis's names. */
+enum {
+    RC_WRITE = 1 << 0,     /* "write": may change the keyspace */
+    RC_READONLY = 1 << 1,  /* "readonly" */
+    RC_FAST = 1 << 2,      /* "fast": O(1) or O(log n) */
+    RC_ADMIN = 1 << 3,     /* "admin" */
+    RC_DENYOOM = 1 << 4,   /* "denyoom": may allocate memory */
+    RC_STALE = 1 << 5,     /* "stale" / "loading": connection commands */
+};
+
+struct resp_cmd;
+
+/* One call: the row that matched and the arguments (argv[0] is the name). */
+struct resp_call {
+    const struct resp_cmd *cmd;
+    int argc;
+    const struct resp_arg *argv;
+};
+
+typedef enum proc_result (*resp_handler)(struct conn *c, const struct resp_call *call);
+
+struct resp_cmd {
+    const char *name;      /* lower case, as Redis reports it */
+    int arity;             /* Redis convention: >0 exact, <0 at least -arity */
+    uint32_t flags;        /* RC_* */
+    int first_key;         /* 0: no keys */
+    int last_key;          /* -1: the last argument */
+    int key_step;
+    const char *group;     /* COMMAND DOCS "group" */
+    const char *summary;   /* COMMAND DOCS "summary" */
+    resp_handler fn;
+    int aux;               /* handler-specific variant (e.g. time unit) */
+};
+
+/* The command table (proto_resp.c) and a case-insensitive lookup. */
+const struct resp_cmd *resp_cmd_table(size_t *count);
+const struct resp_cmd *resp_cmd_find(const char *name, size_t len);
+
+/* The settings, read-only after proto_resp_setup(). */
+const struct settings *resp_settings(void);
+/* The longest bulk argument accepted (proto-max-bulk-len). */
+size_t resp_max_bulk(void);
+
+/* The Redis version kioku answers as (HELLO, INFO). */
+#define RESP_REDIS_VERSION "7.0.0"
+
+/* ---- per-connection facts kept by proto_resp.c ---- */
+
+/* 2 or 3. */
+int resp_proto_version(const struct conn *c);
+void resp_set_proto_version(struct conn *c, int version);
+
+/* ---- replies (one element each; they follow the protocol version) ---- */
+
+void rs_ok(struct conn *c);
+void rs_simple(struct conn *c, const char *s);
+/* s is the error text without "-" and CRLF, starting with its code. */
+void rs_error(struct conn *c, const char *s);
+void rs_errorf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rs_int(struct conn *c, int64_t v);
+void rs_bulk(struct conn *c, const void *data, size_t len);
+void rs_bulk_str(struct conn *c, const char *s);
+/* The item's value bytes [off, off+len) as one bulk string, not copied. */
+void rs_bulk_item(struct conn *c, struct item *it, size_t off, size_t len);
+void rs_null(struct conn *c);        /* missing value: $-1, or _ in RESP3 */
+void rs_null_array(struct conn *c);  /* *-1, or _ in RESP3 */
+void rs_array(struct conn *c, size_t n);
+void rs_map(struct conn *c, size_t pairs);   /* RESP2: an array of 2*pairs */
+void rs_set(struct conn *c, size_t n);       /* RESP2: an array */
+/* Free text (INFO, CLIENT INFO): bulk, or a "txt" verbatim string in RESP3. */
+void rs_verbatim(struct conn *c, const char *s, size_t len);
+
+/* Common errors, Redis's exact texts. */
+#define RS_ERR_NOT_INT   "ERR value is not an integer or out of range"
+#define RS_ERR_SYNTAX    "ERR syntax error"
+#define RS_ERR_OVERFLOW  "ERR increment or decrement would overflow"
+#define RS_ERR_NOT_FLOAT "ERR value is not a valid float"
+#define RS_ERR_TOO_BIG   "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+#define RS_ERR_OOM       "OOM command not allowed when used memory > 'maxmemory'."
+
+/* Reply the error for a failed item_alloc() (too large / out of memory). */
+void rs_alloc_error(struct conn *c, int alloc_status);
+/* "ERR invalid expire time in '<cmd>' command". */
+void rs_expire_error(struct conn *c, const struct resp_call *call);
+
+/* ---- arguments ---- */
+
+/* Redis's strict integer syntax (string2ll): no blanks, no '+', no leading
+ * zeros, fits int64_t. */
+bool rs_parse_i64(const char *s, size_t len, int64_t *out);
+/* rs_parse_i64 on an argument; on failure replies RS_ERR_NOT_INT. */
+bool rs_arg_i64(struct conn *c, const struct resp_arg *a, int64_t *out);
+/* Case-insensitive comparison with a word. */
+bool rs_arg_is(const struct resp_arg *a, const char *word);
+
+/* ---- handlers ---- */
+
+/* resp_strings.c */
+enum proc_result resp_cmd_get(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_set(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_setex(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_setnx(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_getset(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_getdel(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_getex(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_mget(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_mset(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_msetnx(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_append(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_strlen(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_getrange(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_setrange(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_incr(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_incrby(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_incrbyfloat(struct conn *c, const struct resp_call *call);
+
+/* resp_keys.c */
+enum proc_result resp_cmd_del(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_exists(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_touch(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_expire(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_ttl(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_type(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_rename(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_randomkey(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_keys(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_scan(struct conn *c, const struct resp_call *call);
+
+/* resp_server.c */
+enum proc_result resp_cmd_ping(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_echo(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_quit(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_select(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hello(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_auth(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_client(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_config(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_dbsize(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_flushall(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_time(struct conn *c, const struct resp_call *call);
+
+#endif

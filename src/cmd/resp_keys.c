@@ -1,0 +1,534 @@
+/*
+ * RESP key commands: deletion and existence, expiry (EXPIRE family, TTL
+ * family, PERSIST), TYPE, RENAME, and the keyspace walks RANDOMKEY, KEYS
+ * and SCAN.
+ *
+ * Expiry lives in the item header as kioku (= unix) milliseconds, 0 for
+ * none, and is changed under the key's stripe lock, so EXPIRE NX/XX/GT/LT
+ * test and set atomically. A time at or before now deletes the key, as
+ * Redis does. Every key is a string: TYPE says "string" or "none".
+ *
+ * Walks use item_scan(), which visits one bucket per call with Redis's
+ * reverse-binary cursor, so SCAN inherits its guarantee: a key present
+ * for a whole iteration is returned at least once, also while the table
+ * grows (keys may repeat). Keys are copied out under the stripe lock and
+ * matched against the pattern after it is released, so a long pattern
+ * never lengthens a lock hold. SCAN's COUNT is a hint: buckets are visited
+ * until COUNT keys were collected or max(10*COUNT, SCAN_MIN_BUCKETS)
+ * buckets were seen (Redis bounds it by 10*COUNT; kioku's table never
+ * shrinks, so a sparse one gets a floor). KEYS and RANDOMKEY walk as far as
+ * they must.
+ *
+ * RENAME holds both keys' stripes (item_lock2(), in a fixed order) while it
+ * copies the value under the new key, links it and unlinks the source, so
+ * no client ever sees both keys or neither.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/resp_cmds.h"
+#include "stats/stats.h"
+#include "storage/item.h"
+#include "storage/storage.h"
+#include "util/glob.h"
+
+/* Find a live key without counting it as an access; referenced or NULL. */
+static struct item *peek(struct conn *c, const struct resp_arg *key)
+{
+    uint64_t hv = item_hash(key->ptr, key->len);
+    item_lock(hv);
+    struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
+    item_unlock(hv);
+    return it;
+}
+
+/* DEL and UNLINK (memory is returned at once either way). */
+enum proc_result resp_cmd_del(struct conn *c, const struct resp_call *call)
+{
+    int64_t n = 0;
+    for (int i = 1; i < call->argc; i++) {
+        const struct resp_arg *k = &call->argv[i];
+        if (item_delete(k->ptr, k->len, 0, c->now) == ITEM_DELETED) {
+            STAT_INC(c->stats, delete_hits);
+            n++;
+        } else {
+            STAT_INC(c->stats, delete_misses);
+        }
+    }
+    rs_int(c, n);
+    return PROC_MORE;
+}
+
+enum proc_result resp_cmd_exists(struct conn *c, const struct resp_call *call)
+{
+    int64_t n = 0;
+    for (int i = 1; i < call->argc; i++) {
+        struct item *it = peek(c, &call->argv[i]);
+        if (it != NULL) {
+            n++;
+            item_put(it);
+        }
+    }
+    rs_int(c, n);
+    return PROC_MORE;
+}
+
+enum proc_result resp_cmd_touch(struct conn *c, const struct resp_call *call)
+{
+    int64_t n = 0;
+    for (int i = 1; i < call->argc; i++) {
+        struct item *it = item_get(call->argv[i].ptr, call->argv[i].len, c->now, NULL);
+        if (it != NULL) {
+            n++;
+            item_put(it);
+        }
+    }
+    rs_int(c, n);
+    return PROC_MORE;
+}
+
+enum proc_result resp_cmd_type(struct conn *c, const struct resp_call *call)
+{
+    struct item *it = peek(c, &call->argv[1]);
+    if (it != NULL) {
+        item_put(it);
+        CONN_OUT_LIT(c, "+string\r\n");
+    } else {
+        CONN_OUT_LIT(c, "+none\r\n");
+    }
+    return PROC_MORE;
+}
+
+/* ---- expiry ---- */
+
+enum { X_NX = 1, X_XX = 2, X_GT = 4, X_LT = 8 };
+
+static bool expire_flags(struct conn *c, const struct resp_call *call, unsigned *flags)
+{
+    *flags = 0;
+    for (int j = 3; j < call->argc; j++) {
+        const struct resp_arg *a = &call->argv[j];
+        if (rs_arg_is(a, "nx"))
+            *flags |= X_NX;
+        else if (rs_arg_is(a, "xx"))
+            *flags |= X_XX;
+        else if (rs_arg_is(a, "gt"))
+            *flags |= X_GT;
+        else if (rs_arg_is(a, "lt"))
+            *flags |= X_LT;
+        else {
+            rs_errorf(c, "ERR Unsupported option %.*s", (int)strnlen(a->ptr, a->len), a->ptr);
+            return false;
+        }
+    }
+    if ((*flags & X_NX) && (*flags & (X_XX | X_GT | X_LT))) {
+        rs_error(c, "ERR NX and XX, GT or LT options at the same time are not compatible");
+        return false;
+    }
+    if ((*flags & X_GT) && (*flags & X_LT)) {
+        rs_error(c, "ERR GT and LT options at the same time are not compatible");
+        return false;
+    }
+    return true;
+}
+
+/* Whether the NX/XX/GT/LT conditions let `when` replace `cur` (0: none). */
+static bool expire_allowed(unsigned flags, int64_t cur, int64_t when)
+{
+    if ((flags & X_NX) && cur != 0)
+        return false;
+    if ((flags & X_XX) && cur == 0)
+        return false;
+    if ((flags & X_GT) && (cur == 0 || when <= cur))
+        return false;   /* no expiry counts as infinite: never greater */
+    if ((flags & X_LT) && cur != 0 && when >= cur)
+        return false;
+    return true;
+}
+
+/* EXPIRE, PEXPIRE (aux bit 0: ms), EXPIREAT, PEXPIREAT (aux bit 1: absolute). */
+enum proc_result resp_cmd_expire(struct conn *c, const struct resp_call *call)
+{
+    unsigned flags;
+    int64_t when;
+    if (!expire_flags(c, call, &flags) || !rs_arg_i64(c, &call->argv[2], &when))
+        return PROC_MORE;
+    int64_t unit = (call->cmd->aux & 1) ? 1 : 1000;
+    int64_t base = (call->cmd->aux & 2) ? 0 : c->now;
+    if (when > INT64_MAX / unit || when < INT64_MIN / unit || when * unit > INT64_MAX - base) {
+        rs_expire_error(c, call);
+        return PROC_MORE;
+    }
+    when = when * unit + base;
+    const struct resp_arg *key = &call->argv[1];
+    uint64_t hv = item_hash(key->ptr, key->len);
+    int64_t res = 0;
+    item_lock(hv);
+    struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
+    if (it != NULL && expire_allowed(flags, it->exptime, when)) {
+        if (when <= c->now)
+            do_item_unlink(it, hv);
+        else
+            it->exptime = when;
+        res = 1;
+    }
+    item_unlock(hv);
+    if (it != NULL)
+        item_put(it);
+    rs_int(c, res);
+    return PROC_MORE;
+}
+
+/* TTL (aux 0), PTTL (1), EXPIRETIME (2), PEXPIRETIME (3). */
+enum proc_result resp_cmd_ttl(struct conn *c, const struct resp_call *call)
+{
+    struct item *it = peek(c, &call->argv[1]);
+    if (it == NULL) {
+        rs_int(c, -2);
+        return PROC_MORE;
+    }
+    int64_t exp = it->exptime, v;
+    item_put(it);
+    if (exp == 0) {
+        v = -1;
+    } else if (call->cmd->aux >= 2) {
+        v = call->cmd->aux == 3 ? exp : exp / 1000;
+    } else {
+        int64_t left = exp > c->now ? exp - c->now : 0;
+        v = call->cmd->aux == 1 ? left : (left + 500) / 1000;
+    }
+    rs_int(c, v);
+    return PROC_MORE;
+}
+
+enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call)
+{
+    const struct resp_arg *key = &call->argv[1];
+    uint64_t hv = item_hash(key->ptr, key->len);
+    int64_t res = 0;
+    item_lock(hv);
+    struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
+    if (it != NULL && it->exptime != 0) {
+        it->exptime = 0;
+        res = 1;
+    }
+    item_unlock(hv);
+    if (it != NULL)
+        item_put(it);
+    rs_int(c, res);
+    return PROC_MORE;
+}
+
+/* ---- RENAME, RENAMENX (aux 1) ---- */
+
+/* A copy of src's value, flags and expiry under a new key. */
+static struct item *copy_as(struct item *src, const struct resp_arg *key, int64_t now,
+                            enum item_alloc_status *st)
+{
+    struct item *it = item_alloc(key->ptr, key->len, src->flags, src->exptime, src->nbytes,
+                                 now, st);
+    if (it == NULL)
+        return NULL;
+    struct iovec iov[8];
+    size_t off = 0;
+    while (off < src->nbytes) {
+        int cnt = item_value_iov(src, off, iov, 8);
+        if (cnt <= 0)
+            break;
+        for (int i = 0; i < cnt && off < src->nbytes; i++) {
+            size_t len = iov[i].iov_len;
+            if (len > src->nbytes - off)
+                len = src->nbytes - off;
+            item_value_write(it, off, iov[i].iov_base, len);
+            off += len;
+        }
+    }
+    return it;
+}
+
+enum proc_result resp_cmd_rename(struct conn *c, const struct resp_call *call)
+{
+    const struct resp_arg *from = &call->argv[1], *to = &call->argv[2];
+    bool nx = call->cmd->aux == 1;
+    bool same = from->len == to->len && memcmp(from->ptr, to->ptr, from->len) == 0;
+    uint64_t hf = item_hash(from->ptr, from->len), ht = item_hash(to->ptr, to->len);
+    enum item_alloc_status st = ITEM_ALLOC_OK;
+    struct item *dst = NULL, *copy = NULL;
+    int res;   /* 1 renamed, 0 not (NX), -1 no such key, -2 no memory */
+
+    item_lock2(hf, ht);
+    struct item *src = do_item_find(from->ptr, from->len, hf, c->now, NULL);
+    if (src == NULL) {
+        res = -1;
+    } else if (same) {
+        res = 0;
+    } else {
+        dst = do_item_find(to->ptr, to->len, ht, c->now, NULL);
+        res = 0;
+        if (!(nx && dst != NULL)) {
+            copy = copy_as(src, to, c->now, &st);
+            res = copy != NULL ? 1 : -2;
+        }
+        if (copy != NULL) {
+            if (dst != NULL)
+                do_item_replace(dst, copy, ht);
+            else
+                do_item_link(copy, ht);
+            do_item_unlink(src, hf);
+        }
+    }
+    item_unlock2(hf, ht);
+    if (src != NULL)
+        item_put(src);
+    if (dst != NULL)
+        item_put(dst);
+    if (copy != NULL)
+        item_put(copy);
+    if (res == -1)
+        rs_error(c, "ERR no such key");
+    else if (res == -2)
+        rs_alloc_error(c, (int)st);
+    else if (nx)
+        rs_int(c, res);
+    else
+        rs_ok(c);
+    return PROC_MORE;
+}
+
+/* ---- walks ---- */
+
+/* Keys copied out of one or more buckets: [len byte][key bytes]... */
+struct keybuf {
+    char *data;
+    size_t len, cap, count;
+    bool oom;
+};
+
+static void kb_add(struct keybuf *kb, const char *key, size_t nkey)
+{
+    if (kb->cap - kb->len < nkey + 1) {
+        size_t cap = kb->cap ? kb->cap * 2 : 4096;
+        while (cap - kb->len < nkey + 1)
+            cap *= 2;
+        char *p = realloc(kb->data, cap);
+        if (p == NULL) {
+            kb->oom = true;
+            return;
+        }
+        kb->data = p;
+        kb->cap = cap;
+    }
+    kb->data[kb->len] = (char)(unsigned char)nkey;
+    memcpy(kb->data + kb->len + 1, key, nkey);
+    kb->len += nkey + 1;
+    kb->count++;
+}
+
+/* item_scan() callback: runs under the bucket's stripe; copies the key. */
+static void collect_key(struct item *it, void *arg)
+{
+    kb_add(arg, item_key(it), it->nkey);
+}
+
+struct pattern {
+    const char *p;
+    size_t len;
+    bool all;       /* no pattern, or "*" */
+};
+
+/* Move the keys of batch that match pat to out; empty batch. */
+static void kb_filter(struct keybuf *batch, const struct pattern *pat, struct keybuf *out)
+{
+    for (size_t off = 0; off < batch->len;) {
+        size_t n = (unsigned char)batch->data[off];
+        const char *k = batch->data + off + 1;
+        if (pat->all || glob_match(pat->p, pat->len, k, n, false))
+            kb_add(out, k, n);
+        off += n + 1;
+    }
+    batch->len = batch->count = 0;
+    out->oom |= batch->oom;
+}
+
+static void reply_keys(struct conn *c, const struct keybuf *kb)
+{
+    rs_array(c, kb->count);
+    for (size_t off = 0; off < kb->len;) {
+        size_t n = (unsigned char)kb->data[off];
+        rs_bulk(c, kb->data + off + 1, n);
+        off += n + 1;
+    }
+}
+
+static struct pattern pattern_of(const struct resp_arg *a)
+{
+    struct pattern pat = {NULL, 0, true};
+    if (a != NULL && !(a->len == 1 && a->ptr[0] == '*'))
+        pat = (struct pattern){a->ptr, a->len, false};
+    return pat;
+}
+
+enum proc_result resp_cmd_keys(struct conn *c, const struct resp_call *call)
+{
+    struct keybuf batch = {0}, out = {0};
+    struct pattern pat = pattern_of(&call->argv[1]);
+    uint64_t cursor = 0;
+    do {
+        cursor = item_scan(cursor, c->now, collect_key, &batch);
+        kb_filter(&batch, &pat, &out);
+    } while (cursor != 0 && !out.oom);
+    if (out.oom)
+        rs_error(c, RS_ERR_OOM);
+    else
+        reply_keys(c, &out);
+    free(batch.data);
+    free(out.data);
+    return PROC_MORE;
+}
+
+/* Redis parses the cursor with strtoull: decimal, whole argument. */
+static bool parse_cursor(const struct resp_arg *a, uint64_t *out)
+{
+    char buf[32];
+    char *end;
+    if (a->len == 0 || a->len >= sizeof(buf) || memchr(a->ptr, '\0', a->len) != NULL)
+        return false;
+    memcpy(buf, a->ptr, a->len);
+    buf[a->len] = '\0';
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (*end != '\0' || errno == ERANGE)
+        return false;
+    *out = v;
+    return true;
+}
+
+#define SCAN_MIN_BUCKETS 1024
+
+struct scan_args {
+    uint64_t cursor;
+    int64_t count;
+    struct pattern pat;
+    bool type_mismatch;    /* TYPE other than "string": nothing matches */
+};
+
+static bool scan_args(struct conn *c, const struct resp_call *call, struct scan_args *sa)
+{
+    *sa = (struct scan_args){0, 10, {NULL, 0, true}, false};
+    if (!parse_cursor(&call->argv[1], &sa->cursor)) {
+        rs_error(c, "ERR invalid cursor");
+        return false;
+    }
+    for (int i = 2; i < call->argc; i += 2) {
+        const struct resp_arg *a = &call->argv[i];
+        if (i + 1 >= call->argc) {
+            rs_error(c, RS_ERR_SYNTAX);
+            return false;
+        }
+        if (rs_arg_is(a, "count")) {
+            if (!rs_arg_i64(c, &call->argv[i + 1], &sa->count))
+                return false;
+            if (sa->count < 1) {
+                rs_error(c, RS_ERR_SYNTAX);
+                return false;
+            }
+        } else if (rs_arg_is(a, "match")) {
+            sa->pat = pattern_of(&call->argv[i + 1]);
+        } else if (rs_arg_is(a, "type")) {
+            sa->type_mismatch = !rs_arg_is(&call->argv[i + 1], "string");
+        } else {
+            rs_error(c, RS_ERR_SYNTAX);
+            return false;
+        }
+    }
+    return true;
+}
+
+enum proc_result resp_cmd_scan(struct conn *c, const struct resp_call *call)
+{
+    struct scan_args sa;
+    if (!scan_args(c, call, &sa))
+        return PROC_MORE;
+    struct keybuf batch = {0}, out = {0};
+    uint64_t cursor = sa.cursor;
+    /* Redis visits at most 10*COUNT buckets; kioku's table does not shrink,
+     * so a sparse one gets at least SCAN_MIN_BUCKETS per call. */
+    int64_t buckets = sa.count > INT64_MAX / 10 ? INT64_MAX : sa.count * 10;
+    if (buckets < SCAN_MIN_BUCKETS)
+        buckets = SCAN_MIN_BUCKETS;
+    size_t seen = 0;
+    do {
+        cursor = item_scan(cursor, c->now, collect_key, &batch);
+        seen += batch.count;
+        if (sa.type_mismatch)
+            batch.len = batch.count = 0;
+        kb_filter(&batch, &sa.pat, &out);
+    } while (cursor != 0 && --buckets > 0 && seen < (uint64_t)sa.count && !out.oom);
+    if (out.oom) {
+        rs_error(c, RS_ERR_OOM);
+    } else {
+        char num[24];
+        size_t n = (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)cursor);
+        rs_array(c, 2);
+        rs_bulk(c, num, n);
+        reply_keys(c, &out);
+    }
+    free(batch.data);
+    free(out.data);
+    return PROC_MORE;
+}
+
+/* item_scan() callback for RANDOMKEY: reservoir-pick one key of the bucket. */
+struct pick {
+    char key[STORAGE_KEY_MAX];
+    size_t nkey;
+    unsigned seen;
+    uint64_t rng;
+};
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static void pick_key(struct item *it, void *arg)
+{
+    struct pick *pk = arg;
+    pk->seen++;
+    if (xorshift(&pk->rng) % pk->seen == 0) {
+        memcpy(pk->key, item_key(it), it->nkey);
+        pk->nkey = it->nkey;
+    }
+}
+
+/* A random bucket first, then the following ones until one holds a key;
+ * one full pass at most (two wraps of the cursor). */
+enum proc_result resp_cmd_randomkey(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    static __thread uint64_t seed;
+    if (seed == 0)
+        seed = (c->id * 0x9E3779B97F4A7C15ull) ^ (uint64_t)c->now ^ 1;
+    struct storage_stats ss;
+    storage_stats(&ss);
+    struct pick pk = {.seen = 0, .rng = seed};
+    uint64_t cursor = ss.curr_items > 0 ? xorshift(&seed) : 0;
+    int wraps = ss.curr_items > 0 ? 0 : 2;
+    while (wraps < 2 && pk.seen == 0) {
+        cursor = item_scan(cursor, c->now, pick_key, &pk);
+        if (cursor == 0)
+            wraps++;
+    }
+    seed ^= pk.rng;
+    if (pk.seen == 0)
+        rs_null(c);
+    else
+        rs_bulk(c, pk.key, pk.nkey);
+    return PROC_MORE;
+}

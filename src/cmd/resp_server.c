@@ -1,0 +1,859 @@
+/*
+ * RESP connection and server commands: PING, ECHO, QUIT, SELECT, HELLO,
+ * AUTH, CLIENT, COMMAND, CONFIG, INFO, DBSIZE, FLUSHDB/FLUSHALL, TIME.
+ *
+ * kioku has one database (0), no persistence and no passwords, and its
+ * settings are fixed at start-up; the replies say so in Redis's terms:
+ * SELECT of another index is "DB index is out of range", CONFIG GET save
+ * is "" and appendonly "no", and CONFIG SET succeeds only where it changes
+ * nothing (a value equal to the current one), else it fails with Redis's
+ * error texts. HELLO 3 switches the connection to RESP3 replies.
+ *
+ * The container commands (CLIENT, CONFIG, COMMAND) dispatch through small
+ * sub-tables so that arity and unknown-subcommand errors read as Redis's
+ * ("client|setname", "Try CLIENT HELP."). None of this is a hot path:
+ * snprintf and a malloc per INFO are fine here.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cmd/resp_cmds.h"
+#include "config/settings.h"
+#include "core/worker.h"
+#include "stats/stats.h"
+#include "storage/item.h"
+#include "storage/storage.h"
+#include "util/clock.h"
+#include "util/glob.h"
+
+/* ---- sub-command tables ---- */
+
+typedef void (*sub_handler)(struct conn *c, const struct resp_call *call);
+
+struct resp_sub {
+    const char *name;
+    int arity;          /* counting the container and the sub-command name */
+    sub_handler fn;
+};
+
+static void run_sub(struct conn *c, const struct resp_call *call, const struct resp_sub *subs,
+                    size_t n, const char *upper)
+{
+    const struct resp_arg *a = &call->argv[1];
+    for (size_t i = 0; i < n; i++) {
+        if (!rs_arg_is(a, subs[i].name))
+            continue;
+        int ar = subs[i].arity;
+        if ((ar > 0 && call->argc != ar) || (ar < 0 && call->argc < -ar))
+            rs_errorf(c, "ERR wrong number of arguments for '%s|%s' command", call->cmd->name,
+                      subs[i].name);
+        else
+            subs[i].fn(c, call);
+        return;
+    }
+    size_t len = strnlen(a->ptr, a->len);
+    rs_errorf(c, "ERR unknown subcommand '%.*s'. Try %s HELP.", (int)(len < 128 ? len : 128),
+              a->ptr, upper);
+}
+
+static void reply_help(struct conn *c, const char *const *lines)
+{
+    size_t n = 0;
+    while (lines[n] != NULL)
+        n++;
+    rs_array(c, n);
+    for (size_t i = 0; i < n; i++)
+        rs_simple(c, lines[i]);
+}
+
+/* ---- connection ---- */
+
+enum proc_result resp_cmd_ping(struct conn *c, const struct resp_call *call)
+{
+    if (call->argc > 2)
+        rs_errorf(c, "ERR wrong number of arguments for '%s' command", call->cmd->name);
+    else if (call->argc == 2)
+        rs_bulk(c, call->argv[1].ptr, call->argv[1].len);
+    else
+        CONN_OUT_LIT(c, "+PONG\r\n");
+    return PROC_MORE;
+}
+
+enum proc_result resp_cmd_echo(struct conn *c, const struct resp_call *call)
+{
+    rs_bulk(c, call->argv[1].ptr, call->argv[1].len);
+    return PROC_MORE;
+}
+
+enum proc_result resp_cmd_quit(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    rs_ok(c);
+    return PROC_CLOSE;
+}
+
+enum proc_result resp_cmd_select(struct conn *c, const struct resp_call *call)
+{
+    int64_t db;
+    if (!rs_arg_i64(c, &call->argv[1], &db))
+        return PROC_MORE;
+    if (db != 0)
+        rs_error(c, "ERR DB index is out of range");
+    else
+        rs_ok(c);
+    return PROC_MORE;
+}
+
+/* No passwords: the "default" user takes any, as Redis's nopass default. */
+static bool auth_ok(struct conn *c, const struct resp_arg *user)
+{
+    if (rs_arg_is(user, "default"))
+        return true;
+    rs_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
+    return false;
+}
+
+enum proc_result resp_cmd_auth(struct conn *c, const struct resp_call *call)
+{
+    if (call->argc > 3)
+        rs_error(c, RS_ERR_SYNTAX);
+    else if (call->argc == 2)
+        rs_error(c, "ERR AUTH <password> called without any password configured for the "
+                    "default user. Are you sure your configuration is correct?");
+    else if (auth_ok(c, &call->argv[1]))
+        rs_ok(c);
+    return PROC_MORE;
+}
+
+/* Redis's rule for client names: printable ASCII without blanks. */
+static bool set_name(struct conn *c, const struct resp_arg *name)
+{
+    for (size_t i = 0; i < name->len; i++) {
+        if (name->ptr[i] < '!' || name->ptr[i] > '~') {
+            rs_error(c, "ERR Client names cannot contain spaces, newlines or special characters.");
+            return false;
+        }
+    }
+    if (name->len >= sizeof(c->name)) {
+        rs_errorf(c, "ERR client name too long: kioku keeps at most %zu bytes",
+                  sizeof(c->name) - 1);
+        return false;
+    }
+    /* CLIENT LIST of other connections reads names under this lock. */
+    pthread_mutex_lock(&c->worker->conns_lock);
+    memcpy(c->name, name->ptr, name->len);
+    c->name[name->len] = '\0';
+    pthread_mutex_unlock(&c->worker->conns_lock);
+    return true;
+}
+
+enum proc_result resp_cmd_hello(struct conn *c, const struct resp_call *call)
+{
+    int64_t ver = resp_proto_version(c);
+    int j = 1;
+    if (call->argc >= 2) {
+        if (!rs_parse_i64(call->argv[1].ptr, call->argv[1].len, &ver)) {
+            rs_error(c, "ERR Protocol version is not an integer or out of range");
+            return PROC_MORE;
+        }
+        if (ver < 2 || ver > 3) {
+            rs_error(c, "NOPROTO unsupported protocol version");
+            return PROC_MORE;
+        }
+        j = 2;
+    }
+    const struct resp_arg *user = NULL, *name = NULL;
+    for (; j < call->argc; j++) {
+        int more = call->argc - 1 - j;
+        const struct resp_arg *a = &call->argv[j];
+        if (rs_arg_is(a, "auth") && more >= 2) {
+            user = &call->argv[j + 1];
+            j += 2;
+        } else if (rs_arg_is(a, "setname") && more >= 1) {
+            name = &call->argv[++j];
+        } else {
+            rs_errorf(c, "ERR Syntax error in HELLO option '%.*s'", (int)strnlen(a->ptr, a->len),
+                      a->ptr);
+            return PROC_MORE;
+        }
+    }
+    if ((user != NULL && !auth_ok(c, user)) || (name != NULL && !set_name(c, name)))
+        return PROC_MORE;
+    resp_set_proto_version(c, (int)ver);
+    rs_map(c, 7);
+    rs_bulk_str(c, "server");
+    rs_bulk_str(c, "redis");
+    rs_bulk_str(c, "version");
+    rs_bulk_str(c, RESP_REDIS_VERSION);
+    rs_bulk_str(c, "proto");
+    rs_int(c, ver);
+    rs_bulk_str(c, "id");
+    rs_int(c, (int64_t)c->id);
+    rs_bulk_str(c, "mode");
+    rs_bulk_str(c, "standalone");
+    rs_bulk_str(c, "role");
+    rs_bulk_str(c, "master");
+    rs_bulk_str(c, "modules");
+    rs_array(c, 0);
+    return PROC_MORE;
+}
+
+/* ---- CLIENT ---- */
+
+/* One CLIENT LIST line for o (self: the calling connection). The caller
+ * holds o's worker's conns_lock when o is not self. */
+static int client_line(char *buf, size_t cap, const struct conn *o, const struct conn *self)
+{
+    char addr[96], laddr[96] = "?";
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    conn_peer_name(o, addr, sizeof(addr));
+    if (getsockname(o->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        struct conn tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        memcpy(&tmp.peer, &ss, sl);
+        tmp.peer_len = sl;
+        conn_peer_name(&tmp, laddr, sizeof(laddr));
+    }
+    int64_t last = __atomic_load_n(&o->last_cmd, __ATOMIC_RELAXED);
+    int64_t now = self->now;
+    return snprintf(buf, cap,
+                    "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=N db=0 "
+                    "sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
+                    "rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default "
+                    "redir=-1 resp=%d\n",
+                    (unsigned long long)o->id, addr, laddr, o->fd, o->name,
+                    (long long)((now - o->created) / 1000),
+                    (long long)(now > last ? (now - last) / 1000 : 0),
+                    o == self ? "client" : "NULL", o == self ? resp_proto_version(self) : 2);
+}
+
+static void client_list(struct conn *c, const struct resp_call *call)
+{
+    bool none = false;
+    if (call->argc == 4 && rs_arg_is(&call->argv[2], "type")) {
+        none = !rs_arg_is(&call->argv[3], "normal");
+    } else if (call->argc != 2) {
+        rs_error(c, RS_ERR_SYNTAX);
+        return;
+    }
+    size_t len = 0, cap = 4096;
+    char *out = malloc(cap);
+    for (int i = 0; i < worker_count() && out != NULL && !none; i++) {
+        struct worker *w = worker_get(i);
+        pthread_mutex_lock(&w->conns_lock);
+        for (struct conn *o = w->conns; o != NULL && out != NULL; o = o->next) {
+            if (cap - len < 1024) {
+                char *p = realloc(out, cap * 2);
+                if (p == NULL) {
+                    free(out);
+                    out = NULL;
+                    break;
+                }
+                out = p;
+                cap *= 2;
+            }
+            len += (size_t)client_line(out + len, cap - len, o, c);
+        }
+        pthread_mutex_unlock(&w->conns_lock);
+    }
+    if (out == NULL && !none)
+        rs_error(c, RS_ERR_OOM);
+    else
+        rs_verbatim(c, out, len);
+    free(out);
+}
+
+static void client_info(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    char line[1024];
+    pthread_mutex_lock(&c->worker->conns_lock);
+    int n = client_line(line, sizeof(line), c, c);
+    pthread_mutex_unlock(&c->worker->conns_lock);
+    rs_verbatim(c, line, (size_t)n);
+}
+
+static void client_setname(struct conn *c, const struct resp_call *call)
+{
+    if (set_name(c, &call->argv[2]))
+        rs_ok(c);
+}
+
+static void client_getname(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    if (c->name[0] == '\0')
+        rs_null(c);
+    else
+        rs_bulk_str(c, c->name);
+}
+
+static void client_id(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    rs_int(c, (int64_t)c->id);
+}
+
+static void client_setinfo(struct conn *c, const struct resp_call *call)
+{
+    const struct resp_arg *attr = &call->argv[2];
+    if (rs_arg_is(attr, "lib-name") || rs_arg_is(attr, "lib-ver"))
+        rs_ok(c);
+    else
+        rs_errorf(c, "ERR Unrecognized option '%.*s'", (int)strnlen(attr->ptr, attr->len),
+                  attr->ptr);
+}
+
+static void client_help(struct conn *c, const struct resp_call *call)
+{
+    static const char *const lines[] = {
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GETNAME", "    Return the name of the current connection.",
+        "ID", "    Return the ID of the current connection.",
+        "INFO", "    Return information about the current client connection.",
+        "LIST [TYPE normal]", "    Return information about client connections.",
+        "SETNAME <name>", "    Assign the name <name> to the current connection.",
+        "HELP", "    Print this help.", NULL,
+    };
+    (void)call;
+    reply_help(c, lines);
+}
+
+static const struct resp_sub client_subs[] = {
+    {"setname", 3, client_setname}, {"getname", 2, client_getname}, {"id", 2, client_id},
+    {"list", -2, client_list}, {"info", 2, client_info}, {"setinfo", 4, client_setinfo},
+    {"help", 2, client_help},
+};
+
+enum proc_result resp_cmd_client(struct conn *c, const struct resp_call *call)
+{
+    run_sub(c, call, client_subs, sizeof(client_subs) / sizeof(client_subs[0]), "CLIENT");
+    return PROC_MORE;
+}
+
+/* ---- COMMAND ---- */
+
+static void command_info_one(struct conn *c, const struct resp_cmd *cmd)
+{
+    static const struct { uint32_t flag; const char *name; } names[] = {
+        {RC_WRITE, "write"}, {RC_READONLY, "readonly"}, {RC_DENYOOM, "denyoom"},
+        {RC_ADMIN, "admin"}, {RC_STALE, "stale"}, {RC_FAST, "fast"},
+    };
+    size_t nflags = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        nflags += (cmd->flags & names[i].flag) != 0;
+    rs_array(c, 10);
+    rs_bulk_str(c, cmd->name);
+    rs_int(c, cmd->arity);
+    rs_set(c, nflags);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (cmd->flags & names[i].flag)
+            rs_simple(c, names[i].name);
+    rs_int(c, cmd->first_key);
+    rs_int(c, cmd->last_key);
+    rs_int(c, cmd->key_step);
+    rs_set(c, 1);
+    rs_simple(c, strcmp(cmd->group, "string") == 0 ? "@string"
+                 : strcmp(cmd->group, "generic") == 0 ? "@keyspace" : "@connection");
+    rs_set(c, 0);     /* tips */
+    rs_array(c, 0);   /* key specs */
+    rs_array(c, 0);   /* subcommands */
+}
+
+static void command_docs_one(struct conn *c, const struct resp_cmd *cmd)
+{
+    rs_bulk_str(c, cmd->name);
+    rs_map(c, 3);
+    rs_bulk_str(c, "summary");
+    rs_bulk_str(c, cmd->summary);
+    rs_bulk_str(c, "since");
+    rs_bulk_str(c, "1.0.0");
+    rs_bulk_str(c, "group");
+    rs_bulk_str(c, cmd->group);
+}
+
+static void command_all(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    size_t n;
+    const struct resp_cmd *t = resp_cmd_table(&n);
+    rs_array(c, n);
+    for (size_t i = 0; i < n; i++)
+        command_info_one(c, &t[i]);
+}
+
+static void command_count(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    size_t n;
+    resp_cmd_table(&n);
+    rs_int(c, (int64_t)n);
+}
+
+static void command_info(struct conn *c, const struct resp_call *call)
+{
+    if (call->argc == 2) {
+        command_all(c, call);
+        return;
+    }
+    rs_array(c, (size_t)call->argc - 2);
+    for (int i = 2; i < call->argc; i++) {
+        const struct resp_cmd *cmd = resp_cmd_find(call->argv[i].ptr, call->argv[i].len);
+        if (cmd == NULL)
+            rs_null(c);
+        else
+            command_info_one(c, cmd);
+    }
+}
+
+static void command_docs(struct conn *c, const struct resp_call *call)
+{
+    size_t n, found = 0;
+    const struct resp_cmd *t = resp_cmd_table(&n);
+    if (call->argc == 2) {
+        rs_map(c, n);
+        for (size_t i = 0; i < n; i++)
+            command_docs_one(c, &t[i]);
+        return;
+    }
+    for (int i = 2; i < call->argc; i++)
+        found += resp_cmd_find(call->argv[i].ptr, call->argv[i].len) != NULL;
+    rs_map(c, found);
+    for (int i = 2; i < call->argc; i++) {
+        const struct resp_cmd *cmd = resp_cmd_find(call->argv[i].ptr, call->argv[i].len);
+        if (cmd != NULL)
+            command_docs_one(c, cmd);
+    }
+}
+
+static void command_list(struct conn *c, const struct resp_call *call)
+{
+    size_t n;
+    const struct resp_cmd *t = resp_cmd_table(&n);
+    if (call->argc != 2) {
+        rs_error(c, RS_ERR_SYNTAX);
+        return;
+    }
+    rs_array(c, n);
+    for (size_t i = 0; i < n; i++)
+        rs_bulk_str(c, t[i].name);
+}
+
+static void command_getkeys(struct conn *c, const struct resp_call *call)
+{
+    const struct resp_cmd *cmd = resp_cmd_find(call->argv[2].ptr, call->argv[2].len);
+    int argc = call->argc - 2;
+    const struct resp_arg *argv = call->argv + 2;
+    if (cmd == NULL) {
+        rs_error(c, "ERR Invalid command specified");
+        return;
+    }
+    if (cmd->first_key == 0) {
+        rs_error(c, "ERR The command has no key arguments");
+        return;
+    }
+    if ((cmd->arity > 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity)) {
+        rs_error(c, "ERR Invalid number of arguments specified for command");
+        return;
+    }
+    int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+    rs_array(c, (size_t)((last - cmd->first_key) / cmd->key_step + 1));
+    for (int i = cmd->first_key; i <= last; i += cmd->key_step)
+        rs_bulk(c, argv[i].ptr, argv[i].len);
+}
+
+static void command_help(struct conn *c, const struct resp_call *call)
+{
+    static const char *const lines[] = {
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)", "    Return details about all commands.",
+        "COUNT", "    Return the total number of commands in this server.",
+        "LIST", "    Return a list of all commands in this server.",
+        "INFO [<command-name> ...]", "    Return details about the given commands.",
+        "DOCS [<command-name> ...]", "    Return documentation details about the given commands.",
+        "GETKEYS <full-command>", "    Return the keys from a full command.",
+        "HELP", "    Print this help.", NULL,
+    };
+    (void)call;
+    reply_help(c, lines);
+}
+
+static const struct resp_sub command_subs[] = {
+    {"count", 2, command_count}, {"info", -2, command_info}, {"docs", -2, command_docs},
+    {"list", -2, command_list}, {"getkeys", -4, command_getkeys}, {"help", 2, command_help},
+};
+
+enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
+{
+    if (call->argc == 1)
+        command_all(c, call);
+    else
+        run_sub(c, call, command_subs, sizeof(command_subs) / sizeof(command_subs[0]), "COMMAND");
+    return PROC_MORE;
+}
+
+/* ---- CONFIG ---- */
+
+struct config_param {
+    const char *name;
+    char value[1100];
+};
+
+/* Redis's names for kioku's settings; values as CONFIG GET shows them. */
+static size_t config_params(struct config_param *p, size_t cap)
+{
+    const struct settings *s = resp_settings();
+    size_t n = 0;
+#define PARAM(nm, ...) \
+    do { if (n < cap) { p[n].name = nm; snprintf(p[n].value, sizeof(p[n].value), __VA_ARGS__); n++; } } while (0)
+    PARAM("maxmemory", "%zu", s->storage.mem_limit);
+    PARAM("maxmemory-policy", "%s", s->storage.evict ? "allkeys-lru" : "noeviction");
+    PARAM("save", "%s", "");
+    PARAM("appendonly", "%s", "no");
+    PARAM("databases", "%s", "1");
+    PARAM("port", "%d", s->port);
+    PARAM("bind", "%s", s->listen);
+    PARAM("timeout", "%d", s->idle_timeout);
+    PARAM("maxclients", "%d", s->max_conns);
+    PARAM("proto-max-bulk-len", "%zu", resp_max_bulk());
+    PARAM("io-threads", "%d", s->threads);
+    PARAM("tcp-backlog", "%d", s->backlog);
+    PARAM("daemonize", "%s", s->daemonize ? "yes" : "no");
+    PARAM("pidfile", "%s", s->pid_file);
+    PARAM("unixsocket", "%s", s->socket_path);
+    PARAM("cluster-enabled", "%s", "no");
+    PARAM("requirepass", "%s", "");
+#undef PARAM
+    for (size_t i = 0; i < n; i++)   /* -l is comma-separated, bind is blank-separated */
+        if (strcmp(p[i].name, "bind") == 0)
+            for (char *q = p[i].value; *q != '\0'; q++)
+                if (*q == ',')
+                    *q = ' ';
+    return n;
+}
+
+#define MAX_PARAMS 24
+
+static void config_get(struct conn *c, const struct resp_call *call)
+{
+    static __thread struct config_param p[MAX_PARAMS];
+    size_t n = config_params(p, MAX_PARAMS), hits = 0;
+    bool match[MAX_PARAMS] = {false};
+    for (size_t i = 0; i < n; i++) {
+        for (int j = 2; j < call->argc && !match[i]; j++)
+            match[i] = glob_match(call->argv[j].ptr, call->argv[j].len, p[i].name,
+                                  strlen(p[i].name), true);
+        hits += match[i];
+    }
+    rs_map(c, hits);
+    for (size_t i = 0; i < n; i++) {
+        if (match[i]) {
+            rs_bulk_str(c, p[i].name);
+            rs_bulk_str(c, p[i].value);
+        }
+    }
+}
+
+/* Settings are fixed at start-up: a SET that changes nothing succeeds. */
+static void config_set(struct conn *c, const struct resp_call *call)
+{
+    static __thread struct config_param p[MAX_PARAMS];
+    size_t n = config_params(p, MAX_PARAMS);
+    if (call->argc % 2 != 0) {
+        rs_errorf(c, "ERR wrong number of arguments for '%s|set' command", call->cmd->name);
+        return;
+    }
+    for (int j = 2; j < call->argc; j += 2) {
+        const struct resp_arg *name = &call->argv[j], *val = &call->argv[j + 1];
+        int nlen = (int)strnlen(name->ptr, name->len);
+        size_t i = 0;
+        while (i < n && !rs_arg_is(name, p[i].name))
+            i++;
+        if (i == n) {
+            rs_errorf(c, "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
+                      nlen, name->ptr);
+            return;
+        }
+        if (val->len != strlen(p[i].value) || strncasecmp(val->ptr, p[i].value, val->len) != 0) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "kioku settings are fixed at start-up", p[i].name);
+            return;
+        }
+    }
+    rs_ok(c);
+}
+
+static void config_resetstat(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    stats_reset();
+    rs_ok(c);
+}
+
+static void config_rewrite(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    rs_error(c, "ERR The server is running without a config file");
+}
+
+static void config_help(struct conn *c, const struct resp_call *call)
+{
+    static const char *const lines[] = {
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>", "    Succeeds only when <value> is the current value:",
+        "    kioku's settings are fixed at start-up.",
+        "RESETSTAT", "    Reset statistics reported by the INFO command.",
+        "HELP", "    Print this help.", NULL,
+    };
+    (void)call;
+    reply_help(c, lines);
+}
+
+static const struct resp_sub config_subs[] = {
+    {"get", -3, config_get}, {"set", -4, config_set}, {"resetstat", 2, config_resetstat},
+    {"rewrite", 2, config_rewrite}, {"help", 2, config_help},
+};
+
+enum proc_result resp_cmd_config(struct conn *c, const struct resp_call *call)
+{
+    run_sub(c, call, config_subs, sizeof(config_subs) / sizeof(config_subs[0]), "CONFIG");
+    return PROC_MORE;
+}
+
+/* ---- INFO ---- */
+
+struct text {
+    char *p;
+    size_t len, cap;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_add(struct text *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = t->p != NULL ? vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap) : -1;
+        va_end(ap);
+        if (n >= 0 && (size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 4096;
+        char *q = realloc(t->p, cap);
+        if (q == NULL)
+            return;
+        t->p = q;
+        t->cap = cap;
+    }
+}
+
+struct key_count {
+    uint64_t keys, expires;
+};
+
+static void count_key(struct item *it, void *arg)
+{
+    struct key_count *kc = arg;
+    kc->keys++;
+    if (it->exptime != 0)
+        kc->expires++;
+}
+
+static void human(char *buf, size_t cap, uint64_t bytes)
+{
+    static const char units[] = "BKMGT";
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, cap, "%lluB", (unsigned long long)bytes);
+    else
+        snprintf(buf, cap, "%.2f%c", v, units[u]);
+}
+
+static void info_server(struct text *t, const struct conn *c)
+{
+    const struct settings *s = resp_settings();
+    int64_t up = (c->now - clock_start_ms()) / 1000;
+    text_add(t, "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\n"
+                "kioku_version:%s\r\nos:Linux\r\narch_bits:%zu\r\nmultiplexing_api:libevent\r\n"
+                "process_id:%ld\r\ntcp_port:%d\r\nresp_port:%d\r\nuptime_in_seconds:%lld\r\n"
+                "uptime_in_days:%lld\r\nio_threads_active:%d\r\n\r\n",
+             RESP_REDIS_VERSION, PACKAGE_VERSION, sizeof(void *) * 8, (long)getpid(), s->port,
+             s->resp_port, (long long)up, (long long)(up / 86400), s->threads);
+}
+
+static void info_clients(struct text *t)
+{
+    struct conn_stats cs;
+    stats_conns(&cs);
+    text_add(t, "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%d\r\nblocked_clients:0\r\n\r\n",
+             (unsigned long long)cs.curr_connections, resp_settings()->max_conns);
+}
+
+static void info_memory(struct text *t)
+{
+    const struct settings *s = resp_settings();
+    struct storage_stats ss;
+    storage_stats(&ss);
+    uint64_t used = ss.total_malloced + ss.hash_bytes;
+    char h1[32], h2[32];
+    human(h1, sizeof(h1), used);
+    human(h2, sizeof(h2), s->storage.mem_limit);
+    text_add(t, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%s\r\n"
+                "used_memory_dataset:%llu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"
+                "maxmemory_policy:%s\r\n\r\n",
+             (unsigned long long)used, h1, (unsigned long long)ss.bytes, s->storage.mem_limit, h2,
+             s->storage.evict ? "allkeys-lru" : "noeviction");
+}
+
+static void info_persistence(struct text *t)
+{
+    text_add(t, "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\n"
+                "rdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n");
+}
+
+static void info_stats(struct text *t)
+{
+    struct thread_stats ts;
+    struct storage_stats ss;
+    struct conn_stats cs;
+    stats_aggregate(&ts);
+    storage_stats(&ss);
+    stats_conns(&cs);
+    text_add(t, "# Stats\r\ntotal_connections_received:%llu\r\nrejected_connections:%llu\r\n"
+                "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
+                "expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
+                "keyspace_misses:%llu\r\n\r\n",
+             (unsigned long long)cs.total_connections, (unsigned long long)cs.rejected_connections,
+             (unsigned long long)ts.bytes_read, (unsigned long long)ts.bytes_written,
+             (unsigned long long)(ss.reclaimed + ts.get_expired),
+             (unsigned long long)ss.evictions, (unsigned long long)ts.get_hits,
+             (unsigned long long)ts.get_misses);
+}
+
+static void info_replication(struct text *t)
+{
+    text_add(t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+}
+
+/* Live keys and keys with an expiry: a walk of the whole table, O(keys). */
+static void count_keys(const struct conn *c, struct key_count *kc)
+{
+    uint64_t cursor = 0;
+    do {
+        cursor = item_scan(cursor, c->now, count_key, kc);
+    } while (cursor != 0);
+}
+
+static void info_keyspace(struct text *t, const struct conn *c)
+{
+    struct key_count kc = {0, 0};
+    count_keys(c, &kc);
+    text_add(t, "# Keyspace\r\n");
+    if (kc.keys > 0)
+        text_add(t, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)kc.keys,
+                 (unsigned long long)kc.expires);
+    text_add(t, "\r\n");
+}
+
+enum { S_SERVER = 1, S_CLIENTS = 2, S_MEMORY = 4, S_PERSIST = 8, S_STATS = 16, S_REPL = 32,
+       S_KEYSPACE = 64, S_ALL = 127 };
+
+enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
+{
+    static const struct { const char *name; unsigned bit; } sections[] = {
+        {"server", S_SERVER}, {"clients", S_CLIENTS}, {"memory", S_MEMORY},
+        {"persistence", S_PERSIST}, {"stats", S_STATS}, {"replication", S_REPL},
+        {"keyspace", S_KEYSPACE}, {"default", S_ALL}, {"all", S_ALL}, {"everything", S_ALL},
+    };
+    unsigned want = call->argc == 1 ? S_ALL : 0;
+    for (int i = 1; i < call->argc; i++)
+        for (size_t k = 0; k < sizeof(sections) / sizeof(sections[0]); k++)
+            if (rs_arg_is(&call->argv[i], sections[k].name))
+                want |= sections[k].bit;
+    struct text t = {NULL, 0, 0};
+    text_add(&t, "%s", "");
+    if (want & S_SERVER)
+        info_server(&t, c);
+    if (want & S_CLIENTS)
+        info_clients(&t);
+    if (want & S_MEMORY)
+        info_memory(&t);
+    if (want & S_PERSIST)
+        info_persistence(&t);
+    if (want & S_STATS)
+        info_stats(&t);
+    if (want & S_REPL)
+        info_replication(&t);
+    if (want & S_KEYSPACE)
+        info_keyspace(&t, c);
+    if (t.p == NULL) {
+        rs_error(c, RS_ERR_OOM);
+        return PROC_MORE;
+    }
+    /* Redis ends the text without the last section's blank line. */
+    size_t len = t.len >= 4 ? t.len - 2 : 0;
+    rs_verbatim(c, t.p, len);
+    free(t.p);
+    return PROC_MORE;
+}
+
+/* ---- keyspace-wide ---- */
+
+/* Storage's curr_items also counts items flushed or expired but not yet
+ * reclaimed (memcached's meaning), so DBSIZE walks the table: O(keys). */
+enum proc_result resp_cmd_dbsize(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    struct key_count kc = {0, 0};
+    count_keys(c, &kc);
+    rs_int(c, (int64_t)kc.keys);
+    return PROC_MORE;
+}
+
+/* FLUSHDB and FLUSHALL [ASYNC|SYNC]: both flush at once. */
+enum proc_result resp_cmd_flushall(struct conn *c, const struct resp_call *call)
+{
+    if (call->argc > 2 || (call->argc == 2 && !rs_arg_is(&call->argv[1], "async") &&
+                           !rs_arg_is(&call->argv[1], "sync"))) {
+        rs_error(c, RS_ERR_SYNTAX);
+        return PROC_MORE;
+    }
+    if (!resp_settings()->flush_enabled) {
+        rs_error(c, "ERR flushing is disabled on this server (-F)");
+        return PROC_MORE;
+    }
+    STAT_INC(c->stats, cmd_flush);
+    item_flush(0, c->now);
+    rs_ok(c);
+    return PROC_MORE;
+}
+
+enum proc_result resp_cmd_time(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    struct timespec ts;
+    char sec[24], usec[24];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int n1 = snprintf(sec, sizeof(sec), "%lld", (long long)ts.tv_sec);
+    int n2 = snprintf(usec, sizeof(usec), "%ld", ts.tv_nsec / 1000);
+    rs_array(c, 2);
+    rs_bulk(c, sec, (size_t)n1);
+    rs_bulk(c, usec, (size_t)n2);
+    return PROC_MORE;
+}

@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""The Redis idioms kioku's users run, with redis-py against a kioku this
+script starts itself (issue 4).
+
+Each idiom is a test of the behaviour it depends on:
+  cache-aside      get / compute on miss / setex; delete; scan(match, count)
+                   plus delete to invalidate a pattern
+  write-through    write the "database", then setex the new value
+  rate limiter     incr a per-window key, expire on the first hit, refuse
+                   past the limit, a new window starts afresh
+  short lock       set(name, token, nx=True, ex=ttl): exactly one of 20
+                   concurrent clients wins; the lock expires by itself
+  stampede guard   a lock key (set nx ex) plus probabilistic early refresh
+                   reading ttl: one recompute at a time, readers never miss
+
+The server binary is $KIOKU_BIN (else ../../src/kioku next to this file);
+it listens on 127.0.0.1 only, on free ports, and is stopped by PID at exit.
+Exit status: 0 pass, 1 fail, 77 skip when redis-py is not installed.
+"""
+import atexit
+import math
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+try:
+    import redis
+except ImportError:
+    # pyenv and virtualenvs hide the distribution's packages: try its python.
+    if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_IDIOMS_REEXEC"):
+        os.environ["KIOKU_IDIOMS_REEXEC"] = "1"
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    print("resp_idioms: redis-py is not installed (python3-redis); skipped")
+    sys.exit(77)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def kioku_bin():
+    b = os.environ.get("KIOKU_BIN")
+    if not b:
+        b = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "kioku")
+    if not os.access(b, os.X_OK):
+        print("resp_idioms: no server binary at %s" % b)
+        sys.exit(1)
+    return b
+
+
+class Server:
+    """kioku on free loopback ports; stopped by PID at exit."""
+
+    def __init__(self):
+        self.proc = None
+        for _ in range(5):
+            self.port, self.resp_port = free_port(), free_port()
+            if self.port == self.resp_port:
+                continue
+            self.proc = subprocess.Popen(
+                [kioku_bin(), "-p", str(self.port), "-l", "127.0.0.1", "-U", "0",
+                 "--resp-port", str(self.resp_port)])
+            atexit.register(self.stop)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    if redis.Redis(port=self.resp_port, socket_timeout=1).ping():
+                        return
+                except redis.exceptions.ConnectionError:
+                    time.sleep(0.05)
+            self.stop()
+        print("resp_idioms: the server did not start")
+        sys.exit(1)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def client(self):
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10)
+
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL: " + what)
+
+
+# ---- cache-aside ----
+
+def idiom_cache_aside(r):
+    computed = []
+
+    def load_user(uid):
+        computed.append(uid)
+        return "profile-of-%d" % uid
+
+    def get_user(uid):
+        key = "user:%d:profile" % uid
+        v = r.get(key)
+        if v is None:
+            v = load_user(uid)
+            r.setex(key, 60, v)
+            return v
+        return v.decode()
+
+    check(get_user(1) == "profile-of-1", "cache-aside: first read computes")
+    check(get_user(1) == "profile-of-1", "cache-aside: second read hits")
+    check(computed == [1], "cache-aside: computed once, got %r" % computed)
+    check(0 < r.ttl("user:1:profile") <= 60, "cache-aside: setex ttl")
+    r.delete("user:1:profile")
+    get_user(1)
+    check(computed == [1, 1], "cache-aside: delete invalidates")
+
+    # invalidate a pattern: scan(match, count=100) loop plus delete
+    for uid in range(500):
+        r.setex("user:%d:profile" % uid, 60, "x")
+    for i in range(50):
+        r.set("order:%d" % i, "keep")
+    cursor, deleted, calls = 0, 0, 0
+    while True:
+        cursor, keys = r.scan(cursor=cursor, match="user:*:profile", count=100)
+        calls += 1
+        if keys:
+            deleted += r.delete(*keys)
+        if cursor == 0 or calls > 100000:
+            break
+    check(deleted == 500, "cache-aside: pattern invalidation deleted %d of 500" % deleted)
+    check(not list(r.scan_iter(match="user:*")), "cache-aside: user keys remain")
+    check(len(list(r.scan_iter(match="order:*", count=100))) == 50, "cache-aside: other keys kept")
+
+
+# ---- write-through ----
+
+def idiom_write_through(r):
+    database = {}
+
+    def save_product(pid, price):
+        database[pid] = price                       # the system of record first
+        r.setex("product:%d" % pid, 300, price)     # then the cache
+
+    save_product(7, "9.99")
+    check(r.get("product:7") == b"9.99", "write-through: cached after write")
+    save_product(7, "12.50")
+    check(r.get("product:7") == b"12.50", "write-through: cache follows the write")
+    check(database[7] == "12.50", "write-through: database written")
+    check(0 < r.ttl("product:7") <= 300, "write-through: ttl set")
+
+
+# ---- fixed-window rate limiter ----
+
+def idiom_rate_limiter(r):
+    limit, window = 5, 1
+
+    def allow(user):
+        key = "rl:%s:%d" % (user, int(time.time()) // window)
+        n = r.incr(key)
+        if n == 1:
+            r.expire(key, window + 1)
+        return n <= limit
+
+    # start at the beginning of a window so the burst stays inside it
+    time.sleep(window - (time.time() % window) + 0.01)
+    results = [allow("alice") for _ in range(10)]
+    check(results == [True] * 5 + [False] * 5, "rate limiter: burst %r" % results)
+    check(allow("bob"), "rate limiter: users are counted apart")
+    key = "rl:alice:%d" % (int(time.time()) // window)
+    check(r.ttl(key) in (1, 2), "rate limiter: window key expires (ttl %r)" % r.ttl(key))
+    time.sleep(window + 0.05)
+    check(allow("alice"), "rate limiter: a new window starts afresh")
+    # the old window's key disappears by itself
+    time.sleep(window + 1.1)
+    check(r.get(key) is None, "rate limiter: the old window key expired")
+
+
+# ---- short lock ----
+
+def idiom_short_lock(server):
+    n, ttl = 20, 1
+    barrier = threading.Barrier(n)
+    winners, errors = [], []
+    clients = [server.client() for _ in range(n)]
+
+    def contend(i):
+        try:
+            barrier.wait(timeout=10)
+            if clients[i].set("lock:invoice", "token-%d" % i, nx=True, ex=ttl):
+                winners.append(i)
+        except Exception as e:   # noqa: BLE001 - reported as a failure
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    check(not errors, "short lock: client errors %r" % errors)
+    check(len(winners) == 1, "short lock: %d winners of %d" % (len(winners), n))
+    r = clients[0]
+    if winners:
+        check(r.get("lock:invoice") == ("token-%d" % winners[0]).encode(), "short lock: token")
+    check(not r.set("lock:invoice", "late", nx=True, ex=ttl), "short lock: held lock refused")
+    check(r.ttl("lock:invoice") in (0, 1), "short lock: ttl")
+    deadline = time.monotonic() + ttl + 2
+    while r.exists("lock:invoice") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(not r.exists("lock:invoice"), "short lock: expired by itself")
+    check(r.set("lock:invoice", "next", nx=True, ex=ttl), "short lock: free again")
+    for c in clients:
+        c.close()
+
+
+# ---- stampede protection ----
+
+def idiom_stampede(server):
+    key, lock, ttl, beta = "hot:report", "lock:hot:report", 1, 1.0
+    delta = 0.05                          # seconds a recompute takes
+    state = {"recomputes": 0, "running": 0, "max_running": 0, "misses": 0}
+    mu = threading.Lock()
+    stop = time.monotonic() + 2.5
+
+    def recompute(r):
+        with mu:
+            state["recomputes"] += 1
+            state["running"] += 1
+            state["max_running"] = max(state["max_running"], state["running"])
+        time.sleep(delta)
+        r.setex(key, ttl, "report@%f" % time.time())
+        with mu:
+            state["running"] -= 1
+
+    def reader():
+        r = server.client()
+        while time.monotonic() < stop:
+            v, left = r.get(key), r.pttl(key) / 1000.0
+            if v is None:
+                with mu:
+                    state["misses"] += 1
+            early = v is not None and -delta * beta * math.log(random.random() or 1e-9) >= left
+            if (v is None or early) and r.set(lock, "1", nx=True, ex=2):
+                try:
+                    recompute(r)
+                finally:
+                    r.delete(lock)
+            time.sleep(0.005)
+        r.close()
+
+    recompute(server.client())
+    threads = [threading.Thread(target=reader) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    check(state["max_running"] == 1, "stampede: %d recomputes at once" % state["max_running"])
+    check(2 <= state["recomputes"] <= 8,
+          "stampede: %d recomputes in 2.5 s of a 1 s ttl" % state["recomputes"])
+    check(state["misses"] == 0, "stampede: readers missed %d times" % state["misses"])
+
+
+def main():
+    server = Server()
+    r = server.client()
+    check(r.ping(), "ping on the main port")
+    check(redis.Redis(port=server.resp_port).ping(), "ping on the RESP port")
+    r.flushall()
+    idiom_cache_aside(r)
+    idiom_write_through(r)
+    idiom_rate_limiter(r)
+    idiom_short_lock(server)
+    idiom_stampede(server)
+    server.stop()
+    check(server.proc.returncode == 0, "server exit status %r" % server.proc.returncode)
+    if failures:
+        print("resp_idioms: %d failure(s)" % len(failures))
+        return 1
+    print("resp_idioms: all idioms pass")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
