@@ -492,7 +492,9 @@ static bool choose_proto(struct conn *c)
         c->proto = protocols->resp;
     else if (b == 0x80)
         c->proto = protocols->binary;
-    else if (b == '*' && protocols->resp != NULL)
+    else if ((b == '*' || (b >= 'A' && b <= 'Z')) && protocols->resp != NULL)
+        /* memcached's commands are lower case (it answers ERROR to "GET"),
+         * so a capital letter is a Redis inline command ("PING"). */
         c->proto = protocols->resp;
     else
         c->proto = protocols->text;

@@ -66,7 +66,7 @@ struct proto_ops {
 struct conn_protocols {
     const struct proto_ops *text;    /* memcached text (and meta) */
     const struct proto_ops *binary;  /* first byte 0x80; NULL: unsupported */
-    const struct proto_ops *resp;    /* first byte '*', or a RESP listener */
+    const struct proto_ops *resp;    /* first byte '*' or A-Z, or a RESP listener */
 };
 
 enum conn_listener_kind { LISTENER_MEMCACHED, LISTENER_RESP };
