@@ -199,7 +199,7 @@ static struct item *mg_vivify(struct conn *c, const struct mc_meta_req *r, uint6
 /* A hit (or a just-vivified item): apply T, decide W/X/Z, read the values
  * to return, bump. Stripe held: the win decision is atomic. */
 static void mg_hit_locked(struct conn *c, const struct mc_meta_req *r, struct item *it,
-                          struct mg_result *o)
+                          uint64_t hv, struct mg_result *o)
 {
     uint8_t f = item_iflags(it);
     bool won = o->created;
@@ -208,7 +208,7 @@ static void mg_hit_locked(struct conn *c, const struct mc_meta_req *r, struct it
     o->v.hit_before = (f & ITEM_FETCHED) != 0;
     o->v.last_access = last_access_of(it, c->now);
     if (r->flags & MC_META_F_TTL)
-        it->exptime = item_exptime_from_seconds(r->ttl, c->now);
+        do_item_set_exptime(it, hv, item_exptime_from_seconds(r->ttl, c->now));
     if ((r->flags & MC_META_F_RECACHE) && !(f & ITEM_TOKEN) && !o->created &&
         it->exptime != 0 && it->exptime < item_exptime_from_seconds(r->recache_ttl, c->now))
         won = true;
@@ -268,7 +268,7 @@ static enum proc_result meta_get(struct conn *c, const struct mc_meta_req *r)
         o.created = it != NULL;
     }
     if (it != NULL)
-        mg_hit_locked(c, r, it, &o);
+        mg_hit_locked(c, r, it, hv, &o);
     item_unlock(hv);
 
     mg_count(c, r, it != NULL && !o.created, miss);
@@ -553,7 +553,7 @@ static const char *md_locked(struct conn *c, const struct mc_meta_req *r, struct
     if (r->flags & MC_META_F_INVALIDATE) {
         /* Stale, not gone: readers keep the value, the next one wins. */
         if (r->flags & MC_META_F_TTL)
-            it->exptime = item_exptime_from_seconds(r->ttl, c->now);
+            do_item_set_exptime(it, hv, item_exptime_from_seconds(r->ttl, c->now));
         item_iflags_set(it, ITEM_STALE);
         item_iflags_clear(it, ITEM_TOKEN);
         recas(it, hv, r);
@@ -685,7 +685,7 @@ static void ma_locked(struct conn *c, const struct mc_meta_req *r, struct item *
     if (o->cur == NULL)
         return;
     if (r->flags & MC_META_F_TTL)
-        o->cur->exptime = item_exptime_from_seconds(r->ttl, c->now);
+        do_item_set_exptime(o->cur, hv, item_exptime_from_seconds(r->ttl, c->now));
     if (r->flags & MC_META_F_NEW_CAS)
         o->cur->cas = r->new_cas;
 }

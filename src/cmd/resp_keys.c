@@ -171,7 +171,7 @@ enum proc_result resp_cmd_expire(struct conn *c, const struct resp_call *call)
         if (when <= c->now)
             do_item_unlink(it, hv);
         else
-            it->exptime = when;
+            do_item_set_exptime(it, hv, when);
         res = 1;
     }
     item_unlock(hv);
@@ -211,7 +211,7 @@ enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call)
     item_lock(hv);
     struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
     if (it != NULL && it->exptime != 0) {
-        it->exptime = 0;
+        do_item_set_exptime(it, hv, 0);
         res = 1;
     }
     item_unlock(hv);

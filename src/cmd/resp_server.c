@@ -658,18 +658,6 @@ static void text_add(struct text *t, const char *fmt, ...)
     }
 }
 
-struct key_count {
-    uint64_t keys, expires;
-};
-
-static void count_key(struct item *it, void *arg)
-{
-    struct key_count *kc = arg;
-    kc->keys++;
-    if (it->exptime != 0)
-        kc->expires++;
-}
-
 static void human(char *buf, size_t cap, uint64_t bytes)
 {
     static const char units[] = "BKMGT";
@@ -751,23 +739,16 @@ static void info_replication(struct text *t)
     text_add(t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
 }
 
-/* Live keys and keys with an expiry: a walk of the whole table, O(keys). */
-static void count_keys(const struct conn *c, struct key_count *kc)
+/* Keys and keys with a TTL, as Redis counts them (expired keys not yet
+ * reclaimed included): O(stripes), so monitoring may poll INFO freely. */
+static void info_keyspace(struct text *t)
 {
-    uint64_t cursor = 0;
-    do {
-        cursor = item_scan(cursor, c->now, count_key, kc);
-    } while (cursor != 0);
-}
-
-static void info_keyspace(struct text *t, const struct conn *c)
-{
-    struct key_count kc = {0, 0};
-    count_keys(c, &kc);
+    uint64_t keys, expires;
+    storage_key_counts(&keys, &expires);
     text_add(t, "# Keyspace\r\n");
-    if (kc.keys > 0)
-        text_add(t, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)kc.keys,
-                 (unsigned long long)kc.expires);
+    if (keys > 0)
+        text_add(t, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)keys,
+                 (unsigned long long)expires);
     text_add(t, "\r\n");
 }
 
@@ -801,7 +782,7 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
     if (want & S_REPL)
         info_replication(&t);
     if (want & S_KEYSPACE)
-        info_keyspace(&t, c);
+        info_keyspace(&t);
     if (t.p == NULL) {
         rs_error(c, RS_ERR_OOM);
         return PROC_MORE;
@@ -815,14 +796,14 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
 
 /* ---- keyspace-wide ---- */
 
-/* Storage's curr_items also counts items flushed or expired but not yet
- * reclaimed (memcached's meaning), so DBSIZE walks the table: O(keys). */
+/* O(stripes); flushed keys are gone at once, expired ones count until
+ * reclaimed, as in Redis. */
 enum proc_result resp_cmd_dbsize(struct conn *c, const struct resp_call *call)
 {
     (void)call;
-    struct key_count kc = {0, 0};
-    count_keys(c, &kc);
-    rs_int(c, (int64_t)kc.keys);
+    uint64_t keys, expires;
+    storage_key_counts(&keys, &expires);
+    rs_int(c, (int64_t)keys);
     return PROC_MORE;
 }
 

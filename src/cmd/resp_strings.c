@@ -324,11 +324,11 @@ enum proc_result resp_cmd_getex(struct conn *c, const struct resp_call *call)
     if (it != NULL) {
         do_item_bump(it, c->now);
         if (o.flags & O_PERSIST)
-            it->exptime = 0;
+            do_item_set_exptime(it, hv, 0);
         else if ((o.flags & O_EXPIRY) && item_exptime_passed(o.at, c->now))
             do_item_unlink(it, hv);
         else if (o.flags & O_EXPIRY)
-            it->exptime = o.at;
+            do_item_set_exptime(it, hv, o.at);
     }
     item_unlock(hv);
     reply_value(c, it);

@@ -317,6 +317,8 @@ void assoc_flush_now(void)
 
         pthread_mutex_lock(&s->lock);
         s->flush_gen++;
+        s->stale = s->nitems;   /* every linked item is now of an older generation */
+        s->nexpires = 0;
         pthread_mutex_unlock(&s->lock);
     }
     __atomic_add_fetch(&flush_count, 1, __ATOMIC_RELAXED);

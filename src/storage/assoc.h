@@ -32,6 +32,8 @@ struct assoc_stripe {
     uint64_t bytes;         /* sum of linked item sizes */
     uint64_t total_items;   /* items ever linked */
     uint64_t cas_seq;       /* last sequence handed out */
+    uint64_t stale;         /* linked items of an older flush generation */
+    uint64_t nexpires;      /* linked current-generation items with an exptime */
     uint32_t flush_gen;     /* bumped by flush_all: items of older ones are dead */
     struct item **tab;      /* table this stripe inserts into */
     struct item **old;      /* table still being emptied for it, or NULL */

@@ -419,6 +419,8 @@ void do_item_link(struct item *it, uint64_t hv)
     it->cas = assoc_next_cas(s, assoc_stripe_index(hv));
     it->gen = s->flush_gen;
     item_iflags_set(it, ITEM_LINKED);
+    if (it->exptime != 0)
+        s->nexpires++;
     s->bytes += item_ntotal(it);
     s->total_items++;
     assoc_insert(it, hv);
@@ -431,8 +433,21 @@ static void unlink_common(struct item *it, uint64_t hv)
     struct assoc_stripe *s = assoc_stripe(hv);
 
     item_iflags_clear(it, ITEM_LINKED);
+    if (it->gen != s->flush_gen)
+        s->stale--;
+    else if (it->exptime != 0)
+        s->nexpires--;
     s->bytes -= item_ntotal(it);
     assoc_delete(it, hv);
+}
+
+void do_item_set_exptime(struct item *it, uint64_t hv, int64_t exptime)
+{
+    struct assoc_stripe *s = assoc_stripe(hv);
+
+    if ((item_iflags(it) & ITEM_LINKED) && it->gen == s->flush_gen)
+        s->nexpires += (uint64_t)(exptime != 0) - (uint64_t)(it->exptime != 0);
+    it->exptime = exptime;
 }
 
 void do_item_unlink(struct item *it, uint64_t hv)
@@ -499,7 +514,7 @@ struct item *item_get_touch(const char *key, size_t nkey, int64_t exptime,
     item_lock(hv);
     it = do_item_find(key, nkey, hv, now, miss);
     if (it != NULL) {
-        it->exptime = exptime;
+        do_item_set_exptime(it, hv, exptime);
         do_item_bump(it, now);
     }
     item_unlock(hv);

@@ -197,6 +197,9 @@ void do_item_link(struct item *it, uint64_t hv);
 void do_item_unlink(struct item *it, uint64_t hv);
 /* Unlink old, link new (new gets a fresh CAS). */
 void do_item_replace(struct item *old, struct item *new_it, uint64_t hv);
+/* Change an item's exptime (linked or not); keeps the per-stripe count of
+ * items with a TTL right. Every TTL change of a linked item goes through it. */
+void do_item_set_exptime(struct item *it, uint64_t hv, int64_t exptime);
 /* Mark a hit (fetched, active, atime) as item_get does. */
 void do_item_bump(struct item *it, int64_t now);
 

@@ -117,6 +117,19 @@ void storage_stats(struct storage_stats *out)
     out->hash_power_level = power;
 }
 
+void storage_key_counts(uint64_t *keys, uint64_t *expires)
+{
+    *keys = *expires = 0;
+    for (unsigned i = 0; i < ASSOC_NSTRIPES; i++) {
+        struct assoc_stripe *s = assoc_stripe_at(i);
+
+        pthread_mutex_lock(&s->lock);
+        *keys += s->nitems - s->stale;
+        *expires += s->nexpires;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
 void storage_stats_reset(void)
 {
     for (unsigned i = 0; i < ASSOC_NSTRIPES; i++) {

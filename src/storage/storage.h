@@ -63,6 +63,12 @@ struct storage_stats {
     uint64_t outofmemory;       /* allocations failed with -M or no victim */
 };
 void storage_stats(struct storage_stats *out);
+/*
+ * Keys for Redis's DBSIZE and INFO keyspace, in O(stripes): linked items not
+ * invalidated by a flush (expired ones not yet reclaimed count, as in Redis),
+ * and of those the ones with a TTL.
+ */
+void storage_key_counts(uint64_t *keys, uint64_t *expires);
 /* `stats reset`: zero total_items and the eviction/reclaim counters (not
  * curr_items or bytes, which describe what is stored), as memcached does. */
 void storage_stats_reset(void);

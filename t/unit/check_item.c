@@ -511,6 +511,42 @@ START_TEST(test_flush_kills_items_whatever_cas_the_client_chose)
 }
 END_TEST
 
+START_TEST(test_key_counts_follow_links_ttls_and_flushes)
+{
+    uint64_t keys, expires, hv = item_hash("a", 1);
+    struct item *it;
+
+    store("a", "1", STORE_SET, 0, NULL);
+    store_x("b", "2", 0, t0 + 100000, STORE_SET, 0, NULL, t0);
+    storage_key_counts(&keys, &expires);
+    ck_assert_uint_eq(keys, 2);
+    ck_assert_uint_eq(expires, 1);
+    ck_assert_int_eq(item_touch("a", 1, t0 + 5000, t0), ITEM_TOUCHED);   /* gains a TTL */
+    storage_key_counts(&keys, &expires);
+    ck_assert_uint_eq(expires, 2);
+    item_lock(hv);
+    it = do_item_find("a", 1, hv, t0, NULL);
+    do_item_set_exptime(it, hv, 0);                                      /* persists */
+    item_put(it);
+    item_unlock(hv);
+    storage_key_counts(&keys, &expires);
+    ck_assert_uint_eq(expires, 1);
+    ck_assert_int_eq(item_delete("b", 1, 0, t0), ITEM_DELETED);
+    storage_key_counts(&keys, &expires);
+    ck_assert_uint_eq(keys, 1);
+    ck_assert_uint_eq(expires, 0);
+    store_x("c", "3", 0, t0 + 100000, STORE_SET, 0, NULL, t0);
+    item_flush(0, t0);
+    storage_key_counts(&keys, &expires);
+    ck_assert_uint_eq(keys, 0);                    /* flushed: gone at once */
+    ck_assert_uint_eq(expires, 0);
+    ck_assert_int_eq(miss_of("c", t0), ITEM_MISS_FLUSHED);   /* reclaiming keeps it right */
+    store("d", "4", STORE_SET, 0, NULL);
+    storage_key_counts(&keys, &expires);
+    ck_assert_uint_eq(keys, 1);
+}
+END_TEST
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -694,6 +730,7 @@ static Suite *item_suite(void)
     tcase_add_test(tc, test_get_touch_returns_item_and_changes_expiry);
     tcase_add_test(tc, test_flush_immediate_kills_older_items_only);
     tcase_add_test(tc, test_flush_kills_items_whatever_cas_the_client_chose);
+    tcase_add_test(tc, test_key_counts_follow_links_ttls_and_flushes);
     tcase_add_test(tc, test_flush_delayed_takes_effect_at_its_time);
     tcase_add_test(tc, test_flush_later_call_replaces_pending_one);
     tcase_add_test(tc, test_unlinked_item_readable_until_put);
