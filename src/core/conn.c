@@ -93,23 +93,43 @@ static inline void set_state(struct conn *c, enum conn_state st)
 
 /* ---- life cycle ---- */
 
-struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
-                         const struct sockaddr *peer, socklen_t peer_len)
+int conn_buffers_init(struct conn *c)
 {
-    struct conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        goto fail;
     c->rbuf = malloc(RBUF_INIT);
     c->wbuf = malloc(WBUF_INIT);
     c->outcap = 64;
     c->out = malloc(sizeof(*c->out) * (size_t)c->outcap);
     c->refcap = 32;
     c->refs = malloc(sizeof(*c->refs) * (size_t)c->refcap);
-    c->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_event, c);
-    if (c->rbuf == NULL || c->wbuf == NULL || c->out == NULL || c->refs == NULL || c->ev == NULL)
-        goto fail;
+    if (c->rbuf == NULL || c->wbuf == NULL || c->out == NULL || c->refs == NULL) {
+        conn_buffers_free(c);
+        return -1;
+    }
     c->rcap = RBUF_INIT;
     c->wcap = WBUF_INIT;
+    return 0;
+}
+
+void conn_buffers_free(struct conn *c)
+{
+    free(c->rbuf);
+    free(c->wbuf);
+    free(c->out);
+    free(c->refs);
+    c->rbuf = c->wbuf = NULL;
+    c->out = NULL;
+    c->refs = NULL;
+}
+
+struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
+                         const struct sockaddr *peer, socklen_t peer_len)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL || conn_buffers_init(c) != 0)
+        goto fail;
+    c->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_event, c);
+    if (c->ev == NULL)
+        goto fail;
     c->fd = fd;
     c->kind = kind;
     c->tp = &transport_plain;
@@ -131,10 +151,7 @@ fail:
     if (c != NULL) {
         if (c->ev != NULL)
             event_free(c->ev);
-        free(c->rbuf);
-        free(c->wbuf);
-        free(c->out);
-        free(c->refs);
+        conn_buffers_free(c);
         free(c);
     }
     close(fd);
@@ -171,10 +188,7 @@ void conn_close(struct conn *c)
         item_put(c->nread_item);
     release_output(c);
     worker_conn_removed(c->worker, c);
-    free(c->rbuf);
-    free(c->wbuf);
-    free(c->out);
-    free(c->refs);
+    conn_buffers_free(c);
     free(c);
     stats_conn_closed();
 }
@@ -289,10 +303,7 @@ bool conn_out_full(const struct conn *c)
     return c->out_bytes >= OUT_FULL_BYTES || c->nout >= OUT_FULL_ENTRIES;
 }
 
-enum flush_result { FLUSH_DONE, FLUSH_BLOCKED, FLUSH_ERROR };
-
-/* Write queued output with as few writev calls as IOV limits allow. */
-static enum flush_result conn_flush(struct conn *c)
+enum flush_result conn_flush(struct conn *c)
 {
     struct iovec iov[WRITE_IOV];
     while (c->out_pos < c->nout) {

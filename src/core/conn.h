@@ -123,6 +123,16 @@ struct conn {
  * thread). Returns NULL (fd closed) on failure. */
 struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
                          const struct sockaddr *peer, socklen_t peer_len);
+/* The read/write buffers of a connection (conn_create does this; tests that
+ * drive the output path with their own transport use it directly). */
+int conn_buffers_init(struct conn *c);
+void conn_buffers_free(struct conn *c);
+
+enum flush_result { FLUSH_DONE, FLUSH_BLOCKED, FLUSH_ERROR };
+/* Write queued output with as few writev calls as IOV_MAX allows; on
+ * FLUSH_DONE every item reference the output held is released. */
+enum flush_result conn_flush(struct conn *c);
+
 /* Close and free now (in the owner thread). */
 void conn_close(struct conn *c);
 /* Stop reading; close once queued output is written. */

@@ -1,0 +1,256 @@
+/*
+ * The connection's output path, driven through a mock transport: replies are
+ * gathered into as few writev calls as IOV limits allow, values are sent
+ * from the items themselves (no copy), and an item stays referenced until
+ * its bytes are written, even if it is deleted meanwhile.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/conn.h"
+#include "core/worker.h"
+#include "stats/stats.h"
+#include "storage/item.h"
+#include "storage/storage.h"
+#include "util/clock.h"
+
+/* conn.c reports to its worker; these tests have none. */
+void worker_conn_added(struct worker *w, struct conn *c) { (void)w; (void)c; }
+void worker_conn_removed(struct worker *w, struct conn *c) { (void)w; (void)c; }
+
+#define SINK_MAX (4 * 1024 * 1024)
+#define BASES_MAX 4096
+
+static struct {
+    int calls;
+    size_t accept_left;         /* bytes to accept before EAGAIN; SIZE_MAX: all */
+    char *sink;
+    size_t len;
+    const void *bases[BASES_MAX];
+    int nbases;
+} mock;
+
+static ssize_t mock_read(struct conn *c, void *buf, size_t n)
+{
+    (void)c; (void)buf; (void)n;
+    errno = EAGAIN;
+    return -1;
+}
+
+static ssize_t mock_writev(struct conn *c, const struct iovec *iov, int iovcnt)
+{
+    (void)c;
+    mock.calls++;
+    if (mock.accept_left == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    size_t done = 0;
+    for (int i = 0; i < iovcnt && mock.accept_left > 0; i++) {
+        size_t n = iov[i].iov_len < mock.accept_left ? iov[i].iov_len : mock.accept_left;
+        if (mock.nbases < BASES_MAX)
+            mock.bases[mock.nbases++] = iov[i].iov_base;
+        memcpy(mock.sink + mock.len, iov[i].iov_base, n);
+        mock.len += n;
+        done += n;
+        if (mock.accept_left != SIZE_MAX)
+            mock.accept_left -= n;
+    }
+    return (ssize_t)done;
+}
+
+static void mock_close(struct conn *c) { (void)c; }
+
+static const struct transport mock_tp = {
+    .name = "mock", .read = mock_read, .writev = mock_writev, .close = mock_close,
+};
+
+static struct conn conn;
+static struct thread_stats tstats;
+static int64_t now;
+
+static void setup(void)
+{
+    struct storage_config cfg;
+    char err[256];
+    clock_setup();
+    now = clock_now_ms();
+    storage_config_default(&cfg);
+    ck_assert_int_eq(storage_setup(&cfg, err, sizeof(err)), 0);
+    memset(&conn, 0, sizeof(conn));
+    ck_assert_int_eq(conn_buffers_init(&conn), 0);
+    conn.tp = &mock_tp;
+    conn.stats = &tstats;
+    memset(&mock, 0, sizeof(mock));
+    mock.sink = malloc(SINK_MAX);
+    mock.accept_left = SIZE_MAX;
+}
+
+static void teardown(void)
+{
+    conn_buffers_free(&conn);
+    free(mock.sink);
+    storage_teardown();
+}
+
+/* Store key -> value and return a reader's reference to it. */
+static struct item *put(const char *key, const char *val)
+{
+    enum item_alloc_status st;
+    struct item *it = item_alloc(key, strlen(key), 0, 0, strlen(val), now, &st);
+    ck_assert_ptr_nonnull(it);
+    item_value_write(it, 0, val, strlen(val));
+    ck_assert_int_eq(item_store(it, STORE_SET, 0, now, NULL), ITEM_STORED);
+    return it;
+}
+
+static uint16_t refs_of(const struct item *it)
+{
+    return __atomic_load_n(&it->refcount, __ATOMIC_RELAXED);
+}
+
+/* Queue a get reply for it as the text protocol does. */
+static void queue_value(struct item *it, char *expect, size_t *elen)
+{
+    char hdr[300];
+    int n = snprintf(hdr, sizeof(hdr), "VALUE %.*s 0 %u\r\n", it->nkey, item_key(it), it->nbytes);
+    conn_out(&conn, hdr, (size_t)n);
+    conn_out_item(&conn, it, 0, (size_t)it->nbytes + 2);
+    memcpy(expect + *elen, hdr, (size_t)n);
+    *elen += (size_t)n;
+    memcpy(expect + *elen, item_value(it), (size_t)it->nbytes + 2);
+    *elen += (size_t)it->nbytes + 2;
+}
+
+static bool sent_from_item(struct item *it)
+{
+    for (int i = 0; i < mock.nbases; i++)
+        if (mock.bases[i] == (const void *)item_value(it))
+            return true;
+    return false;
+}
+
+START_TEST(test_multiget_of_100_values_leaves_in_one_writev)
+{
+    static char expect[65536];
+    size_t elen = 0;
+    struct item *items[100];
+    for (int i = 0; i < 100; i++) {
+        char key[32], val[64];
+        snprintf(key, sizeof(key), "key:%d", i);
+        snprintf(val, sizeof(val), "value number %d", i);
+        items[i] = put(key, val);
+        queue_value(items[i], expect, &elen);
+    }
+    conn_out(&conn, "END\r\n", 5);
+    memcpy(expect + elen, "END\r\n", 5);
+    elen += 5;
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
+    ck_assert_int_eq(mock.calls, 1);
+    ck_assert_uint_eq(mock.len, elen);
+    ck_assert(memcmp(mock.sink, expect, elen) == 0);
+    for (int i = 0; i < 100; i++) {
+        ck_assert_msg(sent_from_item(items[i]), "value %d was copied, not sent from its item", i);
+        ck_assert_uint_eq(refs_of(items[i]), 2);   /* hash + ours: the output let go */
+        item_put(items[i]);
+    }
+    ck_assert_uint_eq(tstats.bytes_written, elen);
+}
+END_TEST
+
+START_TEST(test_item_stays_referenced_until_written_even_if_deleted)
+{
+    static char expect[8192];
+    size_t elen = 0;
+    char val[2000];
+    memset(val, 'v', sizeof(val) - 1);
+    val[sizeof(val) - 1] = '\0';
+    struct item *it = put("big", val);
+    queue_value(it, expect, &elen);
+    ck_assert_uint_eq(refs_of(it), 3);             /* hash + ours + the output */
+    mock.accept_left = 100;                        /* the socket takes 100 bytes, then blocks */
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_BLOCKED);
+    ck_assert_uint_eq(refs_of(it), 3);
+    ck_assert_int_eq(item_delete("big", 3, 0, now), ITEM_DELETED);
+    item_put(it);                                  /* only the output holds it now */
+    ck_assert_uint_eq(refs_of(it), 1);
+    mock.accept_left = SIZE_MAX;
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);   /* releases the last reference */
+    ck_assert_uint_eq(mock.len, elen);
+    ck_assert(memcmp(mock.sink, expect, elen) == 0);
+    ck_assert_int_eq(conn.nrefs, 0);
+}
+END_TEST
+
+START_TEST(test_replies_beyond_iov_limits_take_few_writevs)
+{
+    static char expect[256 * 1024];
+    size_t elen = 0;
+    for (int i = 0; i < 1000; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "k%d", i);
+        struct item *it = put(key, "x");
+        queue_value(it, expect, &elen);
+        item_put(it);
+    }
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
+    /* 2000 entries (header + value each), at most 512 per writev */
+    ck_assert_int_le(mock.calls, 4);
+    ck_assert_uint_eq(mock.len, elen);
+    ck_assert(memcmp(mock.sink, expect, elen) == 0);
+}
+END_TEST
+
+START_TEST(test_chunked_value_is_sent_from_its_chunks)
+{
+    size_t n = 3 * 1024 * 1024 + 17;   /* larger than a slab page: chunked */
+    char *val = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        val[i] = (char)('a' + i % 26);
+    val[n] = '\0';
+    struct storage_config cfg;
+    char err[256];
+    storage_teardown();
+    storage_config_default(&cfg);
+    cfg.item_size_max = 4 * 1024 * 1024;
+    cfg.mem_limit = 64 * 1024 * 1024;
+    ck_assert_int_eq(storage_setup(&cfg, err, sizeof(err)), 0);
+    struct item *it = put("chunky", val);
+    ck_assert(item_is_chunked(it));
+    char *expect = malloc(n + 2);
+    memcpy(expect, val, n);
+    memcpy(expect + n, "\r\n", 2);
+    conn_out_item(&conn, it, 0, n + 2);
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
+    ck_assert_uint_eq(mock.len, n + 2);
+    ck_assert(memcmp(mock.sink, expect, n + 2) == 0);
+    item_put(it);
+    free(val);
+    free(expect);
+}
+END_TEST
+
+static Suite *conn_suite(void)
+{
+    Suite *s = suite_create("conn");
+    TCase *tc = tcase_create("output");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_multiget_of_100_values_leaves_in_one_writev);
+    tcase_add_test(tc, test_item_stays_referenced_until_written_even_if_deleted);
+    tcase_add_test(tc, test_replies_beyond_iov_limits_take_few_writevs);
+    tcase_add_test(tc, test_chunked_value_is_sent_from_its_chunks);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(conn_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
