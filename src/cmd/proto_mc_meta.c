@@ -593,39 +593,6 @@ static enum proc_result meta_delete(struct conn *c, const struct mc_meta_req *r)
 
 /* ---- ma ---- */
 
-/* The item's value as memcached's incr reads it: 1..20 decimal digits
- * (at most 2^64-1), optionally followed by spaces. Bounded by nbytes. */
-static bool value_u64(const struct item *it, uint64_t *out)
-{
-    char buf[64];
-    size_t off = 0, ndig = 0;
-    bool spaces = false;
-    uint64_t v = 0;
-
-    while (off < it->nbytes) {
-        size_t want = it->nbytes - off < sizeof(buf) ? it->nbytes - off : sizeof(buf);
-        size_t n = item_value_read(it, off, buf, want);
-        if (n == 0)
-            return false;
-        for (size_t k = 0; k < n; k++) {
-            unsigned d = (unsigned)(buf[k] - '0');
-            if (buf[k] == ' ' && ndig > 0) {
-                spaces = true;
-            } else if (d <= 9 && !spaces && ndig < 20) {
-                if (v > (UINT64_MAX - d) / 10)
-                    return false;
-                v = v * 10 + d;
-                ndig++;
-            } else {
-                return false;
-            }
-        }
-        off += n;
-    }
-    *out = v;
-    return ndig > 0;
-}
-
 /* Link an item holding the decimal v under the key (in place of old when
  * old != NULL). Returns it referenced, or NULL when out of memory. */
 static struct item *ma_put_number(struct conn *c, const struct mc_meta_req *r, struct item *old,
@@ -670,7 +637,7 @@ static void ma_locked(struct conn *c, const struct mc_meta_req *r, struct item *
     } else if ((r->flags & MC_META_F_COMPARE_CAS) && it->cas != r->compare_cas) {
         o->res = ITEM_EXISTS;
         return;
-    } else if (!value_u64(it, &v)) {
+    } else if (!item_parse_u64(it, &v)) {
         o->res = ITEM_NON_NUMERIC;
         return;
     } else {

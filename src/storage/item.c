@@ -37,7 +37,6 @@
 #define HDR offsetof(struct item, data)
 #define ALLOC_RETRIES 8
 #define REL_EXPTIME_MAX (60 * 60 * 24 * 30)   /* memcached: 30 days */
-#define DELTA_DIGITS_MAX 20
 
 /* Module state, set by item_setup_limits() before any request. */
 static size_t size_max;
@@ -637,38 +636,44 @@ enum item_result item_delete(const char *key, size_t nkey, uint64_t cas, int64_t
 
 /* ---- incr/decr ---- */
 
-/* Decimal digits (1..20, <= 2^64-1) optionally followed by spaces. */
-static bool parse_u64(struct item *it, uint64_t *out)
+/*
+ * Read the value the way memcached's incr does (strtoull, then whitespace or
+ * the end of the value): leading white space, an optional sign, decimal
+ * digits up to 2^64-1, then anything after a white-space character is
+ * ignored. A '-' is accepted only where strtoull's wrap-around leaves a
+ * value below 2^63, as memcached does. Looks at no more than 128 bytes.
+ */
+bool item_parse_u64(const struct item *it, uint64_t *out)
 {
-    struct iovec iov[8];
-    size_t off = 0, k, ndig = 0, nbytes = it->nbytes;
+    char buf[128];
+    size_t n = item_value_read(it, 0, buf, it->nbytes < sizeof(buf) ? it->nbytes : sizeof(buf));
+    size_t i = 0, ndig = 0;
+    bool neg = false;
     uint64_t v = 0;
-    bool spaces = false;
-    int cnt, i;
 
-    while (off < nbytes) {
-        cnt = item_value_iov(it, off, iov, 8);
-        for (i = 0; i < cnt && off < nbytes; i++) {
-            const char *p = iov[i].iov_base;
-
-            for (k = 0; k < iov[i].iov_len && off < nbytes; k++, off++) {
-                unsigned d = (unsigned)(p[k] - '0');
-
-                if (p[k] == ' ' && ndig > 0) {
-                    spaces = true;
-                } else if (d <= 9 && !spaces && ndig < DELTA_DIGITS_MAX) {
-                    if (v > (UINT64_MAX - d) / 10)
-                        return false;
-                    v = v * 10 + d;
-                    ndig++;
-                } else {
-                    return false;
-                }
-            }
-        }
+    while (i < n && (buf[i] == ' ' || (buf[i] >= '\t' && buf[i] <= '\r')))
+        i++;
+    if (i < n && (buf[i] == '+' || buf[i] == '-'))
+        neg = buf[i++] == '-';
+    for (; i < n && buf[i] >= '0' && buf[i] <= '9'; i++, ndig++) {
+        unsigned d = (unsigned)(buf[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;                       /* ERANGE */
+        v = v * 10 + d;
+    }
+    if (ndig == 0)
+        return false;
+    if (i == n && n == sizeof(buf) && it->nbytes > n)
+        return false;                           /* digits run past what we read */
+    if (i < n && !(buf[i] == ' ' || (buf[i] >= '\t' && buf[i] <= '\r')))
+        return false;
+    if (neg) {
+        v = (uint64_t)0 - v;
+        if (v > (uint64_t)INT64_MAX)
+            return false;
     }
     *out = v;
-    return ndig > 0;
+    return true;
 }
 
 /* Absent key: create it holding `initial` (binary protocol's incr). */
@@ -701,7 +706,7 @@ static enum item_result do_delta(struct item *it, bool incr, uint64_t delta, uin
     char buf[24];
     int len;
 
-    if (!parse_u64(it, &v))
+    if (!item_parse_u64(it, &v))
         return ITEM_NON_NUMERIC;
     if (incr)
         v += delta;             /* wraps mod 2^64 */
@@ -709,9 +714,12 @@ static enum item_result do_delta(struct item *it, bool incr, uint64_t delta, uin
         v = v < delta ? 0 : v - delta;
     len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
     *value_out = v;
-    /* hash's reference + ours, stripe held: no reader can see the bytes change. */
-    if ((size_t)len == it->nbytes && __atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) == 2) {
+    /* hash's reference + ours, stripe held: no reader can see the bytes
+     * change. A shorter number is padded with spaces, as memcached does. */
+    if ((size_t)len <= it->nbytes && __atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) == 2) {
         item_value_write(it, 0, buf, (size_t)len);
+        for (size_t pad = (size_t)len; pad < it->nbytes; pad++)
+            item_value_write(it, pad, " ", 1);
         it->cas = assoc_next_cas(assoc_stripe(hv), assoc_stripe_index(hv));
         *cas_out = it->cas;
         return ITEM_DELTA_OK;

@@ -168,6 +168,10 @@ enum item_result item_delta(const char *key, size_t nkey, bool incr, uint64_t de
                             uint64_t cas, bool create, uint64_t initial, int64_t exptime,
                             int64_t now, uint64_t *value_out, uint64_t *cas_out);
 
+/* The value as a memcached incr/decr operand (strtoull rules); false if
+ * it is not one. */
+bool item_parse_u64(const struct item *it, uint64_t *out);
+
 /*
  * flush_all: every item stored before the flush takes effect is dead from
  * then on. delay_ms 0 takes effect before this returns; a later call replaces

@@ -413,6 +413,23 @@ START_TEST(test_incr_and_decr_return_the_new_value)
 }
 END_TEST
 
+/* memcached reads the operand with strtoull and writes a shorter result in
+ * place, padded with spaces (checked byte for byte against 1.6.45). */
+START_TEST(test_incr_operand_rules_and_padding_match_memcached)
+{
+    KH_EXPECT(g_fd, "set n 0 0 2\r\n 5\r\nincr n 1\r\n", "STORED\r\n6\r\n");
+    KH_EXPECT(g_fd, "set n 0 0 2\r\n+5\r\nincr n 1\r\n", "STORED\r\n6\r\n");
+    KH_EXPECT(g_fd, "set n 0 0 3\r\n1 2\r\nincr n 1\r\n", "STORED\r\n2\r\n");
+    KH_EXPECT(g_fd, "set n 0 0 21\r\n018446744073709551614\r\nincr n 1\r\n",
+              "STORED\r\n18446744073709551615\r\n");
+    KH_EXPECT(g_fd, "set n 0 0 2\r\n-1\r\nincr n 1\r\n",
+              "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+    KH_EXPECT(g_fd, "set d 0 0 2\r\n10\r\ndecr d 1\r\nget d\r\n",
+              "STORED\r\n9\r\nVALUE d 0 2\r\n9 \r\nEND\r\n");
+    KH_EXPECT(g_fd, "incr d 100\r\nget d\r\n", "109\r\nVALUE d 0 3\r\n109\r\nEND\r\n");
+}
+END_TEST
+
 START_TEST(test_incr_wraps_at_2_64)
 {
     must_set(g_fd, "w", 0, 0, "18446744073709551614");
@@ -1039,6 +1056,7 @@ static Suite *text_protocol_suite(void)
             test_binary_value_with_all_256_bytes_and_crlf_round_trips, NULL } },
         { "arithmetic", false,
           { test_incr_and_decr_return_the_new_value, test_incr_wraps_at_2_64,
+            test_incr_operand_rules_and_padding_match_memcached,
             test_decr_stops_at_zero,
             test_incr_decr_on_missing_key_is_not_found,
             test_incr_decr_on_non_numeric_value_is_client_error,

@@ -312,7 +312,8 @@ START_TEST(test_incr_wraps_at_2_64)
     store("n", "18446744073709551615", STORE_SET, 0, NULL);
     ck_assert_int_eq(item_delta("n", 1, true, 1, 0, false, 0, 0, t0, &v, NULL), ITEM_DELTA_OK);
     ck_assert_uint_eq(v, 0);
-    ck_assert(value_is("n", "0", t0));
+    /* written in place, padded with spaces to the old length, as memcached */
+    ck_assert(value_is("n", "0                   ", t0));
     store("m", "18446744073709551610", STORE_SET, 0, NULL);
     ck_assert_int_eq(item_delta("m", 1, true, 10, 0, false, 0, 0, t0, &v, NULL), ITEM_DELTA_OK);
     ck_assert_uint_eq(v, 4);
@@ -332,11 +333,12 @@ START_TEST(test_decr_stops_at_zero)
 }
 END_TEST
 
+/* memcached reads the operand with strtoull: leading white space and a sign
+ * are fine, and anything after a white-space character is ignored. */
 START_TEST(test_delta_rejects_non_numeric)
 {
     static const char *bad[] = {
-        "abc", "12a", "-1", " 12", "1 2", "18446744073709551616",
-        "000000000000000000001", "", "1.5",
+        "abc", "12a", "-1", "18446744073709551616", "", "1.5", " ", "+", "0x10",
     };
     size_t i;
     uint64_t v;
@@ -347,10 +349,17 @@ START_TEST(test_delta_rejects_non_numeric)
                       "value '%s' accepted", bad[i]);
         ck_assert(value_is("n", bad[i], t0));
     }
-    /* digits followed by spaces (memcached pads in-place results) are numeric */
-    store("n", "12  ", STORE_SET, 0, NULL);
-    ck_assert_int_eq(item_delta("n", 1, true, 1, 0, false, 0, 0, t0, &v, NULL), ITEM_DELTA_OK);
-    ck_assert_uint_eq(v, 13);
+    static const struct { const char *val; uint64_t then; } good[] = {
+        {"12  ", 13}, {" 12", 13}, {"+5", 6}, {"5\r\n", 6}, {"1 2", 2}, {"7\tx", 8},
+        {"000000000000000000001", 2}, {"018446744073709551614", 18446744073709551615ULL},
+        {"-0", 1},
+    };
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        store("n", good[i].val, STORE_SET, 0, NULL);
+        ck_assert_msg(item_delta("n", 1, true, 1, 0, false, 0, 0, t0, &v, NULL) == ITEM_DELTA_OK,
+                      "value '%s' refused", good[i].val);
+        ck_assert_uint_eq(v, good[i].then);
+    }
     store("n", "18446744073709551615", STORE_SET, 0, NULL);
     ck_assert_int_eq(item_delta("n", 1, false, 1, 0, false, 0, 0, t0, &v, NULL), ITEM_DELTA_OK);
     ck_assert_uint_eq(v, 18446744073709551614ULL);
@@ -366,9 +375,10 @@ START_TEST(test_delta_changes_length_and_cas)
     ck_assert_uint_eq(v, 100);
     ck_assert(value_is("n", "100", t0));
     ck_assert_uint_gt(c1, c0);
-    /* same length: written in place, still a new cas */
+    /* shorter: written in place, padded with a space, still a new cas */
     ck_assert_int_eq(item_delta("n", 1, false, 1, 0, false, 0, 0, t0, &v, &c2), ITEM_DELTA_OK);
-    ck_assert(value_is("n", "99", t0));
+    ck_assert(value_is("n", "99 ", t0));
+    ck_assert_uint_gt(c2, c1);
     ck_assert_int_eq(item_delta("n", 1, true, 5, 0, false, 0, 0, t0, &v, &c2), ITEM_DELTA_OK);
     ck_assert(value_is("n", "104", t0));
     ck_assert_uint_eq(c2, cas_of("n", t0));
