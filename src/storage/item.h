@@ -50,7 +50,7 @@ struct item {
     uint32_t nbytes;        /* value length, not counting the trailing CRLF */
     uint32_t flags;         /* client flags, opaque */
     uint32_t gen;           /* its stripe's flush generation when linked */
-    uint16_t refcount;      /* atomic */
+    uint32_t refcount;      /* atomic; 32 bits: a reply may pin one item many times */
     uint8_t iflags;         /* ITEM_*, changed under the stripe lock */
     uint8_t clsid;          /* slab class of this chunk */
     uint8_t nkey;

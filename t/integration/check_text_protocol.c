@@ -413,6 +413,38 @@ START_TEST(test_incr_and_decr_return_the_new_value)
 }
 END_TEST
 
+/* One reply may reference an item more than 65535 times: the reference
+ * count must not wrap (it did with 16 bits, freeing a linked item). */
+START_TEST(test_get_of_one_key_70000_times_returns_every_copy)
+{
+    enum { N = 70000 };
+    static char req[4 + 2 * N + 2];
+    static char reply[16 * N + 5 + 1];
+    static const char one[] = "VALUE a 0 1\r\nx\r\n";
+    bool closed;
+    KH_EXPECT(g_fd, "set a 0 0 1\r\nx\r\n", "STORED\r\n");
+    memcpy(req, "get", 3);
+    for (int i = 0; i < N; i++)
+        memcpy(req + 3 + 2 * i, " a", 2);
+    memcpy(req + 3 + 2 * N, "\r\n", 2);
+    ck_assert_int_eq(kh_send_all(g_fd, req, 3 + 2 * N + 2), 0);
+    size_t want = 16 * (size_t)N + 5;
+    size_t got = kh_read_n(g_fd, reply, want, kh_scale_ms(20000), &closed);
+    ck_assert_uint_eq(got, want);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(memcmp(reply + 16 * (size_t)i, one, 16) == 0, "copy %d differs", i);
+    ck_assert(memcmp(reply + 16 * (size_t)N, "END\r\n", 5) == 0);
+    /* Had the reply freed a's chunk, these stores would take it over. */
+    for (int i = 0; i < 8; i++) {
+        char set[64];
+        snprintf(set, sizeof(set), "set %c 0 0 1\r\ny\r\n", 'b' + i);
+        KH_EXPECT(g_fd, set, "STORED\r\n");
+    }
+    KH_EXPECT(g_fd, "get a\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n");
+    KH_EXPECT(g_fd, "delete a\r\n", "DELETED\r\n");
+}
+END_TEST
+
 /* memcached reads the operand with strtoull and writes a shorter result in
  * place, padded with spaces (checked byte for byte against 1.6.45). */
 START_TEST(test_incr_operand_rules_and_padding_match_memcached)
@@ -1045,7 +1077,8 @@ static Suite *text_protocol_suite(void)
             test_gets_multi_returns_cas_for_each_hit,
             test_gat_returns_value_and_miss_returns_end,
             test_gats_returns_value_with_unchanged_cas,
-            test_multiget_of_100_keys_returns_all_100_in_order, NULL } },
+            test_multiget_of_100_keys_returns_all_100_in_order, test_get_of_one_key_70000_times_returns_every_copy,
+            NULL } },
         { "storage", false,
           { test_set_overwrites_and_stores_empty_and_max_flags_values,
             test_add_stores_only_when_key_is_missing,

@@ -107,7 +107,7 @@ static struct item *put(const char *key, const char *val)
     return it;
 }
 
-static uint16_t refs_of(const struct item *it)
+static uint32_t refs_of(const struct item *it)
 {
     return __atomic_load_n(&it->refcount, __ATOMIC_RELAXED);
 }
