@@ -608,8 +608,11 @@ static void conn_drive(struct conn *c)
             return;
         }
         if (fr == FILL_EOF) {
-            conn_close(c);
-            return;
+            /* The peer has sent all it will (it may only have shut down its
+             * side): write the replies it is owed, then close. */
+            c->close_after_write = true;
+            set_state(c, CS_CLOSING);
+            continue;
         }
         if (fr == FILL_AGAIN) {
             wait_input(c);

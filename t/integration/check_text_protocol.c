@@ -811,6 +811,30 @@ END_TEST
 
 /* ---- framing ------------------------------------------------------------- */
 
+/* A client that sends a batch and shuts down its side (nc -N, scripts)
+ * still gets every reply before the server closes. */
+START_TEST(test_half_closed_client_gets_every_reply)
+{
+    enum { N = 1000 };
+    static char req[N * 32];
+    static char reply[N * 8 + 64];
+    size_t n = 0;
+    bool closed = false;
+    int fd = kh_connect(g_srv.port);
+    ck_assert_int_ge(fd, 0);
+    for (int i = 0; i < N; i++)
+        n += (size_t)sprintf(req + n, "set hc%d 0 0 1\r\nx\r\n", i);
+    ck_assert_int_eq(kh_send_all(fd, req, n), 0);
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    size_t got = kh_read_n(fd, reply, sizeof(reply), kh_scale_ms(10000), &closed);
+    ck_assert_msg(closed, "connection not closed after the replies");
+    ck_assert_uint_eq(got, (size_t)N * 8);
+    for (int i = 0; i < N; i++)
+        ck_assert(memcmp(reply + 8 * (size_t)i, "STORED\r\n", 8) == 0);
+    close(fd);
+}
+END_TEST
+
 START_TEST(test_pipelined_requests_in_one_write_are_answered_in_order)
 {
     static char req[32768], want[32768];
@@ -1119,7 +1143,8 @@ static Suite *text_protocol_suite(void)
         { "framing", false,
           { test_pipelined_requests_in_one_write_are_answered_in_order,
             test_pipelined_batches_of_50_sets_of_10kb_are_all_answered,
-            test_request_sent_one_byte_at_a_time_is_understood, NULL } },
+            test_request_sent_one_byte_at_a_time_is_understood,
+            test_half_closed_client_gets_every_reply, NULL } },
         { "isolated", true,
           { test_flush_all_with_delay_invalidates_items_only_later,
             test_stats_lists_the_memcached_general_purpose_fields,
