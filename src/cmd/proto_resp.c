@@ -524,6 +524,12 @@ static enum proc_result resp_process(struct conn *c)
         if (r.argc > 0)
             res = dispatch(c, (int)r.argc, r.argv);
         conn_consume(c, used);
+        if (rc->argv != NULL) {
+            /* A big request's array is not kept for an idle connection. */
+            free(rc->argv);
+            rc->argv = NULL;
+            rc->argv_cap = 0;
+        }
         if (res != PROC_MORE)
             return res;
     }

@@ -47,6 +47,8 @@ struct out_entry {
 #define RBUF_MAX (4 * 1024 * 1024)     /* protocols refuse longer requests first */
 #define WBUF_INIT 2048
 #define WBUF_KEEP (64 * 1024)          /* shrink back after a large reply */
+#define OUT_KEEP 1024                  /* out/refs entries kept after a large reply */
+#define RBUF_KEEP (64 * 1024)          /* read buffer kept while it is empty */
 #define OUT_FULL_BYTES (512 * 1024)    /* queued bytes that make a protocol yield */
 #define OUT_FULL_ENTRIES 4096
 #define DIRECT_READ_MIN (16 * 1024)    /* larger values are read straight into the item */
@@ -169,11 +171,26 @@ static void release_output(struct conn *c)
     c->out_off = 0;
     c->wlen = 0;
     c->out_bytes = 0;
+    /* After a large reply, give the memory back: idle connections are many. */
     if (c->wcap > WBUF_KEEP) {
         char *small = realloc(c->wbuf, WBUF_INIT);
         if (small != NULL) {
             c->wbuf = small;
             c->wcap = WBUF_INIT;
+        }
+    }
+    if (c->outcap > OUT_KEEP) {
+        struct out_entry *small = realloc(c->out, sizeof(*small) * 64);
+        if (small != NULL) {
+            c->out = small;
+            c->outcap = 64;
+        }
+    }
+    if (c->refcap > OUT_KEEP) {
+        struct item **small = realloc(c->refs, sizeof(*small) * 32);
+        if (small != NULL) {
+            c->refs = small;
+            c->refcap = 32;
         }
     }
 }
@@ -363,8 +380,23 @@ bool conn_budget(struct conn *c)
 enum fill_result { FILL_OK, FILL_DRAINED, FILL_AGAIN, FILL_EOF };
 
 /* Read once from the socket into the read buffer. */
+/* An empty read buffer that grew for a large request goes back to its
+ * first size. Only where no parsed request points into it. */
+static void shrink_rbuf(struct conn *c)
+{
+    if (c->rpos == c->rend && c->rcap > RBUF_KEEP) {
+        char *small = realloc(c->rbuf, RBUF_INIT);
+        if (small != NULL) {
+            c->rbuf = small;
+            c->rcap = RBUF_INIT;
+            c->rpos = c->rend = 0;
+        }
+    }
+}
+
 static enum fill_result conn_fill(struct conn *c)
 {
+    shrink_rbuf(c);
     if (c->rpos > 0 && c->rpos == c->rend) {
         c->rpos = c->rend = 0;
     } else if (c->rpos > 0 && c->rcap - c->rend < c->rcap / 4) {
@@ -550,6 +582,7 @@ static void wait_input(struct conn *c)
         conn_close(c);
         return;
     }
+    shrink_rbuf(c);   /* going idle: keep little */
     set_interest(c, EV_READ);
 }
 
