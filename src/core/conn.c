@@ -197,6 +197,9 @@ static void release_output(struct conn *c)
 
 void conn_close(struct conn *c)
 {
+    /* Off the worker's list first: `stats conns` and CLIENT LIST read it
+     * from other threads and must not see a closed (or reused) fd. */
+    worker_conn_removed(c->worker, c);
     event_free(c->ev);
     if (c->proto != NULL && c->proto->release != NULL)
         c->proto->release(c);
@@ -204,7 +207,6 @@ void conn_close(struct conn *c)
     if (c->nread_item != NULL)
         item_put(c->nread_item);
     release_output(c);
-    worker_conn_removed(c->worker, c);
     conn_buffers_free(c);
     free(c);
     stats_conn_closed();
