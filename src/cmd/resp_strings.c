@@ -351,43 +351,86 @@ static bool pairs_ok(struct conn *c, const struct resp_call *call)
     return false;
 }
 
-enum proc_result resp_cmd_mset(struct conn *c, const struct resp_call *call)
+/*
+ * MSET and MSETNX (nx): all keys change at once, as in Redis. The new items
+ * are allocated first (allocation may evict), then every key's stripe is
+ * locked in index order and the keys are checked (nx) and linked together.
+ * Returns 1 when set, 0 when nx found a key, -1 after an error reply.
+ */
+static int set_pairs(struct conn *c, const struct resp_call *call, bool nx)
 {
-    if (!pairs_ok(c, call))
-        return PROC_MORE;
-    for (int i = 1; i < call->argc; i += 2)
-        if (do_set(c, &call->argv[i], &call->argv[i + 1], 0, 0, NULL) < 0)
-            return PROC_MORE;   /* the error is the reply */
-    rs_ok(c);
-    return PROC_MORE;
+    int npairs = (call->argc - 1) / 2;
+    struct item *small_its[16];
+    uint64_t small_hvs[16] = {0};
+    struct item **its = small_its;
+    uint64_t *hvs = small_hvs;
+    int result = 1, made = 0;
+
+    if (npairs > 16) {
+        its = malloc(sizeof(*its) * (size_t)npairs);
+        hvs = malloc(sizeof(*hvs) * (size_t)npairs);
+        if (its == NULL || hvs == NULL) {
+            rs_error(c, "ERR out of memory");
+            result = -1;
+            goto out;
+        }
+    }
+    for (; made < npairs; made++) {
+        const struct resp_arg *key = &call->argv[1 + 2 * made], *val = &call->argv[2 + 2 * made];
+        STAT_INC(c->stats, cmd_set);
+        its[made] = new_value(c, key, val->ptr, val->len, 0);
+        if (its[made] == NULL) {
+            result = -1;   /* new_item replied */
+            goto out;
+        }
+        hvs[made] = item_hash(key->ptr, key->len);
+    }
+    struct item_lockset set;
+    item_lock_many(&set, hvs, (size_t)npairs);
+    for (int i = 0; nx && i < npairs; i++) {
+        const struct resp_arg *key = &call->argv[1 + 2 * i];
+        struct item *old = do_item_find(key->ptr, key->len, hvs[i], c->now, NULL);
+        if (old != NULL) {
+            item_put(old);
+            result = 0;
+            break;
+        }
+    }
+    for (int i = 0; result == 1 && i < npairs; i++) {
+        const struct resp_arg *key = &call->argv[1 + 2 * i];
+        struct item *old = do_item_find(key->ptr, key->len, hvs[i], c->now, NULL);
+        if (old != NULL) {
+            do_item_replace(old, its[i], hvs[i]);
+            item_put(old);
+        } else {
+            do_item_link(its[i], hvs[i]);
+        }
+    }
+    item_unlock_many(&set);
+out:
+    for (int i = 0; i < made; i++)
+        item_put(its[i]);
+    if (its != small_its)
+        free(its);
+    if (hvs != small_hvs)
+        free(hvs);
+    return result;
 }
 
-static bool key_exists(struct conn *c, const struct resp_arg *key)
+enum proc_result resp_cmd_mset(struct conn *c, const struct resp_call *call)
 {
-    uint64_t hv = item_hash(key->ptr, key->len);
-    item_lock(hv);
-    struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    item_unlock(hv);
-    if (it == NULL)
-        return false;
-    item_put(it);
-    return true;
+    if (pairs_ok(c, call) && set_pairs(c, call, false) == 1)
+        rs_ok(c);
+    return PROC_MORE;
 }
 
 enum proc_result resp_cmd_msetnx(struct conn *c, const struct resp_call *call)
 {
     if (!pairs_ok(c, call))
         return PROC_MORE;
-    for (int i = 1; i < call->argc; i += 2) {
-        if (key_exists(c, &call->argv[i])) {
-            rs_int(c, 0);
-            return PROC_MORE;
-        }
-    }
-    for (int i = 1; i < call->argc; i += 2)
-        if (do_set(c, &call->argv[i], &call->argv[i + 1], 0, 0, NULL) < 0)
-            return PROC_MORE;
-    rs_int(c, 1);
+    int r = set_pairs(c, call, true);
+    if (r >= 0)
+        rs_int(c, r);
     return PROC_MORE;
 }
 

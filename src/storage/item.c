@@ -25,6 +25,7 @@
  */
 #include "storage/item.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -376,6 +377,28 @@ void item_unlock2(uint64_t hv1, uint64_t hv2)
     assoc_unlock(hv1);
     if (assoc_stripe_index(hv1) != assoc_stripe_index(hv2))
         assoc_unlock(hv2);
+}
+
+_Static_assert(ASSOC_NSTRIPES == 64 * ITEM_LOCKSET_WORDS, "lock set size");
+
+void item_lock_many(struct item_lockset *set, const uint64_t *hvs, size_t n)
+{
+    memset(set, 0, sizeof(*set));
+    for (size_t i = 0; i < n; i++) {
+        unsigned idx = assoc_stripe_index(hvs[i]);
+        set->bits[idx / 64] |= (uint64_t)1 << (idx % 64);
+    }
+    /* Index order, the order item_lock2 uses too: no two callers deadlock. */
+    for (unsigned w = 0; w < ITEM_LOCKSET_WORDS; w++)
+        for (uint64_t b = set->bits[w]; b != 0; b &= b - 1)
+            pthread_mutex_lock(&assoc_stripe_at(w * 64 + (unsigned)__builtin_ctzll(b))->lock);
+}
+
+void item_unlock_many(const struct item_lockset *set)
+{
+    for (unsigned w = 0; w < ITEM_LOCKSET_WORDS; w++)
+        for (uint64_t b = set->bits[w]; b != 0; b &= b - 1)
+            pthread_mutex_unlock(&assoc_stripe_at(w * 64 + (unsigned)__builtin_ctzll(b))->lock);
 }
 
 static bool is_flushed(const struct item *it, const struct assoc_stripe *s)

@@ -18,7 +18,8 @@
  * The do_item_* primitives expect the caller to hold item_lock(hv) for the
  * key's hash: protocols with compound operations (meta commands, RESP) build
  * on them. Lock order: stripe -> class LRU -> slab. At most one stripe is
- * held at a time, except through item_lock2() (two stripes in index order).
+ * held at a time, except through item_lock2() and item_lock_many(), which
+ * take stripes in index order.
  *
  * Times: exptime and `now` are kioku milliseconds (util/clock.h). exptime 0
  * means never. CAS values are unique per stored update and increase per key.
@@ -193,6 +194,16 @@ void item_unlock(uint64_t hv);
  */
 void item_lock2(uint64_t hv1, uint64_t hv2);
 void item_unlock2(uint64_t hv1, uint64_t hv2);
+/*
+ * For an operation on many keys at once (RESP MSET, MSETNX): lock every
+ * stripe the hashes fall in, each once, in index order (so it composes with
+ * item_lock2 without deadlock). While held, the do_item_* primitives may be
+ * used on any of those keys. Release with item_unlock_many(set).
+ */
+#define ITEM_LOCKSET_WORDS 64
+struct item_lockset { uint64_t bits[ITEM_LOCKSET_WORDS]; };
+void item_lock_many(struct item_lockset *set, const uint64_t *hvs, size_t n);
+void item_unlock_many(const struct item_lockset *set);
 /* Find a live item (unlinking a dead one found on the way); referenced. */
 struct item *do_item_find(const char *key, size_t nkey, uint64_t hv, int64_t now,
                           enum item_miss *miss);
