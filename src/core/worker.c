@@ -2,6 +2,12 @@
  * Worker threads. Each owns an event_base and the connections it was handed;
  * the acceptor reaches a worker only through its queue and notification pipe.
  *
+ * Connections go round-robin to at most as many workers as the process has
+ * CPUs to run on (its affinity mask, read again every few hundred accepts).
+ * More busy workers than CPUs only makes them take turns on a core, and a
+ * connection whose worker is waiting for its turn waits a whole scheduler
+ * time slice: with -t 4 pinned to one core, one worker serves everything.
+ *
  * Shutdown: the main thread writes 'q' to every pipe. A worker then stops
  * taking connections, lets each connection write what it has queued and
  * close, and leaves its loop when none is left (or after a grace period).
@@ -12,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +37,23 @@ struct pending_conn {
 static struct worker *workers;   /* set up once */
 static int nworkers;
 static unsigned next_worker;     /* acceptor thread only */
+static unsigned active_workers;  /* acceptor thread only: workers given connections */
+static unsigned dispatched;      /* acceptor thread only */
+
+#define AFFINITY_RECHECK 256     /* accepts between reads of the affinity mask */
+
+/* Workers worth giving connections: min(threads, CPUs we may run on). */
+static unsigned usable_workers(void)
+{
+    cpu_set_t set;
+    unsigned n = (unsigned)nworkers;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int cpus = CPU_COUNT(&set);
+        if (cpus > 0 && (unsigned)cpus < n)
+            n = (unsigned)cpus;
+    }
+    return n;
+}
 
 #define SHUTDOWN_GRACE_SEC 3
 
@@ -90,6 +114,9 @@ static void worker_notify(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "kioku-w%d", w->id);   /* top -H, /proc/PID/task */
+    pthread_setname_np(pthread_self(), name);
     event_base_dispatch(w->base);
     /* Grace period over: close whatever is still open. */
     while (w->conns != NULL)
@@ -132,7 +159,9 @@ int worker_setup(int n)
 void worker_dispatch(int fd, enum conn_listener_kind kind,
                      const struct sockaddr *peer, socklen_t peer_len)
 {
-    struct worker *w = &workers[next_worker++ % (unsigned)nworkers];
+    if (dispatched++ % AFFINITY_RECHECK == 0)
+        active_workers = usable_workers();
+    struct worker *w = &workers[next_worker++ % active_workers];
     struct pending_conn *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         close(fd);
@@ -176,6 +205,7 @@ void worker_teardown(void)
     stats_teardown();
     workers = NULL;
     nworkers = 0;
+    dispatched = 0;
 }
 
 int worker_count(void)

@@ -533,6 +533,7 @@ static void wait_tick(void)
 
 static void *maint_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "kioku-maint");
     (void)arg;
     pthread_mutex_lock(&maint_lock);
     while (!maint_stop) {
