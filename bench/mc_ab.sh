@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# mc_ab.sh - A/B benchmark of two memcached-compatible servers (default: kioku
-# vs memcached) on one machine.
+# mc_ab.sh - A/B benchmark of two (optionally three) cache servers on one
+# machine (default: kioku vs memcached; also kioku vs redis-server over RESP).
 #
-# Both servers are started by this script, listen on 127.0.0.1 only (free
+# The servers are started by this script, listen on 127.0.0.1 only (free
 # ports), are pinned to one core (taskset), and are stopped by PID on exit.
-# The load generator (memtier_benchmark, else memcaslap) is pinned to another
-# core. Rounds alternate A/B (odd rounds A then B, even rounds B then A) so
-# slow drift hits both sides equally. Per round we record ops/s, p50/p99
-# latency and the server's CPU seconds (utime+stime delta from /proc/PID/stat),
-# and print, per setting, the median of each metric per server and the median
-# of the per-round ratios A/B.
+# The load generator (memtier_benchmark, else memcaslap; for the meta protocol
+# our own bench/metaload.c) is pinned to another core. Rounds alternate (odd
+# rounds A B [C], even rounds [C] B A) so slow drift hits every side equally.
+# Per round we record ops/s, p50/p99 latency and the server's CPU seconds
+# (utime+stime delta from /proc/PID/stat), and print, per setting, the median
+# of each metric per server and the median of the per-round ratios A/B (and
+# C/B, C/A with a third server).
 #
-# Nothing here builds or downloads anything; see bench/README.md for the tools.
+# Nothing here downloads or builds third-party code; see bench/README.md for
+# the tools. The only thing compiled is our own bench/metaload.c (into the
+# output directory) when --loadgen metaload is used without --metaload PATH.
 #
 # Usage: bench/mc_ab.sh --memcached PATH [options]   (-h for all options)
 
@@ -20,8 +23,10 @@ set -uo pipefail
 # ---------------------------------------------------------------- defaults --
 A_KIND=kioku;     A_BIN=./src/kioku; A_EXTRA=""
 B_KIND=memcached; B_BIN="";          B_EXTRA=""
+C_KIND="";        C_BIN="";          C_EXTRA=""   # optional third server
 PROTOCOL=memcache_text
 THREADS=1            # server worker threads (-t); 1 when the box has 2 cores
+A_THREADS=""; B_THREADS=""; C_THREADS=""          # per-side -t (default THREADS)
 MEM_MB=1024          # server item memory (-m)
 ROUNDS=5             # recorded rounds per server per setting
 ROUND_TIME=10        # seconds per round
@@ -34,9 +39,10 @@ LG_THREADS=1
 LG_CLIENTS=25        # connections per load-generator thread
 SERVER_CPU=0
 LG_CPU=1
-LOADGEN=auto         # auto | memtier | memcaslap
+LOADGEN=auto         # auto | memtier | memcaslap | metaload
 MEMTIER=""
 MEMCASLAP=""
+METALOAD=""          # prebuilt bench/metaload.c; default: compiled into OUT_DIR
 MAX_TOTAL=900        # hard bound on the whole run, seconds
 OUT_DIR=""
 SUMMARIZE=""
@@ -50,16 +56,24 @@ Usage: $0 --memcached PATH [options]
 
 Servers (a server is a KIND plus a binary; KIND selects its command line):
   --a-bin PATH         server A binary (default: $A_BIN)
-  --a-kind KIND        server A kind: kioku | memcached (default: $A_KIND)
+  --a-kind KIND        server A kind: kioku | memcached | redis (default: $A_KIND)
   --a-args "ARGS"      extra arguments for server A (word-split)
+  --a-threads N        server A -t (default: --threads)
   --b-bin PATH         server B binary (required)
   --b-kind KIND        server B kind (default: $B_KIND)
   --b-args "ARGS"      extra arguments for server B
+  --b-threads N        server B -t (default: --threads)
+  --c-bin PATH         optional third server C (e.g. kioku at another -t);
+  --c-kind KIND        the summary then also shows C/B and C/A
+  --c-args "ARGS"      (default kind: kioku)
+  --c-threads N
   --kioku PATH         same as --a-bin PATH --a-kind kioku
   --memcached PATH     same as --b-bin PATH --b-kind memcached
-  --protocol P         memcache_text (default) | memcache_binary | redis
-                       (a KIND/protocol pair must have a case in server_cmd)
-  --threads N          server -t (default: $THREADS)
+  --redis PATH         same as --b-bin PATH --b-kind redis (redis-server, no persistence)
+  --protocol P         memcache_text (default) | memcache_binary | meta | redis
+                       (a KIND/protocol pair must have a case in server_cmd;
+                       meta is driven by metaload; kioku serves redis on --resp-port)
+  --threads N          server -t (default: $THREADS; redis-server has no -t)
   --memory MB          server -m (default: $MEM_MB)
   --run-as USER        server -u USER (default: nobody when run as root)
 
@@ -75,9 +89,12 @@ Load:
   --clients N          connections per load generator thread (default: $LG_CLIENTS)
   --server-cpu N       core for the servers (default: $SERVER_CPU)
   --lg-cpu LIST        core(s) for the load generator (default: $LG_CPU)
-  --loadgen L          auto | memtier | memcaslap (default: auto = memtier if found)
+  --loadgen L          auto | memtier | memcaslap | metaload (default: auto =
+                       metaload for --protocol meta, else memtier if found)
+                       metaload = bench/metaload.c, mg/ms pipelined; implies --protocol meta
   --memtier PATH       memtier_benchmark binary (default: \$MEMTIER or on PATH)
   --memcaslap PATH     memcaslap binary (default: on PATH)
+  --metaload PATH      prebuilt metaload (default: cc -O2 bench/metaload.c into the out dir)
 
 Run:
   --quiet-pct P         before each round wait until the server and load generator
@@ -93,46 +110,68 @@ EOF
 die() { echo "mc_ab: error: $*" >&2; exit 1; }
 note() { echo "mc_ab: $*" >&2; }
 
-# summary SETTING: medians per side and the median per-round ratio A/B.
+# summary SETTING: medians per side and the median per-round ratios A/B (and
+# C/B, C/A when a third server ran). SIDE_LABELS: "A=kioku B=memcached ...".
 summary() {
     local setting=$1
-    awk -F'\t' -v st="$setting" -v an="A=$A_KIND" -v bn="B=$B_KIND" -v qp="$QUIET_PCT" '
+    awk -F'\t' -v st="$setting" -v labels="$SIDE_LABELS" -v qp="$QUIET_PCT" '
     function med(arr, n,   i, j, t) {
         if (n == 0) return "NA"
         for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j+1] = arr[j]; arr[j+1] = t }
         return (n % 2) ? arr[(n+1)/2] : (arr[n/2] + arr[n/2+1]) / 2
     }
-    NR > 1 && $1 == st { for (c = 4; c <= 12; c++) v[$3, $2, c] = $c; rounds[$2] = 1 }
+    function fmt(x, f) { return (x == "NA") ? x : sprintf(f, x) }
+    function ok(x) { return x != "" && x != "NA" }
+    NR > 1 && $1 == st { for (c = 4; c <= 12; c++) v[$3, $2, c] = $c; rounds[$2] = 1; present[$3] = 1 }
     END {
         split("ops/s,p50 (us),p99 (us),server CPU s,ops/server-CPU-s,get hit %,lg core busy %,server core busy %,other load on srv core %", name, ",")
-        printf "  %-28s %14s %14s %10s\n", "metric (median)", an, bn, "A/B"
+        ns = 0; nl = split(labels, lab, " ")
+        for (i = 1; i <= nl; i++) { s = substr(lab[i], 1, 1); if (s in present) { side[++ns] = s; title[s] = lab[i] } }
+        for (s in present) { f = 0; for (i = 1; i <= ns; i++) if (side[i] == s) f = 1; if (!f) { side[++ns] = s; title[s] = s } }
+        # ratio pairs: A/B, then C/B and C/A
+        np = 0
+        if (("A" in present) && ("B" in present)) { pn[++np] = "A"; pd[np] = "B" }
+        if (("C" in present) && ("B" in present)) { pn[++np] = "C"; pd[np] = "B" }
+        if (("C" in present) && ("A" in present)) { pn[++np] = "C"; pd[np] = "A" }
+        printf "  %-26s", "metric (median)"
+        for (i = 1; i <= ns; i++) printf " %15s", title[side[i]]
+        for (p = 1; p <= np; p++) printf " %8s", pn[p] "/" pd[p]
+        printf "\n"
         for (c = 4; c <= 12; c++) {
-            na = nb = nr = 0; delete xa; delete xb; delete xr
+            printf "  %-26s", name[c-3]
+            for (i = 1; i <= ns; i++) {
+                s = side[i]; n = 0; delete x
+                for (r in rounds) if (ok(v[s, r, c])) x[++n] = v[s, r, c] + 0
+                m = med(x, n)
+                if (c == 8) cnt[s] = n
+                if (c == 12 && m != "NA" && m > 10) warn = 1
+                printf " %15s", fmt(m, "%.2f")
+            }
+            for (p = 1; p <= np; p++) {
+                n = 0; delete x
+                for (r in rounds) {
+                    a = v[pn[p], r, c]; b = v[pd[p], r, c]
+                    if (ok(a) && ok(b) && b + 0 > 0) x[++n] = a / b
+                }
+                printf " %8s", fmt(med(x, n), "%.3f")
+            }
+            printf "\n"
+        }
+        printf "  (rounds:"; for (i = 1; i <= ns; i++) printf " %s=%d", side[i], cnt[side[i]]
+        printf "; X/Y = median of per-round ratios; ops/server-CPU-s decides)\n"
+        # per pair: rounds where neither side had other load on the server core
+        for (p = 1; p <= np; p++) {
+            nq = 0; delete qo; delete qc
             for (r in rounds) {
-                a = v["A", r, c]; b = v["B", r, c]
-                if (a != "" && a != "NA") xa[++na] = a + 0
-                if (b != "" && b != "NA") xb[++nb] = b + 0
-                if (a != "" && a != "NA" && b != "" && b != "NA" && b + 0 > 0) xr[++nr] = a / b
+                oa = v[pn[p], r, 12]; ob = v[pd[p], r, 12]
+                if (!ok(oa) || !ok(ob) || oa + 0 > qp || ob + 0 > qp) continue
+                if (v[pd[p], r, 4] + 0 > 0 && v[pd[p], r, 8] + 0 > 0) {
+                    nq++; qo[nq] = v[pn[p], r, 4] / v[pd[p], r, 4]; qc[nq] = v[pn[p], r, 8] / v[pd[p], r, 8]
+                }
             }
-            ma = med(xa, na); mb = med(xb, nb); mr = med(xr, nr)
-            if (c == 9) { ca = na; cb = nb }
-            if (c == 12 && ((ma != "NA" && ma > 10) || (mb != "NA" && mb > 10))) warn = 1
-            printf "  %-28s %14s %14s %10s\n", name[c-3], \
-                (ma == "NA" ? ma : sprintf("%.2f", ma)), (mb == "NA" ? mb : sprintf("%.2f", mb)), \
-                (mr == "NA" ? mr : sprintf("%.3f", mr))
+            if (nq > 0) printf "  quiet pairs %s/%s (other load <= %d%% on both sides): %d; their median %s/%s: ops/s %.3f, ops/server-CPU-s %.3f\n", pn[p], pd[p], qp, nq, pn[p], pd[p], med(qo, nq), med(qc, nq)
+            else printf "  quiet pairs %s/%s (other load <= %d%% on both sides): 0\n", pn[p], pd[p], qp
         }
-        printf "  (rounds: A=%d B=%d; A/B = median of per-round ratios; ops/server-CPU-s decides)\n", ca, cb
-        # pairs where neither round had other load on the server core
-        nq = 0; delete qo; delete qc
-        for (r in rounds) {
-            oa = v["A", r, 12]; ob = v["B", r, 12]
-            if (oa == "" || ob == "" || oa == "NA" || ob == "NA" || oa + 0 > qp || ob + 0 > qp) continue
-            if (v["B", r, 4] + 0 > 0 && v["B", r, 8] + 0 > 0) {
-                nq++; qo[nq] = v["A", r, 4] / v["B", r, 4]; qc[nq] = v["A", r, 8] / v["B", r, 8]
-            }
-        }
-        if (nq > 0) printf "  quiet pairs (other load <= %d%% on both sides): %d; their median A/B: ops/s %.3f, ops/server-CPU-s %.3f\n", qp, nq, med(qo, nq), med(qc, nq)
-        else printf "  quiet pairs (other load <= %d%% on both sides): 0\n", qp
         if (warn) printf "  WARNING: other processes used >10%% of the server core: numbers are perturbed\n"
     }' "$RESULTS"
 }
@@ -146,8 +185,15 @@ while [ $# -gt 0 ]; do
         --b-bin) B_BIN=$val; shift ;;
         --b-kind) B_KIND=$val; shift ;;
         --b-args) B_EXTRA=$val; shift ;;
+        --c-bin) C_BIN=$val; shift ;;
+        --c-kind) C_KIND=$val; shift ;;
+        --c-args) C_EXTRA=$val; shift ;;
+        --a-threads) A_THREADS=$val; shift ;;
+        --b-threads) B_THREADS=$val; shift ;;
+        --c-threads) C_THREADS=$val; shift ;;
         --kioku) A_BIN=$val; A_KIND=kioku; shift ;;
         --memcached) B_BIN=$val; B_KIND=memcached; shift ;;
+        --redis) B_BIN=$val; B_KIND=redis; shift ;;
         --protocol) PROTOCOL=$val; shift ;;
         --threads) THREADS=$val; shift ;;
         --memory) MEM_MB=$val; shift ;;
@@ -166,6 +212,7 @@ while [ $# -gt 0 ]; do
         --loadgen) LOADGEN=$val; shift ;;
         --memtier) MEMTIER=$val; shift ;;
         --memcaslap) MEMCASLAP=$val; shift ;;
+        --metaload) METALOAD=$val; shift ;;
         --max-total) MAX_TOTAL=$val; shift ;;
         --quiet-pct) QUIET_PCT=$val; shift ;;
         --quiet-wait) QUIET_WAIT=$val; shift ;;
@@ -180,6 +227,7 @@ done
 if [ -n "$SUMMARIZE" ]; then
     RESULTS=$SUMMARIZE/results.tsv
     [ -r "$RESULTS" ] || die "no $RESULTS"
+    SIDE_LABELS=$(cat "$SUMMARIZE/sides.txt" 2>/dev/null || echo "A B C")
     for setting in $(awk -F'\t' 'NR > 1 && !seen[$1]++ { print $1 }' "$RESULTS"); do
         echo "$setting:"; summary "$setting"
     done
@@ -187,14 +235,17 @@ if [ -n "$SUMMARIZE" ]; then
 fi
 
 isnum() { [[ $1 =~ ^[0-9]+$ ]]; }
-for v in THREADS MEM_MB ROUNDS ROUND_TIME WARMUP DATA_SIZE KEYS LG_THREADS LG_CLIENTS SERVER_CPU MAX_TOTAL QUIET_PCT QUIET_WAIT; do
+[ -n "$C_BIN" ] && [ -z "$C_KIND" ] && C_KIND=kioku
+: "${A_THREADS:=$THREADS}" "${B_THREADS:=$THREADS}" "${C_THREADS:=$THREADS}"
+for v in A_THREADS B_THREADS C_THREADS THREADS MEM_MB ROUNDS ROUND_TIME WARMUP DATA_SIZE KEYS LG_THREADS LG_CLIENTS SERVER_CPU MAX_TOTAL QUIET_PCT QUIET_WAIT; do
     isnum "${!v}" || die "$v must be a whole number: '${!v}'"
 done
 [ "$ROUNDS" -ge 1 ] && [ "$ROUND_TIME" -ge 1 ] || die "--rounds and --time must be >= 1"
 [[ $RATIO =~ ^[0-9]+:[0-9]+$ ]] || die "--ratio must look like 1:10"
 for p in $PIPELINES; do isnum "$p" && [ "$p" -ge 1 ] || die "bad pipeline depth: $p"; done
 [ -n "$B_BIN" ] || die "server B is required: --memcached PATH (or --b-bin PATH --b-kind KIND)"
-for b in "$A_BIN" "$B_BIN"; do [ -x "$b" ] || die "not an executable: $b"; done
+SIDES="A B"; [ -n "$C_BIN" ] && SIDES="A B C"
+for side in $SIDES; do bv=${side}_BIN; [ -x "${!bv}" ] || die "not an executable: ${!bv}"; done
 for t in taskset timeout getconf awk sort ss; do command -v "$t" >/dev/null || die "missing tool: $t"; done
 [ -z "$RUN_AS" ] && [ "$(id -u)" -eq 0 ] && RUN_AS=nobody
 NCPU=$(getconf _NPROCESSORS_ONLN)
@@ -204,31 +255,54 @@ CLK_TCK=$(getconf CLK_TCK)
 # --------------------------------------------------------- load generator --
 [ -z "$MEMTIER" ] && MEMTIER=$(command -v memtier_benchmark 2>/dev/null || true)
 [ -z "$MEMCASLAP" ] && MEMCASLAP=$(command -v memcaslap 2>/dev/null || command -v memaslap 2>/dev/null || true)
+if [ "$LOADGEN" = metaload ]; then
+    case "$PROTOCOL" in memcache_text|meta) PROTOCOL=meta ;; *) die "--loadgen metaload speaks only the meta protocol" ;; esac
+fi
 if [ "$LOADGEN" = auto ]; then
-    if [ -n "$MEMTIER" ] && [ -x "$MEMTIER" ]; then LOADGEN=memtier
+    if [ "$PROTOCOL" = meta ]; then LOADGEN=metaload
+    elif [ -n "$MEMTIER" ] && [ -x "$MEMTIER" ]; then LOADGEN=memtier
     elif [ -n "$MEMCASLAP" ] && [ -x "$MEMCASLAP" ]; then LOADGEN=memcaslap
     else die "no load generator: install memtier_benchmark (see bench/README.md) or pass --memtier PATH"
     fi
 fi
 case "$LOADGEN" in
     memtier) [ -x "$MEMTIER" ] || die "memtier_benchmark not found: --memtier PATH"
+             [ "$PROTOCOL" = meta ] && die "memtier has no meta protocol: use --loadgen metaload"
              command -v jq >/dev/null || die "memtier results are read with jq: apt-get install jq" ;;
+    metaload) [ "$PROTOCOL" = meta ] || die "metaload speaks only --protocol meta"
+              [ -z "$METALOAD" ] || [ -x "$METALOAD" ] || die "not an executable: $METALOAD" ;;
     memcaslap) [ -x "$MEMCASLAP" ] || die "memcaslap not found (apt-get install libmemcached-tools)"
                case "$PROTOCOL" in memcache_text|memcache_binary) ;; *) die "memcaslap cannot speak $PROTOCOL" ;; esac
                note "memcaslap does not pipeline and reports no percentiles: one setting, p50/p99 shown as NA"
                PIPELINES=1 ;;
-    *) die "--loadgen must be auto, memtier or memcaslap" ;;
+    *) die "--loadgen must be auto, memtier, memcaslap or metaload" ;;
 esac
 
 # ------------------------------------------------------------ time budget --
 NSET=$(echo $PIPELINES | wc -w)
 Q=0; [ "$QUIET_WAIT" -gt 0 ] && Q=1
-EST=$(( 30 + NSET * 2 * (WARMUP + 3 + ROUNDS * (ROUND_TIME + 3 + Q)) ))
+NSIDE=$(echo $SIDES | wc -w)
+EST=$(( 30 + NSET * NSIDE * (WARMUP + 3 + ROUNDS * (ROUND_TIME + 3 + Q)) ))
 [ "$EST" -le "$MAX_TOTAL" ] || die "estimated ${EST}s exceeds --max-total ${MAX_TOTAL}s: fewer --rounds, shorter --time, or raise --max-total"
 
 if [ -z "$OUT_DIR" ]; then OUT_DIR=$(mktemp -d /tmp/mc_ab.XXXXXX) || die "mktemp failed"
 else mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"; fi
 RESULTS=$OUT_DIR/results.tsv
+# column titles: kind, plus -t for servers that take one
+side_label() {
+    local kv=${1}_KIND tv=${1}_THREADS
+    case "${!kv}" in redis) echo "$1=${!kv}" ;; *) echo "$1=${!kv}-t${!tv}" ;; esac
+}
+SIDE_LABELS=$(for side in $SIDES; do side_label "$side"; done | tr '\n' ' ')
+echo "$SIDE_LABELS" > "$OUT_DIR/sides.txt"
+if [ "$LOADGEN" = metaload ] && [ -z "$METALOAD" ]; then
+    # our own code: compile it next to the results (never into the checkout)
+    src=$(dirname "$0")/metaload.c
+    [ -r "$src" ] || die "no $src"
+    command -v cc >/dev/null || die "no C compiler (cc) to build $src"
+    cc -O2 -o "$OUT_DIR/metaload" "$src" || die "cannot compile $src"
+    METALOAD=$OUT_DIR/metaload
+fi
 printf 'setting\tround\tside\tops_s\tp50_us\tp99_us\tcpu_s\tops_per_cpu_s\thit_pct\tlg_core_pct\tsrv_core_pct\tsrv_core_other_pct\twall_s\tops\tlg_ops_s\n' > "$RESULTS"
 
 # -------------------------------------------------------- process control --
@@ -275,22 +349,27 @@ free_port() {
 }
 
 # ------------------------------------------------ server kinds x protocols --
-# server_cmd KIND BIN PROTO PORT EXTRA: sets SRV_CMD (the full command line,
-# taskset included) for a server that serves PROTO on 127.0.0.1:PORT.
+# server_cmd KIND BIN PROTO PORT EXTRA THREADS: sets SRV_CMD (the full command
+# line, taskset included) for a server that serves PROTO on 127.0.0.1:PORT.
 # To add a protocol or a server kind, add a case here (and, if the protocol
 # needs it, in probe and loadgen_args). Unsupported pairs return 1.
 server_cmd() {
-    local kind=$1 bin=$2 proto=$3 port=$4 extra=$5
-    local common=(-l 127.0.0.1 -p "$port" -U 0 -t "$THREADS" -m "$MEM_MB")
+    local kind=$1 bin=$2 proto=$3 port=$4 extra=$5 threads=$6 mport
+    local common=(-l 127.0.0.1 -p "$port" -U 0 -t "$threads" -m "$MEM_MB")
     [ -n "$RUN_AS" ] && common+=(-u "$RUN_AS")
     SRV_CMD=(taskset -c "$SERVER_CPU" "$bin")
     case "$kind:$proto" in
-        memcached:memcache_text|memcached:memcache_binary)
+        memcached:memcache_text|memcached:memcache_binary|memcached:meta)
             SRV_CMD+=("${common[@]}") ;;            # memcached auto-negotiates
-        kioku:memcache_text)
-            SRV_CMD+=("${common[@]}") ;;
-        # kioku:memcache_binary) ...  (when kioku serves binary)
-        # kioku:redis) SRV_CMD+=(-l 127.0.0.1 -p "$(free_port)" --resp-port "$port" ...) ;;
+        kioku:memcache_text|kioku:memcache_binary|kioku:meta)
+            SRV_CMD+=("${common[@]}") ;;            # kioku too (first byte 0x80 = binary)
+        kioku:redis)                                # RESP on its dedicated port
+            mport=$(free_port) || return 1
+            SRV_CMD+=(-l 127.0.0.1 -p "$mport" --resp-port "$port" -U 0 -t "$threads" -m "$MEM_MB")
+            [ -n "$RUN_AS" ] && SRV_CMD+=(-u "$RUN_AS") ;;
+        redis:redis)                                # persistence off, like a cache
+            SRV_CMD+=(--port "$port" --bind 127.0.0.1 --save "" --appendonly no
+                      --protected-mode no --daemonize no --maxmemory "${MEM_MB}mb") ;;
         *) return 1 ;;
     esac
     # shellcheck disable=SC2206
@@ -305,6 +384,12 @@ probe() {
         memcache_text)
             reply=$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1; printf "version\r\n" >&3; head -c 7 <&3' "$port" 2>/dev/null)
             [ "$reply" = VERSION ] ;;
+        memcache_binary)    # binary VERSION request; the reply starts with magic 0x81
+            reply=$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1; printf "\x80\x0b\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" >&3; head -c 2 <&3 | od -An -tx1' "$port" 2>/dev/null)
+            [ "$(echo $reply)" = "81 0b" ] ;;
+        meta)
+            reply=$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1; printf "mn\r\n" >&3; head -c 2 <&3' "$port" 2>/dev/null)
+            [ "$reply" = MN ] ;;
         redis)
             reply=$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1; printf "PING\r\n" >&3; head -c 5 <&3' "$port" 2>/dev/null)
             [ "$reply" = +PONG ] ;;
@@ -312,19 +397,25 @@ probe() {
     esac
 }
 
-# curr_items over the text protocol (informational; empty if unavailable).
+# curr_items over the text protocol, DBSIZE over RESP (informational; empty
+# if unavailable). Every memcache port here also speaks text.
 curr_items() {
-    [ "$PROTOCOL" = memcache_text ] || return 0
-    timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1; printf "stats\r\nquit\r\n" >&3; cat <&3' "$1" 2>/dev/null \
-        | tr -d '\r' | awk '$2 == "curr_items" { print $3 }'
+    case "$PROTOCOL" in
+    redis)
+        timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1; printf "DBSIZE\r\n" >&3; head -1 <&3' "$1" 2>/dev/null \
+            | tr -d '\r:' ;;
+    *)
+        timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1; printf "stats\r\nquit\r\n" >&3; cat <&3' "$1" 2>/dev/null \
+            | tr -d '\r' | awk '$2 == "curr_items" { print $3 }' ;;
+    esac
 }
 
 # start_server SIDE KIND BIN EXTRA: starts it, sets <SIDE>_PID and <SIDE>_PORT.
 start_server() {
-    local side=$1 kind=$2 bin=$3 extra=$4 port pid try log
+    local side=$1 kind=$2 bin=$3 extra=$4 port pid try log tv=${1}_THREADS
     for try in 1 2 3 4 5; do
         port=$(free_port) || die "no free port"
-        server_cmd "$kind" "$bin" "$PROTOCOL" "$port" "$extra" \
+        server_cmd "$kind" "$bin" "$PROTOCOL" "$port" "$extra" "${!tv}" \
             || die "server kind '$kind' has no case for protocol '$PROTOCOL' in server_cmd"
         log=$OUT_DIR/server_$side.log
         echo "server $side ($kind):"; show_cmd "${SRV_CMD[@]}"
@@ -402,6 +493,15 @@ loadgen_args() {
                 -c $((LG_THREADS * LG_CLIENTS)) -F "$cfg" -X "$DATA_SIZE")
         [ "$PROTOCOL" = memcache_binary ] && LG_CMD+=(-B)
         LG_CMD+=(-t "${secs}s") ;;
+    metaload)
+        LG_CMD=(taskset -c "$LG_CPU" "$METALOAD" -s 127.0.0.1 -p "$port"
+                --conns=$((LG_THREADS * LG_CLIENTS)) --data-size="$DATA_SIZE"
+                --key-prefix=memtier- --keys="$KEYS")
+        if [ "$what" = prefill ]; then
+            LG_CMD+=(--prefill-only --pipeline=16)
+        else
+            LG_CMD+=(--ratio="$RATIO" --pipeline="$pl" --time="$secs")
+        fi ;;
     esac
 }
 
@@ -428,6 +528,12 @@ parse_result() {
         awk '/^cmd_get:/ { g = $2 } /^get_misses:/ { m = $2 }
              /TPS:/ { for (i = 1; i <= NF; i++) { if ($i == "TPS:") t = $(i+1); if ($i == "Ops:") o = $(i+1) } }
              END { if (o + 0 > 0) printf "%s NA NA %s %s\n", t, o, (g > 0 ? 100 * (g - m) / g : "NA"); else exit 1 }' "$base.txt" ;;
+    metaload)
+        awk '$1 == "RESULT" { for (i = 2; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
+                              if (r["ops"] + 0 > 0 && r["errors"] + 0 == 0) {
+                                  g = r["hits"] + r["misses"]
+                                  printf "%s %.0f %.0f %s %s\n", r["ops_s"], r["p50_us"], r["p99_us"], r["ops"], (g > 0 ? 100 * r["hits"] / g : "NA"); ok = 1 } }
+             END { exit !ok }' "$base.txt" ;;
     esac
 }
 
@@ -471,23 +577,31 @@ one_round() {
 
 # ------------------------------------------------------------------- run --
 echo "mc_ab: $(date -u +%Y-%m-%dT%H:%M:%SZ)  cores=$NCPU  CLK_TCK=$CLK_TCK  out=$OUT_DIR"
-for side in A B; do
-    kv=${side}_KIND; bv=${side}_BIN
-    echo "$side: ${!kv}  ${!bv}  ($(timeout 2 "${!bv}" -V 2>&1 | head -1); sha256 $(sha256sum < "${!bv}" | cut -c1-16); $(date -u -r "${!bv}" +%Y-%m-%dT%H:%M:%SZ))"
+for side in $SIDES; do
+    kv=${side}_KIND; bv=${side}_BIN; vflag=-V; [ "${!kv}" = redis ] && vflag=--version
+    echo "$(side_label $side)  ${!bv}  ($(timeout 2 "${!bv}" $vflag 2>&1 | head -1); sha256 $(sha256sum < "${!bv}" | cut -c1-16); $(date -u -r "${!bv}" +%Y-%m-%dT%H:%M:%SZ))"
 done
 [ "$LOADGEN" = memtier ] && echo "load generator: $MEMTIER ($("$MEMTIER" --version 2>&1 | head -1))"
 [ "$LOADGEN" = memcaslap ] && echo "load generator: $MEMCASLAP"
-echo "protocol=$PROTOCOL threads=$THREADS memory=${MEM_MB}MB server-cpu=$SERVER_CPU lg-cpu=$LG_CPU loadgen=$LOADGEN"
+[ "$LOADGEN" = metaload ] && echo "load generator: $METALOAD (bench/metaload.c: mg/ms pipelined)"
+echo "protocol=$PROTOCOL threads=A:$A_THREADS B:$B_THREADS$([ -n "$C_BIN" ] && echo " C:$C_THREADS") memory=${MEM_MB}MB server-cpu=$SERVER_CPU lg-cpu=$LG_CPU loadgen=$LOADGEN"
 echo "rounds=$ROUNDS x ${ROUND_TIME}s  warmup=${WARMUP}s  pipelines=\"$PIPELINES\"  ratio=$RATIO  data-size=$DATA_SIZE  keys=1..$KEYS  clients=$LG_THREADS x $LG_CLIENTS"
 echo "quiet gate: cores $SERVER_CPU,$LG_CPU under ${QUIET_PCT}% busy, waiting at most ${QUIET_WAIT}s per round"
 echo "estimated time ${EST}s plus quiet waits (bound ${MAX_TOTAL}s)"
-[ "$NCPU" -le 2 ] && [ "$THREADS" -gt 1 ] && note "warning: $THREADS server threads on a $NCPU-core box share core $SERVER_CPU"
+for side in $SIDES; do
+    kv=${side}_KIND; tv=${side}_THREADS
+    [ "${!kv}" != redis ] && [ "${!tv}" -gt 1 ] &&
+        echo "note: $side runs -t ${!tv} on the one pinned server core $SERVER_CPU: it measures thread overhead (wake-ups, hand-offs), not scaling"
+done
+[ "$PROTOCOL" = redis ] && echo "note: redis-server executes commands on one thread"
 
-start_server A "$A_KIND" "$A_BIN" "$A_EXTRA"
-start_server B "$B_KIND" "$B_BIN" "$B_EXTRA"
+for side in $SIDES; do
+    kv=${side}_KIND; bv=${side}_BIN; xv=${side}_EXTRA
+    start_server "$side" "${!kv}" "${!bv}" "${!xv}"
+done
 
-for side in A B; do
-    [ "$LOADGEN" = memtier ] || break   # memcaslap sets the keys it gets itself
+for side in $SIDES; do
+    [ "$LOADGEN" = memcaslap ] && break   # memcaslap sets the keys it gets itself
     portv=${side}_PORT
     loadgen_args prefill "${!portv}" 16 0 ""
     echo "prefill $side:"; show_cmd "${LG_CMD[@]}"
@@ -504,20 +618,19 @@ for pl in $PIPELINES; do
     echo "=== setting $setting: pipeline=$pl ==="
     if [ "$WARMUP" -gt 0 ]; then
         echo "warm-up (not recorded):"
-        one_round "$setting" 0 A "$pl" "$WARMUP" 0
-        one_round "$setting" 0 B "$pl" "$WARMUP" 0
+        for side in $SIDES; do one_round "$setting" 0 "$side" "$pl" "$WARMUP" 0; done
     fi
     for r in $(seq 1 "$ROUNDS"); do
-        if [ $((SECONDS + 2 * (ROUND_TIME + 4))) -gt "$MAX_TOTAL" ]; then
+        if [ $((SECONDS + NSIDE * (ROUND_TIME + 4))) -gt "$MAX_TOTAL" ]; then
             note "time bound reached: stopping before round $r"; break 2
         fi
-        if [ $((r % 2)) -eq 1 ]; then order="A B"; else order="B A"; fi
+        if [ $((r % 2)) -eq 1 ]; then order=$SIDES; else order=$(echo $SIDES | rev); fi
         for side in $order; do one_round "$setting" "$r" "$side" "$pl" "$ROUND_TIME" 1; done
     done
 done
 
 echo
-echo "=== results (A=$A_KIND $A_BIN, B=$B_KIND $B_BIN; protocol $PROTOCOL, -t $THREADS -m $MEM_MB) ==="
+echo "=== results ($(for side in $SIDES; do bv=${side}_BIN; printf '%s %s; ' "$(side_label $side)" "${!bv}"; done)protocol $PROTOCOL, loadgen $LOADGEN, -m $MEM_MB) ==="
 for setting in "${SETTINGS[@]}"; do
     echo "$setting:"
     summary "$setting"
