@@ -214,14 +214,8 @@ static uint16_t not_stored_status(enum store_op op)
 
 static void count_cas(struct conn *c, const struct bin_state *st, enum item_result res)
 {
-    if (st->cas == 0)
-        return;
-    if (res == ITEM_STORED)
-        STAT_INC(c->stats, cas_hits);
-    else if (res == ITEM_EXISTS)
-        STAT_INC(c->stats, cas_badval);
-    else if (res == ITEM_NOT_FOUND)
-        STAT_INC(c->stats, cas_misses);
+    if (st->cas != 0)
+        cmd_count_cas(c, res);
 }
 
 /* The value is in the item: store it and answer. */

@@ -28,6 +28,7 @@
 
 #include <string.h>
 
+#include "cmd/cmd_util.h"
 #include "config/settings.h"
 #include "stats/stats.h"
 #include "storage/item.h"
@@ -503,14 +504,8 @@ enum proc_result proto_mc_meta_set_done(struct conn *c, void *state)
         return PROC_MORE;
     }
     res = ms_store(st, it, c->now, &cas, &size);
-    if (st->flags & MC_META_F_COMPARE_CAS) {
-        if (res == ITEM_STORED)
-            STAT_INC(c->stats, cas_hits);
-        else if (res == ITEM_EXISTS)
-            STAT_INC(c->stats, cas_badval);
-        else if (res == ITEM_NOT_FOUND)
-            STAT_INC(c->stats, cas_misses);
-    }
+    if (st->flags & MC_META_F_COMPARE_CAS)
+        cmd_count_cas(c, res);
     ms_reply(c, st, it, res, cas, size);
     item_put(it);
     return PROC_MORE;

@@ -161,14 +161,8 @@ static enum proc_result store_done(struct conn *c)
     }
     enum item_result res = item_store(it, store_op_of(st->cmd), st->cas, c->now, NULL);
     item_put(it);
-    if (st->cmd == MC_CAS) {
-        if (res == ITEM_STORED)
-            STAT_INC(c->stats, cas_hits);
-        else if (res == ITEM_EXISTS)
-            STAT_INC(c->stats, cas_badval);
-        else if (res == ITEM_NOT_FOUND)
-            STAT_INC(c->stats, cas_misses);
-    }
+    if (st->cmd == MC_CAS)
+        cmd_count_cas(c, res);
     switch (res) {
     case ITEM_STORED: REPLY(c, st->noreply, "STORED\r\n"); break;
     case ITEM_EXISTS: REPLY(c, st->noreply, "EXISTS\r\n"); break;

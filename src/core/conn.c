@@ -566,20 +566,29 @@ static bool apply_result(struct conn *c, enum proc_result r, bool *need_input)
     return true;
 }
 
+/* Write what is queued. False when the caller must stop: the connection
+ * was closed on an error, or waits for the socket to take more. */
+static bool flush_or_wait(struct conn *c)
+{
+    if (c->out_pos == c->nout)
+        return true;
+    enum flush_result f = conn_flush(c);
+    if (f == FLUSH_ERROR) {
+        conn_close(c);
+        return false;
+    }
+    if (f == FLUSH_BLOCKED) {
+        set_interest(c, EV_WRITE);
+        return false;
+    }
+    return true;
+}
+
 /* Flush, then wait for input (or for the socket to take more output). */
 static void wait_input(struct conn *c)
 {
-    if (c->out_pos < c->nout) {
-        enum flush_result f = conn_flush(c);
-        if (f == FLUSH_ERROR) {
-            conn_close(c);
-            return;
-        }
-        if (f == FLUSH_BLOCKED) {
-            set_interest(c, EV_WRITE);
-            return;
-        }
-    }
+    if (!flush_or_wait(c))
+        return;
     if (c->close_after_write) {
         conn_close(c);
         return;
@@ -594,17 +603,8 @@ static void conn_drive(struct conn *c)
     c->now = clock_now_ms();
     c->budget = reqs_per_event;
 
-    if (c->out_pos < c->nout) {
-        enum flush_result f = conn_flush(c);
-        if (f == FLUSH_ERROR) {
-            conn_close(c);
-            return;
-        }
-        if (f == FLUSH_BLOCKED) {
-            set_interest(c, EV_WRITE);
-            return;
-        }
-    }
+    if (!flush_or_wait(c))
+        return;
     for (;;) {
         enum fill_result fr;
         if (c->close_after_write && c->state != CS_CLOSING)
@@ -673,17 +673,8 @@ yield:
     /* Budget spent or output full: write, then let the worker's other
      * connections run before this one continues. */
     STAT_INC(c->stats, conn_yields);
-    if (c->out_pos < c->nout) {
-        enum flush_result f = conn_flush(c);
-        if (f == FLUSH_ERROR) {
-            conn_close(c);
-            return;
-        }
-        if (f == FLUSH_BLOCKED) {
-            set_interest(c, EV_WRITE);
-            return;
-        }
-    }
+    if (!flush_or_wait(c))
+        return;
     set_interest(c, EV_READ);
     event_active(c->ev, EV_READ, 0);
 }
