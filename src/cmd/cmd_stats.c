@@ -164,6 +164,9 @@ static void stats_slabs(struct stat_sink *out)
 {
     char name[64];
     unsigned n = storage_class_count(), active = 0;
+    struct thread_stats ts;
+    _Static_assert(STATS_SLAB_CLASSES == STORAGE_CLASS_MAX + 1, "per-class stats size");
+    stats_aggregate(&ts);
     for (unsigned id = 1; id <= n; id++) {
         struct storage_class_stats cs;
         storage_class_stats(id, out->now, &cs);
@@ -180,6 +183,10 @@ static void stats_slabs(struct stat_sink *out)
         SLAB_STAT(free_chunks, "free_chunks");
         SLAB_STAT(free_chunks_end, "free_chunks_end");
 #undef SLAB_STAT
+#define X(field) \
+        do { snprintf(name, sizeof(name), "%u:%s", id, #field); stat_u64(out, name, ts.slab[id].field); } while (0);
+        SLAB_STATS_FIELDS(X)
+#undef X
     }
     struct storage_stats ss;
     storage_stats(&ss);

@@ -18,15 +18,19 @@ static inline void cmd_count_miss(struct conn *c, enum item_miss miss)
         STAT_INC(c->stats, get_flushed);
 }
 
-/* Count a CAS-checked store's outcome (cas_hits / cas_badval / cas_misses). */
-static inline void cmd_count_cas(struct conn *c, enum item_result res)
+/* Count a CAS-checked store's outcome (cas_hits / cas_badval / cas_misses),
+ * also per slab class of the stored item. */
+static inline void cmd_count_cas_cls(struct conn *c, enum item_result res, unsigned cls)
 {
-    if (res == ITEM_STORED)
+    if (res == ITEM_STORED) {
         STAT_INC(c->stats, cas_hits);
-    else if (res == ITEM_EXISTS)
+        STAT_SLAB_INC(c->stats, cls, cas_hits);
+    } else if (res == ITEM_EXISTS) {
         STAT_INC(c->stats, cas_badval);
-    else if (res == ITEM_NOT_FOUND)
+        STAT_SLAB_INC(c->stats, cls, cas_badval);
+    } else if (res == ITEM_NOT_FOUND) {
         STAT_INC(c->stats, cas_misses);
+    }
 }
 
 #endif

@@ -160,6 +160,7 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_bin_req *r)
         return PROC_MORE;
     }
     STAT_INC(c->stats, get_hits);
+    STAT_SLAB_INC(c->stats, it->clsid, get_hits);
     respond_item(c, r, it, true);
     item_put(it);
     return PROC_MORE;
@@ -179,6 +180,7 @@ static enum proc_result cmd_touch(struct conn *c, const struct mc_bin_req *r)
         return PROC_MORE;
     }
     STAT_INC(c->stats, touch_hits);
+    STAT_SLAB_INC(c->stats, it->clsid, touch_hits);
     respond_item(c, r, it, r->opcode != MC_BIN_TOUCH);
     item_put(it);
     return PROC_MORE;
@@ -212,10 +214,11 @@ static uint16_t not_stored_status(enum store_op op)
     }
 }
 
-static void count_cas(struct conn *c, const struct bin_state *st, enum item_result res)
+static void count_cas(struct conn *c, const struct bin_state *st, enum item_result res,
+                      unsigned cls)
 {
     if (st->cas != 0)
-        cmd_count_cas(c, res);
+        cmd_count_cas_cls(c, res, cls);
 }
 
 /* The value is in the item: store it and answer. */
@@ -225,8 +228,9 @@ static enum proc_result store_done(struct conn *c)
     struct item *it = conn_take_value(c);
     uint64_t cas = 0;
     enum item_result res = item_store(it, st->op, st->cas, c->now, &cas);
+    STAT_SLAB_INC(c->stats, it->clsid, cmd_set);
+    count_cas(c, st, res, it->clsid);
     item_put(it);
-    count_cas(c, st, res);
     switch (res) {
     case ITEM_STORED:
         if (!st->quiet)
@@ -293,9 +297,11 @@ static enum proc_result cmd_store(struct conn *c, const struct mc_bin_req *r)
 
 static enum proc_result cmd_delete(struct conn *c, const struct mc_bin_req *r)
 {
-    enum item_result res = item_delete((const char *)r->key, r->keylen, r->cas, c->now);
+    unsigned cls = 0;
+    enum item_result res = item_delete_cls((const char *)r->key, r->keylen, r->cas, c->now, &cls);
     if (res == ITEM_DELETED) {
         STAT_INC(c->stats, delete_hits);
+        STAT_SLAB_INC(c->stats, cls, delete_hits);
         respond_ok(c, r, 0);
     } else if (res == ITEM_EXISTS) {
         respond_error(c, r->opcode, r->opaque, MC_BIN_KEY_EEXISTS);
@@ -317,8 +323,9 @@ static enum proc_result cmd_delta(struct conn *c, const struct mc_bin_req *r)
     bool incr = mc_bin_opcode_loud(r->opcode) == MC_BIN_INCREMENT;
     const char *key = (const char *)r->key;
     uint64_t value = 0, cas = 0;
-    enum item_result res = item_delta(key, r->keylen, incr, r->delta, r->cas, false, 0, 0,
-                                      c->now, &value, &cas);
+    unsigned cls = 0;
+    enum item_result res = item_delta_cls(key, r->keylen, incr, r->delta, r->cas, false, 0, 0,
+                                          c->now, &value, &cas, &cls);
     if (res == ITEM_NOT_FOUND) {
         if (incr)
             STAT_INC(c->stats, incr_misses);
@@ -331,8 +338,10 @@ static enum proc_result cmd_delta(struct conn *c, const struct mc_bin_req *r)
         }
     } else if (incr) {
         STAT_INC(c->stats, incr_hits);
+        STAT_SLAB_INC(c->stats, cls, incr_hits);
     } else {
         STAT_INC(c->stats, decr_hits);
+        STAT_SLAB_INC(c->stats, cls, decr_hits);
     }
     uint16_t status;
     switch (res) {

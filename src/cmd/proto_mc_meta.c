@@ -504,8 +504,9 @@ enum proc_result proto_mc_meta_set_done(struct conn *c, void *state)
         return PROC_MORE;
     }
     res = ms_store(st, it, c->now, &cas, &size);
+    STAT_SLAB_INC(c->stats, it->clsid, cmd_set);
     if (st->flags & MC_META_F_COMPARE_CAS)
-        cmd_count_cas(c, res);
+        cmd_count_cas_cls(c, res, it->clsid);
     ms_reply(c, st, it, res, cas, size);
     item_put(it);
     return PROC_MORE;

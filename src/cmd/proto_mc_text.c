@@ -111,16 +111,20 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
                                 : item_get(key, nkey, c->now, &miss);
         if (touch) {
             STAT_INC(c->stats, cmd_touch);
-            if (it != NULL)
+            if (it != NULL) {
                 STAT_INC(c->stats, touch_hits);
-            else
+                STAT_SLAB_INC(c->stats, it->clsid, touch_hits);
+            } else {
                 STAT_INC(c->stats, touch_misses);
+            }
         } else {
             STAT_INC(c->stats, cmd_get);
-            if (it != NULL)
+            if (it != NULL) {
                 STAT_INC(c->stats, get_hits);
-            else
+                STAT_SLAB_INC(c->stats, it->clsid, get_hits);
+            } else {
                 STAT_INC(c->stats, get_misses);
+            }
         }
         if (it == NULL) {
             cmd_count_miss(c, miss);
@@ -160,9 +164,10 @@ static enum proc_result store_done(struct conn *c)
         return PROC_MORE;
     }
     enum item_result res = item_store(it, store_op_of(st->cmd), st->cas, c->now, NULL);
-    item_put(it);
+    STAT_SLAB_INC(c->stats, it->clsid, cmd_set);
     if (st->cmd == MC_CAS)
-        cmd_count_cas(c, res);
+        cmd_count_cas_cls(c, res, it->clsid);
+    item_put(it);
     switch (res) {
     case ITEM_STORED: REPLY(c, st->noreply, "STORED\r\n"); break;
     case ITEM_EXISTS: REPLY(c, st->noreply, "EXISTS\r\n"); break;
@@ -221,8 +226,10 @@ static enum proc_result cmd_store(struct conn *c, const struct mc_text_req *r)
 
 static enum proc_result cmd_delete(struct conn *c, const struct mc_text_req *r)
 {
-    if (item_delete(r->key, r->nkey, 0, c->now) == ITEM_DELETED) {
+    unsigned cls = 0;
+    if (item_delete_cls(r->key, r->nkey, 0, c->now, &cls) == ITEM_DELETED) {
         STAT_INC(c->stats, delete_hits);
+        STAT_SLAB_INC(c->stats, cls, delete_hits);
         REPLY(c, r->noreply, "DELETED\r\n");
     } else {
         STAT_INC(c->stats, delete_misses);
@@ -235,8 +242,15 @@ static enum proc_result cmd_delta(struct conn *c, const struct mc_text_req *r)
 {
     bool incr = r->cmd == MC_INCR;
     uint64_t value = 0;
-    enum item_result res = item_delta(r->key, r->nkey, incr, r->delta, 0, false, 0, 0,
-                                      c->now, &value, NULL);
+    unsigned cls = 0;
+    enum item_result res = item_delta_cls(r->key, r->nkey, incr, r->delta, 0, false, 0, 0,
+                                          c->now, &value, NULL, &cls);
+    if (res == ITEM_DELTA_OK) {
+        if (incr)
+            STAT_SLAB_INC(c->stats, cls, incr_hits);
+        else
+            STAT_SLAB_INC(c->stats, cls, decr_hits);
+    }
     if (res == ITEM_NOT_FOUND) {
         if (incr)
             STAT_INC(c->stats, incr_misses);
@@ -273,8 +287,10 @@ static enum proc_result cmd_touch(struct conn *c, const struct mc_text_req *r)
 {
     int64_t exptime = item_exptime_from_seconds(r->exptime, c->now);
     STAT_INC(c->stats, cmd_touch);
-    if (item_touch(r->key, r->nkey, exptime, c->now) == ITEM_TOUCHED) {
+    unsigned cls = 0;
+    if (item_touch_cls(r->key, r->nkey, exptime, c->now, &cls) == ITEM_TOUCHED) {
         STAT_INC(c->stats, touch_hits);
+        STAT_SLAB_INC(c->stats, cls, touch_hits);
         REPLY(c, r->noreply, "TOUCHED\r\n");
     } else {
         STAT_INC(c->stats, touch_misses);

@@ -48,6 +48,11 @@ static void sum_threads(struct thread_stats *out)
 #define X(name) out->name += __atomic_load_n(&threads[i].name, __ATOMIC_RELAXED);
         THREAD_STATS_FIELDS(X)
 #undef X
+        for (int k = 0; k < STATS_SLAB_CLASSES; k++) {
+#define X(name) out->slab[k].name += __atomic_load_n(&threads[i].slab[k].name, __ATOMIC_RELAXED);
+            SLAB_STATS_FIELDS(X)
+#undef X
+        }
     }
 }
 
@@ -58,6 +63,11 @@ void stats_aggregate(struct thread_stats *out)
 #define X(name) out->name -= baseline.name;
     THREAD_STATS_FIELDS(X)
 #undef X
+    for (int k = 0; k < STATS_SLAB_CLASSES; k++) {
+#define X(name) out->slab[k].name -= baseline.slab[k].name;
+        SLAB_STATS_FIELDS(X)
+#undef X
+    }
     pthread_mutex_unlock(&baseline_lock);
 }
 

@@ -26,10 +26,23 @@
     X(touch_hits) X(touch_misses) X(store_too_large) X(store_no_memory) \
     X(auth_cmds) X(auth_errors) X(bytes_read) X(bytes_written) X(conn_yields)
 
+/* Per slab class, as memcached's `stats slabs` reports them. */
+#define SLAB_STATS_FIELDS(X) \
+    X(get_hits) X(cmd_set) X(delete_hits) X(incr_hits) X(decr_hits) \
+    X(cas_hits) X(cas_badval) X(touch_hits)
+#define STATS_SLAB_CLASSES 64   /* class ids 0..63 (storage's STORAGE_CLASS_MAX + 1) */
+
+struct slab_thread_stats {
+#define X(name) uint64_t name;
+    SLAB_STATS_FIELDS(X)
+#undef X
+};
+
 struct thread_stats {
 #define X(name) uint64_t name;
     THREAD_STATS_FIELDS(X)
 #undef X
+    struct slab_thread_stats slab[STATS_SLAB_CLASSES];
 } __attribute__((aligned(64)));
 
 /* Owner-thread increment: no lock, no read-modify-write bus lock. */
@@ -37,6 +50,8 @@ struct thread_stats {
     __atomic_store_n(&(ts)->field, __atomic_load_n(&(ts)->field, __ATOMIC_RELAXED) + (uint64_t)(n), \
                      __ATOMIC_RELAXED)
 #define STAT_INC(ts, field) STAT_ADD(ts, field, 1)
+/* A per-class counter of the item's class (cls < STATS_SLAB_CLASSES). */
+#define STAT_SLAB_INC(ts, cls, field) STAT_INC(&(ts)->slab[(cls) % STATS_SLAB_CLASSES], field)
 
 /* Allocate one block per worker thread; call before the threads start. */
 int stats_setup(int nthreads);

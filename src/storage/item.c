@@ -543,14 +543,22 @@ struct item *item_get_touch(const char *key, size_t nkey, int64_t exptime,
     return it;
 }
 
-enum item_result item_touch(const char *key, size_t nkey, int64_t exptime, int64_t now)
+enum item_result item_touch_cls(const char *key, size_t nkey, int64_t exptime, int64_t now,
+                                unsigned *cls)
 {
     struct item *it = item_get_touch(key, nkey, exptime, now, NULL);
 
     if (it == NULL)
         return ITEM_NOT_FOUND;
+    if (cls != NULL)
+        *cls = it->clsid;
     item_put(it);
     return ITEM_TOUCHED;
+}
+
+enum item_result item_touch(const char *key, size_t nkey, int64_t exptime, int64_t now)
+{
+    return item_touch_cls(key, nkey, exptime, now, NULL);
 }
 
 /* APPEND/PREPEND: link a new item holding both values in place of old.
@@ -638,6 +646,12 @@ enum item_result item_store(struct item *it, enum store_op op, uint64_t cas,
 
 enum item_result item_delete(const char *key, size_t nkey, uint64_t cas, int64_t now)
 {
+    return item_delete_cls(key, nkey, cas, now, NULL);
+}
+
+enum item_result item_delete_cls(const char *key, size_t nkey, uint64_t cas, int64_t now,
+                                 unsigned *cls)
+{
     uint64_t hv = item_hash(key, nkey);
     enum item_result res = ITEM_DELETED;
     struct item *it;
@@ -647,6 +661,8 @@ enum item_result item_delete(const char *key, size_t nkey, uint64_t cas, int64_t
     if (it == NULL) {
         res = ITEM_NOT_FOUND;
     } else {
+        if (cls != NULL)
+            *cls = it->clsid;
         if (cas != 0 && cas != it->cas)
             res = ITEM_EXISTS;
         else
@@ -761,6 +777,15 @@ enum item_result item_delta(const char *key, size_t nkey, bool incr, uint64_t de
                             uint64_t cas, bool create, uint64_t initial, int64_t exptime,
                             int64_t now, uint64_t *value_out, uint64_t *cas_out)
 {
+    return item_delta_cls(key, nkey, incr, delta, cas, create, initial, exptime, now,
+                          value_out, cas_out, NULL);
+}
+
+enum item_result item_delta_cls(const char *key, size_t nkey, bool incr, uint64_t delta,
+                                uint64_t cas, bool create, uint64_t initial, int64_t exptime,
+                                int64_t now, uint64_t *value_out, uint64_t *cas_out,
+                                unsigned *cls)
+{
     uint64_t hv = item_hash(key, nkey), v = 0, c = 0;
     enum item_result res;
     struct item *it;
@@ -773,6 +798,8 @@ enum item_result item_delta(const char *key, size_t nkey, bool incr, uint64_t de
         else
             res = ITEM_NOT_FOUND;
     } else {
+        if (cls != NULL)
+            *cls = it->clsid;
         if (cas != 0 && cas != it->cas)
             res = ITEM_EXISTS;
         else

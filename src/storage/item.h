@@ -139,6 +139,10 @@ struct item *item_get_touch(const char *key, size_t nkey, int64_t exptime,
                             int64_t now, enum item_miss *miss);
 /* ITEM_TOUCHED or ITEM_NOT_FOUND. */
 enum item_result item_touch(const char *key, size_t nkey, int64_t exptime, int64_t now);
+/* The same, also reporting the slab class of the item found (for the
+ * per-class counters of `stats slabs`); *cls is left alone on a miss. */
+enum item_result item_touch_cls(const char *key, size_t nkey, int64_t exptime, int64_t now,
+                                unsigned *cls);
 
 enum store_op { STORE_SET, STORE_ADD, STORE_REPLACE, STORE_APPEND, STORE_PREPEND, STORE_CAS };
 
@@ -156,6 +160,8 @@ enum item_result item_store(struct item *it, enum store_op op, uint64_t cas,
 
 /* ITEM_DELETED, ITEM_NOT_FOUND, or ITEM_EXISTS (cas != 0 and it differs). */
 enum item_result item_delete(const char *key, size_t nkey, uint64_t cas, int64_t now);
+enum item_result item_delete_cls(const char *key, size_t nkey, uint64_t cas, int64_t now,
+                                 unsigned *cls);
 
 /*
  * memcached incr/decr: the value must be a decimal uint64 (else
@@ -168,6 +174,10 @@ enum item_result item_delete(const char *key, size_t nkey, uint64_t cas, int64_t
 enum item_result item_delta(const char *key, size_t nkey, bool incr, uint64_t delta,
                             uint64_t cas, bool create, uint64_t initial, int64_t exptime,
                             int64_t now, uint64_t *value_out, uint64_t *cas_out);
+enum item_result item_delta_cls(const char *key, size_t nkey, bool incr, uint64_t delta,
+                                uint64_t cas, bool create, uint64_t initial, int64_t exptime,
+                                int64_t now, uint64_t *value_out, uint64_t *cas_out,
+                                unsigned *cls);
 
 /* The value as a memcached incr/decr operand (strtoull rules); false if
  * it is not one. */

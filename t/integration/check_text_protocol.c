@@ -990,6 +990,27 @@ START_TEST(test_stats_reflect_server_options)
 }
 END_TEST
 
+/* stats slabs carries memcached's per-class command counters (exporters
+ * read them; the values match memcached 1.6.45 for this sequence). */
+START_TEST(test_stats_slabs_counts_commands_per_class)
+{
+    KH_EXPECT(g_fd, "set a 0 0 1\r\n1\r\nget a\r\nget a\r\n",
+              "STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\nVALUE a 0 1\r\n1\r\nEND\r\n");
+    KH_EXPECT(g_fd, "incr a 1\r\ndecr a 1\r\ntouch a 10\r\n", "2\r\n1\r\nTOUCHED\r\n");
+    KH_EXPECT(g_fd, "cas a 0 0 1 1\r\nx\r\n", "EXISTS\r\n");
+    KH_EXPECT(g_fd, "get a\r\ndelete a\r\n", "VALUE a 0 1\r\n1\r\nEND\r\nDELETED\r\n");
+    const char *s = stats(g_fd, "stats slabs");
+    ck_assert_int_eq(stat_num(s, "1:get_hits"), 3);
+    ck_assert_int_eq(stat_num(s, "1:cmd_set"), 2);
+    ck_assert_int_eq(stat_num(s, "1:delete_hits"), 1);
+    ck_assert_int_eq(stat_num(s, "1:incr_hits"), 1);
+    ck_assert_int_eq(stat_num(s, "1:decr_hits"), 1);
+    ck_assert_int_eq(stat_num(s, "1:cas_hits"), 0);
+    ck_assert_int_eq(stat_num(s, "1:cas_badval"), 1);
+    ck_assert_int_eq(stat_num(s, "1:touch_hits"), 1);
+}
+END_TEST
+
 START_TEST(test_stats_counters_follow_commands)
 {
     const char *s = stats(g_fd, "stats");
@@ -1161,6 +1182,7 @@ static Suite *text_protocol_suite(void)
             test_stats_lists_the_memcached_general_purpose_fields,
             test_stats_reflect_server_options,
             test_stats_counters_follow_commands,
+            test_stats_slabs_counts_commands_per_class,
             test_stats_subcommands_end_with_end,
             test_stats_reset_answers_reset_and_zeroes_counters, NULL } },
     };
