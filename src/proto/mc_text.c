@@ -276,6 +276,14 @@ static enum parse_status parse_storage(struct mc_text_req *r,
     return PARSE_OK;
 }
 
+
+/* A single-key command's key: record it; false if it is not a valid key. */
+static bool take_key(struct mc_text_req *r, const struct mc_tok *t)
+{
+    r->key = t->s;
+    r->nkey = t->n;
+    return key_ok(t);
+}
 /* delete <key> [0] [noreply]: see the design note for the legacy "0". */
 static enum parse_status parse_delete(struct mc_text_req *r,
                                       const struct mc_line *l)
@@ -289,9 +297,7 @@ static enum parse_status parse_delete(struct mc_text_req *r,
         if (!(n == 2 ? (zero || r->noreply) : (zero && r->noreply)))
             return invalid(r, ERR_DELETE);
     }
-    r->key = t[0].s;
-    r->nkey = t[0].n;
-    if (!key_ok(&t[0]))
+    if (!take_key(r, &t[0]))
         return invalid(r, ERR_FORMAT);
     return PARSE_OK;
 }
@@ -303,9 +309,7 @@ static enum parse_status parse_arith(struct mc_text_req *r, const struct mc_line
     size_t n = l->n;
 
     r->noreply = tok_noreply(&t[n - 1]);
-    r->key = t[0].s;
-    r->nkey = t[0].n;
-    if (!key_ok(&t[0]))
+    if (!take_key(r, &t[0]))
         return invalid(r, ERR_FORMAT);
     if (!parse_u64(&t[1], UINT64_MAX, &r->delta))
         return invalid(r, ERR_DELTA);
@@ -319,9 +323,7 @@ static enum parse_status parse_touch(struct mc_text_req *r, const struct mc_line
     size_t n = l->n;
 
     r->noreply = tok_noreply(&t[n - 1]);
-    r->key = t[0].s;
-    r->nkey = t[0].n;
-    if (!key_ok(&t[0]))
+    if (!take_key(r, &t[0]))
         return invalid(r, ERR_FORMAT);
     if (!parse_i64(&t[1], &r->exptime))
         return invalid(r, ERR_EXPTIME);
