@@ -154,8 +154,9 @@ static inline void conn_out_str(struct conn *c, const char *s, size_t n) { conn_
 /* Reserve n bytes of output to format into; conn_out_commit() the used part. */
 char *conn_out_reserve(struct conn *c, size_t n);
 void conn_out_commit(struct conn *c, size_t used);
-/* Queue bytes [off, off+n) of the item's value+CRLF without copying; takes
- * a reference released once written. */
+/* Queue bytes [off, off+n) of the item's value+CRLF. Small values are
+ * copied; larger ones are sent from the item, which stays referenced until
+ * they are written. */
 void conn_out_item(struct conn *c, struct item *it, size_t off, size_t n);
 /* True when enough output is queued that the protocol should yield. */
 bool conn_out_full(const struct conn *c);

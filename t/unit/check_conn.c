@@ -1,8 +1,10 @@
 /*
  * The connection's output path, driven through a mock transport: replies are
- * gathered into as few writev calls as IOV limits allow, values are sent
- * from the items themselves (no copy), and an item stays referenced until
- * its bytes are written, even if it is deleted meanwhile.
+ * gathered into as few writev calls as IOV limits allow, large values are
+ * sent from the items themselves (no copy), and such an item stays
+ * referenced until its bytes are written, even if it is deleted meanwhile.
+ * Small values are copied, so a small reply is one segment and holds no
+ * reference.
  */
 #include <check.h>
 #include <errno.h>
@@ -135,13 +137,14 @@ static bool sent_from_item(struct item *it)
 
 START_TEST(test_multiget_of_100_values_leaves_in_one_writev)
 {
-    static char expect[65536];
+    static char expect[256 * 1024];
     size_t elen = 0;
     struct item *items[100];
     for (int i = 0; i < 100; i++) {
-        char key[32], val[64];
+        char key[32], val[1100];
         snprintf(key, sizeof(key), "key:%d", i);
-        snprintf(val, sizeof(val), "value number %d", i);
+        memset(val, 'a' + i % 26, sizeof(val) - 1);
+        val[sizeof(val) - 1] = '\0';
         items[i] = put(key, val);
         queue_value(items[i], expect, &elen);
     }
@@ -158,6 +161,27 @@ START_TEST(test_multiget_of_100_values_leaves_in_one_writev)
         item_put(items[i]);
     }
     ck_assert_uint_eq(tstats.bytes_written, elen);
+}
+END_TEST
+
+START_TEST(test_small_value_is_copied_into_one_segment)
+{
+    static char expect[1024];
+    size_t elen = 0;
+    struct item *it = put("small", "a short value");
+    queue_value(it, expect, &elen);
+    ck_assert_uint_eq(refs_of(it), 2);             /* hash + ours: the output took none */
+    ck_assert_int_eq(conn.nrefs, 0);
+    conn_out(&conn, "END\r\n", 5);
+    memcpy(expect + elen, "END\r\n", 5);
+    elen += 5;
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
+    ck_assert_int_eq(mock.calls, 1);
+    ck_assert_int_eq(mock.nbases, 1);              /* header, value and END: one iovec */
+    ck_assert(!sent_from_item(it));
+    ck_assert_uint_eq(mock.len, elen);
+    ck_assert(memcmp(mock.sink, expect, elen) == 0);
+    item_put(it);
 }
 END_TEST
 
@@ -187,18 +211,20 @@ END_TEST
 
 START_TEST(test_replies_beyond_iov_limits_take_few_writevs)
 {
-    static char expect[256 * 1024];
+    static char expect[1024 * 1024];
+    static char val[601];
     size_t elen = 0;
+    memset(val, 'x', sizeof(val) - 1);             /* large enough to be sent from the item */
     for (int i = 0; i < 1000; i++) {
         char key[32];
         snprintf(key, sizeof(key), "k%d", i);
-        struct item *it = put(key, "x");
+        struct item *it = put(key, val);
         queue_value(it, expect, &elen);
         item_put(it);
     }
     ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
     /* 2000 entries (header + value each), at most 512 per writev */
-    ck_assert_int_le(mock.calls, 4);
+    ck_assert_int_eq(mock.calls, 4);
     ck_assert_uint_eq(mock.len, elen);
     ck_assert(memcmp(mock.sink, expect, elen) == 0);
 }
@@ -239,6 +265,7 @@ static Suite *conn_suite(void)
     TCase *tc = tcase_create("output");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_multiget_of_100_values_leaves_in_one_writev);
+    tcase_add_test(tc, test_small_value_is_copied_into_one_segment);
     tcase_add_test(tc, test_item_stays_referenced_until_written_even_if_deleted);
     tcase_add_test(tc, test_replies_beyond_iov_limits_take_few_writevs);
     tcase_add_test(tc, test_chunked_value_is_sent_from_its_chunks);
