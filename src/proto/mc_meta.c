@@ -2,10 +2,13 @@
  * Meta command flags: a table-driven parser and the reply-flag composer.
  *
  * Every flag letter has one row in meta_flags[]: its bit, the kind of token
- * it takes and the commands that accept it. Parsing a line is then a single
+ * it takes and the commands it applies to. Parsing a line is then a single
  * left-to-right pass over the space-separated tokens: look the letter up,
- * reject it if the command does not take it or it was already seen, decode
- * its token by kind, store the value. Checks that memcached makes after the
+ * reject it if no command knows it or it was already seen, decode its token
+ * by kind, and store the value if the flag applies to this command. A known
+ * flag that does not apply (mg with I, md with c) is checked the same way
+ * and then ignored, as memcached 1.6.45 does for mg/ms/md/ma. me looks only
+ * for b right after the key and ignores the rest of its line, as memcached. Checks that memcached makes after the
  * pass (the M mode, the base64 key) come after the loop, so the first error
  * reported is the one memcached would report.
  *
@@ -25,7 +28,7 @@ enum meta_tok {
     TOK_U32,        /* decimal, 0..2^32-1 */
     TOK_TTL,        /* decimal with optional '-', signed 64-bit */
     TOK_OPAQUE,     /* any bytes, at most MC_META_OPAQUE_MAX */
-    TOK_MODE,       /* exactly one character, checked after the pass */
+    TOK_MODE,       /* its first character, checked after the pass */
     TOK_IGNORE,     /* anything; P and L */
 };
 
@@ -39,7 +42,7 @@ enum meta_tok {
 struct meta_flag {
     uint32_t bit;       /* MC_META_F_*; 0: no such flag */
     uint8_t tok;        /* enum meta_tok */
-    uint8_t cmds;       /* CMD() bits of the commands that accept it */
+    uint8_t cmds;       /* CMD() bits of the commands it applies to */
     uint8_t bad_tok;    /* enum mc_meta_err for a malformed token */
     uint8_t returned;   /* 1: the letter asks for a value in the reply */
 };
@@ -59,7 +62,7 @@ static const struct meta_flag meta_flags[128] = {
     ['k'] = { MC_META_F_RET_KEY,     TOK_NONE,   MG | MS | MD | MA, 0, 1 },
     ['l'] = { MC_META_F_RET_ACCESS,  TOK_NONE,   MG,                0, 1 },
     ['L'] = { MC_META_F_PROXY,       TOK_IGNORE, MG | MS | MD | MA | ME, 0, 0 },
-    ['M'] = { MC_META_F_MODE,        TOK_MODE,   MS | MA,           MC_META_ERR_MODE_LEN, 0 },
+    ['M'] = { MC_META_F_MODE,        TOK_MODE,   MS | MA,           0, 0 },
     ['N'] = { MC_META_F_VIVIFY,      TOK_TTL,    MG | MS | MA,      MC_META_ERR_TOKEN, 0 },
     ['O'] = { MC_META_F_OPAQUE,      TOK_OPAQUE, MG | MS | MD | MA, MC_META_ERR_OPAQUE, 1 },
     ['P'] = { MC_META_F_PROXY,       TOK_IGNORE, MG | MS | MD | MA | ME, 0, 0 },
@@ -153,8 +156,9 @@ static enum mc_meta_mode mode_of(enum mc_meta_cmd cmd, char c)
 }
 
 /* Store one flag's decoded token. tok/ntok exclude the letter. */
+/* Decode the flag's token; when it applies, store it in r. */
 static enum mc_meta_err store_flag(struct mc_meta_req *r, char letter,
-                                   const struct meta_flag *f,
+                                   const struct meta_flag *f, bool applies,
                                    const char *tok, size_t ntok)
 {
     uint64_t u = 0;
@@ -176,16 +180,12 @@ static enum mc_meta_err store_flag(struct mc_meta_req *r, char letter,
         if (ntok > MC_META_OPAQUE_MAX) {
             return MC_META_ERR_OPAQUE;
         }
-        r->opaque = tok;
-        r->nopaque = (uint8_t)ntok;
-        break;
-    case TOK_MODE:
-        if (ntok != 1) {
-            return MC_META_ERR_MODE_LEN;
-        }
         break;
     default:
         break;
+    }
+    if (!applies) {
+        return MC_META_OK;
     }
 
     switch (letter) {
@@ -197,6 +197,7 @@ static enum mc_meta_err store_flag(struct mc_meta_req *r, char letter,
     case 'T': r->ttl = s; break;
     case 'N': r->vivify_ttl = s; break;
     case 'R': r->recache_ttl = s; break;
+    case 'O': r->opaque = tok; r->nopaque = (uint8_t)ntok; break;
     default: break;
     }
     if (f->returned) {
@@ -247,11 +248,22 @@ enum parse_status mc_meta_parse(struct mc_meta_req *r, enum mc_meta_cmd cmd,
         r->datalen_ok = true;
     }
 
+    if (cmd == MC_META_ME) {
+        while (p < end && *p == ' ') {
+            p++;
+        }
+        if (end - p >= 1 && p[0] == 'b' && (end - p == 1 || p[1] == ' ')) {
+            r->flags |= MC_META_F_BASE64;
+        }
+        p = end;
+    }
+
     for (;;) {
         const struct meta_flag *f;
         const char *t;
         unsigned char letter;
         unsigned idx;
+        bool applies;
         enum mc_meta_err err;
 
         while (p < end && *p == ' ') {
@@ -271,19 +283,20 @@ enum parse_status mc_meta_parse(struct mc_meta_req *r, enum mc_meta_cmd cmd,
             return fail(r, MC_META_ERR_FLAG);
         }
         f = &meta_flags[letter];
-        if (f->bit == 0 || !(f->cmds & CMD(cmd))) {
+        applies = (f->cmds & CMD(cmd)) != 0;
+        if (f->bit == 0) {
             return fail(r, MC_META_ERR_FLAG);
         }
         if (seen & (UINT64_C(1) << idx)) {
             return fail(r, MC_META_ERR_DUPLICATE);
         }
         seen |= UINT64_C(1) << idx;
-        err = store_flag(r, (char)letter, f, t + 1, (size_t)(p - t - 1));
+        err = store_flag(r, (char)letter, f, applies, t + 1, (size_t)(p - t - 1));
         if (err != MC_META_OK) {
             return fail(r, err);
         }
-        if (f->tok == TOK_MODE) {
-            mode_char = t[1];
+        if (f->tok == TOK_MODE && applies) {
+            mode_char = p - t > 1 ? t[1] : '\0';   /* "MSS" is S, "M" alone no mode */
         }
     }
 
@@ -306,8 +319,9 @@ enum parse_status mc_meta_parse(struct mc_meta_req *r, enum mc_meta_cmd cmd,
 
 const char *mc_meta_errstr(enum mc_meta_cmd cmd, enum mc_meta_err err)
 {
-    /* md and ma fold their flag errors into one message in memcached 1.6. */
-    bool folded = cmd == MC_META_MD || cmd == MC_META_MA;
+    /* ma folds its flag errors into one message in memcached 1.6.45 (md did
+     * too in earlier 1.6 releases). */
+    bool folded = cmd == MC_META_MA;
 
     switch (err) {
     case MC_META_OK:
@@ -325,9 +339,6 @@ const char *mc_meta_errstr(enum mc_meta_cmd cmd, enum mc_meta_err err)
     case MC_META_ERR_INITIAL:
         return folded ? "CLIENT_ERROR invalid or duplicate flag"
                       : "CLIENT_ERROR invalid numeric initial value";
-    case MC_META_ERR_MODE_LEN:
-        return folded ? "CLIENT_ERROR invalid or duplicate flag"
-                      : "CLIENT_ERROR incorrect length for M token";
     case MC_META_ERR_MODE:
         return cmd == MC_META_MA ? "CLIENT_ERROR invalid mode for ma M token"
                                  : "CLIENT_ERROR invalid mode for ms M token";

@@ -15,9 +15,12 @@
  * (" f30 t-1 c123 kfoo O9") in the order the client asked for them, so the
  * command code only fills in values.
  *
- * Flags accepted, per command (any other letter is "invalid flag"; a letter
- * given twice is "duplicate flag"; P and L, proxy hints, are accepted with
- * any token and ignored by every command except mn):
+ * Flags and the commands they apply to. mg, ms, md and ma accept every
+ * letter of the table and ignore the ones that do not apply to them (their
+ * tokens are still checked), as memcached 1.6.45 does; me looks only for b
+ * right after the key and ignores the rest of its line. Any other letter is
+ * "invalid flag"; a letter given twice is "duplicate flag"; P and L, proxy
+ * hints, take any token and are ignored:
  *
  *   flag       mg  ms  md  ma  me   meaning
  *   b          x   x   x   x   x    key is base64; decoded before lookup
@@ -131,12 +134,11 @@ enum mc_meta_mode {
 enum mc_meta_err {
     MC_META_OK = 0,
     MC_META_ERR_FORMAT,         /* bad key length, missing/bad ms datalen, bad F */
-    MC_META_ERR_FLAG,           /* flag letter not valid for this command */
+    MC_META_ERR_FLAG,           /* unknown flag letter (or not one of me's) */
     MC_META_ERR_DUPLICATE,      /* flag letter given twice */
     MC_META_ERR_TOKEN,          /* missing or bad number for C E N R T */
     MC_META_ERR_DELTA,          /* missing or bad number for D */
     MC_META_ERR_INITIAL,        /* missing or bad number for J */
-    MC_META_ERR_MODE_LEN,       /* M token not exactly one character */
     MC_META_ERR_MODE,           /* M character not a mode of this command */
     MC_META_ERR_OPAQUE,         /* O token longer than MC_META_OPAQUE_MAX */
     MC_META_ERR_KEY_DECODE,     /* 'b' given and the key is not base64 */
@@ -199,8 +201,8 @@ enum parse_status mc_meta_parse(struct mc_meta_req *r, enum mc_meta_cmd cmd,
 
 /*
  * The error line for a rejected command, e.g. "CLIENT_ERROR duplicate flag"
- * (no CRLF). The strings are memcached 1.6's, which differ by command: md and
- * ma report most flag errors as "invalid or duplicate flag".
+ * (no CRLF). The strings are memcached 1.6.45's, which differ by command: ma
+ * reports most flag errors as "invalid or duplicate flag".
  */
 const char *mc_meta_errstr(enum mc_meta_cmd cmd, enum mc_meta_err err);
 

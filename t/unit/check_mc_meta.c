@@ -136,24 +136,63 @@ END_TEST
 
 /* ---- meta: flags per command ---- */
 
-/* The flags each command takes (see the table in mc_meta.h). */
+/* The flags each command accepts: every letter memcached 1.6 knows for
+ * mg/ms/md/ma (those that do not apply are ignored), only its own for me. */
+#define KNOWN_FLAGS "bcCDEfFhIJklLMNOPqRstTuvx"
 static const char *const allowed[MC_META_CMD_COUNT] = {
-    [MC_META_MG] = "bcfhklOqstuvENRTPL",
-    [MC_META_MS] = "bcCEFIkOqsTMNPL",
-    [MC_META_MD] = "bCEIkOqTxPL",
-    [MC_META_MA] = "bcCDEJkMNOqtTvPL",
-    [MC_META_ME] = "bPL",
+    [MC_META_MG] = KNOWN_FLAGS,
+    [MC_META_MS] = KNOWN_FLAGS,
+    [MC_META_MD] = KNOWN_FLAGS,
+    [MC_META_MA] = KNOWN_FLAGS,
 };
 
-START_TEST(test_each_command_accepts_exactly_its_spec_flags)
+START_TEST(test_flag_that_does_not_apply_is_checked_then_ignored)
+{
+    struct mc_meta_req r;
+
+    /* I is ms/md's; x is md's; D and J are ma's; F is ms's; f h l u are mg's */
+    expect_ok(&r, MC_META_MG, "foo", "v I x D5 J7 F3 k");
+    ck_assert_uint_eq(r.flags, MC_META_F_RET_VALUE | MC_META_F_RET_KEY);
+    ck_assert_uint_eq(r.delta, 1);
+    ck_assert_uint_eq(r.initial, 0);
+    ck_assert_uint_eq(r.client_flags, 0);
+    expect_ok(&r, MC_META_MD, "foo", "c f h l s t v k q");
+    ck_assert_uint_eq(r.flags, MC_META_F_RET_KEY | MC_META_F_QUIET);
+    ck_assert_uint_eq(r.nret, 1);
+    ck_assert_int_eq(r.ret[0], 'k');
+    expect_ok(&r, MC_META_MS, "foo", "2 R30 u v");
+    ck_assert_uint_eq(r.flags, 0);
+    ck_assert_int_eq(r.recache_ttl, 0);
+    /* a mode on a command without modes: any length, no check */
+    expect_ok(&r, MC_META_MG, "foo", "MXYZ");
+    ck_assert_int_eq(r.mode, MC_META_MODE_NONE);
+    /* the token is still checked, with memcached's message */
+    expect_err(MC_META_MG, "foo", "D12x", MC_META_ERR_DELTA);
+    expect_err(MC_META_MD, "foo", "J-1", MC_META_ERR_INITIAL);
+    expect_err(MC_META_MG, "foo", "Cabc", MC_META_ERR_TOKEN);
+    expect_err(MC_META_MG, "foo", "I I", MC_META_ERR_DUPLICATE);
+    /* me reads only a b right after the key */
+    expect_ok(&r, MC_META_ME, "foo", "v Y v");
+    ck_assert_uint_eq(r.flags, 0);
+    expect_ok(&r, MC_META_ME, "Zm9v", "b");
+    ck_assert_uint_eq(r.flags, MC_META_F_BASE64);
+    ck_assert_uint_eq(r.nkey, 3);
+    expect_ok(&r, MC_META_ME, "foo", "bx b");
+    ck_assert_uint_eq(r.flags, 0);
+    expect_ok(&r, MC_META_ME, "Zm9v", "b b");
+    ck_assert_uint_eq(r.flags, MC_META_F_BASE64);
+}
+END_TEST
+
+START_TEST(test_each_command_accepts_exactly_the_known_flags)
 {
     static const char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     enum mc_meta_cmd cmd;
     const char *l;
 
     for (cmd = MC_META_MG; cmd < MC_META_CMD_COUNT; cmd++) {
-        if (cmd == MC_META_MN) {
-            continue;
+        if (cmd == MC_META_MN || cmd == MC_META_ME) {
+            continue;   /* mn takes nothing; me ignores its flags */
         }
         for (l = letters; *l; l++) {
             struct mc_meta_req r;
@@ -276,7 +315,6 @@ START_TEST(test_duplicate_flag_is_rejected_for_every_command)
     expect_err(MC_META_MS, "foo", "1 q q", MC_META_ERR_DUPLICATE);
     expect_err(MC_META_MD, "foo", "C1 C2", MC_META_ERR_DUPLICATE);
     expect_err(MC_META_MA, "foo", "q q", MC_META_ERR_DUPLICATE);
-    expect_err(MC_META_ME, "Zm9v", "b b", MC_META_ERR_DUPLICATE);
 }
 END_TEST
 
@@ -373,8 +411,14 @@ START_TEST(test_ms_mode_characters_map_to_modes)
     }
     expect_err(MC_META_MS, "foo", "1 Me", MC_META_ERR_MODE);
     expect_err(MC_META_MS, "foo", "1 MI", MC_META_ERR_MODE);
-    expect_err(MC_META_MS, "foo", "1 MEE", MC_META_ERR_MODE_LEN);
-    expect_err(MC_META_MS, "foo", "1 M", MC_META_ERR_MODE_LEN);
+    expect_err(MC_META_MS, "foo", "1 M", MC_META_ERR_MODE);
+    {
+        /* memcached 1.6.45 reads only the token's first character */
+        struct mc_meta_req r;
+        expect_ok(&r, MC_META_MS, "foo", "1 MEE");
+        ck_assert_int_eq(r.mode, MC_META_MODE_ADD);
+        expect_err(MC_META_MS, "foo", "1 MxS", MC_META_ERR_MODE);
+    }
 }
 END_TEST
 
@@ -392,7 +436,11 @@ START_TEST(test_ma_mode_characters_map_to_modes)
     }
     expect_err(MC_META_MA, "n", "Md", MC_META_ERR_MODE);
     expect_err(MC_META_MA, "n", "MS", MC_META_ERR_MODE);
-    expect_err(MC_META_MA, "n", "MII", MC_META_ERR_MODE_LEN);
+    {
+        struct mc_meta_req r;
+        expect_ok(&r, MC_META_MA, "n", "MDI");
+        ck_assert_int_eq(r.mode, MC_META_MODE_DECR);
+    }
 }
 END_TEST
 
@@ -522,18 +570,20 @@ START_TEST(test_error_strings_match_memcached_1_6)
         { MC_META_MS, MC_META_ERR_DUPLICATE, "CLIENT_ERROR duplicate flag" },
         { MC_META_MG, MC_META_ERR_TOKEN, "CLIENT_ERROR bad token in command line format" },
         { MC_META_MS, MC_META_ERR_FORMAT, "CLIENT_ERROR bad command line format" },
-        { MC_META_MS, MC_META_ERR_MODE_LEN, "CLIENT_ERROR incorrect length for M token" },
         { MC_META_MS, MC_META_ERR_MODE, "CLIENT_ERROR invalid mode for ms M token" },
         { MC_META_MA, MC_META_ERR_MODE, "CLIENT_ERROR invalid mode for ma M token" },
         { MC_META_MG, MC_META_ERR_OPAQUE, "CLIENT_ERROR opaque token too long" },
         { MC_META_MD, MC_META_ERR_OPAQUE, "CLIENT_ERROR opaque token too long" },
         { MC_META_MG, MC_META_ERR_KEY_DECODE, "CLIENT_ERROR error decoding key" },
         { MC_META_ME, MC_META_ERR_KEY_DECODE, "CLIENT_ERROR bad command line format" },
-        { MC_META_MD, MC_META_ERR_FLAG, "CLIENT_ERROR invalid or duplicate flag" },
-        { MC_META_MD, MC_META_ERR_DUPLICATE, "CLIENT_ERROR invalid or duplicate flag" },
+        { MC_META_MD, MC_META_ERR_FLAG, "CLIENT_ERROR invalid flag" },
+        { MC_META_MD, MC_META_ERR_DUPLICATE, "CLIENT_ERROR duplicate flag" },
+        { MC_META_MD, MC_META_ERR_TOKEN, "CLIENT_ERROR bad token in command line format" },
+        { MC_META_MD, MC_META_ERR_KEY_DECODE, "CLIENT_ERROR error decoding key" },
+        { MC_META_MA, MC_META_ERR_FLAG, "CLIENT_ERROR invalid or duplicate flag" },
+        { MC_META_MA, MC_META_ERR_DUPLICATE, "CLIENT_ERROR invalid or duplicate flag" },
         { MC_META_MA, MC_META_ERR_DELTA, "CLIENT_ERROR invalid or duplicate flag" },
         { MC_META_MA, MC_META_ERR_INITIAL, "CLIENT_ERROR invalid or duplicate flag" },
-        { MC_META_MA, MC_META_ERR_MODE_LEN, "CLIENT_ERROR invalid or duplicate flag" },
         { MC_META_MA, MC_META_ERR_KEY_DECODE, "CLIENT_ERROR invalid or duplicate flag" },
         { MC_META_MD, MC_META_ERR_FORMAT, "CLIENT_ERROR bad command line format" },
     };
@@ -713,7 +763,8 @@ static Suite *mc_meta_suite(void)
     tcase_add_test(b64, test_base64_encode_writes_nothing_when_cap_too_small);
     suite_add_tcase(s, b64);
 
-    tcase_add_test(p, test_each_command_accepts_exactly_its_spec_flags);
+    tcase_add_test(p, test_each_command_accepts_exactly_the_known_flags);
+    tcase_add_test(p, test_flag_that_does_not_apply_is_checked_then_ignored);
     tcase_add_test(p, test_non_letter_flag_is_invalid);
     tcase_add_test(p, test_mg_records_flags_and_return_order);
     tcase_add_test(p, test_token_flags_store_their_values);
