@@ -539,6 +539,8 @@ static enum proc_result bin_process(struct conn *c)
              * read, which cannot happen before the handler returns. */
             conn_consume(c, used);
             bin_handler h = handlers[mc_bin_opcode_loud(r.opcode)];
+            if (h != NULL)
+                STAT_INC(c->stats, commands_processed);
             res = h != NULL ? h(c, &r) : cmd_unsupported(c, &r);
         }
         if (res != PROC_MORE)

@@ -425,6 +425,7 @@ static enum proc_result text_process(struct conn *c)
                 reply_line(c, r.error);
             continue;
         }
+        STAT_INC(c->stats, commands_processed);
         enum proc_result res = handlers[r.cmd](c, &r);
         if (res != PROC_MORE)
             return res;

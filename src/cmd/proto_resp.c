@@ -449,7 +449,9 @@ static enum proc_result dispatch(struct conn *c, int argc, const struct resp_arg
         return PROC_MORE;
     }
     struct resp_call call = {cmd, argc, argv};
-    return cmd->fn(c, &call);
+    enum proc_result res = cmd->fn(c, &call);
+    STAT_INC(c->stats, commands_processed);   /* after, as Redis: INFO does not count itself */
+    return res;
 }
 
 /* The count of the multibulk request at the head of the buffer, which the

@@ -46,7 +46,7 @@ static void sum_threads(struct thread_stats *out)
     memset(out, 0, sizeof(*out));
     for (int i = 0; i < nthreads; i++) {
 #define X(name) out->name += __atomic_load_n(&threads[i].name, __ATOMIC_RELAXED);
-        THREAD_STATS_FIELDS(X)
+        THREAD_STATS_ALL(X)
 #undef X
         for (int k = 0; k < STATS_SLAB_CLASSES; k++) {
 #define X(name) out->slab[k].name += __atomic_load_n(&threads[i].slab[k].name, __ATOMIC_RELAXED);
@@ -61,7 +61,7 @@ void stats_aggregate(struct thread_stats *out)
     sum_threads(out);
     pthread_mutex_lock(&baseline_lock);
 #define X(name) out->name -= baseline.name;
-    THREAD_STATS_FIELDS(X)
+    THREAD_STATS_ALL(X)
 #undef X
     for (int k = 0; k < STATS_SLAB_CLASSES; k++) {
 #define X(name) out->slab[k].name -= baseline.slab[k].name;

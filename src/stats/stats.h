@@ -26,6 +26,10 @@
     X(touch_hits) X(touch_misses) X(store_too_large) X(store_no_memory) \
     X(auth_cmds) X(auth_errors) X(bytes_read) X(bytes_written) X(conn_yields)
 
+/* Counted like the above, but not in memcached's `stats` (Redis's INFO
+ * reports commands_processed as total_commands_processed). */
+#define THREAD_STATS_ALL(X) THREAD_STATS_FIELDS(X) X(commands_processed)
+
 /* Per slab class, as memcached's `stats slabs` reports them. */
 #define SLAB_STATS_FIELDS(X) \
     X(get_hits) X(cmd_set) X(delete_hits) X(incr_hits) X(decr_hits) \
@@ -40,7 +44,7 @@ struct slab_thread_stats {
 
 struct thread_stats {
 #define X(name) uint64_t name;
-    THREAD_STATS_FIELDS(X)
+    THREAD_STATS_ALL(X)
 #undef X
     struct slab_thread_stats slab[STATS_SLAB_CLASSES];
 } __attribute__((aligned(64)));
