@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "cmd/resp_cmds.h"
+#include "cmd/resp_multi.h"
 #include "config/settings.h"
 #include "proto/resp.h"
 #include "stats/stats.h"
@@ -57,6 +58,7 @@ struct resp_conn {
     struct resp_arg *argv;    /* own array for large requests, or NULL */
     uint32_t argv_cap;
     uint8_t version;          /* 0 (never said) or 2: RESP2; 3: RESP3 */
+    struct resp_multi *multi; /* open MULTI, or NULL */
 };
 
 static __thread struct resp_arg small_argv[RESP_SMALL_ARGS];
@@ -85,6 +87,16 @@ int resp_proto_version(const struct conn *c)
 void resp_set_proto_version(struct conn *c, int version)
 {
     state_of(c)->version = (uint8_t)version;
+}
+
+struct resp_multi *resp_conn_multi(const struct conn *c)
+{
+    return state_of(c)->multi;
+}
+
+void resp_conn_set_multi(struct conn *c, struct resp_multi *m)
+{
+    state_of(c)->multi = m;
 }
 
 /* ---- replies ---- */
@@ -338,6 +350,12 @@ static const struct resp_cmd commands[] = {
     {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0},
     {"flushall", -1, W, 0, 0, 0, "server", "Remove all keys from all databases", resp_cmd_flushall, 0},
     {"time", 1, F | S, 0, 0, 0, "server", "Return the current server time", resp_cmd_time, 0},
+
+    {"multi", 1, F | S, 0, 0, 0, "transactions", "Mark the start of a transaction block", resp_cmd_multi, 0},
+    {"exec", 1, S, 0, 0, 0, "transactions", "Execute all commands issued after MULTI", resp_cmd_exec, 0},
+    {"discard", 1, F | S, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", resp_cmd_discard, 0},
+    {"watch", -2, F | S, 1, -1, 1, "transactions", "Watch the given keys to determine execution of the MULTI/EXEC block", resp_cmd_watch, 0},
+    {"unwatch", 1, F | S, 0, 0, 0, "transactions", "Forget about all watched keys", resp_cmd_unwatch, 0},
 };
 #undef R
 #undef W
@@ -433,25 +451,52 @@ static bool keys_fit(const struct resp_cmd *cmd, int argc, const struct resp_arg
     return true;
 }
 
-static enum proc_result dispatch(struct conn *c, int argc, const struct resp_arg *argv)
+/* The command for a request, or NULL after replying why it cannot run. */
+static const struct resp_cmd *check_call(struct conn *c, int argc, const struct resp_arg *argv)
 {
     const struct resp_cmd *cmd = resp_cmd_find(argv[0].ptr, argv[0].len);
     if (cmd == NULL) {
         unknown_command(c, argc, argv);
-        return PROC_MORE;
+        return NULL;
     }
     if ((cmd->arity > 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity)) {
         rs_errorf(c, "ERR wrong number of arguments for '%s' command", cmd->name);
-        return PROC_MORE;
+        return NULL;
     }
     if (!keys_fit(cmd, argc, argv)) {
         rs_errorf(c, "ERR key too long: kioku keys are at most %d bytes", STORAGE_KEY_MAX);
-        return PROC_MORE;
+        return NULL;
     }
+    return cmd;
+}
+
+static enum proc_result run(struct conn *c, const struct resp_cmd *cmd, int argc,
+                            const struct resp_arg *argv)
+{
     struct resp_call call = {cmd, argc, argv};
     enum proc_result res = cmd->fn(c, &call);
     STAT_INC(c->stats, commands_processed);   /* after, as Redis: INFO does not count itself */
     return res;
+}
+
+enum proc_result resp_run(struct conn *c, int argc, const struct resp_arg *argv)
+{
+    const struct resp_cmd *cmd = check_call(c, argc, argv);
+    return cmd != NULL ? run(c, cmd, argc, argv) : PROC_MORE;
+}
+
+static enum proc_result dispatch(struct conn *c, int argc, const struct resp_arg *argv)
+{
+    struct resp_multi *m = state_of(c)->multi;
+    const struct resp_cmd *cmd = check_call(c, argc, argv);
+    if (m != NULL && (cmd == NULL || !resp_multi_runs_now(cmd))) {
+        if (cmd == NULL)
+            resp_multi_flag_error(m);
+        else
+            resp_multi_queue(c, m, argc, argv);
+        return PROC_MORE;
+    }
+    return cmd != NULL ? run(c, cmd, argc, argv) : PROC_MORE;
 }
 
 /* The count of the multibulk request at the head of the buffer, which the
@@ -547,6 +592,8 @@ static enum proc_result resp_value_done(struct conn *c)
 static void resp_release(struct conn *c)
 {
     struct resp_conn *rc = state_of(c);
+    resp_multi_free(rc->multi);
+    rc->multi = NULL;
     free(rc->argv);
     rc->argv = NULL;
     rc->argv_cap = 0;

@@ -171,4 +171,11 @@ enum proc_result resp_cmd_dbsize(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_flushall(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_time(struct conn *c, const struct resp_call *call);
 
+/* resp_multi.c */
+enum proc_result resp_cmd_multi(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_exec(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_discard(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_watch(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_unwatch(struct conn *c, const struct resp_call *call);
+
 #endif

@@ -926,6 +926,55 @@ static bool run_cli(int port, const char *args, const char *want)
     return strcmp(out, want) == 0;
 }
 
+START_TEST(test_multi_exec_discard)
+{
+    EX("+OK", "MULTI");
+    EX("+QUEUED", "SET t 1");
+    EX("+QUEUED", "INCR t");
+    EX("+QUEUED", "EXPIRE t 100");
+    EX("+QUEUED", "GET t");
+    EX("+QUEUED", "GET nokey");
+    EX("[+OK,:2,:1,$2,(nil)]", "EXEC");
+    EX(":100", "TTL t");
+    /* a command that fails its check aborts the whole transaction (Redis 7) */
+    EX("+OK", "MULTI");
+    EX("+QUEUED", "SET t 5");
+    EX("-ERR unknown command 'NOPE', with args beginning with: 'x' ", "NOPE x");
+    EX("-ERR wrong number of arguments for 'get' command", "GET");
+    EX("-EXECABORT Transaction discarded because of previous errors.", "EXEC");
+    EX("$2", "GET t");
+    /* an error while running is one element; the other commands still run */
+    EX("+OK", "MULTI");
+    EX("+QUEUED", "SET s abc");
+    EX("+QUEUED", "INCR s");
+    EX("+QUEUED", "SET t 7");
+    EX("[+OK,-ERR value is not an integer or out of range,+OK]", "EXEC");
+    EX("$7", "GET t");
+    EX("+OK", "MULTI");
+    EX("-ERR MULTI calls can not be nested", "MULTI");
+    EX("-ERR WATCH inside MULTI is not allowed", "WATCH t");
+    EX("+QUEUED", "SET t 8");
+    EX("+OK", "DISCARD");
+    EX("$7", "GET t");
+    EX("-ERR EXEC without MULTI", "EXEC");
+    EX("-ERR DISCARD without MULTI", "DISCARD");
+    EX("+OK", "MULTI");
+    EX("[]", "EXEC");
+    /* no isolation across threads, so no WATCH: refused, not half-kept */
+    redisReply *r = cmd("WATCH t");
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    EX("+OK", "UNWATCH");
+    /* a client that leaves inside MULTI leaves nothing behind (ASan checks
+     * the memory) and changes nothing */
+    redisContext *other = connect_to(g_srv.port);
+    expect_on(other, "+OK", "MULTI");
+    expect_on(other, "+QUEUED", "SET t 9");
+    redisFree(other);
+    EX("$7", "GET t");
+}
+END_TEST
+
 START_TEST(test_redis_cli_both_ports)
 {
     if (system("command -v redis-cli >/dev/null 2>&1") != 0)
@@ -955,6 +1004,7 @@ static Suite *resp_suite(void)
         test_cross_protocol_round_trip, test_big_value_round_trip,
         test_malformed_multibulk_closes_only_that_connection, test_huge_bulk_header_refused,
         test_inline_on_resp_port, test_pipelined_burst, test_redis_cli_both_ports,
+        test_multi_exec_discard,
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
         tcase_add_test(tc, tests[i]);

@@ -189,6 +189,40 @@ def idiom_rate_limiter(r):
     check(r.get(key) is None, "rate limiter: the old window key expired")
 
 
+# ---- the same limiter through redis-py's pipeline (MULTI ... EXEC) ----
+
+def idiom_pipeline(r):
+    key = "rlp:%d" % int(time.time())
+    counts = []
+    for _ in range(7):
+        pipe = r.pipeline()          # transaction=True: MULTI, INCR, EXPIRE, EXEC
+        pipe.incr(key)
+        pipe.expire(key, 10)
+        n, ok = pipe.execute()
+        check(ok is True, "pipeline: expire inside EXEC returned %r" % ok)
+        counts.append(n)
+    check(counts == list(range(1, 8)), "pipeline: incr counts %r" % counts)
+    check(0 < r.ttl(key) <= 10, "pipeline: ttl %r" % r.ttl(key))
+    with r.pipeline() as pipe:
+        pipe.set("pl:a", "1").incr("pl:a").mget("pl:a", "pl:none")
+        res = pipe.execute()
+    check(res == [True, 2, [b"2", None]], "pipeline: results %r" % res)
+    pipe = r.pipeline(transaction=False)
+    pipe.set("pl:b", "x")
+    pipe.get("pl:b")
+    res = pipe.execute()
+    check(res == [True, b"x"], "pipeline without transaction: %r" % res)
+    pipe = r.pipeline()
+    pipe.set("pl:c", "v")
+    pipe.incr("pl:c")              # fails while running: only its own result is an error
+    try:
+        pipe.execute()
+        check(False, "pipeline: a failing command raised nothing")
+    except redis.ResponseError:
+        pass
+    check(r.get("pl:c") == b"v", "pipeline: the rest of the transaction ran")
+
+
 # ---- short lock ----
 
 def idiom_short_lock(server):
@@ -282,6 +316,7 @@ def main():
     idiom_cache_aside(r)
     idiom_write_through(r)
     idiom_rate_limiter(r)
+    idiom_pipeline(r)
     idiom_short_lock(server)
     idiom_stampede(server)
     server.stop()
