@@ -412,17 +412,23 @@ static enum proc_result text_process(struct conn *c)
             return PROC_CLOSE;
         }
         conn_consume(c, used);
-        if (ps == PARSE_OK && handlers[r.cmd] == NULL)
+        if (ps == PARSE_OK && handlers[r.cmd] == NULL) {
             ps = PARSE_UNKNOWN;
+            r.error = "ERROR";
+        }
         if (ps == PARSE_UNKNOWN) {
-            CONN_OUT_LIT(c, "ERROR\r\n");
+            reply_line(c, r.error);
             continue;
         }
         if (ps == PARSE_INVALID) {
-            /* As memcached: a refused storage line does not swallow a data
-             * block (clients and memcached's own tests rely on that). */
             if (!r.noreply)
                 reply_line(c, r.error);
+            if (r.has_data) {
+                /* As memcached 1.6.45: a refused storage line whose length
+                 * was valid still has its data block, which is skipped. */
+                conn_swallow(c, (size_t)r.vlen + 2);
+                return PROC_NREAD;
+            }
             continue;
         }
         STAT_INC(c->stats, commands_processed);

@@ -12,16 +12,23 @@
  * as in memcached). Leading and trailing spaces are ignored, and one "\r"
  * right before the "\n" is dropped.
  *
- * What we mirror from memcached 1.6 (checked against 1.6.18):
- *  - a wrong token count answers "ERROR" (e.g. "get", "set k 0 0",
- *    "incr k", "verbosity", "mg"); it is PARSE_INVALID here with r->cmd set;
- *  - when the token count is right, an optional trailing token that is not
- *    "noreply" is ignored ("incr k 1 x" is incr k 1); "noreply" as the last
- *    token sets r->noreply even when the line is otherwise invalid, because
- *    memcached then suppresses the error reply;
- *  - "delete <key> 0" and "delete <key> 0 noreply" are the legacy forms;
- *    any other extra token is the delete usage error;
- *  - "gat <exptime>" with no key is valid (answer "END");
+ * What we mirror from memcached 1.6.45:
+ *  - too few tokens answer "CLIENT_ERROR bad command line format" (e.g.
+ *    "get", "gat 10", "set k 0 0", "incr k", "verbosity", "mg"); it is
+ *    PARSE_INVALID here with r->cmd set;
+ *  - tokens past the ones a command takes are ignored ("incr k 1 x y" is
+ *    incr k 1), and "noreply" counts only as the last token, where it hides
+ *    the reply, error lines included (so "incr k noreply" is silent; a
+ *    storage line must get as far as a valid <bytes> first);
+ *  - except delete, which keeps 1.6.18's rule because memccapable (and
+ *    clients written against it) expect it: "delete <key> 0" and
+ *    "delete <key> 0 noreply" are the legacy forms, any other extra token
+ *    is "CLIENT_ERROR bad command line format.  Usage: delete <key>
+ *    [noreply]";
+ *  - a line shorter than two bytes ("", "x") is "CLIENT_ERROR bad command
+ *    line format", any other unknown command "ERROR";
+ *  - a storage line whose <bytes> is valid is followed by its data block
+ *    even when the line is refused, so the caller skips it (has_data);
  *  - flush_all's and gat's bad exptime is "invalid exptime argument", a
  *    storage line's bad number is "bad command line format".
  *
@@ -65,16 +72,18 @@ struct mc_line {
     const char *s, *e;
     size_t n;                   /* tokens after the command */
     struct mc_tok t[MC_TOK_MAX];
+    struct mc_tok last;         /* the last token, where "noreply" counts */
 };
 
 typedef enum parse_status (*mc_handler)(struct mc_text_req *r,
                                         const struct mc_line *l);
 
 /*
- * One command. A row with max_args > 0 has a fixed arity: the dispatcher
- * splits its tokens and answers "ERROR" outside [min_args, max_args], as
- * memcached does. A row with max_args 0 takes any number of tokens (a key
- * list, a meta flag list, stats arguments) and its handler reads l->s..l->e.
+ * One command. A row with max_args > 0 takes tokens: the dispatcher splits
+ * the line into its first max_args tokens and refuses fewer than min_args
+ * (storage rows check that themselves, to know whether data follows). A
+ * row with max_args 0 takes any number of tokens (a key list, a meta flag
+ * list, stats arguments) and its handler reads l->s..l->e.
  */
 struct mc_cmd_row {
     const char *name;
@@ -160,14 +169,17 @@ static bool parse_u32(const struct mc_tok *t, uint32_t *out)
 }
 
 /*
- * Split s[0..e) at spaces. Stores at most max tokens in t but returns the
- * total count, so a caller can reject a line with too many. Bounded by the
- * line, which is bounded by the line limit.
+ * Split s[0..e) at spaces. Stores at most max tokens in t, and the last one
+ * in *last, and returns the total count. Bounded by the line, which is
+ * bounded by the line limit.
  */
-static size_t tokenize(const char *s, const char *e, struct mc_tok *t, size_t max)
+static size_t tokenize(const char *s, const char *e, struct mc_tok *t, size_t max,
+                       struct mc_tok *last)
 {
     size_t n = 0;
 
+    last->s = s;
+    last->n = 0;
     for (;;) {
         while (s < e && *s == ' ')
             s++;
@@ -176,13 +188,14 @@ static size_t tokenize(const char *s, const char *e, struct mc_tok *t, size_t ma
         const char *b = s;
         while (s < e && *s != ' ')
             s++;
-        if (n < max) {
-            t[n].s = b;
-            t[n].n = (size_t)(s - b);
-        }
+        last->s = b;
+        last->n = (size_t)(s - b);
+        if (n < max)
+            t[n] = *last;
         n++;
     }
 }
+
 
 /* s[0..e) without leading and trailing spaces, into args. */
 static void set_args(struct mc_text_req *r, const char *s, const char *e)
@@ -222,7 +235,7 @@ static enum parse_status parse_retrieval(struct mc_text_req *r,
             s++;
         t.n = (size_t)(s - t.s);
         if (t.n == 0)
-            return invalid(r, ERR_ERROR);
+            return invalid(r, ERR_FORMAT);
         if (!parse_i64(&t, &r->exptime))
             return invalid(r, ERR_EXPTIME);
         while (s < e && *s == ' ')
@@ -230,8 +243,8 @@ static enum parse_status parse_retrieval(struct mc_text_req *r,
     }
     while (e > s && e[-1] == ' ')
         e--;
-    if (s == e && !touch)
-        return invalid(r, ERR_ERROR);
+    if (s == e)
+        return invalid(r, ERR_FORMAT);
 
     unsigned nkeys = 0;
     size_t klen = 0;
@@ -260,17 +273,18 @@ static enum parse_status parse_storage(struct mc_text_req *r,
     const struct mc_tok *t = l->t;
     size_t n = l->n;
     bool cas = r->cmd == MC_CAS;
-    int64_t vlen;
+    int64_t vlen = -1;
 
-    r->noreply = tok_noreply(&t[n - 1]);
-    if (parse_i64(&t[3], &vlen) && vlen >= 0 && vlen <= MC_VLEN_MAX)
-        r->vlen = (uint32_t)vlen;
-    else
-        vlen = -1;
+    /* memcached reads <bytes> first: without it nothing else counts */
+    if (n < 4 || !parse_i64(&t[3], &vlen) || vlen < 0 || vlen > MC_VLEN_MAX)
+        return invalid(r, ERR_FORMAT);
+    r->vlen = (uint32_t)vlen;
+    r->has_data = true;
+    r->noreply = tok_noreply(&l->last);
     r->key = t[0].s;
     r->nkey = t[0].n;
-    if (!key_ok(&t[0]) || !parse_u32(&t[1], &r->flags) ||
-        !parse_i64(&t[2], &r->exptime) || vlen < 0 ||
+    if (n < (cas ? 5u : 4u) || !key_ok(&t[0]) || !parse_u32(&t[1], &r->flags) ||
+        !parse_i64(&t[2], &r->exptime) ||
         (cas && !parse_u64(&t[4], UINT64_MAX, &r->cas)))
         return invalid(r, ERR_FORMAT);
     return PARSE_OK;
@@ -293,8 +307,8 @@ static enum parse_status parse_delete(struct mc_text_req *r,
 
     if (n > 1) {
         bool zero = tok_is(&t[1], "0", 1);
-        r->noreply = tok_noreply(&t[n - 1]);
-        if (!(n == 2 ? (zero || r->noreply) : (zero && r->noreply)))
+        r->noreply = tok_noreply(&l->last);
+        if (n > 3 || !(n == 2 ? (zero || r->noreply) : (zero && r->noreply)))
             return invalid(r, ERR_DELETE);
     }
     if (!take_key(r, &t[0]))
@@ -306,9 +320,8 @@ static enum parse_status parse_delete(struct mc_text_req *r,
 static enum parse_status parse_arith(struct mc_text_req *r, const struct mc_line *l)
 {
     const struct mc_tok *t = l->t;
-    size_t n = l->n;
 
-    r->noreply = tok_noreply(&t[n - 1]);
+    r->noreply = tok_noreply(&l->last);
     if (!take_key(r, &t[0]))
         return invalid(r, ERR_FORMAT);
     if (!parse_u64(&t[1], UINT64_MAX, &r->delta))
@@ -320,9 +333,8 @@ static enum parse_status parse_arith(struct mc_text_req *r, const struct mc_line
 static enum parse_status parse_touch(struct mc_text_req *r, const struct mc_line *l)
 {
     const struct mc_tok *t = l->t;
-    size_t n = l->n;
 
-    r->noreply = tok_noreply(&t[n - 1]);
+    r->noreply = tok_noreply(&l->last);
     if (!take_key(r, &t[0]))
         return invalid(r, ERR_FORMAT);
     if (!parse_i64(&t[1], &r->exptime))
@@ -337,8 +349,7 @@ static enum parse_status parse_flush_all(struct mc_text_req *r,
     const struct mc_tok *t = l->t;
     size_t n = l->n;
 
-    if (n > 0)
-        r->noreply = tok_noreply(&t[n - 1]);
+    r->noreply = n > 0 && tok_noreply(&l->last);
     if (n > (r->noreply ? 1u : 0u) && !parse_i64(&t[0], &r->delay))
         return invalid(r, ERR_EXPTIME);
     return PARSE_OK;
@@ -349,9 +360,8 @@ static enum parse_status parse_verbosity(struct mc_text_req *r,
                                          const struct mc_line *l)
 {
     const struct mc_tok *t = l->t;
-    size_t n = l->n;
 
-    r->noreply = tok_noreply(&t[n - 1]);
+    r->noreply = tok_noreply(&l->last);
     if (!parse_u32(&t[0], &r->level))
         return invalid(r, ERR_FORMAT);
     return PARSE_OK;
@@ -383,7 +393,7 @@ static enum parse_status parse_meta(struct mc_text_req *r, const struct mc_line 
     while (s < e && *s != ' ')
         s++;
     if (s == k)
-        return invalid(r, r->cmd == MC_META_DEBUG ? ERR_FORMAT : ERR_ERROR);
+        return invalid(r, ERR_FORMAT);
     r->key = k;
     r->nkey = (size_t)(s - k);
     set_args(r, s, e);
@@ -490,7 +500,8 @@ enum parse_status mc_text_parse(struct mc_text_req *r, const char *p, size_t n,
         s++;
     r->cmd = s > c ? lookup(c, (size_t)(s - c)) : MC_NONE;
     if (r->cmd == MC_NONE) {
-        r->error = ERR_ERROR;
+        /* memcached 1.6.45 refuses a line this short before looking it up */
+        r->error = e - p < 2 ? ERR_FORMAT : ERR_ERROR;
         return PARSE_UNKNOWN;
     }
     const struct mc_cmd_row *row = &mc_cmds[r->cmd];
@@ -499,9 +510,9 @@ enum parse_status mc_text_parse(struct mc_text_req *r, const char *p, size_t n,
     l.e = e;
     l.n = 0;
     if (row->max_args > 0) {
-        l.n = tokenize(s, e, l.t, MC_TOK_MAX);
-        if (l.n < row->min_args || l.n > row->max_args)
-            return invalid(r, ERR_ERROR);
+        l.n = tokenize(s, e, l.t, MC_TOK_MAX, &l.last);
+        if (l.n < row->min_args && row->parse != parse_storage)
+            return invalid(r, ERR_FORMAT);
     }
     return row->parse(r, &l);
 }

@@ -54,6 +54,8 @@ struct mc_text_req {
     int64_t delay;          /* flush_all: seconds (0 if none given) */
     uint32_t level;         /* verbosity */
     bool noreply;
+    bool has_data;          /* storage: vlen was valid, so a data block follows
+                               even when the line is refused */
     const char *args;       /* stats/shutdown/meta: the rest of the line after
                                cmd (and key), trimmed of spaces; args_len 0
                                when there is none */
@@ -72,22 +74,24 @@ struct mc_text_req {
  *   r->error is NULL. gat/gats with an exptime but no key is PARSE_OK with
  *   nkeys 0 (memcached 1.6 answers "END").
  * PARSE_AGAIN: no complete line yet (and the limit is not reached); *used 0.
- * PARSE_UNKNOWN: empty line or a command we do not know; r->error "ERROR";
- *   *used set.
+ * PARSE_UNKNOWN: empty line or a command we do not know; r->error "ERROR"
+ *   ("CLIENT_ERROR bad command line format" for a line of under two bytes,
+ *   as memcached 1.6.45); *used set.
  * PARSE_INVALID: known command with a bad line; r->cmd and r->error set,
- *   *used set. r->error is the exact line memcached 1.6 sends:
- *   - "ERROR" when the token count is wrong for the command (as memcached);
- *   - "CLIENT_ERROR bad command line format" for a bad key (empty, > 250
- *     bytes, control character) or a bad number in a storage/verbosity line;
+ *   *used set. r->error is the exact line memcached 1.6.45 sends:
+ *   - "CLIENT_ERROR bad command line format" for too few tokens, a bad key
+ *     (empty, > 250 bytes, control character) or a bad number in a
+ *     storage/verbosity line;
  *   - "CLIENT_ERROR invalid exptime argument" (touch, gat/gats, flush_all);
  *   - "CLIENT_ERROR invalid numeric delta argument" (incr/decr);
- *   - "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]".
- *   r->noreply is set when the token count was right and the last token is
- *   "noreply": memcached 1.6 then sends no error line at all.
- *   Storage commands: when the <bytes> token was a valid length, r->vlen holds
- *   it (else 0). memcached 1.6.18 does NOT swallow the data block after a bad
- *   storage line (its data is then parsed as a command); a caller that wants
- *   to mirror it ignores r->vlen, one that prefers safety skips vlen + 2.
+ *   - "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"
+ *     (delete with extra tokens other than the legacy "0": 1.6.18's rule).
+ *   Tokens past the ones a command takes are ignored. r->noreply is set when
+ *   the last token is "noreply" (and the line got as far as memcached's own
+ *   check of it): the error line is then not sent.
+ *   Storage commands: when the <bytes> token was a valid length, r->has_data
+ *   is set and r->vlen holds it: the data block follows and the caller skips
+ *   vlen + 2 bytes, as memcached 1.6.45 does.
  * PARSE_TOO_LONG: no newline within the limit for this command; r->error
  *   "CLIENT_ERROR line too long"; *used 0. The caller answers and closes
  *   (memcached 1.6.18 closes without a reply).

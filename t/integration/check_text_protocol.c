@@ -201,8 +201,17 @@ static void must_error_then_version(int fd, const char *req, size_t reqlen,
                   first_line, esc, closed ? " (then the connection closed)"
                                           : "");
     const char *p = buf + fl;
-    while (strncmp(p, "ERROR\r\n", 7) == 0)
-        p += 7;
+    /* the leftover bytes parse as lines: ERROR, or for a line under two
+     * bytes the format error (memcached 1.6.45 answers the same) */
+    static const char fmt_err[] = "CLIENT_ERROR bad command line format\r\n";
+    for (;;) {
+        if (strncmp(p, "ERROR\r\n", 7) == 0)
+            p += 7;
+        else if (strncmp(p, fmt_err, sizeof fmt_err - 1) == 0)
+            p += sizeof fmt_err - 1;
+        else
+            break;
+    }
     ck_assert_msg(strncmp(p, "VERSION ", 8) == 0 &&
                       strstr(p, "\r\n") == buf + n - 2,
                   "after \"%s\" expected only ERROR lines and then the "
@@ -729,13 +738,21 @@ START_TEST(test_key_of_251_bytes_is_bad_command_line_format)
 }
 END_TEST
 
+/* As memcached 1.6.45: a refused line whose <bytes> is valid still has its
+ * data block, which is skipped; without a valid <bytes> there is none. */
 START_TEST(test_malformed_storage_line_is_bad_command_line_format)
 {
-    KH_EXPECT(g_fd, "set a notanumber 0 1\r\n",
+    KH_EXPECT(g_fd, "set a notanumber 0 1\r\nx\r\n",
+              "CLIENT_ERROR bad command line format\r\n");
+    KH_EXPECT(g_fd, "cas a 0 0 5\r\nget a\r\n",
               "CLIENT_ERROR bad command line format\r\n");
     KH_EXPECT(g_fd, "set a 0 0 -1\r\n",
               "CLIENT_ERROR bad command line format\r\n");
-    KH_EXPECT(g_fd, "set a 0 0 1\r\nx\r\n", "STORED\r\n");
+    KH_EXPECT(g_fd, "set a 0 0\r\n", "CLIENT_ERROR bad command line format\r\n");
+    KH_EXPECT(g_fd, "set a x 0 1 noreply\r\nx\r\nmn\r\n", "MN\r\n");
+    KH_EXPECT(g_fd, "set a 0 0 1 junk noreply\r\nx\r\nmn\r\n", "MN\r\n");
+    KH_EXPECT(g_fd, "get a\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n");
+    KH_EXPECT(g_fd, "set a 0 0 1\r\ny\r\n", "STORED\r\n");
 }
 END_TEST
 
