@@ -417,6 +417,8 @@ static enum proc_result text_process(struct conn *c)
             r.error = "ERROR";
         }
         if (ps == PARSE_UNKNOWN) {
+            if (r.http)
+                return PROC_CLOSE;   /* no reply to a browser, as memcached */
             reply_line(c, r.error);
             continue;
         }

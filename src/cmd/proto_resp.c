@@ -451,6 +451,16 @@ static bool keys_fit(const struct resp_cmd *cmd, int argc, const struct resp_arg
     return true;
 }
 
+/* An HTTP request (a browser tricked into posting to a cache port): its
+ * request line ends in HTTP/x, its headers start "Host:". As memcached and
+ * Redis do, such a connection is closed without a reply. */
+static bool looks_like_http(int argc, const struct resp_arg *argv)
+{
+    const struct resp_arg *last = &argv[argc - 1];
+    return (argc > 1 && last->len >= 5 && memcmp(last->ptr, "HTTP/", 5) == 0) ||
+           rs_arg_is(&argv[0], "host:") || rs_arg_is(&argv[0], "post");
+}
+
 /* The command for a request, or NULL after replying why it cannot run. */
 static const struct resp_cmd *check_call(struct conn *c, int argc, const struct resp_arg *argv)
 {
@@ -568,7 +578,9 @@ static enum proc_result resp_process(struct conn *c)
         if (ps != PARSE_OK)
             return protocol_error(c, r.error);
         enum proc_result res = PROC_MORE;
-        if (r.argc > 0)
+        if (r.argc > 0 && r.is_inline && looks_like_http((int)r.argc, r.argv))
+            res = PROC_CLOSE;
+        else if (r.argc > 0)
             res = dispatch(c, (int)r.argc, r.argv);
         conn_consume(c, used);
         if (rc->argv != NULL) {

@@ -502,6 +502,9 @@ enum parse_status mc_text_parse(struct mc_text_req *r, const char *p, size_t n,
     if (r->cmd == MC_NONE) {
         /* memcached 1.6.45 refuses a line this short before looking it up */
         r->error = e - p < 2 ? ERR_FORMAT : ERR_ERROR;
+        struct mc_tok last;
+        r->http = tokenize(s, e, NULL, 0, &last) > 0 && last.n >= 5 &&
+                  memcmp(last.s, "HTTP/", 5) == 0;
         return PARSE_UNKNOWN;
     }
     const struct mc_cmd_row *row = &mc_cmds[r->cmd];

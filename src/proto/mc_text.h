@@ -56,6 +56,9 @@ struct mc_text_req {
     bool noreply;
     bool has_data;          /* storage: vlen was valid, so a data block follows
                                even when the line is refused */
+    bool http;              /* unknown command ending in "HTTP/...": an HTTP
+                               request line, which memcached answers by
+                               closing the connection */
     const char *args;       /* stats/shutdown/meta: the rest of the line after
                                cmd (and key), trimmed of spaces; args_len 0
                                when there is none */

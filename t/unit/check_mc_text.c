@@ -639,6 +639,16 @@ START_TEST(test_unknown_commands_and_empty_lines_are_error)
     expect_unknown_err("g\r\n", E_FORMAT);
     expect_unknown("getsx a\r\n");
     expect_unknown("flush\r\n");
+    {
+        /* an HTTP request line: the caller closes the connection */
+        struct mc_text_req r;
+        ck_assert_int_eq(parse_str(&r, "xget / HTTP/1.1\r\n"), PARSE_UNKNOWN);
+        ck_assert(r.http);
+        ck_assert_int_eq(parse_str(&r, "foo HTTP\r\n"), PARSE_UNKNOWN);
+        ck_assert(!r.http);
+        ck_assert_int_eq(parse_str(&r, "HTTP/1.1\r\n"), PARSE_UNKNOWN);
+        ck_assert(!r.http);
+    }
 }
 END_TEST
 
