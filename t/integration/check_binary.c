@@ -1066,15 +1066,9 @@ END_TEST
 
 /* ---- suite ---- */
 
-struct group {
-    const char *name;
-    bool own_server;
-    const TTest *tests[24];
-};
-
-static Suite *binary_suite(void)
+int main(void)
 {
-    const struct group groups[] = {
+    const struct kh_group groups[] = {
         {"opcodes", false, {test_noop_and_version_echo_opaque,
             test_set_get_getk_return_flags_value_cas,
             test_get_miss_not_found_getk_miss_names_key, test_quiet_gets_pipeline_ended_by_noop,
@@ -1097,29 +1091,10 @@ static Suite *binary_suite(void)
         {"cross_protocol", false, {test_text_item_reads_back_through_binary,
             test_binary_item_reads_back_through_text, NULL}},
     };
-    Suite *s = suite_create("binary_protocol");
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        if (groups[g].own_server) {
-            tcase_add_checked_fixture(tc, own_server_setup, own_server_teardown);
-        } else {
-            tcase_add_unchecked_fixture(tc, server_start, server_stop);
-            tcase_add_checked_fixture(tc, conn_open_empty, conn_close);
-        }
-        tcase_set_timeout(tc, 30);
-        for (int i = 0; groups[g].tests[i] != NULL; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
+    static const struct kh_fixtures fixtures = {
+        server_start, server_stop, conn_open_empty, conn_close,
+        own_server_setup, own_server_teardown, 30,
+    };
     kh_server_bin(); /* fail early without KIOKU_BIN */
-    SRunner *sr = srunner_create(binary_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kh_run_suite(kh_group_suite("binary_protocol", groups, sizeof groups / sizeof groups[0], &fixtures));
 }

@@ -849,14 +849,9 @@ END_TEST
 
 /* ---- suite ---- */
 
-static Suite *meta_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("meta");
-    struct {
-        const char *name;
-        bool own;
-        const TTest *tests[16];
-    } groups[] = {
+    const struct kh_group groups[] = {
         { "mg", false, { test_mn_answers_MN, test_mg_miss_is_EN_with_k_and_O_only,
                   test_mg_q_hides_miss_but_not_hit, test_mg_returns_flags_in_request_order,
                   test_mg_t_reports_remaining_ttl, test_mg_T_updates_ttl,
@@ -889,27 +884,9 @@ static Suite *meta_suite(void)
                            test_md_x_keeps_an_empty_item, test_md_I_with_E_sets_cas,
                            test_ma_C_E_T_c_t, NULL } },
     };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        if (groups[g].own) {
-            tcase_add_checked_fixture(tc, own_server_setup, own_server_teardown);
-        } else {
-            tcase_add_unchecked_fixture(tc, server_start, server_stop);
-            tcase_add_checked_fixture(tc, conn_open_empty, conn_close);
-        }
-        tcase_set_timeout(tc, 60);
-        for (size_t i = 0; groups[g].tests[i] != NULL; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(meta_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    static const struct kh_fixtures fixtures = {
+        server_start, server_stop, conn_open_empty, conn_close,
+        own_server_setup, own_server_teardown, 60,
+    };
+    return kh_run_suite(kh_group_suite("meta", groups, sizeof groups / sizeof groups[0], &fixtures));
 }

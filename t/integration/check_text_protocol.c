@@ -1133,15 +1133,9 @@ START_TEST(test_stats_reset_answers_reset_and_zeroes_counters)
 }
 END_TEST
 
-struct group {
-    const char *name;
-    bool own_server; /* a fresh server per test instead of one per TCase */
-    const TTest *tests[16];
-};
-
-static Suite *text_protocol_suite(void)
+int main(void)
 {
-    const struct group groups[] = {
+    const struct kh_group groups[] = {
         { "retrieval", false,
           { test_get_hit_returns_value_flags_and_end,
             test_get_miss_returns_only_end,
@@ -1203,30 +1197,10 @@ static Suite *text_protocol_suite(void)
             test_stats_subcommands_end_with_end,
             test_stats_reset_answers_reset_and_zeroes_counters, NULL } },
     };
-    Suite *s = suite_create("text_protocol");
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        if (groups[g].own_server) {
-            tcase_add_checked_fixture(tc, own_server_setup,
-                                      own_server_teardown);
-        } else {
-            tcase_add_unchecked_fixture(tc, server_start, server_stop);
-            tcase_add_checked_fixture(tc, conn_open_empty, conn_close);
-        }
-        tcase_set_timeout(tc, 30);
-        for (int i = 0; groups[g].tests[i] != NULL; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
+    static const struct kh_fixtures fixtures = {
+        server_start, server_stop, conn_open_empty, conn_close,
+        own_server_setup, own_server_teardown, 30,
+    };
     kh_server_bin(); /* fail early without KIOKU_BIN */
-    SRunner *sr = srunner_create(text_protocol_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kh_run_suite(kh_group_suite("text_protocol", groups, sizeof groups / sizeof groups[0], &fixtures));
 }

@@ -866,3 +866,32 @@ memcached_st *kh_memc_create(int port)
     memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SND_TIMEOUT, ms * 1000);
     return m;
 }
+
+Suite *kh_group_suite(const char *name, const struct kh_group *groups, size_t ngroups,
+                      const struct kh_fixtures *f)
+{
+    Suite *s = suite_create(name);
+    for (size_t g = 0; g < ngroups; g++) {
+        TCase *tc = tcase_create(groups[g].name);
+        if (groups[g].own_server) {
+            tcase_add_checked_fixture(tc, f->own_setup, f->own_teardown);
+        } else {
+            tcase_add_unchecked_fixture(tc, f->server_start, f->server_stop);
+            tcase_add_checked_fixture(tc, f->conn_open, f->conn_close);
+        }
+        tcase_set_timeout(tc, f->timeout_s);
+        for (size_t i = 0; groups[g].tests[i] != NULL; i++)
+            tcase_add_test(tc, groups[g].tests[i]);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int kh_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

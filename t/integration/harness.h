@@ -167,4 +167,28 @@ memcached_st *kh_memc_create(int port);
         ck_assert_msg(kh_ok_, "%s", kh_why_);                                 \
     } while (0)
 
+/* ---- suites of test groups ---- */
+
+/* Tests that share a fixture: own_server false runs one server for the
+ * group and gives each test a fresh connection to it; true starts a server
+ * per test (for tests that change server-wide state or options). */
+struct kh_group {
+    const char *name;
+    bool own_server;
+    const TTest *tests[32];   /* NULL-terminated */
+};
+
+struct kh_fixtures {
+    SFun server_start, server_stop;   /* unchecked: once per shared group */
+    SFun conn_open, conn_close;       /* checked: around each shared test */
+    SFun own_setup, own_teardown;     /* checked: around each own-server test */
+    int timeout_s;
+};
+
+/* A suite named name with one TCase per group. */
+Suite *kh_group_suite(const char *name, const struct kh_group *groups, size_t ngroups,
+                      const struct kh_fixtures *f);
+/* Run a suite; the process exit status (0 when every test passed). */
+int kh_run_suite(Suite *s);
+
 #endif /* KIOKU_T_INTEGRATION_HARNESS_H */
