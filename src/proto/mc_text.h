@@ -23,8 +23,9 @@
 #include "proto/parse.h"
 
 #define MC_TEXT_KEY_MAX 250
-/* Longest command line other than a retrieval's key list. */
-#define MC_TEXT_LINE_MAX 8192
+/* Longest command line other than a retrieval's key list: memcached's 2048
+ * (it closes a connection that sends more without a newline). */
+#define MC_TEXT_LINE_MAX 2048
 /* Longest get/gets/gat/gats line (about 1000 keys of 250 bytes). */
 #define MC_TEXT_KEYS_LINE_MAX (256 * 1024)
 

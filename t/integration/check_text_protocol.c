@@ -664,6 +664,34 @@ START_TEST(test_quit_closes_the_connection_without_reply)
 }
 END_TEST
 
+/* As memcached: a line with no newline in its first 2048 bytes is junk
+ * unless it is a key list (get/gets); kioku says why, then closes. */
+START_TEST(test_line_without_newline_in_2048_bytes_closes)
+{
+    static char req[2200];
+    int n = snprintf(req, sizeof req, "incr ");
+    memset(req + n, ' ', 2048);
+    n += 2048;
+    n += snprintf(req + n, sizeof req - (size_t)n, " manyspaces 1");
+    int fd = kh_connect(g_srv.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(kh_send_all(fd, req, (size_t)n), 0);
+    char buf[256];
+    bool closed = false;
+    size_t got = kh_read_until(fd, buf, sizeof buf - 1, "\r\n", kh_scale_ms(KH_IO_TIMEOUT_MS), &closed);
+    buf[got] = '\0';
+    ck_assert_str_eq(buf, "CLIENT_ERROR line too long\r\n");
+    ck_assert(kh_wait_closed(fd, kh_scale_ms(5000)));
+    close(fd);
+    /* a get with as many spaces is a key list and is fine */
+    n = snprintf(req, sizeof req, "get ");
+    memset(req + n, ' ', 2048);
+    n += 2048;
+    n += snprintf(req + n, sizeof req - (size_t)n, " manyspaces\r\n");
+    KH_EXPECT_N(g_fd, req, (size_t)n, "END\r\n", 5);
+}
+END_TEST
+
 START_TEST(test_unknown_command_answers_error)
 {
     KH_EXPECT(g_fd, "bogus\r\n", "ERROR\r\n");
@@ -1172,7 +1200,7 @@ int main(void)
         { "misc", false,
           { test_version_answers_one_version_line, test_verbosity_answers_ok,
             test_quit_closes_the_connection_without_reply,
-            test_unknown_command_answers_error,
+            test_unknown_command_answers_error, test_line_without_newline_in_2048_bytes_closes,
             test_noreply_suppresses_every_reply_but_applies_the_command,
             NULL } },
         { "errors", false,
