@@ -7,6 +7,7 @@
 #include "cmd/cmd_stats.h"
 
 #include <event2/event.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "config/settings.h"
 #include "config/version.h"
 #include "core/conn.h"
+#include "core/listener.h"
 #include "core/worker.h"
 #include "stats/stats.h"
 #include "storage/storage.h"
@@ -99,6 +101,11 @@ static void stats_general(struct stat_sink *out)
     stat_u64(out, "evicted_active", ss.evicted_active);
     stat_u64(out, "evictions", ss.evictions);
     stat_u64(out, "reclaimed", ss.reclaimed);
+    stat_u64(out, "lrutail_reflocked", ss.lrutail_reflocked);
+    struct listener_stats ls;
+    listener_stats(&ls);
+    stat_u64(out, "listen_disabled_num", ls.disabled_num);
+    stat_u64(out, "time_in_listen_disabled_us", ls.disabled_us);
     stat_u64(out, "total_malloced", ss.total_malloced);
 }
 
@@ -131,6 +138,20 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "hash_algorithm", "%s", "xxh3");
     stat_u64(out, "resp_port", (uint64_t)s->resp_port);
     stat_fmt(out, "prealloc", "%s", s->storage.prealloc ? "yes" : "no");
+    /* memcached features kioku does not have, reported as off so that
+     * monitoring skips what depends on them */
+    stat_fmt(out, "auth_enabled_sasl", "%s", "no");
+    stat_fmt(out, "auth_enabled_ascii", "%s", "no");
+    stat_fmt(out, "detail_enabled", "%s", "no");
+    stat_fmt(out, "lru_crawler", "%s", "no");
+    stat_fmt(out, "lru_maintainer_thread", "%s", "no");
+    stat_fmt(out, "lru_segmented", "%s", "no");
+    stat_fmt(out, "slab_reassign", "%s", "no");
+    stat_u64(out, "slab_automove", 0);
+    stat_fmt(out, "temp_lru", "%s", "no");
+    stat_fmt(out, "track_sizes", "%s", "no");
+    stat_u64(out, "idle_timeout", 0);
+    stat_u64(out, "client_flags_size", 4);
 }
 
 static void stats_items(struct stat_sink *out)
@@ -259,8 +280,74 @@ static void text_pair(void *arg, const char *name, const char *value)
     conn_out_commit(c, (size_t)n);
 }
 
+/* ---- stats cachedump <class> <limit> (text protocol only, as memcached) ---- */
+
+#define CACHEDUMP_MAX_BYTES (2 * 1024 * 1024)   /* memcached's cap on one dump */
+
+struct dump_out {
+    struct conn *c;
+    unsigned long limit, count;   /* limit 0: all */
+    size_t bytes;
+};
+
+static bool dump_line(void *arg, const struct storage_dump_entry *e)
+{
+    struct dump_out *d = arg;
+    size_t cap = e->nkey + 64;
+    char *p = conn_out_reserve(d->c, cap);
+    if (p == NULL)
+        return false;
+    /* memcached's format: size in bytes, expiry as a unix time (0: never) */
+    int n = snprintf(p, cap, "ITEM %.*s [%u b; %lld s]\r\n", (int)e->nkey, e->key, e->nbytes,
+                     (long long)(e->exptime / 1000));
+    conn_out_commit(d->c, (size_t)n);
+    d->bytes += (size_t)n;
+    return (d->limit == 0 || ++d->count < d->limit) && d->bytes < CACHEDUMP_MAX_BYTES;
+}
+
+/* A decimal token at *s (after spaces); false if there is none. */
+static bool take_ulong(const char **s, const char *end, unsigned long *out)
+{
+    const char *p = *s;
+    while (p < end && *p == ' ')
+        p++;
+    const char *b = p;
+    unsigned long v = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        if (v > (ULONG_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    if (p == b || (p < end && *p != ' '))
+        return false;
+    *s = p;
+    *out = v;
+    return true;
+}
+
+static void stats_cachedump(struct conn *c, const char *args, size_t len)
+{
+    const char *s = args, *end = args + len;
+    unsigned long id, limit;
+    if (!take_ulong(&s, end, &id) || !take_ulong(&s, end, &limit)) {
+        CONN_OUT_LIT(c, "CLIENT_ERROR bad command line\r\n");
+        return;
+    }
+    if (id > STORAGE_CLASS_MAX) {
+        CONN_OUT_LIT(c, "CLIENT_ERROR Illegal slab id\r\n");
+        return;
+    }
+    struct dump_out d = {c, limit, 0, 0};
+    storage_class_dump((unsigned)id, dump_line, &d);
+    CONN_OUT_LIT(c, "END\r\n");
+}
+
 void cmd_stats_text(struct conn *c, const char *args, size_t len)
 {
+    if (len >= 9 && memcmp(args, "cachedump", 9) == 0 && (len == 9 || args[9] == ' ')) {
+        stats_cachedump(c, args + 9, len - 9);
+        return;
+    }
     switch (cmd_stats_pairs(args, len, c->now, text_pair, c)) {
     case CMD_STATS_LISTED:
         CONN_OUT_LIT(c, "END\r\n");

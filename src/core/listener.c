@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/settings.h"
@@ -63,6 +64,23 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd,
     worker_dispatch(fd, slot->kind, sa, (socklen_t)salen);
 }
 
+/* Written by the acceptor thread, read by `stats` in workers. */
+static uint64_t disabled_num, disabled_us;
+static int64_t disabled_since_us;   /* acceptor thread only */
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void listener_stats(struct listener_stats *out)
+{
+    out->disabled_num = __atomic_load_n(&disabled_num, __ATOMIC_RELAXED);
+    out->disabled_us = __atomic_load_n(&disabled_us, __ATOMIC_RELAXED);
+}
+
 static void resume_accept(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -70,6 +88,7 @@ static void resume_accept(evutil_socket_t fd, short what, void *arg)
     (void)arg;
     for (int i = 0; i < nslots; i++)
         evconnlistener_enable(slots[i].lev);
+    __atomic_add_fetch(&disabled_us, (uint64_t)(mono_us() - disabled_since_us), __ATOMIC_RELAXED);
 }
 
 static void on_accept_error(struct evconnlistener *lev, void *arg)
@@ -80,6 +99,10 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         /* Out of descriptors: stop accepting for a moment, don't spin. */
         struct timeval tv = {0, 100 * 1000};
+        if (!evtimer_pending(resume_ev, NULL)) {
+            disabled_since_us = mono_us();
+            __atomic_add_fetch(&disabled_num, 1, __ATOMIC_RELAXED);
+        }
         for (int i = 0; i < nslots; i++)
             evconnlistener_disable(slots[i].lev);
         event_add(resume_ev, &tv);

@@ -8,6 +8,7 @@
 #define KIOKU_LISTENER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct settings;
 
@@ -17,5 +18,13 @@ int listener_setup(const struct settings *s, char *err, size_t errlen);
 void listener_run(void);
 /* Close all listening sockets (no new connections after this). */
 void listener_teardown(void);
+
+/* memcached's listen_disabled_num / time_in_listen_disabled_us: how often
+ * and how long accepting paused because descriptors ran out. */
+struct listener_stats {
+    uint64_t disabled_num;
+    uint64_t disabled_us;
+};
+void listener_stats(struct listener_stats *out);
 
 #endif

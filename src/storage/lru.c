@@ -32,6 +32,7 @@ struct lru {
     uint64_t outofmemory;
     uint64_t reclaimed;
     uint64_t expired_unfetched;
+    uint64_t reflocked;         /* tail items skipped because a reader held them */
 } __attribute__((aligned(64)));
 
 /* Module state, initialised by lru_setup(). */
@@ -106,6 +107,16 @@ void lru_unlink(struct item *it)
 void lru_unlink_locked(struct item *it)
 {
     do_unlink(&lrus[lru_class_of(it)], it);
+}
+
+void lru_walk(unsigned id, bool (*visit)(void *arg, const struct item *it), void *arg)
+{
+    struct lru *l = &lrus[id];
+
+    pthread_mutex_lock(&l->lock);
+    for (const struct item *it = l->head; it != NULL && visit(arg, it); it = it->next) {
+    }
+    pthread_mutex_unlock(&l->lock);
 }
 
 static uint64_t refs(struct item *it)
@@ -193,7 +204,7 @@ int lru_pull_tail(unsigned id, int64_t now, bool can_evict, void **reuse)
         }
         keep = reuse != NULL && !item_is_chunked(it);
         if (refs(it) > 1) {
-            /* in use by a reader */
+            l->reflocked++;   /* in use by a reader: never evicted */
         } else if (do_item_is_dead(it, hv, now)) {
             if (reclaim(l, it, hv, keep))
                 *reuse = it;
@@ -278,6 +289,7 @@ void lru_totals(struct storage_stats *out)
         out->expired_unfetched += l->expired_unfetched;
         out->reclaimed += l->reclaimed;
         out->outofmemory += l->outofmemory;
+        out->lrutail_reflocked += l->reflocked;
         pthread_mutex_unlock(&l->lock);
     }
 }
@@ -289,7 +301,7 @@ void lru_stats_reset(void)
         pthread_mutex_lock(&l->lock);
         l->evicted = l->evicted_nonzero = l->evicted_time = 0;
         l->evicted_unfetched = l->evicted_active = l->outofmemory = 0;
-        l->reclaimed = l->expired_unfetched = 0;
+        l->reclaimed = l->expired_unfetched = l->reflocked = 0;
         pthread_mutex_unlock(&l->lock);
     }
 }

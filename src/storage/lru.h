@@ -51,6 +51,10 @@ int lru_pull_tail(unsigned id, int64_t now, bool evict, void **reuse);
 /* Count an allocation that failed in class id. */
 void lru_note_oom(unsigned id);
 
+/* Visit class id's items newest first, under its LRU lock (so briefly),
+ * until visit returns false. */
+void lru_walk(unsigned id, bool (*visit)(void *arg, const struct item *it), void *arg);
+
 /* Item part of a class's stats; and the totals over all classes. */
 void lru_class_stats(unsigned id, int64_t now, struct storage_class_stats *out);
 void lru_totals(struct storage_stats *out);

@@ -156,3 +156,24 @@ void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *o
     slab_class_stats(id, out);
     lru_class_stats(id, now, out);
 }
+
+struct dump_walk {
+    bool (*visit)(void *arg, const struct storage_dump_entry *e);
+    void *arg;
+};
+
+static bool dump_one(void *arg, const struct item *it)
+{
+    const struct dump_walk *w = arg;
+    struct storage_dump_entry e = {item_key(it), it->nkey, it->nbytes,
+                                   __atomic_load_n(&it->exptime, __ATOMIC_RELAXED)};
+    return w->visit(w->arg, &e);
+}
+
+void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct storage_dump_entry *e),
+                        void *arg)
+{
+    struct dump_walk w = {visit, arg};
+    if (id >= 1 && id <= slab_class_count())
+        lru_walk(id, dump_one, &w);
+}

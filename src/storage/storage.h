@@ -53,6 +53,7 @@ struct storage_stats {
     uint64_t evicted_active;
     uint64_t expired_unfetched;
     uint64_t reclaimed;         /* dead (expired/flushed) items whose memory was reused */
+    uint64_t lrutail_reflocked; /* LRU tail items skipped: a reader held them */
     uint64_t curr_flush_gen;    /* not a memcached stat; number of flush_all run */
     uint64_t limit_maxbytes;
     uint64_t total_malloced;    /* bytes of pages taken */
@@ -101,5 +102,18 @@ struct storage_class_stats {
 unsigned storage_class_count(void);
 /* Fill stats of class id (1..storage_class_count()); now is kioku ms. */
 void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *out);
+
+/* One listed item of storage_class_dump(); exptime is kioku ms, 0 never. */
+struct storage_dump_entry {
+    const char *key;
+    size_t nkey;
+    uint32_t nbytes;
+    int64_t exptime;
+};
+/* memcached's `stats cachedump`: class id's items, most recently linked
+ * first, until visit returns false. Runs under the class's LRU lock, so
+ * visit must be quick and must not call into storage. */
+void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct storage_dump_entry *e),
+                        void *arg);
 
 #endif

@@ -154,9 +154,11 @@ START_TEST(test_item_with_reader_reference_is_not_evicted)
     held = do_item_find(k1, strlen(k1), hv, t0, NULL);   /* a reference, no bump */
     item_unlock(hv);
     ck_assert_ptr_nonnull(held);
+    ck_assert_uint_eq(stats().lrutail_reflocked, 0);
     ck_assert_int_eq(put_at(n, 0, t0), ITEM_STORED);
     ck_assert(present(1, t0));
     ck_assert(!present(2, t0));
+    ck_assert_uint_eq(stats().lrutail_reflocked, 1);   /* memcached's name for the skip */
     item_put(held);
     ck_assert_int_eq(put_at(n + 1, 0, t0), ITEM_STORED);
     ck_assert(!present(1, t0));     /* once released it is the oldest again */
