@@ -258,14 +258,12 @@ static void pause_ms(int ms)
 
 static void server_start(void)
 {
-    ck_assert_msg(kh_server_start(&g_srv, NULL) == 0, "could not start %s", kh_server_bin());
+    kh_server_must_start(&g_srv, NULL);
 }
 
 static void server_stop(void)
 {
-    int st = kh_server_stop(&g_srv, kh_scale_ms(10000));
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "server did not exit with status 0 on SIGTERM (0x%x)", (unsigned)st);
+    kh_server_must_exit_cleanly(&g_srv, kh_scale_ms(10000));
 }
 
 static void conn_open_empty(void)
@@ -298,7 +296,7 @@ static void own_server_teardown(void)
 
 static int start_with(struct kh_server *srv, const char *const *args)
 {
-    ck_assert_msg(kh_server_start(srv, args) == 0, "could not start %s", kh_server_bin());
+    kh_server_must_start(srv, args);
     int fd = kh_connect(srv->port);
     ck_assert_msg(fd >= 0, "could not connect to port %d", srv->port);
     return fd;
@@ -308,9 +306,7 @@ static void stop_with(struct kh_server *srv, int fd)
 {
     close(fd);
     ck_assert_msg(kh_server_alive(srv), "the server died during the test");
-    int st = kh_server_stop(srv, kh_scale_ms(10000));
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "server did not exit with status 0 (0x%x)", (unsigned)st);
+    kh_server_must_exit_cleanly(srv, kh_scale_ms(10000));
 }
 
 /* The server still serves a brand-new client. */

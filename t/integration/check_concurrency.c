@@ -39,19 +39,15 @@ static struct kh_server g_srv;
 static void server_start(void)
 {
     static const char *const args[] = { "-t", "4", "-c", "1024", NULL };
-    ck_assert_msg(kh_server_start(&g_srv, args) == 0, "could not start %s",
-                  kh_server_bin());
+    kh_server_must_start(&g_srv, args);
 }
 
 static void server_stop(void)
 {
     bool alive = kh_server_alive(&g_srv);
-    int st = kh_server_stop(&g_srv, kh_scale_ms(15000));
-    ck_assert_msg(alive, "the server died during the test (0x%x)",
-                  (unsigned)st);
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "server did not exit with status 0 on SIGTERM (0x%x)",
-                  (unsigned)st);
+    kh_server_must_exit_cleanly(&g_srv, kh_scale_ms(15000));
+    ck_assert_msg(alive, "the server died during the test (wait status 0x%x)",
+                  (unsigned)g_srv.status);
 }
 
 struct worker {

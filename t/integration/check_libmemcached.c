@@ -24,8 +24,7 @@ static memcached_st *g_mc;
 
 static void server_start_with(const char *const *args)
 {
-    ck_assert_msg(kh_server_start(&g_srv, args) == 0, "could not start %s",
-                  kh_server_bin());
+    kh_server_must_start(&g_srv, args);
 }
 
 static void server_start(void)
@@ -41,10 +40,7 @@ static void server_start_4m(void)
 
 static void server_stop(void)
 {
-    int st = kh_server_stop(&g_srv, kh_scale_ms(10000));
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "server did not exit with status 0 on SIGTERM (0x%x)",
-                  (unsigned)st);
+    kh_server_must_exit_cleanly(&g_srv, kh_scale_ms(10000));
 }
 
 static void client_open(void)

@@ -29,14 +29,12 @@ static int g_fd = -1;
 
 static void server_start(void)
 {
-    ck_assert_msg(kh_server_start(&g_srv, NULL) == 0, "could not start %s", kh_server_bin());
+    kh_server_must_start(&g_srv, NULL);
 }
 
 static void server_stop(void)
 {
-    int st = kh_server_stop(&g_srv, kh_scale_ms(10000));
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "server did not exit with status 0 on SIGTERM (0x%x)", (unsigned)st);
+    kh_server_must_exit_cleanly(&g_srv, kh_scale_ms(10000));
 }
 
 static void conn_open_empty(void)

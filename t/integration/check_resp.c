@@ -53,7 +53,7 @@ static void start_with(const char *extra1, const char *extra2)
     g_resp_port = free_port();
     snprintf(portstr, sizeof(portstr), "%d", g_resp_port);
     const char *args[] = {"--resp-port", portstr, extra1, extra2, NULL};
-    ck_assert_msg(kh_server_start(&g_srv, args) == 0, "could not start %s", kh_server_bin());
+    kh_server_must_start(&g_srv, args);
 }
 
 static void server_start(void)
@@ -68,9 +68,7 @@ static void server_start_small_table(void)
 
 static void server_stop(void)
 {
-    int st = kh_server_stop(&g_srv, kh_scale_ms(10000));
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "server did not exit with status 0 on SIGTERM (wait status 0x%x)", (unsigned)st);
+    kh_server_must_exit_cleanly(&g_srv, kh_scale_ms(10000));
 }
 
 static redisContext *connect_to(int port)

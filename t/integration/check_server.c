@@ -26,18 +26,14 @@ static struct kh_server g_srv;
 
 static void start(const char *const *args)
 {
-    ck_assert_msg(kh_server_start(&g_srv, args) == 0, "could not start %s",
-                  kh_server_bin());
+    kh_server_must_start(&g_srv, args);
 }
 
 static void stop_expect_clean_exit(void)
 {
     ck_assert_msg(kh_server_alive(&g_srv), "the server died during the test "
                   "(wait status 0x%x)", (unsigned)g_srv.status);
-    int st = kh_server_stop(&g_srv, kh_scale_ms(10000));
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "server did not exit with status 0 on SIGTERM (0x%x)",
-                  (unsigned)st);
+    kh_server_must_exit_cleanly(&g_srv, kh_scale_ms(10000));
 }
 
 /* Safety net for tests that fail before stopping their server. */

@@ -895,3 +895,15 @@ int kh_run_suite(Suite *s)
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+void kh_server_must_start(struct kh_server *srv, const char *const *extra)
+{
+    ck_assert_msg(kh_server_start(srv, extra) == 0, "could not start %s", kh_server_bin());
+}
+
+void kh_server_must_exit_cleanly(struct kh_server *srv, int timeout_ms)
+{
+    int st = kh_server_stop(srv, timeout_ms);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "server did not exit with status 0 on SIGTERM (wait status 0x%x)", (unsigned)st);
+}

@@ -70,6 +70,12 @@ bool kh_server_alive(struct kh_server *srv);
  */
 int kh_server_stop(struct kh_server *srv, int timeout_ms);
 
+/* Check fixtures' forms: start or fail the test; stop with SIGTERM and fail
+ * the test unless the server exits with status 0 (sanitizer reports made at
+ * exit then fail it too). */
+void kh_server_must_start(struct kh_server *srv, const char *const *extra);
+void kh_server_must_exit_cleanly(struct kh_server *srv, int timeout_ms);
+
 /* Wait up to timeout_ms for the server to exit on its own (e.g. after a
  * signal the test sent). Returns the wait status or -1 on timeout. */
 int kh_server_wait_exit(struct kh_server *srv, int timeout_ms);
