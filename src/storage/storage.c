@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "storage/assoc.h"
+#include "storage/evict.h"
 #include "storage/item.h"
 #include "storage/lru.h"
 #include "storage/slab.h"
@@ -36,6 +37,10 @@ void storage_config_default(struct storage_config *cfg)
     cfg->use_cas = true;
     cfg->hashpower = 16;
     cfg->prealloc = false;
+    cfg->policy = EVICT_S3FIFO;
+    cfg->lfu_log_factor = EVICT_LFU_LOG_FACTOR_DEFAULT;
+    cfg->lfu_decay_time = EVICT_LFU_DECAY_TIME_DEFAULT;
+    cfg->samples = EVICT_SAMPLES_DEFAULT;
 }
 
 static int validate(const struct storage_config *cfg, char *errbuf, size_t errlen)
@@ -83,6 +88,11 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
         return -1;
     }
     item_setup_limits(cfg->item_size_max, cfg->evict);
+    evict_set_policy(cfg->evict && cfg->policy < EVICT_NPOLICIES ? (enum evict_policy)cfg->policy
+                                                                 : EVICT_NOEVICTION);
+    evict_set_lfu_log_factor(cfg->lfu_log_factor);
+    evict_set_lfu_decay_time(cfg->lfu_decay_time);
+    evict_set_samples(cfg->samples);
     mem_limit = cfg->mem_limit;
     return 0;
 }

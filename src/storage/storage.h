@@ -30,6 +30,10 @@ struct storage_config {
     bool use_cas;            /* false with -C */
     unsigned hashpower;      /* initial table size is 2^hashpower buckets */
     bool prealloc;           /* -L: take all of mem_limit at set-up */
+    unsigned policy;         /* enum evict_policy (evict.h); -M means noeviction */
+    unsigned lfu_log_factor; /* Redis's lfu-log-factor */
+    unsigned lfu_decay_time; /* Redis's lfu-decay-time, minutes */
+    unsigned samples;        /* Redis's maxmemory-samples */
 };
 
 /* Defaults matching memcached's (64 MiB, 1 MiB, 48, 1.25, evict, cas, 16). */
