@@ -69,25 +69,25 @@ static void reply_line(struct conn *c, const char *line)
 
 static uint64_t visible_cas(const struct item *it)
 {
-    return settings->storage.use_cas ? it->cas : 0;
+    return settings->storage.use_cas ? item_cas(it) : 0;
 }
 
 /* ---- retrieval ---- */
 
 static void out_value(struct conn *c, struct item *it, bool with_cas)
 {
-    char *p = conn_out_reserve(c, 6 + it->nkey + 1 + 10 + 1 + 10 + 1 + 20 + 2);
+    char *p = conn_out_reserve(c, 6 + item_nkey(it) + 1 + 10 + 1 + 10 + 1 + 20 + 2);
     if (p == NULL)
         return;
     size_t n = 0;
     memcpy(p, "VALUE ", 6);
     n += 6;
-    memcpy(p + n, item_key(it), it->nkey);
-    n += it->nkey;
+    memcpy(p + n, item_key(it), item_nkey(it));
+    n += item_nkey(it);
     p[n++] = ' ';
-    n += fmt_u64(p + n, it->flags);
+    n += fmt_u64(p + n, item_flags(it));
     p[n++] = ' ';
-    n += fmt_u64(p + n, it->nbytes);
+    n += fmt_u64(p + n, item_nbytes(it));
     if (with_cas) {
         p[n++] = ' ';
         n += fmt_u64(p + n, visible_cas(it));
@@ -95,7 +95,7 @@ static void out_value(struct conn *c, struct item *it, bool with_cas)
     p[n++] = '\r';
     p[n++] = '\n';
     conn_out_commit(c, n);
-    conn_out_item(c, it, 0, (size_t)it->nbytes + 2);
+    conn_out_item(c, it, 0, (size_t)item_nbytes(it) + 2);
 }
 
 static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
@@ -113,7 +113,7 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
             STAT_INC(c->stats, cmd_touch);
             if (it != NULL) {
                 STAT_INC(c->stats, touch_hits);
-                STAT_SLAB_INC(c->stats, it->clsid, touch_hits);
+                STAT_SLAB_INC(c->stats, item_clsid(it), touch_hits);
             } else {
                 STAT_INC(c->stats, touch_misses);
             }
@@ -121,7 +121,7 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
             STAT_INC(c->stats, cmd_get);
             if (it != NULL) {
                 STAT_INC(c->stats, get_hits);
-                STAT_SLAB_INC(c->stats, it->clsid, get_hits);
+                STAT_SLAB_INC(c->stats, item_clsid(it), get_hits);
             } else {
                 STAT_INC(c->stats, get_misses);
             }
@@ -157,16 +157,16 @@ static enum proc_result store_done(struct conn *c)
     struct text_state *st = state_of(c);
     struct item *it = conn_take_value(c);
     char crlf[2] = {0, 0};
-    item_value_read(it, it->nbytes, crlf, 2);
+    item_value_read(it, item_nbytes(it), crlf, 2);
     if (crlf[0] != '\r' || crlf[1] != '\n') {
         REPLY(c, st->noreply, "CLIENT_ERROR bad data chunk\r\n");
         item_put(it);
         return PROC_MORE;
     }
     enum item_result res = item_store(it, store_op_of(st->cmd), st->cas, c->now, NULL);
-    STAT_SLAB_INC(c->stats, it->clsid, cmd_set);
+    STAT_SLAB_INC(c->stats, item_clsid(it), cmd_set);
     if (st->cmd == MC_CAS)
-        cmd_count_cas_cls(c, res, it->clsid);
+        cmd_count_cas_cls(c, res, item_clsid(it));
     item_put(it);
     switch (res) {
     case ITEM_STORED: REPLY(c, st->noreply, "STORED\r\n"); break;

@@ -167,7 +167,7 @@ void rs_bulk_item(struct conn *c, struct item *it, size_t off, size_t len)
     if (p == NULL)
         return;
     conn_out_commit(c, resp_put_bulk_hdr(p, RESP_HDR_MAX, len));
-    if (off + len == it->nbytes) {
+    if (off + len == item_nbytes(it)) {
         conn_out_item(c, it, off, len + 2);   /* the item's own CRLF */
     } else {
         if (len > 0)

@@ -167,7 +167,7 @@ enum proc_result resp_cmd_expire(struct conn *c, const struct resp_call *call)
     int64_t res = 0;
     item_lock(hv);
     struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    if (it != NULL && expire_allowed(flags, it->exptime, when)) {
+    if (it != NULL && expire_allowed(flags, item_exptime(it), when)) {
         if (when <= c->now)
             do_item_unlink(it, hv);
         else
@@ -189,7 +189,7 @@ enum proc_result resp_cmd_ttl(struct conn *c, const struct resp_call *call)
         rs_int(c, -2);
         return PROC_MORE;
     }
-    int64_t exp = it->exptime, v;
+    int64_t exp = item_exptime(it), v;
     item_put(it);
     if (exp == 0) {
         v = -1;
@@ -210,7 +210,7 @@ enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call)
     int64_t res = 0;
     item_lock(hv);
     struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    if (it != NULL && it->exptime != 0) {
+    if (it != NULL && item_exptime(it) != 0) {
         do_item_set_exptime(it, hv, 0);
         res = 1;
     }
@@ -227,20 +227,20 @@ enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call)
 static struct item *copy_as(struct item *src, const struct resp_arg *key, int64_t now,
                             enum item_alloc_status *st)
 {
-    struct item *it = item_alloc(key->ptr, key->len, src->flags, src->exptime, src->nbytes,
+    struct item *it = item_alloc(key->ptr, key->len, item_flags(src), item_exptime(src), item_nbytes(src),
                                  now, st);
     if (it == NULL)
         return NULL;
     struct iovec iov[8];
     size_t off = 0;
-    while (off < src->nbytes) {
+    while (off < item_nbytes(src)) {
         int cnt = item_value_iov(src, off, iov, 8);
         if (cnt <= 0)
             break;
-        for (int i = 0; i < cnt && off < src->nbytes; i++) {
+        for (int i = 0; i < cnt && off < item_nbytes(src); i++) {
             size_t len = iov[i].iov_len;
-            if (len > src->nbytes - off)
-                len = src->nbytes - off;
+            if (len > item_nbytes(src) - off)
+                len = item_nbytes(src) - off;
             item_value_write(it, off, iov[i].iov_base, len);
             off += len;
         }
@@ -329,7 +329,7 @@ static void kb_add(struct keybuf *kb, const char *key, size_t nkey)
 /* item_scan() callback: runs under the bucket's stripe; copies the key. */
 static void collect_key(struct item *it, void *arg)
 {
-    kb_add(arg, item_key(it), it->nkey);
+    kb_add(arg, item_key(it), item_nkey(it));
 }
 
 struct pattern {
@@ -502,8 +502,8 @@ static void pick_key(struct item *it, void *arg)
     struct pick *pk = arg;
     pk->seen++;
     if (xorshift(&pk->rng) % pk->seen == 0) {
-        memcpy(pk->key, item_key(it), it->nkey);
-        pk->nkey = it->nkey;
+        memcpy(pk->key, item_key(it), item_nkey(it));
+        pk->nkey = item_nkey(it);
     }
 }
 

@@ -35,8 +35,9 @@ struct assoc_stripe {
     uint64_t stale;         /* linked items of an older flush generation */
     uint64_t nexpires;      /* linked current-generation items with an exptime */
     uint32_t flush_gen;     /* bumped by flush_all: items of older ones are dead */
-    struct item **tab;      /* table this stripe inserts into */
-    struct item **old;      /* table still being emptied for it, or NULL */
+    uint32_t stale_base;    /* oldest generation a stale item may still carry */
+    uint32_t *tab;          /* table this stripe inserts into (chunk references) */
+    uint32_t *old;          /* table still being emptied for it, or NULL */
     unsigned power;         /* tab has 2^power buckets */
     unsigned old_power;
 } __attribute__((aligned(64)));

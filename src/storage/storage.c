@@ -1,8 +1,9 @@
 /*
  * Storage set-up, teardown and statistics.
  *
- * Wires the parts together in dependency order (slab, lru, assoc with its
- * maintenance thread, item limits) after validating the configuration, and
+ * Wires the parts together in dependency order (item layout, slab, eviction
+ * with its crawler, assoc with its maintenance thread) after validating the
+ * configuration, and
  * sums the per-stripe and per-class counters when stats are asked for. The
  * sums take each stripe and class lock in turn, never two at once: stats are
  * rare, requests are not.
@@ -15,9 +16,10 @@
 
 #include "storage/assoc.h"
 #include "storage/evict.h"
+#include "storage/evict_int.h"
 #include "storage/item.h"
-#include "storage/lru.h"
 #include "storage/slab.h"
+#include "util/clock.h"
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * 1024)
@@ -41,6 +43,7 @@ void storage_config_default(struct storage_config *cfg)
     cfg->lfu_log_factor = EVICT_LFU_LOG_FACTOR_DEFAULT;
     cfg->lfu_decay_time = EVICT_LFU_DECAY_TIME_DEFAULT;
     cfg->samples = EVICT_SAMPLES_DEFAULT;
+    cfg->crawler = true;
 }
 
 static int validate(const struct storage_config *cfg, char *errbuf, size_t errlen)
@@ -78,16 +81,27 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
 {
     if (validate(cfg, errbuf, errlen) != 0)
         return -1;
-    if (slab_setup(cfg->mem_limit, offsetof(struct item, data) + cfg->chunk_size_min,
+    item_setup_limits(cfg->item_size_max, cfg->use_cas, clock_start_ms());
+    if (slab_setup(cfg->mem_limit, item_header_size() + cfg->chunk_size_min,
                    cfg->growth_factor, cfg->prealloc, errbuf, errlen) != 0)
         return -1;
-    lru_setup();
-    if (assoc_setup(cfg->hashpower, errbuf, errlen) != 0) {
-        lru_teardown();
+    /* One ghost entry per KiB of memory: about one per item of a typical
+     * mix, the size S3-FIFO's ghost wants. */
+    if (evict_setup(cfg->mem_limit / 1024, errbuf, errlen) != 0) {
         slab_teardown();
         return -1;
     }
-    item_setup_limits(cfg->item_size_max, cfg->evict);
+    if (assoc_setup(cfg->hashpower, errbuf, errlen) != 0) {
+        evict_teardown();
+        slab_teardown();
+        return -1;
+    }
+    if (cfg->crawler && evict_start_crawler(errbuf, errlen) != 0) {
+        assoc_teardown();
+        evict_teardown();
+        slab_teardown();
+        return -1;
+    }
     evict_set_policy(cfg->evict && cfg->policy < EVICT_NPOLICIES ? (enum evict_policy)cfg->policy
                                                                  : EVICT_NOEVICTION);
     evict_set_lfu_log_factor(cfg->lfu_log_factor);
@@ -99,8 +113,9 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
 
 void storage_teardown(void)
 {
+    evict_stop_crawler();
     assoc_teardown();
-    lru_teardown();
+    evict_teardown();
     slab_teardown();
 }
 
@@ -118,7 +133,7 @@ void storage_stats(struct storage_stats *out)
         out->bytes += s->bytes;
         pthread_mutex_unlock(&s->lock);
     }
-    lru_totals(out);
+    evict_totals(out);
     out->curr_flush_gen = assoc_flush_count();
     out->limit_maxbytes = mem_limit;
     out->total_malloced = slab_total_malloced();
@@ -149,7 +164,7 @@ void storage_stats_reset(void)
         s->total_items = 0;
         pthread_mutex_unlock(&s->lock);
     }
-    lru_stats_reset();
+    evict_stats_reset();
 }
 
 unsigned storage_class_count(void)
@@ -164,7 +179,7 @@ void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *o
         return;
     out->id = id;
     slab_class_stats(id, out);
-    lru_class_stats(id, now, out);
+    evict_class_stats(id, now, out);
 }
 
 struct dump_walk {
@@ -175,8 +190,8 @@ struct dump_walk {
 static bool dump_one(void *arg, const struct item *it)
 {
     const struct dump_walk *w = arg;
-    struct storage_dump_entry e = {item_key(it), it->nkey, it->nbytes,
-                                   __atomic_load_n(&it->exptime, __ATOMIC_RELAXED)};
+    struct storage_dump_entry e = {item_key(it), item_nkey(it), item_nbytes(it),
+                                   item_exptime(it)};
     return w->visit(w->arg, &e);
 }
 
@@ -185,5 +200,5 @@ void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct stora
 {
     struct dump_walk w = {visit, arg};
     if (id >= 1 && id <= slab_class_count())
-        lru_walk(id, dump_one, &w);
+        evict_walk(id, dump_one, &w);
 }

@@ -2,12 +2,12 @@
  * Storage: the module's set-up and its statistics.
  *
  * Storage is slab (memory classes and pages), item (layout, refcount, CAS and
- * the store operations), assoc (the hash table) and lru (per-class lists and
- * eviction). It knows nothing of protocols or connections: callers pass keys,
+ * the store operations), assoc (the hash table) and evict (eviction policies
+ * and the crawler). It knows nothing of protocols or connections: callers pass keys,
  * values and the current kioku time (util/clock.h) and get results back.
  *
  * Every statistic here is kept under a lock storage already takes for the
- * operation (a hash stripe, a class's LRU, the slab lock), so no request
+ * operation (a hash stripe, a class's eviction lock, the slab lock), so no request
  * touches a shared counter; storage_stats() sums them on read.
  */
 #ifndef KIOKU_STORAGE_H
@@ -34,6 +34,7 @@ struct storage_config {
     unsigned lfu_log_factor; /* Redis's lfu-log-factor */
     unsigned lfu_decay_time; /* Redis's lfu-decay-time, minutes */
     unsigned samples;        /* Redis's maxmemory-samples */
+    bool crawler;            /* reclaim expired items in the background */
 };
 
 /* Defaults matching memcached's (64 MiB, 1 MiB, 48, 1.25, evict, cas, 16). */
@@ -57,7 +58,8 @@ struct storage_stats {
     uint64_t evicted_active;
     uint64_t expired_unfetched;
     uint64_t reclaimed;         /* dead (expired/flushed) items whose memory was reused */
-    uint64_t lrutail_reflocked; /* LRU tail items skipped: a reader held them */
+    uint64_t crawler_reclaimed; /* dead items the crawler freed */
+    uint64_t lrutail_reflocked; /* eviction candidates skipped: a reader held them */
     uint64_t curr_flush_gen;    /* not a memcached stat; number of flush_all run */
     uint64_t limit_maxbytes;
     uint64_t total_malloced;    /* bytes of pages taken */
@@ -89,8 +91,9 @@ struct storage_class_stats {
     uint64_t free_chunks;
     uint64_t free_chunks_end;   /* chunks not yet carved from the newest page */
     /* items: */
-    uint64_t number;            /* linked items in this class */
-    uint64_t age_sec;           /* now - last access of the LRU tail */
+    uint64_t number;            /* linked items whose header chunk is in this class */
+    uint64_t number_small;      /* of those, in S3-FIFO's probation queue */
+    uint64_t age_sec;           /* idle time of the oldest items at the eviction hand */
     uint64_t evicted;
     uint64_t evicted_nonzero;   /* evicted items that had an expiry set */
     uint64_t evicted_time;      /* seconds since last access of the last evicted */
@@ -100,6 +103,7 @@ struct storage_class_stats {
     uint64_t tailrepairs;
     uint64_t reclaimed;
     uint64_t expired_unfetched;
+    uint64_t crawler_reclaimed;
     uint64_t mem_requested;     /* bytes requested by items in this class */
 };
 /* Number of classes (ids 1..n). */
@@ -114,9 +118,9 @@ struct storage_dump_entry {
     uint32_t nbytes;
     int64_t exptime;
 };
-/* memcached's `stats cachedump`: class id's items, most recently linked
- * first, until visit returns false. Runs under the class's LRU lock, so
- * visit must be quick and must not call into storage. */
+/* memcached's `stats cachedump`: class id's items in memory order, until
+ * visit returns false. Each runs under its item's stripe lock, so visit must
+ * be quick and must not call into storage. */
 void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct storage_dump_entry *e),
                         void *arg);
 

@@ -74,7 +74,7 @@ static int lookup(const char *key)
 
     if (it == NULL)
         return 0;
-    r = it->nbytes == n && item_value_read(it, 0, buf, n) == n && memcmp(buf, key, n) == 0
+    r = item_nbytes(it) == n && item_value_read(it, 0, buf, n) == n && memcmp(buf, key, n) == 0
         ? 1 : -1;
     item_put(it);
     return r;
