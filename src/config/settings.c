@@ -471,7 +471,7 @@ const char *settings_usage(void)
 "                          volatile-ttl, volatile-random, noeviction\n"
 "    --lfu-log-factor=<n>  LFU counter growth: higher is slower (default: 10)\n"
 "    --lfu-decay-time=<min> minutes for an LFU counter to halve; 0 never (default: 1)\n"
-"    --maxmemory-samples=<n> keys sampled per eviction; over 64 means 64 (default: 5)\n"
+"    --maxmemory-samples=<n> keys sampled per LRU/LFU/TTL eviction (default: 5, max 64)\n"
 "-c, --conn-limit=<num>    max simultaneous connections (default: 1024)\n"
 "-k, --lock-memory         lock down all paged memory\n"
 "-v, --verbose             verbose (print errors/warnings)\n"

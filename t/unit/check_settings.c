@@ -102,6 +102,13 @@ START_TEST(test_help_and_version_actions)
     ck_assert_int_eq(PARSE("-h"), SETTINGS_HELP);
     ck_assert_int_eq(PARSE("--version"), SETTINGS_VERSION);
     ck_assert_ptr_nonnull(strstr(settings_usage(), "--max-item-size"));
+    static const char *const documented[] = {
+        "--maxmemory=", "--maxmemory-policy=", "--lfu-log-factor=", "--lfu-decay-time=",
+        "--maxmemory-samples=", "maxmemory_policy=", "lfu_log_factor=", "lfu_decay_time=",
+        "maxmemory_samples=", "allkeys-s3fifo (default)", "noeviction"};
+    for (size_t i = 0; i < sizeof(documented) / sizeof(documented[0]); i++)
+        ck_assert_msg(strstr(settings_usage(), documented[i]) != NULL, "--help lacks %s",
+                      documented[i]);
 }
 END_TEST
 
