@@ -22,6 +22,7 @@
 #include "core/listener.h"
 #include "core/worker.h"
 #include "stats/stats.h"
+#include "storage/evict.h"
 #include "storage/storage.h"
 #include "util/clock.h"
 
@@ -119,7 +120,8 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "inter", "%s", s->listen);
     stat_u64(out, "verbosity", (uint64_t)s->verbose);
     stat_u64(out, "oldest", 0);
-    stat_fmt(out, "evictions", "%s", s->storage.evict ? "on" : "off");
+    /* the runtime policy: RESP's CONFIG SET may have changed it */
+    stat_fmt(out, "evictions", "%s", evict_get_policy() != EVICT_NOEVICTION ? "on" : "off");
     stat_fmt(out, "domain_socket", "%s", s->socket_path[0] ? s->socket_path : "NULL");
     stat_fmt(out, "umask", "%o", (unsigned)s->socket_mask);
     stat_fmt(out, "shutdown_command", "%s", s->enable_shutdown ? "yes" : "no");
@@ -138,6 +140,11 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "hash_algorithm", "%s", "xxh3");
     stat_u64(out, "resp_port", (uint64_t)s->resp_port);
     stat_fmt(out, "prealloc", "%s", s->storage.prealloc ? "yes" : "no");
+    /* kioku's extensions: the eviction knobs, as they are now */
+    stat_fmt(out, "maxmemory_policy", "%s", evict_policy_name(evict_get_policy()));
+    stat_u64(out, "lfu_log_factor", evict_get_lfu_log_factor());
+    stat_u64(out, "lfu_decay_time", evict_get_lfu_decay_time());
+    stat_u64(out, "maxmemory_samples", evict_get_samples());
     /* memcached features kioku does not have, reported as off so that
      * monitoring skips what depends on them */
     stat_fmt(out, "auth_enabled_sasl", "%s", "no");

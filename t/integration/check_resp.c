@@ -322,7 +322,7 @@ END_TEST
 START_TEST(test_config_get_set)
 {
     EX("[$maxmemory,$67108864]", "CONFIG GET maxmemory");
-    EX("[$maxmemory-policy,$allkeys-lru]", "CONFIG GET maxmemory-policy");
+    EX("[$maxmemory-policy,$allkeys-s3fifo]", "CONFIG GET maxmemory-policy");
     EX("[$save,$]", "CONFIG GET save");
     EX("[$appendonly,$no]", "CONFIG GET appendonly");
     EX("[$databases,$1]", "CONFIG GET databases");
@@ -332,6 +332,8 @@ START_TEST(test_config_get_set)
     EX("+OK", "CONFIG SET appendonly no");
     EX("-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - kioku settings are "
        "fixed at start-up", "CONFIG SET maxmemory 1");
+    EX("+OK", "CONFIG SET maxmemory 64mb");   /* the current limit in Redis's units */
+    EX("-ERR syntax error", "CONFIG SET save %s appendonly", "");
     EX("-ERR wrong number of arguments for 'config|set' command", "CONFIG SET save");
     EX("+OK", "CONFIG RESETSTAT");
 }
@@ -353,7 +355,7 @@ START_TEST(test_info_sections_and_counters)
     ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
     const char *fields[] = {"# Server\r\n", "redis_version:", "# Clients\r\n", "connected_clients:",
                             "# Memory\r\n", "used_memory:", "maxmemory:67108864\r\n",
-                            "maxmemory_policy:allkeys-lru\r\n", "# Stats\r\n", "keyspace_hits:",
+                            "maxmemory_policy:allkeys-s3fifo\r\n", "# Stats\r\n", "keyspace_hits:",
                             "keyspace_misses:", "evicted_keys:", "expired_keys:", "# Keyspace\r\n",
                             "db0:keys=2,expires=1,avg_ttl=0\r\n", NULL};
     for (int i = 0; fields[i] != NULL; i++)
