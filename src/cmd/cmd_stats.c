@@ -102,7 +102,11 @@ static void stats_general(struct stat_sink *out)
     stat_u64(out, "evicted_active", ss.evicted_active);
     stat_u64(out, "evictions", ss.evictions);
     stat_u64(out, "reclaimed", ss.reclaimed);
+    stat_u64(out, "crawler_reclaimed", ss.crawler_reclaimed);
     stat_u64(out, "lrutail_reflocked", ss.lrutail_reflocked);
+    stat_u64(out, "slab_reassign_running", ss.slab_reassign_running ? 1 : 0);
+    stat_u64(out, "slabs_moved", ss.slabs_moved);
+    stat_u64(out, "slab_reassign_evictions_nomem", ss.slab_reassign_evictions_nomem);
     struct listener_stats ls;
     listener_stats(&ls);
     stat_u64(out, "listen_disabled_num", ls.disabled_num);
@@ -150,11 +154,13 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "auth_enabled_sasl", "%s", "no");
     stat_fmt(out, "auth_enabled_ascii", "%s", "no");
     stat_fmt(out, "detail_enabled", "%s", "no");
-    stat_fmt(out, "lru_crawler", "%s", "no");
+    stat_fmt(out, "lru_crawler", "%s", s->storage.crawler ? "yes" : "no");   /* kioku's crawler */
     stat_fmt(out, "lru_maintainer_thread", "%s", "no");
     stat_fmt(out, "lru_segmented", "%s", "no");
-    stat_fmt(out, "slab_reassign", "%s", "no");
-    stat_u64(out, "slab_automove", 0);
+    struct storage_stats ss;
+    storage_stats(&ss);
+    stat_fmt(out, "slab_reassign", "%s", ss.slab_reassign ? "yes" : "no");
+    stat_u64(out, "slab_automove", ss.slab_automove);
     stat_fmt(out, "temp_lru", "%s", "no");
     stat_fmt(out, "track_sizes", "%s", "no");
     stat_u64(out, "idle_timeout", 0);
@@ -184,6 +190,8 @@ static void stats_items(struct stat_sink *out)
         ITEM_STAT(expired_unfetched, "expired_unfetched");
         ITEM_STAT(evicted_unfetched, "evicted_unfetched");
         ITEM_STAT(evicted_active, "evicted_active");
+        ITEM_STAT(crawler_reclaimed, "crawler_reclaimed");
+        ITEM_STAT(number_small, "number_small");
 #undef ITEM_STAT
     }
 }
@@ -210,6 +218,7 @@ static void stats_slabs(struct stat_sink *out)
         SLAB_STAT(used_chunks, "used_chunks");
         SLAB_STAT(free_chunks, "free_chunks");
         SLAB_STAT(free_chunks_end, "free_chunks_end");
+        SLAB_STAT(evicted, "evicted");      /* kioku: evictions where this class needed room */
 #undef SLAB_STAT
 #define X(field) \
         do { snprintf(name, sizeof(name), "%u:%s", id, #field); stat_u64(out, name, ts.slab[id].field); } while (0);

@@ -11,8 +11,11 @@
  */
 #include "cmd/proto_mc_text.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,6 +28,7 @@
 #include "proto/mc_text.h"
 #include "stats/stats.h"
 #include "storage/item.h"
+#include "storage/storage.h"
 #include "util/fmt.h"
 
 static const struct settings *settings;   /* read-only after setup */
@@ -353,6 +357,77 @@ static enum proc_result cmd_shutdown(struct conn *c, const struct mc_text_req *r
     return PROC_CLOSE;
 }
 
+/* A whole decimal int32 token, as memcached's safe_strtol. */
+static bool token_i32(const char *s, size_t n, int32_t *out)
+{
+    char buf[16];
+    char *end;
+    long v;
+
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    errno = 0;
+    v = strtol(buf, &end, 10);
+    if (errno != 0 || *end != '\0' || v < INT32_MIN || v > INT32_MAX)
+        return false;
+    *out = (int32_t)v;
+    return true;
+}
+
+/* memcached's `slabs reassign <src> <dst>` and `slabs automove <0|1|2>`,
+ * with its replies. */
+static enum proc_result cmd_slabs(struct conn *c, const struct mc_text_req *r)
+{
+    static const char *const replies[] = {
+        [STORAGE_REASSIGN_OK] = "OK",
+        [STORAGE_REASSIGN_BUSY] = "BUSY currently processing reassign request",
+        [STORAGE_REASSIGN_BADCLASS] = "BADCLASS invalid src or dst class id",
+        [STORAGE_REASSIGN_NOSPARE] = "NOSPARE source class has no spare pages",
+        [STORAGE_REASSIGN_SAME] = "SAME src and dst class are identical",
+        [STORAGE_REASSIGN_DISABLED] = "CLIENT_ERROR slab reassignment disabled",
+    };
+    const char *tok[4];
+    size_t len[4];
+    unsigned n = 0;
+    const char *p = r->args, *e = r->args + r->args_len;
+    int32_t a, b;
+
+    while (p < e && n < 4) {
+        while (p < e && *p == ' ')
+            p++;
+        if (p == e)
+            break;
+        tok[n] = p;
+        while (p < e && *p != ' ')
+            p++;
+        len[n] = (size_t)(p - tok[n]);
+        n++;
+    }
+    if (n == 3 && len[0] == 8 && memcmp(tok[0], "reassign", 8) == 0) {
+        if (!settings->storage.slab_reassign) {
+            reply_line(c, replies[STORAGE_REASSIGN_DISABLED]);
+        } else if (!token_i32(tok[1], len[1], &a) || !token_i32(tok[2], len[2], &b)) {
+            reply_line(c, "CLIENT_ERROR bad command line format");
+        } else {
+            reply_line(c, replies[storage_slabs_reassign(a, b)]);
+        }
+    } else if (n >= 2 && len[0] == 8 && memcmp(tok[0], "automove", 8) == 0) {
+        if (!token_i32(tok[1], len[1], &a) || a < 0) {
+            reply_line(c, "CLIENT_ERROR bad command line format");
+        } else if (a > 2) {
+            reply_line(c, "ERROR");
+        } else {
+            storage_slabs_automove((unsigned)a);
+            reply_line(c, "OK");
+        }
+    } else {
+        reply_line(c, "ERROR");
+    }
+    return PROC_MORE;
+}
+
 static enum proc_result cmd_stats(struct conn *c, const struct mc_text_req *r)
 {
     cmd_stats_text(c, r->args, r->args_len);
@@ -388,7 +463,7 @@ static const text_handler handlers[MC_CMD_COUNT] = {
     [MC_DELETE] = cmd_delete, [MC_INCR] = cmd_delta, [MC_DECR] = cmd_delta,
     [MC_TOUCH] = cmd_touch, [MC_FLUSH_ALL] = cmd_flush_all, [MC_VERSION] = cmd_version,
     [MC_VERBOSITY] = cmd_verbosity, [MC_QUIT] = cmd_quit, [MC_SHUTDOWN] = cmd_shutdown,
-    [MC_STATS] = cmd_stats,
+    [MC_STATS] = cmd_stats, [MC_SLABS] = cmd_slabs,
     [MC_META_GET] = cmd_meta, [MC_META_SET] = cmd_meta, [MC_META_DELETE] = cmd_meta,
     [MC_META_ARITH] = cmd_meta, [MC_META_NOOP] = cmd_meta, [MC_META_DEBUG] = cmd_meta,
 };

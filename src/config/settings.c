@@ -267,6 +267,22 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->resp_port = v;
+    } else if (strcmp(kv, "slab_automove") == 0) {
+        if (parse_int(val, 0, 2, &v) != 0) {
+            snprintf(err, errlen, "slab_automove must be 0, 1 or 2");
+            return -1;
+        }
+        s->storage.slab_automove = (unsigned)v;
+    } else if (strcmp(kv, "slab_reassign") == 0 || strcmp(kv, "no_slab_reassign") == 0 ||
+               strcmp(kv, "lru_crawler") == 0 || strcmp(kv, "no_lru_crawler") == 0) {
+        if (val != NULL) {
+            snprintf(err, errlen, "-o %s takes no value", kv);
+            return -1;
+        }
+        if (strstr(kv, "slab_reassign") != NULL)
+            s->storage.slab_reassign = kv[0] != 'n';
+        else
+            s->storage.crawler = kv[0] != 'n';
     } else if (strcmp(kv, "maxconns_fast") == 0 || strcmp(kv, "modern") == 0) {
         /* kioku always refuses past -c at once; "modern" changes nothing. */
         if (val != NULL) {
@@ -491,6 +507,13 @@ const char *settings_usage(void)
 "    --resp-port=<num>     also listen for Redis (RESP) clients on this port\n"
 "-o, --extended            comma separated list of extended options:\n"
 "   - hashpower=<n>        initial hash table size is 2^n buckets (default: 16)\n"
+"   - slab_reassign, no_slab_reassign\n"
+"                          let pages move between slab classes (default: on)\n"
+"   - slab_automove=<0|1|2> move pages by themselves: 0 off, 1 when a class keeps\n"
+"                          evicting while another holds old items (default), 2 on\n"
+"                          every eviction\n"
+"   - lru_crawler, no_lru_crawler\n"
+"                          reclaim expired items in the background (default: on)\n"
 "   - resp_port=<num>      same as --resp-port\n"
 "   - maxmemory_policy=<name> same as --maxmemory-policy\n"
 "   - lfu_log_factor=<n>   same as --lfu-log-factor\n"

@@ -291,6 +291,15 @@ static int take(struct eclass *e, unsigned id, struct item *it, uint64_t hv, boo
     return 1;
 }
 
+/* A page being moved out of the class is left to the mover. Caller holds
+ * the class's eviction lock, under which the moving page is set. */
+static bool in_moving(unsigned id, const char *slot)
+{
+    const char *page = slab_moving_page(id);
+
+    return page != NULL && slot >= page && slot < page + STORAGE_PAGE_SIZE;
+}
+
 static char *hand_next(struct hand *h, unsigned id, uint32_t npages)
 {
     char *slot;
@@ -333,7 +342,7 @@ static int sweep(struct eclass *e, unsigned id, struct hand *h, enum sweep_mode 
         return 0;
     for (unsigned n = 0; n < max; n++) {
         char *slot = hand_next(h, id, npages);
-        struct item *it = slot_item(slot);
+        struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
         uint64_t hv;
         uint8_t f;
         unsigned fq;
@@ -443,7 +452,7 @@ static int sampled(struct eclass *e, unsigned id, enum evict_policy p, int64_t n
         uint64_t r = rnd();
         char *slot = slab_class_page(id, (uint32_t)(r % npages)) +
                      (size_t)((r >> 32) % per) * slab_chunk_size(id);
-        struct item *it = slot_item(slot);
+        struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
         int64_t exp;
         uint64_t sc;
 
@@ -521,14 +530,14 @@ void evict_note_oom(unsigned id)
 unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
 {
     struct eclass *e = &ecl[id];
-    uint32_t npages = slab_class_pages(id);
+    uint32_t npages;
     unsigned freed = 0;
 
-    if (npages == 0)
-        return 0;
-    for (unsigned n = 0; n < max; n++) {
+    pthread_mutex_lock(&e->lock);
+    npages = slab_class_pages(id);
+    for (unsigned n = 0; npages > 0 && n < max; n++) {
         char *slot = hand_next(&e->crawl, id, npages);
-        struct item *it = slot_item(slot);
+        struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
         uint64_t hv;
 
         /* Value chunks are reached through their item's own slot. */
@@ -543,7 +552,74 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
         }
         unlock_cand(it);
     }
+    pthread_mutex_unlock(&e->lock);
     return freed;
+}
+
+/* ---- page moves: the eviction side (rebalance.c decides) ---- */
+
+bool evict_move_begin(unsigned id)
+{
+    struct eclass *e = &ecl[id];
+    uint32_t npages;
+    bool ok = false;
+
+    pthread_mutex_lock(&e->lock);
+    npages = slab_class_pages(id);
+    if (npages >= 2 && slab_moving_page(id) == NULL) {
+        /* The page under the main hand: its items are the next to go. */
+        slab_move_begin(id, e->main.page < npages ? e->main.page : 0);
+        ok = true;
+    }
+    pthread_mutex_unlock(&e->lock);
+    return ok;
+}
+
+uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted)
+{
+    struct eclass *e = &ecl[id];
+    uint32_t left;
+    char *page;
+
+    pthread_mutex_lock(&e->lock);
+    page = slab_moving_page(id);
+    for (uint32_t i = 0; page != NULL && i < slab_chunks_per_page(id); i++) {
+        char *slot = page + (size_t)i * slab_chunk_size(id);
+        struct item *it = slot_item(slot);
+        uint64_t hv;
+
+        if (it == NULL || !lock_cand(it, slot, &hv))
+            continue;
+        if (!in_use(it)) {
+            if (!do_item_is_dead(it, hv, now))
+                (*evicted)++;
+            do_item_unlink_keep(it, hv, false);
+        }
+        unlock_cand(it);
+    }
+    left = slab_move_in_use(id);
+    pthread_mutex_unlock(&e->lock);
+    return left;
+}
+
+void evict_move_end(unsigned id, unsigned dst)
+{
+    struct eclass *e = &ecl[id];
+
+    pthread_mutex_lock(&e->lock);
+    slab_move_end(id, dst);
+    pthread_mutex_unlock(&e->lock);
+}
+
+uint64_t evict_class_evictions(unsigned id)
+{
+    struct eclass *e = &ecl[id];
+    uint64_t n;
+
+    pthread_mutex_lock(&e->lock);
+    n = e->evicted;
+    pthread_mutex_unlock(&e->lock);
+    return n;
 }
 
 void evict_crawler_pause(bool paused)
@@ -656,9 +732,10 @@ void evict_walk(unsigned id, bool (*visit)(void *arg, const struct item *it), vo
 
     if (npages == 0)
         return;
+    /* The class lock keeps the page list still (a page move changes it). */
     pthread_mutex_lock(&ecl[id].lock);
+    npages = slab_class_pages(id);
     h = ecl[id].main;
-    pthread_mutex_unlock(&ecl[id].lock);
     if (h.page >= npages)
         h.page = h.slot = 0;
     for (uint64_t n = (uint64_t)npages * per; n > 0; n--) {
@@ -682,16 +759,18 @@ void evict_walk(unsigned id, bool (*visit)(void *arg, const struct item *it), vo
         more = visit(arg, it);
         unlock_cand(it);
         if (!more)
-            return;
+            break;
     }
+    pthread_mutex_unlock(&ecl[id].lock);
 }
 
 void evict_class_stats(unsigned id, int64_t now, struct storage_class_stats *out)
 {
     struct eclass *e = &ecl[id];
-    uint32_t npages = slab_class_pages(id);
+    uint32_t npages;
 
     pthread_mutex_lock(&e->lock);
+    npages = slab_class_pages(id);
     out->number = __atomic_load_n(&e->number, __ATOMIC_RELAXED);
     out->number_small = __atomic_load_n(&e->nsmall, __ATOMIC_RELAXED);
     out->age_sec = 0;
@@ -700,7 +779,8 @@ void evict_class_stats(unsigned id, int64_t now, struct storage_class_stats *out
         struct hand h = e->main;
 
         for (unsigned n = 0; n < 16; n++) {
-            struct item *it = slot_item(hand_next(&h, id, npages));
+            char *slot = hand_next(&h, id, npages);
+            struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
 
             if (it != NULL && item_idle_seconds(it, now) > out->age_sec)
                 out->age_sec = item_idle_seconds(it, now);

@@ -59,6 +59,19 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now);
 /* Stop (true) or resume the crawler thread, for tests. */
 void evict_crawler_pause(bool paused);
 
+/* ---- page moves (rebalance.c drives them) ---- */
+/* Start moving the page under class id's main hand out of the class
+ * (false if the class has fewer than two pages or a move is under way). */
+bool evict_move_begin(unsigned id);
+/* One pass over the moving page: unlink every item in it (or owning a value
+ * chunk in it) that no reader holds, adding to *evicted the live ones.
+ * Returns the chunks of the page still in use; 0 means it can go. */
+uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted);
+/* Hand the emptied page to class dst. */
+void evict_move_end(unsigned id, unsigned dst);
+/* Evictions so far in class id (for automove's windows). */
+uint64_t evict_class_evictions(unsigned id);
+
 /* Visit class id's linked items (up to every slot), each with its stripe
  * held, until visit returns false. */
 void evict_walk(unsigned id, bool (*visit)(void *arg, const struct item *it), void *arg);

@@ -56,6 +56,9 @@ struct slab_class {
     uint32_t **dir;         /* page numbers, in blocks of DIR_PAGES */
     uint64_t free_chunks;   /* chunks on free_list */
     uint64_t requested;     /* bytes asked for by chunks in use */
+    char *moving;           /* page being moved out, or NULL */
+    uint32_t moving_pi;     /* its ordinal in dir */
+    uint32_t moving_used;   /* its chunks still in use */
 } __attribute__((aligned(64)));
 
 /* Module state, written only by slab_setup()/slab_teardown() (and the
@@ -279,11 +282,24 @@ void *slab_alloc(unsigned id, size_t requested)
     return p;
 }
 
+static bool in_page(const char *page, const void *p)
+{
+    return page != NULL && (const char *)p >= page && (const char *)p < page + STORAGE_PAGE_SIZE;
+}
+
 void slab_free(void *chunk, unsigned id, size_t requested)
 {
     struct slab_class *c = &classes[id];
 
     pthread_mutex_lock(&c->lock);
+    if (in_page(c->moving, chunk)) {
+        /* Its page is leaving the class: count it, do not list it. */
+        c->moving_used--;
+        c->requested -= requested;
+        POISON((char *)chunk + SLAB_HEADER_ZONE, c->size - SLAB_HEADER_ZONE);
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
     *free_link(chunk) = c->free_list;
     POISON((char *)chunk + SLAB_HEADER_ZONE, c->size - SLAB_HEADER_ZONE);
     c->free_list = slab_ref(chunk);
@@ -303,6 +319,91 @@ void slab_requested_adjust(void *chunk, unsigned id, size_t old_requested,
     UNPOISON(chunk, new_requested);
     if (new_requested > SLAB_HEADER_ZONE)
         POISON((char *)chunk + new_requested, c->size - new_requested);
+}
+
+void slab_move_begin(unsigned id, uint32_t pi)
+{
+    struct slab_class *c = &classes[id];
+    char *page = slab_class_page(id, pi);
+    uint32_t carved = c->perpage, on_list = 0;
+
+    pthread_mutex_lock(&c->lock);
+    if (in_page(page, c->end) || c->end == page + (size_t)c->perpage * c->size) {
+        if (in_page(page, c->end))
+            carved = c->perpage - c->end_left;
+        c->end_left = 0;                /* carve no more of it */
+    }
+    /* Unlink its chunks from the free list. */
+    for (uint32_t *pp = &c->free_list; *pp != 0;) {
+        char *ch = slab_ptr(*pp);
+
+        if (in_page(page, ch)) {
+            *pp = *free_link(ch);
+            on_list++;
+        } else {
+            pp = free_link(ch);
+        }
+    }
+    c->free_chunks -= on_list;
+    c->moving = page;
+    c->moving_pi = pi;
+    c->moving_used = carved - on_list;
+    pthread_mutex_unlock(&c->lock);
+}
+
+char *slab_moving_page(unsigned id)
+{
+    return classes[id].moving;
+}
+
+uint32_t slab_move_in_use(unsigned id)
+{
+    struct slab_class *c = &classes[id];
+    uint32_t n;
+
+    pthread_mutex_lock(&c->lock);
+    n = c->moving_used;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+void slab_move_end(unsigned id, unsigned dst)
+{
+    struct slab_class *c = &classes[id], *d = &classes[dst];
+    char *page = c->moving;
+    uint32_t last, no, n;
+
+    pthread_mutex_lock(&c->lock);
+    last = c->npages - 1;
+    c->dir[c->moving_pi / DIR_PAGES][c->moving_pi % DIR_PAGES] =
+        c->dir[last / DIR_PAGES][last % DIR_PAGES];
+    __atomic_store_n(&c->npages, last, __ATOMIC_RELEASE);
+    c->moving = NULL;
+    pthread_mutex_unlock(&c->lock);
+
+    /* Zeroed, every chunk header reads as "not an item" in its new class. */
+    UNPOISON(page, STORAGE_PAGE_SIZE);
+    memset(page, 0, STORAGE_PAGE_SIZE);
+    no = (uint32_t)((size_t)(page - region) / STORAGE_PAGE_SIZE);
+    pthread_mutex_lock(&d->lock);
+    n = d->npages;
+    if (d->dir[n / DIR_PAGES] == NULL)
+        d->dir[n / DIR_PAGES] = calloc(DIR_PAGES, sizeof(uint32_t));
+    if (d->dir[n / DIR_PAGES] != NULL) {
+        d->dir[n / DIR_PAGES][n % DIR_PAGES] = no;
+        __atomic_store_n(&d->npages, n + 1, __ATOMIC_RELEASE);
+        /* List every chunk of it as free; the carving page stays as it is. */
+        for (uint32_t i = d->perpage; i > 0; i--) {
+            char *ch = page + (size_t)(i - 1) * d->size;
+
+            *free_link(ch) = d->free_list;
+            d->free_list = slab_ref(ch);
+        }
+        d->free_chunks += d->perpage;
+        for (uint32_t i = 0; i < d->perpage; i++)
+            POISON(page + (size_t)i * d->size + SLAB_HEADER_ZONE, d->size - SLAB_HEADER_ZONE);
+    }
+    pthread_mutex_unlock(&d->lock);
 }
 
 void slab_class_stats(unsigned id, struct storage_class_stats *out)

@@ -85,6 +85,22 @@ void slab_requested_adjust(void *chunk, unsigned id, size_t old_requested,
 uint32_t slab_class_pages(unsigned id);
 char *slab_class_page(unsigned id, uint32_t i);
 
+/*
+ * Page moves (memcached's slab_reassign). A move takes page ordinal `pi`
+ * of class id out of service: its free chunks leave the free list, none of
+ * its chunks is handed out again, and a chunk of it that is freed is counted
+ * instead of listed. Once no chunk of it is in use, slab_move_end() zeroes
+ * it and gives it to class dst. The caller holds id's eviction lock across
+ * begin and end (and every reader of id's page list holds it too, since end
+ * removes the page from that list).
+ */
+void slab_move_begin(unsigned id, uint32_t pi);
+/* The page being moved out of class id, or NULL. */
+char *slab_moving_page(unsigned id);
+/* Chunks of the moving page still in use. */
+uint32_t slab_move_in_use(unsigned id);
+void slab_move_end(unsigned id, unsigned dst);
+
 /* Fill the slab part of a class's stats (chunks, pages, mem_requested). */
 void slab_class_stats(unsigned id, struct storage_class_stats *out);
 /* Bytes of pages taken so far, and pages taken but not yet given to a class. */

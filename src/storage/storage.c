@@ -18,6 +18,7 @@
 #include "storage/evict.h"
 #include "storage/evict_int.h"
 #include "storage/item.h"
+#include "storage/rebalance.h"
 #include "storage/slab.h"
 #include "util/clock.h"
 
@@ -44,6 +45,8 @@ void storage_config_default(struct storage_config *cfg)
     cfg->lfu_decay_time = EVICT_LFU_DECAY_TIME_DEFAULT;
     cfg->samples = EVICT_SAMPLES_DEFAULT;
     cfg->crawler = true;
+    cfg->slab_reassign = true;
+    cfg->slab_automove = 1;
 }
 
 static int validate(const struct storage_config *cfg, char *errbuf, size_t errlen)
@@ -102,6 +105,13 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
         slab_teardown();
         return -1;
     }
+    if (rebalance_setup(cfg->slab_reassign, cfg->slab_automove, errbuf, errlen) != 0) {
+        evict_stop_crawler();
+        assoc_teardown();
+        evict_teardown();
+        slab_teardown();
+        return -1;
+    }
     evict_set_policy(cfg->evict && cfg->policy < EVICT_NPOLICIES ? (enum evict_policy)cfg->policy
                                                                  : EVICT_NOEVICTION);
     evict_set_lfu_log_factor(cfg->lfu_log_factor);
@@ -113,6 +123,7 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
 
 void storage_teardown(void)
 {
+    rebalance_teardown();
     evict_stop_crawler();
     assoc_teardown();
     evict_teardown();
@@ -134,6 +145,7 @@ void storage_stats(struct storage_stats *out)
         pthread_mutex_unlock(&s->lock);
     }
     evict_totals(out);
+    rebalance_stats(out);
     out->curr_flush_gen = assoc_flush_count();
     out->limit_maxbytes = mem_limit;
     out->total_malloced = slab_total_malloced();

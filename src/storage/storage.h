@@ -35,6 +35,8 @@ struct storage_config {
     unsigned lfu_decay_time; /* Redis's lfu-decay-time, minutes */
     unsigned samples;        /* Redis's maxmemory-samples */
     bool crawler;            /* reclaim expired items in the background */
+    bool slab_reassign;      /* -o slab_reassign: pages may move between classes */
+    unsigned slab_automove;  /* -o slab_automove=0|1|2 */
 };
 
 /* Defaults matching memcached's (64 MiB, 1 MiB, 48, 1.25, evict, cas, 16). */
@@ -68,6 +70,11 @@ struct storage_stats {
     bool hash_is_expanding;
     uint64_t slab_global_page_pool;
     uint64_t outofmemory;       /* allocations failed with -M or no victim */
+    uint64_t slabs_moved;       /* pages moved between classes */
+    bool slab_reassign_running;
+    uint64_t slab_reassign_evictions_nomem; /* live items evicted to empty a page */
+    unsigned slab_automove;     /* current mode */
+    bool slab_reassign;         /* moves enabled */
 };
 void storage_stats(struct storage_stats *out);
 /*
@@ -79,6 +86,20 @@ void storage_key_counts(uint64_t *keys, uint64_t *expires);
 /* `stats reset`: zero total_items and the eviction/reclaim counters (not
  * curr_items or bytes, which describe what is stored), as memcached does. */
 void storage_stats_reset(void);
+
+/* memcached's `slabs reassign <src> <dst>` (src -1: any class); the move
+ * runs in the background. */
+enum storage_reassign {
+    STORAGE_REASSIGN_OK,
+    STORAGE_REASSIGN_BUSY,      /* a move is under way */
+    STORAGE_REASSIGN_BADCLASS,
+    STORAGE_REASSIGN_NOSPARE,   /* the source has fewer than two pages */
+    STORAGE_REASSIGN_SAME,
+    STORAGE_REASSIGN_DISABLED,  /* started without slab_reassign */
+};
+enum storage_reassign storage_slabs_reassign(int src, int dst);
+/* memcached's `slabs automove <0|1|2>`. */
+void storage_slabs_automove(unsigned mode);
 
 /* One slab class, for `stats slabs` and `stats items`. */
 struct storage_class_stats {

@@ -15,6 +15,7 @@
 #include "storage/evict.h"
 #include "storage/evict_int.h"
 #include "storage/item.h"
+#include "storage/rebalance.h"
 #include "storage/storage.h"
 #include "storage/slab.h"
 #include "util/clock.h"
@@ -37,6 +38,7 @@ static void start_policy(enum evict_policy p)
     cfg.item_size_max = MIB;
     cfg.policy = p;
     cfg.crawler = false;
+    cfg.slab_automove = 0;      /* tests move pages by hand */
     ck_assert_msg(storage_setup(&cfg, err, sizeof(err)) == 0, "setup: %s", err);
 }
 
@@ -584,6 +586,111 @@ START_TEST(test_concurrent_eviction_keeps_values_and_counts_consistent)
 END_TEST
 
 
+/* ---- page moves ---- */
+
+static enum item_result put_size(const char *prefix, int i, size_t vlen)
+{
+    char key[32];
+    enum item_alloc_status st;
+    struct item *it;
+    enum item_result r;
+
+    snprintf(key, sizeof(key), "%s%d", prefix, i);
+    it = item_alloc(key, strlen(key), 0, 0, vlen, t0, &st);
+    if (it == NULL)
+        return ITEM_NOMEM;
+    memset(item_value(it), 'z', vlen);
+    r = item_store(it, STORE_SET, 0, t0, NULL);
+    item_put(it);
+    return r;
+}
+
+static struct storage_class_stats class_of_size(size_t vlen)
+{
+    struct storage_class_stats cs;
+
+    storage_class_stats(slab_clsid(item_header_size() + 8 + vlen + 2), t0, &cs);
+    return cs;
+}
+
+START_TEST(test_page_move_empties_a_page_and_gives_it_to_another_class)
+{
+    struct storage_class_stats a0, b0, a1, b1;
+    unsigned a, b;
+    uint64_t items0;
+
+    /* Fill memory with 1000-byte values, then give 20000-byte values room. */
+    for (int i = 0; stats().evictions == 0; i++)
+        ck_assert_int_eq(put_size("s", i, 1000), ITEM_STORED);
+    for (int i = 0; i < 100; i++)
+        put_size("L", i, 20000);
+    a0 = class_of_size(1000);
+    b0 = class_of_size(20000);
+    a = a0.id;
+    b = b0.id;
+    items0 = stats().curr_items;
+    ck_assert_uint_ge(a0.total_pages, 2);
+    ck_assert(rebalance_move_now(a, b, t0, 100));
+    a1 = class_of_size(1000);
+    b1 = class_of_size(20000);
+    ck_assert_uint_eq(a1.total_pages, a0.total_pages - 1);
+    ck_assert_uint_eq(b1.total_pages, b0.total_pages + 1);
+    ck_assert_uint_eq(b1.free_chunks, b0.free_chunks + b1.chunks_per_page);
+    /* The moved page's items are gone, the counts agree, and the class that
+     * got the page stores without evicting. */
+    ck_assert_uint_lt(stats().curr_items, items0);
+    ck_assert_uint_eq(a1.number, a1.used_chunks);
+    ck_assert_uint_eq(stats().slabs_moved, 1);
+    uint64_t ev = stats().evictions;
+    for (int i = 1000; i < 1000 + (int)b1.chunks_per_page; i++)
+        ck_assert_int_eq(put_size("L", i, 20000), ITEM_STORED);
+    ck_assert_uint_eq(stats().evictions, ev);
+    /* Every 1000-byte key still present reads back whole. */
+    for (int i = 0; i < (int)items0; i++) {
+        char key[32];
+        struct item *it;
+
+        snprintf(key, sizeof(key), "s%d", i);
+        it = item_get(key, strlen(key), t0, NULL);
+        if (it != NULL) {
+            ck_assert_uint_eq(item_nbytes(it), 1000);
+            ck_assert_int_eq(item_value(it)[999], 'z');
+            item_put(it);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_page_move_waits_for_a_reader)
+{
+    struct storage_class_stats a0;
+    struct item *held = NULL;
+
+    for (int i = 0; stats().evictions == 0; i++)
+        ck_assert_int_eq(put_size("s", i, 1000), ITEM_STORED);
+    put_size("L", 0, 20000);
+    a0 = class_of_size(1000);
+    /* Hold every item of the class: the page under the hand cannot empty. */
+    struct item **all = calloc(a0.number, sizeof(*all));
+    unsigned n = 0;
+    for (int i = 0; n < a0.number && i < 100000; i++) {
+        char key[32];
+
+        snprintf(key, sizeof(key), "s%d", i);
+        all[n] = item_get(key, strlen(key), t0, NULL);
+        if (all[n] != NULL)
+            n++;
+    }
+    ck_assert(!rebalance_move_now(a0.id, class_of_size(20000).id, t0, 3));
+    ck_assert_uint_eq(stats().slabs_moved, 0);
+    held = all[0];
+    for (unsigned i = 0; i < n; i++)
+        item_put(all[i]);
+    free(all);
+    (void)held;
+}
+END_TEST
+
 static Suite *evict_suite(void)
 {
     Suite *s = suite_create("evict");
@@ -609,6 +716,8 @@ static Suite *evict_suite(void)
     tcase_add_test(tc, test_lfu_counter_is_logarithmic_and_decays);
     tcase_add_test(tc, test_crawler_reclaims_expired_items_in_bounded_steps);
     tcase_add_test(tc, test_flush_generation_wrap_never_revives_an_item);
+    tcase_add_test(tc, test_page_move_empties_a_page_and_gives_it_to_another_class);
+    tcase_add_test(tc, test_page_move_waits_for_a_reader);
     tcase_add_test(tc, test_concurrent_eviction_keeps_values_and_counts_consistent);
     suite_add_tcase(s, tc);
     return s;
