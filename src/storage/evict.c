@@ -48,6 +48,7 @@
 #include "util/clock.h"
 
 #define SMALL_WALK_MAX 256      /* slots the small hand may pass per call */
+#define POOL_SIZE 16            /* Redis's eviction pool: best candidates kept */
 #define FALLBACK_WALK_MAX 1024  /* slots a policy sweep may pass per call */
 #define FREQ_MAX 3
 #define LFU_INIT_VAL 5          /* Redis's counter for a new key */
@@ -62,6 +63,8 @@ struct hand {
 struct eclass {
     pthread_mutex_t lock;
     struct hand main, small;
+    char *pool[POOL_SIZE];      /* slots of the best candidates seen so far */
+    unsigned npool;
     uint64_t number;            /* atomic: linked items with their header here */
     uint64_t nsmall;            /* atomic: of those, in probation */
     uint64_t evicted;
@@ -433,62 +436,101 @@ static uint64_t score(enum evict_policy p, const struct item *it, int64_t now)
     }
 }
 
-/* The sampling policies: the best of maxmemory-samples random chunks. */
+struct cand {
+    char *slot;
+    struct item *it;
+    uint64_t score;
+};
+
+static int cand_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct cand *)a)->score, y = ((const struct cand *)b)->score;
+
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Consider the item at slot as a victim: NULL if it is none; an expired
+ * one is reclaimed on the spot (*done set). */
+static struct item *consider(struct eclass *e, unsigned id, char *slot, bool vol, int64_t now,
+                             void **reuse, size_t *old_req, int *done)
+{
+    struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
+    uint64_t hv;
+    int64_t exp;
+
+    if (it == NULL)
+        return NULL;
+    exp = item_exptime(it);
+    if (item_exptime_passed(exp, now)) {
+        if (lock_cand(it, slot, &hv)) {
+            if (!in_use(it))
+                *done = take(e, id, it, hv, true, now, reuse, old_req);
+            unlock_cand(it);
+        }
+        return NULL;
+    }
+    return vol && exp == 0 ? NULL : it;
+}
+
+/*
+ * The sampling policies: maxmemory-samples random chunks, plus the best
+ * candidates kept from earlier calls (Redis's eviction pool, which makes the
+ * approximation close to the exact policy), ranked by score; the best one
+ * that can be taken is evicted and the next best are kept.
+ */
 static int sampled(struct eclass *e, unsigned id, enum evict_policy p, int64_t now,
                    void **reuse, size_t *old_req)
 {
     uint32_t npages = slab_class_pages(id), per = slab_chunks_per_page(id);
     bool vol = evict_policy_volatile(p);
-    unsigned want = evict_get_samples(), tries = want * (vol ? 8 : 2), got = 0;
-    struct item *best = NULL;
-    char *best_slot = NULL;
-    uint64_t best_score = 0, hv;
+    bool random = p == EVICT_ALLKEYS_RANDOM || p == EVICT_VOLATILE_RANDOM;
+    unsigned want = random ? 1 : evict_get_samples(), tries = want * (vol ? 8 : 2), got = 0;
+    struct cand c[POOL_SIZE + 64];
+    unsigned n = 0;
+    int done = 0;
+    uint64_t hv;
 
     if (npages == 0)
         return 0;
-    if (p == EVICT_ALLKEYS_RANDOM || p == EVICT_VOLATILE_RANDOM)
-        want = 1;
+    for (unsigned i = 0; !random && i < e->npool; i++) {
+        struct item *it = consider(e, id, e->pool[i], vol, now, reuse, old_req, &done);
+
+        if (done)
+            return done;
+        if (it != NULL)
+            c[n++] = (struct cand){e->pool[i], it, score(p, it, now)};
+    }
     for (unsigned t = 0; t < tries && got < want; t++) {
         uint64_t r = rnd();
         char *slot = slab_class_page(id, (uint32_t)(r % npages)) +
                      (size_t)((r >> 32) % per) * slab_chunk_size(id);
-        struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
-        int64_t exp;
-        uint64_t sc;
+        struct item *it = consider(e, id, slot, vol, now, reuse, old_req, &done);
 
+        if (done)
+            return done;
         if (it == NULL)
             continue;
-        exp = item_exptime(it);
-        if (item_exptime_passed(exp, now)) {
-            if (!lock_cand(it, slot, &hv))
-                continue;
-            int res = 0;
-            if (!in_use(it))
-                res = take(e, id, it, hv, true, now, reuse, old_req);
-            unlock_cand(it);
-            if (res)
-                return res;
-            continue;
-        }
-        if (vol && exp == 0)
-            continue;
         got++;
-        sc = score(p, it, now);
-        if (best == NULL || sc > best_score) {
-            best = it;
-            best_slot = slot;
-            best_score = sc;
-        }
+        c[n++] = (struct cand){slot, it, score(p, it, now)};
     }
-    if (best != NULL && lock_cand(best, best_slot, &hv)) {
-        int res = 0;
+    qsort(c, n, sizeof(c[0]), cand_cmp);
+    e->npool = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct item *it = c[i].it;
 
-        if (!in_use(best) && (!vol || item_exptime(best) != 0))
-            res = take(e, id, best, hv, do_item_is_dead(best, hv, now), now, reuse, old_req);
-        unlock_cand(best);
-        if (res)
-            return res;
+        if (done == 0 && lock_cand(it, c[i].slot, &hv)) {
+            if (!in_use(it) && (!vol || item_exptime(it) != 0))
+                done = take(e, id, it, hv, do_item_is_dead(it, hv, now), now, reuse, old_req);
+            unlock_cand(it);
+            if (done)
+                continue;
+        }
+        /* Keep the rest (a slot may repeat; harmless). */
+        if (!random && e->npool < POOL_SIZE)
+            e->pool[e->npool++] = c[i].slot;
     }
+    if (done)
+        return done;
     /* The samples were busy or (volatile) had no TTL: look further. */
     return sweep(e, id, &e->main, vol ? SWEEP_TTL : SWEEP_ANY, FALLBACK_WALK_MAX, now, reuse,
                  old_req);
@@ -567,8 +609,10 @@ bool evict_move_begin(unsigned id)
     pthread_mutex_lock(&e->lock);
     npages = slab_class_pages(id);
     if (npages >= 2 && slab_moving_page(id) == NULL) {
-        /* The page under the main hand: its items are the next to go. */
+        /* The page under the main hand: its items are the next to go. The
+         * pool forgets its candidates, which may lie in that page. */
         slab_move_begin(id, e->main.page < npages ? e->main.page : 0);
+        e->npool = 0;
         ok = true;
     }
     pthread_mutex_unlock(&e->lock);

@@ -314,8 +314,13 @@ static void item_free(struct item *it)
 /* A fresh value chunk of class id, naming its item. */
 static void value_chunk_init(struct item *vc, unsigned id, const struct item *owner)
 {
-    memset(vc, 0, VHDR);
+    /* The fields a sweep reads without a lock are written atomically. */
+    vc->nbytes = vc->flags = vc->refcount = 0;
+    vc->nkey = 0;
     vc->clsid = (uint8_t)id;
+    __atomic_store_n(&vc->meta, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&vc->access, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&vc->freq, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&vc->h_next, slab_ref(owner), __ATOMIC_RELAXED);
     __atomic_store_n(&vc->iflags, ITEM_VALUE, __ATOMIC_RELEASE);
 }
@@ -390,7 +395,7 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
     it->flags = flags;
     it->refcount = 1;
     meta_store(it, exp_rel(exptime));
-    it->access = evict_access_init(now);
+    __atomic_store_n(&it->access, evict_access_init(now), __ATOMIC_RELAXED);
     __atomic_store_n(&it->freq, 0, __ATOMIC_RELAXED);
     it->nkey = (uint8_t)nkey;
     item_set_cas(it, 0);

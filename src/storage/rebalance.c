@@ -168,7 +168,7 @@ static void *mover_main(void *arg)
     (void)arg;
     pthread_setname_np(pthread_self(), "kioku-slabmove");
     pthread_mutex_lock(&lock);
-    while (!stop) {
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
         struct timespec ts;
         unsigned src = 0, dst = 0;
         int64_t now;
@@ -179,7 +179,7 @@ static void *mover_main(void *arg)
         ts.tv_nsec %= 1000000000L;
         if (req_dst == 0)
             pthread_cond_timedwait(&cond, &lock, &ts);
-        if (stop)
+        if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
             break;
         now = clock_now_ms();
         if (req_dst != 0) {
@@ -213,7 +213,8 @@ int rebalance_setup(bool on, unsigned mode, char *errbuf, size_t errlen)
     pthread_condattr_t ca;
 
     enabled = on;
-    stop = moving = false;
+    moving = false;
+    __atomic_store_n(&stop, false, __ATOMIC_RELAXED);
     req_src = req_dst = 0;
     moved = reassign_evictions = 0;
     memset(last_evicted, 0, sizeof(last_evicted));
@@ -240,7 +241,7 @@ void rebalance_teardown(void)
     if (!running_thread)
         return;
     pthread_mutex_lock(&lock);
-    stop = true;
+    __atomic_store_n(&stop, true, __ATOMIC_RELAXED);
     pthread_cond_signal(&cond);
     pthread_mutex_unlock(&lock);
     pthread_join(mover, NULL);

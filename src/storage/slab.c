@@ -381,9 +381,13 @@ void slab_move_end(unsigned id, unsigned dst)
     c->moving = NULL;
     pthread_mutex_unlock(&c->lock);
 
-    /* Zeroed, every chunk header reads as "not an item" in its new class. */
+    /* Zeroed, every chunk header reads as "not an item" in its new class.
+     * Word by word with atomic stores: a sweep elsewhere may still follow a
+     * stale value-chunk link into this page and read a header atomically. */
     UNPOISON(page, STORAGE_PAGE_SIZE);
-    memset(page, 0, STORAGE_PAGE_SIZE);
+    for (uint64_t *w = (uint64_t *)(void *)page;
+         (char *)w < page + STORAGE_PAGE_SIZE; w++)
+        __atomic_store_n(w, 0, __ATOMIC_RELAXED);
     no = (uint32_t)((size_t)(page - region) / STORAGE_PAGE_SIZE);
     pthread_mutex_lock(&d->lock);
     n = d->npages;
