@@ -1024,10 +1024,11 @@ START_TEST(test_stats_reflect_server_options)
     ck_assert_int_eq(stat_num(s, "tcpport"), srv.port);
     ck_assert_int_eq(stat_num(s, "num_threads"), 3);
     ck_assert_int_eq(stat_num(s, "item_size_max"), 1024 * 1024);
-    /* memcached features kioku lacks read as off, so monitoring skips them */
-    static const char *const off[] = { "STAT auth_enabled_sasl no\r\n", "STAT lru_crawler no\r\n",
-                                       "STAT slab_reassign no\r\n", "STAT lru_segmented no\r\n",
-                                       "STAT client_flags_size 4\r\n" };
+    /* memcached features kioku lacks read as off, so monitoring skips them;
+     * the crawler and page moves are on by default, as in memcached 1.6 */
+    static const char *const off[] = { "STAT auth_enabled_sasl no\r\n", "STAT lru_crawler yes\r\n",
+                                       "STAT slab_reassign yes\r\n", "STAT slab_automove 1\r\n",
+                                       "STAT lru_segmented no\r\n", "STAT client_flags_size 4\r\n" };
     for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
         ck_assert_msg(strstr(s, off[i]) != NULL, "stats settings lacks %s", off[i]);
     stop_with(&srv, fd);

@@ -155,6 +155,26 @@ START_TEST(test_item_size_over_half_memory_is_refused)
 }
 END_TEST
 
+START_TEST(test_slab_reassign_automove_and_crawler_options)
+{
+    ck_assert_int_eq(PARSE("-m", "64"), SETTINGS_RUN);
+    ck_assert(s.storage.slab_reassign);          /* memcached 1.6's defaults */
+    ck_assert_uint_eq(s.storage.slab_automove, 1);
+    ck_assert(s.storage.crawler);
+    ck_assert_int_eq(PARSE("-o", "no_slab_reassign,slab_automove=2,no_lru_crawler"), SETTINGS_RUN);
+    ck_assert(!s.storage.slab_reassign);
+    ck_assert_uint_eq(s.storage.slab_automove, 2);
+    ck_assert(!s.storage.crawler);
+    ck_assert_int_eq(PARSE("-o", "slab_reassign,lru_crawler,slab_automove=0"), SETTINGS_RUN);
+    ck_assert(s.storage.slab_reassign);
+    ck_assert(s.storage.crawler);
+    ck_assert_uint_eq(s.storage.slab_automove, 0);
+    ck_assert_int_eq(PARSE("-o", "slab_automove=3"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "slab_automove"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "lru_crawler=1"), SETTINGS_ERROR);
+}
+END_TEST
+
 START_TEST(test_extended_options)
 {
     ck_assert_int_eq(PARSE("-o", "hashpower=20,resp_port=6380"), SETTINGS_RUN);
@@ -348,6 +368,7 @@ static Suite *settings_suite(void)
     tcase_add_test(tc, test_udp_other_than_zero_is_refused);
     tcase_add_test(tc, test_item_size_over_half_memory_is_refused);
     tcase_add_test(tc, test_extended_options);
+    tcase_add_test(tc, test_slab_reassign_automove_and_crawler_options);
     tcase_add_test(tc, test_size_suffixes);
     tcase_add_test(tc, test_every_policy_name_is_taken_by_the_long_flag_and_by_o);
     tcase_add_test(tc, test_unknown_policy_is_a_usage_error_naming_the_valid_ones);
