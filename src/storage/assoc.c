@@ -193,11 +193,21 @@ static struct item *item_at(uint32_t ref)
     return slab_ptr(ref);
 }
 
-static struct item *chain_find(uint32_t ref, const char *key, size_t nkey)
+/* The hottest loop of a lookup: the region base and key offset are read
+ * once, not per hop. */
+static inline __attribute__((always_inline)) struct item *
+chain_find(uint32_t ref, const char *key, size_t nkey)
 {
-    for (struct item *it = item_at(ref); it != NULL; it = item_at(it->h_next)) {
-        if (it->nkey == nkey && memcmp(item_key(it), key, nkey) == 0)
+    const char *base = slab_region.ref_base;
+    unsigned shift = slab_region.shift;
+    size_t koff = item_header_size();
+
+    while (ref != 0) {
+        struct item *it = (struct item *)(void *)(base + ((size_t)ref << shift));
+
+        if (it->nkey == nkey && memcmp((const char *)it + koff, key, nkey) == 0)
             return it;
+        ref = it->h_next;
     }
     return NULL;
 }
@@ -356,7 +366,8 @@ void assoc_flush_now(void)
         pthread_mutex_lock(&s->lock);
         if (s->stale == 0)
             s->stale_base = s->flush_gen;
-        s->flush_gen++;
+        /* Atomic: the crawler compares generations without the lock. */
+        __atomic_store_n(&s->flush_gen, s->flush_gen + 1, __ATOMIC_RELAXED);
         s->stale = s->nitems;   /* every linked item is now of an older generation */
         s->nexpires = 0;
         if (s->stale != 0 && s->flush_gen - s->stale_base >= ITEM_GEN_MASK)

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/item.h"
+
 struct item;
 struct storage_class_stats;
 struct storage_stats;
@@ -91,7 +93,15 @@ bool do_item_is_dead(const struct item *it, uint64_t hv, int64_t now);
 bool do_item_unlink_keep(struct item *it, uint64_t hv, bool keep);
 /* Bytes the slab counts as requested for the item's own chunk. */
 size_t item_chunk_requested(const struct item *it);
-/* `now` (kioku ms) as a 24-bit access time: seconds since start. */
-uint32_t item_atime_of(int64_t now);
+/* `now` (kioku ms) as a 24-bit access time: seconds since start. Inline:
+ * every hit asks it. */
+static inline uint32_t item_atime_of(int64_t now)
+{
+    int64_t s = (now - item_layout.epoch_ms) / 1000;
+
+    return s < 0 ? 0 : (uint32_t)s & ITEM_ATIME_MASK;
+}
+/* Whether the policy in force keeps LFU counters (read on every hit). */
+bool evict_lfu_active(void);
 
 #endif

@@ -202,13 +202,6 @@ int64_t item_exptime_from_seconds(int64_t exptime, int64_t now)
     return exptime * 1000;
 }
 
-uint32_t item_atime_of(int64_t now)
-{
-    int64_t s = (now - item_layout.epoch_ms) / 1000;
-
-    return s < 0 ? 0 : (uint32_t)s & ITEM_ATIME_MASK;
-}
-
 uint32_t item_idle_seconds(const struct item *it, int64_t now)
 {
     uint32_t at = __atomic_load_n(&it->access, __ATOMIC_RELAXED) >> 8;
@@ -597,6 +590,12 @@ void do_item_bump(struct item *it, int64_t now)
     /* Most hits find the bit set: skip the locked read-modify-write. */
     if (!(item_iflags(it) & ITEM_FETCHED))
         item_iflags_set(it, ITEM_FETCHED);
+    /* And most find the access count full and the access time current:
+     * then, outside the LFU policies, there is nothing to write. */
+    if (__atomic_load_n(&it->freq, __ATOMIC_RELAXED) >= 3 &&
+        __atomic_load_n(&it->access, __ATOMIC_RELAXED) >> 8 == item_atime_of(now) &&
+        !evict_lfu_active())
+        return;
     evict_on_hit(it, now);
 }
 

@@ -255,6 +255,29 @@ def test_size_shift():
         stop(proc)
 
 
+def test_crawler_frees_expired_items():
+    """Expired items nobody asks for are freed in the background."""
+    proc, port = start()
+    try:
+        c = Text(port)
+        n, r = fill(c, "short", 2000, ttl=1)
+        assert n == 2000, r
+        fill(c, "long", 100)
+        deadline = time.time() + 20
+        st = c.stats()
+        while time.time() < deadline:
+            st = c.stats()
+            if int(st["curr_items"]) == 100:
+                break
+            time.sleep(0.2)
+        assert int(st["curr_items"]) == 100, st["curr_items"]
+        assert int(st["crawler_reclaimed"]) >= 2000, st["crawler_reclaimed"]
+        assert int(st["expired_unfetched"]) >= 2000
+        assert present(c, "long", 100) == 100
+    finally:
+        stop(proc)
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -328,6 +351,7 @@ def main():
     test_scan_resistance([])
     test_config_set_switches_policy()
     test_size_shift()
+    test_crawler_frees_expired_items()
     test_rss_bound()
     print("eviction_policies: 1 passed, 0 failed")
     return 0
