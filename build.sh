@@ -35,10 +35,25 @@ install_missing() {
 build_in() {
     dir=$1; shift
     if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
-        autoreconf -fi
+        # A warning today is an error in a later autoconf: the tests refuse it.
+        out=$(autoreconf -fi 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
+        case $out in
+        *[Ww]arning*)
+            printf '%s\n' "$out" >&2
+            if [ "$cmd" = test ]; then
+                echo "== autoreconf warned (see above): fix configure.ac or Makefile.am" >&2
+                exit 1
+            fi
+            ;;
+        esac
     fi
     mkdir -p "$dir"
     (cd "$dir" && { [ -f Makefile ] || "$top/configure" -q "$@"; } && make -s -j"$jobs")
+}
+
+# Untracked files that .gitignore does not cover (none outside a git checkout).
+untracked() {
+    git -C "$top" status --porcelain --untracked-files=all 2>/dev/null | grep '^??' || true
 }
 
 # m:ss of a number of seconds.
@@ -66,6 +81,7 @@ test)
     install_missing $run_deps $test_deps
     echo "== running every test: about 6 minutes on 2 cores, one line per stage as it passes"
     start=$(date +%s)
+    before=$(untracked)
     build_in build
     stage "build: kioku and its tests in build/"
     make -s -C build -j"$jobs" check TESTS="$(make -s -C build print-unit-tests)"
@@ -86,7 +102,12 @@ test)
     make -s -C build -j"$jobs" distcheck >build/distcheck.log 2>&1 ||
         { tail -n 60 build/distcheck.log; echo "== distcheck failed: build/distcheck.log" >&2; exit 1; }
     stage "distcheck: the release tarball builds and passes its tests"
-    echo "== [$(clock $(( $(date +%s) - start )))] all tests passed"
+    if [ "$(untracked)" != "$before" ]; then
+        echo "== the run left files that git does not ignore:" >&2
+        untracked >&2
+        exit 1
+    fi
+    echo "== [$(clock $(( $(date +%s) - start )))] all tests passed; the tree is as clean as before"
     ;;
 *)
     echo "usage: $0 run [kioku options] | $0 test" >&2
