@@ -88,6 +88,10 @@ test)
     stage "unit: the Check suites, no sockets"
     make -s -C build -j"$jobs" check TESTS="$(make -s -C build print-integration-tests)"
     stage "integration: the built server driven by real clients"
+    # Sanitizers slow tests several-fold, more on a busy machine: give the
+    # Check timeouts (and the harness's I/O deadlines) three times as long.
+    CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-3}
+    export CK_TIMEOUT_MULTIPLIER
     build_in build-asan --enable-sanitizer=address
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         make -s -C build-asan -j"$jobs" check
