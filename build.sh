@@ -2,7 +2,7 @@
 # kioku's one entry point for a fresh Debian 12 machine (run as root, or with
 # sudo available): installs what is missing, builds, then
 #   ./build.sh run [kioku options]   runs kioku in the foreground
-#   ./build.sh test                  runs the whole test suite (about six
+#   ./build.sh test                  runs the whole test suite (6 to 10
 #                                    minutes on 2 cores): unit, integration,
 #                                    ASan+UBSan, TSan, and distcheck, with a
 #                                    progress line as each stage passes
@@ -79,7 +79,7 @@ run)
     ;;
 test)
     install_missing $run_deps $test_deps
-    echo "== running every test: about 6 minutes on 2 cores, one line per stage as it passes"
+    echo "== running every test: 6 to 10 minutes on 2 cores, one line per stage as it passes"
     start=$(date +%s)
     before=$(untracked)
     build_in build
@@ -105,7 +105,7 @@ test)
     # distcheck configures and builds twice more: its log is shown on failure.
     make -s -C build -j"$jobs" distcheck >build/distcheck.log 2>&1 ||
         { tail -n 60 build/distcheck.log; echo "== distcheck failed: build/distcheck.log" >&2; exit 1; }
-    stage "distcheck: the release tarball builds and passes its tests"
+    stage "distcheck: the release tarball, built and tested"
     if [ "$(untracked)" != "$before" ]; then
         echo "== the run left files that git does not ignore:" >&2
         untracked >&2
