@@ -6,6 +6,15 @@
  * and lets the connection read the data block straight into it; the store
  * completes in store_done(), at once if the block was already buffered.
  *
+ * A get line may name thousands of keys (memcached takes get lines of any
+ * length; kioku up to MC_TEXT_KEYS_LINE_MAX): the connection's read buffer
+ * grows until the whole line is in (memcached too reads the line before it
+ * answers, so a client that writes the whole line before reading cannot
+ * deadlock against replies), and the replies are then written as they are
+ * made: the key walk stops when the queued output is full, lets the
+ * connection write, and resumes (struct get_walk), so the output held per
+ * connection stays bounded however many keys the line names.
+ *
  * Replies follow memcached 1.6 byte for byte. `noreply` suppresses every
  * reply line of its command, errors included, as memcached does.
  */
@@ -39,12 +48,35 @@ void proto_mc_text_setup(const struct settings *s)
     proto_mc_meta_setup(s);
 }
 
-/* Per-connection state kept while a data block is read. */
+/*
+ * A get/gets/gat/gats being answered. Its replies are written as they are
+ * made: when the queued output is full the walk stops, the connection
+ * writes and lets other clients run, and the walk resumes at `cur`. The
+ * line stays in the read buffer, unconsumed, until the last key is
+ * answered, so the keys need no copy. Offsets are from conn_rbuf(), which
+ * follows the line if the buffer moves.
+ */
+struct get_walk {
+    size_t cur, end;            /* keys left: [cur, end) of the line */
+    int64_t exptime;            /* gat/gats: the new expiry, kioku ms */
+    enum mc_cmd cmd;
+};
+
+/* Per-connection state kept between calls. */
 struct text_state {
     enum mc_cmd cmd;            /* MC_META_SET: an ms owns the value */
-    uint64_t cas;
     bool noreply;
-    uint64_t meta[PROTO_MC_META_STATE / 8];   /* proto_mc_meta's ms state */
+    uint64_t cas;
+    size_t line;                /* bytes of the line just parsed (for a
+                                   handler that consumes its own line) */
+    size_t get_line;            /* bytes of the line a get walk is answering
+                                   (0: none); the walk is in u.get */
+    size_t scanned;             /* leading bytes of input already known to
+                                   hold no newline (a long key list) */
+    union {
+        uint64_t meta[PROTO_MC_META_STATE / 8];   /* proto_mc_meta's ms state */
+        struct get_walk get;    /* only while get_line != 0 */
+    } u;
 };
 
 static struct text_state *state_of(struct conn *c)
@@ -102,12 +134,17 @@ static void out_value(struct conn *c, struct item *it, bool with_cas)
     conn_out_item(c, it, 0, (size_t)item_nbytes(it) + 2);
 }
 
-static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
+/* Answer the keys of the walk in progress: all of them, or as many as fit
+ * before the queued output is full (then PROC_YIELD, to be called again). */
+static enum proc_result get_walk(struct conn *c)
 {
-    bool with_cas = r->cmd == MC_GETS || r->cmd == MC_GATS;
-    bool touch = r->cmd == MC_GAT || r->cmd == MC_GATS;
-    int64_t exptime = touch ? item_exptime_from_seconds(r->exptime, c->now) : 0;
-    const char *cur = r->keys, *end = r->keys + r->keys_len, *key;
+    struct text_state *st = state_of(c);
+    struct get_walk *g = &st->u.get;
+    bool with_cas = g->cmd == MC_GETS || g->cmd == MC_GATS;
+    bool touch = g->cmd == MC_GAT || g->cmd == MC_GATS;
+    int64_t exptime = g->exptime;
+    const char *line = conn_rbuf(c);
+    const char *cur = line + g->cur, *end = line + g->end, *key;
     size_t nkey;
     while (mc_text_next_key(&cur, end, &key, &nkey)) {
         enum item_miss miss = ITEM_MISS_NONE;
@@ -136,9 +173,31 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
         }
         out_value(c, it, with_cas);
         item_put(it);
+        if (conn_out_full(c) && cur < end) {
+            g->cur = (size_t)(cur - line);
+            return PROC_YIELD;
+        }
     }
     CONN_OUT_LIT(c, "END\r\n");
+    conn_consume(c, st->get_line);
+    st->get_line = 0;
     return PROC_MORE;
+}
+
+/* get/gets/gat/gats: the line is still in the read buffer (keeps_line). */
+static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
+{
+    struct text_state *st = state_of(c);
+    struct get_walk *g = &st->u.get;
+    const char *line = conn_rbuf(c);
+    bool touch = r->cmd == MC_GAT || r->cmd == MC_GATS;
+
+    g->cmd = r->cmd;
+    g->exptime = touch ? item_exptime_from_seconds(r->exptime, c->now) : 0;
+    g->cur = r->keys != NULL ? (size_t)(r->keys - line) : 0;
+    g->end = g->cur + r->keys_len;
+    st->get_line = st->line;
+    return get_walk(c);
 }
 
 /* ---- storage ---- */
@@ -446,7 +505,7 @@ static enum proc_result cmd_meta(struct conn *c, const struct mc_text_req *r)
     struct text_state *st = state_of(c);
 
     st->cmd = r->cmd;   /* routes value_done() for ms */
-    return proto_mc_meta_run(c, st->meta, meta_of[r->cmd], r->key, r->nkey,
+    return proto_mc_meta_run(c, st->u.meta, meta_of[r->cmd], r->key, r->nkey,
                              r->args, r->args_len);
 }
 
@@ -468,25 +527,64 @@ static const text_handler handlers[MC_CMD_COUNT] = {
     [MC_META_ARITH] = cmd_meta, [MC_META_NOOP] = cmd_meta, [MC_META_DEBUG] = cmd_meta,
 };
 
+/* Handlers that consume their own line: a get may yield before it has
+ * answered every key, and its keys are read from the line in place. */
+static bool keeps_line(enum mc_cmd cmd)
+{
+    return cmd == MC_GET || cmd == MC_GETS || cmd == MC_GAT || cmd == MC_GATS;
+}
+
+/*
+ * Is the head of input a key list still without its newline, with no need
+ * to parse it again? A get line may grow to MC_TEXT_KEYS_LINE_MAX (the
+ * read buffer grows for it); looking only at the bytes that arrived since
+ * the last look keeps the work linear in the line's length.
+ */
+static bool keys_line_incomplete(struct text_state *st, const char *p, size_t n)
+{
+    if (st->scanned <= MC_TEXT_LINE_MAX || n >= MC_TEXT_KEYS_LINE_MAX || n < st->scanned)
+        return false;
+    if (memchr(p + st->scanned, '\n', n - st->scanned) != NULL)
+        return false;
+    st->scanned = n;
+    return true;
+}
+
 static enum proc_result text_process(struct conn *c)
 {
+    struct text_state *st = state_of(c);
     for (;;) {
         if (conn_rlen(c) == 0)
             return PROC_MORE;
         if (conn_out_full(c) || !conn_budget(c))
             return PROC_YIELD;
+        if (st->get_line != 0) {
+            enum proc_result res = get_walk(c);
+            if (res != PROC_MORE)
+                return res;
+            continue;
+        }
+        if (keys_line_incomplete(st, conn_rbuf(c), conn_rlen(c))) {
+            c->budget++;
+            return PROC_MORE;
+        }
         struct mc_text_req r;
         size_t used = 0;
         enum parse_status ps = mc_text_parse(&r, conn_rbuf(c), conn_rlen(c), &used);
         if (ps == PARSE_AGAIN) {
             c->budget++;   /* an incomplete line is not a request */
+            st->scanned = conn_rlen(c);
             return PROC_MORE;
         }
+        st->scanned = 0;
         if (ps == PARSE_TOO_LONG) {
             reply_line(c, r.error);
             return PROC_CLOSE;
         }
-        conn_consume(c, used);
+        if (ps == PARSE_OK && handlers[r.cmd] != NULL && keeps_line(r.cmd))
+            st->line = used;
+        else
+            conn_consume(c, used);
         if (ps == PARSE_OK && handlers[r.cmd] == NULL) {
             ps = PARSE_UNKNOWN;
             r.error = "ERROR";
@@ -520,7 +618,7 @@ static enum proc_result text_value_done(struct conn *c)
     struct text_state *st = state_of(c);
 
     if (st->cmd == MC_META_SET)
-        return proto_mc_meta_set_done(c, st->meta);
+        return proto_mc_meta_set_done(c, st->u.meta);
     return store_done(c);
 }
 

@@ -285,6 +285,21 @@ static void visit_chain(uint32_t ref, struct assoc_stripe *s,
     }
 }
 
+/* Counts what a batch visited, so it can stop once it has seen enough. */
+struct counting_visit {
+    void (*visit)(struct item *it, struct assoc_stripe *s, void *arg);
+    void *arg;
+    uint64_t n;
+};
+
+static void count_visit(struct item *it, struct assoc_stripe *s, void *arg)
+{
+    struct counting_visit *cv = arg;
+
+    cv->n++;
+    cv->visit(it, s, cv->arg);
+}
+
 /*
  * The cursor counts with its bits reversed over the smaller table's mask:
  * incrementing the high bits first means that when the table doubles, the
@@ -296,31 +311,56 @@ uint64_t assoc_scan(uint64_t cursor,
                     void (*visit)(struct item *it, struct assoc_stripe *s, void *arg),
                     void *arg)
 {
+    struct assoc_scan_work w = { .max_steps = 1, .max_items = UINT64_MAX };
+
+    return assoc_scan_batch(cursor, &w, visit, arg);
+}
+
+/*
+ * Consecutive cursors share their low (stripe) bits until the high bits
+ * wrap, so a run of steps stays in one stripe: the batch takes that stripe
+ * once for the whole run instead of once per bucket. The hold is bounded by
+ * the stripe's share of the table (2^(power - ASSOC_STRIPE_BITS) steps) and
+ * by w->max_steps.
+ */
+uint64_t assoc_scan_batch(uint64_t cursor, struct assoc_scan_work *w,
+                          void (*visit)(struct item *it, struct assoc_stripe *s, void *arg),
+                          void *arg)
+{
     unsigned idx = (unsigned)(cursor & (ASSOC_NSTRIPES - 1));
     struct assoc_stripe *s = &stripes[idx];
-    uint64_t v = cursor, m0;
+    struct counting_visit cv = { visit, arg, 0 };
 
+    w->steps = 0;
+    w->items = 0;
     pthread_mutex_lock(&s->lock);
-    if (s->old == NULL) {
-        m0 = mask_of(s->power);
-        visit_chain(s->tab[v & m0], s, visit, arg);
-    } else {
-        uint64_t m1 = mask_of(s->power);
+    do {
+        uint64_t v = cursor, m0;
 
-        m0 = mask_of(s->old_power);
-        visit_chain(s->old[v & m0], s, visit, arg);
-        /* Every bucket of the larger table whose low bits are v & m0. */
-        do {
-            visit_chain(s->tab[v & m1], s, visit, arg);
-            v = (((v | m0) + 1) & ~m0) | (v & m0);
-        } while (v & (m0 ^ m1));
-    }
+        if (s->old == NULL) {
+            m0 = mask_of(s->power);
+            visit_chain(s->tab[v & m0], s, count_visit, &cv);
+        } else {
+            uint64_t m1 = mask_of(s->power);
+
+            m0 = mask_of(s->old_power);
+            visit_chain(s->old[v & m0], s, count_visit, &cv);
+            /* Every bucket of the larger table whose low bits are v & m0. */
+            do {
+                visit_chain(s->tab[v & m1], s, count_visit, &cv);
+                v = (((v | m0) + 1) & ~m0) | (v & m0);
+            } while (v & (m0 ^ m1));
+        }
+        v |= ~m0;
+        v = rev64(v);
+        v++;
+        cursor = rev64(v);
+        w->steps++;
+    } while (cursor != 0 && (cursor & (ASSOC_NSTRIPES - 1)) == idx &&
+             w->steps < w->max_steps && cv.n < w->max_items);
     pthread_mutex_unlock(&s->lock);
-
-    v |= ~m0;
-    v = rev64(v);
-    v++;
-    return rev64(v);
+    w->items = cv.n;
+    return cursor;
 }
 
 /* ---- flush ---- */
@@ -388,6 +428,20 @@ void assoc_flush_at(int64_t at)
 uint64_t assoc_flush_count(void)
 {
     return __atomic_load_n(&flush_count, __ATOMIC_RELAXED);
+}
+
+/* No stripe lock: a sum of relaxed loads, so a moment's inserts may be
+ * missed. Good enough for growth and for sizing a SCAN step. */
+void assoc_load(uint64_t *nitems, unsigned *power)
+{
+    uint64_t total = 0;
+
+    for (unsigned i = 0; i < ASSOC_NSTRIPES; i++)
+        total += __atomic_load_n(&stripes[i].nitems, __ATOMIC_RELAXED);
+    *nitems = total;
+    pthread_mutex_lock(&grow_lock);
+    *power = g_power;
+    pthread_mutex_unlock(&grow_lock);
 }
 
 void assoc_table_info(unsigned *power, uint64_t *bytes, bool *growing)
@@ -523,14 +577,10 @@ static bool stopping(void)
 
 static bool needs_growth(void)
 {
-    uint64_t total = 0;
-    unsigned i, power;
+    uint64_t total;
+    unsigned power;
 
-    for (i = 0; i < ASSOC_NSTRIPES; i++)
-        total += __atomic_load_n(&stripes[i].nitems, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&grow_lock);
-    power = g_power;
-    pthread_mutex_unlock(&grow_lock);
+    assoc_load(&total, &power);
     return total > ((uint64_t)3 << power) / 2;
 }
 

@@ -936,3 +936,23 @@ uint64_t item_scan(uint64_t cursor, int64_t now,
 
     return assoc_scan(cursor, scan_visit, &ctx);
 }
+
+uint64_t item_scan_batch(uint64_t cursor, int64_t now, struct item_scan_work *w,
+                         void (*fn)(struct item *it, void *arg), void *arg)
+{
+    struct scan_ctx ctx = { fn, arg, now };
+    struct assoc_scan_work aw = { .max_steps = w->max_steps, .max_items = w->max_items };
+
+    cursor = assoc_scan_batch(cursor, &aw, scan_visit, &ctx);
+    w->steps = aw.steps;
+    w->items = aw.items;
+    return cursor;
+}
+
+void item_table_load(uint64_t *nitems, uint64_t *nbuckets)
+{
+    unsigned power;
+
+    assoc_load(nitems, &power);
+    *nbuckets = (uint64_t)1 << power;
+}

@@ -340,5 +340,24 @@ void do_item_bump(struct item *it, int64_t now);
  */
 uint64_t item_scan(uint64_t cursor, int64_t now,
                    void (*fn)(struct item *it, void *arg), void *arg);
+/*
+ * item_scan() for several cursor steps under a single hold of one stripe's
+ * lock: it stops when the cursor leaves the stripe or reaches 0, or after
+ * w->max_steps steps, or once w->max_items linked items (live or not) were
+ * visited, each checked after a whole step. So a hold is bounded by the
+ * stripe's share of the table. w->steps and w->items say what was done.
+ * Same guarantee as item_scan().
+ */
+struct item_scan_work {
+    uint64_t max_steps;     /* >= 1 */
+    uint64_t max_items;     /* >= 1 */
+    uint64_t steps;
+    uint64_t items;
+};
+uint64_t item_scan_batch(uint64_t cursor, int64_t now, struct item_scan_work *w,
+                         void (*fn)(struct item *it, void *arg), void *arg);
+/* Linked items and buckets of the hash table, read without locks: how
+ * sparse the table is, for sizing scan work. */
+void item_table_load(uint64_t *nitems, uint64_t *nbuckets);
 
 #endif
