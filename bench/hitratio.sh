@@ -32,8 +32,8 @@ MEM_MB=64
 KEYS=500000; MIN_SIZE=100; MAX_SIZE=2000
 WARMUP=1000000; REQUESTS=2000000
 SCAN_PCT=20
-SHIFT_KEYS1=500000; SHIFT_MIN1=100;  SHIFT_MAX1=300;   SHIFT_READS1=1000000
-SHIFT_KEYS2=60000;  SHIFT_MIN2=5000; SHIFT_MAX2=10000; SHIFT_READS2=1000000
+SHIFT_KEYS1=1500000; SHIFT_MIN1=100; SHIFT_MAX1=300;   SHIFT_READS1=2000000
+SHIFT_KEYS2=60000;  SHIFT_MIN2=5000; SHIFT_MAX2=10000; SHIFT_READS2=2000000
 TAIL_PCT=25
 CONNS=4; PIPELINE=16; SEED=1
 CACHELOAD=""
@@ -158,7 +158,7 @@ fi
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/hitratio.XXXXXX)}
 mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
 RESULTS=$OUT_DIR/results.tsv
-printf 'variant\tserver\titems\thit_ratio\trss_kb\tstatus\tzipf_hit_ratio\tphase_hit_ratio\tsecs\twrong\terrors\tset_errors\n' >"$RESULTS"
+printf 'variant\tserver\titems\thit_ratio\trss_kb\tstatus\tzipf_hit_ratio\tphase_hit_ratio\tsecs\twrong\terrors\tset_errors\tphase1_items\n' >"$RESULTS"
 START=$(date +%s)
 SRV_PID=""; LG_PID=""
 
@@ -267,16 +267,16 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" "$2" | tail -1; }
 
 # run_one VARIANT LABEL KIND BIN POLICY
 run_one() {
-    local variant=$1 label=$2 kind=$3 bin=$4 policy=$5 base out status=ok hr zhr phr it rss
+    local variant=$1 label=$2 kind=$3 bin=$4 policy=$5 base out status=ok hr zhr phr it it1=NA rss
     base=$OUT_DIR/$variant.$label
     if [ $(( $(date +%s) - START )) -ge "$MAX_TOTAL" ]; then
         note "skipping $variant/$label: --max-total $MAX_TOTAL s reached"
-        printf '%s\t%s\tNA\tNA\tNA\tskipped (time)\tNA\tNA\tNA\tNA\tNA\tNA\n' "$variant" "$label" >>"$RESULTS"
+        printf '%s\t%s\tNA\tNA\tNA\tskipped (time)\tNA\tNA\tNA\tNA\tNA\tNA\tNA\n' "$variant" "$label" >>"$RESULTS"
         return
     fi
     if ! start_server "$kind" "$bin" "$policy" "$base.server.log"; then
         note "$label did not start; see $base.server.log"
-        printf '%s\t%s\tNA\tNA\tNA\tdid not start\tNA\tNA\tNA\tNA\tNA\tNA\n' "$variant" "$label" >>"$RESULTS"
+        printf '%s\t%s\tNA\tNA\tNA\tdid not start\tNA\tNA\tNA\tNA\tNA\tNA\tNA\n' "$variant" "$label" >>"$RESULTS"
         return
     fi
     echo "== $variant / $label (pid $SRV_PID, port $SRV_PORT)"
@@ -290,6 +290,8 @@ run_one() {
         shift)
             load "$base.load1" -k "$SHIFT_KEYS1" --min-size "$SHIFT_MIN1" --max-size "$SHIFT_MAX1" \
                 -x a: -w 0 -n "$SHIFT_READS1" || status="load failed"
+            it1=$(items "$SRV_PROTO" "$SRV_PORT")
+            echo "   phase 1: items ${it1:-NA}, hit ratio $(field hit_ratio "$base.load1")"
             out=$base.load2
             [ "$status" = ok ] && { load "$out" -k "$SHIFT_KEYS2" --min-size "$SHIFT_MIN2" \
                 --max-size "$SHIFT_MAX2" -x b: -w 0 -n "$SHIFT_READS2" --tail-pct "$TAIL_PCT" \
@@ -305,9 +307,9 @@ run_one() {
     [ "$(field wrong "$out")" != 0 ] && status="WRONG VALUES"
     it=$(items "$SRV_PROTO" "$SRV_PORT"); rss=$(rss_kb "$SRV_PID")
     zhr=$(field zipf_hit_ratio "$out")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$label" "${it:-NA}" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$label" "${it:-NA}" \
         "${hr:-NA}" "${rss:-NA}" "$status" "${zhr:-NA}" "${phr:-NA}" "$(field secs "$out")" \
-        "$(field wrong "$out")" "$(field errors "$out")" "$(field set_errors "$out")" >>"$RESULTS"
+        "$(field wrong "$out")" "$(field errors "$out")" "$(field set_errors "$out")" "$it1" >>"$RESULTS"
     echo "   items ${it:-NA}  hit ratio ${hr:-NA}  RSS ${rss:-NA} kB  $status"
     [ -n "$SRV_PID" ] && stop_server
 }
