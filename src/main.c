@@ -111,6 +111,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
         return KIOKU_EX_USAGE;
     }
+    if (storage_warm_status()[0] != '\0')
+        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, storage_warm_status());
     static const struct conn_protocols protocols = {
         .text = &proto_mc_text, .binary = &proto_mc_bin, .resp = &proto_resp,
     };
@@ -138,8 +140,16 @@ int main(int argc, char **argv)
 
     listener_teardown();
     worker_teardown();
+    int rc = 0;
+    if (storage_save(err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: warm restart: %s\n", PACKAGE_NAME, err);
+        rc = EX_OSERR_CODE;
+    } else if (settings.storage.memory_file[0] != '\0') {
+        fprintf(stderr, "%s: warm restart: saved %s.meta\n", PACKAGE_NAME,
+                settings.storage.memory_file);
+    }
     storage_teardown();
     if (settings.pid_file[0] != '\0')
         unlink(settings.pid_file);
-    return 0;
+    return rc;
 }

@@ -235,6 +235,7 @@ static const struct option long_opts[] = {
     {"max-item-size", required_argument, NULL, 'I'},
     {"disable-flush-all", no_argument, NULL, 'F'},
     {"extended", required_argument, NULL, 'o'},
+    {"memory-file", required_argument, NULL, 'e'},
     {"resp-port", required_argument, NULL, OPT_RESP_PORT},
     {"maxmemory", required_argument, NULL, OPT_MAXMEMORY},
     {"maxmemory-policy", required_argument, NULL, OPT_POLICY},
@@ -244,7 +245,7 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:";
+static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:e:";
 
 /* One -o key[=value]. Returns 0, or -1 with err filled. */
 static int parse_extended_one(struct settings *s, char *kv, char *err, size_t errlen)
@@ -267,6 +268,12 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->resp_port = v;
+    } else if (strcmp(kv, "memory_file") == 0) {
+        if (val == NULL || *val == '\0' ||
+            copy_str(s->storage.memory_file, sizeof(s->storage.memory_file), val) != 0) {
+            snprintf(err, errlen, "memory_file needs a path");
+            return -1;
+        }
     } else if (strcmp(kv, "slab_automove") == 0) {
         if (parse_int(val, 0, 2, &v) != 0) {
             snprintf(err, errlen, "slab_automove must be 0, 1 or 2");
@@ -370,6 +377,11 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         break;
     case 'h': return SETTINGS_HELP;
     case 'V': return SETTINGS_VERSION;
+    case 'e':
+        if (copy_str(s->storage.memory_file, sizeof(s->storage.memory_file), arg) != 0 ||
+            *arg == '\0')
+            FAIL("invalid memory file path");
+        break;
     case 'P':
         if (copy_str(s->pid_file, sizeof(s->pid_file), arg) != 0) FAIL("pid file path too long");
         break;
@@ -495,6 +507,9 @@ const char *settings_usage(void)
 "-h, --help                print this help and exit\n"
 "-V, --version             print version and exit\n"
 "-P, --pidfile=<file>      save PID in <file>\n"
+"-e, --memory-file=<file>  keep item memory in <file> (on tmpfs, e.g. /dev/shm):\n"
+"                          a stop by SIGTERM or SIGUSR2 saves its layout, and the\n"
+"                          next start with the same settings finds every item again\n"
 "-f, --slab-growth-factor=<num> chunk size growth factor (default: 1.25)\n"
 "-n, --slab-min-size=<bytes> min space used for key+value+flags (default: 48)\n"
 "-L, --enable-largepages   preallocate all item memory at start-up\n"
@@ -507,6 +522,7 @@ const char *settings_usage(void)
 "    --resp-port=<num>     also listen for Redis (RESP) clients on this port\n"
 "-o, --extended            comma separated list of extended options:\n"
 "   - hashpower=<n>        initial hash table size is 2^n buckets (default: 16)\n"
+"   - memory_file=<file>   as -e\n"
 "   - slab_reassign, no_slab_reassign\n"
 "                          let pages move between slab classes (default: on)\n"
 "   - slab_automove=<0|1|2> move pages by themselves: 0 off, 1 when a class keeps\n"

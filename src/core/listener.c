@@ -40,7 +40,7 @@ static struct event_base *base;
 static struct listen_slot slots[MAX_LISTENERS];
 static int nslots;
 static int max_conns;
-static struct event *sig_int, *sig_term, *resume_ev;
+static struct event *sig_int, *sig_term, *sig_usr2, *resume_ev;
 
 static const char too_many[] = "ERROR Too many open connections\r\n";
 
@@ -235,8 +235,11 @@ int listener_setup(const struct settings *s, char *err, size_t errlen)
     resume_ev = evtimer_new(base, resume_accept, NULL);
     sig_int = evsignal_new(base, SIGINT, on_signal, NULL);
     sig_term = evsignal_new(base, SIGTERM, on_signal, NULL);
-    if (resume_ev == NULL || sig_int == NULL || sig_term == NULL ||
-        event_add(sig_int, NULL) != 0 || event_add(sig_term, NULL) != 0) {
+    /* SIGUSR2 stops too: with -e it is the warm-restart signal. */
+    sig_usr2 = evsignal_new(base, SIGUSR2, on_signal, NULL);
+    if (resume_ev == NULL || sig_int == NULL || sig_term == NULL || sig_usr2 == NULL ||
+        event_add(sig_int, NULL) != 0 || event_add(sig_term, NULL) != 0 ||
+        event_add(sig_usr2, NULL) != 0) {
         snprintf(err, errlen, "cannot set up signal handling");
         return -1;
     }
@@ -266,9 +269,11 @@ void listener_teardown(void)
         event_free(sig_int);
     if (sig_term != NULL)
         event_free(sig_term);
+    if (sig_usr2 != NULL)
+        event_free(sig_usr2);
     if (resume_ev != NULL)
         event_free(resume_ev);
-    sig_int = sig_term = resume_ev = NULL;
+    sig_int = sig_term = sig_usr2 = resume_ev = NULL;
     if (base != NULL)
         event_base_free(base);
     base = NULL;
