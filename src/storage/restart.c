@@ -270,73 +270,83 @@ static void claim(void *chunk, unsigned id, size_t req, void *arg)
         __atomic_store_n(&c->freq, 1, __ATOMIC_RELAXED);
 }
 
+struct rebuild {
+    int64_t now;
+    uint64_t items;
+    uint64_t top;           /* highest CAS sequence restored */
+};
+
+/* Pass 1 on one chunk: link it if it is a whole, live item; forget it
+ * otherwise. Value chunks wait for pass 2. */
+static void relink(struct item *it, unsigned id, uint32_t size, struct rebuild *r)
+{
+    struct item *dup;
+    uint64_t hv;
+
+    if (item_iflags(it) & ITEM_VALUE)
+        return;
+    if (!item_restore_valid(it, id, size, r->now)) {
+        __atomic_store_n(&it->iflags, 0, __ATOMIC_RELAXED);
+        return;
+    }
+    hv = item_hash(item_key(it), it->nkey);
+    item_lock(hv);
+    dup = do_item_find(item_key(it), it->nkey, hv, r->now, NULL);
+    if (dup == NULL) {
+        if (item_cas(it) >> ASSOC_STRIPE_BITS > r->top)
+            r->top = item_cas(it) >> ASSOC_STRIPE_BITS;
+        do_item_link_restored(it, hv);
+        item_restore_claim(it, claim, NULL);
+        r->items++;
+    } else {
+        /* A key twice: a damaged file. Keep the first. */
+        item_put(dup);
+        __atomic_store_n(&it->iflags, 0, __ATOMIC_RELAXED);
+    }
+    item_unlock(hv);
+}
+
+/* Pass 2 on one chunk: free unless a linked item or a claimed value chunk. */
+static void release(struct item *c, unsigned id, uint32_t size, struct rebuild *r)
+{
+    uint8_t f = item_iflags(c);
+
+    (void)size;
+    (void)r;
+    if ((f & ITEM_VALUE) && __atomic_load_n(&c->freq, __ATOMIC_RELAXED) == 1) {
+        __atomic_store_n(&c->freq, 0, __ATOMIC_RELAXED);
+        return;
+    }
+    if ((f & ITEM_LINKED) && !(f & ITEM_VALUE))
+        return;
+    __atomic_store_n(&c->iflags, 0, __ATOMIC_RELAXED);
+    slab_restore_chunk(id, c, false, 0);
+}
+
+/* Every carved chunk of every restored page, in order. */
+static void each_chunk(const struct slab_layout *l,
+                       void (*fn)(struct item *, unsigned, uint32_t, struct rebuild *),
+                       struct rebuild *r)
+{
+    for (unsigned id = 1; id <= l->nclasses; id++) {
+        uint32_t size = slab_chunk_size(id), per = slab_chunks_per_page(id);
+
+        for (uint32_t p = 0; p < l->npages[id]; p++) {
+            char *page = slab_class_page(id, p);
+            uint32_t carved = p + 1 == l->npages[id] ? per - l->end_left[id] : per;
+
+            for (uint32_t k = 0; k < carved; k++)
+                fn((struct item *)(void *)(page + (size_t)k * size), id, size, r);
+        }
+    }
+}
+
 uint64_t restart_rebuild(const struct restart_meta *m, int64_t now)
 {
-    const struct slab_layout *l = &m->layout;
-    uint64_t items = 0, top = 0;
+    struct rebuild r = {now, 0, 0};
 
-    /* Pass 1: link every item that checks out; forget the rest. */
-    for (unsigned id = 1; id <= l->nclasses; id++) {
-        uint32_t size = slab_chunk_size(id), per = slab_chunks_per_page(id);
-
-        for (uint32_t p = 0; p < l->npages[id]; p++) {
-            char *page = slab_class_page(id, p);
-            uint32_t carved = p + 1 == l->npages[id] ? per - l->end_left[id] : per;
-
-            for (uint32_t k = 0; k < carved; k++) {
-                struct item *it = (struct item *)(void *)(page + (size_t)k * size);
-                uint8_t f = item_iflags(it);
-
-                if (f & ITEM_VALUE)
-                    continue;
-                if (!item_restore_valid(it, id, size, now)) {
-                    __atomic_store_n(&it->iflags, 0, __ATOMIC_RELAXED);
-                    continue;
-                }
-                uint64_t hv = item_hash(item_key(it), it->nkey);
-
-                struct item *dup;
-
-                item_lock(hv);
-                dup = do_item_find(item_key(it), it->nkey, hv, now, NULL);
-                if (dup == NULL) {
-                    if (item_cas(it) >> ASSOC_STRIPE_BITS > top)
-                        top = item_cas(it) >> ASSOC_STRIPE_BITS;
-                    do_item_link_restored(it, hv);
-                    item_restore_claim(it, claim, NULL);
-                    items++;
-                } else {
-                    /* A key twice: a damaged file. Keep the first. */
-                    item_put(dup);
-                    __atomic_store_n(&it->iflags, 0, __ATOMIC_RELAXED);
-                }
-                item_unlock(hv);
-            }
-        }
-    }
-    assoc_cas_floor(top + 1);
-    /* Pass 2: every carved chunk not claimed is free. */
-    for (unsigned id = 1; id <= l->nclasses; id++) {
-        uint32_t size = slab_chunk_size(id), per = slab_chunks_per_page(id);
-
-        for (uint32_t p = 0; p < l->npages[id]; p++) {
-            char *page = slab_class_page(id, p);
-            uint32_t carved = p + 1 == l->npages[id] ? per - l->end_left[id] : per;
-
-            for (uint32_t k = 0; k < carved; k++) {
-                struct item *c = (struct item *)(void *)(page + (size_t)k * size);
-                uint8_t f = item_iflags(c);
-
-                if ((f & ITEM_VALUE) && __atomic_load_n(&c->freq, __ATOMIC_RELAXED) == 1) {
-                    __atomic_store_n(&c->freq, 0, __ATOMIC_RELAXED);
-                    continue;
-                }
-                if ((f & ITEM_LINKED) && !(f & ITEM_VALUE))
-                    continue;
-                __atomic_store_n(&c->iflags, 0, __ATOMIC_RELAXED);
-                slab_restore_chunk(id, c, false, 0);
-            }
-        }
-    }
-    return items;
+    each_chunk(&m->layout, relink, &r);
+    assoc_cas_floor(r.top + 1);
+    each_chunk(&m->layout, release, &r);
+    return r.items;
 }

@@ -20,6 +20,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kioku_proc  # noqa: E402
+
 try:
     import redis
 except ImportError:
@@ -36,24 +39,7 @@ MEM_MB = 8
 
 
 def start(*args):
-    for _ in range(5):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2",
-                                 "-m", str(MEM_MB)] + list(args))
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return proc, port
-            except OSError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-    sys.exit("could not start the server")
+    return kioku_proc.start(BIN, ["-t", "2", "-m", str(MEM_MB)] + list(args))
 
 
 def stop(proc):
@@ -310,19 +296,8 @@ def test_rss_bound():
     if sanitized(BIN):
         return
     mem = 32
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2",
-                             "-m", str(mem), "-I", "1m"])
+    proc, port = kioku_proc.start(BIN, ["-t", "2", "-m", str(mem), "-I", "1m"])
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         base = rss_kb(proc.pid)
         conns = [Text(port) for _ in range(20)]
         rnd = random.Random(7)

@@ -19,30 +19,17 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kioku_proc  # noqa: E402
+
 BIN = os.environ.get("KIOKU_BIN")
 
 
 def start(path, mem="64", extra=()):
-    for _ in range(5):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        log = tempfile.TemporaryFile()
-        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2",
-                                 "-m", mem, "-I", "1m", "-e", path] + list(extra),
-                                stderr=log)
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return proc, port, log
-            except OSError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-    sys.exit("could not start the server")
+    log = tempfile.TemporaryFile()
+    proc, port = kioku_proc.start(BIN, ["-t", "2", "-m", mem, "-I", "1m", "-e", path] +
+                                  list(extra), stderr=log)
+    return proc, port, log
 
 
 def stop(proc, log, sig=signal.SIGTERM):
