@@ -505,6 +505,28 @@ START_TEST(test_malformed_authfile_error_does_not_show_the_line)
 }
 END_TEST
 
+/* -S alone takes memcached's MEMCACHED_SASL_PWDB, and the file then
+ * guards the text protocol too (no way around SASL through it). */
+START_TEST(test_sasl_flag_takes_memcached_pwdb_variable)
+{
+    struct kh_server srv;
+    const char *args[] = {"-S", NULL};
+    setenv("MEMCACHED_SASL_PWDB", g_pwfile, 1);
+    kh_server_must_start(&srv, args);
+    unsetenv("MEMCACHED_SASL_PWDB");
+    uint8_t req[256];
+    int fd = kh_connect(srv.port);
+    ck_assert_int_ge(fd, 0);
+    size_t n = frame(req, 0x21, "PLAIN", 5, plain_ok, sizeof(plain_ok) - 1);
+    bin_expect(fd, req, n, 0x21, 0, "Authenticated");
+    close(fd);
+    fd = kh_connect(srv.port);
+    KH_EXPECT(fd, "get k\r\n", "CLIENT_ERROR unauthenticated\r\n");
+    close(fd);
+    kh_server_must_exit_cleanly(&srv, kh_scale_ms(10000));
+}
+END_TEST
+
 /* Run kioku -vvv with its output in a file, authenticate (and fail) by
  * every protocol, stop it, and look for the passwords in what it wrote. */
 START_TEST(test_passwords_never_appear_in_verbose_output)
@@ -595,6 +617,7 @@ static Suite *auth_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_sasl_without_password_file_is_refused);
     tcase_add_test(tc, test_malformed_authfile_error_does_not_show_the_line);
+    tcase_add_test(tc, test_sasl_flag_takes_memcached_pwdb_variable);
     tcase_add_test(tc, test_passwords_never_appear_in_verbose_output);
     suite_add_tcase(s, tc);
     return s;
