@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "auth/auth.h"
 #include "cmd/cmd_stats.h"
 #include "cmd/proto_mc_bin.h"
 #include "cmd/proto_mc_text.h"
@@ -91,6 +92,25 @@ int main(int argc, char **argv)
         break;
     }
 
+    /* Passwords are loaded before daemon() changes directory to / and
+     * before -u drops the rights to read the file. -S: memcached built with
+     * ENABLE_SASL_PWDB takes the file from MEMCACHED_SASL_PWDB; kioku's -Y
+     * file serves SASL too. */
+    const char *pwdb = getenv("MEMCACHED_SASL_PWDB");
+    if (settings.sasl && settings.auth_file[0] == '\0' && pwdb != NULL)
+        snprintf(settings.auth_file, sizeof(settings.auth_file), "%s", pwdb);
+    if (settings.sasl && settings.auth_file[0] == '\0') {
+        fprintf(stderr, "%s: -S needs a password file: -Y <file> (or MEMCACHED_SASL_PWDB)\n",
+                PACKAGE_NAME);
+        return KIOKU_EX_USAGE;
+    }
+    if (auth_setup(settings.auth_file, settings.requirepass, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
+        return EXIT_FAILURE;
+    }
+    /* auth holds the password now; the settings copy is not kept. */
+    memset(settings.requirepass, 0, sizeof(settings.requirepass));
+
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(settings.max_conns);
     if (settings.coredumps) {
@@ -149,6 +169,7 @@ int main(int argc, char **argv)
                 settings.storage.memory_file);
     }
     storage_teardown();
+    auth_teardown();
     if (settings.pid_file[0] != '\0')
         unlink(settings.pid_file);
     return rc;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "auth/auth.h"
 #include "config/settings.h"
 #include "config/version.h"
 #include "core/conn.h"
@@ -149,10 +150,13 @@ static void stats_settings(struct stat_sink *out)
     stat_u64(out, "lfu_log_factor", evict_get_lfu_log_factor());
     stat_u64(out, "lfu_decay_time", evict_get_lfu_decay_time());
     stat_u64(out, "maxmemory_samples", evict_get_samples());
+    /* As memcached: the ascii authfile's path, or "no". A password file
+     * makes binary clients authenticate with SASL too (memcached would
+     * refuse binary clients under -Y instead). */
+    stat_fmt(out, "auth_enabled_sasl", "%s", auth_file_enabled() ? "yes" : "no");
+    stat_fmt(out, "auth_enabled_ascii", "%s", auth_file_enabled() ? auth_file_path() : "no");
     /* memcached features kioku does not have, reported as off so that
      * monitoring skips what depends on them */
-    stat_fmt(out, "auth_enabled_sasl", "%s", "no");
-    stat_fmt(out, "auth_enabled_ascii", "%s", "no");
     stat_fmt(out, "detail_enabled", "%s", "no");
     stat_fmt(out, "lru_crawler", "%s", s->storage.crawler ? "yes" : "no");   /* kioku's crawler */
     stat_fmt(out, "lru_maintainer_thread", "%s", "no");

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "auth/auth.h"
 #include "cmd/cmd_stats.h"
 #include "cmd/cmd_util.h"
 #include "cmd/proto_mc_meta.h"
@@ -73,6 +74,7 @@ struct text_state {
                                    (0: none); the walk is in u.get */
     size_t scanned;             /* leading bytes of input already known to
                                    hold no newline (a long key list) */
+    bool authed;                /* -Y: this client has authenticated */
     union {
         uint64_t meta[PROTO_MC_META_STATE / 8];   /* proto_mc_meta's ms state */
         struct get_walk get;    /* only while get_line != 0 */
@@ -509,6 +511,121 @@ static enum proc_result cmd_meta(struct conn *c, const struct mc_text_req *r)
                              r->args, r->args_len);
 }
 
+/* ---- authentication (-Y), as memcached 1.6's try_read_command_asciiauth ---- */
+
+#define AUTH_TOKEN_MAX 16384     /* memcached's MAX_AUTH_REQ_LEN */
+#define AUTH_LINE_MIN 6          /* shorter lines cannot be the set: close */
+#define AUTH_JUNK_MAX 2048       /* this much without a newline: close */
+
+/* Token i (0-based) of a line of space-separated tokens, or false. */
+static bool line_token(const char *p, size_t n, int i, const char **tok, size_t *len)
+{
+    size_t pos = 0;
+    for (int k = 0;; k++) {
+        while (pos < n && p[pos] == ' ')
+            pos++;
+        if (pos == n)
+            return false;
+        size_t start = pos;
+        while (pos < n && p[pos] != ' ')
+            pos++;
+        if (k == i) {
+            *tok = p + start;
+            *len = pos - start;
+            return true;
+        }
+    }
+}
+
+static bool token_u32(const char *p, size_t n, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 10)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/*
+ * One request of a client that has not authenticated. The only request
+ * that does anything is "set <key> <flags> <exptime> <n>" with n bytes of
+ * "user password" (key, flags and exptime ignored; "noreply" too: the
+ * answer is always sent); every other line is answered
+ * "CLIENT_ERROR unauthenticated" and the connection stays open. As
+ * memcached, a line too short to be that set (under 6 bytes, e.g. "quit")
+ * or 2 KiB of input without a newline closes the connection.
+ *
+ * The set line is consumed together with its data, so nothing is consumed
+ * until the whole request is in (at most ~16 KiB). Returns false when it
+ * needs more input; else true with *res what process() should do next
+ * (PROC_MORE: go on with the next request). The password is never copied
+ * anywhere but the comparison's stack buffer.
+ */
+static bool auth_request(struct conn *c, struct text_state *st, enum proc_result *res)
+{
+    const char *p = conn_rbuf(c);
+    size_t n = conn_rlen(c);
+    *res = PROC_MORE;
+    const char *nl = n >= 3 ? memchr(p, '\n', n) : NULL;
+    if (nl == NULL) {
+        if (n <= AUTH_JUNK_MAX)
+            return false;
+        *res = PROC_CLOSE;
+        return true;
+    }
+    size_t linelen = (size_t)(nl - p);   /* without the '\n' */
+    if (linelen < AUTH_LINE_MIN) {
+        *res = PROC_CLOSE;
+        return true;
+    }
+    size_t toklen = linelen - (p[linelen - 1] == '\r');
+    const char *tok;
+    size_t tlen;
+    uint32_t size;
+    if (strncmp(p, "set", 3) != 0 || !line_token(p, toklen, 4, &tok, &tlen) ||
+        !token_u32(tok, tlen, &size)) {
+        conn_consume(c, linelen + 1);
+        reply_line(c, "CLIENT_ERROR unauthenticated");
+        return true;
+    }
+    if (size > AUTH_TOKEN_MAX) {
+        conn_consume(c, linelen + 1);
+        reply_line(c, "CLIENT_ERROR auth token too long");
+        return true;
+    }
+    size_t total = linelen + 1 + size + 2;
+    if (n < total)
+        return false;
+    const char *data = nl + 1;
+    const char *mid = memchr(data, ' ', size);
+    if (memcmp(data + size, "\r\n", 2) != 0) {
+        reply_line(c, "CLIENT_ERROR bad command line termination");
+    } else if (mid == NULL) {
+        reply_line(c, "CLIENT_ERROR bad authentication token format");
+    } else {
+        const char *pass = mid + 1;
+        bool ok = auth_file_check(data, (size_t)(mid - data), pass,
+                                  (size_t)(data + size - pass));
+        STAT_INC(c->stats, auth_cmds);
+        if (ok) {
+            st->authed = true;
+            reply_line(c, "STORED");
+        } else {
+            STAT_INC(c->stats, auth_errors);
+            reply_line(c, "CLIENT_ERROR authentication failure");
+        }
+    }
+    conn_consume(c, total);
+    return true;
+}
+
 /* ---- dispatch ---- */
 
 typedef enum proc_result (*text_handler)(struct conn *c, const struct mc_text_req *r);
@@ -560,6 +677,16 @@ static enum proc_result text_process(struct conn *c)
             return PROC_YIELD;
         if (st->get_line != 0) {
             enum proc_result res = get_walk(c);
+            if (res != PROC_MORE)
+                return res;
+            continue;
+        }
+        if (!st->authed && auth_file_enabled()) {
+            enum proc_result res;
+            if (!auth_request(c, st, &res)) {
+                c->budget++;   /* an incomplete request is not a request */
+                return PROC_MORE;
+            }
             if (res != PROC_MORE)
                 return res;
             continue;

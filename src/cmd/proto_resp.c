@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "cmd/resp_cmds.h"
 #include "cmd/resp_multi.h"
 #include "config/settings.h"
@@ -60,6 +61,9 @@ struct resp_conn {
     uint32_t argv_cap;
     uint8_t version;          /* 0 (never said) or 2: RESP2; 3: RESP3 */
     struct resp_multi *multi; /* open MULTI, or NULL */
+    bool authed;              /* AUTH or HELLO AUTH succeeded, or no password
+                                 was required when the client arrived */
+    bool started;             /* authed has been initialised */
 };
 
 static __thread struct resp_arg small_argv[RESP_SMALL_ARGS];
@@ -68,6 +72,16 @@ static struct resp_conn *state_of(const struct conn *c)
 {
     _Static_assert(sizeof(struct resp_conn) <= CONN_PROTO_DATA, "RESP state too large");
     return (struct resp_conn *)(uintptr_t)c->proto_data;
+}
+
+bool resp_authed(const struct conn *c)
+{
+    return state_of(c)->authed || !auth_resp_required();
+}
+
+void resp_set_authed(struct conn *c)
+{
+    state_of(c)->authed = true;
 }
 
 const struct settings *resp_settings(void)
@@ -293,6 +307,7 @@ bool rs_arg_is(const struct resp_arg *a, const char *word)
 #define M RC_DENYOOM
 #define A RC_ADMIN
 #define S RC_STALE
+#define N RC_NOAUTH
 /* aux of expire/ttl rows: bit 0 milliseconds, bit 1 absolute time */
 static const struct resp_cmd commands[] = {
     {"get", 2, R | F, 1, 1, 1, "string", "Get the value of a key", resp_cmd_get, 0},
@@ -339,10 +354,10 @@ static const struct resp_cmd commands[] = {
 
     {"ping", -1, F | S, 0, 0, 0, "connection", "Ping the server", resp_cmd_ping, 0},
     {"echo", 2, F | S, 0, 0, 0, "connection", "Echo the given string", resp_cmd_echo, 0},
-    {"quit", -1, F | S, 0, 0, 0, "connection", "Close the connection", resp_cmd_quit, 0},
+    {"quit", -1, F | S | N, 0, 0, 0, "connection", "Close the connection", resp_cmd_quit, 0},
     {"select", 2, F | S, 0, 0, 0, "connection", "Change the selected database for the current connection", resp_cmd_select, 0},
-    {"hello", -1, F | S, 0, 0, 0, "connection", "Handshake with Redis", resp_cmd_hello, 0},
-    {"auth", -2, F | S, 0, 0, 0, "connection", "Authenticate to the server", resp_cmd_auth, 0},
+    {"hello", -1, F | S | N, 0, 0, 0, "connection", "Handshake with Redis", resp_cmd_hello, 0},
+    {"auth", -2, F | S | N, 0, 0, 0, "connection", "Authenticate to the server", resp_cmd_auth, 0},
     {"client", -2, S, 0, 0, 0, "connection", "A container for client connection commands", resp_cmd_client, 0},
     {"command", -1, S, 0, 0, 0, "server", "Get array of Redis command details", resp_cmd_command, 0},
     {"config", -2, A | S, 0, 0, 0, "server", "A container for server configuration commands", resp_cmd_config, 0},
@@ -364,6 +379,7 @@ static const struct resp_cmd commands[] = {
 #undef M
 #undef A
 #undef S
+#undef N
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 #define INDEX_SIZE 256            /* power of two, > 2 * NCOMMANDS */
@@ -500,6 +516,13 @@ static enum proc_result dispatch(struct conn *c, int argc, const struct resp_arg
 {
     struct resp_multi *m = state_of(c)->multi;
     const struct resp_cmd *cmd = check_call(c, argc, argv);
+    if (cmd != NULL && !(cmd->flags & RC_NOAUTH) && !resp_authed(c)) {
+        /* After the name and arity checks, as Redis; inside MULTI too. */
+        rs_error(c, "NOAUTH Authentication required.");
+        if (m != NULL)
+            resp_multi_flag_error(m);
+        return PROC_MORE;
+    }
     if (m != NULL && (cmd == NULL || !resp_multi_runs_now(cmd))) {
         if (cmd == NULL)
             resp_multi_flag_error(m);
@@ -551,6 +574,12 @@ static enum proc_result protocol_error(struct conn *c, const char *error)
 static enum proc_result resp_process(struct conn *c)
 {
     struct resp_conn *rc = state_of(c);
+    if (!rc->started) {
+        /* As Redis 7: a client that arrives while the default user needs no
+         * password stays authenticated if CONFIG SET requirepass adds one. */
+        rc->started = true;
+        rc->authed = !auth_resp_required();
+    }
     for (;;) {
         if (conn_rlen(c) == 0)
             return PROC_MORE;

@@ -35,6 +35,7 @@ enum {
     RC_ADMIN = 1 << 3,     /* "admin" */
     RC_DENYOOM = 1 << 4,   /* "denyoom": may allocate memory */
     RC_STALE = 1 << 5,     /* "stale" / "loading": connection commands */
+    RC_NOAUTH = 1 << 6,    /* "no_auth": runs before the client authenticates */
 };
 
 struct resp_cmd;
@@ -78,6 +79,10 @@ size_t resp_max_bulk(void);
 /* 2 or 3. */
 int resp_proto_version(const struct conn *c);
 void resp_set_proto_version(struct conn *c, int version);
+/* May this client run commands? True once it authenticated, or while no
+ * password is required (auth_resp_required(), which CONFIG SET may change). */
+bool resp_authed(const struct conn *c);
+void resp_set_authed(struct conn *c);
 
 /* ---- replies (one element each; they follow the protocol version) ---- */
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "auth/auth.h"
 #include "cmd/resp_cmds.h"
 #include "config/settings.h"
 #include "core/worker.h"
@@ -115,11 +116,27 @@ enum proc_result resp_cmd_select(struct conn *c, const struct resp_call *call)
     return PROC_MORE;
 }
 
-/* No passwords: the "default" user takes any, as Redis's nopass default. */
-static bool auth_ok(struct conn *c, const struct resp_arg *user)
+/*
+ * Check a password (auth/auth.h has the rules for the "default" user; user
+ * NULL is AUTH's one-argument form). On success the connection is
+ * authenticated; on failure it keeps what it had, as in Redis, and the
+ * error is queued. Attempts count in memcached's auth_cmds/auth_errors.
+ */
+static bool auth_ok(struct conn *c, const struct resp_arg *user, const struct resp_arg *pass)
 {
-    if (rs_arg_is(user, "default"))
+    enum auth_result r = auth_resp_check(user ? user->ptr : NULL, user ? user->len : 0,
+                                         pass->ptr, pass->len);
+    if (r == AUTH_NOPASS) {
+        rs_error(c, "ERR AUTH <password> called without any password configured for the "
+                    "default user. Are you sure your configuration is correct?");
+        return false;
+    }
+    STAT_INC(c->stats, auth_cmds);
+    if (r == AUTH_OK) {
+        resp_set_authed(c);
         return true;
+    }
+    STAT_INC(c->stats, auth_errors);
     rs_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
     return false;
 }
@@ -128,10 +145,7 @@ enum proc_result resp_cmd_auth(struct conn *c, const struct resp_call *call)
 {
     if (call->argc > 3)
         rs_error(c, RS_ERR_SYNTAX);
-    else if (call->argc == 2)
-        rs_error(c, "ERR AUTH <password> called without any password configured for the "
-                    "default user. Are you sure your configuration is correct?");
-    else if (auth_ok(c, &call->argv[1]))
+    else if (auth_ok(c, call->argc == 3 ? &call->argv[1] : NULL, &call->argv[call->argc - 1]))
         rs_ok(c);
     return PROC_MORE;
 }
@@ -173,12 +187,13 @@ enum proc_result resp_cmd_hello(struct conn *c, const struct resp_call *call)
         }
         j = 2;
     }
-    const struct resp_arg *user = NULL, *name = NULL;
+    const struct resp_arg *user = NULL, *pass = NULL, *name = NULL;
     for (; j < call->argc; j++) {
         int more = call->argc - 1 - j;
         const struct resp_arg *a = &call->argv[j];
         if (rs_arg_is(a, "auth") && more >= 2) {
             user = &call->argv[j + 1];
+            pass = &call->argv[j + 2];
             j += 2;
         } else if (rs_arg_is(a, "setname") && more >= 1) {
             name = &call->argv[++j];
@@ -188,7 +203,16 @@ enum proc_result resp_cmd_hello(struct conn *c, const struct resp_call *call)
             return PROC_MORE;
         }
     }
-    if ((user != NULL && !auth_ok(c, user)) || (name != NULL && !set_name(c, name)))
+    if (user != NULL && !auth_ok(c, user, pass))
+        return PROC_MORE;
+    if (!resp_authed(c)) {
+        rs_error(c, "NOAUTH HELLO must be called with the client already authenticated, "
+                    "otherwise the HELLO AUTH <user> <pass> option can be used to "
+                    "authenticate the client and select the RESP protocol version at the "
+                    "same time");
+        return PROC_MORE;
+    }
+    if (name != NULL && !set_name(c, name))
         return PROC_MORE;
     resp_set_proto_version(c, (int)ver);
     rs_map(c, 7);
@@ -349,7 +373,7 @@ static void command_info_one(struct conn *c, const struct resp_cmd *cmd)
 {
     static const struct { uint32_t flag; const char *name; } names[] = {
         {RC_WRITE, "write"}, {RC_READONLY, "readonly"}, {RC_DENYOOM, "denyoom"},
-        {RC_ADMIN, "admin"}, {RC_STALE, "stale"}, {RC_FAST, "fast"},
+        {RC_ADMIN, "admin"}, {RC_NOAUTH, "no_auth"}, {RC_STALE, "stale"}, {RC_FAST, "fast"},
     };
     size_t nflags = 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -514,7 +538,7 @@ enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
  * every name is resolved, then every value validated, then all are applied.
  */
 
-enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT };
+enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS };
 
 struct config_param {
     const char *name;
@@ -565,7 +589,10 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM("pidfile", "%s", s->pid_file);
     PARAM("unixsocket", "%s", s->socket_path);
     PARAM("cluster-enabled", "%s", "no");
-    PARAM("requirepass", "%s", "");
+    char pass[AUTH_FIELD_MAX + 1];
+    auth_get_requirepass(pass, sizeof(pass));
+    PARAM_OF("requirepass", CFG_PASS, 0, NULL, "%s", pass);   /* shown, as Redis does */
+    memset(pass, 0, sizeof(pass));
 #undef PARAM
 #undef PARAM_OF
     for (size_t i = 0; i < n; i++)   /* -l is comma-separated, bind is blank-separated */
@@ -656,6 +683,12 @@ static int config_check(struct conn *c, const struct config_param *p,
         }
         *out = (unsigned)v;
         return 0;
+    case CFG_PASS:
+        if (val->len <= AUTH_FIELD_MAX)
+            return 0;
+        rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                     "kioku passwords are at most %d bytes", p->name, AUTH_FIELD_MAX);
+        return -1;
     }
     return -1;
 }
@@ -693,9 +726,13 @@ static void config_set(struct conn *c, const struct resp_call *call)
     for (int k = 0; k < npairs; k++)     /* values */
         if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k]) != 0)
             return;
-    for (int k = 0; k < npairs; k++)     /* apply */
-        if (p[which[k]].set != NULL)
+    for (int k = 0; k < npairs; k++) {   /* apply */
+        const struct resp_arg *val = &call->argv[3 + 2 * k];
+        if (p[which[k]].kind == CFG_PASS)
+            auth_set_requirepass(val->ptr, val->len);   /* checked: fits */
+        else if (p[which[k]].set != NULL)
             p[which[k]].set(values[k]);
+    }
     rs_ok(c);
 }
 

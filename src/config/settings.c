@@ -205,7 +205,7 @@ static int copy_str(char *dst, size_t cap, const char *src)
 }
 
 enum { OPT_RESP_PORT = 1000, OPT_MAXMEMORY, OPT_POLICY, OPT_LFU_LOG_FACTOR, OPT_LFU_DECAY_TIME,
-       OPT_SAMPLES };
+       OPT_SAMPLES, OPT_REQUIREPASS };
 
 static const struct option long_opts[] = {
     {"port", required_argument, NULL, 'p'},
@@ -242,10 +242,13 @@ static const struct option long_opts[] = {
     {"lfu-log-factor", required_argument, NULL, OPT_LFU_LOG_FACTOR},
     {"lfu-decay-time", required_argument, NULL, OPT_LFU_DECAY_TIME},
     {"maxmemory-samples", required_argument, NULL, OPT_SAMPLES},
+    {"enable-sasl", no_argument, NULL, 'S'},
+    {"auth-file", required_argument, NULL, 'Y'},
+    {"requirepass", required_argument, NULL, OPT_REQUIREPASS},
     {NULL, 0, NULL, 0},
 };
 
-static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:e:";
+static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:e:SY:";
 
 /* One -o key[=value]. Returns 0, or -1 with err filled. */
 static int parse_extended_one(struct settings *s, char *kv, char *err, size_t errlen)
@@ -272,6 +275,12 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
         if (val == NULL || *val == '\0' ||
             copy_str(s->storage.memory_file, sizeof(s->storage.memory_file), val) != 0) {
             snprintf(err, errlen, "memory_file needs a path");
+            return -1;
+        }
+    } else if (strcmp(kv, "requirepass") == 0) {
+        if (val == NULL || copy_str(s->requirepass, sizeof(s->requirepass), val) != 0) {
+            snprintf(err, errlen, "requirepass needs a value of at most %zu bytes",
+                     sizeof(s->requirepass) - 1);
             return -1;
         }
     } else if (strcmp(kv, "slab_automove") == 0) {
@@ -416,6 +425,15 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         s->storage.item_size_max = sz;
         break;
     case 'F': s->flush_enabled = false; break;
+    case 'S': s->sasl = true; break;
+    case 'Y':
+        if (*arg == '\0' || copy_str(s->auth_file, sizeof(s->auth_file), arg) != 0)
+            FAIL("invalid auth file path");
+        break;
+    case OPT_REQUIREPASS:
+        if (copy_str(s->requirepass, sizeof(s->requirepass), arg) != 0)
+            FAIL("requirepass is longer than %zu bytes", sizeof(s->requirepass) - 1);
+        break;
     case 'o':
         if (parse_extended(s, arg, err, errlen) != 0) return SETTINGS_ERROR;
         break;
@@ -519,6 +537,15 @@ const char *settings_usage(void)
 "-b, --listen-backlog=<num> set the backlog queue limit (default: 1024)\n"
 "-I, --max-item-size=<num> max item size, k/m suffix (default: 1m, min: 1k, max: 1024m)\n"
 "-F, --disable-flush-all   disable flush_all command\n"
+"-Y, --auth-file=<file>    require authentication from every client, checked\n"
+"                          against <file> of user:password lines: text clients\n"
+"                          send `set <any key> 0 0 <n>` with data \"user password\",\n"
+"                          binary clients SASL PLAIN, RESP clients AUTH user pass\n"
+"                          (AUTH pass: the user \"default\")\n"
+"-S, --enable-sasl         binary clients must authenticate with SASL PLAIN;\n"
+"                          passwords from -Y (or $MEMCACHED_SASL_PWDB)\n"
+"    --requirepass=<pass>  RESP clients must AUTH with <pass> (user \"default\");\n"
+"                          visible in ps: prefer a \"default\" entry in -Y's file\n"
 "    --resp-port=<num>     also listen for Redis (RESP) clients on this port\n"
 "-o, --extended            comma separated list of extended options:\n"
 "   - hashpower=<n>        initial hash table size is 2^n buckets (default: 16)\n"
@@ -532,6 +559,7 @@ const char *settings_usage(void)
 "                          reclaim expired items in the background (default: on)\n"
 "   - resp_port=<num>      same as --resp-port\n"
 "   - maxmemory_policy=<name> same as --maxmemory-policy\n"
+"   - requirepass=<pass>   same as --requirepass (no commas)\n"
 "   - lfu_log_factor=<n>   same as --lfu-log-factor\n"
 "   - lfu_decay_time=<min> same as --lfu-decay-time\n"
 "   - maxmemory_samples=<n> same as --maxmemory-samples\n"

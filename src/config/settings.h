@@ -36,6 +36,9 @@ struct settings {
     char pid_file[256];       /* -P */
     int idle_timeout;         /* -o idle_timeout, seconds; 0 none */
     int resp_port;            /* --resp-port / -o resp_port; 0 off (issue 4) */
+    char auth_file[256];      /* -Y: memcached's authfile of user:password lines */
+    bool sasl;                /* -S: binary clients must authenticate (SASL PLAIN) */
+    char requirepass[256];    /* --requirepass / -o requirepass: RESP's default user */
     struct storage_config storage;
 };
 

@@ -22,6 +22,32 @@ static enum settings_action parse(int argc, const char **argv)
 #define PARSE(...) ({ const char *av_[] = {"kioku", __VA_ARGS__}; \
                       parse((int)(sizeof(av_) / sizeof(av_[0])), av_); })
 
+START_TEST(test_auth_flags_by_short_long_and_o)
+{
+    ck_assert_int_eq(PARSE("-Y", "/etc/pw", "-S"), SETTINGS_RUN);
+    ck_assert_str_eq(s.auth_file, "/etc/pw");
+    ck_assert(s.sasl);
+    ck_assert_int_eq(PARSE("--auth-file=/x", "--enable-sasl", "--requirepass", "p w:,x"), SETTINGS_RUN);
+    ck_assert_str_eq(s.auth_file, "/x");
+    ck_assert(s.sasl);
+    ck_assert_str_eq(s.requirepass, "p w:,x");
+    ck_assert_int_eq(PARSE("-o", "requirepass=a=b,hashpower=13"), SETTINGS_RUN);
+    ck_assert_str_eq(s.requirepass, "a=b");
+    ck_assert_uint_eq(s.storage.hashpower, 13);
+    ck_assert_int_eq(PARSE("-o", "requirepass"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-Y", ""), SETTINGS_ERROR);
+    char big[300];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ck_assert_int_eq(PARSE("--requirepass", big), SETTINGS_ERROR);
+    ck_assert_ptr_null(strstr(err, "xxxx"));   /* the password is not echoed */
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);   /* defaults: all off */
+    ck_assert(!s.sasl);
+    ck_assert_str_eq(s.auth_file, "");
+    ck_assert_str_eq(s.requirepass, "");
+}
+END_TEST
+
 START_TEST(test_defaults_match_memcached)
 {
     const char *av[] = {"kioku"};
@@ -359,6 +385,7 @@ static Suite *settings_suite(void)
     Suite *su = suite_create("settings");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_defaults_match_memcached);
+    tcase_add_test(tc, test_auth_flags_by_short_long_and_o);
     tcase_add_test(tc, test_short_flags_set_every_field);
     tcase_add_test(tc, test_long_flags_match_short_ones);
     tcase_add_test(tc, test_vv_counts_verbosity);
