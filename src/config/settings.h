@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "storage/storage.h"
+#include "tls/tls.h"
 
 #define KIOKU_EX_USAGE 64   /* sysexits.h EX_USAGE */
 
@@ -37,6 +38,7 @@ struct settings {
     int idle_timeout;         /* -o idle_timeout, seconds; 0 none */
     int resp_port;            /* --resp-port / -o resp_port; 0 off (issue 4) */
     struct storage_config storage;
+    struct tls_config tls;    /* -Z, --tls-port, -o ssl_* (issue 9) */
 };
 
 enum settings_action {
