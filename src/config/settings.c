@@ -593,7 +593,7 @@ const char *settings_usage(void)
 "   - maxconns_fast        accepted for memcached compatibility (always on)\n"
 "   - modern               accepted for memcached compatibility (no effect)\n"
 "   - ssl_chain_cert=<file> TLS certificate chain in PEM format (server cert first)\n"
-"   - ssl_key=<file>       TLS private key in PEM format\n"
+"   - ssl_key=<file>       TLS private key in PEM format, if not in ssl_chain_cert\n"
 "   - ssl_ca_cert=<file>   PEM file of the CAs client certificates must chain to\n"
 "   - ssl_verify_mode=<n>  client certificates: 0 none (default), 1 request,\n"
 "                          2 require, 3 once (require, not on renegotiation)\n"

@@ -84,7 +84,9 @@ static SSL_CTX *ctx_build(char *err, size_t errlen)
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_session_id_context(c, (const unsigned char *)"kioku", 5);
 
-    if (config.chain_cert[0] == '\0' || config.key[0] == '\0') {
+    /* As memcached: the key may be in the chain file. */
+    const char *key = config.key[0] != '\0' ? config.key : config.chain_cert;
+    if (config.chain_cert[0] == '\0') {
         snprintf(err, errlen, "TLS needs -o ssl_chain_cert=FILE,ssl_key=FILE");
         goto fail;
     }
@@ -93,9 +95,9 @@ static SSL_CTX *ctx_build(char *err, size_t errlen)
         snprintf(err, errlen, "Error loading the certificate chain: %s : %s", config.chain_cert, why);
         goto fail;
     }
-    if (SSL_CTX_use_PrivateKey_file(c, config.key, SSL_FILETYPE_PEM) != 1) {
+    if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1) {
         last_error(why, sizeof(why));
-        snprintf(err, errlen, "Error loading the key: %s : %s", config.key, why);
+        snprintf(err, errlen, "Error loading the key: %s : %s", key, why);
         goto fail;
     }
     if (SSL_CTX_check_private_key(c) != 1) {

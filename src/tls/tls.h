@@ -27,7 +27,7 @@ struct tls_config {
     int port;                        /* --tls-port / -o tls_port; 0: -Z makes the main port TLS */
     bool resp_tls;                   /* -o resp_tls: the --resp-port listener speaks TLS too */
     char chain_cert[TLS_PATH_MAX];   /* ssl_chain_cert: PEM chain, server cert first */
-    char key[TLS_PATH_MAX];          /* ssl_key: PEM private key */
+    char key[TLS_PATH_MAX];          /* ssl_key: PEM private key; "": in chain_cert */
     char ca_cert[TLS_PATH_MAX];      /* ssl_ca_cert: CAs that client certificates must chain to */
     int verify_mode;                 /* ssl_verify_mode: 0 none, 1 request, 2 require, 3 once */
     int min_version;                 /* ssl_min_version: 2 (tlsv1.2, default) or 3 (tlsv1.3) */
