@@ -9,7 +9,8 @@ client certificate. Two servers start on free loopback ports:
      deadline; one worker thread, so a client that blocked it would block
      every other client
   B  -Z (the main and RESP ports speak only TLS), ssl_ca_cert with
-     ssl_verify_mode=2 and ssl_min_version=tlsv1.3
+     ssl_verify_mode=2 and ssl_min_version=tlsv1.3; the key is in the
+     chain file (no ssl_key)
 
 Real clients drive them: `openssl s_client -quiet` for memcached text,
 redis-cli --tls for RESP, Python's ssl module for pipelined text, meta,
@@ -74,6 +75,11 @@ def make_certs(d):
     # The files the server is configured with; reload tests overwrite them.
     shutil.copy(f"{d}/server.crt", f"{d}/live.crt")
     shutil.copy(f"{d}/server.key", f"{d}/live.key")
+    # Key and chain in one file, as memcached allows without ssl_key.
+    with open(f"{d}/combined.pem", "w") as out:
+        for name in ("server.crt", "server.key"):
+            with open(f"{d}/{name}") as f:
+                out.write(f.read())
 
 
 def start(args, ports):
@@ -187,6 +193,13 @@ def test_text_meta_pipelined(d, tport, pport):
         s.sendall(b"get k7\r\n")
         check(read_until(s, b"END\r\n") == b"VALUE k7 0 2\r\nv7\r\nEND\r\n",
               "the plain port still speaks plain text, same store")
+
+
+def test_stats_settings(d, tport):
+    out = mc_text(d, tport, b"stats settings\r\n", b"END\r\n")
+    check(b"STAT ssl_enabled yes\r\n" in out and b"STAT ssl_min_version tlsv1.2\r\n" in out
+          and b"STAT ssl_verify_mode 0\r\n" in out and b"live.crt\r\n" in out,
+          "stats settings shows the TLS settings as memcached names them")
 
 
 def test_large_values(d, tport):
@@ -417,6 +430,7 @@ def main():
         try:
             test_s_client_text(d, tport)
             test_text_meta_pipelined(d, tport, pport)
+            test_stats_settings(d, tport)
             test_large_values(d, tport)
             test_binary_pipelined(d, tport)
             test_resp(d, tport)
@@ -430,7 +444,7 @@ def main():
 
         port, rport = free_port(), free_port()
         b, berr = start(["-Z", "-p", str(port), "--resp-port", str(rport), "-t", "2",
-                         "-o", f"ssl_chain_cert={d}/server.crt,ssl_key={d}/server.key,"
+                         "-o", f"ssl_chain_cert={d}/combined.pem,"
                                f"ssl_ca_cert={d}/ca.crt,ssl_verify_mode=2,ssl_min_version=tlsv1.3"],
                         [port, rport])
         try:
