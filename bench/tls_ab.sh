@@ -9,9 +9,12 @@
 # output directory. memtier_benchmark, pinned to another core, drives each
 # setting (protocol x pipeline depth) in rounds that alternate plain/TLS
 # (odd rounds plain first, even rounds TLS first), so drift hits both sides.
-# Per round: ops/s and p99 latency from memtier's JSON output. The summary
-# gives, per setting, the median ops/s of each side and the median of the
-# per-round ratios TLS/plain. Connections are made once per round, so the
+# Per round: ops/s and p99 latency from memtier's JSON output, and the
+# server's CPU seconds (utime+stime from /proc/PID/stat), hence ops per
+# server CPU-second: on a busy machine, or when the load generator's own TLS
+# work is the bottleneck, that is the steadier measure of what TLS costs the
+# server. The summary gives, per setting, the median of each side and the
+# median of the per-round ratios TLS/plain. Connections are made once per round, so the
 # numbers are of steady-state record encryption, not of handshakes.
 #
 # Usage: bench/tls_ab.sh [--kioku PATH] [--memtier PATH] [--rounds N]
@@ -105,17 +108,25 @@ memtier() {
         --json-out-file "$json" "$@" >/dev/null 2>>"$OUT_DIR/memtier.err"
 }
 
-# ops/s and p99 (ms) of the Totals line of a memtier JSON file.
+# ops/s, p99 (ms) of the Totals line of a memtier JSON file, and ops per
+# server CPU-second given the round's CPU seconds ($2) and length ($3).
 parse() {
-    python3 - "$1" <<'EOF'
+    python3 - "$1" "$2" "$3" <<'EOF'
 import json, sys
 t = json.load(open(sys.argv[1]))["ALL STATS"]["Totals"]
 p99 = t.get("Percentile Latencies", {}).get("p99.00", float("nan"))
-print(f'{t["Ops/sec"]:.0f}\t{p99:.3f}')
+cpu, secs = float(sys.argv[2]), float(sys.argv[3])
+per_cpu = t["Ops/sec"] * secs / cpu if cpu > 0 else float("nan")
+print(f'{t["Ops/sec"]:.0f}\t{p99:.3f}\t{per_cpu:.0f}')
 EOF
 }
 
-printf 'setting\tround\tside\tops\tp99_ms\n' >"$OUT_DIR/results.tsv"
+# The server's user+system CPU time so far, in seconds.
+server_cpu() {
+    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$SERVER_PID/stat"
+}
+
+printf 'setting\tround\tside\tops\tp99_ms\tops_per_cpu_s\n' >"$OUT_DIR/results.tsv"
 for proto in $PROTOCOLS; do
     # Prefill so gets hit, over the plain port.
     memtier plain "$proto" 16 0 "$OUT_DIR/prefill.json" --ratio 1:0 \
@@ -129,10 +140,12 @@ for proto in $PROTOCOLS; do
             [ $(( r % 2 )) -eq 0 ] && order="tls plain"
             for side in $order; do
                 json="$OUT_DIR/$proto-p$pipe-r$r-$side.json"
+                cpu0=$(server_cpu)
                 if memtier "$side" "$proto" "$pipe" "$ROUND_TIME" "$json" --ratio 1:10 \
                         --test-time "$ROUND_TIME" && [ -s "$json" ]; then
-                    printf '%s\t%s\t%s\t%s\n' "$setting" "$r" "$side" "$(parse "$json")" \
-                        >>"$OUT_DIR/results.tsv"
+                    cpu=$(awk -v a="$cpu0" -v b="$(server_cpu)" 'BEGIN { print b - a }')
+                    printf '%s\t%s\t%s\t%s\n' "$setting" "$r" "$side" \
+                        "$(parse "$json" "$cpu" "$ROUND_TIME")" >>"$OUT_DIR/results.tsv"
                 else
                     echo "tls_ab: memtier failed: $setting round $r $side" >&2
                 fi
@@ -146,17 +159,19 @@ python3 - "$OUT_DIR/results.tsv" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
 by = {}
-for setting, rnd, side, ops, p99 in rows:
-    by.setdefault(setting, {}).setdefault(rnd, {})[side] = (float(ops), float(p99))
-print("| setting | plain ops/s | TLS ops/s | TLS/plain (median of rounds) | plain p99 ms | TLS p99 ms | rounds |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+for setting, rnd, side, ops, p99, per_cpu in rows:
+    by.setdefault(setting, {}).setdefault(rnd, {})[side] = (float(ops), float(p99), float(per_cpu))
+print("| setting | plain ops/s | TLS ops/s | TLS/plain ops/s | plain ops/CPU-s | TLS ops/CPU-s "
+      "| TLS/plain ops/CPU-s | plain p99 ms | TLS p99 ms | rounds |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for setting, rounds in by.items():
     both = [v for v in rounds.values() if "plain" in v and "tls" in v]
     if not both:
         continue
     med = lambda side, i: statistics.median(v[side][i] for v in both)
-    ratio = statistics.median(v["tls"][0] / v["plain"][0] for v in both)
-    print(f"| {setting} | {med('plain', 0):.0f} | {med('tls', 0):.0f} | {ratio:.3f} | "
+    ratio = lambda i: statistics.median(v["tls"][i] / v["plain"][i] for v in both)
+    print(f"| {setting} | {med('plain', 0):.0f} | {med('tls', 0):.0f} | {ratio(0):.3f} | "
+          f"{med('plain', 2):.0f} | {med('tls', 2):.0f} | {ratio(2):.3f} | "
           f"{med('plain', 1):.3f} | {med('tls', 1):.3f} | {len(both)} |")
 EOF
 echo "tls_ab: raw results in $OUT_DIR" >&2
