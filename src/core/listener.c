@@ -5,6 +5,11 @@
  * gets memcached's "ERROR Too many open connections" and is closed, and the
  * acceptor keeps going. When the process runs out of descriptors, accepting
  * pauses briefly instead of spinning.
+ *
+ * A listener may speak TLS (-Z, --tls-port): its kind carries LISTENER_TLS
+ * and the worker's connection then reads and writes through the TLS
+ * transport. Nothing here touches TLS itself; the handshake happens in the
+ * worker, driven by its event loop, so a slow client never holds up accept.
  */
 #include "core/listener.h"
 
