@@ -5,9 +5,9 @@ Certificates are made for this run with the openssl command line in a
 temporary directory: a CA, two server certificates (for reloads) and a
 client certificate. Two servers start on free loopback ports:
 
-  A  plain -p, --tls-port beside it, a plain --resp-port; short handshake
-     deadline; one worker thread, so a client that blocked it would block
-     every other client
+  A  plain -p, --tls-port beside it, --resp-port made TLS by -o resp_tls;
+     a short handshake deadline; one worker thread, so a client that
+     blocked it would block every other client
   B  -Z (the main and RESP ports speak only TLS), ssl_ca_cert with
      ssl_verify_mode=2 and ssl_min_version=tlsv1.3; the key is in the
      chain file (no ssl_key)
@@ -259,6 +259,20 @@ def test_resp(d, tport):
         check(read_exact(s, len(want)) == want, "102 pipelined RESP commands over TLS")
 
 
+def test_resp_tls_port(d, rport):
+    if shutil.which("redis-cli") is not None:
+        r = run(["redis-cli", "--tls", "--cacert", f"{d}/ca.crt", "-h", "127.0.0.1", "-p", str(rport),
+                 "PING"])
+        check(r.stdout.strip() == b"PONG", "-o resp_tls: redis-cli --tls on --resp-port")
+    with socket.create_connection(("127.0.0.1", rport), timeout=5) as s:
+        s.sendall(b"PING\r\n")
+        try:
+            got = s.recv(100)
+        except (ConnectionResetError, socket.timeout):
+            got = b""
+        check(not got.startswith(b"+PONG"), "-o resp_tls: --resp-port no longer speaks plain RESP")
+
+
 def test_ciphers(d, tport):
     ok_ctx = client_ctx(d, maximum_version=ssl.TLSVersion.TLSv1_2)
     ok_ctx.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384")
@@ -425,7 +439,7 @@ def main():
         pport, tport, rport = free_port(), free_port(), free_port()
         a, aerr = start(["-p", str(pport), "--tls-port", str(tport), "--resp-port", str(rport), "-t", "1",
                          "-o", f"ssl_chain_cert={d}/live.crt,ssl_key={d}/live.key,"
-                               "ssl_handshake_timeout=2,ssl_ciphers=ECDHE-ECDSA-AES256-GCM-SHA384"],
+                               "ssl_handshake_timeout=2,ssl_ciphers=ECDHE-ECDSA-AES256-GCM-SHA384,resp_tls"],
                         [pport, tport, rport])
         try:
             test_s_client_text(d, tport)
@@ -434,6 +448,7 @@ def main():
             test_large_values(d, tport)
             test_binary_pipelined(d, tport)
             test_resp(d, tport)
+            test_resp_tls_port(d, rport)
             test_ciphers(d, tport)
             test_garbage(d, tport)
             test_stalled_handshake(d, tport)
