@@ -126,8 +126,7 @@ struct conn {
 };
 
 /* Create a connection for an accepted fd, owned by worker w (called in w's
- * thread). Returns NULL (fd closed) on failure. */
-/* kind may carry LISTENER_TLS. */
+ * thread); kind may carry LISTENER_TLS. Returns NULL (fd closed) on failure. */
 struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
                          const struct sockaddr *peer, socklen_t peer_len);
 /* The read/write buffers of a connection (conn_create does this; tests that
