@@ -40,6 +40,7 @@
 
 #include "core/conn.h"
 #include "core/worker.h"
+#include "stats/stats.h"
 
 #define TLS_WRITE_CHUNK (16 * 1024)   /* one maximal TLS record */
 
@@ -158,9 +159,11 @@ int tls_refresh_certs(char *err, size_t errlen)
 
 static void handshake_expired(evutil_socket_t fd, short what, void *arg)
 {
+    struct conn *c = arg;
     (void)fd;
     (void)what;
-    conn_close(arg);   /* frees the timer through tls_close */
+    STAT_INC(c->stats, ssl_handshake_errors);
+    conn_close(c);   /* frees the timer through tls_close */
 }
 
 static int tls_open(struct conn *c)
@@ -207,8 +210,9 @@ static ssize_t tls_result(struct tls_conn *t, int rc)
     }
 }
 
-/* Drive the handshake: 1 done, otherwise as tls_result. */
-static ssize_t tls_handshake(struct tls_conn *t)
+/* Drive the handshake: 1 done, otherwise as tls_result. A handshake that
+ * fails (or times out) counts in memcached's ssl_handshake_errors. */
+static ssize_t tls_handshake(struct conn *c, struct tls_conn *t)
 {
     ERR_clear_error();
     int rc = SSL_do_handshake(t->ssl);
@@ -219,6 +223,8 @@ static ssize_t tls_handshake(struct tls_conn *t)
             errno = ECONNRESET;
             r = -1;
         }
+        if (t->failed)
+            STAT_INC(c->stats, ssl_handshake_errors);
         return r;
     }
     t->established = true;
@@ -230,7 +236,7 @@ static ssize_t tls_handshake(struct tls_conn *t)
 static ssize_t tls_read(struct conn *c, void *buf, size_t n)
 {
     struct tls_conn *t = c->tp_data;
-    if (!t->established && tls_handshake(t) != 1)
+    if (!t->established && tls_handshake(c, t) != 1)
         return -1;
     size_t got = 0;
     while (got < n) {
@@ -256,7 +262,7 @@ static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt)
     size_t done = 0;
     int i = 0;
     size_t skip = 0;   /* bytes of iov[i] already sent */
-    if (!t->established && tls_handshake(t) != 1)
+    if (!t->established && tls_handshake(c, t) != 1)
         return -1;
     while (i < iovcnt) {
         /* Gather up to one record from where the last write stopped. */

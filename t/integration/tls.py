@@ -167,6 +167,16 @@ def mc_text(d, port, data, end):
         return read_until(s, end)
 
 
+def stat(pport, name):
+    with socket.create_connection(("127.0.0.1", pport), timeout=10) as s:
+        s.sendall(b"stats\r\n")
+        for line in read_until(s, b"END\r\n").split(b"\r\n"):
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == name.encode():
+                return int(parts[2])
+    return None
+
+
 # ---- server A: a TLS port beside plain ones ----
 
 def test_s_client_text(d, tport):
@@ -291,7 +301,8 @@ def test_ciphers(d, tport):
     check(refused, "TLS 1.2 with only a cipher outside ssl_ciphers is refused")
 
 
-def test_garbage(d, tport):
+def test_garbage(d, tport, pport):
+    before = stat(pport, "ssl_handshake_errors")
     with socket.create_connection(("127.0.0.1", tport), timeout=10) as s:
         s.sendall(b"get foo\r\n" + os.urandom(3000))
         try:
@@ -306,9 +317,12 @@ def test_garbage(d, tport):
     check(closed, "plain text instead of a ClientHello: the TLS port closes the connection")
     out = mc_text(d, tport, b"get k1\r\n", b"END\r\n")
     check(out == b"VALUE k1 0 2\r\nv1\r\nEND\r\n", "and keeps serving other TLS clients")
+    after = stat(pport, "ssl_handshake_errors")
+    check(before is not None and after == before + 1, f"stats ssl_handshake_errors counts it ({before} -> {after})")
 
 
-def test_stalled_handshake(d, tport):
+def test_stalled_handshake(d, tport, pport):
+    before = stat(pport, "ssl_handshake_errors")
     stalled = socket.create_connection(("127.0.0.1", tport), timeout=10)
     # A TLS record header announcing a 512-byte handshake message, then silence.
     stalled.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
@@ -329,6 +343,8 @@ def test_stalled_handshake(d, tport):
         s.close()
     took = time.monotonic() - t0
     check(all(closed) and took < 8, f"both are closed at the handshake deadline ({took:.1f}s)")
+    after = stat(pport, "ssl_handshake_errors")
+    check(after == before + 2, f"and counted in ssl_handshake_errors ({before} -> {after})")
 
 
 def test_drop_during_write(d, tport):
@@ -450,8 +466,8 @@ def main():
             test_resp(d, tport)
             test_resp_tls_port(d, rport)
             test_ciphers(d, tport)
-            test_garbage(d, tport)
-            test_stalled_handshake(d, tport)
+            test_garbage(d, tport, pport)
+            test_stalled_handshake(d, tport, pport)
             test_drop_during_write(d, tport)
             test_reload(d, tport, a, aerr)
         finally:
