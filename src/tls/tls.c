@@ -192,7 +192,12 @@ fail:
     return -1;
 }
 
-/* Map an SSL result to the transport's errno contract. */
+/* Map an SSL result to the transport's errno contract. "Want write" on a
+ * read is reported as EAGAIN like "want read": the connection then waits
+ * to read, which is right as long as the socket takes our handshake flight
+ * (a few KiB, into an empty send buffer). Were it ever full, the handshake
+ * deadline still closes the connection; renegotiation, the other source,
+ * is refused (SSL_OP_NO_RENEGOTIATION). */
 static ssize_t tls_result(struct tls_conn *t, int rc)
 {
     switch (SSL_get_error(t->ssl, rc)) {
