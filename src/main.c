@@ -27,11 +27,22 @@
 #include "core/listener.h"
 #include "core/worker.h"
 #include "storage/storage.h"
+#include "tls/tls.h"
 #include "util/clock.h"
 
 #define EX_OSERR_CODE 71
 
 static struct settings settings;   /* filled before any thread starts, then read-only */
+
+/* SIGHUP: reload the TLS certificates; a bad file keeps the old ones. */
+static void reload_certs(void)
+{
+    char err[512];
+    if (tls_refresh_certs(err, sizeof(err)) != 0)
+        fprintf(stderr, "%s: could not reload TLS certificates on SIGHUP: %s\n", PACKAGE_NAME, err);
+    else if (settings.verbose > 0)
+        fprintf(stderr, "%s: TLS certificates reloaded\n", PACKAGE_NAME);
+}
 
 static void raise_fd_limit(int max_conns)
 {
@@ -141,6 +152,15 @@ int main(int argc, char **argv)
     proto_resp_setup(&settings);
     proto_mc_bin_setup(&settings);
     cmd_stats_setup(&settings);
+    if (settings.tls.enabled) {
+        const struct transport *tls = tls_setup(&settings.tls, err, sizeof(err));
+        if (tls == NULL) {
+            fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
+            return KIOKU_EX_USAGE;
+        }
+        conn_set_tls(tls);
+        listener_on_hup(reload_certs);
+    }
 
     if (listener_setup(&settings, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
@@ -168,6 +188,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: warm restart: saved %s.meta\n", PACKAGE_NAME,
                 settings.storage.memory_file);
     }
+    tls_teardown();
     storage_teardown();
     auth_teardown();
     if (settings.pid_file[0] != '\0')

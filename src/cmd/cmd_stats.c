@@ -169,6 +169,16 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "track_sizes", "%s", "no");
     stat_u64(out, "idle_timeout", 0);
     stat_u64(out, "client_flags_size", 4);
+    /* TLS, as memcached built with TLS shows it */
+    const struct tls_config *t = &s->tls;
+    stat_fmt(out, "ssl_enabled", "%s", t->enabled ? "yes" : "no");
+    stat_fmt(out, "ssl_chain_cert", "%s", t->chain_cert);
+    stat_fmt(out, "ssl_key", "%s", t->key);
+    stat_u64(out, "ssl_verify_mode", (uint64_t)t->verify_mode);
+    stat_fmt(out, "ssl_ciphers", "%s", t->ciphers[0] ? t->ciphers : "NULL");
+    stat_fmt(out, "ssl_ca_cert", "%s", t->ca_cert[0] ? t->ca_cert : "NULL");
+    stat_fmt(out, "ssl_min_version", "%s", t->min_version == 3 ? "tlsv1.3" : "tlsv1.2");
+    stat_u64(out, "tls_port", (uint64_t)t->port);
 }
 
 static void stats_items(struct stat_sink *out)

@@ -39,6 +39,7 @@
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "storage/storage.h"
+#include "tls/tls.h"
 #include "util/fmt.h"
 
 static const struct settings *settings;   /* read-only after setup */
@@ -418,6 +419,21 @@ static enum proc_result cmd_shutdown(struct conn *c, const struct mc_text_req *r
     return PROC_CLOSE;
 }
 
+/* memcached's refresh_certs: reload the TLS certificate, key and CA from
+ * their files. A file that fails to load leaves the old ones serving. */
+static enum proc_result cmd_refresh_certs(struct conn *c, const struct mc_text_req *r)
+{
+    char err[400], line[420];
+    (void)r;
+    if (tls_refresh_certs(err, sizeof(err)) == 0) {
+        CONN_OUT_LIT(c, "OK\r\n");
+        return PROC_MORE;
+    }
+    int n = snprintf(line, sizeof(line), "ERROR %s\r\n", err);
+    conn_out(c, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : strlen(line));
+    return PROC_MORE;
+}
+
 /* A whole decimal int32 token, as memcached's safe_strtol. */
 static bool token_i32(const char *s, size_t n, int32_t *out)
 {
@@ -639,7 +655,7 @@ static const text_handler handlers[MC_CMD_COUNT] = {
     [MC_DELETE] = cmd_delete, [MC_INCR] = cmd_delta, [MC_DECR] = cmd_delta,
     [MC_TOUCH] = cmd_touch, [MC_FLUSH_ALL] = cmd_flush_all, [MC_VERSION] = cmd_version,
     [MC_VERBOSITY] = cmd_verbosity, [MC_QUIT] = cmd_quit, [MC_SHUTDOWN] = cmd_shutdown,
-    [MC_STATS] = cmd_stats, [MC_SLABS] = cmd_slabs,
+    [MC_STATS] = cmd_stats, [MC_SLABS] = cmd_slabs, [MC_REFRESH_CERTS] = cmd_refresh_certs,
     [MC_META_GET] = cmd_meta, [MC_META_SET] = cmd_meta, [MC_META_DELETE] = cmd_meta,
     [MC_META_ARITH] = cmd_meta, [MC_META_NOOP] = cmd_meta, [MC_META_DEBUG] = cmd_meta,
 };

@@ -30,6 +30,7 @@ void settings_default(struct settings *s)
     s->reqs_per_event = 20;
     s->flush_enabled = true;
     storage_config_default(&s->storage);
+    tls_config_default(&s->tls);
 }
 
 int settings_parse_size(const char *str, size_t *out)
@@ -205,7 +206,7 @@ static int copy_str(char *dst, size_t cap, const char *src)
 }
 
 enum { OPT_RESP_PORT = 1000, OPT_MAXMEMORY, OPT_POLICY, OPT_LFU_LOG_FACTOR, OPT_LFU_DECAY_TIME,
-       OPT_SAMPLES, OPT_REQUIREPASS };
+       OPT_SAMPLES, OPT_REQUIREPASS, OPT_TLS_PORT };
 
 static const struct option long_opts[] = {
     {"port", required_argument, NULL, 'p'},
@@ -237,6 +238,8 @@ static const struct option long_opts[] = {
     {"extended", required_argument, NULL, 'o'},
     {"memory-file", required_argument, NULL, 'e'},
     {"resp-port", required_argument, NULL, OPT_RESP_PORT},
+    {"enable-ssl", no_argument, NULL, 'Z'},
+    {"tls-port", required_argument, NULL, OPT_TLS_PORT},
     {"maxmemory", required_argument, NULL, OPT_MAXMEMORY},
     {"maxmemory-policy", required_argument, NULL, OPT_POLICY},
     {"lfu-log-factor", required_argument, NULL, OPT_LFU_LOG_FACTOR},
@@ -248,7 +251,60 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:e:SY:";
+static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:e:SY:Z";
+
+/* One TLS -o option (memcached's names). 1: not a TLS option; 0 or -1. */
+static int parse_tls_opt(struct tls_config *t, const char *kv, const char *val, char *err,
+                         size_t errlen)
+{
+    char *path = NULL;
+    if (strcmp(kv, "ssl_chain_cert") == 0)
+        path = t->chain_cert;
+    else if (strcmp(kv, "ssl_key") == 0)
+        path = t->key;
+    else if (strcmp(kv, "ssl_ca_cert") == 0)
+        path = t->ca_cert;
+    else if (strcmp(kv, "ssl_ciphers") == 0)
+        path = t->ciphers;
+    if (path != NULL) {
+        if (val == NULL || *val == '\0' || copy_str(path, TLS_PATH_MAX, val) != 0) {
+            snprintf(err, errlen, "-o %s needs a value shorter than %d bytes", kv, TLS_PATH_MAX);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(kv, "ssl_verify_mode") == 0) {
+        if (parse_int(val, 0, 3, &t->verify_mode) != 0) {
+            snprintf(err, errlen, "ssl_verify_mode must be 0 (none), 1 (request), 2 (require) or 3 (once)");
+            return -1;
+        }
+    } else if (strcmp(kv, "ssl_min_version") == 0) {
+        if ((t->min_version = tls_parse_min_version(val)) < 0) {
+            snprintf(err, errlen, "ssl_min_version must be 2 (tlsv1.2) or 3 (tlsv1.3)");
+            return -1;
+        }
+    } else if (strcmp(kv, "ssl_handshake_timeout") == 0) {
+        if (parse_int(val, 1, 3600, &t->handshake_timeout) != 0) {
+            snprintf(err, errlen, "ssl_handshake_timeout must be 1 to 3600 seconds");
+            return -1;
+        }
+    } else if (strcmp(kv, "tls_port") == 0) {
+        if (parse_int(val, 1, 65535, &t->port) != 0) {
+            snprintf(err, errlen, "tls_port must be a port number");
+            return -1;
+        }
+        t->enabled = true;
+    } else if (strcmp(kv, "resp_tls") == 0) {
+        if (val != NULL) {
+            snprintf(err, errlen, "-o resp_tls takes no value");
+            return -1;
+        }
+        t->resp_tls = true;
+    } else {
+        return 1;
+    }
+    return 0;
+}
 
 /* One -o key[=value]. Returns 0, or -1 with err filled. */
 static int parse_extended_one(struct settings *s, char *kv, char *err, size_t errlen)
@@ -258,6 +314,8 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
         *val++ = '\0';
     int v, knob = set_knob(s, kv, val, err, errlen);
     if (knob <= 0)
+        return knob;
+    if ((knob = parse_tls_opt(&s->tls, kv, val, err, errlen)) <= 0)
         return knob;
     if (strcmp(kv, "hashpower") == 0) {
         if (parse_int(val, 12, 32, &v) != 0) {
@@ -440,6 +498,11 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
     case OPT_RESP_PORT:
         if (parse_int(arg, 0, 65535, &s->resp_port) != 0) FAIL("invalid RESP port: %s", arg);
         break;
+    case 'Z': s->tls.enabled = true; break;
+    case OPT_TLS_PORT:
+        if (parse_int(arg, 1, 65535, &s->tls.port) != 0) FAIL("invalid TLS port: %s", arg);
+        s->tls.enabled = true;
+        break;
     case OPT_MAXMEMORY:
         /* Redis's units, not -m's megabytes: 67108864, 64mb, 1gb, 100m (10^6). */
         if (settings_parse_redis_size(arg, &sz) != 0)
@@ -490,6 +553,11 @@ enum settings_action settings_parse(struct settings *s, int argc, char **argv,
         FAIL("cannot set item size limit (-I) higher than 1/2 of memory max (-m, --maxmemory)");
     if (s->resp_port != 0 && s->resp_port == s->port && s->socket_path[0] == '\0')
         FAIL("--resp-port must differ from --port");
+    if (s->tls.port != 0 && (s->tls.port == s->resp_port ||
+                             (s->tls.port == s->port && s->socket_path[0] == '\0')))
+        FAIL("--tls-port must differ from --port and --resp-port");
+    if (s->tls.resp_tls && (!s->tls.enabled || s->resp_port == 0))
+        FAIL("-o resp_tls needs -Z (or --tls-port) and --resp-port");
     return SETTINGS_RUN;
 }
 
@@ -547,6 +615,9 @@ const char *settings_usage(void)
 "    --requirepass=<pass>  RESP clients must AUTH with <pass> (user \"default\");\n"
 "                          visible in ps: prefer a \"default\" entry in -Y's file\n"
 "    --resp-port=<num>     also listen for Redis (RESP) clients on this port\n"
+"-Z, --enable-ssl          enable TLS: without --tls-port the TCP ports (-p, and\n"
+"                          --resp-port) speak TLS only, as memcached -Z does\n"
+"    --tls-port=<num>      serve TLS on this port beside the plain ones (implies -Z)\n"
 "-o, --extended            comma separated list of extended options:\n"
 "   - hashpower=<n>        initial hash table size is 2^n buckets (default: 16)\n"
 "   - memory_file=<file>   as -e\n"
@@ -564,5 +635,17 @@ const char *settings_usage(void)
 "   - lfu_decay_time=<min> same as --lfu-decay-time\n"
 "   - maxmemory_samples=<n> same as --maxmemory-samples\n"
 "   - maxconns_fast        accepted for memcached compatibility (always on)\n"
-"   - modern               accepted for memcached compatibility (no effect)\n";
+"   - modern               accepted for memcached compatibility (no effect)\n"
+"   - ssl_chain_cert=<file> TLS certificate chain in PEM format (server cert first)\n"
+"   - ssl_key=<file>       TLS private key in PEM format, if not in ssl_chain_cert\n"
+"   - ssl_ca_cert=<file>   PEM file of the CAs client certificates must chain to\n"
+"   - ssl_verify_mode=<n>  client certificates: 0 none (default), 1 request,\n"
+"                          2 require, 3 once (require, not on renegotiation)\n"
+"   - ssl_min_version=<v>  oldest TLS accepted: 2 or tlsv1.2 (default), 3 or tlsv1.3\n"
+"   - ssl_ciphers=<list>   OpenSSL cipher list for TLS 1.2 (':'-separated)\n"
+"   - ssl_handshake_timeout=<s> close clients that do not finish the TLS\n"
+"                          handshake in this many seconds (default: 10)\n"
+"   - tls_port=<num>       same as --tls-port\n"
+"   - resp_tls             with -Z and --tls-port, --resp-port speaks TLS too\n"
+"   TLS certificates are reloaded by the refresh_certs command and on SIGHUP.\n";
 }

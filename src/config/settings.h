@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "storage/storage.h"
+#include "tls/tls.h"
 
 #define KIOKU_EX_USAGE 64   /* sysexits.h EX_USAGE */
 
@@ -40,6 +41,7 @@ struct settings {
     bool sasl;                /* -S: binary clients must authenticate (SASL PLAIN) */
     char requirepass[256];    /* --requirepass / -o requirepass: RESP's default user */
     struct storage_config storage;
+    struct tls_config tls;    /* -Z, --tls-port, -o ssl_* (issue 9) */
 };
 
 enum settings_action {

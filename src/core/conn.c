@@ -62,6 +62,7 @@ struct out_entry {
 #define OUT_COPY_MAX 512
 
 static const struct conn_protocols *protocols;   /* set once in conn_setup */
+static const struct transport *tls_transport;    /* set once in conn_set_tls */
 static int reqs_per_event = 20;
 static uint64_t next_conn_id;                    /* atomic */
 
@@ -71,6 +72,11 @@ void conn_setup(const struct conn_protocols *protos, int reqs)
 {
     protocols = protos;
     reqs_per_event = reqs;
+}
+
+void conn_set_tls(const struct transport *tls)
+{
+    tls_transport = tls;
 }
 
 /* ---- transport: plain sockets ---- */
@@ -142,7 +148,7 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
     if (c->ev == NULL)
         goto fail;
     c->fd = fd;
-    c->kind = kind;
+    c->kind = (enum conn_listener_kind)(kind & ~LISTENER_TLS);
     c->tp = &transport_plain;
     c->worker = w;
     c->stats = w->stats;
@@ -154,6 +160,11 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
         memcpy(&c->peer, peer, peer_len);
         c->peer_len = peer_len;
     }
+    if ((kind & LISTENER_TLS) && tls_transport != NULL) {
+        if (tls_transport->open(c) != 0)
+            goto fail;
+        c->tp = tls_transport;
+    }
     if (event_add(c->ev, NULL) != 0)
         goto fail;
     worker_conn_added(w, c);
@@ -163,9 +174,14 @@ fail:
         if (c->ev != NULL)
             event_free(c->ev);
         conn_buffers_free(c);
+        if (c->tp != NULL && c->tp != &transport_plain) {
+            c->tp->close(c);   /* frees the transport's state, closes fd */
+            fd = -1;
+        }
         free(c);
     }
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     stats_conn_closed();
     return NULL;
 }

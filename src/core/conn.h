@@ -13,8 +13,8 @@
  * behalf (conn_read_value): what the read buffer already holds is copied,
  * the rest is read from the socket straight into the item.
  *
- * All I/O goes through a transport (plain sockets now; TLS can be another
- * transport), so protocol code never sees a file descriptor.
+ * All I/O goes through a transport (plain sockets, or TLS from src/tls/),
+ * so protocol code never sees a file descriptor.
  *
  * A connection belongs to one worker thread and is touched only by it.
  */
@@ -36,6 +36,9 @@ struct event;
 
 struct transport {
     const char *name;
+    /* Optional: set up per-connection state (c->tp_data) once c->fd,
+     * c->worker are set. 0, or -1 (nothing left to free, fd still open). */
+    int (*open)(struct conn *c);
     /* As read(2)/writev(2): >0 bytes, 0 on EOF (read), -1 with errno. */
     ssize_t (*read)(struct conn *c, void *buf, size_t n);
     ssize_t (*writev)(struct conn *c, const struct iovec *iov, int iovcnt);
@@ -70,6 +73,9 @@ struct conn_protocols {
 };
 
 enum conn_listener_kind { LISTENER_MEMCACHED, LISTENER_RESP };
+/* Or-ed into the kind handed to conn_create(): the listener speaks TLS, so
+ * the connection uses the transport given to conn_set_tls(). */
+#define LISTENER_TLS 0x100
 
 /* Protocol-private storage inside each connection. */
 #define CONN_PROTO_DATA 128
@@ -120,7 +126,7 @@ struct conn {
 };
 
 /* Create a connection for an accepted fd, owned by worker w (called in w's
- * thread). Returns NULL (fd closed) on failure. */
+ * thread); kind may carry LISTENER_TLS. Returns NULL (fd closed) on failure. */
 struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
                          const struct sockaddr *peer, socklen_t peer_len);
 /* The read/write buffers of a connection (conn_create does this; tests that
@@ -139,6 +145,8 @@ void conn_close(struct conn *c);
 void conn_shutdown(struct conn *c);
 
 void conn_setup(const struct conn_protocols *protos, int reqs_per_event);
+/* The transport of connections accepted on a TLS listener (before workers start). */
+void conn_set_tls(const struct transport *tls);
 
 /* ---- for protocols ---- */
 

@@ -380,12 +380,66 @@ START_TEST(test_parse_ll_follows_redis_string2ll)
 }
 END_TEST
 
+/* Issue 9: memcached's TLS option names, and kioku's TLS port. */
+START_TEST(test_tls_options_take_memcacheds_names)
+{
+    ck_assert_int_eq(PARSE("-Z", "-o", "ssl_chain_cert=/c.pem,ssl_key=/k.pem,ssl_ca_cert=/ca.pem,"
+                           "ssl_verify_mode=3,ssl_min_version=3,ssl_ciphers=ECDHE-ECDSA-AES256-GCM-SHA384"),
+                     SETTINGS_RUN);
+    ck_assert(s.tls.enabled);
+    ck_assert_int_eq(s.tls.port, 0);
+    ck_assert_str_eq(s.tls.chain_cert, "/c.pem");
+    ck_assert_str_eq(s.tls.key, "/k.pem");
+    ck_assert_str_eq(s.tls.ca_cert, "/ca.pem");
+    ck_assert_int_eq(s.tls.verify_mode, 3);
+    ck_assert_int_eq(s.tls.min_version, 3);
+    ck_assert_str_eq(s.tls.ciphers, "ECDHE-ECDSA-AES256-GCM-SHA384");
+    ck_assert_int_eq(PARSE("-o", "ssl_min_version=tlsv1.2"), SETTINGS_RUN);
+    ck_assert_int_eq(s.tls.min_version, 2);
+    ck_assert(!s.tls.enabled);
+}
+END_TEST
+
+START_TEST(test_tls_defaults_and_port)
+{
+    ck_assert_int_eq(PARSE("-p", "11211"), SETTINGS_RUN);
+    ck_assert(!s.tls.enabled);
+    ck_assert_int_eq(s.tls.verify_mode, 0);
+    ck_assert_int_eq(s.tls.min_version, 2);
+    ck_assert_int_eq(s.tls.handshake_timeout, 10);
+    ck_assert_int_eq(PARSE("--tls-port", "11212"), SETTINGS_RUN);
+    ck_assert(s.tls.enabled);
+    ck_assert_int_eq(s.tls.port, 11212);
+    ck_assert_int_eq(PARSE("-o", "tls_port=11213,ssl_handshake_timeout=2"), SETTINGS_RUN);
+    ck_assert_int_eq(s.tls.port, 11213);
+    ck_assert_int_eq(s.tls.handshake_timeout, 2);
+    ck_assert_int_eq(PARSE("-Z", "--tls-port", "7000", "--resp-port", "7001", "-o", "resp_tls"),
+                     SETTINGS_RUN);
+    ck_assert(s.tls.resp_tls);
+}
+END_TEST
+
+START_TEST(test_bad_tls_options_are_usage_errors)
+{
+    ck_assert_int_eq(PARSE("-o", "ssl_verify_mode=4"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "ssl_min_version=1"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "ssl_min_version=tlsv1.1"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "ssl_chain_cert"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("--tls-port", "11211"), SETTINGS_ERROR);   /* same as -p */
+    ck_assert_int_eq(PARSE("--resp-port", "7001", "-o", "resp_tls"), SETTINGS_ERROR);   /* no -Z */
+    ck_assert_int_eq(PARSE("-o", "ssl_handshake_timeout=0"), SETTINGS_ERROR);
+}
+END_TEST
+
 static Suite *settings_suite(void)
 {
     Suite *su = suite_create("settings");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_defaults_match_memcached);
     tcase_add_test(tc, test_auth_flags_by_short_long_and_o);
+    tcase_add_test(tc, test_tls_options_take_memcacheds_names);
+    tcase_add_test(tc, test_tls_defaults_and_port);
+    tcase_add_test(tc, test_bad_tls_options_are_usage_errors);
     tcase_add_test(tc, test_short_flags_set_every_field);
     tcase_add_test(tc, test_long_flags_match_short_ones);
     tcase_add_test(tc, test_vv_counts_verbosity);
