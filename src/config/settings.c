@@ -342,6 +342,9 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
     } else if (strcmp(kv, "slab_automove") == 0) {
+        /* Bare, as memcached's tests give it: 1. */
+        if (val == NULL)
+            val = "1";
         if (parse_int(val, 0, 2, &v) != 0) {
             snprintf(err, errlen, "slab_automove must be 0, 1 or 2");
             return -1;

@@ -196,7 +196,8 @@ START_TEST(test_slab_reassign_automove_and_crawler_options)
     ck_assert(s.storage.crawler);
     ck_assert_uint_eq(s.storage.slab_automove, 0);
     ck_assert_int_eq(PARSE("-o", "slab_automove=3"), SETTINGS_ERROR);
-    ck_assert_int_eq(PARSE("-o", "slab_automove"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "slab_reassign,slab_automove=0,slab_automove"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.storage.slab_automove, 1);       /* bare means 1, as memcached */
     ck_assert_int_eq(PARSE("-o", "lru_crawler=1"), SETTINGS_ERROR);
 }
 END_TEST
