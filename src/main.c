@@ -25,8 +25,10 @@
 #include "core/conn.h"
 #include "core/listener.h"
 #include "core/worker.h"
+#include "stats/prefix_stats.h"
 #include "storage/storage.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 #define EX_OSERR_CODE 71
 
@@ -107,6 +109,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "warning: -k is set but memory could not be locked: %s\n", strerror(errno));
 
     clock_setup();
+    log_setup(settings.verbose);
+    prefix_stats_setup(settings.prefix_delimiter, settings.detail_enabled);
     if (storage_setup(&settings.storage, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
         return KIOKU_EX_USAGE;
@@ -139,6 +143,7 @@ int main(int argc, char **argv)
     listener_teardown();
     worker_teardown();
     storage_teardown();
+    prefix_stats_teardown();
     if (settings.pid_file[0] != '\0')
         unlink(settings.pid_file);
     return 0;

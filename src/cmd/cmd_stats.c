@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -21,9 +22,11 @@
 #include "core/conn.h"
 #include "core/listener.h"
 #include "core/worker.h"
+#include "stats/prefix_stats.h"
 #include "stats/stats.h"
 #include "storage/storage.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 static const struct settings *settings;   /* read-only after setup */
 
@@ -117,7 +120,7 @@ static void stats_settings(struct stat_sink *out)
     stat_u64(out, "tcpport", (uint64_t)s->port);
     stat_u64(out, "udpport", (uint64_t)s->udp_port);
     stat_fmt(out, "inter", "%s", s->listen);
-    stat_u64(out, "verbosity", (uint64_t)s->verbose);
+    stat_u64(out, "verbosity", (uint64_t)log_level());
     stat_u64(out, "oldest", 0);
     stat_fmt(out, "evictions", "%s", s->storage.evict ? "on" : "off");
     stat_fmt(out, "domain_socket", "%s", s->socket_path[0] ? s->socket_path : "NULL");
@@ -138,11 +141,12 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "hash_algorithm", "%s", "xxh3");
     stat_u64(out, "resp_port", (uint64_t)s->resp_port);
     stat_fmt(out, "prealloc", "%s", s->storage.prealloc ? "yes" : "no");
+    stat_fmt(out, "stat_key_prefix", "%c", s->prefix_delimiter);
+    stat_fmt(out, "detail_enabled", "%s", prefix_stats_on() ? "yes" : "no");
     /* memcached features kioku does not have, reported as off so that
      * monitoring skips what depends on them */
     stat_fmt(out, "auth_enabled_sasl", "%s", "no");
     stat_fmt(out, "auth_enabled_ascii", "%s", "no");
-    stat_fmt(out, "detail_enabled", "%s", "no");
     stat_fmt(out, "lru_crawler", "%s", "no");
     stat_fmt(out, "lru_maintainer_thread", "%s", "no");
     stat_fmt(out, "lru_segmented", "%s", "no");
@@ -240,6 +244,25 @@ static bool arg_is(const char *args, size_t len, const char *word)
     return strlen(word) == len && memcmp(args, word, len) == 0;
 }
 
+/* "detail <word> ...": memcached reads the word after "detail" only. */
+static enum cmd_stats_result stats_detail(const char *args, size_t len)
+{
+    const char *s = args + 6, *end = args + len;
+    while (s < end && *s == ' ')
+        s++;
+    const char *w = s;
+    while (s < end && *s != ' ')
+        s++;
+    size_t n = (size_t)(s - w);
+    if (arg_is(w, n, "on") || arg_is(w, n, "off")) {
+        prefix_stats_enable(n == 2);
+        return CMD_STATS_DETAIL_OK;
+    }
+    if (arg_is(w, n, "dump"))
+        return CMD_STATS_DETAIL_DUMP;
+    return CMD_STATS_DETAIL_USAGE;
+}
+
 enum cmd_stats_result cmd_stats_pairs(const char *args, size_t len, int64_t now,
                                       cmd_stats_fn fn, void *arg)
 {
@@ -257,11 +280,12 @@ enum cmd_stats_result cmd_stats_pairs(const char *args, size_t len, int64_t now,
     } else if (arg_is(args, len, "reset")) {
         stats_reset();
         storage_stats_reset();
+        prefix_stats_clear();   /* memcached forgets the prefixes too */
         return CMD_STATS_RESET;
     } else if (arg_is(args, len, "sizes")) {
         stat_fmt(&out, "sizes_status", "%s", "disabled");
-    } else if (len >= 6 && memcmp(args, "detail", 6) == 0) {
-        return CMD_STATS_DETAIL;
+    } else if (len >= 6 && memcmp(args, "detail", 6) == 0 && (len == 6 || args[6] == ' ')) {
+        return stats_detail(args, len);
     } else {
         return CMD_STATS_UNKNOWN;
     }
@@ -355,7 +379,21 @@ void cmd_stats_text(struct conn *c, const char *args, size_t len)
     case CMD_STATS_RESET:
         CONN_OUT_LIT(c, "RESET\r\n");
         break;
-    case CMD_STATS_DETAIL:
+    case CMD_STATS_DETAIL_OK:
+        CONN_OUT_LIT(c, "OK\r\n");
+        break;
+    case CMD_STATS_DETAIL_DUMP: {
+        size_t n = 0;
+        char *dump = prefix_stats_dump(&n);
+        if (dump == NULL) {
+            CONN_OUT_LIT(c, "SERVER_ERROR out of memory writing stats\r\n");
+            break;
+        }
+        conn_out(c, dump, n);
+        free(dump);
+        break;
+    }
+    case CMD_STATS_DETAIL_USAGE:
         CONN_OUT_LIT(c, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
         break;
     case CMD_STATS_UNKNOWN:

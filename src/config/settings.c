@@ -27,6 +27,7 @@ void settings_default(struct settings *s)
     s->backlog = 1024;
     s->reqs_per_event = 20;
     s->flush_enabled = true;
+    s->prefix_delimiter = ':';
     storage_config_default(&s->storage);
 }
 
@@ -105,11 +106,12 @@ static const struct option long_opts[] = {
     {"max-item-size", required_argument, NULL, 'I'},
     {"disable-flush-all", no_argument, NULL, 'F'},
     {"extended", required_argument, NULL, 'o'},
+    {"prefix-delimiter", required_argument, NULL, 'D'},
     {"resp-port", required_argument, NULL, OPT_RESP_PORT},
     {NULL, 0, NULL, 0},
 };
 
-static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:";
+static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:D:";
 
 /* One -o key[=value]. Returns 0, or -1 with err filled. */
 static int parse_extended_one(struct settings *s, char *kv, char *err, size_t errlen)
@@ -248,6 +250,12 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         s->storage.item_size_max = sz;
         break;
     case 'F': s->flush_enabled = false; break;
+    case 'D':
+        /* memcached takes the first byte, and -D turns the counting on */
+        if (arg[0] == '\0') FAIL("No delimiter specified");
+        s->prefix_delimiter = arg[0];
+        s->detail_enabled = true;
+        break;
     case 'o':
         if (parse_extended(s, arg, err, errlen) != 0) return SETTINGS_ERROR;
         break;
@@ -319,6 +327,9 @@ const char *settings_usage(void)
 "-b, --listen-backlog=<num> set the backlog queue limit (default: 1024)\n"
 "-I, --max-item-size=<num> max item size, k/m suffix (default: 1m, min: 1k, max: 1024m)\n"
 "-F, --disable-flush-all   disable flush_all command\n"
+"-D, --prefix-delimiter=<char> count gets, sets and deletes per key prefix\n"
+"                          (the bytes before <char>) and turn that counting on;\n"
+"                          without -D it starts off with ':' (stats detail on)\n"
 "    --resp-port=<num>     also listen for Redis (RESP) clients on this port\n"
 "-o, --extended            comma separated list of extended options:\n"
 "   - hashpower=<n>        initial hash table size is 2^n buckets (default: 16)\n"

@@ -36,6 +36,8 @@ struct settings {
     char pid_file[256];       /* -P */
     int idle_timeout;         /* -o idle_timeout, seconds; 0 none */
     int resp_port;            /* --resp-port / -o resp_port; 0 off (issue 4) */
+    char prefix_delimiter;    /* -D, ':': per-prefix stats (stats detail) */
+    bool detail_enabled;      /* per-prefix stats on at start (-D turns it on) */
     struct storage_config storage;
 };
 

@@ -91,6 +91,20 @@ START_TEST(test_vv_counts_verbosity)
 }
 END_TEST
 
+START_TEST(test_prefix_delimiter_defaults_to_colon_and_D_turns_detail_on)
+{
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
+    ck_assert_int_eq(s.prefix_delimiter, ':');
+    ck_assert(!s.detail_enabled);
+    ck_assert_int_eq(PARSE("-D", "/"), SETTINGS_RUN);
+    ck_assert_int_eq(s.prefix_delimiter, '/');
+    ck_assert(s.detail_enabled);
+    ck_assert_int_eq(PARSE("--prefix-delimiter=#x"), SETTINGS_RUN);
+    ck_assert_int_eq(s.prefix_delimiter, '#');   /* memcached takes the first byte */
+    ck_assert_int_eq(PARSE("-D", ""), SETTINGS_ERROR);
+}
+END_TEST
+
 START_TEST(test_help_and_version_actions)
 {
     ck_assert_int_eq(PARSE("-h"), SETTINGS_HELP);
@@ -180,6 +194,7 @@ static Suite *settings_suite(void)
     Suite *su = suite_create("settings");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_defaults_match_memcached);
+    tcase_add_test(tc, test_prefix_delimiter_defaults_to_colon_and_D_turns_detail_on);
     tcase_add_test(tc, test_short_flags_set_every_field);
     tcase_add_test(tc, test_long_flags_match_short_ones);
     tcase_add_test(tc, test_vv_counts_verbosity);
