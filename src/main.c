@@ -115,9 +115,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
         return KIOKU_EX_USAGE;
     }
-    static const struct conn_protocols protocols = {
+    /* -B ascii: no binary, so 0x80 is read as text (memcached answers
+     * ERROR); -B binary: what is not RESP is read as binary. */
+    static struct conn_protocols protocols = {
         .text = &proto_mc_text, .binary = &proto_mc_bin, .resp = &proto_resp,
     };
+    if (settings.binding == BINDING_ASCII)
+        protocols.binary = NULL;
+    else if (settings.binding == BINDING_BINARY)
+        protocols.text = &proto_mc_bin;
     conn_setup(&protocols, settings.reqs_per_event);
     proto_mc_text_setup(&settings);
     proto_resp_setup(&settings);

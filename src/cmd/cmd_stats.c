@@ -132,7 +132,10 @@ static void stats_settings(struct stat_sink *out)
     stat_u64(out, "reqs_per_event", (uint64_t)s->reqs_per_event);
     stat_fmt(out, "cas_enabled", "%s", s->storage.use_cas ? "yes" : "no");
     stat_u64(out, "tcp_backlog", (uint64_t)s->backlog);
-    stat_fmt(out, "binding_protocol", "%s", "auto-negotiate");
+    static const char *const binding[] = {
+        [BINDING_AUTO] = "auto-negotiate", [BINDING_ASCII] = "ascii", [BINDING_BINARY] = "binary",
+    };
+    stat_fmt(out, "binding_protocol", "%s", binding[s->binding]);
     stat_u64(out, "item_size_max", s->storage.item_size_max);
     stat_fmt(out, "maxconns_fast", "%s", "yes");
     stat_u64(out, "hashpower_init", s->storage.hashpower);

@@ -107,11 +107,12 @@ static const struct option long_opts[] = {
     {"disable-flush-all", no_argument, NULL, 'F'},
     {"extended", required_argument, NULL, 'o'},
     {"prefix-delimiter", required_argument, NULL, 'D'},
+    {"protocol", required_argument, NULL, 'B'},
     {"resp-port", required_argument, NULL, OPT_RESP_PORT},
     {NULL, 0, NULL, 0},
 };
 
-static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:D:";
+static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:D:B:";
 
 /* One -o key[=value]. Returns 0, or -1 with err filled. */
 static int parse_extended_one(struct settings *s, char *kv, char *err, size_t errlen)
@@ -256,6 +257,12 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         s->prefix_delimiter = arg[0];
         s->detail_enabled = true;
         break;
+    case 'B':
+        if (strcmp(arg, "auto") == 0) s->binding = BINDING_AUTO;
+        else if (strcmp(arg, "ascii") == 0) s->binding = BINDING_ASCII;
+        else if (strcmp(arg, "binary") == 0) s->binding = BINDING_BINARY;
+        else FAIL("Invalid value for binding protocol: %s -- should be one of auto, binary, or ascii", arg);
+        break;
     case 'o':
         if (parse_extended(s, arg, err, errlen) != 0) return SETTINGS_ERROR;
         break;
@@ -327,6 +334,8 @@ const char *settings_usage(void)
 "-b, --listen-backlog=<num> set the backlog queue limit (default: 1024)\n"
 "-I, --max-item-size=<num> max item size, k/m suffix (default: 1m, min: 1k, max: 1024m)\n"
 "-F, --disable-flush-all   disable flush_all command\n"
+"-B, --protocol=<name>     protocol: auto (default), ascii or binary; RESP is\n"
+"                          still recognised by its first byte in every mode\n"
 "-D, --prefix-delimiter=<char> count gets, sets and deletes per key prefix\n"
 "                          (the bytes before <char>) and turn that counting on;\n"
 "                          without -D it starts off with ':' (stats detail on)\n"

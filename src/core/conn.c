@@ -546,7 +546,7 @@ static bool choose_proto(struct conn *c)
     unsigned char b = (unsigned char)c->rbuf[c->rpos];
     if (c->kind == LISTENER_RESP)
         c->proto = protocols->resp;
-    else if (b == 0x80)
+    else if (b == 0x80 && protocols->binary != NULL)
         c->proto = protocols->binary;
     else if ((b == '*' || (b >= 'A' && b <= 'Z')) && protocols->resp != NULL)
         /* memcached's commands are lower case (it answers ERROR to "GET"),

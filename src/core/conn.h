@@ -65,7 +65,7 @@ struct proto_ops {
 /* Protocols by what the first byte of a connection says. */
 struct conn_protocols {
     const struct proto_ops *text;    /* memcached text (and meta) */
-    const struct proto_ops *binary;  /* first byte 0x80; NULL: unsupported */
+    const struct proto_ops *binary;  /* first byte 0x80; NULL: read as text (-B ascii) */
     const struct proto_ops *resp;    /* first byte '*' or A-Z, or a RESP listener */
 };
 

@@ -105,6 +105,20 @@ START_TEST(test_prefix_delimiter_defaults_to_colon_and_D_turns_detail_on)
 }
 END_TEST
 
+START_TEST(test_B_chooses_the_binding_protocol)
+{
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_AUTO);
+    ck_assert_int_eq(PARSE("-B", "ascii"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_ASCII);
+    ck_assert_int_eq(PARSE("-B", "binary"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_BINARY);
+    ck_assert_int_eq(PARSE("--protocol=auto"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_AUTO);
+    ck_assert_int_eq(PARSE("-B", "http"), SETTINGS_ERROR);
+}
+END_TEST
+
 START_TEST(test_help_and_version_actions)
 {
     ck_assert_int_eq(PARSE("-h"), SETTINGS_HELP);
@@ -194,6 +208,7 @@ static Suite *settings_suite(void)
     Suite *su = suite_create("settings");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_defaults_match_memcached);
+    tcase_add_test(tc, test_B_chooses_the_binding_protocol);
     tcase_add_test(tc, test_prefix_delimiter_defaults_to_colon_and_D_turns_detail_on);
     tcase_add_test(tc, test_short_flags_set_every_field);
     tcase_add_test(tc, test_long_flags_match_short_ones);
