@@ -273,6 +273,11 @@ START_TEST(test_token_flags_store_their_values)
     ck_assert_int_eq(r.ttl, INT64_MIN);
     ck_assert_uint_eq(r.compare_cas, 3);
     ck_assert(r.flags & MC_META_F_DROP_VALUE);
+
+    /* mg takes C too (1.6.45: the value is left out when the CAS matches) */
+    expect_ok(&r, MC_META_MG, "foo", "C42 v");
+    ck_assert_uint_eq(r.compare_cas, 42);
+    ck_assert(r.flags & MC_META_F_COMPARE_CAS);
 }
 END_TEST
 
