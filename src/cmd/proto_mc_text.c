@@ -357,9 +357,14 @@ static enum proc_result cmd_quit(struct conn *c, const struct mc_text_req *r)
 
 static enum proc_result cmd_shutdown(struct conn *c, const struct mc_text_req *r)
 {
-    (void)r;
     if (!settings->enable_shutdown) {
-        CONN_OUT_LIT(c, "ERROR: shutdown not enabled\r\n");
+        CONN_OUT_LIT(c, "SERVER_ERROR: shutdown not enabled\r\n");
+        return PROC_MORE;
+    }
+    /* "graceful" (memcached: SIGUSR1) is how kioku always stops: replies in
+     * flight are written first. Any other argument is refused. */
+    if (r->args_len != 0 && !(r->args_len == 8 && memcmp(r->args, "graceful", 8) == 0)) {
+        CONN_OUT_LIT(c, "CLIENT_ERROR invalid shutdown mode\r\n");
         return PROC_MORE;
     }
     /* The acceptor's signal handling starts a clean stop. */
