@@ -345,6 +345,7 @@ static const struct resp_cmd commands[] = {
     {"client", -2, S, 0, 0, 0, "connection", "A container for client connection commands", resp_cmd_client, 0},
     {"command", -1, S, 0, 0, 0, "server", "Get array of Redis command details", resp_cmd_command, 0},
     {"config", -2, A | S, 0, 0, 0, "server", "A container for server configuration commands", resp_cmd_config, 0},
+    {"function", -2, S, 0, 0, 0, "scripting", "A container for function commands", resp_cmd_function, 0},
     {"info", -1, S, 0, 0, 0, "server", "Get information and statistics about the server", resp_cmd_info, 0},
     {"dbsize", 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", resp_cmd_dbsize, 0},
     {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0},

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -629,6 +630,56 @@ enum proc_result resp_cmd_config(struct conn *c, const struct resp_call *call)
     return PROC_MORE;
 }
 
+/* ---- FUNCTION: kioku runs no scripts, so it never holds a library ---- */
+
+/* FUNCTION FLUSH [ASYNC|SYNC]: there is nothing to remove, so it succeeds
+ * with Redis 7's argument checks (its test suite flushes before each file). */
+static void function_flush(struct conn *c, const struct resp_call *call)
+{
+    if (call->argc > 3) {
+        rs_errorf(c, "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
+                     "Try FUNCTION HELP.", (int)(call->argv[1].len < 128 ? call->argv[1].len : 128),
+                  call->argv[1].ptr);
+        return;
+    }
+    if (call->argc == 3 && !rs_arg_is(&call->argv[2], "sync") &&
+        !rs_arg_is(&call->argv[2], "async")) {
+        rs_error(c, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
+        return;
+    }
+    rs_ok(c);
+}
+
+/* FUNCTION LIST [...]: no libraries. */
+static void function_list(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    rs_array(c, 0);
+}
+
+static void function_help(struct conn *c, const struct resp_call *call)
+{
+    static const char *const lines[] = {
+        "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "FLUSH [ASYNC|SYNC]", "    Delete all the libraries: kioku has none, so this does nothing.",
+        "LIST", "    Return an empty list: kioku does not run functions.",
+        "HELP", "    Print this help.", NULL,
+    };
+    (void)call;
+    reply_help(c, lines);
+}
+
+static const struct resp_sub function_subs[] = {
+    {"flush", -2, function_flush}, {"list", -2, function_list}, {"help", 2, function_help},
+};
+
+enum proc_result resp_cmd_function(struct conn *c, const struct resp_call *call)
+{
+    run_sub(c, call, function_subs, sizeof(function_subs) / sizeof(function_subs[0]),
+            "FUNCTION");
+    return PROC_MORE;
+}
+
 /* ---- INFO ---- */
 
 struct text {
@@ -738,7 +789,27 @@ static void info_stats(struct text *t)
 
 static void info_replication(struct text *t)
 {
-    text_add(t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    text_add(t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
+}
+
+/* CPU seconds of the process and of children it waited for (none), as
+ * Redis reports them from getrusage(). */
+static void info_cpu(struct text *t)
+{
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    text_add(t, "# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n"
+                "used_cpu_sys_children:%ld.%06ld\r\nused_cpu_user_children:%ld.%06ld\r\n\r\n",
+             (long)self.ru_stime.tv_sec, (long)self.ru_stime.tv_usec,
+             (long)self.ru_utime.tv_sec, (long)self.ru_utime.tv_usec,
+             (long)kids.ru_stime.tv_sec, (long)kids.ru_stime.tv_usec,
+             (long)kids.ru_utime.tv_sec, (long)kids.ru_utime.tv_usec);
+}
+
+static void info_cluster(struct text *t)
+{
+    text_add(t, "# Cluster\r\ncluster_enabled:0\r\n\r\n");
 }
 
 /* Keys and keys with a TTL, as Redis counts them (expired keys not yet
@@ -754,15 +825,19 @@ static void info_keyspace(struct text *t)
     text_add(t, "\r\n");
 }
 
+/* Redis 7's sections in its order. "default" names them all; "all" and
+ * "everything" add commandstats, latencystats and modules, which kioku does
+ * not keep, so all three give the same text here. */
 enum { S_SERVER = 1, S_CLIENTS = 2, S_MEMORY = 4, S_PERSIST = 8, S_STATS = 16, S_REPL = 32,
-       S_KEYSPACE = 64, S_ALL = 127 };
+       S_CPU = 64, S_CLUSTER = 128, S_KEYSPACE = 256, S_ALL = 511 };
 
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
 {
     static const struct { const char *name; unsigned bit; } sections[] = {
         {"server", S_SERVER}, {"clients", S_CLIENTS}, {"memory", S_MEMORY},
         {"persistence", S_PERSIST}, {"stats", S_STATS}, {"replication", S_REPL},
-        {"keyspace", S_KEYSPACE}, {"default", S_ALL}, {"all", S_ALL}, {"everything", S_ALL},
+        {"cpu", S_CPU}, {"cluster", S_CLUSTER}, {"keyspace", S_KEYSPACE},
+        {"default", S_ALL}, {"all", S_ALL}, {"everything", S_ALL},
     };
     unsigned want = call->argc == 1 ? S_ALL : 0;
     for (int i = 1; i < call->argc; i++)
@@ -783,6 +858,10 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
         info_stats(&t);
     if (want & S_REPL)
         info_replication(&t);
+    if (want & S_CPU)
+        info_cpu(&t);
+    if (want & S_CLUSTER)
+        info_cluster(&t);
     if (want & S_KEYSPACE)
         info_keyspace(&t);
     if (t.p == NULL) {
