@@ -17,7 +17,8 @@
 # kioku servers started with that file's arguments, and files for features
 # kioku's help does not name (extstore, proxy, TLS, SASL) skip themselves.
 # Arguments with no meaning in kioku are rewritten: "-U <port>" becomes
-# "-U 0" (no UDP), and -o suboptions that only tune memcached's own
+# "-U 0" (no UDP), "-l 0.0.0.0" becomes "-l 127.0.0.1" (test servers stay
+# on loopback), and -o suboptions that only tune memcached's own
 # machinery (seccomp, the LRU maintainer and crawler threads, slab page
 # rebalancing, the watcher's buffer; see drop_o below) are dropped, so a test
 # that merely asks for them still runs. Any other option goes to kioku as
@@ -69,6 +70,8 @@ args=()
 while [ \$# -gt 0 ]; do
     case \$1 in
     -U) args+=(-U 0); shift ;;
+    -l) # never listen beyond loopback (stats-conns.t asks for 0.0.0.0)
+        args+=(-l "\$(printf '%s' "\$2" | sed 's/0\.0\.0\.0/127.0.0.1/g')"); shift ;;
     -o) o=\$(printf '%s' "\$2" | tr ',' '\n' | grep -Ev '$drop_o' | paste -sd, -)
         [ -n "\$o" ] && args+=(-o "\$o"); shift ;;
     *) args+=("\$1") ;;
