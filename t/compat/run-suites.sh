@@ -78,6 +78,8 @@ while [ \$# -gt 0 ]; do
     esac
     shift
 done
+# record our PID so the runner can stop a server the test file left behind
+echo \$\$ >>"$mcdir/server-pids"
 exec "$bin" "\${args[@]}"
 WRAP
     cat >"$mcdir/timedrun" <<'WRAP'
@@ -96,8 +98,18 @@ mc_run_file() {
     log=$out/mc-$name.log
     # setsid: the file and every server it starts form one process group,
     # which we end if the file overruns its time.
+    : >"$mcdir/server-pids"
     (cd "$mcdir" && timeout -k 5 "$tmo" setsid perl -I t/lib "t/$name") >"$log" 2>&1
     rc=$?
+    # A file that died or ran out of time may leave its servers running:
+    # stop each one it started, by the PID the wrapper recorded.
+    while read -r spid; do
+        if [ "$(readlink "/proc/$spid/exe" 2>/dev/null)" = "$(readlink -f "$bin")" ]; then
+            kill -TERM "$spid" 2>/dev/null
+            for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$spid" 2>/dev/null || break; sleep 0.2; done
+            kill -KILL "$spid" 2>/dev/null
+        fi
+    done <"$mcdir/server-pids"
     planned=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
     skipall=$(grep -m1 -i '^1\.\.0 # skip' "$log")
     nok=$(grep -c '^ok ' "$log")
