@@ -115,15 +115,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
         return KIOKU_EX_USAGE;
     }
-    /* -B ascii: no binary, so 0x80 is read as text (memcached answers
-     * ERROR); -B binary: what is not RESP is read as binary. */
+    /* -B ascii: 0x80 is read as text (memcached answers ERROR); -B binary:
+     * everything is read as binary (memcached closes on a bad magic byte).
+     * Either way the main port speaks only that protocol; RESP stays on
+     * --resp-port. */
     static struct conn_protocols protocols = {
         .text = &proto_mc_text, .binary = &proto_mc_bin, .resp = &proto_resp,
+        .resp_by_first_byte = true,
     };
     if (settings.binding == BINDING_ASCII)
         protocols.binary = NULL;
     else if (settings.binding == BINDING_BINARY)
         protocols.text = &proto_mc_bin;
+    if (settings.binding != BINDING_AUTO)
+        protocols.resp_by_first_byte = false;
     conn_setup(&protocols, settings.reqs_per_event);
     proto_mc_text_setup(&settings);
     proto_resp_setup(&settings);

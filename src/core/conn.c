@@ -548,7 +548,8 @@ static bool choose_proto(struct conn *c)
         c->proto = protocols->resp;
     else if (b == 0x80 && protocols->binary != NULL)
         c->proto = protocols->binary;
-    else if ((b == '*' || (b >= 'A' && b <= 'Z')) && protocols->resp != NULL)
+    else if ((b == '*' || (b >= 'A' && b <= 'Z')) && protocols->resp != NULL &&
+             protocols->resp_by_first_byte)
         /* memcached's commands are lower case (it answers ERROR to "GET"),
          * so a capital letter is a Redis inline command ("PING"). */
         c->proto = protocols->resp;

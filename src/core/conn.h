@@ -67,6 +67,7 @@ struct conn_protocols {
     const struct proto_ops *text;    /* memcached text (and meta) */
     const struct proto_ops *binary;  /* first byte 0x80; NULL: read as text (-B ascii) */
     const struct proto_ops *resp;    /* first byte '*' or A-Z, or a RESP listener */
+    bool resp_by_first_byte;         /* false: RESP only on a RESP listener */
 };
 
 enum conn_listener_kind { LISTENER_MEMCACHED, LISTENER_RESP };
