@@ -6,6 +6,7 @@
  */
 #include "cmd/cmd_stats.h"
 
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <limits.h>
 #include <pthread.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -222,9 +225,51 @@ static void stats_slabs(struct stat_sink *out)
     stat_u64(out, "total_malloced", ss.total_malloced);
 }
 
+/* A socket's own address in memcached's form: "tcp:127.0.0.1:11211",
+ * "tcp6:[::1]:11211", "unix:/path". */
+static void local_name(int fd, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    memset(&ss, 0, sizeof(ss));
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        snprintf(buf, cap, "?");
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(buf, cap, "tcp:%s:%u", host, ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(buf, cap, "tcp6:[%s]:%u", host, ntohs(in6->sin6_port));
+    } else if (ss.ss_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+        snprintf(buf, cap, "unix:%.*s", (int)sizeof(un->sun_path), un->sun_path);
+    } else {
+        snprintf(buf, cap, "?");
+    }
+}
+
+/* As memcached: the listening sockets first (state conn_listening, their
+ * own address), then each client with the address it connected to. */
 static void stats_conns_list(struct stat_sink *out)
 {
-    char name[64], addr[96];
+    char name[64], addr[128];
+    int lfds[64];
+    size_t nl = listener_fds(lfds, sizeof(lfds) / sizeof(lfds[0]));
+    int64_t up = (out->now - clock_start_ms()) / 1000;
+
+    for (size_t i = 0; i < nl; i++) {
+        local_name(lfds[i], addr, sizeof(addr));
+        snprintf(name, sizeof(name), "%d:addr", lfds[i]);
+        stat_fmt(out, name, "%s", addr);
+        snprintf(name, sizeof(name), "%d:state", lfds[i]);
+        stat_fmt(out, name, "%s", "conn_listening");
+        snprintf(name, sizeof(name), "%d:secs_since_last_cmd", lfds[i]);
+        stat_u64(out, name, (uint64_t)(up > 0 ? up : 0));
+    }
     for (int i = 0; i < worker_count(); i++) {
         struct worker *w = worker_get(i);
         pthread_mutex_lock(&w->conns_lock);
@@ -232,6 +277,9 @@ static void stats_conns_list(struct stat_sink *out)
             conn_peer_name(o, addr, sizeof(addr));
             snprintf(name, sizeof(name), "%d:addr", o->fd);
             stat_fmt(out, name, "%s%s", o->peer_len > 0 && addr[0] != 'u' ? "tcp:" : "", addr);
+            local_name(o->fd, addr, sizeof(addr));
+            snprintf(name, sizeof(name), "%d:listen_addr", o->fd);
+            stat_fmt(out, name, "%s", addr);
             snprintf(name, sizeof(name), "%d:state", o->fd);
             stat_fmt(out, name, "%s", conn_state_name(o));
             snprintf(name, sizeof(name), "%d:secs_since_last_cmd", o->fd);
