@@ -139,7 +139,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return EX_OSERR_CODE;
     }
-    if (worker_setup(settings.threads) != 0) {
+    if (worker_setup(settings.threads, settings.idle_timeout) != 0) {
         fprintf(stderr, "failed to start worker threads\n");
         return EX_OSERR_CODE;
     }

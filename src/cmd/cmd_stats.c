@@ -160,7 +160,7 @@ static void stats_settings(struct stat_sink *out)
     stat_u64(out, "slab_automove", 0);
     stat_fmt(out, "temp_lru", "%s", "no");
     stat_fmt(out, "track_sizes", "%s", "no");
-    stat_u64(out, "idle_timeout", 0);
+    stat_u64(out, "idle_timeout", (uint64_t)s->idle_timeout);
     stat_u64(out, "client_flags_size", 4);
 }
 

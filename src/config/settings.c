@@ -133,6 +133,12 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->resp_port = v;
+    } else if (strcmp(kv, "idle_timeout") == 0) {
+        if (parse_int(val, 0, 1 << 30, &v) != 0) {
+            snprintf(err, errlen, "idle_timeout must be a number of seconds");
+            return -1;
+        }
+        s->idle_timeout = v;
     } else if (strcmp(kv, "maxconns_fast") == 0 || strcmp(kv, "modern") == 0) {
         /* kioku always refuses past -c at once; "modern" changes nothing. */
         if (val != NULL) {
@@ -344,6 +350,7 @@ const char *settings_usage(void)
 "-o, --extended            comma separated list of extended options:\n"
 "   - hashpower=<n>        initial hash table size is 2^n buckets (default: 16)\n"
 "   - resp_port=<num>      same as --resp-port\n"
+"   - idle_timeout=<secs>  close connections idle that long (default: 0, never)\n"
 "   - maxconns_fast        accepted for memcached compatibility (always on)\n"
 "   - modern               accepted for memcached compatibility (no effect)\n";
 }

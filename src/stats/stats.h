@@ -24,7 +24,8 @@
     X(delete_misses) X(delete_hits) X(incr_misses) X(incr_hits) \
     X(decr_misses) X(decr_hits) X(cas_misses) X(cas_hits) X(cas_badval) \
     X(touch_hits) X(touch_misses) X(store_too_large) X(store_no_memory) \
-    X(auth_cmds) X(auth_errors) X(bytes_read) X(bytes_written) X(conn_yields)
+    X(auth_cmds) X(auth_errors) X(bytes_read) X(bytes_written) X(conn_yields) \
+    X(idle_kicks)
 
 /* Counted like the above, but not in memcached's `stats` (Redis's INFO
  * reports commands_processed as total_commands_processed). */

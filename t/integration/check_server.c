@@ -307,6 +307,32 @@ START_TEST(test_shutdown_command_needs_A_and_takes_only_graceful)
 }
 END_TEST
 
+/* -o idle_timeout=1: a connection silent for over a second is closed and
+ * counted as idle_kicks; one that keeps sending stays (memcached's
+ * t/idle-timeout.t, shorter). */
+START_TEST(test_idle_timeout_closes_silent_connections_only)
+{
+    static const char *const args[] = { "-o", "idle_timeout=1", NULL };
+    start(args);
+    int quiet = kh_connect(g_srv.port);
+    int busy = kh_connect(g_srv.port);
+    ck_assert(quiet >= 0 && busy >= 0);
+    KH_EXPECT(quiet, "get k\r\n", "END\r\n");
+    for (int i = 0; i < 6; i++) {
+        KH_EXPECT(busy, "get k\r\n", "END\r\n");
+        pause_ms(500);
+    }
+    ck_assert_msg(kh_wait_closed(quiet, kh_scale_ms(3000)), "idle connection still open");
+    char buf[16384];
+    ck_assert(kh_stats_fetch(busy, "stats", buf, sizeof(buf)) > 0);
+    ck_assert_msg(kh_stats_num(buf, "idle_kicks") >= 1, "idle_kicks: %lld",
+                  kh_stats_num(buf, "idle_kicks"));
+    close(quiet);
+    close(busy);
+    stop_expect_clean_exit();
+}
+END_TEST
+
 START_TEST(test_sigterm_lets_an_in_flight_multiget_response_complete)
 {
     enum { NKEYS = 40, VSIZE = 100 * 1024 };
@@ -432,6 +458,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, test_sigterm_exits_with_status_0_within_a_few_seconds);
     tcase_add_test(tc, test_sigterm_lets_an_in_flight_multiget_response_complete);
     tcase_add_test(tc, test_shutdown_command_needs_A_and_takes_only_graceful);
+    tcase_add_test(tc, test_idle_timeout_closes_silent_connections_only);
     tcase_add_test(tc, test_V_prints_the_served_version_and_exits_0);
     tcase_add_test(tc, test_h_prints_usage_and_exits_0);
     if (kh_server_is_kioku())
