@@ -176,6 +176,10 @@ START_TEST(test_extended_options)
     ck_assert_uint_eq(s.storage.hashpower, 20);
     ck_assert_int_eq(s.resp_port, 6380);
     ck_assert_int_eq(PARSE("-o", "maxconns_fast,modern"), SETTINGS_RUN);
+    ck_assert_int_eq(s.idle_timeout, 0);
+    ck_assert_int_eq(PARSE("-o", "idle_timeout=3"), SETTINGS_RUN);
+    ck_assert_int_eq(s.idle_timeout, 3);
+    ck_assert_int_eq(PARSE("-o", "idle_timeout=x"), SETTINGS_ERROR);
     ck_assert_int_eq(PARSE("-o", "hashpower=99"), SETTINGS_ERROR);
     ck_assert_int_eq(PARSE("-o", "no_such_thing=1"), SETTINGS_ERROR);
     ck_assert_ptr_nonnull(strstr(err, "Illegal suboption"));
