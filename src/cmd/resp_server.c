@@ -596,6 +596,7 @@ static void config_resetstat(struct conn *c, const struct resp_call *call)
 {
     (void)call;
     stats_reset();
+    resp_cmdstat_reset();
     rs_ok(c);
 }
 
@@ -825,11 +826,33 @@ static void info_keyspace(struct text *t)
     text_add(t, "\r\n");
 }
 
-/* Redis 7's sections in its order. "default" names them all; "all" and
- * "everything" add commandstats, latencystats and modules, which kioku does
- * not keep, so all three give the same text here. */
+/* Commands run since start (or CONFIG RESETSTAT), Redis's format; only
+ * commands that were called, refused or failed are listed. */
+static void info_commandstats(struct text *t)
+{
+    size_t n = 0;
+    const struct resp_cmd *cmds = resp_cmd_table(&n);
+    text_add(t, "# Commandstats\r\n");
+    for (size_t i = 0; i < n; i++) {
+        struct resp_cmdstat cs;
+        resp_cmdstat_sum(i, &cs);
+        if (cs.calls == 0 && cs.rejected == 0 && cs.failed == 0)
+            continue;
+        text_add(t, "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,"
+                    "failed_calls=%llu\r\n",
+                 cmds[i].name, (unsigned long long)cs.calls, (unsigned long long)cs.usec,
+                 cs.calls > 0 ? (double)cs.usec / (double)cs.calls : 0.0,
+                 (unsigned long long)cs.rejected, (unsigned long long)cs.failed);
+    }
+    text_add(t, "\r\n");
+}
+
+/* Redis 7's sections in its order. "default" (and no argument) names the
+ * usual ones; "all" and "everything" add commandstats (Redis's
+ * latencystats and modules kioku does not keep). */
 enum { S_SERVER = 1, S_CLIENTS = 2, S_MEMORY = 4, S_PERSIST = 8, S_STATS = 16, S_REPL = 32,
-       S_CPU = 64, S_CLUSTER = 128, S_KEYSPACE = 256, S_ALL = 511 };
+       S_CPU = 64, S_CLUSTER = 128, S_KEYSPACE = 256, S_DEFAULT = 511, S_CMDSTATS = 512,
+       S_ALL = 1023 };
 
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
 {
@@ -837,9 +860,10 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
         {"server", S_SERVER}, {"clients", S_CLIENTS}, {"memory", S_MEMORY},
         {"persistence", S_PERSIST}, {"stats", S_STATS}, {"replication", S_REPL},
         {"cpu", S_CPU}, {"cluster", S_CLUSTER}, {"keyspace", S_KEYSPACE},
-        {"default", S_ALL}, {"all", S_ALL}, {"everything", S_ALL},
+        {"commandstats", S_CMDSTATS},
+        {"default", S_DEFAULT}, {"all", S_ALL}, {"everything", S_ALL},
     };
-    unsigned want = call->argc == 1 ? S_ALL : 0;
+    unsigned want = call->argc == 1 ? S_DEFAULT : 0;
     for (int i = 1; i < call->argc; i++)
         for (size_t k = 0; k < sizeof(sections) / sizeof(sections[0]); k++)
             if (rs_arg_is(&call->argv[i], sections[k].name))
@@ -860,6 +884,8 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
         info_replication(&t);
     if (want & S_CPU)
         info_cpu(&t);
+    if (want & S_CMDSTATS)
+        info_commandstats(&t);
     if (want & S_CLUSTER)
         info_cluster(&t);
     if (want & S_KEYSPACE)
