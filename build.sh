@@ -2,8 +2,10 @@
 # kioku's one entry point for a fresh Debian 12 machine (run as root, or with
 # sudo available): installs what is missing, builds, then
 #   ./build.sh run [kioku options]   runs kioku in the foreground
-#   ./build.sh test                  runs the whole test suite: the normal
-#                                    build, ASan+UBSan, TSan, and distcheck
+#   ./build.sh test                  runs the whole test suite (6 to 10
+#                                    minutes on 2 cores): unit, integration,
+#                                    ASan+UBSan, TSan, and distcheck, with a
+#                                    progress line as each stage passes
 # Builds go to build/, build-asan/ and build-tsan/; the source tree stays clean.
 set -eu
 
@@ -33,10 +35,38 @@ install_missing() {
 build_in() {
     dir=$1; shift
     if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
-        autoreconf -fi
+        # A warning today is an error in a later autoconf: the tests refuse it.
+        out=$(autoreconf -fi 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
+        case $out in
+        *[Ww]arning*)
+            printf '%s\n' "$out" >&2
+            if [ "$cmd" = test ]; then
+                echo "== autoreconf warned (see above): fix configure.ac or Makefile.am" >&2
+                exit 1
+            fi
+            ;;
+        esac
     fi
     mkdir -p "$dir"
     (cd "$dir" && { [ -f Makefile ] || "$top/configure" -q "$@"; } && make -s -j"$jobs")
+}
+
+# Untracked files that .gitignore does not cover (none outside a git checkout).
+untracked() {
+    git -C "$top" status --porcelain --untracked-files=all 2>/dev/null | grep '^??' || true
+}
+
+# m:ss of a number of seconds.
+clock() {
+    printf '%d:%02d' $(($1 / 60)) $(($1 % 60))
+}
+
+# One progress line for a stage that just passed: the time since the test
+# run started, then how long the stage took.
+stage() {
+    now=$(date +%s)
+    echo "== [$(clock $((now - start)))] $1 passed in $(clock $((now - ${last:-$start})))"
+    last=$now
 }
 
 cmd=${1:-}
@@ -49,22 +79,39 @@ run)
     ;;
 test)
     install_missing $run_deps $test_deps
-    echo "== build and test"
+    echo "== running every test: 6 to 10 minutes on 2 cores, one line per stage as it passes"
+    start=$(date +%s)
+    before=$(untracked)
     build_in build
-    make -C build -j"$jobs" check
-    echo "== AddressSanitizer + UndefinedBehaviorSanitizer: every test"
+    stage "build: kioku and its tests in build/"
+    make -s -C build -j"$jobs" check TESTS="$(make -s -C build print-unit-tests)"
+    stage "unit: the Check suites, no sockets"
+    make -s -C build -j"$jobs" check TESTS="$(make -s -C build print-integration-tests)"
+    stage "integration: the built server driven by real clients"
+    # Sanitizers slow tests several-fold, more on a busy machine: give the
+    # Check timeouts (and the harness's I/O deadlines) three times as long.
+    CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-3}
+    export CK_TIMEOUT_MULTIPLIER
     build_in build-asan --enable-sanitizer=address
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        make -C build-asan -j"$jobs" check
-    echo "== ThreadSanitizer: the concurrent tests"
+        make -s -C build-asan -j"$jobs" check
+    stage "ASan+UBSan: every test, in build-asan/"
     build_in build-tsan --enable-sanitizer=thread
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        make -C build-tsan -j"$jobs" check TESTS="$(make -s -C build-tsan print-tsan-tests)"
+        make -s -C build-tsan -j"$jobs" check TESTS="$(make -s -C build-tsan print-tsan-tests)"
     TSAN_OPTIONS="halt_on_error=1 detect_deadlocks=0" \
-        make -C build-tsan -j"$jobs" check TESTS="$(make -s -C build-tsan print-tsan-nodeadlock-tests)"
-    echo "== distcheck"
-    make -C build -j"$jobs" distcheck
-    echo "== all tests passed"
+        make -s -C build-tsan -j"$jobs" check TESTS="$(make -s -C build-tsan print-tsan-nodeadlock-tests)"
+    stage "TSan: the concurrent tests, in build-tsan/"
+    # distcheck configures and builds twice more: its log is shown on failure.
+    make -s -C build -j"$jobs" distcheck >build/distcheck.log 2>&1 ||
+        { tail -n 60 build/distcheck.log; echo "== distcheck failed: build/distcheck.log" >&2; exit 1; }
+    stage "distcheck: the release tarball, built and tested"
+    if [ "$(untracked)" != "$before" ]; then
+        echo "== the run left files that git does not ignore:" >&2
+        untracked >&2
+        exit 1
+    fi
+    echo "== [$(clock $(( $(date +%s) - start )))] all tests passed; the tree is as clean as before"
     ;;
 *)
     echo "usage: $0 run [kioku options] | $0 test" >&2

@@ -27,6 +27,7 @@
 #include "core/worker.h"
 #include "stats/prefix_stats.h"
 #include "stats/stats.h"
+#include "storage/evict.h"
 #include "storage/storage.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -107,7 +108,11 @@ static void stats_general(struct stat_sink *out)
     stat_u64(out, "evicted_active", ss.evicted_active);
     stat_u64(out, "evictions", ss.evictions);
     stat_u64(out, "reclaimed", ss.reclaimed);
+    stat_u64(out, "crawler_reclaimed", ss.crawler_reclaimed);
     stat_u64(out, "lrutail_reflocked", ss.lrutail_reflocked);
+    stat_u64(out, "slab_reassign_running", ss.slab_reassign_running ? 1 : 0);
+    stat_u64(out, "slabs_moved", ss.slabs_moved);
+    stat_u64(out, "slab_reassign_evictions_nomem", ss.slab_reassign_evictions_nomem);
     struct listener_stats ls;
     listener_stats(&ls);
     stat_u64(out, "listen_disabled_num", ls.disabled_num);
@@ -125,7 +130,8 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "inter", "%s", s->listen);
     stat_u64(out, "verbosity", (uint64_t)log_level());
     stat_u64(out, "oldest", 0);
-    stat_fmt(out, "evictions", "%s", s->storage.evict ? "on" : "off");
+    /* the runtime policy: RESP's CONFIG SET may have changed it */
+    stat_fmt(out, "evictions", "%s", evict_get_policy() != EVICT_NOEVICTION ? "on" : "off");
     stat_fmt(out, "domain_socket", "%s", s->socket_path[0] ? s->socket_path : "NULL");
     stat_fmt(out, "umask", "%o", (unsigned)s->socket_mask);
     stat_fmt(out, "shutdown_command", "%s", s->enable_shutdown ? "yes" : "no");
@@ -147,17 +153,24 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "hash_algorithm", "%s", "xxh3");
     stat_u64(out, "resp_port", (uint64_t)s->resp_port);
     stat_fmt(out, "prealloc", "%s", s->storage.prealloc ? "yes" : "no");
+    /* kioku's extensions: the eviction knobs, as they are now */
+    stat_fmt(out, "maxmemory_policy", "%s", evict_policy_name(evict_get_policy()));
+    stat_u64(out, "lfu_log_factor", evict_get_lfu_log_factor());
+    stat_u64(out, "lfu_decay_time", evict_get_lfu_decay_time());
+    stat_u64(out, "maxmemory_samples", evict_get_samples());
     stat_fmt(out, "stat_key_prefix", "%c", s->prefix_delimiter);
     stat_fmt(out, "detail_enabled", "%s", prefix_stats_on() ? "yes" : "no");
     /* memcached features kioku does not have, reported as off so that
      * monitoring skips what depends on them */
     stat_fmt(out, "auth_enabled_sasl", "%s", "no");
     stat_fmt(out, "auth_enabled_ascii", "%s", "no");
-    stat_fmt(out, "lru_crawler", "%s", "no");
+    stat_fmt(out, "lru_crawler", "%s", s->storage.crawler ? "yes" : "no");   /* kioku's crawler */
     stat_fmt(out, "lru_maintainer_thread", "%s", "no");
     stat_fmt(out, "lru_segmented", "%s", "no");
-    stat_fmt(out, "slab_reassign", "%s", "no");
-    stat_u64(out, "slab_automove", 0);
+    struct storage_stats ss;
+    storage_stats(&ss);
+    stat_fmt(out, "slab_reassign", "%s", ss.slab_reassign ? "yes" : "no");
+    stat_u64(out, "slab_automove", ss.slab_automove);
     stat_fmt(out, "temp_lru", "%s", "no");
     stat_fmt(out, "track_sizes", "%s", "no");
     stat_u64(out, "idle_timeout", (uint64_t)s->idle_timeout);
@@ -187,6 +200,8 @@ static void stats_items(struct stat_sink *out)
         ITEM_STAT(expired_unfetched, "expired_unfetched");
         ITEM_STAT(evicted_unfetched, "evicted_unfetched");
         ITEM_STAT(evicted_active, "evicted_active");
+        ITEM_STAT(crawler_reclaimed, "crawler_reclaimed");
+        ITEM_STAT(number_small, "number_small");
 #undef ITEM_STAT
     }
 }
@@ -213,6 +228,7 @@ static void stats_slabs(struct stat_sink *out)
         SLAB_STAT(used_chunks, "used_chunks");
         SLAB_STAT(free_chunks, "free_chunks");
         SLAB_STAT(free_chunks_end, "free_chunks_end");
+        SLAB_STAT(evicted, "evicted");      /* kioku: evictions where this class needed room */
 #undef SLAB_STAT
 #define X(field) \
         do { snprintf(name, sizeof(name), "%u:%s", id, #field); stat_u64(out, name, ts.slab[id].field); } while (0);

@@ -82,7 +82,7 @@ static void put32(uint8_t *p, uint32_t v)
 
 static uint64_t visible_cas(const struct item *it)
 {
-    return settings->storage.use_cas ? it->cas : 0;
+    return settings->storage.use_cas ? item_cas(it) : 0;
 }
 
 /* ---- responses ---- */
@@ -126,9 +126,9 @@ static void respond_item(struct conn *c, const struct mc_bin_req *r, struct item
                          bool with_value)
 {
     uint8_t pre[4 + MC_BIN_KEY_MAX];
-    uint16_t keylen = mc_bin_opcode_returns_key(r->opcode) ? it->nkey : 0;
-    uint32_t vlen = with_value ? it->nbytes : 0;
-    put32(pre, it->flags);
+    uint16_t keylen = mc_bin_opcode_returns_key(r->opcode) ? item_nkey(it) : 0;
+    uint32_t vlen = with_value ? item_nbytes(it) : 0;
+    put32(pre, item_flags(it));
     memcpy(pre + 4, item_key(it), keylen);
     respond(c, r->opcode, MC_BIN_SUCCESS, 4, keylen, vlen, r->opaque, visible_cas(it), pre,
             4 + (size_t)keylen);
@@ -165,7 +165,7 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_bin_req *r)
         return PROC_MORE;
     }
     STAT_INC(c->stats, get_hits);
-    STAT_SLAB_INC(c->stats, it->clsid, get_hits);
+    STAT_SLAB_INC(c->stats, item_clsid(it), get_hits);
     respond_item(c, r, it, true);
     item_put(it);
     return PROC_MORE;
@@ -185,7 +185,7 @@ static enum proc_result cmd_touch(struct conn *c, const struct mc_bin_req *r)
         return PROC_MORE;
     }
     STAT_INC(c->stats, touch_hits);
-    STAT_SLAB_INC(c->stats, it->clsid, touch_hits);
+    STAT_SLAB_INC(c->stats, item_clsid(it), touch_hits);
     respond_item(c, r, it, r->opcode != MC_BIN_TOUCH);
     item_put(it);
     return PROC_MORE;
@@ -233,8 +233,8 @@ static enum proc_result store_done(struct conn *c)
     struct item *it = conn_take_value(c);
     uint64_t cas = 0;
     enum item_result res = item_store(it, st->op, st->cas, c->now, &cas);
-    STAT_SLAB_INC(c->stats, it->clsid, cmd_set);
-    count_cas(c, st, res, it->clsid);
+    STAT_SLAB_INC(c->stats, item_clsid(it), cmd_set);
+    count_cas(c, st, res, item_clsid(it));
     item_put(it);
     switch (res) {
     case ITEM_STORED:

@@ -84,9 +84,7 @@ static int64_t ttl_of(int64_t exptime, int64_t now)
 /* Seconds since the item was last accessed. */
 static int64_t last_access_of(const struct item *it, int64_t now)
 {
-    int64_t t = (now - clock_start_ms()) / 1000;
-    int64_t a = __atomic_load_n(&it->atime, __ATOMIC_RELAXED);
-    return t > a ? t - a : 0;
+    return item_idle_seconds(it, now);
 }
 
 /*
@@ -100,7 +98,7 @@ static void recas(struct item *it, uint64_t hv, const struct mc_meta_req *r)
     do_item_unlink(it, hv);
     do_item_link(it, hv);
     if (r->flags & MC_META_F_NEW_CAS)
-        it->cas = r->new_cas;
+        item_set_cas(it, r->new_cas);
 }
 
 /* Copy n bytes of src's value into dst's value at doff (no lock needed:
@@ -193,7 +191,7 @@ static struct item *mg_vivify(struct conn *c, const struct mc_meta_req *r, uint6
         return NULL;
     do_item_link(it, hv);
     if (r->flags & MC_META_F_NEW_CAS)
-        it->cas = r->new_cas;
+        item_set_cas(it, r->new_cas);
     return it;
 }
 
@@ -211,7 +209,7 @@ static void mg_hit_locked(struct conn *c, const struct mc_meta_req *r, struct it
     if (r->flags & MC_META_F_TTL)
         do_item_set_exptime(it, hv, item_exptime_from_seconds(r->ttl, c->now));
     if ((r->flags & MC_META_F_RECACHE) && !(f & ITEM_TOKEN) && !o->created &&
-        it->exptime != 0 && it->exptime < item_exptime_from_seconds(r->recache_ttl, c->now))
+        item_exptime(it) != 0 && item_exptime(it) < item_exptime_from_seconds(r->recache_ttl, c->now))
         won = true;
     if (f & ITEM_TOKEN)
         o->extra |= MC_META_F_WIN_SENT;
@@ -225,10 +223,10 @@ static void mg_hit_locked(struct conn *c, const struct mc_meta_req *r, struct it
         item_iflags_set(it, ITEM_TOKEN);
     }
     o->v.have = HIT_VALUES;
-    o->v.cas = visible_cas(it->cas);
-    o->v.client_flags = it->flags;
-    o->v.size = it->nbytes;
-    o->v.ttl = ttl_of(it->exptime, c->now);
+    o->v.cas = visible_cas(item_cas(it));
+    o->v.client_flags = item_flags(it);
+    o->v.size = item_nbytes(it);
+    o->v.ttl = ttl_of(item_exptime(it), c->now);
     if (!(r->flags & MC_META_F_NO_BUMP))
         do_item_bump(it, c->now);
 }
@@ -280,11 +278,11 @@ static enum proc_result meta_get(struct conn *c, const struct mc_meta_req *r)
     }
     /* memcached 1.6.45: C<cas> on mg means "I hold this version": when it
      * matches, the value is left out and the status is HD. */
-    bool same_cas = (r->flags & MC_META_F_COMPARE_CAS) && it->cas == r->compare_cas;
+    bool same_cas = (r->flags & MC_META_F_COMPARE_CAS) && item_cas(it) == r->compare_cas;
     if ((r->flags & MC_META_F_RET_VALUE) && !same_cas) {
-        uint64_t size = it->nbytes;
+        uint64_t size = item_nbytes(it);
         out_status(c, "VA", &size, r, &o.v, o.extra);
-        conn_out_item(c, it, 0, (size_t)it->nbytes + 2);
+        conn_out_item(c, it, 0, (size_t)item_nbytes(it) + 2);
     } else {
         out_status(c, "HD", NULL, r, &o.v, o.extra);
     }
@@ -355,14 +353,14 @@ static enum item_result ms_concat(struct item *old, struct item *it, bool append
                                   uint64_t hv, int64_t now, struct item **linked)
 {
     enum item_alloc_status why;
-    size_t n = (size_t)old->nbytes + it->nbytes;
-    struct item *nit = item_alloc(item_key(old), old->nkey, old->flags, old->exptime,
+    size_t n = (size_t)item_nbytes(old) + item_nbytes(it);
+    struct item *nit = item_alloc(item_key(old), item_nkey(old), item_flags(old), item_exptime(old),
                                   n, now, &why);
 
     if (nit == NULL)
         return why == ITEM_ALLOC_TOO_LARGE ? ITEM_TOO_LARGE : ITEM_NOMEM;
-    copy_value(nit, append ? 0 : it->nbytes, old, old->nbytes);
-    copy_value(nit, append ? old->nbytes : 0, it, it->nbytes);
+    copy_value(nit, append ? 0 : item_nbytes(it), old, item_nbytes(old));
+    copy_value(nit, append ? item_nbytes(old) : 0, it, item_nbytes(it));
     do_item_replace(old, nit, hv);
     *linked = nit;          /* our allocation reference moves to the caller */
     return ITEM_STORED;
@@ -393,7 +391,7 @@ static enum item_result ms_store_locked(const struct ms_state *st, struct item *
                 break;  /* N: create from this value with the N TTL */
             return ITEM_NOT_STORED;
         }
-        if (has_cas && old->cas != st->compare_cas)
+        if (has_cas && item_cas(old) != st->compare_cas)
             return ITEM_EXISTS;
         return ms_concat(old, it, st->mode == MC_META_MODE_APPEND, hv, now, linked);
     case MC_META_MODE_REPLACE:
@@ -406,12 +404,12 @@ static enum item_result ms_store_locked(const struct ms_state *st, struct item *
             break;
         if (old == NULL)
             return ITEM_NOT_FOUND;
-        if (old->cas == st->compare_cas)
+        if (item_cas(old) == st->compare_cas)
             break;
         /* I: an older CAS still stores, but the item stays invalid. */
-        if (!(st->flags & MC_META_F_INVALIDATE) || st->compare_cas > old->cas)
+        if (!(st->flags & MC_META_F_INVALIDATE) || st->compare_cas > item_cas(old))
             return ITEM_EXISTS;
-        it->exptime = old->exptime;
+        item_set_exptime_unlinked(it, item_exptime(old));
         item_iflags_set(it, (uint8_t)(ITEM_STALE | (item_iflags(old) & ITEM_TOKEN)));
         break;
     }
@@ -427,18 +425,18 @@ static enum item_result ms_store_locked(const struct ms_state *st, struct item *
 static enum item_result ms_store(const struct ms_state *st, struct item *it, int64_t now,
                                  uint64_t *cas, uint64_t *size)
 {
-    uint64_t hv = item_hash(item_key(it), it->nkey);
+    uint64_t hv = item_hash(item_key(it), item_nkey(it));
     struct item *old, *linked = NULL;
     enum item_result res;
 
     item_lock(hv);
-    old = do_item_find(item_key(it), it->nkey, hv, now, NULL);
+    old = do_item_find(item_key(it), item_nkey(it), hv, now, NULL);
     res = ms_store_locked(st, it, old, hv, now, &linked);
     if (linked != NULL) {
         if (st->flags & MC_META_F_NEW_CAS)
-            linked->cas = st->new_cas;
-        *cas = linked->cas;
-        *size = linked->nbytes;
+            item_set_cas(linked, st->new_cas);
+        *cas = item_cas(linked);
+        *size = item_nbytes(linked);
     }
     item_unlock(hv);
     if (old != NULL)
@@ -464,13 +462,13 @@ static void ms_reply(struct conn *c, const struct ms_state *st, struct item *it,
     r.nopaque = st->nopaque;
     /* k echoes the key; a binary key is sent back in base64, as it came. */
     r.key_token = item_key(it);
-    r.nkey_token = it->nkey;
+    r.nkey_token = item_nkey(it);
     if (st->flags & MC_META_F_BASE64) {
-        r.nkey_token = base64_encode(keytok, sizeof(keytok), item_key(it), it->nkey);
+        r.nkey_token = base64_encode(keytok, sizeof(keytok), item_key(it), item_nkey(it));
         r.key_token = keytok;
     }
     v.cas = res == ITEM_STORED ? visible_cas(cas) : 0;
-    v.size = res == ITEM_STORED ? size : it->nbytes;
+    v.size = res == ITEM_STORED ? size : item_nbytes(it);
     switch (res) {
     case ITEM_STORED:
         if (st->flags & MC_META_F_QUIET)
@@ -500,16 +498,16 @@ enum proc_result proto_mc_meta_set_done(struct conn *c, void *state)
     uint64_t cas = 0, size = 0;
     enum item_result res;
 
-    item_value_read(it, it->nbytes, crlf, 2);
+    item_value_read(it, item_nbytes(it), crlf, 2);
     if (crlf[0] != '\r' || crlf[1] != '\n') {
         out_line(c, "CLIENT_ERROR bad data chunk");
         item_put(it);
         return PROC_MORE;
     }
     res = ms_store(st, it, c->now, &cas, &size);
-    STAT_SLAB_INC(c->stats, it->clsid, cmd_set);
+    STAT_SLAB_INC(c->stats, item_clsid(it), cmd_set);
     if (st->flags & MC_META_F_COMPARE_CAS)
-        cmd_count_cas_cls(c, res, it->clsid);
+        cmd_count_cas_cls(c, res, item_clsid(it));
     ms_reply(c, st, it, res, cas, size);
     item_put(it);
     return PROC_MORE;
@@ -529,7 +527,7 @@ static struct item *md_drop_value(struct conn *c, const struct mc_meta_req *r,
     if (nit == NULL)
         return NULL;
     do_item_replace(old, nit, hv);
-    nit->cas = (r->flags & MC_META_F_NEW_CAS) ? r->new_cas : old->cas;
+    item_set_cas(nit, (r->flags & MC_META_F_NEW_CAS) ? r->new_cas : item_cas(old));
     return nit;
 }
 
@@ -540,7 +538,7 @@ static const char *md_locked(struct conn *c, const struct mc_meta_req *r, struct
 {
     struct item *it = *itp;
 
-    if ((r->flags & MC_META_F_COMPARE_CAS) && it->cas != r->compare_cas)
+    if ((r->flags & MC_META_F_COMPARE_CAS) && item_cas(it) != r->compare_cas)
         return "EX";
     if (r->flags & MC_META_F_DROP_VALUE) {
         struct item *nit = md_drop_value(c, r, it, hv);
@@ -600,8 +598,8 @@ static struct item *ma_put_number(struct conn *c, const struct mc_meta_req *r, s
     enum item_alloc_status why;
     char num[20];
     size_t len = fmt_u64(num, v);
-    struct item *nit = item_alloc(r->key, r->nkey, old != NULL ? old->flags : 0,
-                                  old != NULL ? old->exptime : exptime, len, c->now, &why);
+    struct item *nit = item_alloc(r->key, r->nkey, old != NULL ? item_flags(old) : 0,
+                                  old != NULL ? item_exptime(old) : exptime, len, c->now, &why);
 
     if (nit == NULL)
         return NULL;
@@ -633,7 +631,7 @@ static void ma_locked(struct conn *c, const struct mc_meta_req *r, struct item *
         o->cur = ma_put_number(c, r, NULL, r->initial,
                                item_exptime_from_seconds(r->vivify_ttl, c->now), hv);
         o->res = o->cur != NULL ? ITEM_DELTA_OK : ITEM_NOT_STORED;
-    } else if ((r->flags & MC_META_F_COMPARE_CAS) && it->cas != r->compare_cas) {
+    } else if ((r->flags & MC_META_F_COMPARE_CAS) && item_cas(it) != r->compare_cas) {
         o->res = ITEM_EXISTS;
         return;
     } else if (!item_parse_u64(it, &v)) {
@@ -653,7 +651,7 @@ static void ma_locked(struct conn *c, const struct mc_meta_req *r, struct item *
     if (r->flags & MC_META_F_TTL)
         do_item_set_exptime(o->cur, hv, item_exptime_from_seconds(r->ttl, c->now));
     if (r->flags & MC_META_F_NEW_CAS)
-        o->cur->cas = r->new_cas;
+        item_set_cas(o->cur, r->new_cas);
 }
 
 static void ma_count(struct conn *c, const struct mc_meta_req *r, enum item_result res)
@@ -685,8 +683,8 @@ static enum proc_result meta_arith(struct conn *c, const struct mc_meta_req *r)
     ma_locked(c, r, it, hv, &o);
     if (o.cur != NULL) {
         v.have = MC_META_F_RET_CAS | MC_META_F_RET_TTL;
-        v.cas = visible_cas(o.cur->cas);
-        v.ttl = ttl_of(o.cur->exptime, c->now);
+        v.cas = visible_cas(item_cas(o.cur));
+        v.ttl = ttl_of(item_exptime(o.cur), c->now);
     }
     item_unlock(hv);
     if (it != NULL)
@@ -739,20 +737,20 @@ static enum proc_result meta_debug(struct conn *c, const struct mc_meta_req *r)
     memcpy(line, "ME ", 3);
     n = 3;
     if (r->flags & MC_META_F_BASE64) {
-        n += base64_encode(line + n, sizeof(line) - n, item_key(it), it->nkey);
+        n += base64_encode(line + n, sizeof(line) - n, item_key(it), item_nkey(it));
     } else {
-        memcpy(line + n, item_key(it), it->nkey);
-        n += it->nkey;
+        memcpy(line + n, item_key(it), item_nkey(it));
+        n += item_nkey(it);
     }
     memcpy(line + n, " exp=", 5);
     n += 5;
-    n += fmt_i64(line + n, ttl_of(it->exptime, c->now));
+    n += fmt_i64(line + n, ttl_of(item_exptime(it), c->now));
     memcpy(line + n, " la=", 4);
     n += 4;
     n += fmt_i64(line + n, last_access_of(it, c->now));
     memcpy(line + n, " cas=", 5);
     n += 5;
-    n += fmt_u64(line + n, visible_cas(it->cas));
+    n += fmt_u64(line + n, visible_cas(item_cas(it)));
     if (item_iflags(it) & ITEM_FETCHED) {
         memcpy(line + n, " fetch=yes", 10);
         n += 10;
@@ -762,11 +760,11 @@ static enum proc_result meta_debug(struct conn *c, const struct mc_meta_req *r)
     }
     memcpy(line + n, " cls=", 5);
     n += 5;
-    n += fmt_u64(line + n, it->clsid);
+    n += fmt_u64(line + n, item_clsid(it));
     memcpy(line + n, " size=", 6);
     n += 6;
     /* header + key + value + CRLF, as memcached's ITEM_ntotal */
-    n += fmt_u64(line + n, offsetof(struct item, data) + it->nkey + (uint64_t)it->nbytes + 2);
+    n += fmt_u64(line + n, item_header_size() + item_nkey(it) + (uint64_t)item_nbytes(it) + 2);
     memcpy(line + n, "\r\n", 2);
     conn_out(c, line, n + 2);
     item_put(it);

@@ -6,6 +6,15 @@
  * and lets the connection read the data block straight into it; the store
  * completes in store_done(), at once if the block was already buffered.
  *
+ * A get line may name thousands of keys (memcached takes get lines of any
+ * length; kioku up to MC_TEXT_KEYS_LINE_MAX): the connection's read buffer
+ * grows until the whole line is in (memcached too reads the line before it
+ * answers, so a client that writes the whole line before reading cannot
+ * deadlock against replies), and the replies are then written as they are
+ * made: the key walk stops when the queued output is full, lets the
+ * connection write, and resumes (struct get_walk), so the output held per
+ * connection stays bounded however many keys the line names.
+ *
  * Replies follow memcached 1.6 byte for byte. `noreply` suppresses every
  * reply line of its command, errors included, as memcached does.
  *
@@ -15,8 +24,11 @@
  */
 #include "cmd/proto_mc_text.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,6 +42,7 @@
 #include "stats/prefix_stats.h"
 #include "stats/stats.h"
 #include "storage/item.h"
+#include "storage/storage.h"
 #include "util/fmt.h"
 #include "util/log.h"
 
@@ -41,12 +54,35 @@ void proto_mc_text_setup(const struct settings *s)
     proto_mc_meta_setup(s);
 }
 
-/* Per-connection state kept while a data block is read. */
+/*
+ * A get/gets/gat/gats being answered. Its replies are written as they are
+ * made: when the queued output is full the walk stops, the connection
+ * writes and lets other clients run, and the walk resumes at `cur`. The
+ * line stays in the read buffer, unconsumed, until the last key is
+ * answered, so the keys need no copy. Offsets are from conn_rbuf(), which
+ * follows the line if the buffer moves.
+ */
+struct get_walk {
+    size_t cur, end;            /* keys left: [cur, end) of the line */
+    int64_t exptime;            /* gat/gats: the new expiry, kioku ms */
+    enum mc_cmd cmd;
+};
+
+/* Per-connection state kept between calls. */
 struct text_state {
     enum mc_cmd cmd;            /* MC_META_SET: an ms owns the value */
-    uint64_t cas;
     bool noreply;
-    uint64_t meta[PROTO_MC_META_STATE / 8];   /* proto_mc_meta's ms state */
+    uint64_t cas;
+    size_t line;                /* bytes of the line just parsed (for a
+                                   handler that consumes its own line) */
+    size_t get_line;            /* bytes of the line a get walk is answering
+                                   (0: none); the walk is in u.get */
+    size_t scanned;             /* leading bytes of input already known to
+                                   hold no newline (a long key list) */
+    union {
+        uint64_t meta[PROTO_MC_META_STATE / 8];   /* proto_mc_meta's ms state */
+        struct get_walk get;    /* only while get_line != 0 */
+    } u;
 };
 
 static struct text_state *state_of(struct conn *c)
@@ -75,25 +111,25 @@ static void reply_line(struct conn *c, const char *line)
 
 static uint64_t visible_cas(const struct item *it)
 {
-    return settings->storage.use_cas ? it->cas : 0;
+    return settings->storage.use_cas ? item_cas(it) : 0;
 }
 
 /* ---- retrieval ---- */
 
 static void out_value(struct conn *c, struct item *it, bool with_cas)
 {
-    char *p = conn_out_reserve(c, 6 + it->nkey + 1 + 10 + 1 + 10 + 1 + 20 + 2);
+    char *p = conn_out_reserve(c, 6 + item_nkey(it) + 1 + 10 + 1 + 10 + 1 + 20 + 2);
     if (p == NULL)
         return;
     size_t n = 0;
     memcpy(p, "VALUE ", 6);
     n += 6;
-    memcpy(p + n, item_key(it), it->nkey);
-    n += it->nkey;
+    memcpy(p + n, item_key(it), item_nkey(it));
+    n += item_nkey(it);
     p[n++] = ' ';
-    n += fmt_u64(p + n, it->flags);
+    n += fmt_u64(p + n, item_flags(it));
     p[n++] = ' ';
-    n += fmt_u64(p + n, it->nbytes);
+    n += fmt_u64(p + n, item_nbytes(it));
     if (with_cas) {
         p[n++] = ' ';
         n += fmt_u64(p + n, visible_cas(it));
@@ -101,15 +137,20 @@ static void out_value(struct conn *c, struct item *it, bool with_cas)
     p[n++] = '\r';
     p[n++] = '\n';
     conn_out_commit(c, n);
-    conn_out_item(c, it, 0, (size_t)it->nbytes + 2);
+    conn_out_item(c, it, 0, (size_t)item_nbytes(it) + 2);
 }
 
-static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
+/* Answer the keys of the walk in progress: all of them, or as many as fit
+ * before the queued output is full (then PROC_YIELD, to be called again). */
+static enum proc_result get_walk(struct conn *c)
 {
-    bool with_cas = r->cmd == MC_GETS || r->cmd == MC_GATS;
-    bool touch = r->cmd == MC_GAT || r->cmd == MC_GATS;
-    int64_t exptime = touch ? item_exptime_from_seconds(r->exptime, c->now) : 0;
-    const char *cur = r->keys, *end = r->keys + r->keys_len, *key;
+    struct text_state *st = state_of(c);
+    struct get_walk *g = &st->u.get;
+    bool with_cas = g->cmd == MC_GETS || g->cmd == MC_GATS;
+    bool touch = g->cmd == MC_GAT || g->cmd == MC_GATS;
+    int64_t exptime = g->exptime;
+    const char *line = conn_rbuf(c);
+    const char *cur = line + g->cur, *end = line + g->end, *key;
     size_t nkey;
     while (mc_text_next_key(&cur, end, &key, &nkey)) {
         enum item_miss miss = ITEM_MISS_NONE;
@@ -119,7 +160,7 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
             STAT_INC(c->stats, cmd_touch);
             if (it != NULL) {
                 STAT_INC(c->stats, touch_hits);
-                STAT_SLAB_INC(c->stats, it->clsid, touch_hits);
+                STAT_SLAB_INC(c->stats, item_clsid(it), touch_hits);
             } else {
                 STAT_INC(c->stats, touch_misses);
             }
@@ -127,7 +168,7 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
             STAT_INC(c->stats, cmd_get);
             if (it != NULL) {
                 STAT_INC(c->stats, get_hits);
-                STAT_SLAB_INC(c->stats, it->clsid, get_hits);
+                STAT_SLAB_INC(c->stats, item_clsid(it), get_hits);
             } else {
                 STAT_INC(c->stats, get_misses);
             }
@@ -140,9 +181,31 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
         }
         out_value(c, it, with_cas);
         item_put(it);
+        if (conn_out_full(c) && cur < end) {
+            g->cur = (size_t)(cur - line);
+            return PROC_YIELD;
+        }
     }
     CONN_OUT_LIT(c, "END\r\n");
+    conn_consume(c, st->get_line);
+    st->get_line = 0;
     return PROC_MORE;
+}
+
+/* get/gets/gat/gats: the line is still in the read buffer (keeps_line). */
+static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
+{
+    struct text_state *st = state_of(c);
+    struct get_walk *g = &st->u.get;
+    const char *line = conn_rbuf(c);
+    bool touch = r->cmd == MC_GAT || r->cmd == MC_GATS;
+
+    g->cmd = r->cmd;
+    g->exptime = touch ? item_exptime_from_seconds(r->exptime, c->now) : 0;
+    g->cur = r->keys != NULL ? (size_t)(r->keys - line) : 0;
+    g->end = g->cur + r->keys_len;
+    st->get_line = st->line;
+    return get_walk(c);
 }
 
 /* ---- storage ---- */
@@ -165,16 +228,16 @@ static enum proc_result store_done(struct conn *c)
     struct text_state *st = state_of(c);
     struct item *it = conn_take_value(c);
     char crlf[2] = {0, 0};
-    item_value_read(it, it->nbytes, crlf, 2);
+    item_value_read(it, item_nbytes(it), crlf, 2);
     if (crlf[0] != '\r' || crlf[1] != '\n') {
         REPLY(c, st->noreply, "CLIENT_ERROR bad data chunk\r\n");
         item_put(it);
         return PROC_MORE;
     }
     enum item_result res = item_store(it, store_op_of(st->cmd), st->cas, c->now, NULL);
-    STAT_SLAB_INC(c->stats, it->clsid, cmd_set);
+    STAT_SLAB_INC(c->stats, item_clsid(it), cmd_set);
     if (st->cmd == MC_CAS)
-        cmd_count_cas_cls(c, res, it->clsid);
+        cmd_count_cas_cls(c, res, item_clsid(it));
     item_put(it);
     switch (res) {
     case ITEM_STORED: REPLY(c, st->noreply, "STORED\r\n"); break;
@@ -372,6 +435,77 @@ static enum proc_result cmd_shutdown(struct conn *c, const struct mc_text_req *r
     return PROC_CLOSE;
 }
 
+/* A whole decimal int32 token, as memcached's safe_strtol. */
+static bool token_i32(const char *s, size_t n, int32_t *out)
+{
+    char buf[16];
+    char *end;
+    long v;
+
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    errno = 0;
+    v = strtol(buf, &end, 10);
+    if (errno != 0 || *end != '\0' || v < INT32_MIN || v > INT32_MAX)
+        return false;
+    *out = (int32_t)v;
+    return true;
+}
+
+/* memcached's `slabs reassign <src> <dst>` and `slabs automove <0|1|2>`,
+ * with its replies. */
+static enum proc_result cmd_slabs(struct conn *c, const struct mc_text_req *r)
+{
+    static const char *const replies[] = {
+        [STORAGE_REASSIGN_OK] = "OK",
+        [STORAGE_REASSIGN_BUSY] = "BUSY currently processing reassign request",
+        [STORAGE_REASSIGN_BADCLASS] = "BADCLASS invalid src or dst class id",
+        [STORAGE_REASSIGN_NOSPARE] = "NOSPARE source class has no spare pages",
+        [STORAGE_REASSIGN_SAME] = "SAME src and dst class are identical",
+        [STORAGE_REASSIGN_DISABLED] = "CLIENT_ERROR slab reassignment disabled",
+    };
+    const char *tok[4];
+    size_t len[4];
+    unsigned n = 0;
+    const char *p = r->args, *e = r->args + r->args_len;
+    int32_t a, b;
+
+    while (p < e && n < 4) {
+        while (p < e && *p == ' ')
+            p++;
+        if (p == e)
+            break;
+        tok[n] = p;
+        while (p < e && *p != ' ')
+            p++;
+        len[n] = (size_t)(p - tok[n]);
+        n++;
+    }
+    if (n == 3 && len[0] == 8 && memcmp(tok[0], "reassign", 8) == 0) {
+        if (!settings->storage.slab_reassign) {
+            reply_line(c, replies[STORAGE_REASSIGN_DISABLED]);
+        } else if (!token_i32(tok[1], len[1], &a) || !token_i32(tok[2], len[2], &b)) {
+            reply_line(c, "CLIENT_ERROR bad command line format");
+        } else {
+            reply_line(c, replies[storage_slabs_reassign(a, b)]);
+        }
+    } else if (n >= 2 && len[0] == 8 && memcmp(tok[0], "automove", 8) == 0) {
+        if (!token_i32(tok[1], len[1], &a) || a < 0) {
+            reply_line(c, "CLIENT_ERROR bad command line format");
+        } else if (a > 2) {
+            reply_line(c, "ERROR");
+        } else {
+            storage_slabs_automove((unsigned)a);
+            reply_line(c, "OK");
+        }
+    } else {
+        reply_line(c, "ERROR");
+    }
+    return PROC_MORE;
+}
+
 static enum proc_result cmd_stats(struct conn *c, const struct mc_text_req *r)
 {
     cmd_stats_text(c, r->args, r->args_len);
@@ -390,7 +524,7 @@ static enum proc_result cmd_meta(struct conn *c, const struct mc_text_req *r)
     struct text_state *st = state_of(c);
 
     st->cmd = r->cmd;   /* routes value_done() for ms */
-    return proto_mc_meta_run(c, st->meta, meta_of[r->cmd], r->key, r->nkey,
+    return proto_mc_meta_run(c, st->u.meta, meta_of[r->cmd], r->key, r->nkey,
                              r->args, r->args_len);
 }
 
@@ -407,32 +541,71 @@ static const text_handler handlers[MC_CMD_COUNT] = {
     [MC_DELETE] = cmd_delete, [MC_INCR] = cmd_delta, [MC_DECR] = cmd_delta,
     [MC_TOUCH] = cmd_touch, [MC_FLUSH_ALL] = cmd_flush_all, [MC_VERSION] = cmd_version,
     [MC_VERBOSITY] = cmd_verbosity, [MC_QUIT] = cmd_quit, [MC_SHUTDOWN] = cmd_shutdown,
-    [MC_STATS] = cmd_stats,
+    [MC_STATS] = cmd_stats, [MC_SLABS] = cmd_slabs,
     [MC_META_GET] = cmd_meta, [MC_META_SET] = cmd_meta, [MC_META_DELETE] = cmd_meta,
     [MC_META_ARITH] = cmd_meta, [MC_META_NOOP] = cmd_meta, [MC_META_DEBUG] = cmd_meta,
 };
 
+/* Handlers that consume their own line: a get may yield before it has
+ * answered every key, and its keys are read from the line in place. */
+static bool keeps_line(enum mc_cmd cmd)
+{
+    return cmd == MC_GET || cmd == MC_GETS || cmd == MC_GAT || cmd == MC_GATS;
+}
+
+/*
+ * Is the head of input a key list still without its newline, with no need
+ * to parse it again? A get line may grow to MC_TEXT_KEYS_LINE_MAX (the
+ * read buffer grows for it); looking only at the bytes that arrived since
+ * the last look keeps the work linear in the line's length.
+ */
+static bool keys_line_incomplete(struct text_state *st, const char *p, size_t n)
+{
+    if (st->scanned <= MC_TEXT_LINE_MAX || n >= MC_TEXT_KEYS_LINE_MAX || n < st->scanned)
+        return false;
+    if (memchr(p + st->scanned, '\n', n - st->scanned) != NULL)
+        return false;
+    st->scanned = n;
+    return true;
+}
+
 static enum proc_result text_process(struct conn *c)
 {
+    struct text_state *st = state_of(c);
     for (;;) {
         if (conn_rlen(c) == 0)
             return PROC_MORE;
         if (conn_out_full(c) || !conn_budget(c))
             return PROC_YIELD;
+        if (st->get_line != 0) {
+            enum proc_result res = get_walk(c);
+            if (res != PROC_MORE)
+                return res;
+            continue;
+        }
+        if (keys_line_incomplete(st, conn_rbuf(c), conn_rlen(c))) {
+            c->budget++;
+            return PROC_MORE;
+        }
         struct mc_text_req r;
         size_t used = 0;
         enum parse_status ps = mc_text_parse(&r, conn_rbuf(c), conn_rlen(c), &used);
         if (ps == PARSE_AGAIN) {
             c->budget++;   /* an incomplete line is not a request */
+            st->scanned = conn_rlen(c);
             return PROC_MORE;
         }
+        st->scanned = 0;
         if (ps == PARSE_TOO_LONG) {
             reply_line(c, r.error);
             return PROC_CLOSE;
         }
         if (log_level() > 1)
             log_command(c->fd, conn_rbuf(c), used);
-        conn_consume(c, used);
+        if (ps == PARSE_OK && handlers[r.cmd] != NULL && keeps_line(r.cmd))
+            st->line = used;
+        else
+            conn_consume(c, used);
         if (ps == PARSE_OK && handlers[r.cmd] == NULL) {
             ps = PARSE_UNKNOWN;
             r.error = "ERROR";
@@ -466,7 +639,7 @@ static enum proc_result text_value_done(struct conn *c)
     struct text_state *st = state_of(c);
 
     if (st->cmd == MC_META_SET)
-        return proto_mc_meta_set_done(c, st->meta);
+        return proto_mc_meta_set_done(c, st->u.meta);
     return store_done(c);
 }
 

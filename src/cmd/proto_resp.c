@@ -17,9 +17,10 @@
  * each), so a bare "*1000000\r\n" allocates nothing.
  *
  * Big values: a request is parsed only once it is wholly in the read
- * buffer, which the connection grows up to RESP_REQ_MAX (conn.c's 4 MiB
- * read-buffer cap). A bulk longer than the item size limit (-I) or than
- * what that buffer can hold is refused from its header alone with
+ * buffer, which the connection grows for it up to RESP_REQ_MAX (4 MiB;
+ * conn.c's read buffer may grow further, for a memcached get line). A bulk
+ * longer than the item size limit (-I) or than what that buffer can hold
+ * is refused from its header alone with
  * "-ERR Protocol error: invalid bulk length" (nothing is allocated for it),
  * and a request whose arguments together outgrow the buffer is refused
  * with "-ERR Protocol error: too big request" rather than left to hang. So
@@ -47,7 +48,7 @@
 #include "storage/item.h"
 #include "storage/storage.h"
 
-#define RESP_REQ_MAX ((size_t)4 * 1024 * 1024)   /* conn.c's RBUF_MAX */
+#define RESP_REQ_MAX ((size_t)4 * 1024 * 1024)   /* at most conn.c's RBUF_MAX */
 #define RESP_SMALL_ARGS 256
 #define RESP_MAX_ARGS (1024 * 1024)              /* Redis's multibulk limit */
 #define RESP_MIN_ARG_BYTES 6                     /* "$0\r\n\r\n" */
@@ -172,7 +173,7 @@ void rs_bulk_item(struct conn *c, struct item *it, size_t off, size_t len)
     if (p == NULL)
         return;
     conn_out_commit(c, resp_put_bulk_hdr(p, RESP_HDR_MAX, len));
-    if (off + len == it->nbytes) {
+    if (off + len == item_nbytes(it)) {
         conn_out_item(c, it, off, len + 2);   /* the item's own CRLF */
     } else {
         if (len > 0)

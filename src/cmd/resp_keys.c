@@ -8,16 +8,16 @@
  * test and set atomically. A time at or before now deletes the key, as
  * Redis does. Every key is a string: TYPE says "string" or "none".
  *
- * Walks use item_scan(), which visits one bucket per call with Redis's
- * reverse-binary cursor, so SCAN inherits its guarantee: a key present
- * for a whole iteration is returned at least once, also while the table
- * grows (keys may repeat). Keys are copied out under the stripe lock and
- * matched against the pattern after it is released, so a long pattern
- * never lengthens a lock hold. SCAN's COUNT is a hint: buckets are visited
- * until COUNT keys were collected or max(10*COUNT, SCAN_MIN_BUCKETS)
- * buckets were seen (Redis bounds it by 10*COUNT; kioku's table never
- * shrinks, so a sparse one gets a floor). KEYS and RANDOMKEY walk as far as
- * they must.
+ * Walks use item_scan_batch(), which follows Redis's reverse-binary cursor
+ * over the buckets (taking each stripe once for its run of buckets), so SCAN
+ * inherits its guarantee: a key present for a whole iteration is returned
+ * at least once, also while the table grows (keys may repeat). Keys are
+ * copied out under the stripe lock and matched against the pattern after
+ * it is released, so a long pattern never lengthens a lock hold. SCAN's
+ * COUNT means about that much work, as in Redis: a call stops once it has
+ * collected COUNT keys or spent its bucket budget (see scan_step_budget),
+ * so a full iteration over N keys takes about N/COUNT calls. KEYS and
+ * RANDOMKEY walk as far as they must.
  *
  * RENAME holds both keys' stripes (item_lock2(), in a fixed order) while it
  * copies the value under the new key, links it and unlinks the source, so
@@ -167,7 +167,7 @@ enum proc_result resp_cmd_expire(struct conn *c, const struct resp_call *call)
     int64_t res = 0;
     item_lock(hv);
     struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    if (it != NULL && expire_allowed(flags, it->exptime, when)) {
+    if (it != NULL && expire_allowed(flags, item_exptime(it), when)) {
         if (when <= c->now)
             do_item_unlink(it, hv);
         else
@@ -189,7 +189,7 @@ enum proc_result resp_cmd_ttl(struct conn *c, const struct resp_call *call)
         rs_int(c, -2);
         return PROC_MORE;
     }
-    int64_t exp = it->exptime, v;
+    int64_t exp = item_exptime(it), v;
     item_put(it);
     if (exp == 0) {
         v = -1;
@@ -210,7 +210,7 @@ enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call)
     int64_t res = 0;
     item_lock(hv);
     struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    if (it != NULL && it->exptime != 0) {
+    if (it != NULL && item_exptime(it) != 0) {
         do_item_set_exptime(it, hv, 0);
         res = 1;
     }
@@ -227,20 +227,20 @@ enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call)
 static struct item *copy_as(struct item *src, const struct resp_arg *key, int64_t now,
                             enum item_alloc_status *st)
 {
-    struct item *it = item_alloc(key->ptr, key->len, src->flags, src->exptime, src->nbytes,
+    struct item *it = item_alloc(key->ptr, key->len, item_flags(src), item_exptime(src), item_nbytes(src),
                                  now, st);
     if (it == NULL)
         return NULL;
     struct iovec iov[8];
     size_t off = 0;
-    while (off < src->nbytes) {
+    while (off < item_nbytes(src)) {
         int cnt = item_value_iov(src, off, iov, 8);
         if (cnt <= 0)
             break;
-        for (int i = 0; i < cnt && off < src->nbytes; i++) {
+        for (int i = 0; i < cnt && off < item_nbytes(src); i++) {
             size_t len = iov[i].iov_len;
-            if (len > src->nbytes - off)
-                len = src->nbytes - off;
+            if (len > item_nbytes(src) - off)
+                len = item_nbytes(src) - off;
             item_value_write(it, off, iov[i].iov_base, len);
             off += len;
         }
@@ -329,7 +329,7 @@ static void kb_add(struct keybuf *kb, const char *key, size_t nkey)
 /* item_scan() callback: runs under the bucket's stripe; copies the key. */
 static void collect_key(struct item *it, void *arg)
 {
-    kb_add(arg, item_key(it), it->nkey);
+    kb_add(arg, item_key(it), item_nkey(it));
 }
 
 struct pattern {
@@ -376,7 +376,8 @@ enum proc_result resp_cmd_keys(struct conn *c, const struct resp_call *call)
     struct pattern pat = pattern_of(&call->argv[1]);
     uint64_t cursor = 0;
     do {
-        cursor = item_scan(cursor, c->now, collect_key, &batch);
+        struct item_scan_work w = { .max_steps = UINT64_MAX, .max_items = UINT64_MAX };
+        cursor = item_scan_batch(cursor, c->now, &w, collect_key, &batch);
         kb_filter(&batch, &pat, &out);
     } while (cursor != 0 && !out.oom);
     if (out.oom)
@@ -405,7 +406,10 @@ static bool parse_cursor(const struct resp_arg *a, uint64_t *out)
     return true;
 }
 
-#define SCAN_MIN_BUCKETS 1024
+/* Most cursor steps (buckets, in a table that is not growing) one SCAN
+ * call spends on a sparse table, unless 10*COUNT is more: 2^16 is the
+ * default table (hashpower 16), walked whole in well under a millisecond. */
+#define SCAN_SPARSE_MAX_STEPS ((uint64_t)1 << 16)
 
 struct scan_args {
     uint64_t cursor;
@@ -446,6 +450,29 @@ static bool scan_args(struct conn *c, const struct resp_call *call, struct scan_
     return true;
 }
 
+/*
+ * The bucket budget of one SCAN call. Redis visits at most 10*COUNT
+ * buckets; its table is sized to its keys (at least about 10% full), so
+ * that budget holds COUNT keys even at its sparsest. kioku's table starts
+ * at 2^hashpower buckets and never shrinks, so it can be much sparser (42
+ * keys in 65536 buckets): the budget is scaled by buckets per key, so a
+ * call still finds about COUNT keys, and capped at SCAN_SPARSE_MAX_STEPS
+ * (or 10*COUNT if larger) so one call's work stays bounded however sparse
+ * the table is.
+ */
+static uint64_t scan_step_budget(int64_t count)
+{
+    uint64_t items, buckets;
+    item_table_load(&items, &buckets);
+    uint64_t base = count > INT64_MAX / 10 ? (uint64_t)INT64_MAX : (uint64_t)count * 10;
+    uint64_t sparse = items == 0 ? buckets : buckets / items;
+    if (sparse < 1)
+        sparse = 1;
+    uint64_t want = base > UINT64_MAX / sparse ? UINT64_MAX : base * sparse;
+    uint64_t cap = base > SCAN_SPARSE_MAX_STEPS ? base : SCAN_SPARSE_MAX_STEPS;
+    return want < cap ? want : cap;
+}
+
 enum proc_result resp_cmd_scan(struct conn *c, const struct resp_call *call)
 {
     struct scan_args sa;
@@ -453,19 +480,17 @@ enum proc_result resp_cmd_scan(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     struct keybuf batch = {0}, out = {0};
     uint64_t cursor = sa.cursor;
-    /* Redis visits at most 10*COUNT buckets; kioku's table does not shrink,
-     * so a sparse one gets at least SCAN_MIN_BUCKETS per call. */
-    int64_t buckets = sa.count > INT64_MAX / 10 ? INT64_MAX : sa.count * 10;
-    if (buckets < SCAN_MIN_BUCKETS)
-        buckets = SCAN_MIN_BUCKETS;
-    size_t seen = 0;
+    uint64_t budget = scan_step_budget(sa.count), seen = 0;
     do {
-        cursor = item_scan(cursor, c->now, collect_key, &batch);
+        /* Keys are counted before MATCH and TYPE filter them, as in Redis. */
+        struct item_scan_work w = { .max_steps = budget, .max_items = (uint64_t)sa.count - seen };
+        cursor = item_scan_batch(cursor, c->now, &w, collect_key, &batch);
+        budget -= w.steps;
         seen += batch.count;
         if (sa.type_mismatch)
             batch.len = batch.count = 0;
         kb_filter(&batch, &sa.pat, &out);
-    } while (cursor != 0 && --buckets > 0 && seen < (uint64_t)sa.count && !out.oom);
+    } while (cursor != 0 && budget > 0 && seen < (uint64_t)sa.count && !out.oom);
     if (out.oom) {
         rs_error(c, RS_ERR_OOM);
     } else {
@@ -502,8 +527,8 @@ static void pick_key(struct item *it, void *arg)
     struct pick *pk = arg;
     pk->seen++;
     if (xorshift(&pk->rng) % pk->seen == 0) {
-        memcpy(pk->key, item_key(it), it->nkey);
-        pk->nkey = it->nkey;
+        memcpy(pk->key, item_key(it), item_nkey(it));
+        pk->nkey = item_nkey(it);
     }
 }
 

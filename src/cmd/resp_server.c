@@ -7,18 +7,21 @@
  * SELECT of another index is "DB index is out of range", CONFIG GET save
  * is "" and appendonly "no", and CONFIG SET succeeds only where it changes
  * nothing (a value equal to the current one), else it fails with Redis's
- * error texts. HELLO 3 switches the connection to RESP3 replies.
+ * error texts. The exceptions are the eviction knobs (maxmemory-policy and
+ * the LFU/sampling ones), which CONFIG SET changes at run time. HELLO 3 switches the connection to RESP3 replies.
  *
  * The container commands (CLIENT, CONFIG, COMMAND) dispatch through small
  * sub-tables so that arity and unknown-subcommand errors read as Redis's
  * ("client|setname", "Try CLIENT HELP."). None of this is a hot path:
  * snprintf and a malloc per INFO are fine here.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -29,6 +32,7 @@
 #include "config/settings.h"
 #include "core/worker.h"
 #include "stats/stats.h"
+#include "storage/evict.h"
 #include "storage/item.h"
 #include "storage/storage.h"
 #include "util/clock.h"
@@ -503,20 +507,51 @@ enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
 
 /* ---- CONFIG ---- */
 
+/*
+ * Two kinds of parameter. Most are fixed at start-up: CONFIG GET shows them
+ * and CONFIG SET succeeds only with the current value. The eviction knobs
+ * (evict.h) change at run time, validated with Redis's rules and error
+ * texts. CONFIG SET with several pairs is all or nothing, as in Redis 7:
+ * every name is resolved, then every value validated, then all are applied.
+ */
+
+enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT };
+
 struct config_param {
     const char *name;
-    char value[1100];
+    enum config_kind kind;
+    long long lo;                 /* CFG_UINT: Redis's range is [lo, INT_MAX] */
+    void (*set)(unsigned v);      /* CFG_POLICY, CFG_UINT */
+    char value[1100];             /* as CONFIG GET shows it */
 };
+
+static void set_policy(unsigned v)
+{
+    evict_set_policy((enum evict_policy)v);
+}
+
+/* Redis 7's list, in its order; kioku's allkeys-s3fifo is accepted too, but
+ * the error text stays byte for byte Redis's for clients that match on it. */
+#define REDIS_POLICIES "volatile-lru, volatile-lfu, volatile-random, volatile-ttl, " \
+                       "allkeys-lru, allkeys-lfu, allkeys-random, noeviction"
 
 /* Redis's names for kioku's settings; values as CONFIG GET shows them. */
 static size_t config_params(struct config_param *p, size_t cap)
 {
     const struct settings *s = resp_settings();
     size_t n = 0;
-#define PARAM(nm, ...) \
-    do { if (n < cap) { p[n].name = nm; snprintf(p[n].value, sizeof(p[n].value), __VA_ARGS__); n++; } } while (0)
+#define PARAM_OF(nm, k, l, fn, ...) \
+    do { if (n < cap) { p[n].name = nm; p[n].kind = k; p[n].lo = l; p[n].set = fn; \
+                        snprintf(p[n].value, sizeof(p[n].value), __VA_ARGS__); n++; } } while (0)
+#define PARAM(nm, ...) PARAM_OF(nm, CFG_FIXED, 0, NULL, __VA_ARGS__)
     PARAM("maxmemory", "%zu", s->storage.mem_limit);
-    PARAM("maxmemory-policy", "%s", s->storage.evict ? "allkeys-lru" : "noeviction");
+    PARAM_OF("maxmemory-policy", CFG_POLICY, 0, set_policy, "%s",
+             evict_policy_name(evict_get_policy()));
+    PARAM_OF("lfu-log-factor", CFG_UINT, 0, evict_set_lfu_log_factor, "%u",
+             evict_get_lfu_log_factor());
+    PARAM_OF("lfu-decay-time", CFG_UINT, 0, evict_set_lfu_decay_time, "%u",
+             evict_get_lfu_decay_time());
+    PARAM_OF("maxmemory-samples", CFG_UINT, 1, evict_set_samples, "%u", evict_get_samples());
     PARAM("save", "%s", "");
     PARAM("appendonly", "%s", "no");
     PARAM("databases", "%s", "1");
@@ -533,6 +568,7 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM("cluster-enabled", "%s", "no");
     PARAM("requirepass", "%s", "");
 #undef PARAM
+#undef PARAM_OF
     for (size_t i = 0; i < n; i++)   /* -l is comma-separated, bind is blank-separated */
         if (strcmp(p[i].name, "bind") == 0)
             for (char *q = p[i].value; *q != '\0'; q++)
@@ -563,32 +599,104 @@ static void config_get(struct conn *c, const struct resp_call *call)
     }
 }
 
-/* Settings are fixed at start-up: a SET that changes nothing succeeds. */
+/* A fixed parameter accepts its current value; maxmemory also in Redis's
+ * units ("64mb"), so a client that sets what it read back succeeds. */
+static bool config_fixed_equal(const struct config_param *p, const struct resp_arg *val)
+{
+    if (val->len == strlen(p->value) && strncasecmp(val->ptr, p->value, val->len) == 0)
+        return true;
+    if (strcmp(p->name, "maxmemory") != 0 || val->len >= 32)
+        return false;
+    char buf[32];
+    size_t bytes;
+    memcpy(buf, val->ptr, val->len);
+    buf[val->len] = '\0';
+    return strlen(buf) == val->len && settings_parse_redis_size(buf, &bytes) == 0 &&
+           bytes == resp_settings()->storage.mem_limit;
+}
+
+/* Validate val for p: 0 and the value to apply in *out, or -1 after
+ * replying with Redis's error. */
+static int config_check(struct conn *c, const struct config_param *p,
+                        const struct resp_arg *val, unsigned *out)
+{
+    long long v;
+    switch (p->kind) {
+    case CFG_FIXED:
+        if (config_fixed_equal(p, val))
+            return 0;
+        rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                     "kioku settings are fixed at start-up", p->name);
+        return -1;
+    case CFG_POLICY: {
+        char buf[32];
+        enum evict_policy pol;
+        if (val->len < sizeof(buf)) {
+            memcpy(buf, val->ptr, val->len);
+            buf[val->len] = '\0';
+            if (strlen(buf) == val->len && evict_policy_parse(buf, &pol) == 0) {
+                *out = (unsigned)pol;
+                return 0;
+            }
+        }
+        rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                     "argument(s) must be one of the following: " REDIS_POLICIES, p->name);
+        return -1;
+    }
+    case CFG_UINT:
+        if (settings_parse_ll(val->ptr, val->len, &v) != 0) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument couldn't be parsed into an integer", p->name);
+            return -1;
+        }
+        if (v < p->lo || v > INT_MAX) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be between %lld and %d inclusive", p->name, p->lo,
+                      INT_MAX);
+            return -1;
+        }
+        *out = (unsigned)v;
+        return 0;
+    }
+    return -1;
+}
+
 static void config_set(struct conn *c, const struct resp_call *call)
 {
     static __thread struct config_param p[MAX_PARAMS];
     size_t n = config_params(p, MAX_PARAMS);
     if (call->argc % 2 != 0) {
-        rs_errorf(c, "ERR wrong number of arguments for '%s|set' command", call->cmd->name);
+        rs_error(c, "ERR syntax error");
         return;
     }
-    for (int j = 2; j < call->argc; j += 2) {
-        const struct resp_arg *name = &call->argv[j], *val = &call->argv[j + 1];
-        int nlen = (int)strnlen(name->ptr, name->len);
+    int npairs = (call->argc - 2) / 2;
+    size_t which[MAX_PARAMS];
+    unsigned values[MAX_PARAMS];
+    bool seen[MAX_PARAMS] = {false};
+    for (int k = 0; k < npairs; k++) {   /* names: unknown, then duplicate */
+        const struct resp_arg *name = &call->argv[2 + 2 * k];
         size_t i = 0;
         while (i < n && !rs_arg_is(name, p[i].name))
             i++;
         if (i == n) {
             rs_errorf(c, "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
-                      nlen, name->ptr);
+                      (int)strnlen(name->ptr, name->len), name->ptr);
             return;
         }
-        if (val->len != strlen(p[i].value) || strncasecmp(val->ptr, p[i].value, val->len) != 0) {
+        if (seen[i]) {
             rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
-                         "kioku settings are fixed at start-up", p[i].name);
+                         "duplicate parameter", p[i].name);
             return;
         }
+        seen[i] = true;
+        which[k] = i;   /* k < n: every name is distinct */
     }
+    for (int k = 0; k < npairs; k++)     /* values */
+        if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k]) != 0)
+            return;
+    for (int k = 0; k < npairs; k++)     /* apply */
+        if (p[which[k]].set != NULL)
+            p[which[k]].set(values[k]);
     rs_ok(c);
 }
 
@@ -611,8 +719,9 @@ static void config_help(struct conn *c, const struct resp_call *call)
     static const char *const lines[] = {
         "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
-        "SET <directive> <value>", "    Succeeds only when <value> is the current value:",
-        "    kioku's settings are fixed at start-up.",
+        "SET <directive> <value>",
+        "    Set maxmemory-policy, lfu-log-factor, lfu-decay-time or maxmemory-samples;",
+        "    other settings are fixed at start-up and accept only their current value.",
         "RESETSTAT", "    Reset statistics reported by the INFO command.",
         "HELP", "    Print this help.", NULL,
     };
@@ -758,7 +867,7 @@ static void info_memory(struct text *t)
                 "used_memory_dataset:%llu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"
                 "maxmemory_policy:%s\r\n\r\n",
              (unsigned long long)used, h1, (unsigned long long)ss.bytes, s->storage.mem_limit, h2,
-             s->storage.evict ? "allkeys-lru" : "noeviction");
+             evict_policy_name(evict_get_policy()));
 }
 
 static void info_persistence(struct text *t)

@@ -111,7 +111,7 @@ static void reply_value(struct conn *c, struct item *it)
         rs_null(c);
         return;
     }
-    rs_bulk_item(c, it, 0, it->nbytes);
+    rs_bulk_item(c, it, 0, item_nbytes(it));
     item_put(it);
 }
 
@@ -224,8 +224,8 @@ static int do_set(struct conn *c, const struct resp_arg *key, const struct resp_
     bool ok = !((flags & O_NX) && old != NULL) && !((flags & O_XX) && old == NULL);
     if (ok) {
         if ((flags & O_KEEPTTL) && old != NULL)
-            it->exptime = old->exptime;
-        if (item_exptime_passed(it->exptime, c->now)) {
+            item_set_exptime_unlinked(it, item_exptime(old));
+        if (item_exptime_passed(item_exptime(it), c->now)) {
             if (old != NULL)
                 do_item_unlink(old, hv);
         } else if (old != NULL) {
@@ -442,9 +442,9 @@ enum proc_result resp_cmd_append(struct conn *c, const struct resp_call *call)
     uint64_t hv = item_hash(key->ptr, key->len);
     item_lock(hv);
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    size_t oldlen = old != NULL ? old->nbytes : 0;
-    struct item *it = new_item(c, key, old != NULL ? old->flags : 0,
-                               old != NULL ? old->exptime : 0, oldlen + val->len);
+    size_t oldlen = old != NULL ? item_nbytes(old) : 0;
+    struct item *it = new_item(c, key, old != NULL ? item_flags(old) : 0,
+                               old != NULL ? item_exptime(old) : 0, oldlen + val->len);
     if (it != NULL) {
         if (old != NULL)
             copy_value(it, 0, old, 0, oldlen);
@@ -477,15 +477,15 @@ enum proc_result resp_cmd_setrange(struct conn *c, const struct resp_call *call)
     uint64_t hv = item_hash(key->ptr, key->len);
     item_lock(hv);
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    size_t oldlen = old != NULL ? old->nbytes : 0;
+    size_t oldlen = old != NULL ? item_nbytes(old) : 0;
     int64_t result = (int64_t)oldlen;
     if (val->len > 0 && (uint64_t)off + val->len > resp_settings()->storage.item_size_max) {
         rs_error(c, RS_ERR_TOO_BIG);
         result = -1;
     } else if (val->len > 0) {
         size_t end = (size_t)off + val->len, len = end > oldlen ? end : oldlen;
-        struct item *it = new_item(c, key, old != NULL ? old->flags : 0,
-                                   old != NULL ? old->exptime : 0, len);
+        struct item *it = new_item(c, key, old != NULL ? item_flags(old) : 0,
+                                   old != NULL ? item_exptime(old) : 0, len);
         if (it == NULL) {
             result = -1;
         } else {
@@ -516,7 +516,7 @@ enum proc_result resp_cmd_getrange(struct conn *c, const struct resp_call *call)
     if (!rs_arg_i64(c, &call->argv[2], &start) || !rs_arg_i64(c, &call->argv[3], &end))
         return PROC_MORE;
     struct item *it = get_item(c, &call->argv[1]);
-    int64_t len = it != NULL ? (int64_t)it->nbytes : 0;
+    int64_t len = it != NULL ? (int64_t)item_nbytes(it) : 0;
     if (start < 0 && end < 0 && start > end)
         len = 0;
     if (start < 0)
@@ -541,7 +541,7 @@ enum proc_result resp_cmd_getrange(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_strlen(struct conn *c, const struct resp_call *call)
 {
     struct item *it = get_item(c, &call->argv[1]);
-    rs_int(c, it != NULL ? (int64_t)it->nbytes : 0);
+    rs_int(c, it != NULL ? (int64_t)item_nbytes(it) : 0);
     if (it != NULL)
         item_put(it);
     return PROC_MORE;
@@ -552,10 +552,10 @@ enum proc_result resp_cmd_strlen(struct conn *c, const struct resp_call *call)
 static bool value_i64(struct item *it, int64_t *out)
 {
     char buf[24];
-    if (it->nbytes > 20)
+    if (item_nbytes(it) > 20)
         return false;
-    item_value_read(it, 0, buf, it->nbytes);
-    return rs_parse_i64(buf, it->nbytes, out);
+    item_value_read(it, 0, buf, item_nbytes(it));
+    return rs_parse_i64(buf, item_nbytes(it), out);
 }
 
 /* Replace (or create) key with the new number text; the caller holds the
@@ -563,8 +563,8 @@ static bool value_i64(struct item *it, int64_t *out)
 static bool do_store_number(struct conn *c, const struct resp_arg *key, struct item *old,
                             uint64_t hv, const char *text, size_t len)
 {
-    struct item *it = new_item(c, key, old != NULL ? old->flags : 0,
-                               old != NULL ? old->exptime : 0, len);
+    struct item *it = new_item(c, key, old != NULL ? item_flags(old) : 0,
+                               old != NULL ? item_exptime(old) : 0, len);
     if (it == NULL)
         return false;
     item_value_write(it, 0, text, len);
@@ -693,7 +693,7 @@ enum proc_result resp_cmd_incrbyfloat(struct conn *c, const struct resp_call *ca
     item_lock(hv);
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
     if (old != NULL) {
-        size_t n = old->nbytes < sizeof(cur) ? old->nbytes : 0;
+        size_t n = item_nbytes(old) < sizeof(cur) ? item_nbytes(old) : 0;
         item_value_read(old, 0, cur, n);
         if (n == 0 || !parse_ld(cur, n, &v))
             err = RS_ERR_NOT_FLOAT;

@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
+#include "storage/evict.h"
 
 void settings_default(struct settings *s)
 {
@@ -53,6 +55,68 @@ int settings_parse_size(const char *str, size_t *out)
     return 0;
 }
 
+int settings_parse_redis_size(const char *str, size_t *out)
+{
+    static const struct { const char *unit; unsigned long long mul; } units[] = {
+        {"", 1}, {"b", 1}, {"k", 1000}, {"kb", 1024}, {"m", 1000 * 1000}, {"mb", 1024 * 1024},
+        {"g", 1000 * 1000 * 1000}, {"gb", 1024 * 1024 * 1024},
+    };
+    if (str == NULL || *str < '0' || *str > '9')
+        return -1;
+    const char *u = str;
+    while (*u >= '0' && *u <= '9')
+        u++;
+    long long digits;
+    if (settings_parse_ll(str, (size_t)(u - str), &digits) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(u, units[i].unit) != 0)
+            continue;
+        unsigned long long v = (unsigned long long)digits;
+        if (v > SIZE_MAX / units[i].mul)
+            return -1;
+        *out = (size_t)(v * units[i].mul);
+        return 0;
+    }
+    return -1;
+}
+
+int settings_parse_ll(const char *p, size_t n, long long *out)
+{
+    /* Redis's string2ll: no blanks, no '+', no leading zeros, no "-0". */
+    if (n == 0 || n > 20)
+        return -1;
+    if (n == 1 && p[0] == '0') {
+        *out = 0;
+        return 0;
+    }
+    size_t i = 0;
+    bool neg = p[0] == '-';
+    if (neg)
+        i++;
+    if (i >= n || p[i] < '1' || p[i] > '9')
+        return -1;
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return -1;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX)
+            return -1;
+        *out = (long long)v;
+    }
+    return 0;
+}
+
 /* A whole decimal int in [lo, hi]. */
 static int parse_int(const char *str, long lo, long hi, int *out)
 {
@@ -67,6 +131,71 @@ static int parse_int(const char *str, long lo, long hi, int *out)
     return 0;
 }
 
+/* One of the eviction knobs, as Redis's CONFIG SET parses it, in [lo, INT_MAX]. */
+static int parse_knob(const char *str, long long lo, unsigned *out)
+{
+    long long v;
+    if (str == NULL || settings_parse_ll(str, strlen(str), &v) != 0 || v < lo || v > INT_MAX)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* Writes "allkeys-s3fifo, allkeys-lru, ..." (every name evict_policy_parse takes). */
+static void policy_names(char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < EVICT_NPOLICIES && n < cap; i++) {
+        int w = snprintf(buf + n, cap - n, "%s%s", i ? ", " : "",
+                         evict_policy_name((enum evict_policy)i));
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
+/* --maxmemory-policy / -o maxmemory_policy. noeviction is -M: the storage
+ * engine reads evict as well as policy. */
+static int set_policy(struct settings *s, const char *name, char *err, size_t errlen)
+{
+    enum evict_policy p;
+    if (name == NULL || evict_policy_parse(name, &p) != 0) {
+        char names[200];
+        policy_names(names, sizeof(names));
+        snprintf(err, errlen, "unknown maxmemory-policy \"%.40s\": must be one of %s",
+                 name ? name : "", names);
+        return -1;
+    }
+    s->storage.policy = (unsigned)p;
+    s->storage.evict = p != EVICT_NOEVICTION;
+    return 0;
+}
+
+/* The knobs shared by the long options and -o; name is the -o spelling. */
+static int set_knob(struct settings *s, const char *name, const char *val, char *err,
+                    size_t errlen)
+{
+    if (strcmp(name, "maxmemory_policy") == 0)
+        return set_policy(s, val, err, errlen);
+    if (strcmp(name, "lfu_log_factor") == 0) {
+        if (parse_knob(val, 0, &s->storage.lfu_log_factor) == 0)
+            return 0;
+        snprintf(err, errlen, "lfu_log_factor must be an integer from 0 to %d", INT_MAX);
+    } else if (strcmp(name, "lfu_decay_time") == 0) {
+        if (parse_knob(val, 0, &s->storage.lfu_decay_time) == 0)
+            return 0;
+        snprintf(err, errlen, "lfu_decay_time must be an integer (minutes) from 0 to %d", INT_MAX);
+    } else if (strcmp(name, "maxmemory_samples") == 0) {
+        if (parse_knob(val, 1, &s->storage.samples) == 0)
+            return 0;
+        snprintf(err, errlen, "maxmemory_samples must be an integer from 1 to %d", INT_MAX);
+    } else {
+        return 1;   /* not a knob */
+    }
+    return -1;
+}
+
 static int copy_str(char *dst, size_t cap, const char *src)
 {
     size_t n = strlen(src);
@@ -76,7 +205,8 @@ static int copy_str(char *dst, size_t cap, const char *src)
     return 0;
 }
 
-enum { OPT_RESP_PORT = 1000 };
+enum { OPT_RESP_PORT = 1000, OPT_MAXMEMORY, OPT_POLICY, OPT_LFU_LOG_FACTOR, OPT_LFU_DECAY_TIME,
+       OPT_SAMPLES };
 
 static const struct option long_opts[] = {
     {"port", required_argument, NULL, 'p'},
@@ -109,6 +239,11 @@ static const struct option long_opts[] = {
     {"prefix-delimiter", required_argument, NULL, 'D'},
     {"protocol", required_argument, NULL, 'B'},
     {"resp-port", required_argument, NULL, OPT_RESP_PORT},
+    {"maxmemory", required_argument, NULL, OPT_MAXMEMORY},
+    {"maxmemory-policy", required_argument, NULL, OPT_POLICY},
+    {"lfu-log-factor", required_argument, NULL, OPT_LFU_LOG_FACTOR},
+    {"lfu-decay-time", required_argument, NULL, OPT_LFU_DECAY_TIME},
+    {"maxmemory-samples", required_argument, NULL, OPT_SAMPLES},
     {NULL, 0, NULL, 0},
 };
 
@@ -120,7 +255,9 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
     char *val = strchr(kv, '=');
     if (val != NULL)
         *val++ = '\0';
-    int v;
+    int v, knob = set_knob(s, kv, val, err, errlen);
+    if (knob <= 0)
+        return knob;
     if (strcmp(kv, "hashpower") == 0) {
         if (parse_int(val, 12, 32, &v) != 0) {
             snprintf(err, errlen, "hashpower must be an integer from 12 to 32");
@@ -139,6 +276,22 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->idle_timeout = v;
+    } else if (strcmp(kv, "slab_automove") == 0) {
+        if (parse_int(val, 0, 2, &v) != 0) {
+            snprintf(err, errlen, "slab_automove must be 0, 1 or 2");
+            return -1;
+        }
+        s->storage.slab_automove = (unsigned)v;
+    } else if (strcmp(kv, "slab_reassign") == 0 || strcmp(kv, "no_slab_reassign") == 0 ||
+               strcmp(kv, "lru_crawler") == 0 || strcmp(kv, "no_lru_crawler") == 0) {
+        if (val != NULL) {
+            snprintf(err, errlen, "-o %s takes no value", kv);
+            return -1;
+        }
+        if (strstr(kv, "slab_reassign") != NULL)
+            s->storage.slab_reassign = kv[0] != 'n';
+        else
+            s->storage.crawler = kv[0] != 'n';
     } else if (strcmp(kv, "maxconns_fast") == 0 || strcmp(kv, "modern") == 0) {
         /* kioku always refuses past -c at once; "modern" changes nothing. */
         if (val != NULL) {
@@ -211,7 +364,10 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         if (sz == 0) FAIL("memory limit must be at least 1 megabyte");
         s->storage.mem_limit = sz;
         break;
-    case 'M': s->storage.evict = false; break;
+    case 'M':
+        s->storage.evict = false;
+        s->storage.policy = EVICT_NOEVICTION;
+        break;
     case 'c':
         if (parse_int(arg, 1, 1 << 20, &s->max_conns) != 0) FAIL("invalid connection limit: %s", arg);
         break;
@@ -275,6 +431,25 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
     case OPT_RESP_PORT:
         if (parse_int(arg, 0, 65535, &s->resp_port) != 0) FAIL("invalid RESP port: %s", arg);
         break;
+    case OPT_MAXMEMORY:
+        /* Redis's units, not -m's megabytes: 67108864, 64mb, 1gb, 100m (10^6). */
+        if (settings_parse_redis_size(arg, &sz) != 0)
+            FAIL("invalid --maxmemory: %s (bytes, or a number with b, k, kb, m, mb, g or gb)", arg);
+        if (sz == 0) FAIL("--maxmemory must not be 0: kioku always has a memory limit");
+        s->storage.mem_limit = sz;
+        break;
+    case OPT_POLICY:
+        if (set_knob(s, "maxmemory_policy", arg, err, errlen) != 0) return SETTINGS_ERROR;
+        break;
+    case OPT_LFU_LOG_FACTOR:
+        if (set_knob(s, "lfu_log_factor", arg, err, errlen) != 0) return SETTINGS_ERROR;
+        break;
+    case OPT_LFU_DECAY_TIME:
+        if (set_knob(s, "lfu_decay_time", arg, err, errlen) != 0) return SETTINGS_ERROR;
+        break;
+    case OPT_SAMPLES:
+        if (set_knob(s, "maxmemory_samples", arg, err, errlen) != 0) return SETTINGS_ERROR;
+        break;
     default:
         FAIL("unknown option");
     }
@@ -303,7 +478,7 @@ enum settings_action settings_parse(struct settings *s, int argc, char **argv,
     if (optind < argc)
         FAIL("unexpected argument: %s", argv[optind]);
     if (s->storage.item_size_max > s->storage.mem_limit / 2)
-        FAIL("cannot set item size limit (-I) higher than 1/2 of memory max (-m)");
+        FAIL("cannot set item size limit (-I) higher than 1/2 of memory max (-m, --maxmemory)");
     if (s->resp_port != 0 && s->resp_port == s->port && s->socket_path[0] == '\0')
         FAIL("--resp-port must differ from --port");
     return SETTINGS_RUN;
@@ -323,7 +498,17 @@ const char *settings_usage(void)
 "-r, --enable-coredumps    maximize core file limit\n"
 "-u, --user=<user>         assume identity of <username> (only when run as root)\n"
 "-m, --memory-limit=<num>  item memory in megabytes (default: 64)\n"
+"    --maxmemory=<size>    item memory in Redis's units: bytes, or with b, k (1000),\n"
+"                          kb (1024), m, mb, g, gb; e.g. 64mb, 1gb (same as -m)\n"
 "-M, --disable-evictions   return error on memory exhausted instead of evicting\n"
+"                          (same as --maxmemory-policy=noeviction)\n"
+"    --maxmemory-policy=<name> which items to evict when memory is full:\n"
+"                          allkeys-s3fifo (default), allkeys-lru, allkeys-lfu,\n"
+"                          allkeys-random, volatile-lru, volatile-lfu,\n"
+"                          volatile-ttl, volatile-random, noeviction\n"
+"    --lfu-log-factor=<n>  LFU counter growth: higher is slower (default: 10)\n"
+"    --lfu-decay-time=<min> minutes for an LFU counter to halve; 0 never (default: 1)\n"
+"    --maxmemory-samples=<n> keys sampled per LRU/LFU/TTL eviction (default: 5, max 64)\n"
 "-c, --conn-limit=<num>    max simultaneous connections (default: 1024)\n"
 "-k, --lock-memory         lock down all paged memory\n"
 "-v, --verbose             verbose (print errors/warnings)\n"
@@ -349,7 +534,18 @@ const char *settings_usage(void)
 "    --resp-port=<num>     also listen for Redis (RESP) clients on this port\n"
 "-o, --extended            comma separated list of extended options:\n"
 "   - hashpower=<n>        initial hash table size is 2^n buckets (default: 16)\n"
+"   - slab_reassign, no_slab_reassign\n"
+"                          let pages move between slab classes (default: on)\n"
+"   - slab_automove=<0|1|2> move pages by themselves: 0 off, 1 when a class keeps\n"
+"                          evicting while another holds old items (default), 2 on\n"
+"                          every eviction\n"
+"   - lru_crawler, no_lru_crawler\n"
+"                          reclaim expired items in the background (default: on)\n"
 "   - resp_port=<num>      same as --resp-port\n"
+"   - maxmemory_policy=<name> same as --maxmemory-policy\n"
+"   - lfu_log_factor=<n>   same as --lfu-log-factor\n"
+"   - lfu_decay_time=<min> same as --lfu-decay-time\n"
+"   - maxmemory_samples=<n> same as --maxmemory-samples\n"
 "   - idle_timeout=<secs>  close connections idle that long (default: 0, never)\n"
 "   - maxconns_fast        accepted for memcached compatibility (always on)\n"
 "   - modern               accepted for memcached compatibility (no effect)\n";

@@ -67,6 +67,17 @@ enum settings_action settings_parse(struct settings *s, int argc, char **argv,
  * Returns 0 and *out in bytes, or -1. */
 int settings_parse_size(const char *str, size_t *out);
 
+/* Parse a size as Redis's memtoll does ("64mb", "1gb", "67108864"): digits
+ * and an optional case-insensitive unit, b = 1, k = 1000, kb = 1024,
+ * m = 10^6, mb = 2^20, g = 10^9, gb = 2^30. Returns 0 and *out, or -1. */
+int settings_parse_redis_size(const char *str, size_t *out);
+
+/* Parse exactly n bytes at p as a decimal long long the way Redis's
+ * string2ll does (no blanks, '+', leading zeros or "-0"); p need not be
+ * NUL-terminated. Returns 0 and *out, or -1. Shared with CONFIG SET so
+ * that the command line and RESP accept the same numbers. */
+int settings_parse_ll(const char *p, size_t n, long long *out);
+
 /* The --help text. */
 const char *settings_usage(void);
 

@@ -44,7 +44,9 @@ struct out_entry {
 };
 
 #define RBUF_INIT (16 * 1024)
-#define RBUF_MAX (4 * 1024 * 1024)     /* protocols refuse longer requests first */
+/* Protocols refuse longer requests first; the largest they take is a
+ * memcached get line (MC_TEXT_KEYS_LINE_MAX, 16 MiB; RESP stops at 4 MiB). */
+#define RBUF_MAX (16 * 1024 * 1024)
 #define WBUF_INIT 2048
 #define WBUF_KEEP (64 * 1024)          /* shrink back after a large reply */
 #define OUT_KEEP 1024                  /* out/refs entries kept after a large reply */

@@ -436,6 +436,7 @@ static const struct mc_cmd_row mc_cmds[MC_CMD_COUNT] = {
     ROW(MC_QUIT, "quit", 0, 0, parse_bare),
     ROW(MC_STATS, "stats", 0, 0, parse_rest),
     ROW(MC_SHUTDOWN, "shutdown", 0, 0, parse_rest),
+    ROW(MC_SLABS, "slabs", 0, 0, parse_rest),
 };
 
 #undef ROW

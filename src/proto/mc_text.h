@@ -26,8 +26,13 @@
 /* Longest command line other than a retrieval's key list: memcached's 2048
  * (it closes a connection that sends more without a newline). */
 #define MC_TEXT_LINE_MAX 2048
-/* Longest get/gets/gat/gats line (about 1000 keys of 250 bytes). */
-#define MC_TEXT_KEYS_LINE_MAX (256 * 1024)
+/* Longest get/gets/gat/gats line: 16 MiB, over 65,000 keys of the 250-byte
+ * maximum (a million of 15 bytes). memcached 1.6 has no cap: it grows its
+ * read buffer for as long as a get line keeps coming. kioku grows its read
+ * buffer too (and gives it back after the line) but caps it, so one client
+ * cannot make the server hold unbounded memory; a longer line is answered
+ * "CLIENT_ERROR line too long" and the connection closed. */
+#define MC_TEXT_KEYS_LINE_MAX (16 * 1024 * 1024)
 
 enum mc_cmd {
     MC_NONE = 0,
@@ -36,7 +41,7 @@ enum mc_cmd {
     MC_DELETE, MC_INCR, MC_DECR, MC_TOUCH,
     MC_FLUSH_ALL, MC_VERSION, MC_VERBOSITY, MC_QUIT, MC_STATS, MC_SHUTDOWN,
     MC_META_GET, MC_META_SET, MC_META_DELETE, MC_META_ARITH, MC_META_NOOP,
-    MC_META_DEBUG,
+    MC_META_DEBUG, MC_SLABS,
     MC_CMD_COUNT
 };
 

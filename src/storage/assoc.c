@@ -37,6 +37,7 @@
 #include <xxhash.h>
 
 #include "storage/item.h"
+#include "storage/slab.h"
 #include "util/clock.h"
 
 #define MIGRATE_BATCH 64        /* old buckets moved per stripe hold */
@@ -49,9 +50,9 @@ static XXH64_hash_t seed;
 /* The growth in progress, all guarded by grow_lock (stripes have their own
  * view, see struct assoc_stripe). */
 static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct item **g_tab;     /* newest table */
+static uint32_t *g_tab;         /* newest table: chunk references */
 static unsigned g_power;
-static struct item **g_old;     /* table being emptied, NULL when not growing */
+static uint32_t *g_old;         /* table being emptied, NULL when not growing */
 static unsigned g_old_power;
 static uint64_t migrate_next;   /* next old bucket, stripe-major */
 
@@ -187,11 +188,26 @@ void assoc_teardown(void)
 
 /* ---- lookups: the caller holds the key's stripe ---- */
 
-static struct item *chain_find(struct item *it, const char *key, size_t nkey)
+static struct item *item_at(uint32_t ref)
 {
-    for (; it != NULL; it = it->h_next) {
-        if (it->nkey == nkey && memcmp(item_key(it), key, nkey) == 0)
+    return slab_ptr(ref);
+}
+
+/* The hottest loop of a lookup: the region base and key offset are read
+ * once, not per hop. */
+static inline __attribute__((always_inline)) struct item *
+chain_find(uint32_t ref, const char *key, size_t nkey)
+{
+    const char *base = slab_region.ref_base;
+    unsigned shift = slab_region.shift;
+    size_t koff = item_header_size();
+
+    while (ref != 0) {
+        struct item *it = (struct item *)(void *)(base + ((size_t)ref << shift));
+
+        if (it->nkey == nkey && memcmp((const char *)it + koff, key, nkey) == 0)
             return it;
+        ref = it->h_next;
     }
     return NULL;
 }
@@ -209,19 +225,21 @@ struct item *assoc_find(const char *key, size_t nkey, uint64_t hv)
 void assoc_insert(struct item *it, uint64_t hv)
 {
     struct assoc_stripe *s = assoc_stripe(hv);
-    struct item **b = &s->tab[hv & mask_of(s->power)];
+    uint32_t *b = &s->tab[hv & mask_of(s->power)];
 
     it->h_next = *b;
-    *b = it;
+    *b = slab_ref(it);
     __atomic_store_n(&s->nitems, s->nitems + 1, __ATOMIC_RELAXED);
 }
 
-static bool chain_remove(struct item **pp, struct item *it)
+static bool chain_remove(uint32_t *pp, struct item *it)
 {
-    for (; *pp != NULL; pp = &(*pp)->h_next) {
-        if (*pp == it) {
+    uint32_t ref = slab_ref(it);
+
+    for (; *pp != 0; pp = &item_at(*pp)->h_next) {
+        if (*pp == ref) {
             *pp = it->h_next;
-            it->h_next = NULL;
+            it->h_next = 0;
             return true;
         }
     }
@@ -254,15 +272,32 @@ static uint64_t rev64(uint64_t v)
     return __builtin_bswap64(v);
 }
 
-static void visit_chain(struct item *it, struct assoc_stripe *s,
+static void visit_chain(uint32_t ref, struct assoc_stripe *s,
                         void (*visit)(struct item *, struct assoc_stripe *, void *), void *arg)
 {
+    struct item *it = item_at(ref);
+
     while (it != NULL) {
-        struct item *next = it->h_next;  /* visit must not unlink, but be safe */
+        struct item *next = item_at(it->h_next);  /* visit must not unlink, but be safe */
 
         visit(it, s, arg);
         it = next;
     }
+}
+
+/* Counts what a batch visited, so it can stop once it has seen enough. */
+struct counting_visit {
+    void (*visit)(struct item *it, struct assoc_stripe *s, void *arg);
+    void *arg;
+    uint64_t n;
+};
+
+static void count_visit(struct item *it, struct assoc_stripe *s, void *arg)
+{
+    struct counting_visit *cv = arg;
+
+    cv->n++;
+    cv->visit(it, s, cv->arg);
 }
 
 /*
@@ -276,34 +311,87 @@ uint64_t assoc_scan(uint64_t cursor,
                     void (*visit)(struct item *it, struct assoc_stripe *s, void *arg),
                     void *arg)
 {
+    struct assoc_scan_work w = { .max_steps = 1, .max_items = UINT64_MAX };
+
+    return assoc_scan_batch(cursor, &w, visit, arg);
+}
+
+/*
+ * Consecutive cursors share their low (stripe) bits until the high bits
+ * wrap, so a run of steps stays in one stripe: the batch takes that stripe
+ * once for the whole run instead of once per bucket. The hold is bounded by
+ * the stripe's share of the table (2^(power - ASSOC_STRIPE_BITS) steps) and
+ * by w->max_steps.
+ */
+uint64_t assoc_scan_batch(uint64_t cursor, struct assoc_scan_work *w,
+                          void (*visit)(struct item *it, struct assoc_stripe *s, void *arg),
+                          void *arg)
+{
     unsigned idx = (unsigned)(cursor & (ASSOC_NSTRIPES - 1));
     struct assoc_stripe *s = &stripes[idx];
-    uint64_t v = cursor, m0;
+    struct counting_visit cv = { visit, arg, 0 };
 
+    w->steps = 0;
+    w->items = 0;
     pthread_mutex_lock(&s->lock);
-    if (s->old == NULL) {
-        m0 = mask_of(s->power);
-        visit_chain(s->tab[v & m0], s, visit, arg);
-    } else {
-        uint64_t m1 = mask_of(s->power);
+    do {
+        uint64_t v = cursor, m0;
 
-        m0 = mask_of(s->old_power);
-        visit_chain(s->old[v & m0], s, visit, arg);
-        /* Every bucket of the larger table whose low bits are v & m0. */
-        do {
-            visit_chain(s->tab[v & m1], s, visit, arg);
-            v = (((v | m0) + 1) & ~m0) | (v & m0);
-        } while (v & (m0 ^ m1));
-    }
+        if (s->old == NULL) {
+            m0 = mask_of(s->power);
+            visit_chain(s->tab[v & m0], s, count_visit, &cv);
+        } else {
+            uint64_t m1 = mask_of(s->power);
+
+            m0 = mask_of(s->old_power);
+            visit_chain(s->old[v & m0], s, count_visit, &cv);
+            /* Every bucket of the larger table whose low bits are v & m0. */
+            do {
+                visit_chain(s->tab[v & m1], s, count_visit, &cv);
+                v = (((v | m0) + 1) & ~m0) | (v & m0);
+            } while (v & (m0 ^ m1));
+        }
+        v |= ~m0;
+        v = rev64(v);
+        v++;
+        cursor = rev64(v);
+        w->steps++;
+    } while (cursor != 0 && (cursor & (ASSOC_NSTRIPES - 1)) == idx &&
+             w->steps < w->max_steps && cv.n < w->max_items);
     pthread_mutex_unlock(&s->lock);
-
-    v |= ~m0;
-    v = rev64(v);
-    v++;
-    return rev64(v);
+    w->items = cv.n;
+    return cursor;
 }
 
 /* ---- flush ---- */
+
+/*
+ * Items keep only 8 bits of their stripe's flush generation. Before the
+ * stripe's generation can come round to a stale item's again, unlink every
+ * item of the stripe (all are stale: a flush just ran). The crawler frees
+ * flushed items long before, so this runs only when flush_all is called
+ * some 255 times faster than the crawler passes. Caller holds the stripe.
+ */
+static void purge_one_table(uint32_t *tab, unsigned power, unsigned idx)
+{
+    if (tab == NULL)
+        return;
+    for (uint64_t b = idx; b < ((uint64_t)1 << power); b += ASSOC_NSTRIPES) {
+        while (tab[b] != 0) {
+            struct item *it = item_at(tab[b]);
+
+            do_item_unlink(it, assoc_hash(item_key(it), it->nkey));
+        }
+    }
+}
+
+static void purge_stripe(struct assoc_stripe *s, unsigned idx)
+{
+    purge_one_table(s->tab, s->power, idx);
+    purge_one_table(s->old, s->old_power, idx);
+    s->stale = 0;
+    s->stale_base = s->flush_gen;
+}
 
 void assoc_flush_now(void)
 {
@@ -316,9 +404,14 @@ void assoc_flush_now(void)
         struct assoc_stripe *s = &stripes[i];
 
         pthread_mutex_lock(&s->lock);
-        s->flush_gen++;
+        if (s->stale == 0)
+            s->stale_base = s->flush_gen;
+        /* Atomic: the crawler compares generations without the lock. */
+        __atomic_store_n(&s->flush_gen, s->flush_gen + 1, __ATOMIC_RELAXED);
         s->stale = s->nitems;   /* every linked item is now of an older generation */
         s->nexpires = 0;
+        if (s->stale != 0 && s->flush_gen - s->stale_base >= ITEM_GEN_MASK)
+            purge_stripe(s, i);
         pthread_mutex_unlock(&s->lock);
     }
     __atomic_add_fetch(&flush_count, 1, __ATOMIC_RELAXED);
@@ -335,6 +428,20 @@ void assoc_flush_at(int64_t at)
 uint64_t assoc_flush_count(void)
 {
     return __atomic_load_n(&flush_count, __ATOMIC_RELAXED);
+}
+
+/* No stripe lock: a sum of relaxed loads, so a moment's inserts may be
+ * missed. Good enough for growth and for sizing a SCAN step. */
+void assoc_load(uint64_t *nitems, unsigned *power)
+{
+    uint64_t total = 0;
+
+    for (unsigned i = 0; i < ASSOC_NSTRIPES; i++)
+        total += __atomic_load_n(&stripes[i].nitems, __ATOMIC_RELAXED);
+    *nitems = total;
+    pthread_mutex_lock(&grow_lock);
+    *power = g_power;
+    pthread_mutex_unlock(&grow_lock);
 }
 
 void assoc_table_info(unsigned *power, uint64_t *bytes, bool *growing)
@@ -361,7 +468,7 @@ void assoc_pause_growth(bool paused)
  * migration reaches them. Caller holds grow_lock. */
 static bool do_expand_begin(void)
 {
-    struct item **tab;
+    uint32_t *tab;
 
     if (g_old != NULL || g_power >= ASSOC_POWER_MAX)
         return false;
@@ -389,18 +496,18 @@ bool assoc_expand_begin(void)
 /* Move one old bucket's chain into the new table. Caller holds its stripe. */
 static void migrate_bucket(struct assoc_stripe *s, uint64_t b)
 {
-    struct item *it = s->old[b];
+    struct item *it = item_at(s->old[b]);
     uint64_t m1 = mask_of(s->power);
 
     while (it != NULL) {
-        struct item *next = it->h_next;
-        struct item **dst = &s->tab[assoc_hash(item_key(it), it->nkey) & m1];
+        struct item *next = item_at(it->h_next);
+        uint32_t *dst = &s->tab[assoc_hash(item_key(it), it->nkey) & m1];
 
         it->h_next = *dst;
-        *dst = it;
+        *dst = slab_ref(it);
         it = next;
     }
-    s->old[b] = NULL;
+    s->old[b] = 0;
 }
 
 /*
@@ -449,7 +556,7 @@ bool assoc_expand_step(unsigned max_buckets)
 /* Every stripe has dropped its view of the old table: nobody can reach it. */
 void assoc_expand_end(void)
 {
-    struct item **old = NULL;
+    uint32_t *old = NULL;
 
     pthread_mutex_lock(&grow_lock);
     if (g_old != NULL && migrate_next >= ((uint64_t)1 << g_old_power)) {
@@ -470,14 +577,10 @@ static bool stopping(void)
 
 static bool needs_growth(void)
 {
-    uint64_t total = 0;
-    unsigned i, power;
+    uint64_t total;
+    unsigned power;
 
-    for (i = 0; i < ASSOC_NSTRIPES; i++)
-        total += __atomic_load_n(&stripes[i].nitems, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&grow_lock);
-    power = g_power;
-    pthread_mutex_unlock(&grow_lock);
+    assoc_load(&total, &power);
     return total > ((uint64_t)3 << power) / 2;
 }
 

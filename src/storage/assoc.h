@@ -35,8 +35,9 @@ struct assoc_stripe {
     uint64_t stale;         /* linked items of an older flush generation */
     uint64_t nexpires;      /* linked current-generation items with an exptime */
     uint32_t flush_gen;     /* bumped by flush_all: items of older ones are dead */
-    struct item **tab;      /* table this stripe inserts into */
-    struct item **old;      /* table still being emptied for it, or NULL */
+    uint32_t stale_base;    /* oldest generation a stale item may still carry */
+    uint32_t *tab;          /* table this stripe inserts into (chunk references) */
+    uint32_t *old;          /* table still being emptied for it, or NULL */
     unsigned power;         /* tab has 2^power buckets */
     unsigned old_power;
 } __attribute__((aligned(64)));
@@ -74,6 +75,27 @@ void assoc_delete(struct item *it, uint64_t hv);
 uint64_t assoc_scan(uint64_t cursor,
                     void (*visit)(struct item *it, struct assoc_stripe *s, void *arg),
                     void *arg);
+
+/*
+ * Several scan steps in one stripe hold: from cursor, visit buckets as
+ * assoc_scan() does until the cursor leaves the stripe, reaches 0, or
+ * w->max_steps steps or w->max_items visited items are done (checked after
+ * each step, so a step's bucket is always finished). Sets w->steps and
+ * w->items to what was done; returns the next cursor.
+ */
+struct assoc_scan_work {
+    uint64_t max_steps;     /* >= 1 */
+    uint64_t max_items;     /* >= 1 */
+    uint64_t steps;
+    uint64_t items;
+};
+uint64_t assoc_scan_batch(uint64_t cursor, struct assoc_scan_work *w,
+                          void (*visit)(struct item *it, struct assoc_stripe *s, void *arg),
+                          void *arg);
+
+/* Linked items (all stripes, read without locks) and the newest table's
+ * power: the table's load, for growth and for sizing scan work. */
+void assoc_load(uint64_t *nitems, unsigned *power);
 
 /* Next CAS for the stripe (caller holds it): unique over all stripes,
  * increasing per stripe, never 0. */

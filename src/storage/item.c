@@ -2,12 +2,15 @@
  * Items: memory layout, reference counting, CAS, expiry and the store
  * operations (get, store, delete, delta, touch, flush, scan).
  *
- * Layout. A small item is one chunk: header, key, value, "\r\n". An item
- * whose header+key+value+CRLF exceeds SLAB_CHUNK_MAX is chunked: its header
- * chunk holds the key and then (8-aligned) a table of pointers to value
- * chunks; every value chunk but the last is a whole chunk of the largest
- * class, the last comes from the smallest class that fits what is left. The
- * chunk classes follow from nbytes alone, so nothing else is recorded.
+ * Layout (item.h has the header). A small item is one chunk: header, key,
+ * value, "\r\n". An item whose header+key+value+CRLF exceeds SLAB_CHUNK_MAX
+ * is chunked: its header chunk holds the key and then (4-aligned) a table of
+ * 32-bit references to value chunks; each value chunk has a 32-byte header
+ * naming its item (so the eviction sweep of any class can find the item a
+ * chunk belongs to) and carries VALUE_PER_CHUNK bytes; every value chunk but
+ * the last is a whole chunk of the largest class, the last comes from the
+ * smallest class that fits what is left. The chunk classes follow from
+ * nbytes alone, so nothing else is recorded.
  *
  * Ownership. item_alloc() hands out one reference; linking adds the hash
  * table's; whoever drops the last one frees the chunks. Readers take their
@@ -18,10 +21,11 @@
  * Liveness. An item is dead when its exptime has passed or when it was linked
  * under an older flush generation of its stripe (flush_all bumps one counter
  * per stripe, not a walk over the items). The generation is kept apart from
- * the CAS because clients may choose a CAS (meta E flag). A 32-bit generation
- * would have to wrap all the way round, 2^32 flushes with the item untouched
- * by any lookup or LRU walk, to make an old item look live again. Dead items are unlinked when a lookup meets
- * them or when the LRU tail walk reclaims them.
+ * the CAS because clients may choose a CAS (meta E flag). An item keeps the
+ * low 8 bits of it; before a stripe's generation could wrap onto a stale
+ * item's, assoc purges that stripe's stale items (see assoc_flush_now), so an
+ * old item never looks live again. Dead items are unlinked when a lookup
+ * meets them, when the crawler passes them, or when eviction needs memory.
  */
 #include "storage/item.h"
 
@@ -30,28 +34,32 @@
 #include <string.h>
 
 #include "storage/assoc.h"
-#include "storage/lru.h"
+#include "storage/evict.h"
+#include "storage/evict_int.h"
 #include "storage/slab.h"
 #include "storage/storage.h"
 #include "util/clock.h"
 
-#define HDR offsetof(struct item, data)
+#define HDR item_header_size()
+#define VHDR sizeof(struct item)                    /* a value chunk's header */
+#define VALUE_PER_CHUNK (SLAB_CHUNK_MAX - VHDR)
 #define ALLOC_RETRIES 8
 #define REL_EXPTIME_MAX (60 * 60 * 24 * 30)   /* memcached: 30 days */
 
 /* Module state, set by item_setup_limits() before any request. */
+struct item_layout item_layout;
 static size_t size_max;
-static bool evict_on;
 
-void item_setup_limits(size_t item_size_max, bool evict)
+void item_setup_limits(size_t item_size_max, bool use_cas, int64_t epoch_ms)
 {
     size_max = item_size_max;
-    evict_on = evict;
+    item_layout.cas_bytes = use_cas ? sizeof(uint64_t) : 0;
+    item_layout.epoch_ms = epoch_ms;
 }
 
-static size_t align8(size_t n)
+static size_t align4(size_t n)
 {
-    return (n + 7) & ~(size_t)7;
+    return (n + 3) & ~(size_t)3;
 }
 
 static size_t item_ntotal(const struct item *it)
@@ -63,36 +71,42 @@ static size_t item_ntotal(const struct item *it)
 
 static size_t nchunks_for(size_t total)
 {
-    return (total + SLAB_CHUNK_MAX - 1) / SLAB_CHUNK_MAX;
+    return (total + VALUE_PER_CHUNK - 1) / VALUE_PER_CHUNK;
 }
 
+/* Offset of the chunk table from the start of the item. */
 static size_t table_off(size_t nkey)
 {
-    return align8(HDR + nkey) - HDR;
+    return align4(HDR + nkey);
 }
 
 static size_t header_size(size_t nkey, size_t nchunks)
 {
-    return HDR + table_off(nkey) + nchunks * sizeof(char *);
+    return table_off(nkey) + nchunks * sizeof(uint32_t);
 }
 
-static char *const *chunk_table(const struct item *it)
+static uint32_t *chunk_table(const struct item *it)
 {
-    return (char *const *)(const void *)(it->data + table_off(it->nkey));
+    return (uint32_t *)(void *)((char *)(uintptr_t)it + table_off(it->nkey));
 }
 
-/* Size of value chunk i of a chunked value+CRLF of `total` bytes. */
+/* Bytes of value+CRLF in value chunk i of a value+CRLF of `total` bytes. */
 static size_t chunk_len(size_t total, size_t i)
 {
-    size_t left = total - i * SLAB_CHUNK_MAX;
+    size_t left = total - i * VALUE_PER_CHUNK;
 
-    return left < SLAB_CHUNK_MAX ? left : SLAB_CHUNK_MAX;
+    return left < VALUE_PER_CHUNK ? left : VALUE_PER_CHUNK;
+}
+
+static char *chunk_data(uint32_t ref)
+{
+    return (char *)slab_ptr(ref) + VHDR;
 }
 
 int item_value_iov(struct item *it, size_t off, struct iovec *iov, int max)
 {
     size_t total = (size_t)it->nbytes + 2, i, n, nch;
-    char *const *tab;
+    const uint32_t *tab;
     int filled = 0;
 
     if (off >= total || max <= 0)
@@ -104,11 +118,11 @@ int item_value_iov(struct item *it, size_t off, struct iovec *iov, int max)
     }
     tab = chunk_table(it);
     nch = nchunks_for(total);
-    i = off / SLAB_CHUNK_MAX;
-    off %= SLAB_CHUNK_MAX;
+    i = off / VALUE_PER_CHUNK;
+    off %= VALUE_PER_CHUNK;
     for (; i < nch && filled < max; i++) {
         n = chunk_len(total, i);
-        iov[filled].iov_base = tab[i] + off;
+        iov[filled].iov_base = chunk_data(tab[i]) + off;
         iov[filled].iov_len = n - off;
         filled++;
         off = 0;
@@ -188,11 +202,38 @@ int64_t item_exptime_from_seconds(int64_t exptime, int64_t now)
     return exptime * 1000;
 }
 
-uint32_t item_atime_of(int64_t now)
+uint32_t item_idle_seconds(const struct item *it, int64_t now)
 {
-    int64_t s = (now - clock_start_ms()) / 1000;
+    uint32_t at = __atomic_load_n(&it->access, __ATOMIC_RELAXED) >> 8;
 
-    return s < 0 ? 0 : (s > UINT32_MAX ? UINT32_MAX : (uint32_t)s);
+    return (item_atime_of(now) - at) & ITEM_ATIME_MASK;
+}
+
+/* exptime (kioku ms, 0 never) as the 44-bit offset the header keeps. */
+static uint64_t exp_rel(int64_t exptime)
+{
+    int64_t rel;
+
+    if (exptime == 0)
+        return 0;
+    rel = exptime - item_layout.epoch_ms;
+    if (rel <= 1)
+        return 1;                       /* before start: long expired */
+    if ((uint64_t)rel < ITEM_EXP_SECONDS)
+        return (uint64_t)rel;
+    /* Whole unix seconds, so an absolute time in seconds reads back exact;
+     * fewer than 2^43 of them for any int64 of ms. */
+    return ITEM_EXP_SECONDS | (uint64_t)(exptime / 1000 - item_layout.epoch_ms / 1000);
+}
+
+static void meta_store(struct item *it, uint64_t meta)
+{
+    __atomic_store_n(&it->meta, meta, __ATOMIC_RELAXED);
+}
+
+void item_set_exptime_unlinked(struct item *it, int64_t exptime)
+{
+    meta_store(it, (item_meta(it) & ~ITEM_EXP_MASK) | exp_rel(exptime));
 }
 
 /* ---- allocation and references ---- */
@@ -208,46 +249,73 @@ static void *alloc_chunk(unsigned id, size_t req, int64_t now)
     for (tries = 0; tries < ALLOC_RETRIES; tries++) {
         void *reuse = NULL;
 
+        size_t old_req = 0;
+
         p = slab_alloc(id, req);
         if (p != NULL)
             return p;
-        /* Without eviction a fruitless walk will stay fruitless; with it,
-         * the walk may only have met busy stripes: try again. */
-        if (lru_pull_tail(id, now, evict_on, &reuse) == 0 && !evict_on)
+        /* A fruitless sweep under noeviction (or a volatile policy with no
+         * TTL left) stays fruitless; otherwise it may only have met busy
+         * stripes: try again. */
+        if (evict_reclaim(id, now, &reuse, &old_req) == 0 && !evict_may_retry())
             break;
         if (reuse != NULL) {
-            slab_requested_adjust(reuse, id, item_ntotal(reuse), req);
+            slab_requested_adjust(reuse, id, old_req, req);
             return reuse;
         }
     }
     p = slab_alloc(id, req);
     if (p == NULL)
-        lru_note_oom(id);
+        evict_note_oom(id);
     return p;
+}
+
+/* A chunk stops being an item (or value chunk) for the sweep before it
+ * goes back to its free list. */
+static void chunk_release(struct item *c, unsigned id, size_t req)
+{
+    __atomic_store_n(&c->iflags, 0, __ATOMIC_RELEASE);
+    slab_free(c, id, req);
 }
 
 static void free_value_chunks(struct item *it, size_t upto)
 {
     size_t total = (size_t)it->nbytes + 2, i;
-    char *const *tab = chunk_table(it);
+    const uint32_t *tab = chunk_table(it);
 
     for (i = 0; i < upto; i++) {
-        size_t len = chunk_len(total, i);
+        size_t len = chunk_len(total, i) + VHDR;
 
-        slab_free(tab[i], slab_clsid(len), len);
+        chunk_release(slab_ptr(tab[i]), slab_clsid(len), len);
     }
+}
+
+size_t item_chunk_requested(const struct item *it)
+{
+    if (item_is_chunked(it))
+        return header_size(it->nkey, nchunks_for((size_t)it->nbytes + 2));
+    return item_ntotal(it);
 }
 
 static void item_free(struct item *it)
 {
-    if (item_is_chunked(it)) {
-        size_t nch = nchunks_for((size_t)it->nbytes + 2);
+    if (item_is_chunked(it))
+        free_value_chunks(it, nchunks_for((size_t)it->nbytes + 2));
+    chunk_release(it, it->clsid, item_chunk_requested(it));
+}
 
-        free_value_chunks(it, nch);
-        slab_free(it, it->clsid, header_size(it->nkey, nch));
-    } else {
-        slab_free(it, it->clsid, item_ntotal(it));
-    }
+/* A fresh value chunk of class id, naming its item. */
+static void value_chunk_init(struct item *vc, unsigned id, const struct item *owner)
+{
+    /* The fields a sweep reads without a lock are written atomically. */
+    vc->nbytes = vc->flags = vc->refcount = 0;
+    vc->nkey = 0;
+    vc->clsid = (uint8_t)id;
+    __atomic_store_n(&vc->meta, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&vc->access, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&vc->freq, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&vc->h_next, slab_ref(owner), __ATOMIC_RELAXED);
+    __atomic_store_n(&vc->iflags, ITEM_VALUE, __ATOMIC_RELEASE);
 }
 
 /* Take the header (and for a chunked item the value chunks). */
@@ -257,7 +325,7 @@ static struct item *alloc_layout(size_t nkey, size_t nbytes, int64_t now,
     size_t ntotal = HDR + nkey + nbytes + 2, total = nbytes + 2, nch, i, hsize;
     struct item *it;
     unsigned id;
-    char **tab;
+    uint32_t *tab;
 
     if (ntotal <= SLAB_CHUNK_MAX) {
         id = slab_clsid(ntotal);
@@ -265,7 +333,7 @@ static struct item *alloc_layout(size_t nkey, size_t nbytes, int64_t now,
         if (it == NULL)
             goto nomem;
         it->clsid = (uint8_t)id;
-        it->iflags = 0;
+        __atomic_store_n(&it->iflags, 0, __ATOMIC_RELAXED);
         return it;
     }
     nch = nchunks_for(total);
@@ -279,19 +347,22 @@ static struct item *alloc_layout(size_t nkey, size_t nbytes, int64_t now,
     if (it == NULL)
         goto nomem;
     it->clsid = (uint8_t)id;
-    it->iflags = ITEM_CHUNKED;
+    __atomic_store_n(&it->iflags, ITEM_CHUNKED, __ATOMIC_RELAXED);
     it->nkey = (uint8_t)nkey;
     it->nbytes = (uint32_t)nbytes;
-    tab = (char **)(void *)(it->data + table_off(nkey));
+    tab = chunk_table(it);
     for (i = 0; i < nch; i++) {
-        size_t len = chunk_len(total, i);
+        size_t len = chunk_len(total, i) + VHDR;
+        unsigned vid = slab_clsid(len);
+        struct item *vc = alloc_chunk(vid, len, now);
 
-        tab[i] = alloc_chunk(slab_clsid(len), len, now);
-        if (tab[i] == NULL) {
+        if (vc == NULL) {
             free_value_chunks(it, i);
-            slab_free(it, id, hsize);
+            chunk_release(it, id, hsize);
             goto nomem;
         }
+        value_chunk_init(vc, vid, it);
+        tab[i] = slab_ref(vc);
     }
     return it;
 nomem:
@@ -312,15 +383,16 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
     it = alloc_layout(nkey, nbytes, now, st);
     if (it == NULL)
         return NULL;
-    it->prev = it->next = it->h_next = NULL;
-    it->cas = 0;
-    it->exptime = exptime;
-    it->atime = item_atime_of(now);
+    it->h_next = 0;
     it->nbytes = (uint32_t)nbytes;
     it->flags = flags;
     it->refcount = 1;
+    meta_store(it, exp_rel(exptime));
+    __atomic_store_n(&it->access, evict_access_init(now), __ATOMIC_RELAXED);
+    __atomic_store_n(&it->freq, 0, __ATOMIC_RELAXED);
     it->nkey = (uint8_t)nkey;
-    memcpy(it->data, key, nkey);
+    item_set_cas(it, 0);
+    memcpy((char *)item_key(it), key, nkey);
     item_value_write(it, nbytes, "\r\n", 2);
     *st = ITEM_ALLOC_OK;
     return it;
@@ -401,14 +473,19 @@ void item_unlock_many(const struct item_lockset *set)
             pthread_mutex_unlock(&assoc_stripe_at(w * 64 + (unsigned)__builtin_ctzll(b))->lock);
 }
 
+static unsigned gen_of(uint64_t meta)
+{
+    return (unsigned)(meta >> ITEM_GEN_SHIFT) & ITEM_GEN_MASK;
+}
+
 static bool is_flushed(const struct item *it, const struct assoc_stripe *s)
 {
-    return it->gen != s->flush_gen;
+    return gen_of(item_meta(it)) != (s->flush_gen & ITEM_GEN_MASK);
 }
 
 bool do_item_is_dead(const struct item *it, uint64_t hv, int64_t now)
 {
-    return is_flushed(it, assoc_stripe(hv)) || item_exptime_passed(it->exptime, now);
+    return is_flushed(it, assoc_stripe(hv)) || item_exptime_passed(item_exptime(it), now);
 }
 
 struct item *do_item_find(const char *key, size_t nkey, uint64_t hv, int64_t now,
@@ -421,7 +498,7 @@ struct item *do_item_find(const char *key, size_t nkey, uint64_t hv, int64_t now
         why = ITEM_MISS_ABSENT;
     else if (is_flushed(it, assoc_stripe(hv)))
         why = ITEM_MISS_FLUSHED;
-    else if (item_exptime_passed(it->exptime, now))
+    else if (item_exptime_passed(item_exptime(it), now))
         why = ITEM_MISS_EXPIRED;
     if (why == ITEM_MISS_FLUSHED || why == ITEM_MISS_EXPIRED) {
         do_item_unlink(it, hv);
@@ -438,16 +515,20 @@ void do_item_link(struct item *it, uint64_t hv)
 {
     struct assoc_stripe *s = assoc_stripe(hv);
 
-    it->cas = assoc_next_cas(s, assoc_stripe_index(hv));
-    it->gen = s->flush_gen;
-    item_iflags_set(it, ITEM_LINKED);
-    if (it->exptime != 0)
+    uint64_t meta = item_meta(it) & ITEM_EXP_MASK;
+
+    item_set_cas(it, assoc_next_cas(s, assoc_stripe_index(hv)));
+    meta |= (uint64_t)(s->flush_gen & ITEM_GEN_MASK) << ITEM_GEN_SHIFT;
+    meta |= (uint64_t)assoc_stripe_index(hv) << ITEM_STRIPE_SHIFT;
+    meta_store(it, meta);
+    if ((meta & ITEM_EXP_MASK) != 0)
         s->nexpires++;
     s->bytes += item_ntotal(it);
     s->total_items++;
     assoc_insert(it, hv);
     item_incref(it);
-    lru_link(it);
+    evict_on_link(it, hv);
+    item_iflags_set(it, ITEM_LINKED);
 }
 
 static void unlink_common(struct item *it, uint64_t hv)
@@ -455,21 +536,23 @@ static void unlink_common(struct item *it, uint64_t hv)
     struct assoc_stripe *s = assoc_stripe(hv);
 
     item_iflags_clear(it, ITEM_LINKED);
-    if (it->gen != s->flush_gen)
+    if (is_flushed(it, s))
         s->stale--;
-    else if (it->exptime != 0)
+    else if (item_exptime(it) != 0)
         s->nexpires--;
     s->bytes -= item_ntotal(it);
     assoc_delete(it, hv);
+    evict_on_unlink(it);
 }
 
 void do_item_set_exptime(struct item *it, uint64_t hv, int64_t exptime)
 {
     struct assoc_stripe *s = assoc_stripe(hv);
+    uint64_t meta = item_meta(it);
 
-    if ((item_iflags(it) & ITEM_LINKED) && it->gen == s->flush_gen)
-        s->nexpires += (uint64_t)(exptime != 0) - (uint64_t)(it->exptime != 0);
-    it->exptime = exptime;
+    if ((item_iflags(it) & ITEM_LINKED) && !is_flushed(it, s))
+        s->nexpires += (uint64_t)(exptime != 0) - (uint64_t)((meta & ITEM_EXP_MASK) != 0);
+    meta_store(it, (meta & ~ITEM_EXP_MASK) | exp_rel(exptime));
 }
 
 void do_item_unlink(struct item *it, uint64_t hv)
@@ -477,22 +560,22 @@ void do_item_unlink(struct item *it, uint64_t hv)
     if (!(item_iflags(it) & ITEM_LINKED))
         return;
     unlink_common(it, hv);
-    lru_unlink(it);
     item_put(it);
 }
 
-bool do_item_unlink_lru_held(struct item *it, uint64_t hv, bool keep)
+bool do_item_unlink_keep(struct item *it, uint64_t hv, bool keep)
 {
     if (!(item_iflags(it) & ITEM_LINKED))
         return false;
     unlink_common(it, hv);
-    lru_unlink_locked(it);
     if (!keep || item_is_chunked(it)) {
         item_put(it);
         return false;
     }
-    if (__atomic_sub_fetch(&it->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+    if (__atomic_sub_fetch(&it->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
+        __atomic_store_n(&it->iflags, 0, __ATOMIC_RELEASE);
         return true;
+    }
     return false;   /* a reader still holds it; it frees on their put */
 }
 
@@ -504,12 +587,16 @@ void do_item_replace(struct item *old, struct item *new_it, uint64_t hv)
 
 void do_item_bump(struct item *it, int64_t now)
 {
-    /* Most hits find both bits set: skip the locked read-modify-write. */
-    if ((item_iflags(it) & (ITEM_FETCHED | ITEM_ACTIVE)) != (ITEM_FETCHED | ITEM_ACTIVE))
-        item_iflags_set(it, ITEM_FETCHED | ITEM_ACTIVE);
-    uint32_t at = item_atime_of(now);
-    if (__atomic_load_n(&it->atime, __ATOMIC_RELAXED) != at)
-        __atomic_store_n(&it->atime, at, __ATOMIC_RELAXED);
+    /* Most hits find the bit set: skip the locked read-modify-write. */
+    if (!(item_iflags(it) & ITEM_FETCHED))
+        item_iflags_set(it, ITEM_FETCHED);
+    /* And most find the access count full and the access time current:
+     * then, outside the LFU policies, there is nothing to write. */
+    if (__atomic_load_n(&it->freq, __ATOMIC_RELAXED) >= 3 &&
+        __atomic_load_n(&it->access, __ATOMIC_RELAXED) >> 8 == item_atime_of(now) &&
+        !evict_lfu_active())
+        return;
+    evict_on_hit(it, now);
 }
 
 /* ---- operations ---- */
@@ -570,7 +657,7 @@ static enum item_result do_concat(struct item *old, struct item *it, bool append
     size_t n = (size_t)old->nbytes + it->nbytes;
     struct item *nit;
 
-    nit = item_alloc(item_key(old), old->nkey, old->flags, old->exptime, n, now, &st);
+    nit = item_alloc(item_key(old), old->nkey, old->flags, item_exptime(old), n, now, &st);
     if (nit == NULL)
         return st == ITEM_ALLOC_TOO_LARGE ? ITEM_TOO_LARGE : ITEM_NOMEM;
     if (append) {
@@ -581,7 +668,7 @@ static enum item_result do_concat(struct item *old, struct item *it, bool append
         value_copy_item(nit, it->nbytes, old, old->nbytes);
     }
     do_item_replace(old, nit, hv);
-    *cas_out = nit->cas;
+    *cas_out = item_cas(nit);
     item_put(nit);
     return ITEM_STORED;
 }
@@ -594,7 +681,7 @@ static enum item_result do_store(struct item *it, struct item *old, enum store_o
     if (op == STORE_CAS || cas != 0) {
         if (old == NULL)
             return ITEM_NOT_FOUND;
-        if (old->cas != cas)
+        if (item_cas(old) != cas)
             return ITEM_EXISTS;
     }
     switch (op) {
@@ -621,7 +708,7 @@ static enum item_result do_store(struct item *it, struct item *old, enum store_o
         do_item_replace(old, it, hv);
     else
         do_item_link(it, hv);
-    *cas_out = it->cas;
+    *cas_out = item_cas(it);
     return ITEM_STORED;
 }
 
@@ -663,7 +750,7 @@ enum item_result item_delete_cls(const char *key, size_t nkey, uint64_t cas, int
     } else {
         if (cls != NULL)
             *cls = it->clsid;
-        if (cas != 0 && cas != it->cas)
+        if (cas != 0 && cas != item_cas(it))
             res = ITEM_EXISTS;
         else
             do_item_unlink(it, hv);
@@ -730,7 +817,7 @@ static enum item_result do_delta_create(const char *key, size_t nkey, uint64_t i
     item_value_write(it, 0, buf, (size_t)len);
     do_item_link(it, hv);
     *value_out = initial;
-    *cas_out = it->cas;
+    *cas_out = item_cas(it);
     item_put(it);
     return ITEM_DELTA_OK;
 }
@@ -759,16 +846,17 @@ static enum item_result do_delta(struct item *it, bool incr, uint64_t delta, uin
         item_value_write(it, 0, buf, (size_t)len);
         for (size_t pad = (size_t)len; pad < it->nbytes; pad++)
             item_value_write(it, pad, " ", 1);
-        it->cas = assoc_next_cas(assoc_stripe(hv), assoc_stripe_index(hv));
-        *cas_out = it->cas;
+        item_set_cas(it, assoc_next_cas(assoc_stripe(hv), assoc_stripe_index(hv)));
+        *cas_out = item_cas(it);
         return ITEM_DELTA_OK;
     }
-    nit = item_alloc(item_key(it), it->nkey, it->flags, it->exptime, (size_t)len, now, &st);
+    nit = item_alloc(item_key(it), it->nkey, it->flags, item_exptime(it), (size_t)len, now,
+                     &st);
     if (nit == NULL)
         return ITEM_NOMEM;
     item_value_write(nit, 0, buf, (size_t)len);
     do_item_replace(it, nit, hv);
-    *cas_out = nit->cas;
+    *cas_out = item_cas(nit);
     item_put(nit);
     return ITEM_DELTA_OK;
 }
@@ -800,7 +888,7 @@ enum item_result item_delta_cls(const char *key, size_t nkey, bool incr, uint64_
     } else {
         if (cls != NULL)
             *cls = it->clsid;
-        if (cas != 0 && cas != it->cas)
+        if (cas != 0 && cas != item_cas(it))
             res = ITEM_EXISTS;
         else
             res = do_delta(it, incr, delta, hv, now, &v, &c);
@@ -836,7 +924,7 @@ static void scan_visit(struct item *it, struct assoc_stripe *s, void *arg)
 {
     struct scan_ctx *ctx = arg;
 
-    if (is_flushed(it, s) || item_exptime_passed(it->exptime, ctx->now))
+    if (is_flushed(it, s) || item_exptime_passed(item_exptime(it), ctx->now))
         return;
     ctx->fn(it, ctx->arg);
 }
@@ -847,4 +935,24 @@ uint64_t item_scan(uint64_t cursor, int64_t now,
     struct scan_ctx ctx = { fn, arg, now };
 
     return assoc_scan(cursor, scan_visit, &ctx);
+}
+
+uint64_t item_scan_batch(uint64_t cursor, int64_t now, struct item_scan_work *w,
+                         void (*fn)(struct item *it, void *arg), void *arg)
+{
+    struct scan_ctx ctx = { fn, arg, now };
+    struct assoc_scan_work aw = { .max_steps = w->max_steps, .max_items = w->max_items };
+
+    cursor = assoc_scan_batch(cursor, &aw, scan_visit, &ctx);
+    w->steps = aw.steps;
+    w->items = aw.items;
+    return cursor;
+}
+
+void item_table_load(uint64_t *nitems, uint64_t *nbuckets)
+{
+    unsigned power;
+
+    assoc_load(nitems, &power);
+    *nbuckets = (uint64_t)1 << power;
 }

@@ -1,12 +1,40 @@
 /*
  * Items: layout, reference counts, CAS, and the store operations.
  *
- * An item is one slab chunk: this header, the key, then the value followed by
- * "\r\n" (so a text or RESP reply can send value+CRLF as one iovec straight
- * from the item). A value too large for the largest slab class is chunked:
- * after the key comes a table of chunk pointers, and the value+CRLF is spread
- * across those chunks in order (ITEM_CHUNKED); use item_value_iov() and the
- * copy helpers, never item_value(), on such an item.
+ * An item is one slab chunk: a 32-byte header, the CAS (8 bytes, absent with
+ * -C), the key, then the value followed by "\r\n" (so a text or RESP reply
+ * can send value+CRLF as one iovec straight from the item). A value too large
+ * for the largest slab class is chunked: after the key comes a table of
+ * 32-bit chunk references, and the value+CRLF is spread across those chunks
+ * in order (ITEM_CHUNKED); each value chunk starts with a header of its own
+ * that names the item (ITEM_VALUE). Use item_value_iov() and the copy
+ * helpers, never item_value(), on a chunked item.
+ *
+ * The header, 32 bytes (memcached's is 48, plus 8 for CAS):
+ *
+ *    0  h_next    u32  hash chain: chunk reference of the next item (stripe
+ *                      lock); in a value chunk, the reference of its item
+ *    4  nbytes    u32  value length, without the CRLF
+ *    8  flags     u32  client flags (a free chunk keeps its free-list link here)
+ *   12  refcount  u32  atomic; the hash table holds one, each reader one
+ *   16  meta      u64  bits 0-43 exptime after clock_start_ms(): ms up to 278
+ *                      years, seconds beyond (bit 43 set); 0 never, 1 before
+ *                      start; 44-51 the stripe's flush
+ *                      generation when linked, 52-63 the key's stripe index
+ *   24  access    u32  bits 8-31 last access, seconds after start (wraps
+ *                      after 194 days, as Redis's LRU clock); bits 0-7 the
+ *                      LFU counter (Redis's logarithmic counter)
+ *   28  iflags    u8   ITEM_*; atomic
+ *   29  nkey      u8
+ *   30  clsid     u8   slab class of this chunk
+ *   31  freq      u8   S3-FIFO access count, 0..3; atomic
+ *   32  [cas u64]      unless -C
+ *       key, value+CRLF | chunk table
+ *
+ * meta and iflags are only ever written with atomic stores, and the eviction
+ * sweep reads them (and h_next of a value chunk) without a lock to find the
+ * stripe to try; everything else it reads only after taking that stripe and
+ * checking the item is still linked under it.
  *
  * Reference counts: the hash table holds one reference to a linked item; every
  * reader holds one while it uses the item (e.g. until a reply that points into
@@ -17,12 +45,13 @@
  * hash. The item_* operations below take and release the stripe themselves.
  * The do_item_* primitives expect the caller to hold item_lock(hv) for the
  * key's hash: protocols with compound operations (meta commands, RESP) build
- * on them. Lock order: stripe -> class LRU -> slab. At most one stripe is
- * held at a time, except through item_lock2() and item_lock_many(), which
- * take stripes in index order.
+ * on them. Lock order: stripe -> class eviction lock -> slab. At most one
+ * stripe is held at a time, except through item_lock2() and
+ * item_lock_many(), which take stripes in index order; eviction only
+ * trylocks stripes.
  *
- * Times: exptime and `now` are kioku milliseconds (util/clock.h). exptime 0
- * means never. CAS values are unique per stored update and increase per key.
+ * Times: the API speaks kioku milliseconds (util/clock.h); exptime 0 means
+ * never. CAS values are unique per stored update and increase per key.
  */
 #ifndef KIOKU_ITEM_H
 #define KIOKU_ITEM_H
@@ -30,33 +59,130 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/uio.h>
 
 enum {
-    ITEM_LINKED  = 1 << 0,  /* in the hash table and its class LRU */
+    ITEM_LINKED  = 1 << 0,  /* in the hash table */
     ITEM_FETCHED = 1 << 1,  /* read at least once since stored */
-    ITEM_ACTIVE  = 1 << 2,  /* read since it last passed the LRU tail: second chance */
+    ITEM_SMALL   = 1 << 2,  /* S3-FIFO: still in the small (probation) queue */
     ITEM_CHUNKED = 1 << 3,  /* value lives in a chunk table, see above */
     ITEM_STALE   = 1 << 4,  /* meta: invalidated with I, served with X */
     ITEM_TOKEN   = 1 << 5,  /* meta: a client was given the W (win) flag */
+    ITEM_VALUE   = 1 << 6,  /* not an item: a value chunk of a chunked item */
 };
 
 struct item {
-    struct item *prev;      /* class LRU, guarded by that class's LRU lock */
-    struct item *next;
-    struct item *h_next;    /* hash chain, guarded by the stripe lock */
-    uint64_t cas;
-    int64_t exptime;        /* kioku ms; 0 never */
-    uint32_t atime;         /* last access, seconds since clock_start_ms() */
-    uint32_t nbytes;        /* value length, not counting the trailing CRLF */
-    uint32_t flags;         /* client flags, opaque */
-    uint32_t gen;           /* its stripe's flush generation when linked */
-    uint32_t refcount;      /* atomic; 32 bits: a reply may pin one item many times */
-    uint8_t iflags;         /* ITEM_*, changed under the stripe lock */
-    uint8_t clsid;          /* slab class of this chunk */
+    uint32_t h_next;
+    uint32_t nbytes;
+    uint32_t flags;
+    uint32_t refcount;
+    uint64_t meta;
+    uint32_t access;
+    uint8_t iflags;
     uint8_t nkey;
-    char data[];            /* key, then value + "\r\n" or a chunk table */
+    uint8_t clsid;
+    uint8_t freq;
+    char data[];
 };
+_Static_assert(sizeof(struct item) == 32, "item header is 32 bytes");
+
+#define ITEM_EXP_BITS 44
+#define ITEM_EXP_MASK (((uint64_t)1 << ITEM_EXP_BITS) - 1)
+#define ITEM_EXP_SECONDS ((uint64_t)1 << (ITEM_EXP_BITS - 1))   /* far future: in seconds */
+#define ITEM_GEN_SHIFT 44
+#define ITEM_GEN_MASK 0xffu
+#define ITEM_STRIPE_SHIFT 52
+
+/* Read-only after storage_setup(): the layout's variable parts. */
+struct item_layout {
+    size_t cas_bytes;       /* 8, or 0 with -C */
+    int64_t epoch_ms;       /* clock_start_ms(): exptimes are stored after it */
+};
+extern struct item_layout item_layout;
+
+/* Bytes before the key: 32, or 40 with CAS. */
+static inline size_t item_header_size(void)
+{
+    return sizeof(struct item) + item_layout.cas_bytes;
+}
+
+/* iflags change under the stripe lock but are read outside it (e.g. by
+ * item_is_chunked on a held reference, or the eviction sweep): always go
+ * through these. Setting is a release, so a sweep that sees ITEM_LINKED with
+ * an acquire load also sees the header and key written before. */
+static inline uint8_t item_iflags(const struct item *it)
+{
+    return __atomic_load_n(&it->iflags, __ATOMIC_ACQUIRE);
+}
+static inline void item_iflags_set(struct item *it, uint8_t f)
+{
+    __atomic_or_fetch(&it->iflags, f, __ATOMIC_RELEASE);
+}
+static inline void item_iflags_clear(struct item *it, uint8_t f)
+{
+    __atomic_and_fetch(&it->iflags, (uint8_t)~f, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t item_meta(const struct item *it)
+{
+    return __atomic_load_n(&it->meta, __ATOMIC_RELAXED);
+}
+
+static inline size_t item_nkey(const struct item *it) { return it->nkey; }
+static inline uint32_t item_nbytes(const struct item *it) { return it->nbytes; }
+static inline uint32_t item_flags(const struct item *it) { return it->flags; }
+static inline unsigned item_clsid(const struct item *it) { return it->clsid; }
+
+static inline const char *item_key(const struct item *it)
+{
+    return it->data + item_layout.cas_bytes;
+}
+/* Contiguous value (nbytes + CRLF). Only for !(iflags & ITEM_CHUNKED). */
+static inline char *item_value(struct item *it)
+{
+    return it->data + item_layout.cas_bytes + it->nkey;
+}
+/* iflags may change under the stripe while a reader looks: load atomically. */
+static inline bool item_is_chunked(const struct item *it)
+{
+    return item_iflags(it) & ITEM_CHUNKED;
+}
+
+/* CAS: 0 with -C. Changed only under the stripe (or before linking). */
+static inline uint64_t item_cas(const struct item *it)
+{
+    uint64_t v = 0;
+
+    if (item_layout.cas_bytes != 0)
+        memcpy(&v, it->data, sizeof(v));
+    return v;
+}
+static inline void item_set_cas(struct item *it, uint64_t cas)
+{
+    if (item_layout.cas_bytes != 0)
+        memcpy(it->data, &cas, sizeof(cas));
+}
+
+/* Expiry in kioku ms, 0 never. Safe to read on a referenced item without
+ * the stripe (the word is written atomically). */
+static inline int64_t item_exptime(const struct item *it)
+{
+    uint64_t rel = item_meta(it) & ITEM_EXP_MASK;
+
+    /* 1 stands for any time before start: long expired. */
+    if (rel <= 1)
+        return (int64_t)rel;
+    if (rel & ITEM_EXP_SECONDS)
+        return (item_layout.epoch_ms / 1000 + (int64_t)(rel & ~ITEM_EXP_SECONDS)) * 1000;
+    return item_layout.epoch_ms + (int64_t)rel;
+}
+/* Set the expiry of an item nobody else can see yet (not linked). A linked
+ * item's TTL changes only through do_item_set_exptime(). */
+void item_set_exptime_unlinked(struct item *it, int64_t exptime);
+
+/* Seconds since the item was last read or stored. */
+uint32_t item_idle_seconds(const struct item *it, int64_t now);
 
 /* memcached's rule for protocol expiry given in seconds:
  * 0 never; negative already expired; up to 30 days relative to now;
@@ -71,29 +197,6 @@ static inline bool item_exptime_passed(int64_t exptime, int64_t now)
     return exptime != 0 && exptime <= now;
 }
 
-/* iflags change under the stripe lock but are read outside it (e.g. by
- * item_is_chunked on a held reference): always go through these. */
-static inline uint8_t item_iflags(const struct item *it)
-{
-    return __atomic_load_n(&it->iflags, __ATOMIC_RELAXED);
-}
-static inline void item_iflags_set(struct item *it, uint8_t f)
-{
-    __atomic_or_fetch(&it->iflags, f, __ATOMIC_RELAXED);
-}
-static inline void item_iflags_clear(struct item *it, uint8_t f)
-{
-    __atomic_and_fetch(&it->iflags, (uint8_t)~f, __ATOMIC_RELAXED);
-}
-
-static inline const char *item_key(const struct item *it) { return it->data; }
-/* Contiguous value (nbytes + CRLF). Only for !(iflags & ITEM_CHUNKED). */
-static inline char *item_value(struct item *it) { return it->data + it->nkey; }
-/* iflags may change under the stripe while a reader looks: load atomically. */
-static inline bool item_is_chunked(const struct item *it)
-{
-    return __atomic_load_n(&it->iflags, __ATOMIC_RELAXED) & ITEM_CHUNKED;
-}
 
 /* Fill at most `max` iovecs with the segments of value+CRLF starting at
  * byte `off` (0 <= off <= nbytes + 2). Returns the number filled. */
@@ -225,7 +328,7 @@ void do_item_replace(struct item *old, struct item *new_it, uint64_t hv);
 /* Change an item's exptime (linked or not); keeps the per-stripe count of
  * items with a TTL right. Every TTL change of a linked item goes through it. */
 void do_item_set_exptime(struct item *it, uint64_t hv, int64_t exptime);
-/* Mark a hit (fetched, active, atime) as item_get does. */
+/* Mark a hit (fetched, access count, access time) as item_get does. */
 void do_item_bump(struct item *it, int64_t now);
 
 /*
@@ -237,5 +340,24 @@ void do_item_bump(struct item *it, int64_t now);
  */
 uint64_t item_scan(uint64_t cursor, int64_t now,
                    void (*fn)(struct item *it, void *arg), void *arg);
+/*
+ * item_scan() for several cursor steps under a single hold of one stripe's
+ * lock: it stops when the cursor leaves the stripe or reaches 0, or after
+ * w->max_steps steps, or once w->max_items linked items (live or not) were
+ * visited, each checked after a whole step. So a hold is bounded by the
+ * stripe's share of the table. w->steps and w->items say what was done.
+ * Same guarantee as item_scan().
+ */
+struct item_scan_work {
+    uint64_t max_steps;     /* >= 1 */
+    uint64_t max_items;     /* >= 1 */
+    uint64_t steps;
+    uint64_t items;
+};
+uint64_t item_scan_batch(uint64_t cursor, int64_t now, struct item_scan_work *w,
+                         void (*fn)(struct item *it, void *arg), void *arg);
+/* Linked items and buckets of the hash table, read without locks: how
+ * sparse the table is, for sizing scan work. */
+void item_table_load(uint64_t *nitems, uint64_t *nbuckets);
 
 #endif

@@ -1,17 +1,23 @@
 /*
- * Slab allocator: fixed-size chunks carved from 1 MiB pages.
+ * Slab allocator: fixed-size chunks carved from 1 MiB pages of one region.
  *
- * Every class keeps a free list (a chunk's first word links to the next free
- * one) and the uncarved rest of its newest page, so a page costs nothing until
- * its chunks are used. Pages come from a preallocated pool (-L) or malloc, up
- * to the memory limit. As in memcached, a class that has no page at all may
- * take its first one beyond the limit: otherwise a cache filled with small
- * items could never again store a large one, since pages are not rebalanced
- * between classes. So the limit can be exceeded by at most one page a class.
+ * The region is reserved once with mmap (no memory is committed until a page
+ * is touched): the memory limit in pages, plus one page per class, because,
+ * as in memcached, a class that has no page at all may take its first one
+ * beyond the limit; otherwise a cache filled with small items could never
+ * again store a large one. Pages are taken in order and never given back, so
+ * a chunk's class never changes and untouched memory reads as zeros (an
+ * all-zero header is "not an item" to the eviction sweep).
+ *
+ * Every class keeps a free list (linked by 32-bit references written where
+ * an item keeps its client flags, which nothing reads in a free chunk) and
+ * the uncarved rest of its newest page, so a page costs nothing until its
+ * chunks are used.
  *
  * Locking: each class's mutex guards its free list and counters; the page
- * mutex guards the pool and the page records, and is only taken under a class
- * mutex when that class needs a new page (rare). Nothing else is taken inside.
+ * mutex guards the page counter, and is only taken under a class mutex when
+ * that class needs a new page (rare). A class's page list only grows: it is
+ * published with a release store of its length, so readers need no lock.
  */
 #include "storage/slab.h"
 
@@ -19,12 +25,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "storage/storage.h"
 
 /* Under AddressSanitizer free chunks and the unrequested tail of used ones
  * are poisoned, so a use after item_put() or an overrun is reported even
- * though chunks live inside big malloc'd pages. No-ops otherwise. */
+ * though chunks live inside one big mapping. The header zone stays readable
+ * for the eviction sweep. No-ops otherwise. */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
@@ -34,39 +42,49 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
+#define DIR_PAGES 1024u          /* page numbers per directory block */
+#define FREE_LINK_OFF 8          /* where a free chunk keeps its next ref */
+
 struct slab_class {
     pthread_mutex_t lock;
-    uint32_t size;          /* chunk size, a multiple of 8 */
+    uint32_t size;          /* chunk size, a multiple of the alignment */
     uint32_t perpage;
-    void *free_list;
+    uint32_t free_list;     /* ref of the first free chunk, 0 none */
     char *end;              /* next uncarved chunk of the newest page */
     uint32_t end_left;      /* chunks still uncarved there */
-    uint64_t pages;
+    uint32_t npages;        /* published with release, read with acquire */
+    uint32_t **dir;         /* page numbers, in blocks of DIR_PAGES */
     uint64_t free_chunks;   /* chunks on free_list */
     uint64_t requested;     /* bytes asked for by chunks in use */
+    char *moving;           /* page being moved out, or NULL */
+    uint32_t moving_pi;     /* its ordinal in dir */
+    uint32_t moving_used;   /* its chunks still in use */
 } __attribute__((aligned(64)));
 
-/* Module state, written only by slab_setup()/slab_teardown(). */
+/* Module state, written only by slab_setup()/slab_teardown() (and the
+ * counters below under their locks). */
+struct slab_region slab_region;
 static struct slab_class classes[STORAGE_CLASS_MAX + 1];
 static unsigned nclasses;
+static char *region;
+static size_t region_pages, ndir;
 
 static pthread_mutex_t page_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_t limit;            /* -m */
-static size_t malloced;         /* bytes of pages taken, page_lock */
-static char **pages;            /* every page given out, to free at teardown */
-static size_t npages, pages_cap;
-static char *pool;              /* prealloc region, or NULL */
-static size_t pool_pages, pool_next;
+static size_t pages_taken;      /* page_lock */
+static size_t prealloc_pages;   /* touched at set-up (-L) */
 
-static size_t align8(size_t n)
+static size_t align_up(size_t n)
 {
-    return (n + 7) & ~(size_t)7;
+    size_t a = (size_t)1 << slab_region.shift;
+
+    return (n + a - 1) & ~(a - 1);
 }
 
 /* Build the size table; fails only when the first class is too big. */
 static int build_classes(size_t first_size, double factor, char *errbuf, size_t errlen)
 {
-    size_t size = align8(first_size);
+    size_t size = align_up(first_size);
     unsigned i = 1;
 
     if (size > SLAB_CHUNK_MAX) {
@@ -76,10 +94,10 @@ static int build_classes(size_t first_size, double factor, char *errbuf, size_t 
     }
     /* Keep at least one factor step between the last grown class and max. */
     while (i < STORAGE_CLASS_MAX && (double)size <= SLAB_CHUNK_MAX / factor) {
-        size_t next = align8((size_t)((double)size * factor));
+        size_t next = align_up((size_t)((double)size * factor));
 
         classes[i++].size = (uint32_t)size;
-        size = next > size ? next : size + 8;
+        size = next > size ? next : size + align_up(1);
     }
     classes[i].size = SLAB_CHUNK_MAX;
     nclasses = i;
@@ -88,67 +106,77 @@ static int build_classes(size_t first_size, double factor, char *errbuf, size_t 
     return 0;
 }
 
+/* The smallest alignment whose 32-bit references cover the region. */
+static unsigned shift_for(size_t bytes)
+{
+    unsigned s = 3;
+
+    while (s < 20 && (bytes >> s) + 2 > UINT32_MAX)
+        s++;
+    return s;
+}
+
 int slab_setup(size_t mem_limit, size_t first_size, double factor, bool prealloc,
                char *errbuf, size_t errlen)
 {
+    size_t bytes;
     unsigned i;
 
     memset(classes, 0, sizeof(classes));
+    region_pages = mem_limit / STORAGE_PAGE_SIZE + STORAGE_CLASS_MAX + 1;
+    bytes = region_pages * STORAGE_PAGE_SIZE;
+    slab_region.shift = shift_for(bytes);
     if (build_classes(first_size, factor, errbuf, errlen) != 0)
         return -1;
-    for (i = 1; i <= nclasses; i++)
-        pthread_mutex_init(&classes[i].lock, NULL);
-
-    limit = mem_limit;
-    malloced = 0;
-    npages = 0;
-    pool = NULL;
-    pool_pages = pool_next = 0;
-    /* Pages within the limit, plus one first page beyond it per class. */
-    pages_cap = mem_limit / STORAGE_PAGE_SIZE + STORAGE_CLASS_MAX + 1;
-    pages = calloc(pages_cap, sizeof(*pages));
-    if (pages == NULL) {
-        snprintf(errbuf, errlen, "out of memory for the slab page table");
+    region = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (region == MAP_FAILED) {
+        region = NULL;
+        snprintf(errbuf, errlen, "cannot reserve %zu bytes of address space", bytes);
         return -1;
     }
-    if (prealloc && mem_limit >= STORAGE_PAGE_SIZE) {
-        pool_pages = mem_limit / STORAGE_PAGE_SIZE;
-        pool = malloc(pool_pages * STORAGE_PAGE_SIZE);
-        if (pool == NULL) {
-            snprintf(errbuf, errlen, "cannot preallocate %zu bytes", mem_limit);
-            free(pages);
-            pages = NULL;
+    slab_region.ref_base = region - ((size_t)1 << slab_region.shift);
+    ndir = (region_pages + DIR_PAGES - 1) / DIR_PAGES;
+    for (i = 1; i <= nclasses; i++) {
+        pthread_mutex_init(&classes[i].lock, NULL);
+        classes[i].dir = calloc(ndir, sizeof(*classes[i].dir));
+        if (classes[i].dir == NULL) {
+            snprintf(errbuf, errlen, "out of memory for the slab page tables");
+            slab_teardown();
             return -1;
         }
-        malloced = pool_pages * STORAGE_PAGE_SIZE;
+    }
+    limit = mem_limit;
+    pages_taken = 0;
+    prealloc_pages = 0;
+    if (prealloc && mem_limit >= STORAGE_PAGE_SIZE) {
+        /* Touch every page within the limit now, so it is resident. */
+        prealloc_pages = mem_limit / STORAGE_PAGE_SIZE;
+        memset(region, 0, prealloc_pages * STORAGE_PAGE_SIZE);
     }
     return 0;
 }
 
-static bool from_pool(const char *page)
-{
-    return pool != NULL && page >= pool && page < pool + pool_pages * STORAGE_PAGE_SIZE;
-}
-
 void slab_teardown(void)
 {
-    size_t i;
     unsigned c;
 
-    for (i = 0; i < npages; i++) {
-        UNPOISON(pages[i], STORAGE_PAGE_SIZE);
-        if (!from_pool(pages[i]))
-            free(pages[i]);
-    }
-    free(pages);
-    free(pool);
-    pages = NULL;
-    pool = NULL;
-    npages = pages_cap = pool_pages = pool_next = 0;
-    malloced = 0;
-    for (c = 1; c <= nclasses; c++)
+    for (c = 1; c <= nclasses; c++) {
+        if (classes[c].dir != NULL) {
+            for (size_t d = 0; d < ndir; d++)
+                free(classes[c].dir[d]);
+            free(classes[c].dir);
+        }
         pthread_mutex_destroy(&classes[c].lock);
+    }
+    if (region != NULL) {
+        UNPOISON(region, region_pages * STORAGE_PAGE_SIZE);
+        munmap(region, region_pages * STORAGE_PAGE_SIZE);
+    }
+    region = NULL;
+    region_pages = ndir = pages_taken = prealloc_pages = 0;
     nclasses = 0;
+    memset(&slab_region, 0, sizeof(slab_region));
 }
 
 unsigned slab_class_count(void)
@@ -181,28 +209,52 @@ uint32_t slab_chunk_size(unsigned id)
     return id >= 1 && id <= nclasses ? classes[id].size : 0;
 }
 
+uint32_t slab_chunks_per_page(unsigned id)
+{
+    return id >= 1 && id <= nclasses ? classes[id].perpage : 0;
+}
+
+uint32_t slab_class_pages(unsigned id)
+{
+    return __atomic_load_n(&classes[id].npages, __ATOMIC_ACQUIRE);
+}
+
+char *slab_class_page(unsigned id, uint32_t i)
+{
+    uint32_t no = classes[id].dir[i / DIR_PAGES][i % DIR_PAGES];
+
+    return region + (size_t)no * STORAGE_PAGE_SIZE;
+}
+
 /* Give class c a fresh page. Caller holds c->lock; takes page_lock. */
 static bool grab_page(struct slab_class *c)
 {
-    char *page = NULL;
+    size_t no = SIZE_MAX;
+    uint32_t n = c->npages;
 
-    pthread_mutex_lock(&page_lock);
-    if (pool_next < pool_pages) {
-        page = pool + pool_next++ * STORAGE_PAGE_SIZE;
-    } else if ((malloced + STORAGE_PAGE_SIZE <= limit || c->pages == 0) && npages < pages_cap) {
-        page = malloc(STORAGE_PAGE_SIZE);
-        if (page != NULL)
-            malloced += STORAGE_PAGE_SIZE;
+    if (c->dir[n / DIR_PAGES] == NULL) {
+        c->dir[n / DIR_PAGES] = calloc(DIR_PAGES, sizeof(uint32_t));
+        if (c->dir[n / DIR_PAGES] == NULL)
+            return false;
     }
-    if (page != NULL)
-        pages[npages++] = page;
+    pthread_mutex_lock(&page_lock);
+    if (pages_taken < region_pages &&
+        (pages_taken < prealloc_pages || (pages_taken + 1) * STORAGE_PAGE_SIZE <= limit ||
+         n == 0))
+        no = pages_taken++;
     pthread_mutex_unlock(&page_lock);
-    if (page == NULL)
+    if (no == SIZE_MAX)
         return false;
-    c->end = page;
+    c->end = region + no * STORAGE_PAGE_SIZE;
     c->end_left = c->perpage;
-    c->pages++;
+    c->dir[n / DIR_PAGES][n % DIR_PAGES] = (uint32_t)no;
+    __atomic_store_n(&c->npages, n + 1, __ATOMIC_RELEASE);
     return true;
+}
+
+static uint32_t *free_link(void *chunk)
+{
+    return (uint32_t *)(void *)((char *)chunk + FREE_LINK_OFF);
 }
 
 void *slab_alloc(unsigned id, size_t requested)
@@ -211,10 +263,9 @@ void *slab_alloc(unsigned id, size_t requested)
     void *p = NULL;
 
     pthread_mutex_lock(&c->lock);
-    if (c->free_list != NULL) {
-        p = c->free_list;
-        UNPOISON(p, sizeof(void *));
-        c->free_list = *(void **)p;
+    if (c->free_list != 0) {
+        p = slab_ptr(c->free_list);
+        c->free_list = *free_link(p);
         c->free_chunks--;
     } else if (c->end_left > 0 || grab_page(c)) {
         p = c->end;
@@ -224,10 +275,16 @@ void *slab_alloc(unsigned id, size_t requested)
     if (p != NULL) {
         c->requested += requested;
         UNPOISON(p, requested);
-        POISON((char *)p + requested, c->size - requested);
+        if (requested > SLAB_HEADER_ZONE)
+            POISON((char *)p + requested, c->size - requested);
     }
     pthread_mutex_unlock(&c->lock);
     return p;
+}
+
+static bool in_page(const char *page, const void *p)
+{
+    return page != NULL && (const char *)p >= page && (const char *)p < page + STORAGE_PAGE_SIZE;
 }
 
 void slab_free(void *chunk, unsigned id, size_t requested)
@@ -235,11 +292,17 @@ void slab_free(void *chunk, unsigned id, size_t requested)
     struct slab_class *c = &classes[id];
 
     pthread_mutex_lock(&c->lock);
-    UNPOISON(chunk, sizeof(void *));
-    *(void **)chunk = c->free_list;
-    POISON(chunk, c->size);
-    UNPOISON(chunk, sizeof(void *));    /* the link, read only by slab_alloc */
-    c->free_list = chunk;
+    if (in_page(c->moving, chunk)) {
+        /* Its page is leaving the class: count it, do not list it. */
+        c->moving_used--;
+        c->requested -= requested;
+        POISON((char *)chunk + SLAB_HEADER_ZONE, c->size - SLAB_HEADER_ZONE);
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    *free_link(chunk) = c->free_list;
+    POISON((char *)chunk + SLAB_HEADER_ZONE, c->size - SLAB_HEADER_ZONE);
+    c->free_list = slab_ref(chunk);
     c->free_chunks++;
     c->requested -= requested;
     pthread_mutex_unlock(&c->lock);
@@ -254,7 +317,97 @@ void slab_requested_adjust(void *chunk, unsigned id, size_t old_requested,
     c->requested = c->requested - old_requested + new_requested;
     pthread_mutex_unlock(&c->lock);
     UNPOISON(chunk, new_requested);
-    POISON((char *)chunk + new_requested, c->size - new_requested);
+    if (new_requested > SLAB_HEADER_ZONE)
+        POISON((char *)chunk + new_requested, c->size - new_requested);
+}
+
+void slab_move_begin(unsigned id, uint32_t pi)
+{
+    struct slab_class *c = &classes[id];
+    char *page = slab_class_page(id, pi);
+    uint32_t carved = c->perpage, on_list = 0;
+
+    pthread_mutex_lock(&c->lock);
+    if (in_page(page, c->end) || c->end == page + (size_t)c->perpage * c->size) {
+        if (in_page(page, c->end))
+            carved = c->perpage - c->end_left;
+        c->end_left = 0;                /* carve no more of it */
+    }
+    /* Unlink its chunks from the free list. */
+    for (uint32_t *pp = &c->free_list; *pp != 0;) {
+        char *ch = slab_ptr(*pp);
+
+        if (in_page(page, ch)) {
+            *pp = *free_link(ch);
+            on_list++;
+        } else {
+            pp = free_link(ch);
+        }
+    }
+    c->free_chunks -= on_list;
+    c->moving = page;
+    c->moving_pi = pi;
+    c->moving_used = carved - on_list;
+    pthread_mutex_unlock(&c->lock);
+}
+
+char *slab_moving_page(unsigned id)
+{
+    return classes[id].moving;
+}
+
+uint32_t slab_move_in_use(unsigned id)
+{
+    struct slab_class *c = &classes[id];
+    uint32_t n;
+
+    pthread_mutex_lock(&c->lock);
+    n = c->moving_used;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+void slab_move_end(unsigned id, unsigned dst)
+{
+    struct slab_class *c = &classes[id], *d = &classes[dst];
+    char *page = c->moving;
+    uint32_t last, no, n;
+
+    pthread_mutex_lock(&c->lock);
+    last = c->npages - 1;
+    c->dir[c->moving_pi / DIR_PAGES][c->moving_pi % DIR_PAGES] =
+        c->dir[last / DIR_PAGES][last % DIR_PAGES];
+    __atomic_store_n(&c->npages, last, __ATOMIC_RELEASE);
+    c->moving = NULL;
+    pthread_mutex_unlock(&c->lock);
+
+    /* Zeroed, every chunk header reads as "not an item" in its new class.
+     * Word by word with atomic stores: a sweep elsewhere may still follow a
+     * stale value-chunk link into this page and read a header atomically. */
+    UNPOISON(page, STORAGE_PAGE_SIZE);
+    for (uint64_t *w = (uint64_t *)(void *)page;
+         (char *)w < page + STORAGE_PAGE_SIZE; w++)
+        __atomic_store_n(w, 0, __ATOMIC_RELAXED);
+    no = (uint32_t)((size_t)(page - region) / STORAGE_PAGE_SIZE);
+    pthread_mutex_lock(&d->lock);
+    n = d->npages;
+    if (d->dir[n / DIR_PAGES] == NULL)
+        d->dir[n / DIR_PAGES] = calloc(DIR_PAGES, sizeof(uint32_t));
+    if (d->dir[n / DIR_PAGES] != NULL) {
+        d->dir[n / DIR_PAGES][n % DIR_PAGES] = no;
+        __atomic_store_n(&d->npages, n + 1, __ATOMIC_RELEASE);
+        /* List every chunk of it as free; the carving page stays as it is. */
+        for (uint32_t i = d->perpage; i > 0; i--) {
+            char *ch = page + (size_t)(i - 1) * d->size;
+
+            *free_link(ch) = d->free_list;
+            d->free_list = slab_ref(ch);
+        }
+        d->free_chunks += d->perpage;
+        for (uint32_t i = 0; i < d->perpage; i++)
+            POISON(page + (size_t)i * d->size + SLAB_HEADER_ZONE, d->size - SLAB_HEADER_ZONE);
+    }
+    pthread_mutex_unlock(&d->lock);
 }
 
 void slab_class_stats(unsigned id, struct storage_class_stats *out)
@@ -264,8 +417,8 @@ void slab_class_stats(unsigned id, struct storage_class_stats *out)
     pthread_mutex_lock(&c->lock);
     out->chunk_size = c->size;
     out->chunks_per_page = c->perpage;
-    out->total_pages = c->pages;
-    out->total_chunks = c->pages * c->perpage;
+    out->total_pages = c->npages;
+    out->total_chunks = (uint64_t)c->npages * c->perpage;
     out->free_chunks = c->free_chunks;
     out->free_chunks_end = c->end_left;
     out->used_chunks = out->total_chunks - c->free_chunks - c->end_left;
@@ -278,7 +431,7 @@ uint64_t slab_total_malloced(void)
     uint64_t n;
 
     pthread_mutex_lock(&page_lock);
-    n = malloced;
+    n = (pages_taken > prealloc_pages ? pages_taken : prealloc_pages) * STORAGE_PAGE_SIZE;
     pthread_mutex_unlock(&page_lock);
     return n;
 }
@@ -288,7 +441,7 @@ uint64_t slab_free_pages(void)
     uint64_t n;
 
     pthread_mutex_lock(&page_lock);
-    n = pool_pages - pool_next;
+    n = pages_taken < prealloc_pages ? prealloc_pages - pages_taken : 0;
     pthread_mutex_unlock(&page_lock);
     return n;
 }

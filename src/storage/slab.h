@@ -1,13 +1,22 @@
 /*
  * Slab allocator (internal to storage).
  *
- * Memory is taken in STORAGE_PAGE_SIZE pages, on demand up to the memory
- * limit (or all at set-up with prealloc), and each page is carved into the
- * equal chunks of one class. Class sizes grow geometrically from the smallest
- * item to SLAB_CHUNK_MAX, which is always the last class. Each class has its
- * own mutex and free list; the page-grab mutex is taken only when a class has
- * used up its pages. Lock order: class lock -> page lock. Chunks never move
- * between classes (no page rebalancing).
+ * All item memory is one reserved virtual region, cut into STORAGE_PAGE_SIZE
+ * pages that are handed out on demand (or touched at set-up with prealloc),
+ * each page carved into the equal chunks of one class. Class sizes grow
+ * geometrically from the smallest item to SLAB_CHUNK_MAX, always the last
+ * class. Each class has its own mutex and free list; the page mutex is taken
+ * only when a class has used up its pages.
+ *
+ * Because the region is contiguous, a chunk is named by a 32-bit reference
+ * (its offset in units of the chunk alignment) instead of a 64-bit pointer:
+ * hash chains and buckets are half the size, and the references stay valid
+ * if the region is ever mapped at another address.
+ *
+ * A page never returns to the pool and never changes class, so every carved
+ * chunk of a class stays a chunk of that class: the eviction sweep may read
+ * a chunk's header (with atomics) without a lock, and the first
+ * SLAB_HEADER_ZONE bytes of a chunk are never poisoned under ASan.
  */
 #ifndef KIOKU_SLAB_H
 #define KIOKU_SLAB_H
@@ -17,17 +26,37 @@
 #include <stdint.h>
 
 #define SLAB_CHUNK_MAX (STORAGE_PAGE_SIZE / 2)
+#define SLAB_HEADER_ZONE 40     /* bytes of a chunk the sweep may read when free */
 
 struct storage_class_stats;
 
+/* Read-only after slab_setup(): where references point. */
+struct slab_region {
+    char *ref_base;         /* region start minus one alignment unit: ref 0 is NULL */
+    unsigned shift;         /* log2 of the chunk alignment */
+};
+extern struct slab_region slab_region;
+
+static inline uint32_t slab_ref(const void *p)
+{
+    return p == NULL ? 0
+                     : (uint32_t)((size_t)((const char *)p - slab_region.ref_base) >>
+                                  slab_region.shift);
+}
+
+static inline void *slab_ptr(uint32_t ref)
+{
+    return ref == 0 ? NULL : slab_region.ref_base + ((size_t)ref << slab_region.shift);
+}
+
 /*
- * Build the classes: the first holds `first_size` bytes (rounded up to 8),
- * each next one `factor` times the previous, the last SLAB_CHUNK_MAX.
- * Returns 0, or -1 with a message in errbuf.
+ * Build the classes: the first holds `first_size` bytes (rounded up to the
+ * alignment), each next one `factor` times the previous, the last
+ * SLAB_CHUNK_MAX; reserve the region. Returns 0, or -1 with a message.
  */
 int slab_setup(size_t mem_limit, size_t first_size, double factor, bool prealloc,
                char *errbuf, size_t errlen);
-/* Free every page. Nothing may hold a chunk any more. */
+/* Unmap the region. Nothing may hold a chunk any more. */
 void slab_teardown(void);
 
 unsigned slab_class_count(void);
@@ -36,6 +65,7 @@ unsigned slab_largest(void);
 /* Smallest class whose chunks hold `size` bytes; 0 if none does. */
 unsigned slab_clsid(size_t size);
 uint32_t slab_chunk_size(unsigned id);
+uint32_t slab_chunks_per_page(unsigned id);
 
 /*
  * A chunk of class `id`, or NULL when the class has no free chunk and no page
@@ -49,6 +79,27 @@ void slab_free(void *chunk, unsigned id, size_t requested);
 /* A used chunk changes owner (eviction hands it over): fix mem_requested. */
 void slab_requested_adjust(void *chunk, unsigned id, size_t old_requested,
                            size_t new_requested);
+
+/* Pages class id owns (grows only; read without a lock), and the i-th of
+ * them (i < slab_class_pages(id)). */
+uint32_t slab_class_pages(unsigned id);
+char *slab_class_page(unsigned id, uint32_t i);
+
+/*
+ * Page moves (memcached's slab_reassign). A move takes page ordinal `pi`
+ * of class id out of service: its free chunks leave the free list, none of
+ * its chunks is handed out again, and a chunk of it that is freed is counted
+ * instead of listed. Once no chunk of it is in use, slab_move_end() zeroes
+ * it and gives it to class dst. The caller holds id's eviction lock across
+ * begin and end (and every reader of id's page list holds it too, since end
+ * removes the page from that list).
+ */
+void slab_move_begin(unsigned id, uint32_t pi);
+/* The page being moved out of class id, or NULL. */
+char *slab_moving_page(unsigned id);
+/* Chunks of the moving page still in use. */
+uint32_t slab_move_in_use(unsigned id);
+void slab_move_end(unsigned id, unsigned dst);
 
 /* Fill the slab part of a class's stats (chunks, pages, mem_requested). */
 void slab_class_stats(unsigned id, struct storage_class_stats *out);

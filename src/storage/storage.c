@@ -1,8 +1,9 @@
 /*
  * Storage set-up, teardown and statistics.
  *
- * Wires the parts together in dependency order (slab, lru, assoc with its
- * maintenance thread, item limits) after validating the configuration, and
+ * Wires the parts together in dependency order (item layout, slab, eviction
+ * with its crawler, assoc with its maintenance thread) after validating the
+ * configuration, and
  * sums the per-stripe and per-class counters when stats are asked for. The
  * sums take each stripe and class lock in turn, never two at once: stats are
  * rare, requests are not.
@@ -14,9 +15,12 @@
 #include <string.h>
 
 #include "storage/assoc.h"
+#include "storage/evict.h"
+#include "storage/evict_int.h"
 #include "storage/item.h"
-#include "storage/lru.h"
+#include "storage/rebalance.h"
 #include "storage/slab.h"
+#include "util/clock.h"
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * 1024)
@@ -36,6 +40,13 @@ void storage_config_default(struct storage_config *cfg)
     cfg->use_cas = true;
     cfg->hashpower = 16;
     cfg->prealloc = false;
+    cfg->policy = EVICT_S3FIFO;
+    cfg->lfu_log_factor = EVICT_LFU_LOG_FACTOR_DEFAULT;
+    cfg->lfu_decay_time = EVICT_LFU_DECAY_TIME_DEFAULT;
+    cfg->samples = EVICT_SAMPLES_DEFAULT;
+    cfg->crawler = true;
+    cfg->slab_reassign = true;
+    cfg->slab_automove = 1;
 }
 
 static int validate(const struct storage_config *cfg, char *errbuf, size_t errlen)
@@ -73,24 +84,49 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
 {
     if (validate(cfg, errbuf, errlen) != 0)
         return -1;
-    if (slab_setup(cfg->mem_limit, offsetof(struct item, data) + cfg->chunk_size_min,
+    item_setup_limits(cfg->item_size_max, cfg->use_cas, clock_start_ms());
+    if (slab_setup(cfg->mem_limit, item_header_size() + cfg->chunk_size_min,
                    cfg->growth_factor, cfg->prealloc, errbuf, errlen) != 0)
         return -1;
-    lru_setup();
-    if (assoc_setup(cfg->hashpower, errbuf, errlen) != 0) {
-        lru_teardown();
+    /* One ghost entry per KiB of memory: about one per item of a typical
+     * mix, the size S3-FIFO's ghost wants. */
+    if (evict_setup(cfg->mem_limit / 1024, errbuf, errlen) != 0) {
         slab_teardown();
         return -1;
     }
-    item_setup_limits(cfg->item_size_max, cfg->evict);
+    if (assoc_setup(cfg->hashpower, errbuf, errlen) != 0) {
+        evict_teardown();
+        slab_teardown();
+        return -1;
+    }
+    if (cfg->crawler && evict_start_crawler(errbuf, errlen) != 0) {
+        assoc_teardown();
+        evict_teardown();
+        slab_teardown();
+        return -1;
+    }
+    if (rebalance_setup(cfg->slab_reassign, cfg->slab_automove, errbuf, errlen) != 0) {
+        evict_stop_crawler();
+        assoc_teardown();
+        evict_teardown();
+        slab_teardown();
+        return -1;
+    }
+    evict_set_policy(cfg->evict && cfg->policy < EVICT_NPOLICIES ? (enum evict_policy)cfg->policy
+                                                                 : EVICT_NOEVICTION);
+    evict_set_lfu_log_factor(cfg->lfu_log_factor);
+    evict_set_lfu_decay_time(cfg->lfu_decay_time);
+    evict_set_samples(cfg->samples);
     mem_limit = cfg->mem_limit;
     return 0;
 }
 
 void storage_teardown(void)
 {
+    rebalance_teardown();
+    evict_stop_crawler();
     assoc_teardown();
-    lru_teardown();
+    evict_teardown();
     slab_teardown();
 }
 
@@ -108,7 +144,8 @@ void storage_stats(struct storage_stats *out)
         out->bytes += s->bytes;
         pthread_mutex_unlock(&s->lock);
     }
-    lru_totals(out);
+    evict_totals(out);
+    rebalance_stats(out);
     out->curr_flush_gen = assoc_flush_count();
     out->limit_maxbytes = mem_limit;
     out->total_malloced = slab_total_malloced();
@@ -139,7 +176,7 @@ void storage_stats_reset(void)
         s->total_items = 0;
         pthread_mutex_unlock(&s->lock);
     }
-    lru_stats_reset();
+    evict_stats_reset();
 }
 
 unsigned storage_class_count(void)
@@ -154,7 +191,7 @@ void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *o
         return;
     out->id = id;
     slab_class_stats(id, out);
-    lru_class_stats(id, now, out);
+    evict_class_stats(id, now, out);
 }
 
 struct dump_walk {
@@ -165,8 +202,8 @@ struct dump_walk {
 static bool dump_one(void *arg, const struct item *it)
 {
     const struct dump_walk *w = arg;
-    struct storage_dump_entry e = {item_key(it), it->nkey, it->nbytes,
-                                   __atomic_load_n(&it->exptime, __ATOMIC_RELAXED)};
+    struct storage_dump_entry e = {item_key(it), item_nkey(it), item_nbytes(it),
+                                   item_exptime(it)};
     return w->visit(w->arg, &e);
 }
 
@@ -175,5 +212,5 @@ void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct stora
 {
     struct dump_walk w = {visit, arg};
     if (id >= 1 && id <= slab_class_count())
-        lru_walk(id, dump_one, &w);
+        evict_walk(id, dump_one, &w);
 }

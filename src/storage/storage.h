@@ -2,12 +2,12 @@
  * Storage: the module's set-up and its statistics.
  *
  * Storage is slab (memory classes and pages), item (layout, refcount, CAS and
- * the store operations), assoc (the hash table) and lru (per-class lists and
- * eviction). It knows nothing of protocols or connections: callers pass keys,
+ * the store operations), assoc (the hash table) and evict (eviction policies
+ * and the crawler). It knows nothing of protocols or connections: callers pass keys,
  * values and the current kioku time (util/clock.h) and get results back.
  *
  * Every statistic here is kept under a lock storage already takes for the
- * operation (a hash stripe, a class's LRU, the slab lock), so no request
+ * operation (a hash stripe, a class's eviction lock, the slab lock), so no request
  * touches a shared counter; storage_stats() sums them on read.
  */
 #ifndef KIOKU_STORAGE_H
@@ -30,6 +30,13 @@ struct storage_config {
     bool use_cas;            /* false with -C */
     unsigned hashpower;      /* initial table size is 2^hashpower buckets */
     bool prealloc;           /* -L: take all of mem_limit at set-up */
+    unsigned policy;         /* enum evict_policy (evict.h); -M means noeviction */
+    unsigned lfu_log_factor; /* Redis's lfu-log-factor */
+    unsigned lfu_decay_time; /* Redis's lfu-decay-time, minutes */
+    unsigned samples;        /* Redis's maxmemory-samples */
+    bool crawler;            /* reclaim expired items in the background */
+    bool slab_reassign;      /* -o slab_reassign: pages may move between classes */
+    unsigned slab_automove;  /* -o slab_automove=0|1|2 */
 };
 
 /* Defaults matching memcached's (64 MiB, 1 MiB, 48, 1.25, evict, cas, 16). */
@@ -53,7 +60,8 @@ struct storage_stats {
     uint64_t evicted_active;
     uint64_t expired_unfetched;
     uint64_t reclaimed;         /* dead (expired/flushed) items whose memory was reused */
-    uint64_t lrutail_reflocked; /* LRU tail items skipped: a reader held them */
+    uint64_t crawler_reclaimed; /* dead items the crawler freed */
+    uint64_t lrutail_reflocked; /* eviction candidates skipped: a reader held them */
     uint64_t curr_flush_gen;    /* not a memcached stat; number of flush_all run */
     uint64_t limit_maxbytes;
     uint64_t total_malloced;    /* bytes of pages taken */
@@ -62,6 +70,11 @@ struct storage_stats {
     bool hash_is_expanding;
     uint64_t slab_global_page_pool;
     uint64_t outofmemory;       /* allocations failed with -M or no victim */
+    uint64_t slabs_moved;       /* pages moved between classes */
+    bool slab_reassign_running;
+    uint64_t slab_reassign_evictions_nomem; /* live items evicted to empty a page */
+    unsigned slab_automove;     /* current mode */
+    bool slab_reassign;         /* moves enabled */
 };
 void storage_stats(struct storage_stats *out);
 /*
@@ -74,6 +87,20 @@ void storage_key_counts(uint64_t *keys, uint64_t *expires);
  * curr_items or bytes, which describe what is stored), as memcached does. */
 void storage_stats_reset(void);
 
+/* memcached's `slabs reassign <src> <dst>` (src -1: any class); the move
+ * runs in the background. */
+enum storage_reassign {
+    STORAGE_REASSIGN_OK,
+    STORAGE_REASSIGN_BUSY,      /* a move is under way */
+    STORAGE_REASSIGN_BADCLASS,
+    STORAGE_REASSIGN_NOSPARE,   /* the source has fewer than two pages */
+    STORAGE_REASSIGN_SAME,
+    STORAGE_REASSIGN_DISABLED,  /* started without slab_reassign */
+};
+enum storage_reassign storage_slabs_reassign(int src, int dst);
+/* memcached's `slabs automove <0|1|2>`. */
+void storage_slabs_automove(unsigned mode);
+
 /* One slab class, for `stats slabs` and `stats items`. */
 struct storage_class_stats {
     unsigned id;
@@ -85,8 +112,9 @@ struct storage_class_stats {
     uint64_t free_chunks;
     uint64_t free_chunks_end;   /* chunks not yet carved from the newest page */
     /* items: */
-    uint64_t number;            /* linked items in this class */
-    uint64_t age_sec;           /* now - last access of the LRU tail */
+    uint64_t number;            /* linked items whose header chunk is in this class */
+    uint64_t number_small;      /* of those, in S3-FIFO's probation queue */
+    uint64_t age_sec;           /* idle time of the oldest items at the eviction hand */
     uint64_t evicted;
     uint64_t evicted_nonzero;   /* evicted items that had an expiry set */
     uint64_t evicted_time;      /* seconds since last access of the last evicted */
@@ -96,6 +124,7 @@ struct storage_class_stats {
     uint64_t tailrepairs;
     uint64_t reclaimed;
     uint64_t expired_unfetched;
+    uint64_t crawler_reclaimed;
     uint64_t mem_requested;     /* bytes requested by items in this class */
 };
 /* Number of classes (ids 1..n). */
@@ -110,9 +139,9 @@ struct storage_dump_entry {
     uint32_t nbytes;
     int64_t exptime;
 };
-/* memcached's `stats cachedump`: class id's items, most recently linked
- * first, until visit returns false. Runs under the class's LRU lock, so
- * visit must be quick and must not call into storage. */
+/* memcached's `stats cachedump`: class id's items in memory order, until
+ * visit returns false. Each runs under its item's stripe lock, so visit must
+ * be quick and must not call into storage. */
 void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct storage_dump_entry *e),
                         void *arg);
 

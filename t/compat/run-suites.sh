@@ -19,9 +19,10 @@
 # Arguments with no meaning in kioku are rewritten: "-U <port>" becomes
 # "-U 0" (no UDP), "-l 0.0.0.0" becomes "-l 127.0.0.1" (test servers stay
 # on loopback), and -o suboptions that only tune memcached's own
-# machinery (seccomp, the LRU maintainer and crawler threads, slab page
-# rebalancing, the watcher's buffer; see drop_o below) are dropped, so a test
-# that merely asks for them still runs. Any other option goes to kioku as
+# machinery and that kioku does not take (seccomp, the segmented LRU and
+# its maintainer, the automover's window, chunk sizes, the watcher's
+# buffer; see drop_o below) are dropped, so a test that merely asks for
+# them still runs. Any other option goes to kioku as
 # given, and kioku refuses what it does not know: that file then fails.
 #
 # Redis: ./runtest in external mode against one kioku per test file,
@@ -60,7 +61,7 @@ free_port() {
 # The scratch builddir: t/ from MEMCACHED_SRC, and two small scripts.
 mc_prepare() {
     mcdir=$out/mc-builddir
-    drop_o='^(relaxed_privileges|modern|no_modern|slab_reassign|no_slab_reassign|slab_automove(=[0-9]+)?|no_slab_automove|slab_automove_window=[0-9]+|slab_chunk_max=[0-9]+|lru_crawler|no_lru_crawler|lru_maintainer|no_lru_maintainer|watcher_logbuf_size=[0-9]+|hot_lru_pct=[0-9]+|warm_lru_pct=[0-9]+)$'
+    drop_o='^(relaxed_privileges|no_modern|no_slab_automove|slab_automove_window=[0-9]+|slab_chunk_max=[0-9]+|lru_maintainer|no_lru_maintainer|watcher_logbuf_size=[0-9]+|hot_lru_pct=[0-9]+|warm_lru_pct=[0-9]+)$'
     mkdir -p "$mcdir"
     ln -sfn "$MEMCACHED_SRC/t" "$mcdir/t"
     cat >"$mcdir/memcached-debug" <<WRAP

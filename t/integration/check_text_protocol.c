@@ -14,6 +14,7 @@
  * written next to the test they concern.
  */
 #include "harness.h"
+#include "proto/mc_text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +306,97 @@ START_TEST(test_multiget_of_100_keys_returns_all_100_in_order)
     rl += (size_t)snprintf(req + rl, sizeof req - rl, "\r\n");
     wl += (size_t)snprintf(want + wl, sizeof want - wl, "END\r\n");
     KH_EXPECT_N(g_fd, req, rl, want, wl);
+}
+END_TEST
+
+/*
+ * Issue 14: a get line of 10,000 keys (410 KB, past the old 256 KiB cap
+ * that answered "line too long" and closed) returns every value, in order,
+ * with misses skipped, and the replies leave in pieces as they are made
+ * rather than all at once (kioku: its conn_yields grows). gat takes the
+ * same line. A command pipelined behind the line is answered after it.
+ */
+START_TEST(test_get_of_10000_keys_on_one_line_returns_every_value)
+{
+    enum { N = 10000, KEYLEN = 40, VALLEN = 100 };
+    size_t setcap = (size_t)N * (KEYLEN + VALLEN + 40), reqcap = (size_t)N * (KEYLEN + 1) + 256;
+    size_t wantcap = (size_t)N * (KEYLEN + VALLEN + 32) + 64;
+    char *set = malloc(setcap), *req = malloc(reqcap), *want = malloc(wantcap);
+    ck_assert(set != NULL && req != NULL && want != NULL);
+    size_t sl = 0, rl = 0, wl = 0;
+    char key[KEYLEN + 1], val[VALLEN + 1];
+    rl += (size_t)snprintf(req, reqcap, "get");
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "longline-%05d-%-*s", i, KEYLEN - 15, "padding");
+        for (char *p = key; *p != '\0'; p++)
+            if (*p == ' ')
+                *p = '_';
+        rl += (size_t)snprintf(req + rl, reqcap - rl, " %s", key);
+        if (i % 10 == 7)
+            continue;   /* a miss: no VALUE for it */
+        snprintf(val, sizeof val, "%05d%0*d", i, VALLEN - 5, 0);
+        sl += (size_t)snprintf(set + sl, setcap - sl, "set %s %d 0 %d noreply\r\n%s\r\n",
+                               key, i, VALLEN, val);
+        wl += (size_t)snprintf(want + wl, wantcap - wl, "VALUE %s %d %d\r\n%s\r\n", key, i,
+                               VALLEN, val);
+    }
+    ck_assert_uint_gt(rl, 256 * 1024);
+    rl += (size_t)snprintf(req + rl, reqcap - rl, "\r\n");
+    wl += (size_t)snprintf(want + wl, wantcap - wl, "END\r\n");
+    KH_EXPECT_SILENT(g_fd, set);
+
+    static char stats[65536];
+    long long yields = 0;
+    if (kh_server_is_kioku()) {
+        ck_assert(kh_stats_fetch(g_fd, "stats", stats, sizeof stats) > 0);
+        yields = kh_stats_num(stats, "conn_yields");
+    }
+    KH_EXPECT_N(g_fd, req, rl, want, wl);
+    if (kh_server_is_kioku()) {
+        /* nothing follows the line, so only the walk itself can yield */
+        ck_assert(kh_stats_fetch(g_fd, "stats", stats, sizeof stats) > 0);
+        ck_assert_msg(kh_stats_num(stats, "conn_yields") > yields,
+                      "1.5 MB of replies were queued whole instead of written as made");
+    }
+    /* gat: the same keys after an exptime, and a get pipelined behind it */
+    memmove(req + 8, req + 3, rl - 3);
+    memcpy(req, "gat 1000", 8);
+    rl += 5;
+    rl += (size_t)snprintf(req + rl, reqcap - rl, "get longline-00001-nokey\r\n");
+    wl += (size_t)snprintf(want + wl, wantcap - wl, "END\r\n");
+    KH_EXPECT_N(g_fd, req, rl, want, wl);
+    free(set);
+    free(req);
+    free(want);
+}
+END_TEST
+
+/* kioku caps a get line at MC_TEXT_KEYS_LINE_MAX (16 MiB; memcached has
+ * no cap) so a client cannot make it hold unbounded memory: a line that
+ * long without a newline is answered "line too long" and closed. */
+START_TEST(test_get_line_at_the_16_mib_cap_is_refused_and_closed)
+{
+    if (!kh_server_is_kioku())
+        return;
+    size_t n = MC_TEXT_KEYS_LINE_MAX;
+    char *req = malloc(n);
+    ck_assert_ptr_nonnull(req);
+    memcpy(req, "get", 3);
+    for (size_t i = 3; i + 1 < n; i += 2)
+        memcpy(req + i, " k", 2);
+    req[n - 1] = 'k';
+    int fd = kh_connect(g_srv.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(kh_send_all(fd, req, n), 0);
+    free(req);
+    char buf[256];
+    bool closed = false;
+    size_t got = kh_read_until(fd, buf, sizeof buf - 1, "\r\n", kh_scale_ms(KH_IO_TIMEOUT_MS), &closed);
+    buf[got] = '\0';
+    ck_assert_str_eq(buf, "CLIENT_ERROR line too long\r\n");
+    ck_assert(kh_wait_closed(fd, kh_scale_ms(5000)));
+    close(fd);
+    KH_EXPECT(g_fd, "get k\r\n", "END\r\n");
 }
 END_TEST
 
@@ -1024,10 +1116,11 @@ START_TEST(test_stats_reflect_server_options)
     ck_assert_int_eq(stat_num(s, "tcpport"), srv.port);
     ck_assert_int_eq(stat_num(s, "num_threads"), 3);
     ck_assert_int_eq(stat_num(s, "item_size_max"), 1024 * 1024);
-    /* memcached features kioku lacks read as off, so monitoring skips them */
-    static const char *const off[] = { "STAT auth_enabled_sasl no\r\n", "STAT lru_crawler no\r\n",
-                                       "STAT slab_reassign no\r\n", "STAT lru_segmented no\r\n",
-                                       "STAT client_flags_size 4\r\n" };
+    /* memcached features kioku lacks read as off, so monitoring skips them;
+     * the crawler and page moves are on by default, as in memcached 1.6 */
+    static const char *const off[] = { "STAT auth_enabled_sasl no\r\n", "STAT lru_crawler yes\r\n",
+                                       "STAT slab_reassign yes\r\n", "STAT slab_automove 1\r\n",
+                                       "STAT lru_segmented no\r\n", "STAT client_flags_size 4\r\n" };
     for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
         ck_assert_msg(strstr(s, off[i]) != NULL, "stats settings lacks %s", off[i]);
     stop_with(&srv, fd);
@@ -1207,6 +1300,8 @@ int main(void)
             test_gat_returns_value_and_miss_returns_end,
             test_gats_returns_value_with_unchanged_cas,
             test_multiget_of_100_keys_returns_all_100_in_order, test_get_of_one_key_70000_times_returns_every_copy,
+            test_get_of_10000_keys_on_one_line_returns_every_value,
+            test_get_line_at_the_16_mib_cap_is_refused_and_closed,
             NULL } },
         { "storage", false,
           { test_set_overwrites_and_stores_empty_and_max_flags_values,

@@ -74,7 +74,7 @@ static int lookup(const char *key)
 
     if (it == NULL)
         return 0;
-    r = it->nbytes == n && item_value_read(it, 0, buf, n) == n && memcmp(buf, key, n) == 0
+    r = item_nbytes(it) == n && item_value_read(it, 0, buf, n) == n && memcmp(buf, key, n) == 0
         ? 1 : -1;
     item_put(it);
     return r;
@@ -391,6 +391,93 @@ START_TEST(test_scan_skips_dead_items)
 }
 END_TEST
 
+static void count_item(struct item *it, void *arg)
+{
+    (void)it;
+    (*(unsigned *)arg)++;
+}
+
+/* item_scan_batch (issue 14, SCAN's COUNT): one call walks a stripe's whole
+ * run of buckets under one hold and stops where the stripe ends, so a walk
+ * of 2^14 buckets is 4096 holds, and every key comes back exactly once. */
+START_TEST(test_scan_batch_walks_one_stripe_run_per_hold)
+{
+    static struct seen seen;
+    uint64_t cursor = 0, bytes;
+    unsigned calls = 0, power;
+    bool growing;
+    char key[32];
+    int i;
+
+    assoc_pause_growth(true);
+    for (i = 0; i < NSTABLE; i++)
+        ck_assert(put(kname(key, sizeof(key), 's', i)));
+    for (i = 0; i < 2; i++) {   /* 2^14 buckets: four per stripe */
+        ck_assert(assoc_expand_begin());
+        while (assoc_expand_step(64))
+            ;
+        assoc_expand_end();
+    }
+    assoc_table_info(&power, &bytes, &growing);
+    ck_assert_uint_eq(power, ASSOC_POWER_MIN + 2);
+    do {
+        struct item_scan_work w = { .max_steps = UINT64_MAX, .max_items = UINT64_MAX };
+        uint64_t from = cursor;
+
+        cursor = item_scan_batch(cursor, t0, &w, on_item, &seen);
+        ck_assert_uint_eq(w.steps, 4);
+        ck_assert(cursor == 0 ||
+                  (cursor & (ASSOC_NSTRIPES - 1)) != (from & (ASSOC_NSTRIPES - 1)));
+        ck_assert_uint_le(++calls, ASSOC_NSTRIPES);
+    } while (cursor != 0);
+    ck_assert_uint_eq(calls, ASSOC_NSTRIPES);
+    for (i = 0; i < NSTABLE; i++)
+        ck_assert_msg(seen.count[i] == 1, "key %d seen %d times", i, seen.count[i]);
+}
+END_TEST
+
+/* The bounds of a batch: max_steps, and max_items checked after each whole
+ * step, so a batch ends with the first step that reaches it. */
+START_TEST(test_scan_batch_stops_at_max_steps_and_max_items)
+{
+    struct item_scan_work w = { .max_steps = 3, .max_items = UINT64_MAX };
+    uint64_t cursor = 0;
+    unsigned n = 0;
+    char key[32];
+    int i;
+
+    assoc_pause_growth(true);
+    for (i = 0; i < NSTABLE; i++)
+        ck_assert(put(kname(key, sizeof(key), 's', i)));
+    for (i = 0; i < 2; i++) {   /* 2^14 buckets: four per stripe */
+        ck_assert(assoc_expand_begin());
+        while (assoc_expand_step(64))
+            ;
+        assoc_expand_end();
+    }
+    item_scan_batch(0, t0, &w, count_item, &n);
+    ck_assert_uint_eq(w.steps, 3);
+    ck_assert_uint_eq(w.items, n);
+    do {
+        unsigned per_step[4] = { 0, 0, 0, 0 }, first = 0;
+        uint64_t next = cursor;
+
+        for (i = 0; i < 4; i++)
+            next = item_scan(next, t0, count_item, &per_step[i]);
+        while (first < 3 && per_step[first] == 0)
+            first++;
+        w = (struct item_scan_work){ .max_steps = UINT64_MAX, .max_items = 1 };
+        n = 0;
+        uint64_t after = item_scan_batch(cursor, t0, &w, count_item, &n);
+        ck_assert_uint_eq(w.steps, first + 1);
+        ck_assert_uint_eq(w.items, per_step[first]);
+        if (first == 3)
+            ck_assert_uint_eq(after, next);   /* the stripe's end came first */
+        cursor = next;
+    } while (cursor != 0);
+}
+END_TEST
+
 static Suite *assoc_suite(void)
 {
     Suite *s = suite_create("assoc");
@@ -405,6 +492,8 @@ static Suite *assoc_suite(void)
     tcase_add_test(tc, test_scan_returns_every_key_once_without_growth);
     tcase_add_test(tc, test_scan_returns_every_key_during_growth);
     tcase_add_test(tc, test_scan_skips_dead_items);
+    tcase_add_test(tc, test_scan_batch_walks_one_stripe_run_per_hold);
+    tcase_add_test(tc, test_scan_batch_stops_at_max_steps_and_max_items);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -71,7 +71,7 @@ static bool item_holds(struct item *it, const char *want)
     size_t n = strlen(want);
     char buf[256];
 
-    if (it->nbytes != n || n + 2 > sizeof(buf))
+    if (item_nbytes(it) != n || n + 2 > sizeof(buf))
         return false;
     item_value_read(it, 0, buf, n + 2);
     return memcmp(buf, want, n) == 0 && buf[n] == '\r' && buf[n + 1] == '\n';
@@ -105,7 +105,7 @@ static uint64_t cas_of(const char *key, int64_t now)
     uint64_t cas;
 
     ck_assert_ptr_nonnull(it);
-    cas = it->cas;
+    cas = item_cas(it);
     item_put(it);
     return cas;
 }
@@ -208,7 +208,7 @@ START_TEST(test_set_overwrites_value_flags_and_exptime)
     ck_assert_ptr_nonnull(it);
     ck_assert(item_holds(it, "two"));
     ck_assert_uint_eq(it->flags, 2);
-    ck_assert_int_eq(it->exptime, 0);
+    ck_assert_int_eq(item_exptime(it), 0);
     item_put(it);
 }
 END_TEST
@@ -228,7 +228,7 @@ START_TEST(test_append_prepend_keep_flags_and_exptime)
     ck_assert_ptr_nonnull(it);
     ck_assert(item_holds(it, "startmidEND"));
     ck_assert_uint_eq(it->flags, 42);
-    ck_assert_int_eq(it->exptime, e);
+    ck_assert_int_eq(item_exptime(it), e);
     item_put(it);
 }
 END_TEST
@@ -400,7 +400,7 @@ START_TEST(test_delta_keeps_flags_and_exptime)
     ck_assert_ptr_nonnull(it);
     ck_assert(item_holds(it, "10"));
     ck_assert_uint_eq(it->flags, 77);
-    ck_assert_int_eq(it->exptime, e);
+    ck_assert_int_eq(item_exptime(it), e);
     item_put(it);
 }
 END_TEST
@@ -433,7 +433,7 @@ START_TEST(test_delta_create_stores_initial_value)
     it = item_get("n", 1, t0, NULL);
     ck_assert_ptr_nonnull(it);
     ck_assert(item_holds(it, "1234"));
-    ck_assert_uint_eq(it->cas, c);
+    ck_assert_uint_eq(item_cas(it), c);
     item_put(it);
     ck_assert_int_eq(item_delta("n", 1, true, 5, 0, true, 1234, 0, t0, &v, &c), ITEM_DELTA_OK);
     ck_assert_uint_eq(v, 1239);
@@ -462,7 +462,7 @@ START_TEST(test_get_touch_returns_item_and_changes_expiry)
     it = item_get_touch("k", 1, 0, t0, NULL);
     ck_assert_ptr_nonnull(it);
     ck_assert(item_holds(it, "v"));
-    ck_assert_int_eq(it->exptime, 0);
+    ck_assert_int_eq(item_exptime(it), 0);
     item_put(it);
     ck_assert(value_is("k", "v", t0 + 20000));
     it = item_get_touch("k", 1, t0 + 30000, t0 + 20000, NULL);
@@ -503,7 +503,7 @@ START_TEST(test_flush_kills_items_whatever_cas_the_client_chose)
     item_lock(hv);
     it = do_item_find("hi", 2, hv, t0, NULL);
     ck_assert_ptr_nonnull(it);
-    it->cas = UINT64_MAX - 1;           /* far above any sequence */
+    item_set_cas(it, UINT64_MAX - 1);           /* far above any sequence */
     item_put(it);
     item_unlock(hv);
     item_flush(0, t0);
@@ -514,7 +514,7 @@ START_TEST(test_flush_kills_items_whatever_cas_the_client_chose)
     item_lock(hv2);
     it = do_item_find("lo", 2, hv2, t0, NULL);
     ck_assert_ptr_nonnull(it);
-    it->cas = 1;
+    item_set_cas(it, 1);
     item_put(it);
     item_unlock(hv2);
     ck_assert(value_is("lo", "3", t0));
@@ -650,7 +650,7 @@ START_TEST(test_stats_count_items_and_bytes)
     storage_stats(&st);
     ck_assert_uint_eq(st.curr_items, 2);
     ck_assert_uint_eq(st.total_items, 3);
-    ck_assert_uint_eq(st.bytes, 2 * offsetof(struct item, data) + 1 + 5 + 2 + 1 + 2 + 2);
+    ck_assert_uint_eq(st.bytes, 2 * item_header_size() + 1 + 5 + 2 + 1 + 2 + 2);
     item_delete("a", 1, 0, t0);
     storage_stats(&st);
     ck_assert_uint_eq(st.curr_items, 1);
@@ -705,7 +705,7 @@ START_TEST(test_concurrent_incr_and_append_lose_no_update)
     ck_assert_uint_eq(v, RMW_THREADS * RMW_OPS);
     it = item_get("log", 3, t0, NULL);
     ck_assert_ptr_nonnull(it);
-    ck_assert_uint_eq(it->nbytes, RMW_THREADS * RMW_OPS);
+    ck_assert_uint_eq(item_nbytes(it), RMW_THREADS * RMW_OPS);
     item_put(it);
 }
 END_TEST

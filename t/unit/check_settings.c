@@ -2,10 +2,12 @@
  * Command-line parsing: memcached's flags, defaults and refusals.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/settings.h"
+#include "storage/evict.h"
 
 static struct settings s;
 static char err[256];
@@ -38,6 +40,10 @@ START_TEST(test_defaults_match_memcached)
     ck_assert_int_eq(s.backlog, 1024);
     ck_assert_int_eq(s.reqs_per_event, 20);
     ck_assert_int_eq(s.socket_mask, 0700);
+    ck_assert_uint_eq(s.storage.policy, EVICT_S3FIFO);
+    ck_assert_uint_eq(s.storage.lfu_log_factor, 10);
+    ck_assert_uint_eq(s.storage.lfu_decay_time, 1);
+    ck_assert_uint_eq(s.storage.samples, 5);
 }
 END_TEST
 
@@ -124,6 +130,13 @@ START_TEST(test_help_and_version_actions)
     ck_assert_int_eq(PARSE("-h"), SETTINGS_HELP);
     ck_assert_int_eq(PARSE("--version"), SETTINGS_VERSION);
     ck_assert_ptr_nonnull(strstr(settings_usage(), "--max-item-size"));
+    static const char *const documented[] = {
+        "--maxmemory=", "--maxmemory-policy=", "--lfu-log-factor=", "--lfu-decay-time=",
+        "--maxmemory-samples=", "maxmemory_policy=", "lfu_log_factor=", "lfu_decay_time=",
+        "maxmemory_samples=", "allkeys-s3fifo (default)", "noeviction"};
+    for (size_t i = 0; i < sizeof(documented) / sizeof(documented[0]); i++)
+        ck_assert_msg(strstr(settings_usage(), documented[i]) != NULL, "--help lacks %s",
+                      documented[i]);
 }
 END_TEST
 
@@ -170,6 +183,26 @@ START_TEST(test_item_size_over_half_memory_is_refused)
 }
 END_TEST
 
+START_TEST(test_slab_reassign_automove_and_crawler_options)
+{
+    ck_assert_int_eq(PARSE("-m", "64"), SETTINGS_RUN);
+    ck_assert(s.storage.slab_reassign);          /* memcached 1.6's defaults */
+    ck_assert_uint_eq(s.storage.slab_automove, 1);
+    ck_assert(s.storage.crawler);
+    ck_assert_int_eq(PARSE("-o", "no_slab_reassign,slab_automove=2,no_lru_crawler"), SETTINGS_RUN);
+    ck_assert(!s.storage.slab_reassign);
+    ck_assert_uint_eq(s.storage.slab_automove, 2);
+    ck_assert(!s.storage.crawler);
+    ck_assert_int_eq(PARSE("-o", "slab_reassign,lru_crawler,slab_automove=0"), SETTINGS_RUN);
+    ck_assert(s.storage.slab_reassign);
+    ck_assert(s.storage.crawler);
+    ck_assert_uint_eq(s.storage.slab_automove, 0);
+    ck_assert_int_eq(PARSE("-o", "slab_automove=3"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "slab_automove"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "lru_crawler=1"), SETTINGS_ERROR);
+}
+END_TEST
+
 START_TEST(test_extended_options)
 {
     ck_assert_int_eq(PARSE("-o", "hashpower=20,resp_port=6380"), SETTINGS_RUN);
@@ -207,6 +240,152 @@ START_TEST(test_size_suffixes)
 }
 END_TEST
 
+START_TEST(test_every_policy_name_is_taken_by_the_long_flag_and_by_o)
+{
+    for (unsigned i = 0; i < EVICT_NPOLICIES; i++) {
+        const char *name = evict_policy_name((enum evict_policy)i);
+        char eq[64], o[80];
+        snprintf(eq, sizeof(eq), "--maxmemory-policy=%s", name);
+        snprintf(o, sizeof(o), "maxmemory_policy=%s", name);
+        ck_assert_msg(PARSE("--maxmemory-policy", name) == SETTINGS_RUN, "%s: %s", name, err);
+        ck_assert_uint_eq(s.storage.policy, i);
+        ck_assert(s.storage.evict == (i != EVICT_NOEVICTION));
+        ck_assert_msg(PARSE(eq) == SETTINGS_RUN, "%s: %s", eq, err);
+        ck_assert_uint_eq(s.storage.policy, i);
+        ck_assert_msg(PARSE("-o", o) == SETTINGS_RUN, "%s: %s", o, err);
+        ck_assert_uint_eq(s.storage.policy, i);
+        ck_assert(s.storage.evict == (i != EVICT_NOEVICTION));
+    }
+    ck_assert_int_eq(PARSE("--maxmemory-policy", "ALLKEYS-LFU"), SETTINGS_RUN);   /* as Redis */
+    ck_assert_uint_eq(s.storage.policy, EVICT_ALLKEYS_LFU);
+}
+END_TEST
+
+START_TEST(test_unknown_policy_is_a_usage_error_naming_the_valid_ones)
+{
+    ck_assert_int_eq(PARSE("--maxmemory-policy", "allkeys-lru2"), SETTINGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "\"allkeys-lru2\""));
+    for (unsigned i = 0; i < EVICT_NPOLICIES; i++)
+        ck_assert_msg(strstr(err, evict_policy_name((enum evict_policy)i)) != NULL,
+                      "error lacks %s: %s", evict_policy_name((enum evict_policy)i), err);
+    ck_assert_int_eq(PARSE("-o", "maxmemory_policy=lru"), SETTINGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "allkeys-s3fifo"));
+    ck_assert_int_eq(PARSE("-o", "maxmemory_policy"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("--maxmemory-policy", ""), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("--maxmemory-policy"), SETTINGS_ERROR);
+}
+END_TEST
+
+START_TEST(test_M_means_noeviction_and_the_last_of_M_and_policy_wins)
+{
+    ck_assert_int_eq(PARSE("-M"), SETTINGS_RUN);
+    ck_assert(!s.storage.evict);
+    ck_assert_uint_eq(s.storage.policy, EVICT_NOEVICTION);
+    ck_assert_int_eq(PARSE("--disable-evictions"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.storage.policy, EVICT_NOEVICTION);
+    ck_assert_int_eq(PARSE("-M", "--maxmemory-policy", "volatile-ttl"), SETTINGS_RUN);
+    ck_assert(s.storage.evict);
+    ck_assert_uint_eq(s.storage.policy, EVICT_VOLATILE_TTL);
+    ck_assert_int_eq(PARSE("--maxmemory-policy", "volatile-ttl", "-M"), SETTINGS_RUN);
+    ck_assert(!s.storage.evict);
+    ck_assert_uint_eq(s.storage.policy, EVICT_NOEVICTION);
+}
+END_TEST
+
+START_TEST(test_maxmemory_takes_redis_units)
+{
+    static const struct { const char *arg; size_t bytes; } cases[] = {
+        {"67108864", 64u << 20}, {"64mb", 64u << 20}, {"64MB", 64u << 20}, {"64Mb", 64u << 20},
+        {"1gb", 1u << 30}, {"1GB", 1u << 30}, {"2g", 2000000000u}, {"100m", 100000000u},
+        {"100M", 100000000u}, {"4096kb", 4u << 20}, {"5000k", 5000000u},
+        {"3000000b", 3000000u}, {"3000000B", 3000000u},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_msg(PARSE("--maxmemory", cases[i].arg) == SETTINGS_RUN, "%s: %s",
+                      cases[i].arg, err);
+        ck_assert_msg(s.storage.mem_limit == cases[i].bytes, "%s: %zu bytes, want %zu",
+                      cases[i].arg, s.storage.mem_limit, cases[i].bytes);
+    }
+    /* the same limit as memcached's -m 64 */
+    ck_assert_int_eq(PARSE("-m", "64"), SETTINGS_RUN);
+    size_t m64 = s.storage.mem_limit;
+    ck_assert_int_eq(PARSE("--maxmemory=64mb"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.storage.mem_limit, m64);
+}
+END_TEST
+
+START_TEST(test_bad_maxmemory_is_a_usage_error)
+{
+    static const char *const bad[] = {"", "mb", "64x", "64mbb", "64 mb", " 64mb", "-64mb",
+                                      "+64mb", "1.5gb", "0", "0mb", "99999999999999999999",
+                                      "99999999999gb", "0x400000"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(PARSE("--maxmemory", bad[i]) == SETTINGS_ERROR, "\"%s\" accepted", bad[i]);
+        ck_assert_msg(strstr(err, "maxmemory") != NULL, "\"%s\": %s", bad[i], err);
+    }
+    /* a small limit still has to hold two of the largest items */
+    ck_assert_int_eq(PARSE("--maxmemory", "1mb"), SETTINGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "--maxmemory"));
+    ck_assert_int_eq(PARSE("--maxmemory", "1mb", "-I", "512k"), SETTINGS_RUN);
+}
+END_TEST
+
+START_TEST(test_lfu_knobs_and_samples_by_long_flag_and_o)
+{
+    ck_assert_int_eq(PARSE("--lfu-log-factor", "0", "--lfu-decay-time", "0",
+                           "--maxmemory-samples", "1"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.storage.lfu_log_factor, 0);
+    ck_assert_uint_eq(s.storage.lfu_decay_time, 0);
+    ck_assert_uint_eq(s.storage.samples, 1);
+    ck_assert_int_eq(PARSE("-o", "lfu_log_factor=100,lfu_decay_time=30,maxmemory_samples=10"),
+                     SETTINGS_RUN);
+    ck_assert_uint_eq(s.storage.lfu_log_factor, 100);
+    ck_assert_uint_eq(s.storage.lfu_decay_time, 30);
+    ck_assert_uint_eq(s.storage.samples, 10);
+    ck_assert_int_eq(PARSE("--lfu-log-factor=2147483647"), SETTINGS_RUN);   /* Redis's bound */
+    ck_assert_uint_eq(s.storage.lfu_log_factor, 2147483647u);
+    ck_assert_int_eq(PARSE("-o", "maxmemory_policy=allkeys-lfu,lfu_log_factor=1"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.storage.policy, EVICT_ALLKEYS_LFU);
+    ck_assert_uint_eq(s.storage.lfu_log_factor, 1);
+}
+END_TEST
+
+START_TEST(test_bad_lfu_knobs_and_samples_are_usage_errors)
+{
+    static const char *const bad[] = {"-1", "abc", "05", "+5", "1.5", "", "2147483648", "5 "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(PARSE("--lfu-log-factor", bad[i]) == SETTINGS_ERROR, "\"%s\"", bad[i]);
+        ck_assert_ptr_nonnull(strstr(err, "lfu_log_factor"));
+        ck_assert_msg(PARSE("--lfu-decay-time", bad[i]) == SETTINGS_ERROR, "\"%s\"", bad[i]);
+        ck_assert_msg(PARSE("--maxmemory-samples", bad[i]) == SETTINGS_ERROR, "\"%s\"", bad[i]);
+    }
+    ck_assert_int_eq(PARSE("--maxmemory-samples", "0"), SETTINGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "maxmemory_samples"));
+    ck_assert_int_eq(PARSE("-o", "lfu_decay_time=x"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "maxmemory_samples"), SETTINGS_ERROR);
+}
+END_TEST
+
+START_TEST(test_parse_ll_follows_redis_string2ll)
+{
+    long long v;
+    ck_assert_int_eq(settings_parse_ll("0", 1, &v), 0);
+    ck_assert_int_eq(v, 0);
+    ck_assert_int_eq(settings_parse_ll("-17", 3, &v), 0);
+    ck_assert_int_eq(v, -17);
+    ck_assert_int_eq(settings_parse_ll("9223372036854775807", 19, &v), 0);
+    ck_assert(v == 9223372036854775807LL);
+    ck_assert_int_eq(settings_parse_ll("-9223372036854775808", 20, &v), 0);
+    ck_assert(v == -9223372036854775807LL - 1);
+    ck_assert_int_eq(settings_parse_ll("9223372036854775808", 19, &v), -1);
+    ck_assert_int_eq(settings_parse_ll("123x", 3, &v), 0);   /* only n bytes are read */
+    ck_assert_int_eq(v, 123);
+    static const char *const bad[] = {"", "-", "-0", "007", "+1", " 1", "1 ", "1e3", "0x1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(settings_parse_ll(bad[i], strlen(bad[i]), &v) == -1, "\"%s\"", bad[i]);
+}
+END_TEST
+
 static Suite *settings_suite(void)
 {
     Suite *su = suite_create("settings");
@@ -223,7 +402,16 @@ static Suite *settings_suite(void)
     tcase_add_test(tc, test_udp_other_than_zero_is_refused);
     tcase_add_test(tc, test_item_size_over_half_memory_is_refused);
     tcase_add_test(tc, test_extended_options);
+    tcase_add_test(tc, test_slab_reassign_automove_and_crawler_options);
     tcase_add_test(tc, test_size_suffixes);
+    tcase_add_test(tc, test_every_policy_name_is_taken_by_the_long_flag_and_by_o);
+    tcase_add_test(tc, test_unknown_policy_is_a_usage_error_naming_the_valid_ones);
+    tcase_add_test(tc, test_M_means_noeviction_and_the_last_of_M_and_policy_wins);
+    tcase_add_test(tc, test_maxmemory_takes_redis_units);
+    tcase_add_test(tc, test_bad_maxmemory_is_a_usage_error);
+    tcase_add_test(tc, test_lfu_knobs_and_samples_by_long_flag_and_o);
+    tcase_add_test(tc, test_bad_lfu_knobs_and_samples_are_usage_errors);
+    tcase_add_test(tc, test_parse_ll_follows_redis_string2ll);
     suite_add_tcase(su, tc);
     return su;
 }

@@ -14,7 +14,7 @@
 #include "util/clock.h"
 
 #define MIB ((size_t)1024 * 1024)
-#define HDR offsetof(struct item, data)
+#define HDR item_header_size()
 
 static int64_t t0;
 
@@ -99,7 +99,7 @@ START_TEST(test_memory_limit_respected_without_eviction)
         it = alloc_kv(key, 1000, &st);
         if (it == NULL)
             break;
-        id = it->clsid;
+        id = item_clsid(it);
         ck_assert_int_eq(item_store(it, STORE_SET, 0, t0, NULL), ITEM_STORED);
         item_put(it);
         stored++;
@@ -180,7 +180,7 @@ static void roundtrip(size_t n, bool want_chunked)
 
     it = item_get("big", 3, t0, NULL);
     ck_assert_ptr_nonnull(it);
-    ck_assert_uint_eq(it->nbytes, n);
+    ck_assert_uint_eq(item_nbytes(it), n);
     /* whole value + CRLF through iovecs, starting at an odd offset too */
     for (off = 0; off <= 1; off++) {
         total = 0;

@@ -1,0 +1,908 @@
+/*
+ * Eviction: choosing which item gives up its memory, by policy (evict.h),
+ * and the crawler that frees expired items nobody asks for.
+ *
+ * There are no LRU lists. The items of a slab class are found by sweeping
+ * the class's chunks in page order, so an item needs no queue links, a hit
+ * takes no lock and moves nothing, and linking costs two relaxed counters.
+ *
+ * S3-FIFO (the default) over that order: a class keeps a main hand and a
+ * small hand. When memory is short the chunk just freed at a hand gets the
+ * new item, so in sweep order items stand in insertion order, and a sweep
+ * is a FIFO walk. New items are marked small (probation), unless the ghost
+ * (a table of fingerprints of keys recently evicted from probation)
+ * remembers them, then they go straight to main. While small items are at
+ * least a tenth of the class, the small hand walks: a small item read since
+ * it was stored is promoted to main in place, one never read is evicted and
+ * its fingerprint goes to the ghost. Otherwise the main hand walks: an item
+ * with a nonzero access count has it decremented and is passed over (FIFO
+ * reinsertion), one at zero is evicted. A scan of one-time keys thus passes
+ * through probation without pushing out the keys that are read again.
+ *
+ * The Redis policies sample: maxmemory-samples random chunks of the class,
+ * the best candidate by idle time (LRU), logarithmic access counter with
+ * decay (LFU, Redis's algorithm and defaults), nearest expiry (TTL), or the
+ * first one (random); volatile-* consider only items with a TTL and, if the
+ * samples found none, sweep for one before giving up.
+ *
+ * Safety without a lock: pages never change class and chunk headers are
+ * read with atomics, so a sweep may look at any chunk. It learns the stripe
+ * from the header, trylocks it (never blocks: the caller may hold a stripe)
+ * and checks the item is still linked there before trusting anything else.
+ * Each class's lock guards its hands and counters. Lock order: stripe ->
+ * class eviction lock -> (trylock) stripe -> slab.
+ */
+#include "storage/evict.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/assoc.h"
+#include "storage/evict_int.h"
+#include "storage/item.h"
+#include "storage/slab.h"
+#include "storage/storage.h"
+#include "util/clock.h"
+
+#define SMALL_WALK_MAX 256      /* slots the small hand may pass per call */
+#define POOL_SIZE 16            /* Redis's eviction pool: best candidates kept */
+#define FALLBACK_WALK_MAX 1024  /* slots a policy sweep may pass per call */
+#define FREQ_MAX 3
+#define LFU_INIT_VAL 5          /* Redis's counter for a new key */
+#define CRAWL_BATCH 4096        /* slots per class per crawler step */
+#define CRAWL_TICK_MS 100
+#define CRAWL_REST_TICKS 9      /* ticks a class rests after a fruitless step */
+
+struct hand {
+    uint32_t page;
+    uint32_t slot;
+};
+
+struct eclass {
+    pthread_mutex_t lock;
+    struct hand main, small;
+    char *pool[POOL_SIZE];      /* slots of the best candidates seen so far */
+    unsigned npool;
+    uint64_t number;            /* atomic: linked items with their header here */
+    uint64_t nsmall;            /* atomic: of those, in probation */
+    uint64_t evicted;
+    uint64_t evicted_nonzero;
+    uint64_t evicted_time;
+    uint64_t evicted_unfetched;
+    uint64_t evicted_active;
+    uint64_t outofmemory;
+    uint64_t reclaimed;
+    uint64_t expired_unfetched;
+    uint64_t reflocked;
+    struct hand crawl;          /* crawler thread only */
+    uint64_t crawler_reclaimed; /* atomic */
+    uint64_t crawler_expired_unfetched; /* atomic */
+} __attribute__((aligned(64)));
+
+/* Module state, set up by evict_setup(). */
+static struct eclass ecl[STORAGE_CLASS_MAX + 1];
+static uint32_t *ghost;
+static uint64_t ghost_mask;
+static pthread_t crawler;
+static bool crawler_running;
+static pthread_mutex_t crawl_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t crawl_cond;
+static bool crawl_stop, crawl_paused;   /* crawl_lock */
+
+/* ---- per-thread random numbers (xorshift64*), for sampling and LFU ---- */
+
+static __thread uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+    if (rng_state == 0)
+        rng_state = (uint64_t)(uintptr_t)&rng_state ^ (uint64_t)clock_now_ms() ^
+                    0x9e3779b97f4a7c15ULL;
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dULL;
+}
+
+/* ---- ghost: fingerprints of keys evicted from probation ---- */
+
+static uint32_t ghost_fp(uint64_t hv)
+{
+    return (uint32_t)(hv >> 32) | 1;
+}
+
+static uint32_t *ghost_slot(uint64_t hv)
+{
+    return &ghost[(hv >> ASSOC_STRIPE_BITS) & ghost_mask];
+}
+
+static void ghost_add(uint64_t hv)
+{
+    __atomic_store_n(ghost_slot(hv), ghost_fp(hv), __ATOMIC_RELAXED);
+}
+
+/* True (and forgotten) if the ghost remembers the key. */
+static bool ghost_take(uint64_t hv)
+{
+    uint32_t *g = ghost_slot(hv);
+
+    if (__atomic_load_n(g, __ATOMIC_RELAXED) != ghost_fp(hv))
+        return false;
+    __atomic_store_n(g, 0, __ATOMIC_RELAXED);
+    return true;
+}
+
+/* ---- hooks ---- */
+
+void evict_on_link(struct item *it, uint64_t hv)
+{
+    struct eclass *e = &ecl[it->clsid];
+
+    __atomic_add_fetch(&e->number, 1, __ATOMIC_RELAXED);
+    if (ghost_take(hv)) {
+        item_iflags_clear(it, ITEM_SMALL);
+    } else {
+        item_iflags_set(it, ITEM_SMALL);
+        __atomic_add_fetch(&e->nsmall, 1, __ATOMIC_RELAXED);
+    }
+}
+
+void evict_on_unlink(struct item *it)
+{
+    struct eclass *e = &ecl[it->clsid];
+
+    __atomic_sub_fetch(&e->number, 1, __ATOMIC_RELAXED);
+    if (item_iflags(it) & ITEM_SMALL) {
+        item_iflags_clear(it, ITEM_SMALL);
+        __atomic_sub_fetch(&e->nsmall, 1, __ATOMIC_RELAXED);
+    }
+}
+
+uint32_t evict_access_init(int64_t now)
+{
+    return item_atime_of(now) << 8 | LFU_INIT_VAL;
+}
+
+static bool policy_lfu(enum evict_policy p)
+{
+    return p == EVICT_ALLKEYS_LFU || p == EVICT_VOLATILE_LFU;
+}
+
+bool evict_lfu_active(void)
+{
+    return policy_lfu(evict_get_policy());
+}
+
+/* Redis's LFU counter after decay: one step per lfu-decay-time minutes since
+ * the last access. */
+static unsigned lfu_decayed(uint32_t access, uint32_t now_s)
+{
+    unsigned counter = access & 0xff, decay = evict_get_lfu_decay_time();
+    uint32_t idle = (now_s - (access >> 8)) & ITEM_ATIME_MASK;
+    uint32_t periods = decay != 0 ? idle / 60 / decay : 0;
+
+    return periods >= counter ? 0 : counter - periods;
+}
+
+/* Redis's logarithmic increment: the higher the counter, the less likely. */
+static unsigned lfu_incr(unsigned counter)
+{
+    double base, p;
+
+    if (counter >= 255)
+        return 255;
+    base = counter > LFU_INIT_VAL ? (double)(counter - LFU_INIT_VAL) : 0.0;
+    p = 1.0 / (base * evict_get_lfu_log_factor() + 1.0);
+    if ((double)(rnd() >> 11) * 0x1.0p-53 < p)
+        counter++;
+    return counter;
+}
+
+void evict_on_hit(struct item *it, int64_t now)
+{
+    uint8_t f = __atomic_load_n(&it->freq, __ATOMIC_RELAXED);
+    uint32_t a = __atomic_load_n(&it->access, __ATOMIC_RELAXED), now_s = item_atime_of(now);
+    uint32_t na;
+
+    if (f < FREQ_MAX)
+        __atomic_store_n(&it->freq, (uint8_t)(f + 1), __ATOMIC_RELAXED);
+    if (policy_lfu(evict_get_policy()))
+        na = now_s << 8 | lfu_incr(lfu_decayed(a, now_s));
+    else
+        na = now_s << 8 | (a & 0xff);
+    if (na != a)
+        __atomic_store_n(&it->access, na, __ATOMIC_RELAXED);
+}
+
+/* ---- finding and taking candidates ---- */
+
+/* The item a slot belongs to, read without a lock; NULL if none is linked. */
+static struct item *slot_item(char *slot)
+{
+    struct item *c = (struct item *)(void *)slot;
+    uint8_t f = item_iflags(c);
+
+    if (f & ITEM_VALUE) {
+        c = slab_ptr(__atomic_load_n(&c->h_next, __ATOMIC_RELAXED));
+        if (c == NULL)
+            return NULL;
+        f = item_iflags(c);
+    }
+    return (f & ITEM_LINKED) && !(f & ITEM_VALUE) ? c : NULL;
+}
+
+static unsigned stripe_of(const struct item *it)
+{
+    return (unsigned)(item_meta(it) >> ITEM_STRIPE_SHIFT);
+}
+
+/* Trylock the candidate's stripe and check it is still linked there (and,
+ * when found through a value chunk, still owns it). On success the stripe
+ * is held and *hv is the key's hash. */
+static bool lock_cand(struct item *it, char *slot, uint64_t *hv)
+{
+    unsigned idx = stripe_of(it);
+    struct assoc_stripe *s = assoc_stripe_at(idx);
+    struct item *vc = (struct item *)(void *)slot;
+
+    if (pthread_mutex_trylock(&s->lock) != 0)
+        return false;
+    if (!(item_iflags(it) & ITEM_LINKED) || stripe_of(it) != idx ||
+        (slot != (char *)it && (!(item_iflags(vc) & ITEM_VALUE) ||
+                                __atomic_load_n(&vc->h_next, __ATOMIC_RELAXED) != slab_ref(it)))) {
+        pthread_mutex_unlock(&s->lock);
+        return false;
+    }
+    *hv = assoc_hash(item_key(it), it->nkey);
+    return true;
+}
+
+static void unlock_cand(const struct item *it)
+{
+    pthread_mutex_unlock(&assoc_stripe_at(stripe_of(it))->lock);
+}
+
+static bool in_use(const struct item *it)
+{
+    return __atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) > 1;
+}
+
+/* Unlink a dead or chosen item (stripe held, nobody else holds it) and
+ * count it. Returns 1. */
+static int take(struct eclass *e, unsigned id, struct item *it, uint64_t hv, bool dead,
+                int64_t now, void **reuse, size_t *old_req)
+{
+    uint8_t f = item_iflags(it);
+    bool keep = reuse != NULL && !(f & ITEM_CHUNKED) && it->clsid == id;
+    size_t req = item_chunk_requested(it);
+
+    if (dead) {
+        e->reclaimed++;
+        if (!(f & ITEM_FETCHED))
+            e->expired_unfetched++;
+    } else {
+        e->evicted++;
+        if (!(f & ITEM_FETCHED))
+            e->evicted_unfetched++;
+        if (__atomic_load_n(&it->freq, __ATOMIC_RELAXED) != 0)
+            e->evicted_active++;
+        if (item_exptime(it) != 0)
+            e->evicted_nonzero++;
+        e->evicted_time = item_idle_seconds(it, now);
+    }
+    if (do_item_unlink_keep(it, hv, keep)) {
+        *reuse = it;
+        *old_req = req;
+    }
+    return 1;
+}
+
+/* A page being moved out of the class is left to the mover. Caller holds
+ * the class's eviction lock, under which the moving page is set. */
+static bool in_moving(unsigned id, const char *slot)
+{
+    const char *page = slab_moving_page(id);
+
+    return page != NULL && slot >= page && slot < page + STORAGE_PAGE_SIZE;
+}
+
+static char *hand_next(struct hand *h, unsigned id, uint32_t npages)
+{
+    char *slot;
+
+    if (h->page >= npages) {
+        h->page = 0;
+        h->slot = 0;
+    }
+    slot = slab_class_page(id, h->page) + (size_t)h->slot * slab_chunk_size(id);
+    if (++h->slot >= slab_chunks_per_page(id)) {
+        h->slot = 0;
+        h->page++;
+    }
+    return slot;
+}
+
+enum sweep_mode {
+    SWEEP_MAIN,     /* S3-FIFO main queue */
+    SWEEP_SMALL,    /* S3-FIFO small queue */
+    SWEEP_DEAD,     /* only expired or flushed items (noeviction) */
+    SWEEP_ANY,      /* the first evictable item */
+    SWEEP_TTL,      /* the first evictable item with a TTL */
+};
+
+/*
+ * Walk a hand over at most `max` slots of class id. Dead items are reclaimed
+ * in every mode. Caller holds e->lock. In main mode an item at zero access
+ * count is evicted; if every one had a count, the one with the lowest count
+ * seen is evicted all the same, so a hot class still frees memory.
+ */
+static int sweep(struct eclass *e, unsigned id, struct hand *h, enum sweep_mode mode,
+                 unsigned max, int64_t now, void **reuse, size_t *old_req)
+{
+    uint32_t npages = slab_class_pages(id);
+    struct item *best = NULL;
+    char *best_slot = NULL;
+    unsigned best_freq = FREQ_MAX + 1;
+
+    if (npages == 0)
+        return 0;
+    for (unsigned n = 0; n < max; n++) {
+        char *slot = hand_next(h, id, npages);
+        struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
+        uint64_t hv;
+        uint8_t f;
+        unsigned fq;
+        int64_t exp;
+
+        if (it == NULL)
+            continue;
+        f = item_iflags(it);
+        exp = item_exptime(it);
+        fq = __atomic_load_n(&it->freq, __ATOMIC_RELAXED);
+        if (!item_exptime_passed(exp, now)) {
+            /* Cheap filters before taking a lock. */
+            if ((mode == SWEEP_SMALL && !(f & ITEM_SMALL)) ||
+                (mode == SWEEP_MAIN && (f & ITEM_SMALL)) || (mode == SWEEP_TTL && exp == 0))
+                continue;
+            if (mode == SWEEP_MAIN && fq > 0) {
+                __atomic_store_n(&it->freq, (uint8_t)(fq - 1), __ATOMIC_RELAXED);
+                if (fq - 1 < best_freq) {
+                    best = it;
+                    best_slot = slot;
+                    best_freq = fq - 1;
+                }
+                continue;
+            }
+        }
+        if (!lock_cand(it, slot, &hv))
+            continue;
+        if (in_use(it)) {
+            e->reflocked++;
+        } else if (do_item_is_dead(it, hv, now)) {
+            int r = take(e, id, it, hv, true, now, reuse, old_req);
+            unlock_cand(it);
+            return r;
+        } else if (mode == SWEEP_SMALL && (item_iflags(it) & ITEM_SMALL) && fq > 0) {
+            /* Read while on probation: promote to main, in place. */
+            item_iflags_clear(it, ITEM_SMALL);
+            __atomic_sub_fetch(&e->nsmall, 1, __ATOMIC_RELAXED);
+        } else if (mode != SWEEP_DEAD) {
+            if (mode == SWEEP_SMALL)
+                ghost_add(hv);
+            int r = take(e, id, it, hv, false, now, reuse, old_req);
+            unlock_cand(it);
+            return r;
+        }
+        unlock_cand(it);
+    }
+    uint64_t hv;
+
+    if (best != NULL && lock_cand(best, best_slot, &hv)) {
+        int r = 0;
+
+        if (!in_use(best))
+            r = take(e, id, best, hv, do_item_is_dead(best, hv, now), now, reuse, old_req);
+        unlock_cand(best);
+        return r;
+    }
+    return 0;
+}
+
+static int s3fifo(struct eclass *e, unsigned id, int64_t now, void **reuse, size_t *old_req)
+{
+    uint64_t number = __atomic_load_n(&e->number, __ATOMIC_RELAXED);
+    uint64_t nsmall = __atomic_load_n(&e->nsmall, __ATOMIC_RELAXED);
+
+    if (nsmall > 0 && nsmall * 10 >= number &&
+        sweep(e, id, &e->small, SWEEP_SMALL, SMALL_WALK_MAX, now, reuse, old_req))
+        return 1;
+    return sweep(e, id, &e->main, SWEEP_MAIN, EVICT_WALK_MAX, now, reuse, old_req);
+}
+
+/* How good a victim `it` is under policy p (higher is better). */
+static uint64_t score(enum evict_policy p, const struct item *it, int64_t now)
+{
+    uint32_t a = __atomic_load_n(&it->access, __ATOMIC_RELAXED), now_s = item_atime_of(now);
+    uint64_t idle = (now_s - (a >> 8)) & ITEM_ATIME_MASK;
+
+    switch (p) {
+    case EVICT_ALLKEYS_LFU:
+    case EVICT_VOLATILE_LFU:
+        return (uint64_t)(255 - lfu_decayed(a, now_s)) << 32 | idle;
+    case EVICT_VOLATILE_TTL:
+        return UINT64_MAX - (uint64_t)item_exptime(it);
+    case EVICT_ALLKEYS_RANDOM:
+    case EVICT_VOLATILE_RANDOM:
+        return rnd();
+    default:
+        return idle;
+    }
+}
+
+struct cand {
+    char *slot;
+    struct item *it;
+    uint64_t score;
+};
+
+static int cand_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct cand *)a)->score, y = ((const struct cand *)b)->score;
+
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Consider the item at slot as a victim: NULL if it is none; an expired
+ * one is reclaimed on the spot (*done set). */
+static struct item *consider(struct eclass *e, unsigned id, char *slot, bool vol, int64_t now,
+                             void **reuse, size_t *old_req, int *done)
+{
+    struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
+    uint64_t hv;
+    int64_t exp;
+
+    if (it == NULL)
+        return NULL;
+    exp = item_exptime(it);
+    if (item_exptime_passed(exp, now)) {
+        if (lock_cand(it, slot, &hv)) {
+            if (!in_use(it))
+                *done = take(e, id, it, hv, true, now, reuse, old_req);
+            unlock_cand(it);
+        }
+        return NULL;
+    }
+    return vol && exp == 0 ? NULL : it;
+}
+
+/*
+ * The sampling policies: maxmemory-samples random chunks, plus the best
+ * candidates kept from earlier calls (Redis's eviction pool, which makes the
+ * approximation close to the exact policy), ranked by score; the best one
+ * that can be taken is evicted and the next best are kept.
+ */
+static int sampled(struct eclass *e, unsigned id, enum evict_policy p, int64_t now,
+                   void **reuse, size_t *old_req)
+{
+    uint32_t npages = slab_class_pages(id), per = slab_chunks_per_page(id);
+    bool vol = evict_policy_volatile(p);
+    bool random = p == EVICT_ALLKEYS_RANDOM || p == EVICT_VOLATILE_RANDOM;
+    unsigned want = random ? 1 : evict_get_samples(), tries = want * (vol ? 8 : 2), got = 0;
+    struct cand c[POOL_SIZE + 64];
+    unsigned n = 0;
+    int done = 0;
+    uint64_t hv;
+
+    if (npages == 0)
+        return 0;
+    for (unsigned i = 0; !random && i < e->npool; i++) {
+        struct item *it = consider(e, id, e->pool[i], vol, now, reuse, old_req, &done);
+
+        if (done)
+            return done;
+        if (it != NULL)
+            c[n++] = (struct cand){e->pool[i], it, score(p, it, now)};
+    }
+    for (unsigned t = 0; t < tries && got < want; t++) {
+        uint64_t r = rnd();
+        char *slot = slab_class_page(id, (uint32_t)(r % npages)) +
+                     (size_t)((r >> 32) % per) * slab_chunk_size(id);
+        struct item *it = consider(e, id, slot, vol, now, reuse, old_req, &done);
+
+        if (done)
+            return done;
+        if (it == NULL)
+            continue;
+        got++;
+        c[n++] = (struct cand){slot, it, score(p, it, now)};
+    }
+    qsort(c, n, sizeof(c[0]), cand_cmp);
+    e->npool = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct item *it = c[i].it;
+
+        if (done == 0 && lock_cand(it, c[i].slot, &hv)) {
+            if (!in_use(it) && (!vol || item_exptime(it) != 0))
+                done = take(e, id, it, hv, do_item_is_dead(it, hv, now), now, reuse, old_req);
+            unlock_cand(it);
+            if (done)
+                continue;
+        }
+        /* Keep the rest (a slot may repeat; harmless). */
+        if (!random && e->npool < POOL_SIZE)
+            e->pool[e->npool++] = c[i].slot;
+    }
+    if (done)
+        return done;
+    /* The samples were busy or (volatile) had no TTL: look further. */
+    return sweep(e, id, &e->main, vol ? SWEEP_TTL : SWEEP_ANY, FALLBACK_WALK_MAX, now, reuse,
+                 old_req);
+}
+
+int evict_reclaim(unsigned id, int64_t now, void **reuse, size_t *old_req)
+{
+    struct eclass *e = &ecl[id];
+    enum evict_policy p = evict_get_policy();
+    int freed;
+
+    pthread_mutex_lock(&e->lock);
+    if (p == EVICT_S3FIFO)
+        freed = s3fifo(e, id, now, reuse, old_req);
+    else if (p == EVICT_NOEVICTION)
+        freed = sweep(e, id, &e->main, SWEEP_DEAD, EVICT_WALK_MAX, now, reuse, old_req);
+    else
+        freed = sampled(e, id, p, now, reuse, old_req);
+    pthread_mutex_unlock(&e->lock);
+    return freed;
+}
+
+bool evict_may_retry(void)
+{
+    return evict_get_policy() != EVICT_NOEVICTION;
+}
+
+void evict_note_oom(unsigned id)
+{
+    struct eclass *e = &ecl[id];
+
+    pthread_mutex_lock(&e->lock);
+    e->outofmemory++;
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* ---- crawler ---- */
+
+/* Whether an item looks dead, read without its stripe: expired, or linked
+ * under an older flush generation of its stripe. Checked again locked. */
+static bool looks_dead(const struct item *it, int64_t now)
+{
+    uint64_t meta = item_meta(it);
+    unsigned gen = (unsigned)(meta >> ITEM_GEN_SHIFT) & ITEM_GEN_MASK;
+    uint32_t cur = __atomic_load_n(&assoc_stripe_at(stripe_of(it))->flush_gen, __ATOMIC_RELAXED);
+
+    return item_exptime_passed(item_exptime(it), now) || gen != (cur & ITEM_GEN_MASK);
+}
+
+unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
+{
+    struct eclass *e = &ecl[id];
+    uint32_t npages;
+    unsigned freed = 0;
+
+    pthread_mutex_lock(&e->lock);
+    npages = slab_class_pages(id);
+    for (unsigned n = 0; npages > 0 && n < max; n++) {
+        char *slot = hand_next(&e->crawl, id, npages);
+        struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
+        uint64_t hv;
+
+        /* Value chunks are reached through their item's own slot; a live
+         * item costs two atomic loads, no lock. */
+        if (it == NULL || slot != (char *)it || !looks_dead(it, now) ||
+            !lock_cand(it, slot, &hv))
+            continue;
+        if (!in_use(it) && do_item_is_dead(it, hv, now)) {
+            if (!(item_iflags(it) & ITEM_FETCHED))
+                __atomic_add_fetch(&e->crawler_expired_unfetched, 1, __ATOMIC_RELAXED);
+            do_item_unlink_keep(it, hv, false);
+            __atomic_add_fetch(&e->crawler_reclaimed, 1, __ATOMIC_RELAXED);
+            freed++;
+        }
+        unlock_cand(it);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return freed;
+}
+
+/* ---- page moves: the eviction side (rebalance.c decides) ---- */
+
+bool evict_move_begin(unsigned id)
+{
+    struct eclass *e = &ecl[id];
+    uint32_t npages;
+    bool ok = false;
+
+    pthread_mutex_lock(&e->lock);
+    npages = slab_class_pages(id);
+    if (npages >= 2 && slab_moving_page(id) == NULL) {
+        /* The page under the main hand: its items are the next to go. The
+         * pool forgets its candidates, which may lie in that page. */
+        slab_move_begin(id, e->main.page < npages ? e->main.page : 0);
+        e->npool = 0;
+        ok = true;
+    }
+    pthread_mutex_unlock(&e->lock);
+    return ok;
+}
+
+uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted)
+{
+    struct eclass *e = &ecl[id];
+    uint32_t left;
+    char *page;
+
+    pthread_mutex_lock(&e->lock);
+    page = slab_moving_page(id);
+    for (uint32_t i = 0; page != NULL && i < slab_chunks_per_page(id); i++) {
+        char *slot = page + (size_t)i * slab_chunk_size(id);
+        struct item *it = slot_item(slot);
+        uint64_t hv;
+
+        if (it == NULL || !lock_cand(it, slot, &hv))
+            continue;
+        if (!in_use(it)) {
+            if (!do_item_is_dead(it, hv, now))
+                (*evicted)++;
+            do_item_unlink_keep(it, hv, false);
+        }
+        unlock_cand(it);
+    }
+    left = slab_move_in_use(id);
+    pthread_mutex_unlock(&e->lock);
+    return left;
+}
+
+void evict_move_end(unsigned id, unsigned dst)
+{
+    struct eclass *e = &ecl[id];
+
+    pthread_mutex_lock(&e->lock);
+    slab_move_end(id, dst);
+    pthread_mutex_unlock(&e->lock);
+}
+
+uint64_t evict_class_evictions(unsigned id)
+{
+    struct eclass *e = &ecl[id];
+    uint64_t n;
+
+    pthread_mutex_lock(&e->lock);
+    n = e->evicted;
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
+void evict_crawler_pause(bool paused)
+{
+    pthread_mutex_lock(&crawl_lock);
+    crawl_paused = paused;
+    pthread_mutex_unlock(&crawl_lock);
+}
+
+static void crawl_wait(int64_t ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&crawl_cond, &crawl_lock, &ts);
+}
+
+/* Each tick, a bounded step over every class (a class that had nothing
+ * dead waits ten ticks); no step holds a stripe longer than one item. So a
+ * class is crawled at 4096 chunks a second at least, 40960 while it yields. */
+static void *crawler_main(void *arg)
+{
+    unsigned rest[STORAGE_CLASS_MAX + 1] = {0};
+
+    (void)arg;
+    pthread_setname_np(pthread_self(), "kioku-crawler");
+    pthread_mutex_lock(&crawl_lock);
+    while (!crawl_stop) {
+        crawl_wait(CRAWL_TICK_MS);
+        if (crawl_stop)
+            break;
+        if (crawl_paused)
+            continue;
+        pthread_mutex_unlock(&crawl_lock);
+        for (unsigned id = 1; id <= slab_class_count(); id++) {
+            /* A class where a step found nothing dead rests for a second. */
+            if (rest[id] > 0) {
+                rest[id]--;
+                continue;
+            }
+            if (evict_crawl_step(id, CRAWL_BATCH, clock_now_ms()) == 0)
+                rest[id] = CRAWL_REST_TICKS;
+        }
+        pthread_mutex_lock(&crawl_lock);
+    }
+    pthread_mutex_unlock(&crawl_lock);
+    return NULL;
+}
+
+/* ---- set-up, walk, stats ---- */
+
+int evict_setup(size_t ghost_entries, char *errbuf, size_t errlen)
+{
+    size_t n = 1024;
+
+    memset(ecl, 0, sizeof(ecl));
+    for (unsigned i = 0; i <= STORAGE_CLASS_MAX; i++)
+        pthread_mutex_init(&ecl[i].lock, NULL);
+    while (n < ghost_entries && n < ((size_t)1 << 30))
+        n <<= 1;
+    ghost = calloc(n, sizeof(*ghost));
+    if (ghost == NULL) {
+        snprintf(errbuf, errlen, "out of memory for the eviction ghost (%zu entries)", n);
+        return -1;
+    }
+    ghost_mask = n - 1;
+    crawl_stop = crawl_paused = false;
+    crawler_running = false;
+    return 0;
+}
+
+int evict_start_crawler(char *errbuf, size_t errlen)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&crawl_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&crawler, NULL, crawler_main, NULL) != 0) {
+        snprintf(errbuf, errlen, "cannot start the crawler thread");
+        pthread_cond_destroy(&crawl_cond);
+        return -1;
+    }
+    crawler_running = true;
+    return 0;
+}
+
+void evict_stop_crawler(void)
+{
+    if (crawler_running) {
+        pthread_mutex_lock(&crawl_lock);
+        crawl_stop = true;
+        pthread_cond_signal(&crawl_cond);
+        pthread_mutex_unlock(&crawl_lock);
+        pthread_join(crawler, NULL);
+        pthread_cond_destroy(&crawl_cond);
+        crawler_running = false;
+    }
+}
+
+void evict_teardown(void)
+{
+    for (unsigned i = 0; i <= STORAGE_CLASS_MAX; i++)
+        pthread_mutex_destroy(&ecl[i].lock);
+    free(ghost);
+    ghost = NULL;
+}
+
+/* Backwards from the main hand: items just behind it are the newest (new
+ * items take the chunks the hand frees, or are carved after the last). */
+void evict_walk(unsigned id, bool (*visit)(void *arg, const struct item *it), void *arg)
+{
+    uint32_t npages = slab_class_pages(id), per = slab_chunks_per_page(id);
+    size_t size = slab_chunk_size(id);
+    struct hand h;
+
+    if (npages == 0)
+        return;
+    /* The class lock keeps the page list still (a page move changes it). */
+    pthread_mutex_lock(&ecl[id].lock);
+    npages = slab_class_pages(id);
+    h = ecl[id].main;
+    if (h.page >= npages)
+        h.page = h.slot = 0;
+    for (uint64_t n = (uint64_t)npages * per; n > 0; n--) {
+        char *slot;
+        struct item *it;
+        uint64_t hv;
+        bool more;
+
+        if (h.slot == 0) {
+            h.page = h.page == 0 ? npages - 1 : h.page - 1;
+            h.slot = per;
+        }
+        h.slot--;
+        slot = slab_class_page(id, h.page) + h.slot * size;
+        it = slot_item(slot);
+        if (it == NULL || slot != (char *)it)
+            continue;
+        /* A busy stripe is worth skipping in a listing, not waiting for. */
+        if (!lock_cand(it, slot, &hv))
+            continue;
+        more = visit(arg, it);
+        unlock_cand(it);
+        if (!more)
+            break;
+    }
+    pthread_mutex_unlock(&ecl[id].lock);
+}
+
+void evict_class_stats(unsigned id, int64_t now, struct storage_class_stats *out)
+{
+    struct eclass *e = &ecl[id];
+    uint32_t npages;
+
+    pthread_mutex_lock(&e->lock);
+    npages = slab_class_pages(id);
+    out->number = __atomic_load_n(&e->number, __ATOMIC_RELAXED);
+    out->number_small = __atomic_load_n(&e->nsmall, __ATOMIC_RELAXED);
+    out->age_sec = 0;
+    if (npages > 0 && out->number > 0) {
+        /* The oldest of the next few items the main hand will reach. */
+        struct hand h = e->main;
+
+        for (unsigned n = 0; n < 16; n++) {
+            char *slot = hand_next(&h, id, npages);
+            struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
+
+            if (it != NULL && item_idle_seconds(it, now) > out->age_sec)
+                out->age_sec = item_idle_seconds(it, now);
+        }
+    }
+    out->evicted = e->evicted;
+    out->evicted_nonzero = e->evicted_nonzero;
+    out->evicted_time = e->evicted_time;
+    out->evicted_unfetched = e->evicted_unfetched;
+    out->evicted_active = e->evicted_active;
+    out->outofmemory = e->outofmemory;
+    out->tailrepairs = 0;
+    out->reclaimed = e->reclaimed;
+    out->expired_unfetched =
+        e->expired_unfetched + __atomic_load_n(&e->crawler_expired_unfetched, __ATOMIC_RELAXED);
+    out->crawler_reclaimed = __atomic_load_n(&e->crawler_reclaimed, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&e->lock);
+}
+
+void evict_totals(struct storage_stats *out)
+{
+    for (unsigned i = 1; i <= STORAGE_CLASS_MAX; i++) {
+        struct eclass *e = &ecl[i];
+
+        pthread_mutex_lock(&e->lock);
+        out->evictions += e->evicted;
+        out->evicted_unfetched += e->evicted_unfetched;
+        out->evicted_active += e->evicted_active;
+        out->expired_unfetched +=
+            e->expired_unfetched + __atomic_load_n(&e->crawler_expired_unfetched, __ATOMIC_RELAXED);
+        out->reclaimed += e->reclaimed;
+        out->crawler_reclaimed += __atomic_load_n(&e->crawler_reclaimed, __ATOMIC_RELAXED);
+        out->outofmemory += e->outofmemory;
+        out->lrutail_reflocked += e->reflocked;
+        pthread_mutex_unlock(&e->lock);
+    }
+}
+
+void evict_stats_reset(void)
+{
+    for (unsigned i = 0; i <= STORAGE_CLASS_MAX; i++) {
+        struct eclass *e = &ecl[i];
+
+        pthread_mutex_lock(&e->lock);
+        e->evicted = e->evicted_nonzero = e->evicted_time = 0;
+        e->evicted_unfetched = e->evicted_active = e->outofmemory = 0;
+        e->reclaimed = e->expired_unfetched = e->reflocked = 0;
+        __atomic_store_n(&e->crawler_reclaimed, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->crawler_expired_unfetched, 0, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&e->lock);
+    }
+}

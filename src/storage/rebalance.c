@@ -1,0 +1,304 @@
+/*
+ * Slab page rebalancing: the mover thread, `slabs reassign`, and automove.
+ *
+ * A move asks evict.c to take the page under the source class's main hand
+ * out of service (no chunk of it is handed out again), then clears it in
+ * passes: each pass evicts every item in the page that no reader holds; a
+ * reader's item is left for the next pass, 1 ms later. When no chunk of the
+ * page is in use, it is zeroed and listed in the destination class. Workers
+ * never wait for a move: they only find one page fewer to allocate from.
+ *
+ * Automove looks once per window (1 s) at each class's evictions:
+ *   1 (default): once the same class has evicted in three windows in a row,
+ *     and for as long as it goes on, take a page each window from a class
+ *     that evicted nothing and whose oldest items have been idle at least
+ *     twice as long as the evicting class's, or that has more than two pages
+ *     of free chunks;
+ *   2 (aggressive, as memcached's): any eviction in a window moves a page
+ *     from the class with the oldest items.
+ * At most one page moves per window.
+ */
+#include "storage/rebalance.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/evict_int.h"
+#include "storage/slab.h"
+#include "storage/storage.h"
+#include "util/clock.h"
+
+#define WINDOW_MS 1000
+#define PASS_MS 1
+#define STREAK 3
+
+/* Module state, set up by rebalance_setup(); the request and counters are
+ * guarded by lock. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond;
+static pthread_t mover;
+static bool running_thread, stop, enabled;
+static int req_src, req_dst;            /* a queued `slabs reassign`, dst 0 none */
+static bool moving;                     /* a move is under way */
+static unsigned automove;               /* atomic */
+static uint64_t moved, reassign_evictions;
+static uint64_t last_evicted[STORAGE_CLASS_MAX + 1];
+static unsigned streak_dst, streak;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
+{
+    uint64_t ev = 0;
+
+    if (!evict_move_begin(src))
+        return false;
+    for (unsigned pass = 0;; pass++) {
+        if (evict_clear_moving_page(src, now, &ev) == 0)
+            break;
+        /* A reader still holds an item of the page. At shutdown (or when a
+         * test gives up) the page stays out of service; teardown frees it. */
+        if (pass >= max_passes || __atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+            pthread_mutex_lock(&lock);
+            reassign_evictions += ev;
+            pthread_mutex_unlock(&lock);
+            return false;
+        }
+        sleep_ms(PASS_MS);
+        now = clock_now_ms();
+    }
+    evict_move_end(src, dst);
+    pthread_mutex_lock(&lock);
+    moved++;
+    reassign_evictions += ev;
+    pthread_mutex_unlock(&lock);
+    return true;
+}
+
+/* The class (other than dst) with the oldest items and a page to spare. */
+static unsigned oldest_class(unsigned dst, int64_t now, uint64_t *age_out)
+{
+    unsigned best = 0;
+    uint64_t best_age = 0;
+
+    for (unsigned id = 1; id <= slab_class_count(); id++) {
+        struct storage_class_stats cs;
+
+        if (id == dst || slab_class_pages(id) < 2)
+            continue;
+        storage_class_stats(id, now, &cs);
+        if (best == 0 || cs.age_sec > best_age) {
+            best = id;
+            best_age = cs.age_sec;
+        }
+    }
+    *age_out = best_age;
+    return best;
+}
+
+/* A class with more than two pages of free chunks, other than dst. */
+static unsigned spare_class(unsigned dst, int64_t now)
+{
+    for (unsigned id = 1; id <= slab_class_count(); id++) {
+        struct storage_class_stats cs;
+
+        if (id == dst || slab_class_pages(id) < 2)
+            continue;
+        storage_class_stats(id, now, &cs);
+        if (cs.free_chunks > 2ull * cs.chunks_per_page)
+            return id;
+    }
+    return 0;
+}
+
+/* One automove window: choose a move, or none (src 0). */
+static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned *dst)
+{
+    uint64_t top = 0, ev[STORAGE_CLASS_MAX + 1] = {0};
+    unsigned cand = 0, n = slab_class_count();
+
+    *src = *dst = 0;
+    for (unsigned id = 1; id <= n; id++) {
+        uint64_t total = evict_class_evictions(id);
+
+        ev[id] = total - last_evicted[id];
+        last_evicted[id] = total;
+        if (ev[id] > top) {
+            top = ev[id];
+            cand = id;
+        }
+    }
+    if (cand == 0) {
+        streak = 0;
+        return;
+    }
+    streak = cand == streak_dst ? streak + 1 : 1;
+    streak_dst = cand;
+    if (mode == 2) {
+        uint64_t age;
+
+        *src = oldest_class(cand, now, &age);
+    } else if (streak >= STREAK) {
+        struct storage_class_stats dcs;
+        uint64_t age;
+        unsigned old;
+
+        storage_class_stats(cand, now, &dcs);
+        *src = spare_class(cand, now);
+        old = oldest_class(cand, now, &age);
+        if (*src == 0 && old != 0 && ev[old] == 0 && age >= 2 * dcs.age_sec && age > 0)
+            *src = old;
+    }
+    /* The streak is kept: while the class goes on evicting, a page a window. */
+    if (*src != 0)
+        *dst = cand;
+}
+
+static void *mover_main(void *arg)
+{
+    int64_t next_window = clock_now_ms() + WINDOW_MS;
+
+    (void)arg;
+    pthread_setname_np(pthread_self(), "kioku-slabmove");
+    pthread_mutex_lock(&lock);
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+        struct timespec ts;
+        unsigned src = 0, dst = 0;
+        int64_t now;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        if (req_dst == 0)
+            pthread_cond_timedwait(&cond, &lock, &ts);
+        if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+            break;
+        now = clock_now_ms();
+        if (req_dst != 0) {
+            src = (unsigned)req_src;
+            dst = (unsigned)req_dst;
+            req_dst = 0;
+        } else if (now >= next_window) {
+            unsigned mode = __atomic_load_n(&automove, __ATOMIC_RELAXED);
+
+            next_window = now + WINDOW_MS;
+            if (mode != 0) {
+                pthread_mutex_unlock(&lock);
+                automove_decide(mode, now, &src, &dst);
+                pthread_mutex_lock(&lock);
+            }
+        }
+        if (dst == 0)
+            continue;
+        moving = true;
+        pthread_mutex_unlock(&lock);
+        rebalance_move_now(src, dst, now, UINT32_MAX);
+        pthread_mutex_lock(&lock);
+        moving = false;
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+int rebalance_setup(bool on, unsigned mode, char *errbuf, size_t errlen)
+{
+    pthread_condattr_t ca;
+
+    enabled = on;
+    moving = false;
+    __atomic_store_n(&stop, false, __ATOMIC_RELAXED);
+    req_src = req_dst = 0;
+    moved = reassign_evictions = 0;
+    memset(last_evicted, 0, sizeof(last_evicted));
+    streak = streak_dst = 0;
+    __atomic_store_n(&automove, mode, __ATOMIC_RELAXED);
+    running_thread = false;
+    if (!on)
+        return 0;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&mover, NULL, mover_main, NULL) != 0) {
+        snprintf(errbuf, errlen, "cannot start the slab mover thread");
+        pthread_cond_destroy(&cond);
+        return -1;
+    }
+    running_thread = true;
+    return 0;
+}
+
+void rebalance_teardown(void)
+{
+    if (!running_thread)
+        return;
+    pthread_mutex_lock(&lock);
+    __atomic_store_n(&stop, true, __ATOMIC_RELAXED);
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&lock);
+    pthread_join(mover, NULL);
+    pthread_cond_destroy(&cond);
+    running_thread = false;
+}
+
+/* ---- storage.h entry points ---- */
+
+enum storage_reassign storage_slabs_reassign(int src, int dst)
+{
+    unsigned n = slab_class_count();
+    enum storage_reassign r = STORAGE_REASSIGN_OK;
+
+    if (!enabled)
+        return STORAGE_REASSIGN_DISABLED;
+    if (src == dst)
+        return STORAGE_REASSIGN_SAME;
+    if (dst < 1 || (unsigned)dst > n || (src != -1 && (src < 1 || (unsigned)src > n)))
+        return STORAGE_REASSIGN_BADCLASS;
+    if (src == -1) {
+        /* memcached's "any class": the one with the most pages. */
+        uint32_t most = 0;
+
+        for (unsigned id = 1; id <= n; id++) {
+            if ((int)id != dst && slab_class_pages(id) > most) {
+                most = slab_class_pages(id);
+                src = (int)id;
+            }
+        }
+    }
+    if (src == -1 || slab_class_pages((unsigned)src) < 2)
+        return STORAGE_REASSIGN_NOSPARE;
+    pthread_mutex_lock(&lock);
+    if (moving || req_dst != 0) {
+        r = STORAGE_REASSIGN_BUSY;
+    } else {
+        req_src = src;
+        req_dst = dst;
+        pthread_cond_signal(&cond);
+    }
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+void storage_slabs_automove(unsigned mode)
+{
+    __atomic_store_n(&automove, mode, __ATOMIC_RELAXED);
+}
+
+void rebalance_stats(struct storage_stats *out)
+{
+    pthread_mutex_lock(&lock);
+    out->slabs_moved = moved;
+    out->slab_reassign_running = moving || req_dst != 0;
+    out->slab_reassign_evictions_nomem = reassign_evictions;
+    out->slab_automove = __atomic_load_n(&automove, __ATOMIC_RELAXED);
+    out->slab_reassign = enabled;
+    pthread_mutex_unlock(&lock);
+}

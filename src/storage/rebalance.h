@@ -1,0 +1,36 @@
+/*
+ * Slab page rebalancing (memcached's slab_reassign and slab_automove),
+ * internal to storage; storage.h has the commands' entry points.
+ *
+ * Pages never leave the region, but one may move from a class that no longer
+ * needs it to one that does, so that a shift in value sizes does not leave
+ * memory stuck in the wrong classes (calcification). A move empties one
+ * page of the source class, evicting what is in it, and gives it to the
+ * destination. It runs on its own thread, which also makes the automove
+ * decisions once per window.
+ */
+#ifndef KIOKU_REBALANCE_H
+#define KIOKU_REBALANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct storage_stats;
+
+/* Start the mover thread (if `enabled`) with the given automove mode. */
+int rebalance_setup(bool enabled, unsigned automove, char *errbuf, size_t errlen);
+void rebalance_teardown(void);
+
+/*
+ * Move one page from src to dst now, on the calling thread, waiting (in
+ * passes of 1 ms) for readers to let go of its items, at most max_passes.
+ * True when the page moved. For tests and the mover thread; the caller holds
+ * no storage lock.
+ */
+bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes);
+
+/* The slabs_moved family of `stats` and the settings in force. */
+void rebalance_stats(struct storage_stats *out);
+
+#endif
