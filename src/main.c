@@ -26,9 +26,11 @@
 #include "core/conn.h"
 #include "core/listener.h"
 #include "core/worker.h"
+#include "stats/prefix_stats.h"
 #include "storage/storage.h"
 #include "tls/tls.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 #define EX_OSERR_CODE 71
 
@@ -138,15 +140,28 @@ int main(int argc, char **argv)
         fprintf(stderr, "warning: -k is set but memory could not be locked: %s\n", strerror(errno));
 
     clock_setup();
+    log_setup(settings.verbose);
+    prefix_stats_setup(settings.prefix_delimiter, settings.detail_enabled);
     if (storage_setup(&settings.storage, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
         return KIOKU_EX_USAGE;
     }
     if (storage_warm_status()[0] != '\0')
         fprintf(stderr, "%s: %s\n", PACKAGE_NAME, storage_warm_status());
-    static const struct conn_protocols protocols = {
+    /* -B ascii: 0x80 is read as text (memcached answers ERROR); -B binary:
+     * everything is read as binary (memcached closes on a bad magic byte).
+     * Either way the main port speaks only that protocol; RESP stays on
+     * --resp-port. */
+    static struct conn_protocols protocols = {
         .text = &proto_mc_text, .binary = &proto_mc_bin, .resp = &proto_resp,
+        .resp_by_first_byte = true,
     };
+    if (settings.binding == BINDING_ASCII)
+        protocols.binary = NULL;
+    else if (settings.binding == BINDING_BINARY)
+        protocols.text = &proto_mc_bin;
+    if (settings.binding != BINDING_AUTO)
+        protocols.resp_by_first_byte = false;
     conn_setup(&protocols, settings.reqs_per_event);
     proto_mc_text_setup(&settings);
     proto_resp_setup(&settings);
@@ -166,7 +181,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return EX_OSERR_CODE;
     }
-    if (worker_setup(settings.threads) != 0) {
+    if (worker_setup(settings.threads, settings.idle_timeout) != 0) {
         fprintf(stderr, "failed to start worker threads\n");
         return EX_OSERR_CODE;
     }
@@ -191,6 +206,7 @@ int main(int argc, char **argv)
     tls_teardown();
     storage_teardown();
     auth_teardown();
+    prefix_stats_teardown();
     if (settings.pid_file[0] != '\0')
         unlink(settings.pid_file);
     return rc;

@@ -38,6 +38,7 @@
  */
 #include "cmd/proto_mc_bin.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -47,8 +48,10 @@
 #include "config/settings.h"
 #include "config/version.h"
 #include "proto/mc_bin.h"
+#include "stats/prefix_stats.h"
 #include "stats/stats.h"
 #include "storage/item.h"
+#include "util/log.h"
 
 static const struct settings *settings;   /* read-only after setup */
 
@@ -162,6 +165,8 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_bin_req *r)
     enum item_miss miss = ITEM_MISS_NONE;
     struct item *it = item_get((const char *)r->key, r->keylen, c->now, &miss);
     STAT_INC(c->stats, cmd_get);
+    if (prefix_stats_on())
+        prefix_stats_record((const char *)r->key, r->keylen, PREFIX_GET, it != NULL);
     if (it == NULL) {
         STAT_INC(c->stats, get_misses);
         cmd_count_miss(c, miss);
@@ -283,6 +288,8 @@ static enum proc_result refuse_value(struct conn *c, const struct mc_bin_req *r,
 static enum proc_result cmd_store(struct conn *c, const struct mc_bin_req *r)
 {
     STAT_INC(c->stats, cmd_set);
+    if (prefix_stats_on())
+        prefix_stats_record((const char *)r->key, r->keylen, PREFIX_SET, false);
     if (r->vlen > settings->storage.item_size_max)
         return refuse_value(c, r, ITEM_ALLOC_TOO_LARGE);
     enum item_alloc_status why;
@@ -307,6 +314,8 @@ static enum proc_result cmd_store(struct conn *c, const struct mc_bin_req *r)
 static enum proc_result cmd_delete(struct conn *c, const struct mc_bin_req *r)
 {
     unsigned cls = 0;
+    if (prefix_stats_on())
+        prefix_stats_record((const char *)r->key, r->keylen, PREFIX_DEL, false);
     enum item_result res = item_delete_cls((const char *)r->key, r->keylen, r->cas, c->now, &cls);
     if (res == ITEM_DELETED) {
         STAT_INC(c->stats, delete_hits);
@@ -414,6 +423,9 @@ static enum proc_result cmd_version(struct conn *c, const struct mc_bin_req *r)
  * command"; the spec says success); the log level is fixed at start-up. */
 static enum proc_result cmd_verbosity(struct conn *c, const struct mc_bin_req *r)
 {
+    /* memcached 1.6.45 answers this but ignores the level; kioku applies it
+     * as the text command does (levels stop at 2). */
+    log_level_set(r->verbosity > 2 ? 2 : (int)r->verbosity);
     respond_ok(c, r, 0);
     return PROC_MORE;
 }
@@ -448,7 +460,21 @@ static enum proc_result cmd_stat(struct conn *c, const struct mc_bin_req *r)
     struct stat_target t = {c, r->opaque};
     enum cmd_stats_result res = cmd_stats_pairs((const char *)r->key, r->keylen, c->now,
                                                 stat_pair, &t);
-    if (res == CMD_STATS_LISTED || res == CMD_STATS_RESET)
+    if (res == CMD_STATS_DETAIL_DUMP) {
+        /* memcached: one "detailed" stat whose value is the text dump */
+        size_t n = 0;
+        char *dump = prefix_stats_dump(&n);
+        if (dump == NULL || n > UINT32_MAX) {
+            free(dump);
+            respond_error(c, r->opcode, r->opaque, MC_BIN_ENOMEM);
+            return PROC_MORE;
+        }
+        respond(c, MC_BIN_STAT, MC_BIN_SUCCESS, 0, 8, (uint32_t)n, r->opaque, 0, "detailed", 8);
+        conn_out(c, dump, n);
+        free(dump);
+        res = CMD_STATS_LISTED;
+    }
+    if (res == CMD_STATS_LISTED || res == CMD_STATS_RESET || res == CMD_STATS_DETAIL_OK)
         respond(c, r->opcode, MC_BIN_SUCCESS, 0, 0, 0, r->opaque, 0, NULL, 0);
     else
         respond_error(c, r->opcode, r->opaque, MC_BIN_KEY_ENOENT);

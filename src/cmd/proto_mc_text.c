@@ -17,6 +17,10 @@
  *
  * Replies follow memcached 1.6 byte for byte. `noreply` suppresses every
  * reply line of its command, errors included, as memcached does.
+ *
+ * Per-prefix stats (stats detail) count what memcached counts: each key of
+ * get/gets/gat/gats, each storage command whose line was valid (stored or
+ * not), each delete; meta commands are not counted, as in memcached.
  */
 #include "cmd/proto_mc_text.h"
 
@@ -36,11 +40,13 @@
 #include "config/settings.h"
 #include "config/version.h"
 #include "proto/mc_text.h"
+#include "stats/prefix_stats.h"
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "storage/storage.h"
 #include "tls/tls.h"
 #include "util/fmt.h"
+#include "util/log.h"
 
 static const struct settings *settings;   /* read-only after setup */
 
@@ -170,6 +176,8 @@ static enum proc_result get_walk(struct conn *c)
                 STAT_INC(c->stats, get_misses);
             }
         }
+        if (prefix_stats_on())
+            prefix_stats_record(key, nkey, PREFIX_GET, it != NULL);
         if (it == NULL) {
             cmd_count_miss(c, miss);
             continue;
@@ -272,6 +280,8 @@ static enum proc_result refuse_value(struct conn *c, const struct mc_text_req *r
 static enum proc_result cmd_store(struct conn *c, const struct mc_text_req *r)
 {
     STAT_INC(c->stats, cmd_set);
+    if (prefix_stats_on())
+        prefix_stats_record(r->key, r->nkey, PREFIX_SET, false);
     if (r->vlen > settings->storage.item_size_max)
         return refuse_value(c, r, ITEM_ALLOC_TOO_LARGE);
     enum item_alloc_status why;
@@ -293,6 +303,8 @@ static enum proc_result cmd_store(struct conn *c, const struct mc_text_req *r)
 static enum proc_result cmd_delete(struct conn *c, const struct mc_text_req *r)
 {
     unsigned cls = 0;
+    if (prefix_stats_on())
+        prefix_stats_record(r->key, r->nkey, PREFIX_DEL, false);
     if (item_delete_cls(r->key, r->nkey, 0, c->now, &cls) == ITEM_DELETED) {
         STAT_INC(c->stats, delete_hits);
         STAT_SLAB_INC(c->stats, cls, delete_hits);
@@ -395,7 +407,9 @@ static enum proc_result cmd_version(struct conn *c, const struct mc_text_req *r)
 
 static enum proc_result cmd_verbosity(struct conn *c, const struct mc_text_req *r)
 {
-    /* Accepted for compatibility; the log level is fixed at start-up. */
+    /* As memcached: the level applies from the next request, on every
+     * connection (-vv logs each command line). */
+    log_level_set(r->level > 2 ? 2 : (int)r->level);
     REPLY(c, r->noreply, "OK\r\n");
     return PROC_MORE;
 }
@@ -409,9 +423,14 @@ static enum proc_result cmd_quit(struct conn *c, const struct mc_text_req *r)
 
 static enum proc_result cmd_shutdown(struct conn *c, const struct mc_text_req *r)
 {
-    (void)r;
     if (!settings->enable_shutdown) {
-        CONN_OUT_LIT(c, "ERROR: shutdown not enabled\r\n");
+        CONN_OUT_LIT(c, "SERVER_ERROR: shutdown not enabled\r\n");
+        return PROC_MORE;
+    }
+    /* "graceful" (memcached: SIGUSR1) is how kioku always stops: replies in
+     * flight are written first. Any other argument is refused. */
+    if (r->args_len != 0 && !(r->args_len == 8 && memcmp(r->args, "graceful", 8) == 0)) {
+        CONN_OUT_LIT(c, "CLIENT_ERROR invalid shutdown mode\r\n");
         return PROC_MORE;
     }
     /* The acceptor's signal handling starts a clean stop. */
@@ -724,6 +743,8 @@ static enum proc_result text_process(struct conn *c)
             reply_line(c, r.error);
             return PROC_CLOSE;
         }
+        if (log_level() > 1)
+            log_command(c->fd, conn_rbuf(c), used);
         if (ps == PARSE_OK && handlers[r.cmd] != NULL && keeps_line(r.cmd))
             st->line = used;
         else

@@ -32,16 +32,19 @@
  */
 #include "cmd/proto_resp.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/auth.h"
 #include "cmd/resp_cmds.h"
 #include "cmd/resp_multi.h"
 #include "config/settings.h"
 #include "proto/resp.h"
+#include "core/worker.h"
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "storage/storage.h"
@@ -64,6 +67,7 @@ struct resp_conn {
     bool authed;              /* AUTH or HELLO AUTH succeeded, or no password
                                  was required when the client arrived */
     bool started;             /* authed has been initialised */
+    uint32_t errors;          /* error replies queued: failed_calls */
 };
 
 static __thread struct resp_arg small_argv[RESP_SMALL_ARGS];
@@ -141,6 +145,7 @@ void rs_simple(struct conn *c, const char *s)
 
 void rs_error(struct conn *c, const char *s)
 {
+    state_of(c)->errors++;
     size_t n = strlen(s);
     char *p = conn_out_reserve(c, n + 3);
     if (p != NULL)
@@ -361,6 +366,7 @@ static const struct resp_cmd commands[] = {
     {"client", -2, S, 0, 0, 0, "connection", "A container for client connection commands", resp_cmd_client, 0},
     {"command", -1, S, 0, 0, 0, "server", "Get array of Redis command details", resp_cmd_command, 0},
     {"config", -2, A | S, 0, 0, 0, "server", "A container for server configuration commands", resp_cmd_config, 0},
+    {"function", -2, S, 0, 0, 0, "scripting", "A container for function commands", resp_cmd_function, 0},
     {"info", -1, S, 0, 0, 0, "server", "Get information and statistics about the server", resp_cmd_info, 0},
     {"dbsize", 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", resp_cmd_dbsize, 0},
     {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0},
@@ -419,6 +425,71 @@ const struct resp_cmd *resp_cmd_find(const char *name, size_t len)
     }
 }
 
+/* ---- INFO commandstats ----
+ *
+ * One row of counters per command per worker: a worker bumps only its own
+ * row (relaxed stores, as stats.h's counters), INFO sums the rows. A reset
+ * records the sums as a baseline under a lock only INFO and CONFIG take. */
+
+static struct resp_cmdstat *cmdstats;        /* [workers][NCOMMANDS] */
+static int cmdstat_rows;
+static struct resp_cmdstat cmdstat_base[NCOMMANDS];
+static pthread_mutex_t cmdstat_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct resp_cmdstat *cmdstat_of(const struct conn *c, const struct resp_cmd *cmd)
+{
+    int w = c->worker != NULL ? c->worker->id : 0;
+    if (cmdstats == NULL || w < 0 || w >= cmdstat_rows)
+        return NULL;
+    return &cmdstats[(size_t)w * NCOMMANDS + (size_t)(cmd - commands)];
+}
+
+static void cmdstat_sum_raw(size_t i, struct resp_cmdstat *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int w = 0; w < cmdstat_rows && cmdstats != NULL; w++) {
+        const struct resp_cmdstat *r = &cmdstats[(size_t)w * NCOMMANDS + i];
+        out->calls += __atomic_load_n(&r->calls, __ATOMIC_RELAXED);
+        out->usec += __atomic_load_n(&r->usec, __ATOMIC_RELAXED);
+        out->rejected += __atomic_load_n(&r->rejected, __ATOMIC_RELAXED);
+        out->failed += __atomic_load_n(&r->failed, __ATOMIC_RELAXED);
+    }
+}
+
+void resp_cmdstat_sum(size_t i, struct resp_cmdstat *out)
+{
+    if (i >= NCOMMANDS) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    cmdstat_sum_raw(i, out);
+    pthread_mutex_lock(&cmdstat_lock);
+    out->calls -= cmdstat_base[i].calls;
+    out->usec -= cmdstat_base[i].usec;
+    out->rejected -= cmdstat_base[i].rejected;
+    out->failed -= cmdstat_base[i].failed;
+    pthread_mutex_unlock(&cmdstat_lock);
+}
+
+void resp_cmdstat_reset(void)
+{
+    pthread_mutex_lock(&cmdstat_lock);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        cmdstat_sum_raw(i, &cmdstat_base[i]);
+    pthread_mutex_unlock(&cmdstat_lock);
+}
+
+#define CMDSTAT_ADD(row, field, n) \
+    __atomic_store_n(&(row)->field, __atomic_load_n(&(row)->field, __ATOMIC_RELAXED) + (n), \
+                     __ATOMIC_RELAXED)
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void proto_resp_setup(const struct settings *s)
 {
     _Static_assert(NCOMMANDS * 2 < INDEX_SIZE && NCOMMANDS < 255, "grow INDEX_SIZE");
@@ -435,6 +506,10 @@ void proto_resp_setup(const struct settings *s)
         limits.max_bulk = RESP_REQ_MAX - 1024;
     limits.max_args = RESP_MAX_ARGS;
     limits.max_inline = RESP_INLINE_MAX;
+    free(cmdstats);
+    cmdstat_rows = s->threads > 0 ? s->threads : 1;
+    cmdstats = calloc((size_t)cmdstat_rows * NCOMMANDS, sizeof(*cmdstats));
+    memset(cmdstat_base, 0, sizeof(cmdstat_base));
 }
 
 /* ---- dispatch ---- */
@@ -486,12 +561,17 @@ static const struct resp_cmd *check_call(struct conn *c, int argc, const struct 
         unknown_command(c, argc, argv);
         return NULL;
     }
+    struct resp_cmdstat *row = cmdstat_of(c, cmd);
     if ((cmd->arity > 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity)) {
         rs_errorf(c, "ERR wrong number of arguments for '%s' command", cmd->name);
+        if (row != NULL)
+            CMDSTAT_ADD(row, rejected, 1);
         return NULL;
     }
     if (!keys_fit(cmd, argc, argv)) {
         rs_errorf(c, "ERR key too long: kioku keys are at most %d bytes", STORAGE_KEY_MAX);
+        if (row != NULL)
+            CMDSTAT_ADD(row, rejected, 1);
         return NULL;
     }
     return cmd;
@@ -501,8 +581,18 @@ static enum proc_result run(struct conn *c, const struct resp_cmd *cmd, int argc
                             const struct resp_arg *argv)
 {
     struct resp_call call = {cmd, argc, argv};
+    struct resp_conn *rc = state_of(c);
+    uint32_t errors = rc->errors;
+    int64_t t0 = mono_us();
     enum proc_result res = cmd->fn(c, &call);
-    STAT_INC(c->stats, commands_processed);   /* after, as Redis: INFO does not count itself */
+    struct resp_cmdstat *row = cmdstat_of(c, cmd);
+    if (row != NULL) {   /* after, as Redis: INFO does not count itself */
+        CMDSTAT_ADD(row, calls, 1);
+        CMDSTAT_ADD(row, usec, (uint64_t)(mono_us() - t0));
+        if (rc->errors != errors)
+            CMDSTAT_ADD(row, failed, 1);
+    }
+    STAT_INC(c->stats, commands_processed);
     return res;
 }
 

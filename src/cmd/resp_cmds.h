@@ -62,6 +62,19 @@ struct resp_cmd {
     int aux;               /* handler-specific variant (e.g. time unit) */
 };
 
+/* INFO commandstats for one row of the command table: calls that ran, the
+ * microseconds they took, calls refused before running (arity, key size)
+ * and calls that ran and answered an error. */
+struct resp_cmdstat {
+    uint64_t calls, usec, rejected, failed;
+};
+/* Row i's counters summed over the workers, minus the last reset. Not a
+ * hot path: reads every worker's row. */
+void resp_cmdstat_sum(size_t i, struct resp_cmdstat *out);
+/* CONFIG RESETSTAT: read as zero from now on (the workers' counters are
+ * theirs alone, so this records a baseline). */
+void resp_cmdstat_reset(void);
+
 /* The command table (proto_resp.c) and a case-insensitive lookup. */
 const struct resp_cmd *resp_cmd_table(size_t *count);
 const struct resp_cmd *resp_cmd_find(const char *name, size_t len);
@@ -171,6 +184,7 @@ enum proc_result resp_cmd_auth(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_client(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_config(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_function(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_dbsize(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_flushall(struct conn *c, const struct resp_call *call);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -740,6 +741,7 @@ static void config_resetstat(struct conn *c, const struct resp_call *call)
 {
     (void)call;
     stats_reset();
+    resp_cmdstat_reset();
     rs_ok(c);
 }
 
@@ -772,6 +774,56 @@ static const struct resp_sub config_subs[] = {
 enum proc_result resp_cmd_config(struct conn *c, const struct resp_call *call)
 {
     run_sub(c, call, config_subs, sizeof(config_subs) / sizeof(config_subs[0]), "CONFIG");
+    return PROC_MORE;
+}
+
+/* ---- FUNCTION: kioku runs no scripts, so it never holds a library ---- */
+
+/* FUNCTION FLUSH [ASYNC|SYNC]: there is nothing to remove, so it succeeds
+ * with Redis 7's argument checks (its test suite flushes before each file). */
+static void function_flush(struct conn *c, const struct resp_call *call)
+{
+    if (call->argc > 3) {
+        rs_errorf(c, "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
+                     "Try FUNCTION HELP.", (int)(call->argv[1].len < 128 ? call->argv[1].len : 128),
+                  call->argv[1].ptr);
+        return;
+    }
+    if (call->argc == 3 && !rs_arg_is(&call->argv[2], "sync") &&
+        !rs_arg_is(&call->argv[2], "async")) {
+        rs_error(c, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
+        return;
+    }
+    rs_ok(c);
+}
+
+/* FUNCTION LIST [...]: no libraries. */
+static void function_list(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    rs_array(c, 0);
+}
+
+static void function_help(struct conn *c, const struct resp_call *call)
+{
+    static const char *const lines[] = {
+        "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "FLUSH [ASYNC|SYNC]", "    Delete all the libraries: kioku has none, so this does nothing.",
+        "LIST", "    Return an empty list: kioku does not run functions.",
+        "HELP", "    Print this help.", NULL,
+    };
+    (void)call;
+    reply_help(c, lines);
+}
+
+static const struct resp_sub function_subs[] = {
+    {"flush", -2, function_flush}, {"list", -2, function_list}, {"help", 2, function_help},
+};
+
+enum proc_result resp_cmd_function(struct conn *c, const struct resp_call *call)
+{
+    run_sub(c, call, function_subs, sizeof(function_subs) / sizeof(function_subs[0]),
+            "FUNCTION");
     return PROC_MORE;
 }
 
@@ -884,7 +936,27 @@ static void info_stats(struct text *t)
 
 static void info_replication(struct text *t)
 {
-    text_add(t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    text_add(t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
+}
+
+/* CPU seconds of the process and of children it waited for (none), as
+ * Redis reports them from getrusage(). */
+static void info_cpu(struct text *t)
+{
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    text_add(t, "# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n"
+                "used_cpu_sys_children:%ld.%06ld\r\nused_cpu_user_children:%ld.%06ld\r\n\r\n",
+             (long)self.ru_stime.tv_sec, (long)self.ru_stime.tv_usec,
+             (long)self.ru_utime.tv_sec, (long)self.ru_utime.tv_usec,
+             (long)kids.ru_stime.tv_sec, (long)kids.ru_stime.tv_usec,
+             (long)kids.ru_utime.tv_sec, (long)kids.ru_utime.tv_usec);
+}
+
+static void info_cluster(struct text *t)
+{
+    text_add(t, "# Cluster\r\ncluster_enabled:0\r\n\r\n");
 }
 
 /* Keys and keys with a TTL, as Redis counts them (expired keys not yet
@@ -900,17 +972,44 @@ static void info_keyspace(struct text *t)
     text_add(t, "\r\n");
 }
 
+/* Commands run since start (or CONFIG RESETSTAT), Redis's format; only
+ * commands that were called, refused or failed are listed. */
+static void info_commandstats(struct text *t)
+{
+    size_t n = 0;
+    const struct resp_cmd *cmds = resp_cmd_table(&n);
+    text_add(t, "# Commandstats\r\n");
+    for (size_t i = 0; i < n; i++) {
+        struct resp_cmdstat cs;
+        resp_cmdstat_sum(i, &cs);
+        if (cs.calls == 0 && cs.rejected == 0 && cs.failed == 0)
+            continue;
+        text_add(t, "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,"
+                    "failed_calls=%llu\r\n",
+                 cmds[i].name, (unsigned long long)cs.calls, (unsigned long long)cs.usec,
+                 cs.calls > 0 ? (double)cs.usec / (double)cs.calls : 0.0,
+                 (unsigned long long)cs.rejected, (unsigned long long)cs.failed);
+    }
+    text_add(t, "\r\n");
+}
+
+/* Redis 7's sections in its order. "default" (and no argument) names the
+ * usual ones; "all" and "everything" add commandstats (Redis's
+ * latencystats and modules kioku does not keep). */
 enum { S_SERVER = 1, S_CLIENTS = 2, S_MEMORY = 4, S_PERSIST = 8, S_STATS = 16, S_REPL = 32,
-       S_KEYSPACE = 64, S_ALL = 127 };
+       S_CPU = 64, S_CLUSTER = 128, S_KEYSPACE = 256, S_DEFAULT = 511, S_CMDSTATS = 512,
+       S_ALL = 1023 };
 
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
 {
     static const struct { const char *name; unsigned bit; } sections[] = {
         {"server", S_SERVER}, {"clients", S_CLIENTS}, {"memory", S_MEMORY},
         {"persistence", S_PERSIST}, {"stats", S_STATS}, {"replication", S_REPL},
-        {"keyspace", S_KEYSPACE}, {"default", S_ALL}, {"all", S_ALL}, {"everything", S_ALL},
+        {"cpu", S_CPU}, {"cluster", S_CLUSTER}, {"keyspace", S_KEYSPACE},
+        {"commandstats", S_CMDSTATS},
+        {"default", S_DEFAULT}, {"all", S_ALL}, {"everything", S_ALL},
     };
-    unsigned want = call->argc == 1 ? S_ALL : 0;
+    unsigned want = call->argc == 1 ? S_DEFAULT : 0;
     for (int i = 1; i < call->argc; i++)
         for (size_t k = 0; k < sizeof(sections) / sizeof(sections[0]); k++)
             if (rs_arg_is(&call->argv[i], sections[k].name))
@@ -929,6 +1028,12 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
         info_stats(&t);
     if (want & S_REPL)
         info_replication(&t);
+    if (want & S_CPU)
+        info_cpu(&t);
+    if (want & S_CMDSTATS)
+        info_commandstats(&t);
+    if (want & S_CLUSTER)
+        info_cluster(&t);
     if (want & S_KEYSPACE)
         info_keyspace(&t);
     if (t.p == NULL) {

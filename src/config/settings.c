@@ -29,6 +29,7 @@ void settings_default(struct settings *s)
     s->backlog = 1024;
     s->reqs_per_event = 20;
     s->flush_enabled = true;
+    s->prefix_delimiter = ':';
     storage_config_default(&s->storage);
     tls_config_default(&s->tls);
 }
@@ -237,6 +238,8 @@ static const struct option long_opts[] = {
     {"disable-flush-all", no_argument, NULL, 'F'},
     {"extended", required_argument, NULL, 'o'},
     {"memory-file", required_argument, NULL, 'e'},
+    {"prefix-delimiter", required_argument, NULL, 'D'},
+    {"protocol", required_argument, NULL, 'B'},
     {"resp-port", required_argument, NULL, OPT_RESP_PORT},
     {"enable-ssl", no_argument, NULL, 'Z'},
     {"tls-port", required_argument, NULL, OPT_TLS_PORT},
@@ -251,7 +254,7 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:e:SY:Z";
+static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:e:SY:ZD:B:";
 
 /* One TLS -o option (memcached's names). 1: not a TLS option; 0 or -1. */
 static int parse_tls_opt(struct tls_config *t, const char *kv, const char *val, char *err,
@@ -341,6 +344,12 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
                      sizeof(s->requirepass) - 1);
             return -1;
         }
+    } else if (strcmp(kv, "idle_timeout") == 0) {
+        if (parse_int(val, 0, 1 << 30, &v) != 0) {
+            snprintf(err, errlen, "idle_timeout must be a number of seconds");
+            return -1;
+        }
+        s->idle_timeout = v;
     } else if (strcmp(kv, "slab_automove") == 0) {
         /* Bare, as memcached's tests give it: 1. */
         if (val == NULL)
@@ -495,6 +504,18 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         if (copy_str(s->requirepass, sizeof(s->requirepass), arg) != 0)
             FAIL("requirepass is longer than %zu bytes", sizeof(s->requirepass) - 1);
         break;
+    case 'D':
+        /* memcached takes the first byte, and -D turns the counting on */
+        if (arg[0] == '\0') FAIL("No delimiter specified");
+        s->prefix_delimiter = arg[0];
+        s->detail_enabled = true;
+        break;
+    case 'B':
+        if (strcmp(arg, "auto") == 0) s->binding = BINDING_AUTO;
+        else if (strcmp(arg, "ascii") == 0) s->binding = BINDING_ASCII;
+        else if (strcmp(arg, "binary") == 0) s->binding = BINDING_BINARY;
+        else FAIL("Invalid value for binding protocol: %s -- should be one of auto, binary, or ascii", arg);
+        break;
     case 'o':
         if (parse_extended(s, arg, err, errlen) != 0) return SETTINGS_ERROR;
         break;
@@ -617,6 +638,12 @@ const char *settings_usage(void)
 "                          passwords from -Y (or $MEMCACHED_SASL_PWDB)\n"
 "    --requirepass=<pass>  RESP clients must AUTH with <pass> (user \"default\");\n"
 "                          visible in ps: prefer a \"default\" entry in -Y's file\n"
+"-B, --protocol=<name>     protocol: auto (default: text, binary and RESP by\n"
+"                          the first byte), ascii or binary (that one only;\n"
+"                          RESP then only on --resp-port)\n"
+"-D, --prefix-delimiter=<char> count gets, sets and deletes per key prefix\n"
+"                          (the bytes before <char>) and turn that counting on;\n"
+"                          without -D it starts off with ':' (stats detail on)\n"
 "    --resp-port=<num>     also listen for Redis (RESP) clients on this port\n"
 "-Z, --enable-ssl          enable TLS: without --tls-port the TCP ports (-p, and\n"
 "                          --resp-port) speak TLS only, as memcached -Z does\n"
@@ -637,6 +664,7 @@ const char *settings_usage(void)
 "   - lfu_log_factor=<n>   same as --lfu-log-factor\n"
 "   - lfu_decay_time=<min> same as --lfu-decay-time\n"
 "   - maxmemory_samples=<n> same as --maxmemory-samples\n"
+"   - idle_timeout=<secs>  close connections idle that long (default: 0, never)\n"
 "   - maxconns_fast        accepted for memcached compatibility (always on)\n"
 "   - modern               accepted for memcached compatibility (no effect)\n"
 "   - ssl_chain_cert=<file> TLS certificate chain in PEM format (server cert first)\n"

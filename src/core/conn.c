@@ -564,9 +564,10 @@ static bool choose_proto(struct conn *c)
     unsigned char b = (unsigned char)c->rbuf[c->rpos];
     if (c->kind == LISTENER_RESP)
         c->proto = protocols->resp;
-    else if (b == 0x80)
+    else if (b == 0x80 && protocols->binary != NULL)
         c->proto = protocols->binary;
-    else if ((b == '*' || (b >= 'A' && b <= 'Z')) && protocols->resp != NULL)
+    else if ((b == '*' || (b >= 'A' && b <= 'Z')) && protocols->resp != NULL &&
+             protocols->resp_by_first_byte)
         /* memcached's commands are lower case (it answers ERROR to "GET"),
          * so a capital letter is a Redis inline command ("PING"). */
         c->proto = protocols->resp;
@@ -753,4 +754,9 @@ const char *conn_state_name(const struct conn *c)
     case CS_SWALLOW: return "conn_swallow";
     default: return "conn_closing";
     }
+}
+
+bool conn_is_idle(const struct conn *c)
+{
+    return c->state == CS_READ && c->out_bytes == 0 && c->nread_item == NULL && c->swallow == 0;
 }

@@ -68,8 +68,9 @@ struct proto_ops {
 /* Protocols by what the first byte of a connection says. */
 struct conn_protocols {
     const struct proto_ops *text;    /* memcached text (and meta) */
-    const struct proto_ops *binary;  /* first byte 0x80; NULL: unsupported */
+    const struct proto_ops *binary;  /* first byte 0x80; NULL: read as text (-B ascii) */
     const struct proto_ops *resp;    /* first byte '*' or A-Z, or a RESP listener */
+    bool resp_by_first_byte;         /* false: RESP only on a RESP listener */
 };
 
 enum conn_listener_kind { LISTENER_MEMCACHED, LISTENER_RESP };
@@ -141,6 +142,9 @@ enum flush_result conn_flush(struct conn *c);
 
 /* Close and free now (in the owner thread). */
 void conn_close(struct conn *c);
+/* Waiting for a request with nothing to write: what -o idle_timeout may
+ * close. Owner thread only. */
+bool conn_is_idle(const struct conn *c);
 /* Stop reading; close once queued output is written. */
 void conn_shutdown(struct conn *c);
 

@@ -287,6 +287,14 @@ int listener_setup(const struct settings *s, char *err, size_t errlen)
     return 0;
 }
 
+size_t listener_fds(int *fds, size_t max)
+{
+    size_t n = 0;
+    for (int i = 0; i < nslots && n < max; i++)
+        fds[n++] = (int)evconnlistener_get_fd(slots[i].lev);
+    return n;
+}
+
 void listener_run(void)
 {
     event_base_dispatch(base);

@@ -30,4 +30,9 @@ struct listener_stats {
 };
 void listener_stats(struct listener_stats *out);
 
+/* The listening sockets' descriptors (at most max), for `stats conns`.
+ * Fixed between listener_setup() and listener_teardown(), so a worker may
+ * read them while the server runs. Returns how many were stored. */
+size_t listener_fds(int *fds, size_t max);
+
 #endif

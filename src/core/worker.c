@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "stats/stats.h"
+#include "util/clock.h"
 
 struct pending_conn {
     struct pending_conn *next;
@@ -111,6 +112,32 @@ static void worker_notify(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static int idle_timeout_ms;   /* 0: never; fixed before the workers start */
+
+/*
+ * Once a second: close this worker's connections that have waited for a
+ * request longer than -o idle_timeout, as memcached does (counted as
+ * idle_kicks). One pass over the worker's own list; only connections with
+ * nothing in flight are closed.
+ */
+static void worker_idle_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    int64_t now = clock_now_ms();
+    (void)fd;
+    (void)what;
+    struct conn *c = w->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;   /* conn_close frees c */
+        int64_t last = __atomic_load_n(&c->last_cmd, __ATOMIC_RELAXED);
+        if (now - last > idle_timeout_ms && conn_is_idle(c)) {
+            STAT_INC(w->stats, idle_kicks);
+            conn_close(c);
+        }
+        c = next;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -124,8 +151,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int worker_setup(int n)
+int worker_setup(int n, int idle_timeout_s)
 {
+    idle_timeout_ms = idle_timeout_s > 0 ? idle_timeout_s * 1000 : 0;
     if (evthread_use_pthreads() != 0)
         return -1;
     workers = calloc((size_t)n, sizeof(*workers));
@@ -149,6 +177,12 @@ int worker_setup(int n)
         w->notify_ev = event_new(w->base, w->notify_rfd, EV_READ | EV_PERSIST, worker_notify, w);
         if (w->notify_ev == NULL || event_add(w->notify_ev, NULL) != 0)
             return -1;
+        if (idle_timeout_ms > 0) {
+            struct timeval every = {1, 0};
+            w->idle_ev = event_new(w->base, -1, EV_PERSIST, worker_idle_sweep, w);
+            if (w->idle_ev == NULL || event_add(w->idle_ev, &every) != 0)
+                return -1;
+        }
     }
     for (int i = 0; i < n; i++)
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
@@ -197,6 +231,8 @@ void worker_teardown(void)
         struct worker *w = &workers[i];
         pthread_join(w->thread, NULL);
         event_free(w->notify_ev);
+        if (w->idle_ev != NULL)
+            event_free(w->idle_ev);
         event_base_free(w->base);
         close(w->notify_rfd);
         close(w->notify_wfd);

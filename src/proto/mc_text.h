@@ -89,7 +89,7 @@ struct mc_text_req {
  * PARSE_INVALID: known command with a bad line; r->cmd and r->error set,
  *   *used set. r->error is the exact line memcached 1.6.45 sends:
  *   - "CLIENT_ERROR bad command line format" for too few tokens, a bad key
- *     (empty, > 250 bytes, control character) or a bad number in a
+ *     (empty or > 250 bytes) or a bad number in a
  *     storage/verbosity line;
  *   - "CLIENT_ERROR invalid exptime argument" (touch, gat/gats, flush_all);
  *   - "CLIENT_ERROR invalid numeric delta argument" (incr/decr);

@@ -25,7 +25,7 @@
     X(decr_misses) X(decr_hits) X(cas_misses) X(cas_hits) X(cas_badval) \
     X(touch_hits) X(touch_misses) X(store_too_large) X(store_no_memory) \
     X(auth_cmds) X(auth_errors) X(bytes_read) X(bytes_written) X(conn_yields) \
-    X(ssl_handshake_errors)
+    X(ssl_handshake_errors) X(idle_kicks)
 
 /* Counted like the above, but not in memcached's `stats` (Redis's INFO
  * reports commands_processed as total_commands_processed). */

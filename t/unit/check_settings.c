@@ -123,6 +123,34 @@ START_TEST(test_vv_counts_verbosity)
 }
 END_TEST
 
+START_TEST(test_prefix_delimiter_defaults_to_colon_and_D_turns_detail_on)
+{
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
+    ck_assert_int_eq(s.prefix_delimiter, ':');
+    ck_assert(!s.detail_enabled);
+    ck_assert_int_eq(PARSE("-D", "/"), SETTINGS_RUN);
+    ck_assert_int_eq(s.prefix_delimiter, '/');
+    ck_assert(s.detail_enabled);
+    ck_assert_int_eq(PARSE("--prefix-delimiter=#x"), SETTINGS_RUN);
+    ck_assert_int_eq(s.prefix_delimiter, '#');   /* memcached takes the first byte */
+    ck_assert_int_eq(PARSE("-D", ""), SETTINGS_ERROR);
+}
+END_TEST
+
+START_TEST(test_B_chooses_the_binding_protocol)
+{
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_AUTO);
+    ck_assert_int_eq(PARSE("-B", "ascii"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_ASCII);
+    ck_assert_int_eq(PARSE("-B", "binary"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_BINARY);
+    ck_assert_int_eq(PARSE("--protocol=auto"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_AUTO);
+    ck_assert_int_eq(PARSE("-B", "http"), SETTINGS_ERROR);
+}
+END_TEST
+
 START_TEST(test_help_and_version_actions)
 {
     ck_assert_int_eq(PARSE("-h"), SETTINGS_HELP);
@@ -208,6 +236,10 @@ START_TEST(test_extended_options)
     ck_assert_uint_eq(s.storage.hashpower, 20);
     ck_assert_int_eq(s.resp_port, 6380);
     ck_assert_int_eq(PARSE("-o", "maxconns_fast,modern"), SETTINGS_RUN);
+    ck_assert_int_eq(s.idle_timeout, 0);
+    ck_assert_int_eq(PARSE("-o", "idle_timeout=3"), SETTINGS_RUN);
+    ck_assert_int_eq(s.idle_timeout, 3);
+    ck_assert_int_eq(PARSE("-o", "idle_timeout=x"), SETTINGS_ERROR);
     ck_assert_int_eq(PARSE("-o", "hashpower=99"), SETTINGS_ERROR);
     ck_assert_int_eq(PARSE("-o", "no_such_thing=1"), SETTINGS_ERROR);
     ck_assert_ptr_nonnull(strstr(err, "Illegal suboption"));
@@ -441,6 +473,8 @@ static Suite *settings_suite(void)
     tcase_add_test(tc, test_tls_options_take_memcacheds_names);
     tcase_add_test(tc, test_tls_defaults_and_port);
     tcase_add_test(tc, test_bad_tls_options_are_usage_errors);
+    tcase_add_test(tc, test_B_chooses_the_binding_protocol);
+    tcase_add_test(tc, test_prefix_delimiter_defaults_to_colon_and_D_turns_detail_on);
     tcase_add_test(tc, test_short_flags_set_every_field);
     tcase_add_test(tc, test_long_flags_match_short_ones);
     tcase_add_test(tc, test_vv_counts_verbosity);
