@@ -174,6 +174,8 @@ static void stats_settings(struct stat_sink *out)
     struct storage_stats ss;
     storage_stats(&ss);
     stat_fmt(out, "slab_reassign", "%s", ss.slab_reassign ? "yes" : "no");
+    if (s->storage.memory_file[0] != '\0')
+        stat_fmt(out, "memory_file", "%s", s->storage.memory_file);
     stat_u64(out, "slab_automove", ss.slab_automove);
     stat_fmt(out, "temp_lru", "%s", "no");
     stat_fmt(out, "track_sizes", "%s", "no");

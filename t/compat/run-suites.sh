@@ -61,7 +61,7 @@ free_port() {
 # The scratch builddir: t/ from MEMCACHED_SRC, and two small scripts.
 mc_prepare() {
     mcdir=$out/mc-builddir
-    drop_o='^(relaxed_privileges|no_modern|no_slab_automove|slab_automove_window=[0-9]+|slab_chunk_max=[0-9]+|lru_maintainer|no_lru_maintainer|watcher_logbuf_size=[0-9]+|hot_lru_pct=[0-9]+|warm_lru_pct=[0-9]+)$'
+    drop_o='^(relaxed_privileges|no_modern|no_slab_automove|slab_automove_window=[0-9]+|slab_chunk_max=[0-9]+|lru_maintainer|no_lru_maintainer|watcher_logbuf_size=[0-9]+|hot_lru_pct=[0-9]+|warm_lru_pct=[0-9]+|temporary_ttl=[0-9]+)$'
     mkdir -p "$mcdir"
     ln -sfn "$MEMCACHED_SRC/t" "$mcdir/t"
     cat >"$mcdir/memcached-debug" <<WRAP
