@@ -10,7 +10,8 @@
  * input, keys inside the buffer, error text set exactly when it should be),
  * and a line that parsed is parsed again from a copy of exactly its own
  * bytes, which must give the same answer: the outcome may not depend on
- * what follows the line. ASan sees every read past the input because
+ * what follows the line, and any shorter piece of it must ask for more
+ * input. ASan sees every read past the input because
  * libFuzzer's buffer ends exactly where the data does.
  */
 #include <stdint.h>
@@ -91,6 +92,14 @@ static void check_alone(const struct mc_text_req *r, enum parse_status ps,
     CHECK(r2.cmd == r->cmd);
     CHECK(r2.nkey == r->nkey && r2.keys_len == r->keys_len && r2.nkeys == r->nkeys);
     CHECK(r2.vlen == r->vlen && r2.noreply == r->noreply && r2.has_data == r->has_data);
+    /* Any shorter piece of it is not a line yet. */
+    size_t cuts[2] = {used - 1, used / 2};
+    for (int i = 0; i < 2; i++) {
+        used2 = 1;
+        ps2 = mc_text_parse(&r2, copy, cuts[i], &used2);
+        CHECK(ps2 == PARSE_AGAIN || ps2 == PARSE_TOO_LONG);
+        CHECK(used2 == 0);
+    }
     free(copy);
 }
 

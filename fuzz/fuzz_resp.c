@@ -105,6 +105,7 @@ static size_t run(char *buf, size_t size, size_t step, struct outcome *out, bool
         if (ps != PARSE_OK) {
             CHECK(ps == PARSE_INVALID || ps == PARSE_TOO_LONG);
             CHECK(r.error != NULL && strlen(r.error) > 0);
+            CHECK(used == avail);   /* nothing after a protocol error counts */
             break;   /* the server replies and closes */
         }
         CHECK(used > 0 && used <= avail);
