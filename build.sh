@@ -84,8 +84,10 @@ fuzz_stage() {
     for t in $targets; do
         name=${t#fuzz/}
         mkdir -p "build-fuzz/corpus/$name"
+        dict=
+        [ -f "fuzz/$name.dict" ] && dict="-dict=fuzz/$name.dict"
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-            "build-fuzz/$t" -max_total_time="${FUZZ_SECONDS:-30}" -timeout=10 -rss_limit_mb=2048 \
+            "build-fuzz/$t" -max_total_time="${FUZZ_SECONDS:-30}" -timeout=10 -rss_limit_mb=2048 $dict \
             -artifact_prefix="build-fuzz/artifacts/$name-" \
             "build-fuzz/corpus/$name" "fuzz/corpus/$name" >"build-fuzz/$name.log" 2>&1 ||
             { tail -n 40 "build-fuzz/$name.log"; echo "== $name failed: build-fuzz/$name.log" >&2; exit 1; }
