@@ -2,10 +2,14 @@
  * libFuzzer target: the whole request path, from bytes read to replies
  * written, against a real in-memory store.
  *
- * Each input is one client connection. A real struct conn (conn_create on a
- * worker of our own, with its own event_base) gets a mock transport instead
- * of a socket: reads hand out the input in pieces and then report the end
- * of the stream, writes swallow the replies. The connection's own state
+ * Each input is one or two client connections of the same worker: the
+ * bytes after the first "\n=====\n" are the second client's. A real
+ * struct conn (conn_create on a worker of our own, with its own
+ * event_base) gets a mock transport instead of a socket: reads hand out the
+ * input in pieces and then report the end of the stream, writes swallow the
+ * replies. The two connections take turns, so one can delete or overwrite
+ * the item whose value the other is still sending, or change keys between
+ * another's MULTI and EXEC. The connection's own state
  * machine chooses the protocol from the first byte, as the server does, and
  * runs the text, meta, binary or RESP command layer against storage set up
  * once with little memory (so eviction and allocation failures happen). So
@@ -61,61 +65,71 @@ struct mode {
     int reqs_per_event;            /* bit 7: -R 1 instead of 20 */
 };
 
-static struct {
-    struct mode mode;
+#define SPLIT "\n=====\n"   /* separates the first client's bytes from the second's */
+
+/* One client: its bytes, how far the server has read them, its conn. */
+struct client {
+    struct conn *c;            /* valid while !closed */
     const uint8_t *in;
     size_t in_len, in_pos;
     unsigned reads, writes;
-    size_t written;
     bool closed;
-} mock;
+};
+
+static struct mode mode;
+static struct client clients[2];
+
+static struct client *client_of(const struct conn *c)
+{
+    for (int i = 0; i < 2; i++)
+        if (clients[i].c == c && !clients[i].closed)
+            return &clients[i];
+    abort();   /* a transport call for a connection we do not know */
+}
 
 static ssize_t mock_read(struct conn *c, void *buf, size_t n)
 {
-    (void)c;
-    if (mock.mode.read_gaps && (mock.reads++ & 1) == 0) {
+    struct client *cl = client_of(c);
+    if (mode.read_gaps && (cl->reads++ & 1) == 0) {
         errno = EAGAIN;
         return -1;
     }
-    size_t left = mock.in_len - mock.in_pos;
+    size_t left = cl->in_len - cl->in_pos;
     if (left == 0)
         return 0;   /* the client is done: EOF */
     size_t take = left < n ? left : n;
-    if (take > mock.mode.read_chunk)
-        take = mock.mode.read_chunk;
-    memcpy(buf, mock.in + mock.in_pos, take);
-    mock.in_pos += take;
+    if (take > mode.read_chunk)
+        take = mode.read_chunk;
+    memcpy(buf, cl->in + cl->in_pos, take);
+    cl->in_pos += take;
     return (ssize_t)take;
 }
 
 static ssize_t mock_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 {
-    (void)c;
+    struct client *cl = client_of(c);
     CHECK(iovcnt > 0);
-    if (mock.mode.write_gaps && (mock.writes++ & 1) == 0) {
+    if (mode.write_gaps && (cl->writes++ & 1) == 0) {
         errno = EAGAIN;
         return -1;
     }
     size_t done = 0;
-    for (int i = 0; i < iovcnt && done < mock.mode.write_chunk; i++) {
+    for (int i = 0; i < iovcnt && done < mode.write_chunk; i++) {
         size_t n = iov[i].iov_len;
-        if (n > mock.mode.write_chunk - done)
-            n = mock.mode.write_chunk - done;
+        if (n > mode.write_chunk - done)
+            n = mode.write_chunk - done;
         /* Touch every byte, so ASan checks the whole reply is readable. */
         const volatile uint8_t *b = iov[i].iov_base;
         for (size_t k = 0; k < n; k++)
             (void)b[k];
         done += n;
     }
-    mock.written += done;
     return (ssize_t)done;
 }
 
 static void mock_close(struct conn *c)
 {
-    (void)c;
-    CHECK(!mock.closed);
-    mock.closed = true;
+    client_of(c)->closed = true;
 }
 
 static const struct transport mock_tp = {
@@ -171,22 +185,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    memset(&mock, 0, sizeof(mock));
-    mock.mode = mode_of(data[0]);
-    mock.in = data + 1;
-    mock.in_len = size - 1;
-    conn_setup(&protocols, mock.mode.reqs_per_event);
+    mode = mode_of(data[0]);
+    memset(clients, 0, sizeof(clients));
+    const uint8_t *in = data + 1;
+    size_t len = size - 1;
+    const uint8_t *split = memmem(in, len, SPLIT, sizeof(SPLIT) - 1);
+    clients[0].in = in;
+    clients[0].in_len = split != NULL ? (size_t)(split - in) : len;
+    if (split != NULL) {
+        clients[1].in = split + sizeof(SPLIT) - 1;
+        clients[1].in_len = len - (size_t)(clients[1].in - in);
+    }
+    int nclients = split != NULL ? 2 : 1;
+    conn_setup(&protocols, mode.reqs_per_event);
     item_flush(0, clock_now_ms());
 
-    stats_conn_opened();
-    struct conn *c = conn_create(&worker, idle_fd, mock.mode.kind, NULL, 0);
-    CHECK(c != NULL);
-    c->tp = &mock_tp;
-    /* Drive it as its worker would: an event says "readable" (or
+    for (int i = 0; i < nclients; i++) {
+        stats_conn_opened();
+        clients[i].c = conn_create(&worker, idle_fd, mode.kind, NULL, 0);
+        CHECK(clients[i].c != NULL);
+        clients[i].c->tp = &mock_tp;
+    }
+    for (int i = nclients; i < 2; i++)
+        clients[i].closed = true;
+    /* Drive them as their worker would: an event says "readable" (or
      * "writable"), the connection reads, runs, writes; a connection that
-     * yields re-activates itself. Until it closes at the end of input. */
-    while (!mock.closed) {
-        event_active(c->ev, EV_READ, 0);
+     * yields re-activates itself. Until both have closed at the end of
+     * their input. */
+    while (!clients[0].closed || !clients[1].closed) {
+        for (int i = 0; i < 2; i++)
+            if (!clients[i].closed)
+                event_active(clients[i].c->ev, EV_READ, 0);
         event_base_loop(worker.base, EVLOOP_NONBLOCK);
     }
     CHECK(worker.nconns == 0);

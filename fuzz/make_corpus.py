@@ -7,7 +7,7 @@ well-formed requests of every command family first, then the edge cases the
 tests pin down (limits, bad numbers, truncation). libFuzzer mutates from
 these. fuzz_exec seeds start with one mode byte (see fuzz/fuzz_exec.c):
 each session is written with a few modes, so reads split values and writes
-block. Re-running rewrites the same files.
+block, and a few seeds hold two clients (split by SPLIT) on the same keys. Re-running rewrites the same files.
 """
 import os
 import shutil
@@ -133,6 +133,7 @@ BIN = [
     bin_req(0x01, b"foo", SETX, b"bar")[:30],
 ]
 
+SPLIT = b"\n=====\n"   # fuzz_exec: what follows is a second client's
 MODES = [0x0e, 0x00, 0x1a, 0x64, 0x8c]   # whole; byte by byte; 100 + gaps; 7-byte writes; -R 1
 
 
@@ -155,6 +156,23 @@ def main():
         exec_seeds.append(bytes([MODES[i % len(MODES)]]) + s)
     # A --resp-port connection (mode bit 0): inline commands are RESP there.
     exec_seeds.append(bytes([0x0f]) + b"set k v\r\nget k\r\n")
+    # Two clients (split by SPLIT) taking turns on the same keys.
+    big = b"v" * 3000
+    for mode, a, b in [
+        # the value being written out slowly is deleted, then overwritten
+        (0x6e, b"set big 0 0 3000\r\n" + big + b"\r\nget big big big\r\n",
+         b"delete big\r\nset big 0 0 1\r\nx\r\n"),
+        (0x64, RESP[0] + b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" * 3, RESP[0] + b"*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n"),
+        # a transaction while the other client changes its keys
+        (0x8e, b"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n*1\r\n$4\r\nEXEC\r\n",
+         b"set n 0 0 3\r\nabc\r\n"),
+        # stampede protection: one client wins the recache, the other sees Z
+        (0x0e, b"mg hot N30 v c t\r\nms hot 3 T60\r\nnew\r\n", b"mg hot N30 v c t\r\nmg hot v\r\n"),
+        # a binary value split across reads while the other appends
+        (0x00, BIN[0] + BIN[1], b"append foo 0 0 3\r\nxyz\r\n"),
+        (0x1a, b"gets k\r\ncas k 0 0 1 1\r\nx\r\n", b"set k 0 0 1\r\ny\r\ngets k\r\n"),
+    ]:
+        exec_seeds.append(bytes([mode]) + a + SPLIT + b)
     write("fuzz_exec", exec_seeds)
 
 
