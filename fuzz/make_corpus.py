@@ -99,6 +99,10 @@ RESP = [
 ]
 
 
+def resp(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
 def bin_req(op, key=b"", extras=b"", value=b"", opaque=0, cas=0):
     body = extras + key + value
     return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), len(extras), 0, 0, len(body),
@@ -173,6 +177,14 @@ def main():
         (0x1a, b"gets k\r\ncas k 0 0 1 1\r\nx\r\n", b"set k 0 0 1\r\ny\r\ngets k\r\n"),
     ]:
         exec_seeds.append(bytes([mode]) + a + SPLIT + b)
+    # Values over half a page are chunked; SETRANGE makes one from a short
+    # request. Read it back over every protocol while the other client
+    # appends to it and deletes it.
+    chunky = (resp(b"SETRANGE", b"big", b"600000", b"abc") + resp(b"GETRANGE", b"big", b"599990", b"-1") +
+              resp(b"APPEND", b"big", b"xyz") + resp(b"STRLEN", b"big") + resp(b"GET", b"big"))
+    exec_seeds.append(bytes([0x4e]) + chunky + SPLIT + b"get big\r\nmg big v s\r\nappend big 0 0 2\r\nzz\r\n"
+                      b"prepend big 0 0 1\r\np\r\ndelete big\r\n")
+    exec_seeds.append(bytes([0x0e]) + chunky + SPLIT + BIN[1].replace(b"foo", b"big"))
     write("fuzz_exec", exec_seeds)
 
 
