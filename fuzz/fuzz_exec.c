@@ -9,14 +9,17 @@
  * input in pieces and then report the end of the stream, writes swallow the
  * replies. The two connections take turns, so one can delete or overwrite
  * the item whose value the other is still sending, or change keys between
- * another's MULTI and EXEC. The connection's own state
- * machine chooses the protocol from the first byte, as the server does, and
- * runs the text, meta, binary or RESP command layer against storage set up
- * once with little memory (so eviction and allocation failures happen). So
- * values split across reads, refused values being skipped, output that the
- * "socket" takes a few bytes at a time, the request budget and MULTI/EXEC
- * all run as in the server, under ASan and UBSan, and a connection must
- * free everything it took when it closes.
+ * the other's MULTI and EXEC.
+ *
+ * The connection's own state machine chooses the protocol from the first
+ * byte, as the server does, and runs the text, meta, binary or RESP command
+ * layer against storage set up once with little memory (so eviction and
+ * allocation failures happen). So values split across reads, refused
+ * values being skipped, output that the "socket" takes a few bytes at a
+ * time, the request budget and MULTI/EXEC all run as in the server, under
+ * ASan and UBSan, and a connection must free everything it took when it
+ * closes. The worker is ours, not worker_setup()'s, so `stats conns` and
+ * CLIENT LIST list no connections.
  *
  * The first byte of the input is not sent: it chooses how the transport
  * behaves (see struct mode). The store is flushed before every input so
