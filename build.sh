@@ -2,7 +2,7 @@
 # kioku's one entry point for a fresh Debian 12 machine (run as root, or with
 # sudo available): installs what is missing, builds, then
 #   ./build.sh run [kioku options]   runs kioku in the foreground
-#   ./build.sh test                  runs the whole test suite (9 to 13
+#   ./build.sh test                  runs the whole test suite (10 to 15
 #                                    minutes on 2 cores): unit, integration,
 #                                    ASan+UBSan, TSan, fuzzing (libFuzzer),
 #                                    distcheck, a line as each stage passes
@@ -104,7 +104,7 @@ run)
     ;;
 test)
     install_missing $run_deps $test_deps
-    echo "== running every test: 9 to 13 minutes on 2 cores, one line per stage as it passes"
+    echo "== running every test: 10 to 15 minutes on 2 cores, one line per stage as it passes"
     start=$(date +%s)
     before=$(untracked)
     build_in build
