@@ -2,11 +2,11 @@
 # kioku's one entry point for a fresh Debian 12 machine (run as root, or with
 # sudo available): installs what is missing, builds, then
 #   ./build.sh run [kioku options]   runs kioku in the foreground
-#   ./build.sh test                  runs the whole test suite (6 to 10
+#   ./build.sh test                  runs the whole test suite (10 to 15
 #                                    minutes on 2 cores): unit, integration,
-#                                    ASan+UBSan, TSan, and distcheck, with a
-#                                    progress line as each stage passes
-# Builds go to build/, build-asan/ and build-tsan/; the source tree stays clean.
+#                                    ASan+UBSan, TSan, fuzzing (libFuzzer),
+#                                    distcheck, a line as each stage passes
+# Builds go to build/, build-asan/, build-tsan/ and build-fuzz/; the source tree stays clean.
 set -eu
 
 cd "$(dirname "$0")"
@@ -69,6 +69,31 @@ stage() {
     last=$now
 }
 
+# The fuzz stage: build the libFuzzer targets (fuzz/) with clang in
+# build-fuzz/, then run each from its seed corpus for FUZZ_SECONDS (30) and
+# fail on any crash, leak, sanitizer report or timeout. New inputs go to
+# build-fuzz/corpus/, a failing one to build-fuzz/artifacts/.
+fuzz_stage() {
+    install_missing clang libclang-rt-14-dev
+    mkdir -p build-fuzz/artifacts
+    # "make Makefile" first: a Makefile that regenerates itself would print
+    # into the list of targets.
+    targets=$(cd build-fuzz && { [ -f Makefile ] || "$top/configure" -q CC=clang --enable-fuzzing; } &&
+        make -s Makefile >/dev/null && make -s print-fuzz-targets)
+    make -s -C build-fuzz -j"$jobs" $targets
+    for t in $targets; do
+        name=${t#fuzz/}
+        mkdir -p "build-fuzz/corpus/$name"
+        dict=
+        [ -f "fuzz/$name.dict" ] && dict="-dict=fuzz/$name.dict"
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            "build-fuzz/$t" -max_total_time="${FUZZ_SECONDS:-30}" -timeout=10 -rss_limit_mb=2048 $dict \
+            -artifact_prefix="build-fuzz/artifacts/$name-" \
+            "build-fuzz/corpus/$name" "fuzz/corpus/$name" >"build-fuzz/$name.log" 2>&1 ||
+            { tail -n 40 "build-fuzz/$name.log"; echo "== $name failed: build-fuzz/$name.log" >&2; exit 1; }
+    done
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -79,7 +104,7 @@ run)
     ;;
 test)
     install_missing $run_deps $test_deps
-    echo "== running every test: 6 to 10 minutes on 2 cores, one line per stage as it passes"
+    echo "== running every test: 10 to 15 minutes on 2 cores, one line per stage as it passes"
     start=$(date +%s)
     before=$(untracked)
     build_in build
@@ -102,6 +127,8 @@ test)
     TSAN_OPTIONS="halt_on_error=1 detect_deadlocks=0" \
         make -s -C build-tsan -j"$jobs" check TESTS="$(make -s -C build-tsan print-tsan-nodeadlock-tests)"
     stage "TSan: the concurrent tests, in build-tsan/"
+    fuzz_stage
+    stage "fuzz: each libFuzzer target for ${FUZZ_SECONDS:-30} s, in build-fuzz/"
     # distcheck configures and builds twice more: its log is shown on failure.
     make -s -C build -j"$jobs" distcheck >build/distcheck.log 2>&1 ||
         { tail -n 60 build/distcheck.log; echo "== distcheck failed: build/distcheck.log" >&2; exit 1; }
