@@ -260,9 +260,11 @@ static bool lock_cand(struct item *it, char *slot, uint64_t *hv)
     return true;
 }
 
-static void unlock_cand(const struct item *it)
+/* Release what lock_cand() took. By the key's hash, not the header: the
+ * item may have been freed (and its chunk reused) under the lock. */
+static void unlock_cand(uint64_t hv)
 {
-    pthread_mutex_unlock(&assoc_stripe_at(stripe_of(it))->lock);
+    assoc_unlock(hv);
 }
 
 static bool in_use(const struct item *it)
@@ -383,7 +385,7 @@ static int sweep(struct eclass *e, unsigned id, struct hand *h, enum sweep_mode 
             e->reflocked++;
         } else if (do_item_is_dead(it, hv, now)) {
             int r = take(e, id, it, hv, true, now, reuse, old_req);
-            unlock_cand(it);
+            unlock_cand(hv);
             return r;
         } else if (mode == SWEEP_SMALL && (item_iflags(it) & ITEM_SMALL) && fq > 0) {
             /* Read while on probation: promote to main, in place. */
@@ -393,10 +395,10 @@ static int sweep(struct eclass *e, unsigned id, struct hand *h, enum sweep_mode 
             if (mode == SWEEP_SMALL)
                 ghost_add(hv);
             int r = take(e, id, it, hv, false, now, reuse, old_req);
-            unlock_cand(it);
+            unlock_cand(hv);
             return r;
         }
-        unlock_cand(it);
+        unlock_cand(hv);
     }
     uint64_t hv;
 
@@ -405,7 +407,7 @@ static int sweep(struct eclass *e, unsigned id, struct hand *h, enum sweep_mode 
 
         if (!in_use(best))
             r = take(e, id, best, hv, do_item_is_dead(best, hv, now), now, reuse, old_req);
-        unlock_cand(best);
+        unlock_cand(hv);
         return r;
     }
     return 0;
@@ -477,7 +479,7 @@ static struct item *consider(struct eclass *e, unsigned id, char *slot, bool vol
         if (lock_cand(it, slot, &hv)) {
             if (!in_use(it))
                 *done = take(e, id, it, hv, true, now, reuse, old_req);
-            unlock_cand(it);
+            unlock_cand(hv);
         }
         return NULL;
     }
@@ -533,7 +535,7 @@ static int sampled(struct eclass *e, unsigned id, enum evict_policy p, int64_t n
         if (done == 0 && lock_cand(it, c[i].slot, &hv)) {
             if (!in_use(it) && (!vol || item_exptime(it) != 0))
                 done = take(e, id, it, hv, do_item_is_dead(it, hv, now), now, reuse, old_req);
-            unlock_cand(it);
+            unlock_cand(hv);
             if (done)
                 continue;
         }
@@ -617,7 +619,7 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
             __atomic_add_fetch(&e->crawler_reclaimed, 1, __ATOMIC_RELAXED);
             freed++;
         }
-        unlock_cand(it);
+        unlock_cand(hv);
     }
     pthread_mutex_unlock(&e->lock);
     return freed;
@@ -664,7 +666,7 @@ uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted)
                 (*evicted)++;
             do_item_unlink_keep(it, hv, false);
         }
-        unlock_cand(it);
+        unlock_cand(hv);
     }
     left = slab_move_in_use(id);
     pthread_mutex_unlock(&e->lock);
@@ -836,7 +838,7 @@ void evict_walk(unsigned id, bool (*visit)(void *arg, const struct item *it), vo
         if (!lock_cand(it, slot, &hv))
             continue;
         more = visit(arg, it);
-        unlock_cand(it);
+        unlock_cand(hv);
         if (!more)
             break;
     }
