@@ -20,6 +20,9 @@ import subprocess
 import sys
 import time
 
+# kioku, like memcached, refuses to run as root without -u.
+ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+
 BIN = os.environ.get("KIOKU_BIN")
 VAL = b"v" * 1000
 MEM_MB = 8
@@ -31,7 +34,7 @@ def start(*args):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2",
+        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0"] + ROOT_ARGS + ["-t", "2",
                                  "-m", str(MEM_MB)] + list(args))
         for _ in range(100):
             try:
@@ -306,7 +309,7 @@ def test_rss_bound():
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2",
+    proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0"] + ROOT_ARGS + ["-t", "2",
                              "-m", str(mem), "-I", "1m"])
     try:
         for _ in range(100):
