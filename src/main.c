@@ -132,6 +132,7 @@ int main(int argc, char **argv)
         .text = &proto_mc_text, .binary = &proto_mc_bin, .resp = &proto_resp,
     };
     conn_setup(&protocols, settings.reqs_per_event);
+    conn_set_limits(settings.max_output, settings.idle_timeout);
     proto_mc_text_setup(&settings);
     proto_resp_setup(&settings);
     proto_mc_bin_setup(&settings);

@@ -87,6 +87,9 @@ static void stats_general(struct stat_sink *out)
 #define X(name) stat_u64(out, #name, ts.name);
     THREAD_STATS_FIELDS(X)
 #undef X
+    if (settings->idle_timeout != 0)
+        stat_u64(out, "idle_kicks", ts.idle_kicks);
+    stat_u64(out, "output_limit_disconnects", ts.output_limit_disconnects);
     stat_u64(out, "limit_maxbytes", ss.limit_maxbytes);
     stat_u64(out, "accepting_conns", 1);
     stat_u64(out, "threads", (uint64_t)settings->threads);
@@ -163,7 +166,8 @@ static void stats_settings(struct stat_sink *out)
     stat_u64(out, "slab_automove", ss.slab_automove);
     stat_fmt(out, "temp_lru", "%s", "no");
     stat_fmt(out, "track_sizes", "%s", "no");
-    stat_u64(out, "idle_timeout", 0);
+    stat_u64(out, "idle_timeout", (uint64_t)s->idle_timeout);
+    stat_u64(out, "max_output_buffer", s->max_output);
     stat_u64(out, "client_flags_size", 4);
 }
 

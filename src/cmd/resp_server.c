@@ -833,11 +833,13 @@ static void info_stats(struct text *t)
     storage_stats(&ss);
     stats_conns(&cs);
     text_add(t, "# Stats\r\ntotal_connections_received:%llu\r\nrejected_connections:%llu\r\n"
+                "client_output_buffer_limit_disconnections:%llu\r\n"
                 "total_commands_processed:%llu\r\n"
                 "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
                 "expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
                 "keyspace_misses:%llu\r\n\r\n",
              (unsigned long long)cs.total_connections, (unsigned long long)cs.rejected_connections,
+             (unsigned long long)ts.output_limit_disconnects,
              (unsigned long long)ts.commands_processed,
              (unsigned long long)ts.bytes_read, (unsigned long long)ts.bytes_written,
              (unsigned long long)(ss.reclaimed + ts.get_expired),

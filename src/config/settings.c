@@ -28,6 +28,7 @@ void settings_default(struct settings *s)
     s->threads = 4;
     s->backlog = 1024;
     s->reqs_per_event = 20;
+    s->max_output = (size_t)64 << 20;
     s->flush_enabled = true;
     storage_config_default(&s->storage);
 }
@@ -246,6 +247,8 @@ static const struct option long_opts[] = {
 
 static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:";
 
+#define OUTPUT_LIMIT_MIN (64 * 1024)
+
 /* One -o key[=value]. Returns 0, or -1 with err filled. */
 static int parse_extended_one(struct settings *s, char *kv, char *err, size_t errlen)
 {
@@ -267,6 +270,20 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->resp_port = v;
+    } else if (strcmp(kv, "idle_timeout") == 0) {
+        if (parse_int(val, 0, INT_MAX / 1000, &v) != 0) {
+            snprintf(err, errlen, "idle_timeout must be a number of seconds (0: none)");
+            return -1;
+        }
+        s->idle_timeout = v;
+    } else if (strcmp(kv, "max_output_buffer") == 0) {
+        size_t sz;
+        if (settings_parse_size(val, &sz) != 0 || (sz != 0 && sz < OUTPUT_LIMIT_MIN)) {
+            snprintf(err, errlen, "max_output_buffer must be 0 (no limit) or a size of at "
+                                  "least 64k (k/m/g suffix)");
+            return -1;
+        }
+        s->max_output = sz;
     } else if (strcmp(kv, "slab_automove") == 0) {
         if (parse_int(val, 0, 2, &v) != 0) {
             snprintf(err, errlen, "slab_automove must be 0, 1 or 2");
@@ -475,7 +492,8 @@ const char *settings_usage(void)
 "                          [::1]; addr:port overrides -p (default: 127.0.0.1)\n"
 "-d, --daemon              run as a daemon\n"
 "-r, --enable-coredumps    maximize core file limit\n"
-"-u, --user=<user>         assume identity of <username> (only when run as root)\n"
+"-u, --user=<user>         assume identity of <username> (only when run as root;\n"
+"                          as root it is required: -u root keeps root)\n"
 "-m, --memory-limit=<num>  item memory in megabytes (default: 64)\n"
 "    --maxmemory=<size>    item memory in Redis's units: bytes, or with b, k (1000),\n"
 "                          kb (1024), m, mb, g, gb; e.g. 64mb, 1gb (same as -m)\n"
@@ -514,6 +532,10 @@ const char *settings_usage(void)
 "                          every eviction\n"
 "   - lru_crawler, no_lru_crawler\n"
 "                          reclaim expired items in the background (default: on)\n"
+"   - idle_timeout=<sec>   close a client that sends no request, or reads none\n"
+"                          of its replies, for this long (default: 0, never)\n"
+"   - max_output_buffer=<size> disconnect a client whose unread replies would\n"
+"                          pass this size, k/m/g suffix; 0 none (default: 64m)\n"
 "   - resp_port=<num>      same as --resp-port\n"
 "   - maxmemory_policy=<name> same as --maxmemory-policy\n"
 "   - lfu_log_factor=<n>   same as --lfu-log-factor\n"

@@ -24,6 +24,7 @@ struct worker {
     pthread_t thread;
     struct event_base *base;
     struct event *notify_ev;
+    struct event *idle_ev;          /* idle-timeout sweep, NULL without one */
     int notify_rfd, notify_wfd;
     pthread_mutex_t qlock;          /* guards queue */
     struct pending_conn *queue_head, *queue_tail;
