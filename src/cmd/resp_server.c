@@ -558,6 +558,8 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM("bind", "%s", s->listen);
     PARAM("timeout", "%d", s->idle_timeout);
     PARAM("maxclients", "%d", s->max_conns);
+    /* -o max_output_buffer is a hard limit for every client; no soft one */
+    PARAM("client-output-buffer-limit", "normal %zu 0 0 slave 0 0 0 pubsub 0 0 0", s->max_output);
     PARAM("proto-max-bulk-len", "%zu", resp_max_bulk());
     PARAM("io-threads", "%d", s->threads);
     PARAM("tcp-backlog", "%d", s->backlog);

@@ -317,6 +317,13 @@ def test_output_limit_idle_timeout_and_bounded_memory():
             sets = recv_until(s, b"END\r\n").decode()
         check("STAT idle_timeout 2\r\n" in sets and "STAT max_output_buffer 1048576\r\n" in sets,
               "stats settings shows idle_timeout and max_output_buffer")
+        with srv.connect(resp=True) as s:
+            s.sendall(b"CONFIG GET client-output-buffer-limit\r\nCONFIG GET timeout\r\n")
+            want = (b"*2\r\n$26\r\nclient-output-buffer-limit\r\n"
+                    b"$43\r\nnormal 1048576 0 0 slave 0 0 0 pubsub 0 0 0\r\n"
+                    b"*2\r\n$7\r\ntimeout\r\n$1\r\n2\r\n")
+            got = recv_until(s, b"timeout\r\n$1\r\n2\r\n")
+            check(got == want, "CONFIG GET client-output-buffer-limit and timeout: %r" % got)
         # 20 values of 100 KB, 2000 of 500 bytes.
         with srv.connect() as s:
             big = b"".join(b"set big%d 0 0 100000 noreply\r\n%s\r\n" % (i, b"b" * 100000)
