@@ -406,14 +406,20 @@ def scan_order(srv):
         for _ in range(10000):
             s.sendall(b"SCAN %s COUNT 1000\r\n" % cursor)
             # *2 $len cursor *n ($len key)*n
-            buf = b""
-            while True:
-                buf += s.recv(65536)
+            buf, n, parts = b"", -1, []
+            for _ in range(1000):
+                chunk = s.recv(65536)   # the socket's 10 s timeout bounds each wait
+                if not chunk:
+                    break
+                buf += chunk
                 parts = buf.split(b"\r\n")
                 if len(parts) >= 5:
                     n = int(parts[3][1:])
                     if len(parts) >= 5 + 2 * n:
                         break
+            if n < 0 or len(parts) < 5 + 2 * n:
+                check(False, "SCAN reply complete: %r" % buf[:200])
+                break
             cursor = parts[2]
             order += parts[5:5 + 2 * n:2]
             if cursor == b"0":
