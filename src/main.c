@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "auth/auth.h"
 #include "cmd/cmd_stats.h"
 #include "cmd/proto_mc_bin.h"
 #include "cmd/proto_mc_text.h"
@@ -25,13 +26,26 @@
 #include "core/conn.h"
 #include "core/listener.h"
 #include "core/worker.h"
+#include "stats/prefix_stats.h"
 #include "storage/storage.h"
+#include "tls/tls.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 #define EX_OSERR_CODE 71
 #define EX_NOUSER_CODE 67
 
 static struct settings settings;   /* filled before any thread starts, then read-only */
+
+/* SIGHUP: reload the TLS certificates; a bad file keeps the old ones. */
+static void reload_certs(void)
+{
+    char err[512];
+    if (tls_refresh_certs(err, sizeof(err)) != 0)
+        fprintf(stderr, "%s: could not reload TLS certificates on SIGHUP: %s\n", PACKAGE_NAME, err);
+    else if (settings.verbose > 0)
+        fprintf(stderr, "%s: TLS certificates reloaded\n", PACKAGE_NAME);
+}
 
 static void raise_fd_limit(int max_conns)
 {
@@ -107,15 +121,34 @@ int main(int argc, char **argv)
         break;
     }
 
+    /* Passwords are loaded before daemon() changes directory to / and
+     * before -u drops the rights to read the file. -S: memcached built with
+     * ENABLE_SASL_PWDB takes the file from MEMCACHED_SASL_PWDB; kioku's -Y
+     * file serves SASL too. */
+    const char *pwdb = getenv("MEMCACHED_SASL_PWDB");
+    if (settings.sasl && settings.auth_file[0] == '\0' && pwdb != NULL)
+        snprintf(settings.auth_file, sizeof(settings.auth_file), "%s", pwdb);
+    if (settings.sasl && settings.auth_file[0] == '\0') {
+        fprintf(stderr, "%s: -S needs a password file: -Y <file> (or MEMCACHED_SASL_PWDB)\n",
+                PACKAGE_NAME);
+        return KIOKU_EX_USAGE;
+    }
+    if (auth_setup(settings.auth_file, settings.requirepass, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
+        return EXIT_FAILURE;
+    }
+    /* auth holds the password now; the settings copy is not kept. */
+    memset(settings.requirepass, 0, sizeof(settings.requirepass));
+
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(settings.max_conns);
     if (settings.coredumps) {
         struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
         setrlimit(RLIMIT_CORE, &rl);
     }
-    int rc = drop_privileges(settings.user);
-    if (rc != 0)
-        return rc;
+    int drop = drop_privileges(settings.user);
+    if (drop != 0)
+        return drop;
     if (settings.daemonize && daemon(0, settings.verbose > 0) != 0) {
         fprintf(stderr, "failed to daemonize: %s\n", strerror(errno));
         return EX_OSERR_CODE;
@@ -124,25 +157,49 @@ int main(int argc, char **argv)
         fprintf(stderr, "warning: -k is set but memory could not be locked: %s\n", strerror(errno));
 
     clock_setup();
+    log_setup(settings.verbose);
+    prefix_stats_setup(settings.prefix_delimiter, settings.detail_enabled);
     if (storage_setup(&settings.storage, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
         return KIOKU_EX_USAGE;
     }
-    static const struct conn_protocols protocols = {
+    if (storage_warm_status()[0] != '\0')
+        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, storage_warm_status());
+    /* -B ascii: 0x80 is read as text (memcached answers ERROR); -B binary:
+     * everything is read as binary (memcached closes on a bad magic byte).
+     * Either way the main port speaks only that protocol; RESP stays on
+     * --resp-port. */
+    static struct conn_protocols protocols = {
         .text = &proto_mc_text, .binary = &proto_mc_bin, .resp = &proto_resp,
+        .resp_by_first_byte = true,
     };
+    if (settings.binding == BINDING_ASCII)
+        protocols.binary = NULL;
+    else if (settings.binding == BINDING_BINARY)
+        protocols.text = &proto_mc_bin;
+    if (settings.binding != BINDING_AUTO)
+        protocols.resp_by_first_byte = false;
     conn_setup(&protocols, settings.reqs_per_event);
     conn_set_limits(settings.max_output, settings.idle_timeout);
     proto_mc_text_setup(&settings);
     proto_resp_setup(&settings);
     proto_mc_bin_setup(&settings);
     cmd_stats_setup(&settings);
+    if (settings.tls.enabled) {
+        const struct transport *tls = tls_setup(&settings.tls, err, sizeof(err));
+        if (tls == NULL) {
+            fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
+            return KIOKU_EX_USAGE;
+        }
+        conn_set_tls(tls);
+        listener_on_hup(reload_certs);
+    }
 
     if (listener_setup(&settings, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return EX_OSERR_CODE;
     }
-    if (worker_setup(settings.threads) != 0) {
+    if (worker_setup(settings.threads, settings.idle_timeout) != 0) {
         fprintf(stderr, "failed to start worker threads\n");
         return EX_OSERR_CODE;
     }
@@ -156,8 +213,19 @@ int main(int argc, char **argv)
 
     listener_teardown();
     worker_teardown();
+    int rc = 0;
+    if (storage_save(err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: warm restart: %s\n", PACKAGE_NAME, err);
+        rc = EX_OSERR_CODE;
+    } else if (settings.storage.memory_file[0] != '\0') {
+        fprintf(stderr, "%s: warm restart: saved %s.meta\n", PACKAGE_NAME,
+                settings.storage.memory_file);
+    }
+    tls_teardown();
     storage_teardown();
+    auth_teardown();
+    prefix_stats_teardown();
     if (settings.pid_file[0] != '\0')
         unlink(settings.pid_file);
-    return 0;
+    return rc;
 }

@@ -6,25 +6,32 @@
  */
 #include "cmd/cmd_stats.h"
 
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "auth/auth.h"
 #include "config/settings.h"
 #include "config/version.h"
 #include "core/conn.h"
 #include "core/listener.h"
 #include "core/worker.h"
+#include "stats/prefix_stats.h"
 #include "stats/stats.h"
 #include "storage/evict.h"
 #include "storage/storage.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 static const struct settings *settings;   /* read-only after setup */
 
@@ -87,8 +94,6 @@ static void stats_general(struct stat_sink *out)
 #define X(name) stat_u64(out, #name, ts.name);
     THREAD_STATS_FIELDS(X)
 #undef X
-    if (settings->idle_timeout != 0)
-        stat_u64(out, "idle_kicks", ts.idle_kicks);
     stat_u64(out, "output_limit_disconnects", ts.output_limit_disconnects);
     stat_u64(out, "limit_maxbytes", ss.limit_maxbytes);
     stat_u64(out, "accepting_conns", 1);
@@ -125,7 +130,7 @@ static void stats_settings(struct stat_sink *out)
     stat_u64(out, "tcpport", (uint64_t)s->port);
     stat_u64(out, "udpport", (uint64_t)s->udp_port);
     stat_fmt(out, "inter", "%s", s->listen);
-    stat_u64(out, "verbosity", (uint64_t)s->verbose);
+    stat_u64(out, "verbosity", (uint64_t)log_level());
     stat_u64(out, "oldest", 0);
     /* the runtime policy: RESP's CONFIG SET may have changed it */
     stat_fmt(out, "evictions", "%s", evict_get_policy() != EVICT_NOEVICTION ? "on" : "off");
@@ -138,7 +143,10 @@ static void stats_settings(struct stat_sink *out)
     stat_u64(out, "reqs_per_event", (uint64_t)s->reqs_per_event);
     stat_fmt(out, "cas_enabled", "%s", s->storage.use_cas ? "yes" : "no");
     stat_u64(out, "tcp_backlog", (uint64_t)s->backlog);
-    stat_fmt(out, "binding_protocol", "%s", "auto-negotiate");
+    static const char *const binding[] = {
+        [BINDING_AUTO] = "auto-negotiate", [BINDING_ASCII] = "ascii", [BINDING_BINARY] = "binary",
+    };
+    stat_fmt(out, "binding_protocol", "%s", binding[s->binding]);
     stat_u64(out, "item_size_max", s->storage.item_size_max);
     stat_fmt(out, "maxconns_fast", "%s", "yes");
     stat_u64(out, "hashpower_init", s->storage.hashpower);
@@ -152,11 +160,15 @@ static void stats_settings(struct stat_sink *out)
     stat_u64(out, "lfu_log_factor", evict_get_lfu_log_factor());
     stat_u64(out, "lfu_decay_time", evict_get_lfu_decay_time());
     stat_u64(out, "maxmemory_samples", evict_get_samples());
+    /* As memcached: the ascii authfile's path, or "no". A password file
+     * makes binary clients authenticate with SASL too (memcached would
+     * refuse binary clients under -Y instead). */
+    stat_fmt(out, "auth_enabled_sasl", "%s", auth_file_enabled() ? "yes" : "no");
+    stat_fmt(out, "auth_enabled_ascii", "%s", auth_file_enabled() ? auth_file_path() : "no");
+    stat_fmt(out, "stat_key_prefix", "%c", s->prefix_delimiter);
+    stat_fmt(out, "detail_enabled", "%s", prefix_stats_on() ? "yes" : "no");
     /* memcached features kioku does not have, reported as off so that
      * monitoring skips what depends on them */
-    stat_fmt(out, "auth_enabled_sasl", "%s", "no");
-    stat_fmt(out, "auth_enabled_ascii", "%s", "no");
-    stat_fmt(out, "detail_enabled", "%s", "no");
     stat_fmt(out, "lru_crawler", "%s", s->storage.crawler ? "yes" : "no");   /* kioku's crawler */
     stat_fmt(out, "lru_maintainer_thread", "%s", "no");
     stat_fmt(out, "lru_segmented", "%s", "no");
@@ -169,6 +181,16 @@ static void stats_settings(struct stat_sink *out)
     stat_u64(out, "idle_timeout", (uint64_t)s->idle_timeout);
     stat_u64(out, "max_output_buffer", s->max_output);
     stat_u64(out, "client_flags_size", 4);
+    /* TLS, as memcached built with TLS shows it */
+    const struct tls_config *t = &s->tls;
+    stat_fmt(out, "ssl_enabled", "%s", t->enabled ? "yes" : "no");
+    stat_fmt(out, "ssl_chain_cert", "%s", t->chain_cert);
+    stat_fmt(out, "ssl_key", "%s", t->key);
+    stat_u64(out, "ssl_verify_mode", (uint64_t)t->verify_mode);
+    stat_fmt(out, "ssl_ciphers", "%s", t->ciphers[0] ? t->ciphers : "NULL");
+    stat_fmt(out, "ssl_ca_cert", "%s", t->ca_cert[0] ? t->ca_cert : "NULL");
+    stat_fmt(out, "ssl_min_version", "%s", t->min_version == 3 ? "tlsv1.3" : "tlsv1.2");
+    stat_u64(out, "tls_port", (uint64_t)t->port);
 }
 
 static void stats_items(struct stat_sink *out)
@@ -235,9 +257,51 @@ static void stats_slabs(struct stat_sink *out)
     stat_u64(out, "total_malloced", ss.total_malloced);
 }
 
+/* A socket's own address in memcached's form: "tcp:127.0.0.1:11211",
+ * "tcp6:[::1]:11211", "unix:/path". */
+static void local_name(int fd, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    memset(&ss, 0, sizeof(ss));
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        snprintf(buf, cap, "?");
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(buf, cap, "tcp:%s:%u", host, ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(buf, cap, "tcp6:[%s]:%u", host, ntohs(in6->sin6_port));
+    } else if (ss.ss_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+        snprintf(buf, cap, "unix:%.*s", (int)sizeof(un->sun_path), un->sun_path);
+    } else {
+        snprintf(buf, cap, "?");
+    }
+}
+
+/* As memcached: the listening sockets first (state conn_listening, their
+ * own address), then each client with the address it connected to. */
 static void stats_conns_list(struct stat_sink *out)
 {
-    char name[64], addr[96];
+    char name[64], addr[128];
+    int lfds[64];
+    size_t nl = listener_fds(lfds, sizeof(lfds) / sizeof(lfds[0]));
+    int64_t up = (out->now - clock_start_ms()) / 1000;
+
+    for (size_t i = 0; i < nl; i++) {
+        local_name(lfds[i], addr, sizeof(addr));
+        snprintf(name, sizeof(name), "%d:addr", lfds[i]);
+        stat_fmt(out, name, "%s", addr);
+        snprintf(name, sizeof(name), "%d:state", lfds[i]);
+        stat_fmt(out, name, "%s", "conn_listening");
+        snprintf(name, sizeof(name), "%d:secs_since_last_cmd", lfds[i]);
+        stat_u64(out, name, (uint64_t)(up > 0 ? up : 0));
+    }
     for (int i = 0; i < worker_count(); i++) {
         struct worker *w = worker_get(i);
         pthread_mutex_lock(&w->conns_lock);
@@ -245,6 +309,9 @@ static void stats_conns_list(struct stat_sink *out)
             conn_peer_name(o, addr, sizeof(addr));
             snprintf(name, sizeof(name), "%d:addr", o->fd);
             stat_fmt(out, name, "%s%s", o->peer_len > 0 && addr[0] != 'u' ? "tcp:" : "", addr);
+            local_name(o->fd, addr, sizeof(addr));
+            snprintf(name, sizeof(name), "%d:listen_addr", o->fd);
+            stat_fmt(out, name, "%s", addr);
             snprintf(name, sizeof(name), "%d:state", o->fd);
             stat_fmt(out, name, "%s", conn_state_name(o));
             snprintf(name, sizeof(name), "%d:secs_since_last_cmd", o->fd);
@@ -258,6 +325,25 @@ static void stats_conns_list(struct stat_sink *out)
 static bool arg_is(const char *args, size_t len, const char *word)
 {
     return strlen(word) == len && memcmp(args, word, len) == 0;
+}
+
+/* "detail <word> ...": memcached reads the word after "detail" only. */
+static enum cmd_stats_result stats_detail(const char *args, size_t len)
+{
+    const char *s = args + 6, *end = args + len;
+    while (s < end && *s == ' ')
+        s++;
+    const char *w = s;
+    while (s < end && *s != ' ')
+        s++;
+    size_t n = (size_t)(s - w);
+    if (arg_is(w, n, "on") || arg_is(w, n, "off")) {
+        prefix_stats_enable(n == 2);
+        return CMD_STATS_DETAIL_OK;
+    }
+    if (arg_is(w, n, "dump"))
+        return CMD_STATS_DETAIL_DUMP;
+    return CMD_STATS_DETAIL_USAGE;
 }
 
 enum cmd_stats_result cmd_stats_pairs(const char *args, size_t len, int64_t now,
@@ -277,11 +363,12 @@ enum cmd_stats_result cmd_stats_pairs(const char *args, size_t len, int64_t now,
     } else if (arg_is(args, len, "reset")) {
         stats_reset();
         storage_stats_reset();
+        prefix_stats_clear();   /* memcached forgets the prefixes too */
         return CMD_STATS_RESET;
     } else if (arg_is(args, len, "sizes")) {
         stat_fmt(&out, "sizes_status", "%s", "disabled");
-    } else if (len >= 6 && memcmp(args, "detail", 6) == 0) {
-        return CMD_STATS_DETAIL;
+    } else if (len >= 6 && memcmp(args, "detail", 6) == 0 && (len == 6 || args[6] == ' ')) {
+        return stats_detail(args, len);
     } else {
         return CMD_STATS_UNKNOWN;
     }
@@ -375,7 +462,21 @@ void cmd_stats_text(struct conn *c, const char *args, size_t len)
     case CMD_STATS_RESET:
         CONN_OUT_LIT(c, "RESET\r\n");
         break;
-    case CMD_STATS_DETAIL:
+    case CMD_STATS_DETAIL_OK:
+        CONN_OUT_LIT(c, "OK\r\n");
+        break;
+    case CMD_STATS_DETAIL_DUMP: {
+        size_t n = 0;
+        char *dump = prefix_stats_dump(&n);
+        if (dump == NULL) {
+            CONN_OUT_LIT(c, "SERVER_ERROR out of memory writing stats\r\n");
+            break;
+        }
+        conn_out(c, dump, n);
+        free(dump);
+        break;
+    }
+    case CMD_STATS_DETAIL_USAGE:
         CONN_OUT_LIT(c, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
         break;
     case CMD_STATS_UNKNOWN:

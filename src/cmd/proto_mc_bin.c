@@ -22,25 +22,36 @@
  * cannot be trusted the failure classes of proto/mc_bin.h apply: framing
  * lost (bad magic, key + extras longer than the body) -> close at once;
  * wrong shape -> "Invalid arguments", then close; unknown opcode (and the
- * SASL ones: kioku has no SASL) -> "Unknown command", body skipped, go on; a
+ * SASL ones when no password file is loaded) -> "Unknown command", body
+ * skipped, go on; a
  * body longer than any storable value -> "Too large.", body skipped without
  * being buffered, go on.
+ *
+ * With a password file (-Y, -S) a client must authenticate with SASL PLAIN
+ * first, as memcached -S does: List Mechs answers "PLAIN", Auth with
+ * "[authzid]\0user\0password" answers "Authenticated" or "Auth failure.";
+ * any other opcode but Version gets "Auth failure." and the connection
+ * closes after it.
  *
  * Counters are the text protocol's (cmd_get, get_hits, ...), so `stats`
  * counts binary traffic the same way.
  */
 #include "cmd/proto_mc_bin.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "auth/auth.h"
 #include "cmd/cmd_stats.h"
 #include "cmd/cmd_util.h"
 #include "config/settings.h"
 #include "config/version.h"
 #include "proto/mc_bin.h"
+#include "stats/prefix_stats.h"
 #include "stats/stats.h"
 #include "storage/item.h"
+#include "util/log.h"
 
 static const struct settings *settings;   /* read-only after setup */
 
@@ -61,6 +72,7 @@ struct bin_state {
     enum store_op op;
     uint32_t opaque;
     uint64_t cas;           /* the request's CAS: 0 none */
+    bool authed;            /* SASL PLAIN succeeded on this connection */
 };
 
 static struct bin_state *state_of(struct conn *c)
@@ -153,6 +165,8 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_bin_req *r)
     enum item_miss miss = ITEM_MISS_NONE;
     struct item *it = item_get((const char *)r->key, r->keylen, c->now, &miss);
     STAT_INC(c->stats, cmd_get);
+    if (prefix_stats_on())
+        prefix_stats_record((const char *)r->key, r->keylen, PREFIX_GET, it != NULL);
     if (it == NULL) {
         STAT_INC(c->stats, get_misses);
         cmd_count_miss(c, miss);
@@ -274,6 +288,8 @@ static enum proc_result refuse_value(struct conn *c, const struct mc_bin_req *r,
 static enum proc_result cmd_store(struct conn *c, const struct mc_bin_req *r)
 {
     STAT_INC(c->stats, cmd_set);
+    if (prefix_stats_on())
+        prefix_stats_record((const char *)r->key, r->keylen, PREFIX_SET, false);
     if (r->vlen > settings->storage.item_size_max)
         return refuse_value(c, r, ITEM_ALLOC_TOO_LARGE);
     enum item_alloc_status why;
@@ -298,6 +314,8 @@ static enum proc_result cmd_store(struct conn *c, const struct mc_bin_req *r)
 static enum proc_result cmd_delete(struct conn *c, const struct mc_bin_req *r)
 {
     unsigned cls = 0;
+    if (prefix_stats_on())
+        prefix_stats_record((const char *)r->key, r->keylen, PREFIX_DEL, false);
     enum item_result res = item_delete_cls((const char *)r->key, r->keylen, r->cas, c->now, &cls);
     if (res == ITEM_DELETED) {
         STAT_INC(c->stats, delete_hits);
@@ -405,6 +423,9 @@ static enum proc_result cmd_version(struct conn *c, const struct mc_bin_req *r)
  * command"; the spec says success); the log level is fixed at start-up. */
 static enum proc_result cmd_verbosity(struct conn *c, const struct mc_bin_req *r)
 {
+    /* memcached 1.6.45 answers this but ignores the level; kioku applies it
+     * as the text command does (levels stop at 2). */
+    log_level_set(r->verbosity > 2 ? 2 : (int)r->verbosity);
     respond_ok(c, r, 0);
     return PROC_MORE;
 }
@@ -439,20 +460,132 @@ static enum proc_result cmd_stat(struct conn *c, const struct mc_bin_req *r)
     struct stat_target t = {c, r->opaque};
     enum cmd_stats_result res = cmd_stats_pairs((const char *)r->key, r->keylen, c->now,
                                                 stat_pair, &t);
-    if (res == CMD_STATS_LISTED || res == CMD_STATS_RESET)
+    if (res == CMD_STATS_DETAIL_DUMP) {
+        /* memcached: one "detailed" stat whose value is the text dump */
+        size_t n = 0;
+        char *dump = prefix_stats_dump(&n);
+        if (dump == NULL || n > UINT32_MAX) {
+            free(dump);
+            respond_error(c, r->opcode, r->opaque, MC_BIN_ENOMEM);
+            return PROC_MORE;
+        }
+        respond(c, MC_BIN_STAT, MC_BIN_SUCCESS, 0, 8, (uint32_t)n, r->opaque, 0, "detailed", 8);
+        conn_out(c, dump, n);
+        free(dump);
+        res = CMD_STATS_LISTED;
+    }
+    if (res == CMD_STATS_LISTED || res == CMD_STATS_RESET || res == CMD_STATS_DETAIL_OK)
         respond(c, r->opcode, MC_BIN_SUCCESS, 0, 0, 0, r->opaque, 0, NULL, 0);
     else
         respond_error(c, r->opcode, r->opaque, MC_BIN_KEY_ENOENT);
     return PROC_MORE;
 }
 
-/* A known opcode kioku does not serve (SASL: not built in), answered as
+/* A known opcode kioku does not serve (SASL without a password file), as
  * memcached without SASL does; the value, if any, is skipped. */
 static enum proc_result cmd_unsupported(struct conn *c, const struct mc_bin_req *r)
 {
     respond_error(c, r->opcode, r->opaque, MC_BIN_UNKNOWN_COMMAND);
     conn_swallow(c, r->vlen);
     return PROC_NREAD;
+}
+
+/* ---- SASL (only with a password file; else cmd_unsupported) ---- */
+
+#define SASL_DATA_MAX 1024   /* "\0user\0password": 2 fields of AUTH_FIELD_MAX */
+
+static enum proc_result cmd_sasl_list_mechs(struct conn *c, const struct mc_bin_req *r)
+{
+    static const char mechs[] = "PLAIN";
+    state_of(c)->authed = false;   /* as memcached: every SASL call starts over */
+    respond(c, r->opcode, MC_BIN_SUCCESS, 0, 0, sizeof(mechs) - 1, r->opaque, 0, mechs,
+            sizeof(mechs) - 1);
+    return PROC_MORE;
+}
+
+/*
+ * RFC 4616 PLAIN: authzid NUL authcid NUL passwd. An authzid other than
+ * empty or the user itself asks to act as someone else, which no entry of
+ * the file allows.
+ */
+static bool sasl_plain_ok(const uint8_t *data, size_t n)
+{
+    const uint8_t *z1 = memchr(data, 0, n);
+    if (z1 == NULL)
+        return false;
+    const uint8_t *user = z1 + 1;
+    size_t rest = n - (size_t)(user - data);
+    const uint8_t *z2 = memchr(user, 0, rest);
+    if (z2 == NULL)
+        return false;
+    size_t zlen = (size_t)(z1 - data), ulen = (size_t)(z2 - user);
+    if (zlen != 0 && (zlen != ulen || memcmp(data, user, ulen) != 0))
+        return false;
+    const uint8_t *pass = z2 + 1;
+    return auth_file_check((const char *)user, ulen, (const char *)pass,
+                           n - (size_t)(pass - data));
+}
+
+/* Auth or Step: its whole value is in the read buffer (bin_process waited
+ * for it). PLAIN completes in one Auth, so a Step is always a failure, as
+ * memcached's SASL answers a step it did not start. */
+static enum proc_result cmd_sasl_auth(struct conn *c, const struct mc_bin_req *r)
+{
+    static const char plain[] = "PLAIN", ok[] = "Authenticated";
+    const uint8_t *data = (const uint8_t *)conn_rbuf(c);
+    bool good = mc_bin_opcode_loud(r->opcode) == MC_BIN_SASL_AUTH &&
+                r->keylen == sizeof(plain) - 1 && memcmp(r->key, plain, r->keylen) == 0 &&
+                sasl_plain_ok(data, r->vlen);
+    conn_consume(c, r->vlen);
+    STAT_INC(c->stats, auth_cmds);
+    state_of(c)->authed = good;   /* a failed attempt also ends an earlier success */
+    if (good) {
+        respond(c, r->opcode, MC_BIN_SUCCESS, 0, 0, sizeof(ok) - 1, r->opaque, 0, ok,
+                sizeof(ok) - 1);
+    } else {
+        STAT_INC(c->stats, auth_errors);
+        respond_error(c, r->opcode, r->opaque, MC_BIN_AUTH_ERROR);
+    }
+    return PROC_MORE;
+}
+
+/* What an unauthenticated client may send: memcached's list. */
+static bool allowed_before_auth(uint8_t loud)
+{
+    return loud == MC_BIN_SASL_LIST_MECHS || loud == MC_BIN_SASL_AUTH ||
+           loud == MC_BIN_SASL_STEP || loud == MC_BIN_VERSION;
+}
+
+/*
+ * The SASL gate, for a request decoded with *used header bytes. Returns
+ * true with *res when the request was answered here (refused, or its
+ * value is still on the way: *res PROC_MORE with nothing consumed).
+ */
+static bool sasl_gate(struct conn *c, const struct mc_bin_req *r, size_t used,
+                      enum proc_result *res)
+{
+    uint8_t loud = mc_bin_opcode_loud(r->opcode);
+    if (!state_of(c)->authed && !allowed_before_auth(loud)) {
+        conn_consume(c, used);
+        respond_error(c, r->opcode, r->opaque, MC_BIN_AUTH_ERROR);
+        *res = PROC_CLOSE;
+        return true;
+    }
+    if (loud != MC_BIN_SASL_AUTH && loud != MC_BIN_SASL_STEP)
+        return false;
+    if (r->vlen > SASL_DATA_MAX) {
+        conn_consume(c, used);
+        respond_error(c, r->opcode, r->opaque, MC_BIN_EINVAL);
+        conn_swallow(c, r->vlen);
+        *res = PROC_NREAD;
+        return true;
+    }
+    if (conn_rlen(c) < used + r->vlen) {
+        c->budget++;   /* an incomplete request is not a request */
+        *res = PROC_MORE;
+        return true;
+    }
+    return false;
 }
 
 /* ---- dispatch ---- */
@@ -473,6 +606,12 @@ static const bin_handler handlers[256] = {
     [MC_BIN_STAT] = cmd_stat,
     [MC_BIN_SASL_LIST_MECHS] = cmd_unsupported, [MC_BIN_SASL_AUTH] = cmd_unsupported,
     [MC_BIN_SASL_STEP] = cmd_unsupported,
+};
+
+/* With a password file, the SASL rows instead of cmd_unsupported. */
+static const bin_handler sasl_handlers[256] = {
+    [MC_BIN_SASL_LIST_MECHS] = cmd_sasl_list_mechs, [MC_BIN_SASL_AUTH] = cmd_sasl_auth,
+    [MC_BIN_SASL_STEP] = cmd_sasl_auth,
 };
 
 /* The largest body worth reading: a maximal value with key and extras. */
@@ -534,11 +673,15 @@ static enum proc_result bin_process(struct conn *c)
         enum proc_result res;
         if (ps != PARSE_OK) {
             res = refuse_request(c, &r, ps);
+        } else if (auth_file_enabled() && sasl_gate(c, &r, used, &res)) {
+            /* answered, refused or waiting for the SASL data */
         } else {
             /* The key stays where it is in the read buffer until the next
              * read, which cannot happen before the handler returns. */
             conn_consume(c, used);
             bin_handler h = handlers[mc_bin_opcode_loud(r.opcode)];
+            if (auth_file_enabled() && sasl_handlers[mc_bin_opcode_loud(r.opcode)] != NULL)
+                h = sasl_handlers[mc_bin_opcode_loud(r.opcode)];
             if (h != NULL)
                 STAT_INC(c->stats, commands_processed);
             res = h != NULL ? h(c, &r) : cmd_unsupported(c, &r);

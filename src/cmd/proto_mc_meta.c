@@ -276,7 +276,10 @@ static enum proc_result meta_get(struct conn *c, const struct mc_meta_req *r)
             out_code(c, "EN", r);
         return PROC_MORE;
     }
-    if (r->flags & MC_META_F_RET_VALUE) {
+    /* memcached 1.6.45: C<cas> on mg means "I hold this version": when it
+     * matches, the value is left out and the status is HD. */
+    bool same_cas = (r->flags & MC_META_F_COMPARE_CAS) && item_cas(it) == r->compare_cas;
+    if ((r->flags & MC_META_F_RET_VALUE) && !same_cas) {
         uint64_t size = item_nbytes(it);
         out_status(c, "VA", &size, r, &o.v, o.extra);
         conn_out_item(c, it, 0, (size_t)item_nbytes(it) + 2);

@@ -17,6 +17,10 @@
  *
  * Replies follow memcached 1.6 byte for byte. `noreply` suppresses every
  * reply line of its command, errors included, as memcached does.
+ *
+ * Per-prefix stats (stats detail) count what memcached counts: each key of
+ * get/gets/gat/gats, each storage command whose line was valid (stored or
+ * not), each delete; meta commands are not counted, as in memcached.
  */
 #include "cmd/proto_mc_text.h"
 
@@ -29,16 +33,20 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "auth/auth.h"
 #include "cmd/cmd_stats.h"
 #include "cmd/cmd_util.h"
 #include "cmd/proto_mc_meta.h"
 #include "config/settings.h"
 #include "config/version.h"
 #include "proto/mc_text.h"
+#include "stats/prefix_stats.h"
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "storage/storage.h"
+#include "tls/tls.h"
 #include "util/fmt.h"
+#include "util/log.h"
 
 static const struct settings *settings;   /* read-only after setup */
 
@@ -73,6 +81,7 @@ struct text_state {
                                    (0: none); the walk is in u.get */
     size_t scanned;             /* leading bytes of input already known to
                                    hold no newline (a long key list) */
+    bool authed;                /* -Y: this client has authenticated */
     union {
         uint64_t meta[PROTO_MC_META_STATE / 8];   /* proto_mc_meta's ms state */
         struct get_walk get;    /* only while get_line != 0 */
@@ -167,6 +176,8 @@ static enum proc_result get_walk(struct conn *c)
                 STAT_INC(c->stats, get_misses);
             }
         }
+        if (prefix_stats_on())
+            prefix_stats_record(key, nkey, PREFIX_GET, it != NULL);
         if (it == NULL) {
             cmd_count_miss(c, miss);
             continue;
@@ -269,6 +280,8 @@ static enum proc_result refuse_value(struct conn *c, const struct mc_text_req *r
 static enum proc_result cmd_store(struct conn *c, const struct mc_text_req *r)
 {
     STAT_INC(c->stats, cmd_set);
+    if (prefix_stats_on())
+        prefix_stats_record(r->key, r->nkey, PREFIX_SET, false);
     if (r->vlen > settings->storage.item_size_max)
         return refuse_value(c, r, ITEM_ALLOC_TOO_LARGE);
     enum item_alloc_status why;
@@ -290,6 +303,8 @@ static enum proc_result cmd_store(struct conn *c, const struct mc_text_req *r)
 static enum proc_result cmd_delete(struct conn *c, const struct mc_text_req *r)
 {
     unsigned cls = 0;
+    if (prefix_stats_on())
+        prefix_stats_record(r->key, r->nkey, PREFIX_DEL, false);
     if (item_delete_cls(r->key, r->nkey, 0, c->now, &cls) == ITEM_DELETED) {
         STAT_INC(c->stats, delete_hits);
         STAT_SLAB_INC(c->stats, cls, delete_hits);
@@ -392,7 +407,9 @@ static enum proc_result cmd_version(struct conn *c, const struct mc_text_req *r)
 
 static enum proc_result cmd_verbosity(struct conn *c, const struct mc_text_req *r)
 {
-    /* Accepted for compatibility; the log level is fixed at start-up. */
+    /* As memcached: the level applies from the next request, on every
+     * connection (-vv logs each command line). */
+    log_level_set(r->level > 2 ? 2 : (int)r->level);
     REPLY(c, r->noreply, "OK\r\n");
     return PROC_MORE;
 }
@@ -406,14 +423,34 @@ static enum proc_result cmd_quit(struct conn *c, const struct mc_text_req *r)
 
 static enum proc_result cmd_shutdown(struct conn *c, const struct mc_text_req *r)
 {
-    (void)r;
     if (!settings->enable_shutdown) {
-        CONN_OUT_LIT(c, "ERROR: shutdown not enabled\r\n");
+        CONN_OUT_LIT(c, "SERVER_ERROR: shutdown not enabled\r\n");
+        return PROC_MORE;
+    }
+    /* "graceful" (memcached: SIGUSR1) is how kioku always stops: replies in
+     * flight are written first. Any other argument is refused. */
+    if (r->args_len != 0 && !(r->args_len == 8 && memcmp(r->args, "graceful", 8) == 0)) {
+        CONN_OUT_LIT(c, "CLIENT_ERROR invalid shutdown mode\r\n");
         return PROC_MORE;
     }
     /* The acceptor's signal handling starts a clean stop. */
     kill(getpid(), SIGTERM);
     return PROC_CLOSE;
+}
+
+/* memcached's refresh_certs: reload the TLS certificate, key and CA from
+ * their files. A file that fails to load leaves the old ones serving. */
+static enum proc_result cmd_refresh_certs(struct conn *c, const struct mc_text_req *r)
+{
+    char err[400], line[420];
+    (void)r;
+    if (tls_refresh_certs(err, sizeof(err)) == 0) {
+        CONN_OUT_LIT(c, "OK\r\n");
+        return PROC_MORE;
+    }
+    int n = snprintf(line, sizeof(line), "ERROR %s\r\n", err);
+    conn_out(c, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : strlen(line));
+    return PROC_MORE;
 }
 
 /* A whole decimal int32 token, as memcached's safe_strtol. */
@@ -509,6 +546,121 @@ static enum proc_result cmd_meta(struct conn *c, const struct mc_text_req *r)
                              r->args, r->args_len);
 }
 
+/* ---- authentication (-Y), as memcached 1.6's try_read_command_asciiauth ---- */
+
+#define AUTH_TOKEN_MAX 16384     /* memcached's MAX_AUTH_REQ_LEN */
+#define AUTH_LINE_MIN 6          /* shorter lines cannot be the set: close */
+#define AUTH_JUNK_MAX 2048       /* this much without a newline: close */
+
+/* Token i (0-based) of a line of space-separated tokens, or false. */
+static bool line_token(const char *p, size_t n, int i, const char **tok, size_t *len)
+{
+    size_t pos = 0;
+    for (int k = 0;; k++) {
+        while (pos < n && p[pos] == ' ')
+            pos++;
+        if (pos == n)
+            return false;
+        size_t start = pos;
+        while (pos < n && p[pos] != ' ')
+            pos++;
+        if (k == i) {
+            *tok = p + start;
+            *len = pos - start;
+            return true;
+        }
+    }
+}
+
+static bool token_u32(const char *p, size_t n, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 10)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/*
+ * One request of a client that has not authenticated. The only request
+ * that does anything is "set <key> <flags> <exptime> <n>" with n bytes of
+ * "user password" (key, flags and exptime ignored; "noreply" too: the
+ * answer is always sent); every other line is answered
+ * "CLIENT_ERROR unauthenticated" and the connection stays open. As
+ * memcached, a line too short to be that set (under 6 bytes, e.g. "quit")
+ * or 2 KiB of input without a newline closes the connection.
+ *
+ * The set line is consumed together with its data, so nothing is consumed
+ * until the whole request is in (at most ~16 KiB). Returns false when it
+ * needs more input; else true with *res what process() should do next
+ * (PROC_MORE: go on with the next request). The password is never copied
+ * anywhere but the comparison's stack buffer.
+ */
+static bool auth_request(struct conn *c, struct text_state *st, enum proc_result *res)
+{
+    const char *p = conn_rbuf(c);
+    size_t n = conn_rlen(c);
+    *res = PROC_MORE;
+    const char *nl = n >= 3 ? memchr(p, '\n', n) : NULL;
+    if (nl == NULL) {
+        if (n <= AUTH_JUNK_MAX)
+            return false;
+        *res = PROC_CLOSE;
+        return true;
+    }
+    size_t linelen = (size_t)(nl - p);   /* without the '\n' */
+    if (linelen < AUTH_LINE_MIN) {
+        *res = PROC_CLOSE;
+        return true;
+    }
+    size_t toklen = linelen - (p[linelen - 1] == '\r');
+    const char *tok;
+    size_t tlen;
+    uint32_t size;
+    if (strncmp(p, "set", 3) != 0 || !line_token(p, toklen, 4, &tok, &tlen) ||
+        !token_u32(tok, tlen, &size)) {
+        conn_consume(c, linelen + 1);
+        reply_line(c, "CLIENT_ERROR unauthenticated");
+        return true;
+    }
+    if (size > AUTH_TOKEN_MAX) {
+        conn_consume(c, linelen + 1);
+        reply_line(c, "CLIENT_ERROR auth token too long");
+        return true;
+    }
+    size_t total = linelen + 1 + size + 2;
+    if (n < total)
+        return false;
+    const char *data = nl + 1;
+    const char *mid = memchr(data, ' ', size);
+    if (memcmp(data + size, "\r\n", 2) != 0) {
+        reply_line(c, "CLIENT_ERROR bad command line termination");
+    } else if (mid == NULL) {
+        reply_line(c, "CLIENT_ERROR bad authentication token format");
+    } else {
+        const char *pass = mid + 1;
+        bool ok = auth_file_check(data, (size_t)(mid - data), pass,
+                                  (size_t)(data + size - pass));
+        STAT_INC(c->stats, auth_cmds);
+        if (ok) {
+            st->authed = true;
+            reply_line(c, "STORED");
+        } else {
+            STAT_INC(c->stats, auth_errors);
+            reply_line(c, "CLIENT_ERROR authentication failure");
+        }
+    }
+    conn_consume(c, total);
+    return true;
+}
+
 /* ---- dispatch ---- */
 
 typedef enum proc_result (*text_handler)(struct conn *c, const struct mc_text_req *r);
@@ -522,7 +674,7 @@ static const text_handler handlers[MC_CMD_COUNT] = {
     [MC_DELETE] = cmd_delete, [MC_INCR] = cmd_delta, [MC_DECR] = cmd_delta,
     [MC_TOUCH] = cmd_touch, [MC_FLUSH_ALL] = cmd_flush_all, [MC_VERSION] = cmd_version,
     [MC_VERBOSITY] = cmd_verbosity, [MC_QUIT] = cmd_quit, [MC_SHUTDOWN] = cmd_shutdown,
-    [MC_STATS] = cmd_stats, [MC_SLABS] = cmd_slabs,
+    [MC_STATS] = cmd_stats, [MC_SLABS] = cmd_slabs, [MC_REFRESH_CERTS] = cmd_refresh_certs,
     [MC_META_GET] = cmd_meta, [MC_META_SET] = cmd_meta, [MC_META_DELETE] = cmd_meta,
     [MC_META_ARITH] = cmd_meta, [MC_META_NOOP] = cmd_meta, [MC_META_DEBUG] = cmd_meta,
 };
@@ -564,6 +716,16 @@ static enum proc_result text_process(struct conn *c)
                 return res;
             continue;
         }
+        if (!st->authed && auth_file_enabled()) {
+            enum proc_result res;
+            if (!auth_request(c, st, &res)) {
+                c->budget++;   /* an incomplete request is not a request */
+                return PROC_MORE;
+            }
+            if (res != PROC_MORE)
+                return res;
+            continue;
+        }
         if (keys_line_incomplete(st, conn_rbuf(c), conn_rlen(c))) {
             c->budget++;
             return PROC_MORE;
@@ -581,6 +743,8 @@ static enum proc_result text_process(struct conn *c)
             reply_line(c, r.error);
             return PROC_CLOSE;
         }
+        if (log_level() > 1)
+            log_command(c->fd, conn_rbuf(c), used);
         if (ps == PARSE_OK && handlers[r.cmd] != NULL && keeps_line(r.cmd))
             st->line = used;
         else

@@ -32,15 +32,19 @@
  */
 #include "cmd/proto_resp.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "auth/auth.h"
 #include "cmd/resp_cmds.h"
 #include "cmd/resp_multi.h"
 #include "config/settings.h"
 #include "proto/resp.h"
+#include "core/worker.h"
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "storage/storage.h"
@@ -60,6 +64,10 @@ struct resp_conn {
     uint32_t argv_cap;
     uint8_t version;          /* 0 (never said) or 2: RESP2; 3: RESP3 */
     struct resp_multi *multi; /* open MULTI, or NULL */
+    bool authed;              /* AUTH or HELLO AUTH succeeded, or no password
+                                 was required when the client arrived */
+    bool started;             /* authed has been initialised */
+    uint32_t errors;          /* error replies queued: failed_calls */
 };
 
 static __thread struct resp_arg small_argv[RESP_SMALL_ARGS];
@@ -68,6 +76,16 @@ static struct resp_conn *state_of(const struct conn *c)
 {
     _Static_assert(sizeof(struct resp_conn) <= CONN_PROTO_DATA, "RESP state too large");
     return (struct resp_conn *)(uintptr_t)c->proto_data;
+}
+
+bool resp_authed(const struct conn *c)
+{
+    return state_of(c)->authed || !auth_resp_required();
+}
+
+void resp_set_authed(struct conn *c)
+{
+    state_of(c)->authed = true;
 }
 
 const struct settings *resp_settings(void)
@@ -127,6 +145,7 @@ void rs_simple(struct conn *c, const char *s)
 
 void rs_error(struct conn *c, const char *s)
 {
+    state_of(c)->errors++;
     size_t n = strlen(s);
     char *p = conn_out_reserve(c, n + 3);
     if (p != NULL)
@@ -293,6 +312,7 @@ bool rs_arg_is(const struct resp_arg *a, const char *word)
 #define M RC_DENYOOM
 #define A RC_ADMIN
 #define S RC_STALE
+#define N RC_NOAUTH
 /* aux of expire/ttl rows: bit 0 milliseconds, bit 1 absolute time */
 static const struct resp_cmd commands[] = {
     {"get", 2, R | F, 1, 1, 1, "string", "Get the value of a key", resp_cmd_get, 0},
@@ -339,13 +359,14 @@ static const struct resp_cmd commands[] = {
 
     {"ping", -1, F | S, 0, 0, 0, "connection", "Ping the server", resp_cmd_ping, 0},
     {"echo", 2, F | S, 0, 0, 0, "connection", "Echo the given string", resp_cmd_echo, 0},
-    {"quit", -1, F | S, 0, 0, 0, "connection", "Close the connection", resp_cmd_quit, 0},
+    {"quit", -1, F | S | N, 0, 0, 0, "connection", "Close the connection", resp_cmd_quit, 0},
     {"select", 2, F | S, 0, 0, 0, "connection", "Change the selected database for the current connection", resp_cmd_select, 0},
-    {"hello", -1, F | S, 0, 0, 0, "connection", "Handshake with Redis", resp_cmd_hello, 0},
-    {"auth", -2, F | S, 0, 0, 0, "connection", "Authenticate to the server", resp_cmd_auth, 0},
+    {"hello", -1, F | S | N, 0, 0, 0, "connection", "Handshake with Redis", resp_cmd_hello, 0},
+    {"auth", -2, F | S | N, 0, 0, 0, "connection", "Authenticate to the server", resp_cmd_auth, 0},
     {"client", -2, S, 0, 0, 0, "connection", "A container for client connection commands", resp_cmd_client, 0},
     {"command", -1, S, 0, 0, 0, "server", "Get array of Redis command details", resp_cmd_command, 0},
     {"config", -2, A | S, 0, 0, 0, "server", "A container for server configuration commands", resp_cmd_config, 0},
+    {"function", -2, S, 0, 0, 0, "scripting", "A container for function commands", resp_cmd_function, 0},
     {"info", -1, S, 0, 0, 0, "server", "Get information and statistics about the server", resp_cmd_info, 0},
     {"dbsize", 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", resp_cmd_dbsize, 0},
     {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0},
@@ -364,6 +385,7 @@ static const struct resp_cmd commands[] = {
 #undef M
 #undef A
 #undef S
+#undef N
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 #define INDEX_SIZE 256            /* power of two, > 2 * NCOMMANDS */
@@ -403,6 +425,71 @@ const struct resp_cmd *resp_cmd_find(const char *name, size_t len)
     }
 }
 
+/* ---- INFO commandstats ----
+ *
+ * One row of counters per command per worker: a worker bumps only its own
+ * row (relaxed stores, as stats.h's counters), INFO sums the rows. A reset
+ * records the sums as a baseline under a lock only INFO and CONFIG take. */
+
+static struct resp_cmdstat *cmdstats;        /* [workers][NCOMMANDS] */
+static int cmdstat_rows;
+static struct resp_cmdstat cmdstat_base[NCOMMANDS];
+static pthread_mutex_t cmdstat_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct resp_cmdstat *cmdstat_of(const struct conn *c, const struct resp_cmd *cmd)
+{
+    int w = c->worker != NULL ? c->worker->id : 0;
+    if (cmdstats == NULL || w < 0 || w >= cmdstat_rows)
+        return NULL;
+    return &cmdstats[(size_t)w * NCOMMANDS + (size_t)(cmd - commands)];
+}
+
+static void cmdstat_sum_raw(size_t i, struct resp_cmdstat *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int w = 0; w < cmdstat_rows && cmdstats != NULL; w++) {
+        const struct resp_cmdstat *r = &cmdstats[(size_t)w * NCOMMANDS + i];
+        out->calls += __atomic_load_n(&r->calls, __ATOMIC_RELAXED);
+        out->usec += __atomic_load_n(&r->usec, __ATOMIC_RELAXED);
+        out->rejected += __atomic_load_n(&r->rejected, __ATOMIC_RELAXED);
+        out->failed += __atomic_load_n(&r->failed, __ATOMIC_RELAXED);
+    }
+}
+
+void resp_cmdstat_sum(size_t i, struct resp_cmdstat *out)
+{
+    if (i >= NCOMMANDS) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    cmdstat_sum_raw(i, out);
+    pthread_mutex_lock(&cmdstat_lock);
+    out->calls -= cmdstat_base[i].calls;
+    out->usec -= cmdstat_base[i].usec;
+    out->rejected -= cmdstat_base[i].rejected;
+    out->failed -= cmdstat_base[i].failed;
+    pthread_mutex_unlock(&cmdstat_lock);
+}
+
+void resp_cmdstat_reset(void)
+{
+    pthread_mutex_lock(&cmdstat_lock);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        cmdstat_sum_raw(i, &cmdstat_base[i]);
+    pthread_mutex_unlock(&cmdstat_lock);
+}
+
+#define CMDSTAT_ADD(row, field, n) \
+    __atomic_store_n(&(row)->field, __atomic_load_n(&(row)->field, __ATOMIC_RELAXED) + (n), \
+                     __ATOMIC_RELAXED)
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void proto_resp_setup(const struct settings *s)
 {
     _Static_assert(NCOMMANDS * 2 < INDEX_SIZE && NCOMMANDS < 255, "grow INDEX_SIZE");
@@ -419,6 +506,10 @@ void proto_resp_setup(const struct settings *s)
         limits.max_bulk = RESP_REQ_MAX - 1024;
     limits.max_args = RESP_MAX_ARGS;
     limits.max_inline = RESP_INLINE_MAX;
+    free(cmdstats);
+    cmdstat_rows = s->threads > 0 ? s->threads : 1;
+    cmdstats = calloc((size_t)cmdstat_rows * NCOMMANDS, sizeof(*cmdstats));
+    memset(cmdstat_base, 0, sizeof(cmdstat_base));
 }
 
 /* ---- dispatch ---- */
@@ -470,12 +561,17 @@ static const struct resp_cmd *check_call(struct conn *c, int argc, const struct 
         unknown_command(c, argc, argv);
         return NULL;
     }
+    struct resp_cmdstat *row = cmdstat_of(c, cmd);
     if ((cmd->arity > 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity)) {
         rs_errorf(c, "ERR wrong number of arguments for '%s' command", cmd->name);
+        if (row != NULL)
+            CMDSTAT_ADD(row, rejected, 1);
         return NULL;
     }
     if (!keys_fit(cmd, argc, argv)) {
         rs_errorf(c, "ERR key too long: kioku keys are at most %d bytes", STORAGE_KEY_MAX);
+        if (row != NULL)
+            CMDSTAT_ADD(row, rejected, 1);
         return NULL;
     }
     return cmd;
@@ -485,8 +581,18 @@ static enum proc_result run(struct conn *c, const struct resp_cmd *cmd, int argc
                             const struct resp_arg *argv)
 {
     struct resp_call call = {cmd, argc, argv};
+    struct resp_conn *rc = state_of(c);
+    uint32_t errors = rc->errors;
+    int64_t t0 = mono_us();
     enum proc_result res = cmd->fn(c, &call);
-    STAT_INC(c->stats, commands_processed);   /* after, as Redis: INFO does not count itself */
+    struct resp_cmdstat *row = cmdstat_of(c, cmd);
+    if (row != NULL) {   /* after, as Redis: INFO does not count itself */
+        CMDSTAT_ADD(row, calls, 1);
+        CMDSTAT_ADD(row, usec, (uint64_t)(mono_us() - t0));
+        if (rc->errors != errors)
+            CMDSTAT_ADD(row, failed, 1);
+    }
+    STAT_INC(c->stats, commands_processed);
     return res;
 }
 
@@ -500,6 +606,13 @@ static enum proc_result dispatch(struct conn *c, int argc, const struct resp_arg
 {
     struct resp_multi *m = state_of(c)->multi;
     const struct resp_cmd *cmd = check_call(c, argc, argv);
+    if (cmd != NULL && !(cmd->flags & RC_NOAUTH) && !resp_authed(c)) {
+        /* After the name and arity checks, as Redis; inside MULTI too. */
+        rs_error(c, "NOAUTH Authentication required.");
+        if (m != NULL)
+            resp_multi_flag_error(m);
+        return PROC_MORE;
+    }
     if (m != NULL && (cmd == NULL || !resp_multi_runs_now(cmd))) {
         if (cmd == NULL)
             resp_multi_flag_error(m);
@@ -551,6 +664,12 @@ static enum proc_result protocol_error(struct conn *c, const char *error)
 static enum proc_result resp_process(struct conn *c)
 {
     struct resp_conn *rc = state_of(c);
+    if (!rc->started) {
+        /* As Redis 7: a client that arrives while the default user needs no
+         * password stays authenticated if CONFIG SET requirepass adds one. */
+        rc->started = true;
+        rc->authed = !auth_resp_required();
+    }
     for (;;) {
         if (conn_rlen(c) == 0)
             return PROC_MORE;

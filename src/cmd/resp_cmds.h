@@ -35,6 +35,7 @@ enum {
     RC_ADMIN = 1 << 3,     /* "admin" */
     RC_DENYOOM = 1 << 4,   /* "denyoom": may allocate memory */
     RC_STALE = 1 << 5,     /* "stale" / "loading": connection commands */
+    RC_NOAUTH = 1 << 6,    /* "no_auth": runs before the client authenticates */
 };
 
 struct resp_cmd;
@@ -61,6 +62,19 @@ struct resp_cmd {
     int aux;               /* handler-specific variant (e.g. time unit) */
 };
 
+/* INFO commandstats for one row of the command table: calls that ran, the
+ * microseconds they took, calls refused before running (arity, key size)
+ * and calls that ran and answered an error. */
+struct resp_cmdstat {
+    uint64_t calls, usec, rejected, failed;
+};
+/* Row i's counters summed over the workers, minus the last reset. Not a
+ * hot path: reads every worker's row. */
+void resp_cmdstat_sum(size_t i, struct resp_cmdstat *out);
+/* CONFIG RESETSTAT: read as zero from now on (the workers' counters are
+ * theirs alone, so this records a baseline). */
+void resp_cmdstat_reset(void);
+
 /* The command table (proto_resp.c) and a case-insensitive lookup. */
 const struct resp_cmd *resp_cmd_table(size_t *count);
 const struct resp_cmd *resp_cmd_find(const char *name, size_t len);
@@ -78,6 +92,10 @@ size_t resp_max_bulk(void);
 /* 2 or 3. */
 int resp_proto_version(const struct conn *c);
 void resp_set_proto_version(struct conn *c, int version);
+/* May this client run commands? True once it authenticated, or while no
+ * password is required (auth_resp_required(), which CONFIG SET may change). */
+bool resp_authed(const struct conn *c);
+void resp_set_authed(struct conn *c);
 
 /* ---- replies (one element each; they follow the protocol version) ---- */
 
@@ -166,6 +184,7 @@ enum proc_result resp_cmd_auth(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_client(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_config(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_function(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_dbsize(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_flushall(struct conn *c, const struct resp_call *call);

@@ -22,11 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "auth/auth.h"
 #include "cmd/resp_cmds.h"
 #include "config/settings.h"
 #include "core/worker.h"
@@ -115,11 +117,27 @@ enum proc_result resp_cmd_select(struct conn *c, const struct resp_call *call)
     return PROC_MORE;
 }
 
-/* No passwords: the "default" user takes any, as Redis's nopass default. */
-static bool auth_ok(struct conn *c, const struct resp_arg *user)
+/*
+ * Check a password (auth/auth.h has the rules for the "default" user; user
+ * NULL is AUTH's one-argument form). On success the connection is
+ * authenticated; on failure it keeps what it had, as in Redis, and the
+ * error is queued. Attempts count in memcached's auth_cmds/auth_errors.
+ */
+static bool auth_ok(struct conn *c, const struct resp_arg *user, const struct resp_arg *pass)
 {
-    if (rs_arg_is(user, "default"))
+    enum auth_result r = auth_resp_check(user ? user->ptr : NULL, user ? user->len : 0,
+                                         pass->ptr, pass->len);
+    if (r == AUTH_NOPASS) {
+        rs_error(c, "ERR AUTH <password> called without any password configured for the "
+                    "default user. Are you sure your configuration is correct?");
+        return false;
+    }
+    STAT_INC(c->stats, auth_cmds);
+    if (r == AUTH_OK) {
+        resp_set_authed(c);
         return true;
+    }
+    STAT_INC(c->stats, auth_errors);
     rs_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
     return false;
 }
@@ -128,10 +146,7 @@ enum proc_result resp_cmd_auth(struct conn *c, const struct resp_call *call)
 {
     if (call->argc > 3)
         rs_error(c, RS_ERR_SYNTAX);
-    else if (call->argc == 2)
-        rs_error(c, "ERR AUTH <password> called without any password configured for the "
-                    "default user. Are you sure your configuration is correct?");
-    else if (auth_ok(c, &call->argv[1]))
+    else if (auth_ok(c, call->argc == 3 ? &call->argv[1] : NULL, &call->argv[call->argc - 1]))
         rs_ok(c);
     return PROC_MORE;
 }
@@ -173,12 +188,13 @@ enum proc_result resp_cmd_hello(struct conn *c, const struct resp_call *call)
         }
         j = 2;
     }
-    const struct resp_arg *user = NULL, *name = NULL;
+    const struct resp_arg *user = NULL, *pass = NULL, *name = NULL;
     for (; j < call->argc; j++) {
         int more = call->argc - 1 - j;
         const struct resp_arg *a = &call->argv[j];
         if (rs_arg_is(a, "auth") && more >= 2) {
             user = &call->argv[j + 1];
+            pass = &call->argv[j + 2];
             j += 2;
         } else if (rs_arg_is(a, "setname") && more >= 1) {
             name = &call->argv[++j];
@@ -188,7 +204,16 @@ enum proc_result resp_cmd_hello(struct conn *c, const struct resp_call *call)
             return PROC_MORE;
         }
     }
-    if ((user != NULL && !auth_ok(c, user)) || (name != NULL && !set_name(c, name)))
+    if (user != NULL && !auth_ok(c, user, pass))
+        return PROC_MORE;
+    if (!resp_authed(c)) {
+        rs_error(c, "NOAUTH HELLO must be called with the client already authenticated, "
+                    "otherwise the HELLO AUTH <user> <pass> option can be used to "
+                    "authenticate the client and select the RESP protocol version at the "
+                    "same time");
+        return PROC_MORE;
+    }
+    if (name != NULL && !set_name(c, name))
         return PROC_MORE;
     resp_set_proto_version(c, (int)ver);
     rs_map(c, 7);
@@ -349,7 +374,7 @@ static void command_info_one(struct conn *c, const struct resp_cmd *cmd)
 {
     static const struct { uint32_t flag; const char *name; } names[] = {
         {RC_WRITE, "write"}, {RC_READONLY, "readonly"}, {RC_DENYOOM, "denyoom"},
-        {RC_ADMIN, "admin"}, {RC_STALE, "stale"}, {RC_FAST, "fast"},
+        {RC_ADMIN, "admin"}, {RC_NOAUTH, "no_auth"}, {RC_STALE, "stale"}, {RC_FAST, "fast"},
     };
     size_t nflags = 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -514,7 +539,7 @@ enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
  * every name is resolved, then every value validated, then all are applied.
  */
 
-enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT };
+enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS };
 
 struct config_param {
     const char *name;
@@ -567,7 +592,10 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM("pidfile", "%s", s->pid_file);
     PARAM("unixsocket", "%s", s->socket_path);
     PARAM("cluster-enabled", "%s", "no");
-    PARAM("requirepass", "%s", "");
+    char pass[AUTH_FIELD_MAX + 1];
+    auth_get_requirepass(pass, sizeof(pass));
+    PARAM_OF("requirepass", CFG_PASS, 0, NULL, "%s", pass);   /* shown, as Redis does */
+    memset(pass, 0, sizeof(pass));
 #undef PARAM
 #undef PARAM_OF
     for (size_t i = 0; i < n; i++)   /* -l is comma-separated, bind is blank-separated */
@@ -658,6 +686,12 @@ static int config_check(struct conn *c, const struct config_param *p,
         }
         *out = (unsigned)v;
         return 0;
+    case CFG_PASS:
+        if (val->len <= AUTH_FIELD_MAX)
+            return 0;
+        rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                     "kioku passwords are at most %d bytes", p->name, AUTH_FIELD_MAX);
+        return -1;
     }
     return -1;
 }
@@ -695,9 +729,13 @@ static void config_set(struct conn *c, const struct resp_call *call)
     for (int k = 0; k < npairs; k++)     /* values */
         if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k]) != 0)
             return;
-    for (int k = 0; k < npairs; k++)     /* apply */
-        if (p[which[k]].set != NULL)
+    for (int k = 0; k < npairs; k++) {   /* apply */
+        const struct resp_arg *val = &call->argv[3 + 2 * k];
+        if (p[which[k]].kind == CFG_PASS)
+            auth_set_requirepass(val->ptr, val->len);   /* checked: fits */
+        else if (p[which[k]].set != NULL)
             p[which[k]].set(values[k]);
+    }
     rs_ok(c);
 }
 
@@ -705,6 +743,7 @@ static void config_resetstat(struct conn *c, const struct resp_call *call)
 {
     (void)call;
     stats_reset();
+    resp_cmdstat_reset();
     rs_ok(c);
 }
 
@@ -737,6 +776,56 @@ static const struct resp_sub config_subs[] = {
 enum proc_result resp_cmd_config(struct conn *c, const struct resp_call *call)
 {
     run_sub(c, call, config_subs, sizeof(config_subs) / sizeof(config_subs[0]), "CONFIG");
+    return PROC_MORE;
+}
+
+/* ---- FUNCTION: kioku runs no scripts, so it never holds a library ---- */
+
+/* FUNCTION FLUSH [ASYNC|SYNC]: there is nothing to remove, so it succeeds
+ * with Redis 7's argument checks (its test suite flushes before each file). */
+static void function_flush(struct conn *c, const struct resp_call *call)
+{
+    if (call->argc > 3) {
+        rs_errorf(c, "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
+                     "Try FUNCTION HELP.", (int)(call->argv[1].len < 128 ? call->argv[1].len : 128),
+                  call->argv[1].ptr);
+        return;
+    }
+    if (call->argc == 3 && !rs_arg_is(&call->argv[2], "sync") &&
+        !rs_arg_is(&call->argv[2], "async")) {
+        rs_error(c, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
+        return;
+    }
+    rs_ok(c);
+}
+
+/* FUNCTION LIST [...]: no libraries. */
+static void function_list(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    rs_array(c, 0);
+}
+
+static void function_help(struct conn *c, const struct resp_call *call)
+{
+    static const char *const lines[] = {
+        "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "FLUSH [ASYNC|SYNC]", "    Delete all the libraries: kioku has none, so this does nothing.",
+        "LIST", "    Return an empty list: kioku does not run functions.",
+        "HELP", "    Print this help.", NULL,
+    };
+    (void)call;
+    reply_help(c, lines);
+}
+
+static const struct resp_sub function_subs[] = {
+    {"flush", -2, function_flush}, {"list", -2, function_list}, {"help", 2, function_help},
+};
+
+enum proc_result resp_cmd_function(struct conn *c, const struct resp_call *call)
+{
+    run_sub(c, call, function_subs, sizeof(function_subs) / sizeof(function_subs[0]),
+            "FUNCTION");
     return PROC_MORE;
 }
 
@@ -851,7 +940,27 @@ static void info_stats(struct text *t)
 
 static void info_replication(struct text *t)
 {
-    text_add(t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    text_add(t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
+}
+
+/* CPU seconds of the process and of children it waited for (none), as
+ * Redis reports them from getrusage(). */
+static void info_cpu(struct text *t)
+{
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    text_add(t, "# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n"
+                "used_cpu_sys_children:%ld.%06ld\r\nused_cpu_user_children:%ld.%06ld\r\n\r\n",
+             (long)self.ru_stime.tv_sec, (long)self.ru_stime.tv_usec,
+             (long)self.ru_utime.tv_sec, (long)self.ru_utime.tv_usec,
+             (long)kids.ru_stime.tv_sec, (long)kids.ru_stime.tv_usec,
+             (long)kids.ru_utime.tv_sec, (long)kids.ru_utime.tv_usec);
+}
+
+static void info_cluster(struct text *t)
+{
+    text_add(t, "# Cluster\r\ncluster_enabled:0\r\n\r\n");
 }
 
 /* Keys and keys with a TTL, as Redis counts them (expired keys not yet
@@ -867,17 +976,44 @@ static void info_keyspace(struct text *t)
     text_add(t, "\r\n");
 }
 
+/* Commands run since start (or CONFIG RESETSTAT), Redis's format; only
+ * commands that were called, refused or failed are listed. */
+static void info_commandstats(struct text *t)
+{
+    size_t n = 0;
+    const struct resp_cmd *cmds = resp_cmd_table(&n);
+    text_add(t, "# Commandstats\r\n");
+    for (size_t i = 0; i < n; i++) {
+        struct resp_cmdstat cs;
+        resp_cmdstat_sum(i, &cs);
+        if (cs.calls == 0 && cs.rejected == 0 && cs.failed == 0)
+            continue;
+        text_add(t, "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,"
+                    "failed_calls=%llu\r\n",
+                 cmds[i].name, (unsigned long long)cs.calls, (unsigned long long)cs.usec,
+                 cs.calls > 0 ? (double)cs.usec / (double)cs.calls : 0.0,
+                 (unsigned long long)cs.rejected, (unsigned long long)cs.failed);
+    }
+    text_add(t, "\r\n");
+}
+
+/* Redis 7's sections in its order. "default" (and no argument) names the
+ * usual ones; "all" and "everything" add commandstats (Redis's
+ * latencystats and modules kioku does not keep). */
 enum { S_SERVER = 1, S_CLIENTS = 2, S_MEMORY = 4, S_PERSIST = 8, S_STATS = 16, S_REPL = 32,
-       S_KEYSPACE = 64, S_ALL = 127 };
+       S_CPU = 64, S_CLUSTER = 128, S_KEYSPACE = 256, S_DEFAULT = 511, S_CMDSTATS = 512,
+       S_ALL = 1023 };
 
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
 {
     static const struct { const char *name; unsigned bit; } sections[] = {
         {"server", S_SERVER}, {"clients", S_CLIENTS}, {"memory", S_MEMORY},
         {"persistence", S_PERSIST}, {"stats", S_STATS}, {"replication", S_REPL},
-        {"keyspace", S_KEYSPACE}, {"default", S_ALL}, {"all", S_ALL}, {"everything", S_ALL},
+        {"cpu", S_CPU}, {"cluster", S_CLUSTER}, {"keyspace", S_KEYSPACE},
+        {"commandstats", S_CMDSTATS},
+        {"default", S_DEFAULT}, {"all", S_ALL}, {"everything", S_ALL},
     };
-    unsigned want = call->argc == 1 ? S_ALL : 0;
+    unsigned want = call->argc == 1 ? S_DEFAULT : 0;
     for (int i = 1; i < call->argc; i++)
         for (size_t k = 0; k < sizeof(sections) / sizeof(sections[0]); k++)
             if (rs_arg_is(&call->argv[i], sections[k].name))
@@ -896,6 +1032,12 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
         info_stats(&t);
     if (want & S_REPL)
         info_replication(&t);
+    if (want & S_CPU)
+        info_cpu(&t);
+    if (want & S_CMDSTATS)
+        info_commandstats(&t);
+    if (want & S_CLUSTER)
+        info_cluster(&t);
     if (want & S_KEYSPACE)
         info_keyspace(&t);
     if (t.p == NULL) {

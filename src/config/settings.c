@@ -30,7 +30,9 @@ void settings_default(struct settings *s)
     s->reqs_per_event = 20;
     s->max_output = (size_t)64 << 20;
     s->flush_enabled = true;
+    s->prefix_delimiter = ':';
     storage_config_default(&s->storage);
+    tls_config_default(&s->tls);
 }
 
 int settings_parse_size(const char *str, size_t *out)
@@ -206,7 +208,7 @@ static int copy_str(char *dst, size_t cap, const char *src)
 }
 
 enum { OPT_RESP_PORT = 1000, OPT_MAXMEMORY, OPT_POLICY, OPT_LFU_LOG_FACTOR, OPT_LFU_DECAY_TIME,
-       OPT_SAMPLES };
+       OPT_SAMPLES, OPT_REQUIREPASS, OPT_TLS_PORT };
 
 static const struct option long_opts[] = {
     {"port", required_argument, NULL, 'p'},
@@ -236,16 +238,77 @@ static const struct option long_opts[] = {
     {"max-item-size", required_argument, NULL, 'I'},
     {"disable-flush-all", no_argument, NULL, 'F'},
     {"extended", required_argument, NULL, 'o'},
+    {"memory-file", required_argument, NULL, 'e'},
+    {"prefix-delimiter", required_argument, NULL, 'D'},
+    {"protocol", required_argument, NULL, 'B'},
     {"resp-port", required_argument, NULL, OPT_RESP_PORT},
+    {"enable-ssl", no_argument, NULL, 'Z'},
+    {"tls-port", required_argument, NULL, OPT_TLS_PORT},
     {"maxmemory", required_argument, NULL, OPT_MAXMEMORY},
     {"maxmemory-policy", required_argument, NULL, OPT_POLICY},
     {"lfu-log-factor", required_argument, NULL, OPT_LFU_LOG_FACTOR},
     {"lfu-decay-time", required_argument, NULL, OPT_LFU_DECAY_TIME},
     {"maxmemory-samples", required_argument, NULL, OPT_SAMPLES},
+    {"enable-sasl", no_argument, NULL, 'S'},
+    {"auth-file", required_argument, NULL, 'Y'},
+    {"requirepass", required_argument, NULL, OPT_REQUIREPASS},
     {NULL, 0, NULL, 0},
 };
 
-static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:";
+static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:e:SY:ZD:B:";
+
+/* One TLS -o option (memcached's names). 1: not a TLS option; 0 or -1. */
+static int parse_tls_opt(struct tls_config *t, const char *kv, const char *val, char *err,
+                         size_t errlen)
+{
+    char *path = NULL;
+    if (strcmp(kv, "ssl_chain_cert") == 0)
+        path = t->chain_cert;
+    else if (strcmp(kv, "ssl_key") == 0)
+        path = t->key;
+    else if (strcmp(kv, "ssl_ca_cert") == 0)
+        path = t->ca_cert;
+    else if (strcmp(kv, "ssl_ciphers") == 0)
+        path = t->ciphers;
+    if (path != NULL) {
+        if (val == NULL || *val == '\0' || copy_str(path, TLS_PATH_MAX, val) != 0) {
+            snprintf(err, errlen, "-o %s needs a value shorter than %d bytes", kv, TLS_PATH_MAX);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(kv, "ssl_verify_mode") == 0) {
+        if (parse_int(val, 0, 3, &t->verify_mode) != 0) {
+            snprintf(err, errlen, "ssl_verify_mode must be 0 (none), 1 (request), 2 (require) or 3 (once)");
+            return -1;
+        }
+    } else if (strcmp(kv, "ssl_min_version") == 0) {
+        if ((t->min_version = tls_parse_min_version(val)) < 0) {
+            snprintf(err, errlen, "ssl_min_version must be 2 (tlsv1.2) or 3 (tlsv1.3)");
+            return -1;
+        }
+    } else if (strcmp(kv, "ssl_handshake_timeout") == 0) {
+        if (parse_int(val, 1, 3600, &t->handshake_timeout) != 0) {
+            snprintf(err, errlen, "ssl_handshake_timeout must be 1 to 3600 seconds");
+            return -1;
+        }
+    } else if (strcmp(kv, "tls_port") == 0) {
+        if (parse_int(val, 1, 65535, &t->port) != 0) {
+            snprintf(err, errlen, "tls_port must be a port number");
+            return -1;
+        }
+        t->enabled = true;
+    } else if (strcmp(kv, "resp_tls") == 0) {
+        if (val != NULL) {
+            snprintf(err, errlen, "-o resp_tls takes no value");
+            return -1;
+        }
+        t->resp_tls = true;
+    } else {
+        return 1;
+    }
+    return 0;
+}
 
 #define OUTPUT_LIMIT_MIN (64 * 1024)
 
@@ -257,6 +320,8 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
         *val++ = '\0';
     int v, knob = set_knob(s, kv, val, err, errlen);
     if (knob <= 0)
+        return knob;
+    if ((knob = parse_tls_opt(&s->tls, kv, val, err, errlen)) <= 0)
         return knob;
     if (strcmp(kv, "hashpower") == 0) {
         if (parse_int(val, 12, 32, &v) != 0) {
@@ -270,6 +335,18 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->resp_port = v;
+    } else if (strcmp(kv, "memory_file") == 0) {
+        if (val == NULL || *val == '\0' ||
+            copy_str(s->storage.memory_file, sizeof(s->storage.memory_file), val) != 0) {
+            snprintf(err, errlen, "memory_file needs a path");
+            return -1;
+        }
+    } else if (strcmp(kv, "requirepass") == 0) {
+        if (val == NULL || copy_str(s->requirepass, sizeof(s->requirepass), val) != 0) {
+            snprintf(err, errlen, "requirepass needs a value of at most %zu bytes",
+                     sizeof(s->requirepass) - 1);
+            return -1;
+        }
     } else if (strcmp(kv, "idle_timeout") == 0) {
         if (parse_int(val, 0, INT_MAX / 1000, &v) != 0) {
             snprintf(err, errlen, "idle_timeout must be a number of seconds (0: none)");
@@ -285,6 +362,9 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
         }
         s->max_output = sz;
     } else if (strcmp(kv, "slab_automove") == 0) {
+        /* Bare, as memcached's tests give it: 1. */
+        if (val == NULL)
+            val = "1";
         if (parse_int(val, 0, 2, &v) != 0) {
             snprintf(err, errlen, "slab_automove must be 0, 1 or 2");
             return -1;
@@ -387,6 +467,11 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         break;
     case 'h': return SETTINGS_HELP;
     case 'V': return SETTINGS_VERSION;
+    case 'e':
+        if (copy_str(s->storage.memory_file, sizeof(s->storage.memory_file), arg) != 0 ||
+            *arg == '\0')
+            FAIL("invalid memory file path");
+        break;
     case 'P':
         if (copy_str(s->pid_file, sizeof(s->pid_file), arg) != 0) FAIL("pid file path too long");
         break;
@@ -421,11 +506,37 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         s->storage.item_size_max = sz;
         break;
     case 'F': s->flush_enabled = false; break;
+    case 'S': s->sasl = true; break;
+    case 'Y':
+        if (*arg == '\0' || copy_str(s->auth_file, sizeof(s->auth_file), arg) != 0)
+            FAIL("invalid auth file path");
+        break;
+    case OPT_REQUIREPASS:
+        if (copy_str(s->requirepass, sizeof(s->requirepass), arg) != 0)
+            FAIL("requirepass is longer than %zu bytes", sizeof(s->requirepass) - 1);
+        break;
+    case 'D':
+        /* memcached takes the first byte, and -D turns the counting on */
+        if (arg[0] == '\0') FAIL("No delimiter specified");
+        s->prefix_delimiter = arg[0];
+        s->detail_enabled = true;
+        break;
+    case 'B':
+        if (strcmp(arg, "auto") == 0) s->binding = BINDING_AUTO;
+        else if (strcmp(arg, "ascii") == 0) s->binding = BINDING_ASCII;
+        else if (strcmp(arg, "binary") == 0) s->binding = BINDING_BINARY;
+        else FAIL("Invalid value for binding protocol: %s -- should be one of auto, binary, or ascii", arg);
+        break;
     case 'o':
         if (parse_extended(s, arg, err, errlen) != 0) return SETTINGS_ERROR;
         break;
     case OPT_RESP_PORT:
         if (parse_int(arg, 0, 65535, &s->resp_port) != 0) FAIL("invalid RESP port: %s", arg);
+        break;
+    case 'Z': s->tls.enabled = true; break;
+    case OPT_TLS_PORT:
+        if (parse_int(arg, 1, 65535, &s->tls.port) != 0) FAIL("invalid TLS port: %s", arg);
+        s->tls.enabled = true;
         break;
     case OPT_MAXMEMORY:
         /* Redis's units, not -m's megabytes: 67108864, 64mb, 1gb, 100m (10^6). */
@@ -477,6 +588,11 @@ enum settings_action settings_parse(struct settings *s, int argc, char **argv,
         FAIL("cannot set item size limit (-I) higher than 1/2 of memory max (-m, --maxmemory)");
     if (s->resp_port != 0 && s->resp_port == s->port && s->socket_path[0] == '\0')
         FAIL("--resp-port must differ from --port");
+    if (s->tls.port != 0 && (s->tls.port == s->resp_port ||
+                             (s->tls.port == s->port && s->socket_path[0] == '\0')))
+        FAIL("--tls-port must differ from --port and --resp-port");
+    if (s->tls.resp_tls && (!s->tls.enabled || s->resp_port == 0))
+        FAIL("-o resp_tls needs -Z (or --tls-port) and --resp-port");
     return SETTINGS_RUN;
 }
 
@@ -513,6 +629,9 @@ const char *settings_usage(void)
 "-h, --help                print this help and exit\n"
 "-V, --version             print version and exit\n"
 "-P, --pidfile=<file>      save PID in <file>\n"
+"-e, --memory-file=<file>  keep item memory in <file> (on tmpfs, e.g. /dev/shm):\n"
+"                          a stop by SIGTERM or SIGUSR2 saves its layout, and the\n"
+"                          next start with the same settings finds every item again\n"
 "-f, --slab-growth-factor=<num> chunk size growth factor (default: 1.25)\n"
 "-n, --slab-min-size=<bytes> min space used for key+value+flags (default: 48)\n"
 "-L, --enable-largepages   preallocate all item memory at start-up\n"
@@ -522,9 +641,28 @@ const char *settings_usage(void)
 "-b, --listen-backlog=<num> set the backlog queue limit (default: 1024)\n"
 "-I, --max-item-size=<num> max item size, k/m suffix (default: 1m, min: 1k, max: 1024m)\n"
 "-F, --disable-flush-all   disable flush_all command\n"
+"-Y, --auth-file=<file>    require authentication from every client, checked\n"
+"                          against <file> of user:password lines: text clients\n"
+"                          send `set <any key> 0 0 <n>` with data \"user password\",\n"
+"                          binary clients SASL PLAIN, RESP clients AUTH user pass\n"
+"                          (AUTH pass: the user \"default\")\n"
+"-S, --enable-sasl         binary clients must authenticate with SASL PLAIN;\n"
+"                          passwords from -Y (or $MEMCACHED_SASL_PWDB)\n"
+"    --requirepass=<pass>  RESP clients must AUTH with <pass> (user \"default\");\n"
+"                          visible in ps: prefer a \"default\" entry in -Y's file\n"
+"-B, --protocol=<name>     protocol: auto (default: text, binary and RESP by\n"
+"                          the first byte), ascii or binary (that one only;\n"
+"                          RESP then only on --resp-port)\n"
+"-D, --prefix-delimiter=<char> count gets, sets and deletes per key prefix\n"
+"                          (the bytes before <char>) and turn that counting on;\n"
+"                          without -D it starts off with ':' (stats detail on)\n"
 "    --resp-port=<num>     also listen for Redis (RESP) clients on this port\n"
+"-Z, --enable-ssl          enable TLS: without --tls-port the TCP ports (-p, and\n"
+"                          --resp-port) speak TLS only, as memcached -Z does\n"
+"    --tls-port=<num>      serve TLS on this port beside the plain ones (implies -Z)\n"
 "-o, --extended            comma separated list of extended options:\n"
 "   - hashpower=<n>        initial hash table size is 2^n buckets (default: 16)\n"
+"   - memory_file=<file>   as -e\n"
 "   - slab_reassign, no_slab_reassign\n"
 "                          let pages move between slab classes (default: on)\n"
 "   - slab_automove=<0|1|2> move pages by themselves: 0 off, 1 when a class keeps\n"
@@ -538,9 +676,23 @@ const char *settings_usage(void)
 "                          pass this size, k/m/g suffix; 0 none (default: 64m)\n"
 "   - resp_port=<num>      same as --resp-port\n"
 "   - maxmemory_policy=<name> same as --maxmemory-policy\n"
+"   - requirepass=<pass>   same as --requirepass (no commas)\n"
 "   - lfu_log_factor=<n>   same as --lfu-log-factor\n"
 "   - lfu_decay_time=<min> same as --lfu-decay-time\n"
 "   - maxmemory_samples=<n> same as --maxmemory-samples\n"
+"   - idle_timeout=<secs>  close connections idle that long (default: 0, never)\n"
 "   - maxconns_fast        accepted for memcached compatibility (always on)\n"
-"   - modern               accepted for memcached compatibility (no effect)\n";
+"   - modern               accepted for memcached compatibility (no effect)\n"
+"   - ssl_chain_cert=<file> TLS certificate chain in PEM format (server cert first)\n"
+"   - ssl_key=<file>       TLS private key in PEM format, if not in ssl_chain_cert\n"
+"   - ssl_ca_cert=<file>   PEM file of the CAs client certificates must chain to\n"
+"   - ssl_verify_mode=<n>  client certificates: 0 none (default), 1 request,\n"
+"                          2 require, 3 once (require, not on renegotiation)\n"
+"   - ssl_min_version=<v>  oldest TLS accepted: 2 or tlsv1.2 (default), 3 or tlsv1.3\n"
+"   - ssl_ciphers=<list>   OpenSSL cipher list for TLS 1.2 (':'-separated)\n"
+"   - ssl_handshake_timeout=<s> close clients that do not finish the TLS\n"
+"                          handshake in this many seconds (default: 10)\n"
+"   - tls_port=<num>       same as --tls-port\n"
+"   - resp_tls             with -Z and --tls-port, --resp-port speaks TLS too\n"
+"   TLS certificates are reloaded by the refresh_certs command and on SIGHUP.\n";
 }

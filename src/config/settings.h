@@ -13,8 +13,16 @@
 #include <stddef.h>
 
 #include "storage/storage.h"
+#include "tls/tls.h"
 
 #define KIOKU_EX_USAGE 64   /* sysexits.h EX_USAGE */
+
+/* -B: which memcached protocol a connection speaks. */
+enum settings_binding {
+    BINDING_AUTO,     /* by the first byte (0x80: binary), memcached's default */
+    BINDING_ASCII,    /* text only: a binary request is read as text */
+    BINDING_BINARY,   /* binary only: text is read as (bad) binary */
+};
 
 struct settings {
     int port;                 /* -p, 11211 */
@@ -37,7 +45,14 @@ struct settings {
     int idle_timeout;         /* -o idle_timeout, seconds; 0 none */
     size_t max_output;        /* -o max_output_buffer, bytes; 64 MiB, 0 none */
     int resp_port;            /* --resp-port / -o resp_port; 0 off (issue 4) */
+    char auth_file[256];      /* -Y: memcached's authfile of user:password lines */
+    bool sasl;                /* -S: binary clients must authenticate (SASL PLAIN) */
+    char requirepass[256];    /* --requirepass / -o requirepass: RESP's default user */
+    char prefix_delimiter;    /* -D, ':': per-prefix stats (stats detail) */
+    bool detail_enabled;      /* per-prefix stats on at start (-D turns it on) */
+    enum settings_binding binding;   /* -B auto|ascii|binary */
     struct storage_config storage;
+    struct tls_config tls;    /* -Z, --tls-port, -o ssl_* (issue 9) */
 };
 
 enum settings_action {

@@ -68,6 +68,7 @@ struct out_entry {
 #define OUT_COPY_MAX 512
 
 static const struct conn_protocols *protocols;   /* set once in conn_setup */
+static const struct transport *tls_transport;    /* set once in conn_set_tls */
 static int reqs_per_event = 20;
 static size_t max_output = (size_t)64 << 20;     /* set once in conn_set_limits */
 static int64_t idle_timeout_ms;
@@ -87,9 +88,9 @@ void conn_set_limits(size_t max_out, int idle_timeout)
     idle_timeout_ms = (int64_t)idle_timeout * 1000;
 }
 
-bool conn_idle_enabled(void)
+void conn_set_tls(const struct transport *tls)
 {
-    return idle_timeout_ms > 0;
+    tls_transport = tls;
 }
 
 /* ---- transport: plain sockets ---- */
@@ -161,7 +162,7 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
     if (c->ev == NULL)
         goto fail;
     c->fd = fd;
-    c->kind = kind;
+    c->kind = (enum conn_listener_kind)(kind & ~LISTENER_TLS);
     c->tp = &transport_plain;
     c->worker = w;
     c->stats = w->stats;
@@ -173,6 +174,11 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
         memcpy(&c->peer, peer, peer_len);
         c->peer_len = peer_len;
     }
+    if ((kind & LISTENER_TLS) && tls_transport != NULL) {
+        if (tls_transport->open(c) != 0)
+            goto fail;
+        c->tp = tls_transport;
+    }
     if (event_add(c->ev, NULL) != 0)
         goto fail;
     worker_conn_added(w, c);
@@ -182,9 +188,14 @@ fail:
         if (c->ev != NULL)
             event_free(c->ev);
         conn_buffers_free(c);
+        if (c->tp != NULL && c->tp != &transport_plain) {
+            c->tp->close(c);   /* frees the transport's state, closes fd */
+            fd = -1;
+        }
         free(c);
     }
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     stats_conn_closed();
     return NULL;
 }
@@ -588,9 +599,10 @@ static bool choose_proto(struct conn *c)
     unsigned char b = (unsigned char)c->rbuf[c->rpos];
     if (c->kind == LISTENER_RESP)
         c->proto = protocols->resp;
-    else if (b == 0x80)
+    else if (b == 0x80 && protocols->binary != NULL)
         c->proto = protocols->binary;
-    else if ((b == '*' || (b >= 'A' && b <= 'Z')) && protocols->resp != NULL)
+    else if ((b == '*' || (b >= 'A' && b <= 'Z')) && protocols->resp != NULL &&
+             protocols->resp_by_first_byte)
         /* memcached's commands are lower case (it answers ERROR to "GET"),
          * so a capital letter is a Redis inline command ("PING"). */
         c->proto = protocols->resp;
@@ -790,4 +802,9 @@ const char *conn_state_name(const struct conn *c)
     case CS_SWALLOW: return "conn_swallow";
     default: return "conn_closing";
     }
+}
+
+bool conn_is_idle(const struct conn *c)
+{
+    return c->state == CS_READ && c->out_bytes == 0 && c->nread_item == NULL && c->swallow == 0;
 }

@@ -13,8 +13,8 @@
  * behalf (conn_read_value): what the read buffer already holds is copied,
  * the rest is read from the socket straight into the item.
  *
- * All I/O goes through a transport (plain sockets now; TLS can be another
- * transport), so protocol code never sees a file descriptor.
+ * All I/O goes through a transport (plain sockets, or TLS from src/tls/),
+ * so protocol code never sees a file descriptor.
  *
  * A connection belongs to one worker thread and is touched only by it.
  */
@@ -36,6 +36,9 @@ struct event;
 
 struct transport {
     const char *name;
+    /* Optional: set up per-connection state (c->tp_data) once c->fd,
+     * c->worker are set. 0, or -1 (nothing left to free, fd still open). */
+    int (*open)(struct conn *c);
     /* As read(2)/writev(2): >0 bytes, 0 on EOF (read), -1 with errno. */
     ssize_t (*read)(struct conn *c, void *buf, size_t n);
     ssize_t (*writev)(struct conn *c, const struct iovec *iov, int iovcnt);
@@ -65,11 +68,15 @@ struct proto_ops {
 /* Protocols by what the first byte of a connection says. */
 struct conn_protocols {
     const struct proto_ops *text;    /* memcached text (and meta) */
-    const struct proto_ops *binary;  /* first byte 0x80; NULL: unsupported */
+    const struct proto_ops *binary;  /* first byte 0x80; NULL: read as text (-B ascii) */
     const struct proto_ops *resp;    /* first byte '*' or A-Z, or a RESP listener */
+    bool resp_by_first_byte;         /* false: RESP only on a RESP listener */
 };
 
 enum conn_listener_kind { LISTENER_MEMCACHED, LISTENER_RESP };
+/* Or-ed into the kind handed to conn_create(): the listener speaks TLS, so
+ * the connection uses the transport given to conn_set_tls(). */
+#define LISTENER_TLS 0x100
 
 /* Protocol-private storage inside each connection. */
 #define CONN_PROTO_DATA 128
@@ -122,7 +129,7 @@ struct conn {
 };
 
 /* Create a connection for an accepted fd, owned by worker w (called in w's
- * thread). Returns NULL (fd closed) on failure. */
+ * thread); kind may carry LISTENER_TLS. Returns NULL (fd closed) on failure. */
 struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
                          const struct sockaddr *peer, socklen_t peer_len);
 /* The read/write buffers of a connection (conn_create does this; tests that
@@ -137,10 +144,15 @@ enum flush_result conn_flush(struct conn *c);
 
 /* Close and free now (in the owner thread). */
 void conn_close(struct conn *c);
+/* Waiting for a request with nothing to write: what -o idle_timeout may
+ * close. Owner thread only. */
+bool conn_is_idle(const struct conn *c);
 /* Stop reading; close once queued output is written. */
 void conn_shutdown(struct conn *c);
 
 void conn_setup(const struct conn_protocols *protos, int reqs_per_event);
+/* The transport of connections accepted on a TLS listener (before workers start). */
+void conn_set_tls(const struct transport *tls);
 
 /*
  * Per-connection limits, set once before the workers start.
@@ -149,7 +161,6 @@ void conn_setup(const struct conn_protocols *protos, int reqs_per_event);
  * idle_timeout (seconds, 0 none): see conn_idle_kick().
  */
 void conn_set_limits(size_t max_output, int idle_timeout);
-bool conn_idle_enabled(void);
 /*
  * Close c if it has been idle longer than the idle timeout: waiting for a
  * request (or the rest of one) with none run, or for the client to read

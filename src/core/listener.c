@@ -6,6 +6,11 @@
  * number of clients reached" on the RESP port or when the first byte it
  * already sent is a RESP one, and is closed; the acceptor keeps going. When the process runs out of descriptors, accepting
  * pauses briefly instead of spinning.
+ *
+ * A listener may speak TLS (-Z, --tls-port): its kind carries LISTENER_TLS
+ * and the worker's connection then reads and writes through the TLS
+ * transport. Nothing here touches TLS itself; the handshake happens in the
+ * worker, driven by its event loop, so a slow client never holds up accept.
  */
 #include "core/listener.h"
 
@@ -33,7 +38,7 @@
 
 struct listen_slot {
     struct evconnlistener *lev;
-    enum conn_listener_kind kind;
+    int kind;                     /* enum conn_listener_kind | LISTENER_TLS */
     int tcp;
 };
 
@@ -41,21 +46,23 @@ static struct event_base *base;
 static struct listen_slot slots[MAX_LISTENERS];
 static int nslots;
 static int max_conns;
-static struct event *sig_int, *sig_term, *resume_ev;
+static struct event *sig_int, *sig_term, *sig_usr2, *sig_hup, *resume_ev;
+static void (*hup_hook)(void);
 
 static const char too_many[] = "ERROR Too many open connections\r\n";
 static const char too_many_resp[] = "-ERR max number of clients reached\r\n";
 
 /* Refuse a client over -c in its protocol, as conn.c would choose it from
  * the first byte; a client that has sent nothing yet gets memcached's
- * line. Never waits (MSG_DONTWAIT). What the client sent is read, a few
+ * line (a TLS client gets it in the clear, as from memcached: it is
+ * refused before any handshake). Never waits (MSG_DONTWAIT). What the client sent is read, a few
  * KiB at most, so that the close is a FIN, not a reset that could destroy
  * the error line before the client reads it. */
-static void reject(int fd, enum conn_listener_kind kind)
+static void reject(int fd, int kind)
 {
     unsigned char in[4096];
     ssize_t n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
-    bool resp = kind == LISTENER_RESP ||
+    bool resp = (kind & ~LISTENER_TLS) == LISTENER_RESP ||
                 (n > 0 && (in[0] == '*' || (in[0] >= 'A' && in[0] <= 'Z')));
     ssize_t w = resp ? write(fd, too_many_resp, sizeof(too_many_resp) - 1)
                      : write(fd, too_many, sizeof(too_many) - 1);
@@ -80,7 +87,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd,
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     stats_conn_opened();
-    worker_dispatch(fd, slot->kind, sa, (socklen_t)salen);
+    worker_dispatch(fd, (enum conn_listener_kind)slot->kind, sa, (socklen_t)salen);
 }
 
 /* Written by the acceptor thread, read by `stats` in workers. */
@@ -129,7 +136,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     }
 }
 
-static int add_listener(const struct sockaddr *sa, socklen_t len, enum conn_listener_kind kind,
+static int add_listener(const struct sockaddr *sa, socklen_t len, int kind,
                         int backlog, int tcp, char *err, size_t errlen)
 {
     if (nslots == MAX_LISTENERS) {
@@ -175,7 +182,10 @@ static int split_host_port(char *entry, const char **host, const char **port)
     return 0;
 }
 
-static int bind_tcp_list(const char *list, int default_port, enum conn_listener_kind kind,
+/* Listen on every -l address. kind may carry LISTENER_TLS. An addr:port
+ * entry chooses the port of the main listener only; fixed_port listeners
+ * (RESP, --tls-port) use default_port on every address. */
+static int bind_tcp_list(const char *list, int default_port, int kind, bool fixed_port,
                          int backlog, char *err, size_t errlen)
 {
     char buf[1024];
@@ -188,7 +198,7 @@ static int bind_tcp_list(const char *list, int default_port, enum conn_listener_
             snprintf(err, errlen, "invalid listen address: %s", entry);
             return -1;
         }
-        if (port == NULL || kind == LISTENER_RESP) {
+        if (port == NULL || fixed_port) {
             snprintf(portbuf, sizeof(portbuf), "%d", default_port);
             port = portbuf;
         }
@@ -243,8 +253,25 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(base);
 }
 
+void listener_on_hup(void (*fn)(void))
+{
+    hup_hook = fn;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    if (hup_hook != NULL)
+        hup_hook();
+}
+
 int listener_setup(const struct settings *s, char *err, size_t errlen)
 {
+    /* memcached -Z: without a TLS port of their own, the TCP ports speak TLS. */
+    int main_tls = s->tls.enabled && s->tls.port == 0 ? LISTENER_TLS : 0;
+    int resp_tls = main_tls != 0 || s->tls.resp_tls ? LISTENER_TLS : 0;
     max_conns = s->max_conns;
     base = event_base_new();
     if (base == NULL) {
@@ -254,21 +281,38 @@ int listener_setup(const struct settings *s, char *err, size_t errlen)
     resume_ev = evtimer_new(base, resume_accept, NULL);
     sig_int = evsignal_new(base, SIGINT, on_signal, NULL);
     sig_term = evsignal_new(base, SIGTERM, on_signal, NULL);
-    if (resume_ev == NULL || sig_int == NULL || sig_term == NULL ||
-        event_add(sig_int, NULL) != 0 || event_add(sig_term, NULL) != 0) {
+    /* SIGUSR2 stops too: with -e it is the warm-restart signal. */
+    sig_usr2 = evsignal_new(base, SIGUSR2, on_signal, NULL);
+    sig_hup = evsignal_new(base, SIGHUP, on_hup, NULL);
+    if (resume_ev == NULL || sig_int == NULL || sig_term == NULL || sig_usr2 == NULL ||
+        sig_hup == NULL || event_add(sig_int, NULL) != 0 || event_add(sig_term, NULL) != 0 ||
+        event_add(sig_usr2, NULL) != 0 || event_add(sig_hup, NULL) != 0) {
         snprintf(err, errlen, "cannot set up signal handling");
         return -1;
     }
     if (s->socket_path[0] != '\0') {
         if (bind_unix(s->socket_path, s->socket_mask, s->backlog, err, errlen) != 0)
             return -1;
-    } else if (bind_tcp_list(s->listen, s->port, LISTENER_MEMCACHED, s->backlog, err, errlen) != 0) {
+    } else if (bind_tcp_list(s->listen, s->port, LISTENER_MEMCACHED | main_tls, false, s->backlog,
+                             err, errlen) != 0) {
         return -1;
     }
     if (s->resp_port != 0 &&
-        bind_tcp_list(s->listen, s->resp_port, LISTENER_RESP, s->backlog, err, errlen) != 0)
+        bind_tcp_list(s->listen, s->resp_port, LISTENER_RESP | resp_tls, true, s->backlog, err, errlen) != 0)
+        return -1;
+    if (s->tls.enabled && s->tls.port != 0 &&
+        bind_tcp_list(s->listen, s->tls.port, LISTENER_MEMCACHED | LISTENER_TLS, true, s->backlog,
+                      err, errlen) != 0)
         return -1;
     return 0;
+}
+
+size_t listener_fds(int *fds, size_t max)
+{
+    size_t n = 0;
+    for (int i = 0; i < nslots && n < max; i++)
+        fds[n++] = (int)evconnlistener_get_fd(slots[i].lev);
+    return n;
 }
 
 void listener_run(void)
@@ -285,9 +329,13 @@ void listener_teardown(void)
         event_free(sig_int);
     if (sig_term != NULL)
         event_free(sig_term);
+    if (sig_usr2 != NULL)
+        event_free(sig_usr2);
+    if (sig_hup != NULL)
+        event_free(sig_hup);
     if (resume_ev != NULL)
         event_free(resume_ev);
-    sig_int = sig_term = resume_ev = NULL;
+    sig_int = sig_term = sig_usr2 = sig_hup = resume_ev = NULL;
     if (base != NULL)
         event_base_free(base);
     base = NULL;

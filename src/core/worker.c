@@ -8,10 +8,6 @@
  * connection whose worker is waiting for its turn waits a whole scheduler
  * time slice: with -t 4 pinned to one core, one worker serves everything.
  *
- * With an idle timeout (-o idle_timeout) each worker walks its own
- * connections once a second and closes the idle ones: no other thread
- * touches a connection, and the walk costs nothing per request.
- *
  * Shutdown: the main thread writes 'q' to every pipe. A worker then stops
  * taking connections, lets each connection write what it has queued and
  * close, and leaves its loop when none is left (or after a grace period).
@@ -116,17 +112,23 @@ static void worker_notify(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static int idle_timeout_ms;   /* 0: never; fixed before the workers start */
+
+/*
+ * Once a second: close this worker's connections that have waited for a
+ * request, or for their client to read replies, longer than -o
+ * idle_timeout (conn_idle_kick says which; counted as idle_kicks). One
+ * pass over the worker's own list.
+ */
 static void worker_idle_sweep(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
+    int64_t now = clock_now_ms();
     (void)fd;
     (void)what;
-    int64_t now = clock_now_ms();
-    /* conn_idle_kick may free c: walk with a saved next pointer. Only this
-     * thread changes the list, so reading it needs no lock here. */
     struct conn *c = w->conns;
     while (c != NULL) {
-        struct conn *next = c->next;
+        struct conn *next = c->next;   /* conn_idle_kick may free c */
         conn_idle_kick(c, now);
         c = next;
     }
@@ -145,8 +147,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int worker_setup(int n)
+int worker_setup(int n, int idle_timeout_s)
 {
+    idle_timeout_ms = idle_timeout_s > 0 ? idle_timeout_s * 1000 : 0;
     if (evthread_use_pthreads() != 0)
         return -1;
     workers = calloc((size_t)n, sizeof(*workers));
@@ -170,10 +173,10 @@ int worker_setup(int n)
         w->notify_ev = event_new(w->base, w->notify_rfd, EV_READ | EV_PERSIST, worker_notify, w);
         if (w->notify_ev == NULL || event_add(w->notify_ev, NULL) != 0)
             return -1;
-        if (conn_idle_enabled()) {
-            struct timeval tick = {1, 0};
+        if (idle_timeout_ms > 0) {
+            struct timeval every = {1, 0};
             w->idle_ev = event_new(w->base, -1, EV_PERSIST, worker_idle_sweep, w);
-            if (w->idle_ev == NULL || event_add(w->idle_ev, &tick) != 0)
+            if (w->idle_ev == NULL || event_add(w->idle_ev, &every) != 0)
                 return -1;
         }
     }

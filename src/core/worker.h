@@ -24,7 +24,7 @@ struct worker {
     pthread_t thread;
     struct event_base *base;
     struct event *notify_ev;
-    struct event *idle_ev;          /* idle-timeout sweep, NULL without one */
+    struct event *idle_ev;          /* -o idle_timeout sweep, or NULL */
     int notify_rfd, notify_wfd;
     pthread_mutex_t qlock;          /* guards queue */
     struct pending_conn *queue_head, *queue_tail;
@@ -34,8 +34,10 @@ struct worker {
     bool stopping;                  /* owner thread only */
 };
 
-/* Start n workers. Returns 0 or -1. */
-int worker_setup(int n);
+/* Start n workers; idle_timeout_s > 0 closes connections that sent no
+ * request for that many seconds (memcached's -o idle_timeout). Returns 0
+ * or -1. */
+int worker_setup(int n, int idle_timeout_s);
 /* Hand an accepted socket to the next worker (round-robin). */
 void worker_dispatch(int fd, enum conn_listener_kind kind,
                      const struct sockaddr *peer, socklen_t peer_len);

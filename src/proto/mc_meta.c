@@ -51,7 +51,7 @@ struct meta_flag {
 static const struct meta_flag meta_flags[128] = {
     ['b'] = { MC_META_F_BASE64,      TOK_NONE,   MG | MS | MD | MA | ME, 0, 0 },
     ['c'] = { MC_META_F_RET_CAS,     TOK_NONE,   MG | MS | MA,      0, 1 },
-    ['C'] = { MC_META_F_COMPARE_CAS, TOK_U64,    MS | MD | MA,      MC_META_ERR_TOKEN, 0 },
+    ['C'] = { MC_META_F_COMPARE_CAS, TOK_U64,    MG | MS | MD | MA, MC_META_ERR_TOKEN, 0 },
     ['D'] = { MC_META_F_DELTA,       TOK_U64,    MA,                MC_META_ERR_DELTA, 0 },
     ['E'] = { MC_META_F_NEW_CAS,     TOK_U64,    MG | MS | MD | MA, MC_META_ERR_TOKEN, 0 },
     ['f'] = { MC_META_F_RET_FLAGS,   TOK_NONE,   MG,                0, 1 },

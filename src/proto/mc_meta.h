@@ -25,7 +25,8 @@
  *   flag       mg  ms  md  ma  me   meaning
  *   b          x   x   x   x   x    key is base64; decoded before lookup
  *   c          x   x       x        return CAS (mg: item's; ms/ma: new one)
- *   C<u64>         x   x   x        compare CAS before changing the item
+ *   C<u64>     x   x   x   x        compare CAS before changing the item;
+ *                                   mg: no value when it matches (HD)
  *   D<u64>                 x        delta (default 1)
  *   E<u64>     x   x   x   x        use this as the item's new CAS
  *   f          x                    return client flags

@@ -32,9 +32,13 @@
  *  - flush_all's and gat's bad exptime is "invalid exptime argument", a
  *    storage line's bad number is "bad command line format".
  *
+ * Keys: memcached 1.6.45 checks only a key's length (1..250 bytes), and a
+ * key is whatever lies between spaces, so control bytes, tabs, 0x7f and
+ * bytes >= 0x80 are all key bytes. Real clients rely on it: memcaslap's
+ * generated keys contain 0x10. The protocol text asks clients not to send
+ * such keys; it does not ask servers to refuse them.
+ *
  * Where we are deliberately stricter than memcached 1.6.18:
- *  - a key with a control character (< 0x20 or 0x7f) is rejected (the
- *    protocol says keys have none; memcached does not check);
  *  - numbers are plain decimal: a '+' sign (memcached accepts it through
  *    strtoul) and, for unsigned fields, any '-' are invalid; a value too big
  *    for its field is invalid where memcached silently truncates it to 32
@@ -95,9 +99,10 @@ struct mc_cmd_row {
 
 /* ---- small pure helpers ---- */
 
+/* Any byte but the token separator: see the design note on keys. */
 static inline bool is_key_byte(unsigned char c)
 {
-    return c > 0x20 && c != 0x7f;
+    return c != ' ';
 }
 
 static inline bool tok_is(const struct mc_tok *t, const char *lit, size_t n)
@@ -110,7 +115,7 @@ static inline bool tok_noreply(const struct mc_tok *t)
     return tok_is(t, "noreply", 7);
 }
 
-/* A key of 1..MC_TEXT_KEY_MAX bytes with no control character. */
+/* A key of 1..MC_TEXT_KEY_MAX bytes (a token never holds a space). */
 static bool key_ok(const struct mc_tok *t)
 {
     if (t->n == 0 || t->n > MC_TEXT_KEY_MAX)
@@ -432,6 +437,7 @@ static const struct mc_cmd_row mc_cmds[MC_CMD_COUNT] = {
     ROW(MC_STATS, "stats", 0, 0, parse_rest),
     ROW(MC_SHUTDOWN, "shutdown", 0, 0, parse_rest),
     ROW(MC_SLABS, "slabs", 0, 0, parse_rest),
+    ROW(MC_REFRESH_CERTS, "refresh_certs", 0, 0, parse_bare),
 };
 
 #undef ROW

@@ -41,7 +41,7 @@ enum mc_cmd {
     MC_DELETE, MC_INCR, MC_DECR, MC_TOUCH,
     MC_FLUSH_ALL, MC_VERSION, MC_VERBOSITY, MC_QUIT, MC_STATS, MC_SHUTDOWN,
     MC_META_GET, MC_META_SET, MC_META_DELETE, MC_META_ARITH, MC_META_NOOP,
-    MC_META_DEBUG, MC_SLABS,
+    MC_META_DEBUG, MC_SLABS, MC_REFRESH_CERTS,
     MC_CMD_COUNT
 };
 
@@ -89,7 +89,7 @@ struct mc_text_req {
  * PARSE_INVALID: known command with a bad line; r->cmd and r->error set,
  *   *used set. r->error is the exact line memcached 1.6.45 sends:
  *   - "CLIENT_ERROR bad command line format" for too few tokens, a bad key
- *     (empty, > 250 bytes, control character) or a bad number in a
+ *     (empty or > 250 bytes) or a bad number in a
  *     storage/verbosity line;
  *   - "CLIENT_ERROR invalid exptime argument" (touch, gat/gats, flush_all);
  *   - "CLIENT_ERROR invalid numeric delta argument" (incr/decr);

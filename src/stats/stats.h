@@ -24,13 +24,13 @@
     X(delete_misses) X(delete_hits) X(incr_misses) X(incr_hits) \
     X(decr_misses) X(decr_hits) X(cas_misses) X(cas_hits) X(cas_badval) \
     X(touch_hits) X(touch_misses) X(store_too_large) X(store_no_memory) \
-    X(auth_cmds) X(auth_errors) X(bytes_read) X(bytes_written) X(conn_yields)
+    X(auth_cmds) X(auth_errors) X(bytes_read) X(bytes_written) X(conn_yields) \
+    X(ssl_handshake_errors) X(idle_kicks)
 
 /* Counted like the above, but reported on their own: commands_processed
- * only in INFO (total_commands_processed); idle_kicks only with an idle
- * timeout, as memcached does; output_limit_disconnects is kioku's (INFO's
- * client_output_buffer_limit_disconnections). */
-#define THREAD_STATS_ALL(X) THREAD_STATS_FIELDS(X) X(commands_processed) X(idle_kicks) \
+ * only in INFO (total_commands_processed); output_limit_disconnects is
+ * kioku's (INFO's client_output_buffer_limit_disconnections). */
+#define THREAD_STATS_ALL(X) THREAD_STATS_FIELDS(X) X(commands_processed) \
     X(output_limit_disconnects)
 
 /* Per slab class, as memcached's `stats slabs` reports them. */

@@ -262,6 +262,16 @@ void assoc_delete(struct item *it, uint64_t hv)
         __atomic_store_n(&s->nitems, s->nitems - 1, __ATOMIC_RELAXED);
 }
 
+void assoc_cas_floor(uint64_t seq)
+{
+    for (unsigned i = 0; i < ASSOC_NSTRIPES; i++) {
+        pthread_mutex_lock(&stripes[i].lock);
+        if (stripes[i].cas_seq < seq)
+            stripes[i].cas_seq = seq;
+        pthread_mutex_unlock(&stripes[i].lock);
+    }
+}
+
 uint64_t assoc_next_cas(struct assoc_stripe *s, unsigned idx)
 {
     return (++s->cas_seq << ASSOC_STRIPE_BITS) | idx;

@@ -103,6 +103,9 @@ void assoc_load(uint64_t *nitems, unsigned *power);
 /* Next CAS for the stripe (caller holds it): unique over all stripes,
  * increasing per stripe, never 0. */
 uint64_t assoc_next_cas(struct assoc_stripe *s, unsigned idx);
+/* Warm restart: every stripe's next CAS goes past sequence `seq`, so new
+ * CAS values stay above every restored one whatever stripe made it. */
+void assoc_cas_floor(uint64_t seq);
 
 /* Flush: snapshot every stripe now, or let the maintenance thread do it at
  * kioku time `at` (replacing any pending one). */

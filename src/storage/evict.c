@@ -415,11 +415,17 @@ static int s3fifo(struct eclass *e, unsigned id, int64_t now, void **reuse, size
 {
     uint64_t number = __atomic_load_n(&e->number, __ATOMIC_RELAXED);
     uint64_t nsmall = __atomic_load_n(&e->nsmall, __ATOMIC_RELAXED);
+    bool small_first = nsmall > 0 && nsmall * 10 >= number;
 
-    if (nsmall > 0 && nsmall * 10 >= number &&
-        sweep(e, id, &e->small, SWEEP_SMALL, SMALL_WALK_MAX, now, reuse, old_req))
+    if (small_first && sweep(e, id, &e->small, SWEEP_SMALL, SMALL_WALK_MAX, now, reuse, old_req))
         return 1;
-    return sweep(e, id, &e->main, SWEEP_MAIN, EVICT_WALK_MAX, now, reuse, old_req);
+    if (sweep(e, id, &e->main, SWEEP_MAIN, EVICT_WALK_MAX, now, reuse, old_req))
+        return 1;
+    /* Nothing in main to take: a class whose chunks all belong to items on
+     * probation (the value chunks of new large items are counted in their
+     * header's class, so the ratio above cannot see them) still frees. */
+    return !small_first &&
+           sweep(e, id, &e->small, SWEEP_SMALL, SMALL_WALK_MAX, now, reuse, old_req);
 }
 
 /* How good a victim `it` is under policy p (higher is better). */

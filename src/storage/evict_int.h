@@ -91,6 +91,17 @@ bool do_item_is_dead(const struct item *it, uint64_t hv, int64_t now);
  * item whose last reference that was is not freed: returns true and the
  * caller owns the chunk. Caller holds the stripe. */
 bool do_item_unlink_keep(struct item *it, uint64_t hv, bool keep);
+/* ---- warm restart (restart.c) ---- */
+/* A chunk of class id (chunk_size bytes) holds a linked item header that
+ * is whole, unexpired at `now`, and whose chunk table names value chunks
+ * that name it back. Reads only the region. */
+bool item_restore_valid(struct item *it, unsigned id, uint32_t chunk_size, int64_t now);
+/* Call fn on each chunk the item uses (its own first). */
+void item_restore_claim(struct item *it, void (*fn)(void *chunk, unsigned id, size_t req, void *arg),
+                        void *arg);
+/* Link a restored item, keeping its CAS. Caller holds the stripe. */
+void do_item_link_restored(struct item *it, uint64_t hv);
+
 /* Bytes the slab counts as requested for the item's own chunk. */
 size_t item_chunk_requested(const struct item *it);
 /* `now` (kioku ms) as a 24-bit access time: seconds since start. Inline:

@@ -904,6 +904,60 @@ enum item_result item_delta_cls(const char *key, size_t nkey, bool incr, uint64_
     return res;
 }
 
+/* ---- warm restart ---- */
+
+bool item_restore_valid(struct item *it, unsigned id, uint32_t chunk_size, int64_t now)
+{
+    uint8_t f = item_iflags(it);
+    size_t total = (size_t)it->nbytes + 2;
+
+    if (!(f & ITEM_LINKED) || (f & ITEM_VALUE) || it->clsid != id || it->nkey == 0 ||
+        it->nkey > STORAGE_KEY_MAX || it->nbytes > size_max ||
+        item_exptime_passed(item_exptime(it), now))
+        return false;
+    if (!(f & ITEM_CHUNKED))
+        return item_ntotal(it) <= chunk_size;
+    if (header_size(it->nkey, nchunks_for(total)) > chunk_size)
+        return false;
+    const uint32_t *tab = chunk_table(it);
+    for (size_t i = 0; i < nchunks_for(total); i++) {
+        struct item *vc = slab_ref_valid(tab[i]) ? slab_ptr(tab[i]) : NULL;
+
+        if (vc == NULL || item_iflags(vc) != ITEM_VALUE || vc->h_next != slab_ref(it) ||
+            vc->clsid != slab_clsid(chunk_len(total, i) + VHDR))
+            return false;
+    }
+    return true;
+}
+
+void item_restore_claim(struct item *it, void (*fn)(void *chunk, unsigned id, size_t req, void *arg),
+                        void *arg)
+{
+    size_t total = (size_t)it->nbytes + 2;
+
+    fn(it, it->clsid, item_chunk_requested(it), arg);
+    if (!item_is_chunked(it))
+        return;
+    const uint32_t *tab = chunk_table(it);
+    for (size_t i = 0; i < nchunks_for(total); i++) {
+        size_t len = chunk_len(total, i) + VHDR;
+
+        fn(slab_ptr(tab[i]), slab_clsid(len), len, arg);
+    }
+}
+
+void do_item_link_restored(struct item *it, uint64_t hv)
+{
+    uint64_t cas = item_cas(it);
+
+    item_iflags_clear(it, ITEM_LINKED | ITEM_SMALL);
+    it->refcount = 0;
+    do_item_link(it, hv);
+    /* Keep the CAS the client saw (restart_rebuild then moves every
+     * stripe's sequence past the highest). */
+    item_set_cas(it, cas);
+}
+
 /* ---- flush and scan ---- */
 
 void item_flush(int64_t delay_ms, int64_t now)

@@ -10,13 +10,14 @@
  *
  * Automove looks once per window (1 s) at each class's evictions:
  *   1 (default): once the same class has evicted in three windows in a row,
- *     and for as long as it goes on, take a page each window from a class
+ *     and for as long as it goes on, take up to ten pages a window from a class
  *     that evicted nothing and whose oldest items have been idle at least
  *     twice as long as the evicting class's, or that has more than two pages
  *     of free chunks;
- *   2 (aggressive, as memcached's): any eviction in a window moves a page
+ *   2 (aggressive, as memcached's): any eviction in a window moves pages
  *     from the class with the oldest items.
- * At most one page moves per window.
+ * A decision stands for its window; it moves a page per 50 ms tick, at most
+ * ten, while the source still has a page to spare.
  */
 #include "storage/rebalance.h"
 
@@ -31,6 +32,7 @@
 #include "util/clock.h"
 
 #define WINDOW_MS 1000
+#define PAGES_PER_WINDOW 10     /* at most, one a 50 ms tick */
 #define PASS_MS 1
 #define STREAK 3
 
@@ -164,6 +166,7 @@ static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned 
 static void *mover_main(void *arg)
 {
     int64_t next_window = clock_now_ms() + WINDOW_MS;
+    unsigned auto_src = 0, auto_dst = 0, budget = 0;
 
     (void)arg;
     pthread_setname_np(pthread_self(), "kioku-slabmove");
@@ -190,11 +193,21 @@ static void *mover_main(void *arg)
             unsigned mode = __atomic_load_n(&automove, __ATOMIC_RELAXED);
 
             next_window = now + WINDOW_MS;
+            budget = 0;
             if (mode != 0) {
                 pthread_mutex_unlock(&lock);
-                automove_decide(mode, now, &src, &dst);
+                automove_decide(mode, now, &auto_src, &auto_dst);
                 pthread_mutex_lock(&lock);
+                if (auto_dst != 0)
+                    budget = PAGES_PER_WINDOW;
             }
+        }
+        /* A decision holds for its window: a page a tick while it lasts,
+         * so a big shift of sizes is followed within seconds. */
+        if (dst == 0 && budget > 0 && slab_class_pages(auto_src) >= 2) {
+            src = auto_src;
+            dst = auto_dst;
+            budget--;
         }
         if (dst == 0)
             continue;

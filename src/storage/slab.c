@@ -21,11 +21,14 @@
  */
 #include "storage/slab.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "storage/storage.h"
 
@@ -68,11 +71,14 @@ static struct slab_class classes[STORAGE_CLASS_MAX + 1];
 static unsigned nclasses;
 static char *region;
 static size_t region_pages, ndir;
+static bool region_shared;      /* a file mapping (-e) */
 
 static pthread_mutex_t page_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_t limit;            /* -m */
 static size_t pages_taken;      /* page_lock */
 static size_t prealloc_pages;   /* touched at set-up (-L) */
+
+static uint32_t *free_link(void *chunk);
 
 static size_t align_up(size_t n)
 {
@@ -116,8 +122,9 @@ static unsigned shift_for(size_t bytes)
     return s;
 }
 
-int slab_setup(size_t mem_limit, size_t first_size, double factor, bool prealloc,
-               char *errbuf, size_t errlen)
+/* Reserve (or map from a file) the region and build the class table. */
+static int setup_common(size_t mem_limit, size_t first_size, double factor, int fd,
+                        char *errbuf, size_t errlen)
 {
     size_t bytes;
     unsigned i;
@@ -128,13 +135,23 @@ int slab_setup(size_t mem_limit, size_t first_size, double factor, bool prealloc
     slab_region.shift = shift_for(bytes);
     if (build_classes(first_size, factor, errbuf, errlen) != 0)
         return -1;
-    region = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (fd >= 0) {
+        if (ftruncate(fd, (off_t)bytes) != 0) {
+            snprintf(errbuf, errlen, "cannot size the memory file to %zu bytes: %s", bytes,
+                     strerror(errno));
+            return -1;
+        }
+        region = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    } else {
+        region = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    }
     if (region == MAP_FAILED) {
         region = NULL;
-        snprintf(errbuf, errlen, "cannot reserve %zu bytes of address space", bytes);
+        snprintf(errbuf, errlen, "cannot map %zu bytes of item memory: %s", bytes, strerror(errno));
         return -1;
     }
+    region_shared = fd >= 0;
     slab_region.ref_base = region - ((size_t)1 << slab_region.shift);
     ndir = (region_pages + DIR_PAGES - 1) / DIR_PAGES;
     for (i = 1; i <= nclasses; i++) {
@@ -149,12 +166,134 @@ int slab_setup(size_t mem_limit, size_t first_size, double factor, bool prealloc
     limit = mem_limit;
     pages_taken = 0;
     prealloc_pages = 0;
+    return 0;
+}
+
+int slab_setup(size_t mem_limit, size_t first_size, double factor, bool prealloc,
+               char *errbuf, size_t errlen)
+{
+    if (setup_common(mem_limit, first_size, factor, -1, errbuf, errlen) != 0)
+        return -1;
     if (prealloc && mem_limit >= STORAGE_PAGE_SIZE) {
         /* Touch every page within the limit now, so it is resident. */
         prealloc_pages = mem_limit / STORAGE_PAGE_SIZE;
         memset(region, 0, prealloc_pages * STORAGE_PAGE_SIZE);
     }
     return 0;
+}
+
+int slab_setup_file(size_t mem_limit, size_t first_size, double factor, const char *path,
+                    bool keep, char *errbuf, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600), rc;
+
+    if (fd < 0) {
+        snprintf(errbuf, errlen, "cannot open the memory file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* Starting empty: truncating first makes every page read as zeros. */
+    if (!keep && ftruncate(fd, 0) != 0) {
+        snprintf(errbuf, errlen, "cannot clear the memory file %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    rc = setup_common(mem_limit, first_size, factor, fd, errbuf, errlen);
+    close(fd);      /* the mapping keeps the file */
+    return rc;
+}
+
+int slab_sync(void)
+{
+    if (region == NULL || !region_shared)
+        return 0;
+    return msync(region, region_pages * STORAGE_PAGE_SIZE, MS_SYNC);
+}
+
+void slab_layout_get(struct slab_layout *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->region_bytes = (uint64_t)region_pages * STORAGE_PAGE_SIZE;
+    out->shift = slab_region.shift;
+    out->nclasses = nclasses;
+    pthread_mutex_lock(&page_lock);
+    out->pages_taken = pages_taken;
+    pthread_mutex_unlock(&page_lock);
+    for (unsigned i = 1; i <= nclasses; i++) {
+        struct slab_class *c = &classes[i];
+
+        out->chunk_size[i] = c->size;
+        pthread_mutex_lock(&c->lock);
+        out->npages[i] = c->npages;
+        /* The carving page is the newest: chunks past `end` were never cut. */
+        out->end_left[i] = c->end_left;
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
+void slab_pages_get(unsigned id, uint32_t *out)
+{
+    struct slab_class *c = &classes[id];
+
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t i = 0; i < c->npages; i++)
+        out[i] = c->dir[i / DIR_PAGES][i % DIR_PAGES];
+    pthread_mutex_unlock(&c->lock);
+}
+
+int slab_restore_pages(const struct slab_layout *l, uint32_t *const *pages)
+{
+    for (unsigned i = 1; i <= nclasses; i++) {
+        struct slab_class *c = &classes[i];
+
+        for (uint32_t k = 0; k < l->npages[i]; k++) {
+            uint32_t no = pages[i][k];
+
+            if (no >= l->pages_taken || no >= region_pages)
+                return -1;
+            if (c->dir[k / DIR_PAGES] == NULL &&
+                (c->dir[k / DIR_PAGES] = calloc(DIR_PAGES, sizeof(uint32_t))) == NULL)
+                return -1;
+            c->dir[k / DIR_PAGES][k % DIR_PAGES] = no;
+        }
+        c->npages = l->npages[i];
+        c->end_left = l->npages[i] > 0 ? l->end_left[i] : 0;
+        if (c->end_left > c->perpage)
+            return -1;
+        if (c->npages > 0) {
+            uint32_t last = pages[i][c->npages - 1];
+
+            c->end = region + (size_t)last * STORAGE_PAGE_SIZE +
+                     (size_t)(c->perpage - c->end_left) * c->size;
+        }
+        c->free_list = 0;
+        c->free_chunks = 0;
+        c->requested = 0;
+    }
+    pages_taken = l->pages_taken;
+    return 0;
+}
+
+bool slab_ref_valid(uint32_t ref)
+{
+    size_t off;
+
+    if (ref == 0)
+        return false;
+    off = ((size_t)ref << slab_region.shift) - ((size_t)1 << slab_region.shift);
+    return off < pages_taken * STORAGE_PAGE_SIZE;
+}
+
+void slab_restore_chunk(unsigned id, void *chunk, bool used, size_t requested)
+{
+    struct slab_class *c = &classes[id];
+
+    if (used) {
+        c->requested += requested;
+        return;
+    }
+    *free_link(chunk) = c->free_list;
+    c->free_list = slab_ref(chunk);
+    c->free_chunks++;
 }
 
 void slab_teardown(void)
@@ -173,6 +312,7 @@ void slab_teardown(void)
         UNPOISON(region, region_pages * STORAGE_PAGE_SIZE);
         munmap(region, region_pages * STORAGE_PAGE_SIZE);
     }
+    region_shared = false;
     region = NULL;
     region_pages = ndir = pages_taken = prealloc_pages = 0;
     nclasses = 0;

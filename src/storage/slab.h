@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/storage.h"
+
 #define SLAB_CHUNK_MAX (STORAGE_PAGE_SIZE / 2)
 #define SLAB_HEADER_ZONE 40     /* bytes of a chunk the sweep may read when free */
 
@@ -56,6 +58,38 @@ static inline void *slab_ptr(uint32_t ref)
  */
 int slab_setup(size_t mem_limit, size_t first_size, double factor, bool prealloc,
                char *errbuf, size_t errlen);
+/*
+ * The same, with the region a shared mapping of `path` (warm restart, -e):
+ * the file is created or resized to the region's size. Its old contents are
+ * kept for slab_restore_*() when `keep` is true, zeroed otherwise.
+ */
+int slab_setup_file(size_t mem_limit, size_t first_size, double factor, const char *path,
+                    bool keep, char *errbuf, size_t errlen);
+/* Flush a file-backed region to its file (before the metadata is written). */
+int slab_sync(void);
+
+/* ---- warm restart: the layout the metadata records ---- */
+struct slab_layout {
+    uint64_t region_bytes;
+    uint32_t shift;
+    uint32_t nclasses;
+    uint32_t chunk_size[STORAGE_CLASS_MAX + 1];
+    uint64_t pages_taken;
+    uint32_t npages[STORAGE_CLASS_MAX + 1];
+    uint32_t end_left[STORAGE_CLASS_MAX + 1];   /* uncarved chunks of the newest page */
+};
+void slab_layout_get(struct slab_layout *out);
+/* The page numbers (in the region) of class id, in order; n = npages[id]. */
+void slab_pages_get(unsigned id, uint32_t *out);
+/* Restore: after a setup with `keep`, give each class its pages back (as
+ * recorded) with empty free lists and no chunk counted in use; then
+ * slab_restore_chunk() tells each carved chunk's fate. Returns -1 if the
+ * recorded pages do not fit this region. */
+int slab_restore_pages(const struct slab_layout *l, uint32_t *const *pages);
+void slab_restore_chunk(unsigned id, void *chunk, bool used, size_t requested);
+/* Whether a reference read from a file names a chunk start inside the
+ * region's pages (not what kind of chunk). */
+bool slab_ref_valid(uint32_t ref);
 /* Unmap the region. Nothing may hold a chunk any more. */
 void slab_teardown(void);
 

@@ -19,6 +19,7 @@
 #include "storage/evict_int.h"
 #include "storage/item.h"
 #include "storage/rebalance.h"
+#include "storage/restart.h"
 #include "storage/slab.h"
 #include "util/clock.h"
 
@@ -28,6 +29,8 @@
 
 /* Module state: the configuration accepted by storage_setup(). */
 static size_t mem_limit;
+static char memory_file[256];
+static char warm_status[512];     /* what a -e start found, for the log */
 
 void storage_config_default(struct storage_config *cfg)
 {
@@ -80,24 +83,78 @@ static int validate(const struct storage_config *cfg, char *errbuf, size_t errle
     return 0;
 }
 
+/* The slab region: anonymous, or (-e) a file whose items a clean stop left
+ * for us, if its metadata fits these settings. On success with restored
+ * metadata in *m, *restored is set; otherwise the file starts empty and
+ * warm_status says why. */
+static int slab_region_setup(const struct storage_config *cfg, struct restart_meta *m,
+                             bool *restored, char *errbuf, size_t errlen)
+{
+    size_t first = item_header_size() + cfg->chunk_size_min;
+    struct slab_layout l;
+    char why[256] = "";
+
+    *restored = false;
+    if (cfg->memory_file[0] == '\0')
+        return slab_setup(cfg->mem_limit, first, cfg->growth_factor, cfg->prealloc, errbuf,
+                          errlen);
+    if (restart_meta_read(cfg->memory_file, m, why, sizeof(why)) == 0) {
+        if (slab_setup_file(cfg->mem_limit, first, cfg->growth_factor, cfg->memory_file, true,
+                            errbuf, errlen) != 0) {
+            restart_meta_free(m);
+            return -1;
+        }
+        slab_layout_get(&l);
+        if (restart_meta_check(m, &l, cfg->mem_limit, (uint32_t)item_header_size(), why,
+                               sizeof(why)) == 0 &&
+            slab_restore_pages(&m->layout, m->pages) == 0) {
+            *restored = true;
+            return 0;
+        }
+        if (why[0] == '\0')
+            snprintf(why, sizeof(why), "metadata names pages the memory file cannot hold");
+        restart_meta_free(m);
+        slab_teardown();
+    }
+    snprintf(warm_status, sizeof(warm_status), "warm restart: %s; starting empty", why);
+    return slab_setup_file(cfg->mem_limit, first, cfg->growth_factor, cfg->memory_file, false,
+                           errbuf, errlen);
+}
+
 int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
 {
+    struct restart_meta m;
+    bool restored = false;
+
+    warm_status[0] = '\0';
+    memset(&m, 0, sizeof(m));
     if (validate(cfg, errbuf, errlen) != 0)
         return -1;
     item_setup_limits(cfg->item_size_max, cfg->use_cas, clock_start_ms());
-    if (slab_setup(cfg->mem_limit, item_header_size() + cfg->chunk_size_min,
-                   cfg->growth_factor, cfg->prealloc, errbuf, errlen) != 0)
+    if (slab_region_setup(cfg, &m, &restored, errbuf, errlen) != 0)
         return -1;
+    /* Stored expiry times count from the first process's start. */
+    if (restored)
+        item_setup_limits(cfg->item_size_max, cfg->use_cas, m.epoch_ms);
     /* One ghost entry per KiB of memory: about one per item of a typical
      * mix, the size S3-FIFO's ghost wants. */
     if (evict_setup(cfg->mem_limit / 1024, errbuf, errlen) != 0) {
         slab_teardown();
+        restart_meta_free(&m);
         return -1;
     }
     if (assoc_setup(cfg->hashpower, errbuf, errlen) != 0) {
         evict_teardown();
         slab_teardown();
+        restart_meta_free(&m);
         return -1;
+    }
+    if (restored) {
+        uint64_t n = restart_rebuild(&m, clock_now_ms());
+
+        snprintf(warm_status, sizeof(warm_status), "warm restart: restored %llu items from %s",
+                 (unsigned long long)n, cfg->memory_file);
+        restart_meta_free(&m);
     }
     if (cfg->crawler && evict_start_crawler(errbuf, errlen) != 0) {
         assoc_teardown();
@@ -118,7 +175,24 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
     evict_set_lfu_decay_time(cfg->lfu_decay_time);
     evict_set_samples(cfg->samples);
     mem_limit = cfg->mem_limit;
+    snprintf(memory_file, sizeof(memory_file), "%s", cfg->memory_file);
     return 0;
+}
+
+const char *storage_warm_status(void)
+{
+    return warm_status;
+}
+
+int storage_save(char *errbuf, size_t errlen)
+{
+    if (memory_file[0] == '\0')
+        return 0;
+    /* Nothing may change the region while its layout is written. */
+    rebalance_teardown();
+    evict_stop_crawler();
+    return restart_save(memory_file, mem_limit, (uint32_t)item_header_size(),
+                        item_layout.epoch_ms, errbuf, errlen);
 }
 
 void storage_teardown(void)

@@ -37,6 +37,7 @@ struct storage_config {
     bool crawler;            /* reclaim expired items in the background */
     bool slab_reassign;      /* -o slab_reassign: pages may move between classes */
     unsigned slab_automove;  /* -o slab_automove=0|1|2 */
+    char memory_file[256];   /* -e: item memory in this file, kept across restarts */
 };
 
 /* Defaults matching memcached's (64 MiB, 1 MiB, 48, 1.25, evict, cas, 16). */
@@ -49,6 +50,14 @@ void storage_config_default(struct storage_config *cfg);
 int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen);
 /* Stop the maintenance thread and free all memory. No request may run. */
 void storage_teardown(void);
+/*
+ * Warm restart (-e): after the last request, write the metadata that lets
+ * the next start with the same settings find every item again. Stops the
+ * background threads first. 0 (also without -e), or -1 with a message.
+ */
+int storage_save(char *errbuf, size_t errlen);
+/* What a -e start found ("restored N items" or why it started empty); "" without -e. */
+const char *storage_warm_status(void);
 
 /* Global counters, summed across stripes/classes at call time. */
 struct storage_stats {

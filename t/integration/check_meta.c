@@ -144,6 +144,17 @@ START_TEST(test_mg_q_hides_miss_but_not_hit)
 }
 END_TEST
 
+/* memcached 1.6.45: a client that holds the item's CAS gets HD, no value
+ * (its t/metaget.t "mg returned HD because CAS matched"). */
+START_TEST(test_mg_C_matching_cas_leaves_the_value_out)
+{
+    KH_EXPECT(g_fd, "ms vcas 2 E777\r\nva\r\n", "HD\r\n");
+    KH_EXPECT(g_fd, "mg vcas C777 v c\r\n", "HD c777\r\n");
+    KH_EXPECT(g_fd, "mg vcas C776 v c\r\n", "VA 2 c777\r\nva\r\n");
+    KH_EXPECT(g_fd, "mg vcas C777 s\r\n", "HD s2\r\n");
+}
+END_TEST
+
 START_TEST(test_mg_returns_flags_in_request_order)
 {
     KH_EXPECT(g_fd, "ms foo 3 F5\r\nbar\r\n", "HD\r\n");
@@ -852,6 +863,7 @@ int main(void)
     const struct kh_group groups[] = {
         { "mg", false, { test_mn_answers_MN, test_mg_miss_is_EN_with_k_and_O_only,
                   test_mg_q_hides_miss_but_not_hit, test_mg_returns_flags_in_request_order,
+                  test_mg_C_matching_cas_leaves_the_value_out,
                   test_mg_t_reports_remaining_ttl, test_mg_T_updates_ttl,
                   test_mg_h_reports_hit_before_and_u_skips_it,
                   test_mg_l_reports_seconds_since_access, test_mg_c_is_the_cas_gets_reports,

@@ -373,6 +373,63 @@ START_TEST(test_info_sections_and_counters)
 }
 END_TEST
 
+/* Redis 7's test suite asks INFO cpu (alone, with others, within default)
+ * and flushes functions before every file; kioku has none to flush. */
+START_TEST(test_info_cpu_section_and_function_flush)
+{
+    redisReply *r = cmd("INFO cpu");
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    ck_assert_msg(strncmp(r->str, "# CPU\r\nused_cpu_sys:", 20) == 0, "%s", r->str);
+    ck_assert_msg(info_has(r->str, "used_cpu_user_children:"), "%s", r->str);
+    ck_assert_msg(strstr(r->str, "used_memory") == NULL, "INFO cpu shows memory");
+    freeReplyObject(r);
+    r = cmd("INFO");
+    ck_assert_msg(info_has(r->str, "# CPU\r\n") && info_has(r->str, "master_repl_offset:0\r\n") &&
+                  info_has(r->str, "cluster_enabled:0\r\n"), "%s", r->str);
+    ck_assert_msg(strstr(strstr(r->str, "# CPU"), "# Keyspace") != NULL, "CPU after Keyspace");
+    freeReplyObject(r);
+    r = cmd("INFO cpu memory");
+    ck_assert_msg(info_has(r->str, "used_cpu_user:") && info_has(r->str, "used_memory:") &&
+                  strstr(r->str, "# Server") == NULL, "%s", r->str);
+    freeReplyObject(r);
+    EX("+OK", "FUNCTION FLUSH");
+    EX("+OK", "FUNCTION FLUSH async");
+    EX("-ERR FUNCTION FLUSH only supports SYNC|ASYNC option", "FUNCTION FLUSH now");
+    EX("[]", "FUNCTION LIST");
+}
+END_TEST
+
+/* INFO commandstats, Redis 7's format: calls (errors included), refused
+ * calls (arity) and failed ones; not in the default INFO; RESETSTAT clears. */
+START_TEST(test_info_commandstats_counts_calls_rejections_failures)
+{
+    EX("+OK", "CONFIG RESETSTAT");
+    EX("+OK", "SET cs abc");
+    EX("$abc", "GET cs");
+    EX("-ERR wrong number of arguments for 'get' command", "GET");
+    EX("-ERR value is not an integer or out of range", "INCR cs");
+    redisReply *r = cmd("INFO commandstats");
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    ck_assert_msg(strncmp(r->str, "# Commandstats\r\n", 16) == 0, "%s", r->str);
+    ck_assert_msg(strstr(r->str, "cmdstat_get:calls=1,usec=") != NULL &&
+                  strstr(r->str, ",rejected_calls=1,failed_calls=0\r\n") != NULL, "%s", r->str);
+    ck_assert_msg(strstr(r->str, "cmdstat_incr:calls=1,") != NULL &&
+                  strstr(r->str, ",rejected_calls=0,failed_calls=1\r\n") != NULL, "%s", r->str);
+    ck_assert_msg(strstr(r->str, "cmdstat_del:") == NULL, "uncalled command listed: %s", r->str);
+    freeReplyObject(r);
+    r = cmd("INFO");
+    ck_assert_msg(strstr(r->str, "# Commandstats") == NULL, "default INFO has commandstats");
+    freeReplyObject(r);
+    r = cmd("INFO all");
+    ck_assert_msg(strstr(r->str, "# Commandstats\r\n") != NULL, "INFO all lacks commandstats");
+    freeReplyObject(r);
+    EX("+OK", "CONFIG RESETSTAT");
+    r = cmd("INFO commandstats");
+    ck_assert_msg(strstr(r->str, "cmdstat_get:") == NULL, "RESETSTAT kept: %s", r->str);
+    freeReplyObject(r);
+}
+END_TEST
+
 START_TEST(test_dbsize_flush_time)
 {
     EX(":0", "DBSIZE");
@@ -1107,7 +1164,9 @@ static Suite *resp_suite(void)
     const TTest *const tests[] = {
         test_ping_echo_select_quit, test_unknown_command_and_arity_texts, test_hello_variants,
         test_client_commands, test_command_count_info_docs, test_config_get_set,
-        test_info_sections_and_counters, test_dbsize_flush_time, test_set_options,
+        test_info_sections_and_counters, test_info_cpu_section_and_function_flush,
+        test_info_commandstats_counts_calls_rejections_failures,
+        test_dbsize_flush_time, test_set_options,
         test_set_px_expires_to_the_millisecond, test_setex_setnx_getset_getdel_getex,
         test_mget_mset_msetnx, test_append_strlen_ranges, test_incr_family,
         test_del_exists_touch_type, test_expire_family, test_expire_in_the_past_deletes,

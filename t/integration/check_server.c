@@ -283,6 +283,56 @@ START_TEST(test_sigterm_exits_with_status_0_within_a_few_seconds)
 }
 END_TEST
 
+/* memcached 1.6.45's replies; "shutdown graceful" stops with exit 0. */
+START_TEST(test_shutdown_command_needs_A_and_takes_only_graceful)
+{
+    start(NULL);
+    int fd = kh_connect(g_srv.port);
+    ck_assert_int_ge(fd, 0);
+    KH_EXPECT(fd, "shutdown\r\n", "SERVER_ERROR: shutdown not enabled\r\n");
+    close(fd);
+    stop_expect_clean_exit();
+
+    static const char *const args[] = { "-A", NULL };
+    start(args);
+    fd = kh_connect(g_srv.port);
+    ck_assert_int_ge(fd, 0);
+    KH_EXPECT(fd, "shutdown foo\r\n", "CLIENT_ERROR invalid shutdown mode\r\n");
+    ck_assert_int_eq(kh_send_all(fd, "shutdown graceful\r\n", 19), 0);
+    int st = kh_server_wait_exit(&g_srv, kh_scale_ms(5000));
+    ck_assert_msg(st != -1, "server still running 5 s after shutdown graceful");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "wait status 0x%x", (unsigned)st);
+    close(fd);
+    kh_server_stop(&g_srv, 0);
+}
+END_TEST
+
+/* -o idle_timeout=1: a connection silent for over a second is closed and
+ * counted as idle_kicks; one that keeps sending stays (memcached's
+ * t/idle-timeout.t, shorter). */
+START_TEST(test_idle_timeout_closes_silent_connections_only)
+{
+    static const char *const args[] = { "-o", "idle_timeout=1", NULL };
+    start(args);
+    int quiet = kh_connect(g_srv.port);
+    int busy = kh_connect(g_srv.port);
+    ck_assert(quiet >= 0 && busy >= 0);
+    KH_EXPECT(quiet, "get k\r\n", "END\r\n");
+    for (int i = 0; i < 6; i++) {
+        KH_EXPECT(busy, "get k\r\n", "END\r\n");
+        pause_ms(500);
+    }
+    ck_assert_msg(kh_wait_closed(quiet, kh_scale_ms(3000)), "idle connection still open");
+    char buf[16384];
+    ck_assert(kh_stats_fetch(busy, "stats", buf, sizeof(buf)) > 0);
+    ck_assert_msg(kh_stats_num(buf, "idle_kicks") >= 1, "idle_kicks: %lld",
+                  kh_stats_num(buf, "idle_kicks"));
+    close(quiet);
+    close(busy);
+    stop_expect_clean_exit();
+}
+END_TEST
+
 START_TEST(test_sigterm_lets_an_in_flight_multiget_response_complete)
 {
     enum { NKEYS = 40, VSIZE = 100 * 1024 };
@@ -407,6 +457,8 @@ static Suite *server_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_sigterm_exits_with_status_0_within_a_few_seconds);
     tcase_add_test(tc, test_sigterm_lets_an_in_flight_multiget_response_complete);
+    tcase_add_test(tc, test_shutdown_command_needs_A_and_takes_only_graceful);
+    tcase_add_test(tc, test_idle_timeout_closes_silent_connections_only);
     tcase_add_test(tc, test_V_prints_the_served_version_and_exits_0);
     tcase_add_test(tc, test_h_prints_usage_and_exits_0);
     if (kh_server_is_kioku())

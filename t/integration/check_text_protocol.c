@@ -1258,6 +1258,14 @@ START_TEST(test_stats_subcommands_end_with_end)
     s = stats(g_fd, "stats conns");
     ck_assert_msg(strstr(s, ":addr tcp:127.0.0.1:") != NULL,
                   "stats conns lacks this connection's address: %.300s", s);
+    /* as memcached: the listening socket, and where each client connected */
+    char want[64];
+    snprintf(want, sizeof(want), ":addr tcp:127.0.0.1:%d\r\n", g_srv.port);
+    const char *l = strstr(s, want);
+    ck_assert_msg(l != NULL, "stats conns lacks the listener %s: %.500s", want, s);
+    ck_assert_msg(strstr(l, ":state conn_listening\r\n") != NULL, "%.500s", s);
+    snprintf(want, sizeof(want), ":listen_addr tcp:127.0.0.1:%d\r\n", g_srv.port);
+    ck_assert_msg(strstr(s, want) != NULL, "stats conns lacks %s: %.500s", want, s);
     KH_EXPECT(g_fd, "get a\r\n", "VALUE a 0 5\r\nvalue\r\nEND\r\n");
 }
 END_TEST

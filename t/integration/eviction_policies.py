@@ -20,8 +20,18 @@ import subprocess
 import sys
 import time
 
-# kioku, like memcached, refuses to run as root without -u.
-ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kioku_proc  # noqa: E402
+
+try:
+    import redis
+except ImportError:
+    # pyenv and virtualenvs hide the distribution's packages: try its python.
+    if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_EVICT_REEXEC"):
+        os.environ["KIOKU_EVICT_REEXEC"] = "1"
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    print("eviction_policies: redis-py is not installed (python3-redis); skipped")
+    sys.exit(77)
 
 BIN = os.environ.get("KIOKU_BIN")
 VAL = b"v" * 1000
@@ -29,24 +39,7 @@ MEM_MB = 8
 
 
 def start(*args):
-    for _ in range(5):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0"] + ROOT_ARGS + ["-t", "2",
-                                 "-m", str(MEM_MB)] + list(args))
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return proc, port
-            except OSError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-    sys.exit("could not start the server")
+    return kioku_proc.start(BIN, ["-t", "2", "-m", str(MEM_MB)] + list(args))
 
 
 def stop(proc):
@@ -128,7 +121,6 @@ def test_volatile(policy):
         n, r = fill(c, "more", 2 * FIT)
         assert r == "SERVER_ERROR out of memory storing object", (policy, r)
         assert present(c, "perm", keep) == keep
-        import redis
         rc = redis.Redis(port=port)
         try:
             rc.set("resp-more", VAL)
@@ -196,7 +188,6 @@ def test_scan_resistance(args):
 
 
 def test_config_set_switches_policy():
-    import redis
     proc, port = start()
     try:
         rc = redis.Redis(port=port)
@@ -305,19 +296,8 @@ def test_rss_bound():
     if sanitized(BIN):
         return
     mem = 32
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0"] + ROOT_ARGS + ["-t", "2",
-                             "-m", str(mem), "-I", "1m"])
+    proc, port = kioku_proc.start(BIN, ["-t", "2", "-m", str(mem), "-I", "1m"])
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         base = rss_kb(proc.pid)
         conns = [Text(port) for _ in range(20)]
         rnd = random.Random(7)
@@ -340,10 +320,6 @@ def test_rss_bound():
 
 def main():
     if not BIN:
-        return 77
-    try:
-        import redis  # noqa: F401
-    except ImportError:
         return 77
     for p in ("volatile-lru", "volatile-lfu", "volatile-ttl", "volatile-random"):
         test_volatile(p)

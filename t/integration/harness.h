@@ -52,7 +52,8 @@ int kh_scale_ms(int base_ms);
 /*
  * Start the server on a free loopback port with
  * "-p PORT -l 127.0.0.1 -U 0" plus the NULL-terminated extra arguments
- * (extra may be NULL). Waits (bounded) until it answers "version".
+ * (extra may be NULL). Waits (bounded) until it answers "version" (or,
+ * under -Y, "CLIENT_ERROR unauthenticated").
  * Retries on another port when the server exits during start-up.
  * Returns 0 on success, -1 on failure (reason on stderr).
  */

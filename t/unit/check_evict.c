@@ -597,6 +597,36 @@ START_TEST(test_concurrent_eviction_keeps_values_and_counts_consistent)
 END_TEST
 
 
+START_TEST(test_s3fifo_evicts_large_items_while_all_are_on_probation)
+{
+    struct storage_config cfg;
+    char err[256] = "";
+
+    /* Only chunked values, never read: their value chunks fill the largest
+     * class while their headers (and so the probation counts) live in a
+     * small one. New ones must still find room. */
+    storage_teardown();
+    storage_config_default(&cfg);
+    cfg.mem_limit = 16 * MIB;
+    cfg.item_size_max = 2 * MIB;
+    cfg.crawler = false;
+    cfg.slab_automove = 0;
+    ck_assert(storage_setup(&cfg, err, sizeof(err)) == 0);
+    for (int i = 0; i < 60; i++) {
+        char key[32];
+        enum item_alloc_status st;
+        struct item *it;
+
+        snprintf(key, sizeof(key), "big%d", i);
+        it = item_alloc(key, strlen(key), 0, 0, i % 2 ? MIB + 5 : 700000, t0, &st);
+        ck_assert_msg(it != NULL, "item %d: no memory", i);
+        ck_assert_int_eq(item_store(it, STORE_SET, 0, t0, NULL), ITEM_STORED);
+        item_put(it);
+    }
+    ck_assert_uint_gt(stats().evictions, 0);
+}
+END_TEST
+
 /* ---- page moves ---- */
 
 static enum item_result put_size(const char *prefix, int i, size_t vlen)
@@ -718,6 +748,7 @@ static Suite *evict_suite(void)
     tcase_add_test(tc, test_item_with_reader_reference_is_not_evicted);
     tcase_add_test(tc, test_expired_items_reclaimed_before_live_ones_evicted);
     tcase_add_test(tc, test_hot_class_still_evicts);
+    tcase_add_test(tc, test_s3fifo_evicts_large_items_while_all_are_on_probation);
     tcase_add_test(tc, test_noeviction_gives_nomem_and_keeps_all_items);
     tcase_add_test(tc, test_volatile_policies_never_evict_keys_without_ttl);
     tcase_add_test(tc, test_volatile_ttl_evicts_nearest_expiry_first);

@@ -273,6 +273,11 @@ START_TEST(test_token_flags_store_their_values)
     ck_assert_int_eq(r.ttl, INT64_MIN);
     ck_assert_uint_eq(r.compare_cas, 3);
     ck_assert(r.flags & MC_META_F_DROP_VALUE);
+
+    /* mg takes C too (1.6.45: the value is left out when the CAS matches) */
+    expect_ok(&r, MC_META_MG, "foo", "C42 v");
+    ck_assert_uint_eq(r.compare_cas, 42);
+    ck_assert(r.flags & MC_META_F_COMPARE_CAS);
 }
 END_TEST
 
@@ -482,6 +487,24 @@ END_TEST
 START_TEST(test_flag_errors_come_before_key_decode_errors)
 {
     expect_err(MC_META_MG, "Zm9", "b Z", MC_META_ERR_FLAG);
+}
+END_TEST
+
+/* memcached 1.6.45 checks a plain meta key's length alone, so control bytes
+ * are key bytes here as in the classic commands (memcaslap sends them). */
+START_TEST(test_plain_key_with_control_bytes_is_accepted)
+{
+    struct mc_meta_req r;
+
+    expect_ok(&r, MC_META_MG, "a\x10" "b", "v k");
+    ck_assert_uint_eq(r.nkey, 3);
+    ck_assert(memcmp(r.key, "a\x10" "b", 3) == 0);
+    expect_ok(&r, MC_META_MS, "\x01\x7f\t", "1 T0");
+    ck_assert_uint_eq(r.nkey, 3);
+    expect_ok(&r, MC_META_MD, "\x1b", "q");
+    ck_assert_uint_eq(r.nkey, 1);
+    expect_ok(&r, MC_META_MA, "n\x10", "N0");
+    ck_assert_uint_eq(r.nkey, 2);
 }
 END_TEST
 
@@ -782,6 +805,7 @@ static Suite *mc_meta_suite(void)
     tcase_add_test(p, test_base64_key_is_decoded_into_caller_buffer);
     tcase_add_test(p, test_invalid_base64_key_is_rejected);
     tcase_add_test(p, test_flag_errors_come_before_key_decode_errors);
+    tcase_add_test(p, test_plain_key_with_control_bytes_is_accepted);
     tcase_add_test(p, test_key_is_1_to_250_bytes);
     tcase_add_test(p, test_longest_base64_key_248_chars_decodes_to_186_bytes);
     tcase_add_test(p, test_spaces_and_trailing_cr_are_tolerated);

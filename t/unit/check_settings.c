@@ -22,6 +22,32 @@ static enum settings_action parse(int argc, const char **argv)
 #define PARSE(...) ({ const char *av_[] = {"kioku", __VA_ARGS__}; \
                       parse((int)(sizeof(av_) / sizeof(av_[0])), av_); })
 
+START_TEST(test_auth_flags_by_short_long_and_o)
+{
+    ck_assert_int_eq(PARSE("-Y", "/etc/pw", "-S"), SETTINGS_RUN);
+    ck_assert_str_eq(s.auth_file, "/etc/pw");
+    ck_assert(s.sasl);
+    ck_assert_int_eq(PARSE("--auth-file=/x", "--enable-sasl", "--requirepass", "p w:,x"), SETTINGS_RUN);
+    ck_assert_str_eq(s.auth_file, "/x");
+    ck_assert(s.sasl);
+    ck_assert_str_eq(s.requirepass, "p w:,x");
+    ck_assert_int_eq(PARSE("-o", "requirepass=a=b,hashpower=13"), SETTINGS_RUN);
+    ck_assert_str_eq(s.requirepass, "a=b");
+    ck_assert_uint_eq(s.storage.hashpower, 13);
+    ck_assert_int_eq(PARSE("-o", "requirepass"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-Y", ""), SETTINGS_ERROR);
+    char big[300];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ck_assert_int_eq(PARSE("--requirepass", big), SETTINGS_ERROR);
+    ck_assert_ptr_null(strstr(err, "xxxx"));   /* the password is not echoed */
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);   /* defaults: all off */
+    ck_assert(!s.sasl);
+    ck_assert_str_eq(s.auth_file, "");
+    ck_assert_str_eq(s.requirepass, "");
+}
+END_TEST
+
 START_TEST(test_defaults_match_memcached)
 {
     const char *av[] = {"kioku"};
@@ -94,6 +120,34 @@ START_TEST(test_vv_counts_verbosity)
 {
     ck_assert_int_eq(PARSE("-vv"), SETTINGS_RUN);
     ck_assert_int_eq(s.verbose, 2);
+}
+END_TEST
+
+START_TEST(test_prefix_delimiter_defaults_to_colon_and_D_turns_detail_on)
+{
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
+    ck_assert_int_eq(s.prefix_delimiter, ':');
+    ck_assert(!s.detail_enabled);
+    ck_assert_int_eq(PARSE("-D", "/"), SETTINGS_RUN);
+    ck_assert_int_eq(s.prefix_delimiter, '/');
+    ck_assert(s.detail_enabled);
+    ck_assert_int_eq(PARSE("--prefix-delimiter=#x"), SETTINGS_RUN);
+    ck_assert_int_eq(s.prefix_delimiter, '#');   /* memcached takes the first byte */
+    ck_assert_int_eq(PARSE("-D", ""), SETTINGS_ERROR);
+}
+END_TEST
+
+START_TEST(test_B_chooses_the_binding_protocol)
+{
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_AUTO);
+    ck_assert_int_eq(PARSE("-B", "ascii"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_ASCII);
+    ck_assert_int_eq(PARSE("-B", "binary"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_BINARY);
+    ck_assert_int_eq(PARSE("--protocol=auto"), SETTINGS_RUN);
+    ck_assert_int_eq(s.binding, BINDING_AUTO);
+    ck_assert_int_eq(PARSE("-B", "http"), SETTINGS_ERROR);
 }
 END_TEST
 
@@ -170,7 +224,8 @@ START_TEST(test_slab_reassign_automove_and_crawler_options)
     ck_assert(s.storage.crawler);
     ck_assert_uint_eq(s.storage.slab_automove, 0);
     ck_assert_int_eq(PARSE("-o", "slab_automove=3"), SETTINGS_ERROR);
-    ck_assert_int_eq(PARSE("-o", "slab_automove"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "slab_reassign,slab_automove=0,slab_automove"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.storage.slab_automove, 1);       /* bare means 1, as memcached */
     ck_assert_int_eq(PARSE("-o", "lru_crawler=1"), SETTINGS_ERROR);
 }
 END_TEST
@@ -200,6 +255,10 @@ START_TEST(test_extended_options)
     ck_assert_uint_eq(s.storage.hashpower, 20);
     ck_assert_int_eq(s.resp_port, 6380);
     ck_assert_int_eq(PARSE("-o", "maxconns_fast,modern"), SETTINGS_RUN);
+    ck_assert_int_eq(s.idle_timeout, 0);
+    ck_assert_int_eq(PARSE("-o", "idle_timeout=3"), SETTINGS_RUN);
+    ck_assert_int_eq(s.idle_timeout, 3);
+    ck_assert_int_eq(PARSE("-o", "idle_timeout=x"), SETTINGS_ERROR);
     ck_assert_int_eq(PARSE("-o", "hashpower=99"), SETTINGS_ERROR);
     ck_assert_int_eq(PARSE("-o", "no_such_thing=1"), SETTINGS_ERROR);
     ck_assert_ptr_nonnull(strstr(err, "Illegal suboption"));
@@ -373,11 +432,68 @@ START_TEST(test_parse_ll_follows_redis_string2ll)
 }
 END_TEST
 
+/* Issue 9: memcached's TLS option names, and kioku's TLS port. */
+START_TEST(test_tls_options_take_memcacheds_names)
+{
+    ck_assert_int_eq(PARSE("-Z", "-o", "ssl_chain_cert=/c.pem,ssl_key=/k.pem,ssl_ca_cert=/ca.pem,"
+                           "ssl_verify_mode=3,ssl_min_version=3,ssl_ciphers=ECDHE-ECDSA-AES256-GCM-SHA384"),
+                     SETTINGS_RUN);
+    ck_assert(s.tls.enabled);
+    ck_assert_int_eq(s.tls.port, 0);
+    ck_assert_str_eq(s.tls.chain_cert, "/c.pem");
+    ck_assert_str_eq(s.tls.key, "/k.pem");
+    ck_assert_str_eq(s.tls.ca_cert, "/ca.pem");
+    ck_assert_int_eq(s.tls.verify_mode, 3);
+    ck_assert_int_eq(s.tls.min_version, 3);
+    ck_assert_str_eq(s.tls.ciphers, "ECDHE-ECDSA-AES256-GCM-SHA384");
+    ck_assert_int_eq(PARSE("-o", "ssl_min_version=tlsv1.2"), SETTINGS_RUN);
+    ck_assert_int_eq(s.tls.min_version, 2);
+    ck_assert(!s.tls.enabled);
+}
+END_TEST
+
+START_TEST(test_tls_defaults_and_port)
+{
+    ck_assert_int_eq(PARSE("-p", "11211"), SETTINGS_RUN);
+    ck_assert(!s.tls.enabled);
+    ck_assert_int_eq(s.tls.verify_mode, 0);
+    ck_assert_int_eq(s.tls.min_version, 2);
+    ck_assert_int_eq(s.tls.handshake_timeout, 10);
+    ck_assert_int_eq(PARSE("--tls-port", "11212"), SETTINGS_RUN);
+    ck_assert(s.tls.enabled);
+    ck_assert_int_eq(s.tls.port, 11212);
+    ck_assert_int_eq(PARSE("-o", "tls_port=11213,ssl_handshake_timeout=2"), SETTINGS_RUN);
+    ck_assert_int_eq(s.tls.port, 11213);
+    ck_assert_int_eq(s.tls.handshake_timeout, 2);
+    ck_assert_int_eq(PARSE("-Z", "--tls-port", "7000", "--resp-port", "7001", "-o", "resp_tls"),
+                     SETTINGS_RUN);
+    ck_assert(s.tls.resp_tls);
+}
+END_TEST
+
+START_TEST(test_bad_tls_options_are_usage_errors)
+{
+    ck_assert_int_eq(PARSE("-o", "ssl_verify_mode=4"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "ssl_min_version=1"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "ssl_min_version=tlsv1.1"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "ssl_chain_cert"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("--tls-port", "11211"), SETTINGS_ERROR);   /* same as -p */
+    ck_assert_int_eq(PARSE("--resp-port", "7001", "-o", "resp_tls"), SETTINGS_ERROR);   /* no -Z */
+    ck_assert_int_eq(PARSE("-o", "ssl_handshake_timeout=0"), SETTINGS_ERROR);
+}
+END_TEST
+
 static Suite *settings_suite(void)
 {
     Suite *su = suite_create("settings");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_defaults_match_memcached);
+    tcase_add_test(tc, test_auth_flags_by_short_long_and_o);
+    tcase_add_test(tc, test_tls_options_take_memcacheds_names);
+    tcase_add_test(tc, test_tls_defaults_and_port);
+    tcase_add_test(tc, test_bad_tls_options_are_usage_errors);
+    tcase_add_test(tc, test_B_chooses_the_binding_protocol);
+    tcase_add_test(tc, test_prefix_delimiter_defaults_to_colon_and_D_turns_detail_on);
     tcase_add_test(tc, test_short_flags_set_every_field);
     tcase_add_test(tc, test_long_flags_match_short_ones);
     tcase_add_test(tc, test_vv_counts_verbosity);

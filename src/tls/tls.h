@@ -1,0 +1,55 @@
+/*
+ * TLS: a transport for connections, and the certificates it serves.
+ *
+ * This header is free of OpenSSL: the rest of kioku sees a transport (the
+ * vtable in core/conn.h) and a few calls. tls.c is the one file that
+ * includes OpenSSL; tls_none.c stands in for it when kioku is configured
+ * with --disable-tls (or OpenSSL was not found), and refuses to start TLS.
+ *
+ * Certificates can be reloaded while the server runs (refresh_certs,
+ * SIGHUP): a reload builds a whole new context and swaps it in only when
+ * every file loaded, so a bad file leaves the old certificates serving.
+ * Connections keep the context they started with.
+ */
+#ifndef KIOKU_TLS_H
+#define KIOKU_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct transport;
+
+#define TLS_PATH_MAX 256
+
+/* The -Z / -o ssl_* options, named as memcached names them. */
+struct tls_config {
+    bool enabled;                    /* -Z, or implied by tls_port */
+    int port;                        /* --tls-port / -o tls_port; 0: -Z makes the main port TLS */
+    bool resp_tls;                   /* -o resp_tls: the --resp-port listener speaks TLS too */
+    char chain_cert[TLS_PATH_MAX];   /* ssl_chain_cert: PEM chain, server cert first */
+    char key[TLS_PATH_MAX];          /* ssl_key: PEM private key; "": in chain_cert */
+    char ca_cert[TLS_PATH_MAX];      /* ssl_ca_cert: CAs that client certificates must chain to */
+    int verify_mode;                 /* ssl_verify_mode: 0 none, 1 request, 2 require, 3 once */
+    int min_version;                 /* ssl_min_version: 2 (tlsv1.2, default) or 3 (tlsv1.3) */
+    char ciphers[TLS_PATH_MAX];      /* ssl_ciphers: OpenSSL cipher list (TLS 1.2); "" default */
+    int handshake_timeout;           /* ssl_handshake_timeout: seconds to finish a handshake */
+};
+
+void tls_config_default(struct tls_config *cfg);
+
+/* Parse an ssl_min_version value: 2, 3, "tlsv1.2" or "tlsv1.3". Returns the
+ * minor version (2 or 3), or -1. */
+int tls_parse_min_version(const char *val);
+
+/* Load the certificates and build the context. Returns the TLS transport,
+ * or NULL with err filled (also when kioku was built without TLS). */
+const struct transport *tls_setup(const struct tls_config *cfg, char *err, size_t errlen);
+
+/* Reload certificate, key and CA from the configured files. Returns 0, or
+ * -1 with err filled and the old context still in use. Any thread. */
+int tls_refresh_certs(char *err, size_t errlen);
+
+/* Free the context (after every TLS connection is closed). */
+void tls_teardown(void);
+
+#endif
