@@ -803,8 +803,3 @@ const char *conn_state_name(const struct conn *c)
     default: return "conn_closing";
     }
 }
-
-bool conn_is_idle(const struct conn *c)
-{
-    return c->state == CS_READ && c->out_bytes == 0 && c->nread_item == NULL && c->swallow == 0;
-}

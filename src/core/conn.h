@@ -144,9 +144,6 @@ enum flush_result conn_flush(struct conn *c);
 
 /* Close and free now (in the owner thread). */
 void conn_close(struct conn *c);
-/* Waiting for a request with nothing to write: what -o idle_timeout may
- * close. Owner thread only. */
-bool conn_is_idle(const struct conn *c);
 /* Stop reading; close once queued output is written. */
 void conn_shutdown(struct conn *c);
 
