@@ -61,6 +61,7 @@ static const char too_many_resp[] = "-ERR max number of clients reached\r\n";
 static void reject(int fd, int kind)
 {
     unsigned char in[4096];
+    stats_conn_rejected();   /* first: counted before the client sees the close */
     ssize_t n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
     bool resp = (kind & ~LISTENER_TLS) == LISTENER_RESP ||
                 (n > 0 && (in[0] == '*' || (in[0] >= 'A' && in[0] <= 'Z')));
@@ -70,7 +71,6 @@ static void reject(int fd, int kind)
     for (int i = 0; i < 4 && n > 0; i++)
         n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
     close(fd);
-    stats_conn_rejected();
 }
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd,

@@ -293,7 +293,8 @@ def test_max_clients_refused_in_the_clients_protocol():
         # All five refusals counted, read through clients already in.
         r.sendall(b"INFO stats\r\n")
         info = recv_until(r, b"\r\n\r\n").decode()
-        check("rejected_connections:6\r\n" in info, "INFO rejected_connections:6")
+        check("rejected_connections:6\r\n" in info, "INFO rejected_connections:6 (%s)" %
+              [l for l in info.split("\r\n") if l.startswith("rejected")])
         held[1].sendall(b"stats\r\n")
         st = recv_until(held[1], b"END\r\n").decode()
         check("STAT rejected_connections 6\r\n" in st, "stats rejected_connections 6")
