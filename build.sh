@@ -100,6 +100,14 @@ case "$cmd" in
 run)
     install_missing $run_deps
     build_in build
+    # kioku, like memcached, will not run as root without -u: as root, run
+    # it as nobody unless the options name a user.
+    if [ "$(id -u)" -eq 0 ]; then
+        case " $* " in
+        *" -u"*|*" --user"*) ;;
+        *) set -- -u nobody "$@" ;;
+        esac
+    fi
     exec build/src/kioku "$@"
     ;;
 test)

@@ -33,6 +33,7 @@
 #include "util/log.h"
 
 #define EX_OSERR_CODE 71
+#define EX_NOUSER_CODE 67
 
 static struct settings settings;   /* filled before any thread starts, then read-only */
 
@@ -60,18 +61,33 @@ static void raise_fd_limit(int max_conns)
                 (unsigned long long)want, max_conns);
 }
 
+/*
+ * memcached's rule: root must name the user to run as (-u root keeps root,
+ * on purpose); other users' -u is ignored. Done before anything listens,
+ * as memcached does. Returns 0, or the exit status with a message printed
+ * (memcached's messages and sysexits codes).
+ */
 static int drop_privileges(const char *user)
 {
     if (getuid() != 0 && geteuid() != 0)
         return 0;
+    if (user[0] == '\0') {
+        fprintf(stderr, "must add '-u root' to start as root\n");
+        return KIOKU_EX_USAGE;
+    }
     struct passwd *pw = getpwnam(user);
     if (pw == NULL) {
         fprintf(stderr, "can't find the user %s to switch to\n", user);
-        return -1;
+        return EX_NOUSER_CODE;
     }
-    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+    /* EPERM: already without supplementary groups (as memcached, go on). */
+    if (setgroups(0, NULL) != 0 && errno != EPERM) {
+        fprintf(stderr, "failed to drop supplementary groups: %s\n", strerror(errno));
+        return EX_OSERR_CODE;
+    }
+    if (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
         fprintf(stderr, "failed to assume identity of user %s: %s\n", user, strerror(errno));
-        return -1;
+        return EX_OSERR_CODE;
     }
     return 0;
 }
@@ -130,8 +146,9 @@ int main(int argc, char **argv)
         struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
         setrlimit(RLIMIT_CORE, &rl);
     }
-    if (settings.user[0] != '\0' && drop_privileges(settings.user) != 0)
-        return EX_OSERR_CODE;
+    int drop = drop_privileges(settings.user);
+    if (drop != 0)
+        return drop;
     if (settings.daemonize && daemon(0, settings.verbose > 0) != 0) {
         fprintf(stderr, "failed to daemonize: %s\n", strerror(errno));
         return EX_OSERR_CODE;
@@ -163,6 +180,7 @@ int main(int argc, char **argv)
     if (settings.binding != BINDING_AUTO)
         protocols.resp_by_first_byte = false;
     conn_setup(&protocols, settings.reqs_per_event);
+    conn_set_limits(settings.max_output, settings.idle_timeout);
     proto_mc_text_setup(&settings);
     proto_resp_setup(&settings);
     proto_mc_bin_setup(&settings);

@@ -94,6 +94,7 @@ static void stats_general(struct stat_sink *out)
 #define X(name) stat_u64(out, #name, ts.name);
     THREAD_STATS_FIELDS(X)
 #undef X
+    stat_u64(out, "output_limit_disconnects", ts.output_limit_disconnects);
     stat_u64(out, "limit_maxbytes", ss.limit_maxbytes);
     stat_u64(out, "accepting_conns", 1);
     stat_u64(out, "threads", (uint64_t)settings->threads);
@@ -180,6 +181,7 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "temp_lru", "%s", "no");
     stat_fmt(out, "track_sizes", "%s", "no");
     stat_u64(out, "idle_timeout", (uint64_t)s->idle_timeout);
+    stat_u64(out, "max_output_buffer", s->max_output);
     stat_u64(out, "client_flags_size", 4);
     /* TLS, as memcached built with TLS shows it */
     const struct tls_config *t = &s->tls;

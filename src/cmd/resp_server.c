@@ -583,6 +583,8 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM("bind", "%s", s->listen);
     PARAM("timeout", "%d", s->idle_timeout);
     PARAM("maxclients", "%d", s->max_conns);
+    /* -o max_output_buffer is a hard limit for every client; no soft one */
+    PARAM("client-output-buffer-limit", "normal %zu 0 0 slave 0 0 0 pubsub 0 0 0", s->max_output);
     PARAM("proto-max-bulk-len", "%zu", resp_max_bulk());
     PARAM("io-threads", "%d", s->threads);
     PARAM("tcp-backlog", "%d", s->backlog);
@@ -922,11 +924,13 @@ static void info_stats(struct text *t)
     storage_stats(&ss);
     stats_conns(&cs);
     text_add(t, "# Stats\r\ntotal_connections_received:%llu\r\nrejected_connections:%llu\r\n"
+                "client_output_buffer_limit_disconnections:%llu\r\n"
                 "total_commands_processed:%llu\r\n"
                 "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
                 "expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
                 "keyspace_misses:%llu\r\n\r\n",
              (unsigned long long)cs.total_connections, (unsigned long long)cs.rejected_connections,
+             (unsigned long long)ts.output_limit_disconnects,
              (unsigned long long)ts.commands_processed,
              (unsigned long long)ts.bytes_read, (unsigned long long)ts.bytes_written,
              (unsigned long long)(ss.reclaimed + ts.get_expired),

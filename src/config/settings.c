@@ -28,6 +28,7 @@ void settings_default(struct settings *s)
     s->threads = 4;
     s->backlog = 1024;
     s->reqs_per_event = 20;
+    s->max_output = (size_t)64 << 20;
     s->flush_enabled = true;
     s->prefix_delimiter = ':';
     storage_config_default(&s->storage);
@@ -309,6 +310,8 @@ static int parse_tls_opt(struct tls_config *t, const char *kv, const char *val, 
     return 0;
 }
 
+#define OUTPUT_LIMIT_MIN (64 * 1024)
+
 /* One -o key[=value]. Returns 0, or -1 with err filled. */
 static int parse_extended_one(struct settings *s, char *kv, char *err, size_t errlen)
 {
@@ -345,11 +348,19 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
     } else if (strcmp(kv, "idle_timeout") == 0) {
-        if (parse_int(val, 0, 1 << 30, &v) != 0) {
-            snprintf(err, errlen, "idle_timeout must be a number of seconds");
+        if (parse_int(val, 0, INT_MAX / 1000, &v) != 0) {
+            snprintf(err, errlen, "idle_timeout must be a number of seconds (0: none)");
             return -1;
         }
         s->idle_timeout = v;
+    } else if (strcmp(kv, "max_output_buffer") == 0) {
+        size_t sz;
+        if (settings_parse_size(val, &sz) != 0 || (sz != 0 && sz < OUTPUT_LIMIT_MIN)) {
+            snprintf(err, errlen, "max_output_buffer must be 0 (no limit) or a size of at "
+                                  "least 64k (k/m/g suffix)");
+            return -1;
+        }
+        s->max_output = sz;
     } else if (strcmp(kv, "slab_automove") == 0) {
         /* Bare, as memcached's tests give it: 1. */
         if (val == NULL)
@@ -597,7 +608,8 @@ const char *settings_usage(void)
 "                          [::1]; addr:port overrides -p (default: 127.0.0.1)\n"
 "-d, --daemon              run as a daemon\n"
 "-r, --enable-coredumps    maximize core file limit\n"
-"-u, --user=<user>         assume identity of <username> (only when run as root)\n"
+"-u, --user=<user>         assume identity of <username> (only when run as root;\n"
+"                          as root it is required: -u root keeps root)\n"
 "-m, --memory-limit=<num>  item memory in megabytes (default: 64)\n"
 "    --maxmemory=<size>    item memory in Redis's units: bytes, or with b, k (1000),\n"
 "                          kb (1024), m, mb, g, gb; e.g. 64mb, 1gb (same as -m)\n"
@@ -658,6 +670,10 @@ const char *settings_usage(void)
 "                          every eviction\n"
 "   - lru_crawler, no_lru_crawler\n"
 "                          reclaim expired items in the background (default: on)\n"
+"   - idle_timeout=<sec>   close a client that sends no request, or reads none\n"
+"                          of its replies, for this long (default: 0, never)\n"
+"   - max_output_buffer=<size> disconnect a client whose unread replies would\n"
+"                          pass this size, k/m/g suffix; 0 none (default: 64m)\n"
 "   - resp_port=<num>      same as --resp-port\n"
 "   - maxmemory_policy=<name> same as --maxmemory-policy\n"
 "   - requirepass=<pass>   same as --requirepass (no commas)\n"

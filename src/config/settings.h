@@ -43,6 +43,7 @@ struct settings {
     char user[64];            /* -u */
     char pid_file[256];       /* -P */
     int idle_timeout;         /* -o idle_timeout, seconds; 0 none */
+    size_t max_output;        /* -o max_output_buffer, bytes; 64 MiB, 0 none */
     int resp_port;            /* --resp-port / -o resp_port; 0 off (issue 4) */
     char auth_file[256];      /* -Y: memcached's authfile of user:password lines */
     bool sasl;                /* -S: binary clients must authenticate (SASL PLAIN) */

@@ -13,6 +13,12 @@
  * queued: the connection then lets other connections of its worker run and
  * picks up where it left.
  *
+ * A client's memory is bounded: the read buffer by the largest request a
+ * protocol takes (RBUF_MAX), the output by backpressure (a protocol stops
+ * parsing once OUT_FULL_BYTES wait for a client that does not read) and,
+ * for one command with a huge reply (a RESP MGET or KEYS), by the output
+ * limit (-o max_output_buffer), past which the client is disconnected.
+ *
  * Reads try not to cost an extra syscall: after a read that did not fill the
  * buffer the socket is taken as drained, and the connection waits for the
  * next event instead of reading again into EAGAIN.
@@ -64,6 +70,8 @@ struct out_entry {
 static const struct conn_protocols *protocols;   /* set once in conn_setup */
 static const struct transport *tls_transport;    /* set once in conn_set_tls */
 static int reqs_per_event = 20;
+static size_t max_output = (size_t)64 << 20;     /* set once in conn_set_limits */
+static int64_t idle_timeout_ms;
 static uint64_t next_conn_id;                    /* atomic */
 
 static void conn_event(evutil_socket_t fd, short what, void *arg);
@@ -72,6 +80,12 @@ void conn_setup(const struct conn_protocols *protos, int reqs)
 {
     protocols = protos;
     reqs_per_event = reqs;
+}
+
+void conn_set_limits(size_t max_out, int idle_timeout)
+{
+    max_output = max_out;
+    idle_timeout_ms = (int64_t)idle_timeout * 1000;
 }
 
 void conn_set_tls(const struct transport *tls)
@@ -155,7 +169,7 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
     set_state(c, CS_READ);
     c->ev_flags = EV_READ;
     c->id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
-    c->created = c->last_cmd = clock_now_ms();
+    c->created = c->last_cmd = c->last_write = clock_now_ms();
     if (peer_len > 0 && peer_len <= sizeof(c->peer)) {
         memcpy(&c->peer, peer, peer_len);
         c->peer_len = peer_len;
@@ -239,6 +253,23 @@ void conn_close(struct conn *c)
 
 /* ---- output ---- */
 
+/* May n more bytes be queued? Past the output limit the connection is
+ * done: what it has queued is dropped now (the memory, and the items it
+ * pins, go back at once, not after a client that may never read), nothing
+ * more is queued, and the state machine closes it. */
+static bool out_admit(struct conn *c, size_t n)
+{
+    if (c->out_over)
+        return false;
+    if (max_output == 0 || c->out_bytes + n <= max_output)
+        return true;
+    c->out_over = true;
+    c->close_after_write = true;
+    STAT_INC(c->stats, output_limit_disconnects);
+    release_output(c);
+    return false;
+}
+
 static bool ensure_wbuf(struct conn *c, size_t n)
 {
     if (c->wcap - c->wlen >= n)
@@ -284,7 +315,7 @@ static void commit_wbuf(struct conn *c, size_t n)
 
 void conn_out(struct conn *c, const void *data, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || !out_admit(c, n))
         return;
     if (!ensure_wbuf(c, n)) {
         c->close_after_write = true;
@@ -296,7 +327,7 @@ void conn_out(struct conn *c, const void *data, size_t n)
 
 char *conn_out_reserve(struct conn *c, size_t n)
 {
-    if (!ensure_wbuf(c, n))
+    if (!out_admit(c, n) || !ensure_wbuf(c, n))
         return NULL;
     return c->wbuf + c->wlen;
 }
@@ -309,6 +340,8 @@ void conn_out_commit(struct conn *c, size_t used)
 
 void conn_out_item(struct conn *c, struct item *it, size_t off, size_t n)
 {
+    if (!out_admit(c, n))
+        return;
     if (n <= OUT_COPY_MAX && !item_is_chunked(it)) {
         conn_out(c, item_value(it) + off, n);
         return;
@@ -348,7 +381,7 @@ void conn_out_item(struct conn *c, struct item *it, size_t off, size_t n)
 
 bool conn_out_full(const struct conn *c)
 {
-    return c->out_bytes >= OUT_FULL_BYTES || c->nout >= OUT_FULL_ENTRIES;
+    return c->out_bytes >= OUT_FULL_BYTES || c->nout >= OUT_FULL_ENTRIES || c->out_over;
 }
 
 enum flush_result conn_flush(struct conn *c)
@@ -373,6 +406,8 @@ enum flush_result conn_flush(struct conn *c)
             return FLUSH_ERROR;
         }
         STAT_ADD(c->stats, bytes_written, n);
+        if (n > 0)
+            c->last_write = c->now;
         size_t left = (size_t)n;
         c->out_bytes -= left;
         while (left > 0) {
@@ -727,6 +762,19 @@ void conn_shutdown(struct conn *c)
     wait_input(c);
 }
 
+bool conn_idle_kick(struct conn *c, int64_t now)
+{
+    uint8_t st = c->state;
+    if (idle_timeout_ms == 0 || st == CS_NREAD || st == CS_SWALLOW)
+        return false;
+    int64_t last = c->last_cmd > c->last_write ? c->last_cmd : c->last_write;
+    if (now - last <= idle_timeout_ms)
+        return false;
+    STAT_INC(c->stats, idle_kicks);
+    conn_close(c);
+    return true;
+}
+
 /* ---- introspection ---- */
 
 void conn_peer_name(const struct conn *c, char *buf, size_t len)
@@ -754,9 +802,4 @@ const char *conn_state_name(const struct conn *c)
     case CS_SWALLOW: return "conn_swallow";
     default: return "conn_closing";
     }
-}
-
-bool conn_is_idle(const struct conn *c)
-{
-    return c->state == CS_READ && c->out_bytes == 0 && c->nread_item == NULL && c->swallow == 0;
 }

@@ -94,11 +94,13 @@ struct conn {
     uint8_t state;                 /* enum conn_state in conn.c */
     bool close_after_write;
     bool yielded;
+    bool out_over;                 /* past the output limit: closing */
     int budget;                    /* requests left in this event (-R) */
     uint64_t id;                   /* unique per process */
     int64_t now;                   /* kioku ms, read once per event */
     int64_t created;               /* kioku ms */
     int64_t last_cmd;              /* kioku ms of the last request */
+    int64_t last_write;            /* kioku ms of the last bytes written */
 
     /* read buffer: [rpos, rend) is unparsed input */
     char *rbuf;
@@ -142,15 +144,28 @@ enum flush_result conn_flush(struct conn *c);
 
 /* Close and free now (in the owner thread). */
 void conn_close(struct conn *c);
-/* Waiting for a request with nothing to write: what -o idle_timeout may
- * close. Owner thread only. */
-bool conn_is_idle(const struct conn *c);
 /* Stop reading; close once queued output is written. */
 void conn_shutdown(struct conn *c);
 
 void conn_setup(const struct conn_protocols *protos, int reqs_per_event);
 /* The transport of connections accepted on a TLS listener (before workers start). */
 void conn_set_tls(const struct transport *tls);
+
+/*
+ * Per-connection limits, set once before the workers start.
+ * max_output (bytes, 0 none): a client whose queued replies would pass it
+ * is disconnected, its queued output dropped (output_limit_disconnects).
+ * idle_timeout (seconds, 0 none): see conn_idle_kick().
+ */
+void conn_set_limits(size_t max_output, int idle_timeout);
+/*
+ * Close c if it has been idle longer than the idle timeout: waiting for a
+ * request (or the rest of one) with none run, or for the client to read
+ * its replies with nothing written, for that long. A value being read is
+ * not idle (as in memcached, which kicks only connections waiting for a
+ * command). Owner thread only; true when c was closed (idle_kicks).
+ */
+bool conn_idle_kick(struct conn *c, int64_t now);
 
 /* ---- for protocols ---- */
 

@@ -2,8 +2,9 @@
  * Listening sockets and the accept path. Accepting runs in one thread; a
  * new connection costs the acceptor one accept(), a check of the connection
  * count against -c, and a hand-off to a worker. Over the limit, the client
- * gets memcached's "ERROR Too many open connections" and is closed, and the
- * acceptor keeps going. When the process runs out of descriptors, accepting
+ * gets memcached's "ERROR Too many open connections", or Redis's "-ERR max
+ * number of clients reached" on the RESP port or when the first byte it
+ * already sent is a RESP one, and is closed; the acceptor keeps going. When the process runs out of descriptors, accepting
  * pauses briefly instead of spinning.
  *
  * A listener may speak TLS (-Z, --tls-port): its kind carries LISTENER_TLS
@@ -49,6 +50,28 @@ static struct event *sig_int, *sig_term, *sig_usr2, *sig_hup, *resume_ev;
 static void (*hup_hook)(void);
 
 static const char too_many[] = "ERROR Too many open connections\r\n";
+static const char too_many_resp[] = "-ERR max number of clients reached\r\n";
+
+/* Refuse a client over -c in its protocol, as conn.c would choose it from
+ * the first byte; a client that has sent nothing yet gets memcached's
+ * line (a TLS client gets it in the clear, as from memcached: it is
+ * refused before any handshake). Never waits (MSG_DONTWAIT). What the client sent is read, a few
+ * KiB at most, so that the close is a FIN, not a reset that could destroy
+ * the error line before the client reads it. */
+static void reject(int fd, int kind)
+{
+    unsigned char in[4096];
+    stats_conn_rejected();   /* first: counted before the client sees the close */
+    ssize_t n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
+    bool resp = (kind & ~LISTENER_TLS) == LISTENER_RESP ||
+                (n > 0 && (in[0] == '*' || (in[0] >= 'A' && in[0] <= 'Z')));
+    ssize_t w = resp ? write(fd, too_many_resp, sizeof(too_many_resp) - 1)
+                     : write(fd, too_many, sizeof(too_many) - 1);
+    (void)w;
+    for (int i = 0; i < 4 && n > 0; i++)
+        n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
+    close(fd);
+}
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
@@ -56,10 +79,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd,
     struct listen_slot *slot = arg;
     (void)lev;
     if (stats_curr_conns() >= (uint64_t)max_conns) {
-        ssize_t w = write(fd, too_many, sizeof(too_many) - 1);
-        (void)w;
-        close(fd);
-        stats_conn_rejected();
+        reject(fd, slot->kind);
         return;
     }
     if (slot->tcp) {

@@ -116,9 +116,9 @@ static int idle_timeout_ms;   /* 0: never; fixed before the workers start */
 
 /*
  * Once a second: close this worker's connections that have waited for a
- * request longer than -o idle_timeout, as memcached does (counted as
- * idle_kicks). One pass over the worker's own list; only connections with
- * nothing in flight are closed.
+ * request, or for their client to read replies, longer than -o
+ * idle_timeout (conn_idle_kick says which; counted as idle_kicks). One
+ * pass over the worker's own list.
  */
 static void worker_idle_sweep(evutil_socket_t fd, short what, void *arg)
 {
@@ -128,12 +128,8 @@ static void worker_idle_sweep(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct conn *c = w->conns;
     while (c != NULL) {
-        struct conn *next = c->next;   /* conn_close frees c */
-        int64_t last = __atomic_load_n(&c->last_cmd, __ATOMIC_RELAXED);
-        if (now - last > idle_timeout_ms && conn_is_idle(c)) {
-            STAT_INC(w->stats, idle_kicks);
-            conn_close(c);
-        }
+        struct conn *next = c->next;   /* conn_idle_kick may free c */
+        conn_idle_kick(c, now);
         c = next;
     }
 }

@@ -27,9 +27,11 @@
     X(auth_cmds) X(auth_errors) X(bytes_read) X(bytes_written) X(conn_yields) \
     X(ssl_handshake_errors) X(idle_kicks)
 
-/* Counted like the above, but not in memcached's `stats` (Redis's INFO
- * reports commands_processed as total_commands_processed). */
-#define THREAD_STATS_ALL(X) THREAD_STATS_FIELDS(X) X(commands_processed)
+/* Counted like the above, but reported on their own: commands_processed
+ * only in INFO (total_commands_processed); output_limit_disconnects is
+ * kioku's (INFO's client_output_buffer_limit_disconnections). */
+#define THREAD_STATS_ALL(X) THREAD_STATS_FIELDS(X) X(commands_processed) \
+    X(output_limit_disconnects)
 
 /* Per slab class, as memcached's `stats slabs` reports them. */
 #define SLAB_STATS_FIELDS(X) \

@@ -77,6 +77,11 @@ uint64_t assoc_hash(const char *key, size_t nkey)
     return XXH3_64bits_withSeed(key, nkey, seed);
 }
 
+uint64_t assoc_seed(void)
+{
+    return seed;
+}
+
 struct assoc_stripe *assoc_stripe(uint64_t hv)
 {
     return &stripes[assoc_stripe_index(hv)];

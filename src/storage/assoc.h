@@ -49,6 +49,9 @@ int assoc_setup(unsigned hashpower, char *errbuf, size_t errlen);
 void assoc_teardown(void);
 
 uint64_t assoc_hash(const char *key, size_t nkey);
+/* The hash seed of this set-up, random per assoc_setup() (hash flooding:
+ * a client cannot know which keys share a bucket). For tests only. */
+uint64_t assoc_seed(void);
 static inline unsigned assoc_stripe_index(uint64_t hv)
 {
     return (unsigned)(hv & (ASSOC_NSTRIPES - 1));

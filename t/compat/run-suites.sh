@@ -143,7 +143,9 @@ redis_run_unit() {
     unit=$1
     log=$out/redis-$(echo "$unit" | tr / _).log
     port=$(free_port)
-    "$bin" -p 0 -l 127.0.0.1 --resp-port "$port" -m 256 >"$log.server" 2>&1 &
+    user_args=
+    [ "$(id -u)" -eq 0 ] && user_args="-u root"   # kioku refuses root without -u
+    "$bin" -p 0 -l 127.0.0.1 --resp-port "$port" -m 256 $user_args >"$log.server" 2>&1 &
     spid=$!
     for _ in $(seq 50); do
         redis-cli -p "$port" ping >/dev/null 2>&1 && break

@@ -542,8 +542,14 @@ START_TEST(test_passwords_never_appear_in_verbose_output)
     if (pid == 0) {
         dup2(logfd, 1);
         dup2(logfd, 2);
-        execl(kh_server_bin(), kh_server_bin(), "-p", port, "-l", "127.0.0.1", "-U", "0",
-              "-vvv", "-Y", g_pwfile, "--resp-port", rport, (char *)NULL);
+        /* kioku, like memcached, refuses to run as root without -u */
+        const char *user = geteuid() == 0 ? "root" : "";
+        if (user[0] != '\0')
+            execl(kh_server_bin(), kh_server_bin(), "-p", port, "-l", "127.0.0.1", "-U", "0",
+                  "-vvv", "-Y", g_pwfile, "--resp-port", rport, "-u", user, (char *)NULL);
+        else
+            execl(kh_server_bin(), kh_server_bin(), "-p", port, "-l", "127.0.0.1", "-U", "0",
+                  "-vvv", "-Y", g_pwfile, "--resp-port", rport, (char *)NULL);
         _exit(127);
     }
     int fd = -1;

@@ -15,6 +15,9 @@ import subprocess
 import sys
 import time
 
+# kioku, like memcached, refuses to run as root without -u.
+ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+
 BIN = os.environ.get("KIOKU_BIN")
 
 
@@ -40,7 +43,7 @@ def start():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2"])
+        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0"] + ROOT_ARGS + ["-t", "2"])
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -21,6 +21,9 @@ import sys
 import tempfile
 import time
 
+# kioku, like memcached, refuses to run as root without -u.
+ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+
 BIN = os.environ.get("KIOKU_BIN")
 FAILS = []
 
@@ -37,7 +40,7 @@ def start(args, stderr):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2"]
+        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2"] + ROOT_ARGS
                                 + args, stderr=stderr)
         for _ in range(100):
             try:

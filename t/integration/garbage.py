@@ -19,6 +19,9 @@ import subprocess
 import sys
 import time
 
+# kioku, like memcached, refuses to run as root without -u.
+ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+
 BIN = os.environ.get("KIOKU_BIN")
 SEED = int(os.environ.get("KIOKU_GARBAGE_SEED", "20261123"))
 ROUNDS = int(os.environ.get("KIOKU_GARBAGE_ROUNDS", "4000"))
@@ -36,7 +39,7 @@ def free_port():
 def start():
     for _ in range(5):
         port = free_port()
-        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0",
+        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0"] + ROOT_ARGS + [
                                  "-m", "64", "-I", "2m"], stdout=subprocess.DEVNULL)
         for _ in range(100):
             try:

@@ -683,8 +683,10 @@ int kh_server_start(struct kh_server *srv, const char *const *extra)
         argv[n++] = "127.0.0.1";
         argv[n++] = "-U";
         argv[n++] = "0";
-        /* memcached refuses to run as root without -u; kioku has no -u. */
-        if (geteuid() == 0 && !kh_server_is_kioku()) {
+        /* memcached and kioku refuse to run as root without -u. -u root,
+         * not nobody: a change of uid clears PR_SET_PDEATHSIG, which stops
+         * the server of a test that dies (-u nobody has its own test). */
+        if (geteuid() == 0) {
             argv[n++] = "-u";
             argv[n++] = "root";
         }

@@ -1,10 +1,14 @@
 """Start and stop a kioku server for the Python integration tests: a free
 loopback port, wait until it accepts, stop by PID. Shared by
 eviction_policies.py and warm_restart.py."""
+import os
 import socket
 import subprocess
 import sys
 import time
+
+# kioku, like memcached, refuses to run as root without -u.
+ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
 
 
 def free_port():
@@ -20,7 +24,7 @@ def start(binary, args, stderr=None):
     for _ in range(5):
         port = free_port()
         proc = subprocess.Popen([binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0"] +
-                                list(args), stderr=stderr)
+                                ROOT_ARGS + list(args), stderr=stderr)
         for _ in range(200):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -18,6 +18,9 @@ if ! command -v memcaslap >/dev/null 2>&1; then
 fi
 
 bin=${KIOKU_BIN:-}
+# kioku, like memcached, refuses to run as root without -u.
+user_args=
+[ "$(id -u)" -eq 0 ] && user_args="-u root"
 if [ -z "$bin" ] || [ ! -x "$bin" ]; then
     echo "KIOKU_BIN is not set to an executable server binary" >&2
     exit 99
@@ -64,7 +67,7 @@ attempt=0
 while [ $attempt -lt 8 ] && [ -z "$started" ]; do
     attempt=$((attempt + 1))
     port=$(free_port)
-    "$bin" -p "$port" -l 127.0.0.1 -U 0 &
+    "$bin" -p "$port" -l 127.0.0.1 -U 0 $user_args &
     pid=$!
     i=0
     while [ $i -lt $((100 * scale)) ]; do

@@ -44,12 +44,9 @@ stop_server() {
 trap 'stop_server; rm -f "$log"' EXIT
 trap 'exit 1' INT TERM HUP
 
-# memcached refuses to run as root without -u; kioku has no -u.
+# memcached and kioku refuse to run as root without -u.
 user_args=
-case $bin in
-    *kioku) ;;
-    *) [ "$(id -u)" -eq 0 ] && user_args="-u root" ;;
-esac
+[ "$(id -u)" -eq 0 ] && user_args="-u root"
 
 # A free port: ask the kernel when python3 is around, else pick at random;
 # a server that dies at start-up (port taken) is retried on another port.

@@ -48,13 +48,17 @@ fail() {
 
 cli() { timeout 20 redis-cli -p "$@" 2>&1; }
 
+# kioku, like memcached, refuses to run as root without -u.
+user_args=
+[ "$(id -u)" -eq 0 ] && user_args="-u root"
+
 # Start on random ports; retry if they were taken.
 started=no
 for attempt in 1 2 3 4 5; do
     seed=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
     port=$((20000 + seed % 20000))
     rport=$((port + 1))
-    "$bin" -p "$port" -l 127.0.0.1 -U 0 --resp-port "$rport" &
+    "$bin" -p "$port" -l 127.0.0.1 -U 0 $user_args --resp-port "$rport" &
     pid=$!
     i=0
     while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null; do

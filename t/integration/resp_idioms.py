@@ -27,6 +27,9 @@ import sys
 import threading
 import time
 
+# kioku, like memcached, refuses to run as root without -u.
+ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+
 try:
     import redis
 except ImportError:
@@ -66,7 +69,7 @@ class Server:
             if self.port == self.resp_port:
                 continue
             self.proc = subprocess.Popen(
-                [kioku_bin(), "-p", str(self.port), "-l", "127.0.0.1", "-U", "0",
+                [kioku_bin(), "-p", str(self.port), "-l", "127.0.0.1", "-U", "0"] + ROOT_ARGS + [
                  "--resp-port", str(self.resp_port)])
             atexit.register(self.stop)
             deadline = time.monotonic() + 10

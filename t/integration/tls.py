@@ -33,6 +33,9 @@ import sys
 import tempfile
 import time
 
+# kioku, like memcached, refuses to run as root without -u.
+ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+
 BIN = os.environ.get("KIOKU_BIN")
 failures = []
 
@@ -84,7 +87,7 @@ def make_certs(d):
 
 def start(args, ports):
     err = tempfile.TemporaryFile()
-    proc = subprocess.Popen([BIN, "-l", "127.0.0.1", "-U", "0", "-m", "64"] + args,
+    proc = subprocess.Popen([BIN, "-l", "127.0.0.1", "-U", "0", "-m", "64"] + ROOT_ARGS + args,
                             stdout=subprocess.DEVNULL, stderr=err)
     for _ in range(200):
         try:

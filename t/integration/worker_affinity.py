@@ -16,6 +16,9 @@ import subprocess
 import sys
 import time
 
+# kioku, like memcached, refuses to run as root without -u.
+ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+
 BIN = os.environ.get("KIOKU_BIN")
 
 
@@ -39,7 +42,7 @@ def run(prefix, threads):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    proc = subprocess.Popen(prefix + [BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0",
+    proc = subprocess.Popen(prefix + [BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0"] + ROOT_ARGS + [
                                       "-t", str(threads)])
     try:
         for _ in range(100):

@@ -107,6 +107,39 @@ static void verify(const bool *alive, int n, char prefix)
     }
 }
 
+/* Hash flooding: every set-up draws a new seed, so the bucket (and the
+ * stripe) of a key cannot be known from outside the process. */
+START_TEST(test_each_setup_draws_a_new_random_hash_seed)
+{
+    char err[256] = "";
+    struct storage_config cfg;
+    uint64_t seed1 = assoc_seed(), h1 = assoc_hash("flood", 5);
+    int differ = 0;
+
+    storage_teardown();
+    storage_config_default(&cfg);
+    cfg.hashpower = 1;
+    ck_assert_msg(storage_setup(&cfg, err, sizeof(err)) == 0, "setup: %s", err);
+    ck_assert_uint_ne(assoc_seed(), seed1);
+    ck_assert_uint_ne(assoc_seed(), 0);
+    ck_assert_uint_ne(assoc_hash("flood", 5), h1);
+    /* Not only the hash moves but the bucket: of 64 keys, most change
+     * bucket in a 2^12 table (any fixed placement would keep them all). */
+    for (int i = 0; i < 64; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        uint64_t mask = (1u << ASSOC_POWER_MIN) - 1;
+        storage_teardown();
+        ck_assert(storage_setup(&cfg, err, sizeof(err)) == 0);
+        uint64_t b1 = assoc_hash(key, strlen(key)) & mask;
+        storage_teardown();
+        ck_assert(storage_setup(&cfg, err, sizeof(err)) == 0);
+        differ += (assoc_hash(key, strlen(key)) & mask) != b1;
+    }
+    ck_assert_int_ge(differ, 60);
+}
+END_TEST
+
 START_TEST(test_insert_find_delete_many_keys)
 {
     enum { N = 50000 };
@@ -485,6 +518,7 @@ static Suite *assoc_suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_each_setup_draws_a_new_random_hash_seed);
     tcase_add_test(tc, test_insert_find_delete_many_keys);
     tcase_add_test(tc, test_growth_by_hand_keeps_every_live_key_findable);
     tcase_add_test(tc, test_growth_by_thread_while_adding_and_removing);

@@ -93,6 +93,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    conn_set_limits((size_t)64 << 20, 0);   /* the defaults, for the next test */
     conn_buffers_free(&conn);
     free(mock.sink);
     storage_teardown();
@@ -161,6 +162,35 @@ START_TEST(test_multiget_of_100_values_leaves_in_one_writev)
         item_put(items[i]);
     }
     ck_assert_uint_eq(tstats.bytes_written, elen);
+}
+END_TEST
+
+START_TEST(test_output_past_the_limit_is_dropped_and_the_conn_marked_for_closing)
+{
+    static char expect[64 * 1024];
+    size_t elen = 0;
+    char val[4000];
+    memset(val, 'v', sizeof(val) - 1);
+    val[sizeof(val) - 1] = '\0';
+    struct item *it = put("big", val);
+    conn_set_limits(10000, 0);
+    queue_value(it, expect, &elen);                /* ~4 KB: under the limit */
+    queue_value(it, expect, &elen);                /* ~8 KB */
+    ck_assert(!conn.out_over && !conn.close_after_write);
+    ck_assert_uint_eq(refs_of(it), 4);             /* hash + ours + two in the output */
+    queue_value(it, expect, &elen);                /* would pass 10000 bytes */
+    ck_assert(conn.out_over && conn.close_after_write);
+    ck_assert(conn_out_full(&conn));               /* protocols stop */
+    ck_assert_uint_eq(conn.out_bytes, 0);          /* dropped at once... */
+    ck_assert_uint_eq(refs_of(it), 2);             /* ...with the items it held */
+    ck_assert_uint_eq(tstats.output_limit_disconnects, 1);
+    conn_out(&conn, "END\r\n", 5);                /* nothing more is queued */
+    ck_assert_ptr_null(conn_out_reserve(&conn, 10));
+    ck_assert_uint_eq(conn.out_bytes, 0);
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
+    ck_assert_uint_eq(mock.len, 0);
+    ck_assert_uint_eq(tstats.output_limit_disconnects, 1);
+    item_put(it);
 }
 END_TEST
 
@@ -266,6 +296,7 @@ static Suite *conn_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_multiget_of_100_values_leaves_in_one_writev);
     tcase_add_test(tc, test_small_value_is_copied_into_one_segment);
+    tcase_add_test(tc, test_output_past_the_limit_is_dropped_and_the_conn_marked_for_closing);
     tcase_add_test(tc, test_item_stays_referenced_until_written_even_if_deleted);
     tcase_add_test(tc, test_replies_beyond_iov_limits_take_few_writevs);
     tcase_add_test(tc, test_chunked_value_is_sent_from_its_chunks);

@@ -230,6 +230,25 @@ START_TEST(test_slab_reassign_automove_and_crawler_options)
 }
 END_TEST
 
+START_TEST(test_idle_timeout_and_max_output_buffer)
+{
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
+    ck_assert_int_eq(s.idle_timeout, 0);                    /* memcached's default: none */
+    ck_assert_uint_eq(s.max_output, (size_t)64 << 20);      /* 64 MiB */
+    ck_assert_int_eq(PARSE("-o", "idle_timeout=30,max_output_buffer=8m"), SETTINGS_RUN);
+    ck_assert_int_eq(s.idle_timeout, 30);
+    ck_assert_uint_eq(s.max_output, (size_t)8 << 20);
+    ck_assert_int_eq(PARSE("-o", "max_output_buffer=0"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.max_output, 0);                     /* no limit */
+    ck_assert_int_eq(PARSE("-o", "max_output_buffer=1k"), SETTINGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "max_output_buffer"));
+    ck_assert_int_eq(PARSE("-o", "max_output_buffer=lots"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "idle_timeout=-1"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "idle_timeout"), SETTINGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "idle_timeout"));
+}
+END_TEST
+
 START_TEST(test_extended_options)
 {
     ck_assert_int_eq(PARSE("-o", "hashpower=20,resp_port=6380"), SETTINGS_RUN);
@@ -484,6 +503,7 @@ static Suite *settings_suite(void)
     tcase_add_test(tc, test_udp_other_than_zero_is_refused);
     tcase_add_test(tc, test_item_size_over_half_memory_is_refused);
     tcase_add_test(tc, test_extended_options);
+    tcase_add_test(tc, test_idle_timeout_and_max_output_buffer);
     tcase_add_test(tc, test_slab_reassign_automove_and_crawler_options);
     tcase_add_test(tc, test_size_suffixes);
     tcase_add_test(tc, test_every_policy_name_is_taken_by_the_long_flag_and_by_o);
