@@ -70,8 +70,10 @@ def free_port():
 def start():
     for _ in range(5):
         port = free_port()
+        # kioku, like memcached, refuses to run as root without -u.
+        root = ["-u", "root"] if os.geteuid() == 0 else []
         proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "4",
-                                 "-m", "512", "-M", "-F", "-c", "4096"],
+                                 "-m", "512", "-M", "-F", "-c", "4096"] + root,
                                 stdout=subprocess.DEVNULL)
         for _ in range(100):
             try:
