@@ -11,12 +11,11 @@ Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 import os
 import socket
 import struct
-import subprocess
 import sys
 import time
 
-# kioku, like memcached, refuses to run as root without -u.
-ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kioku_proc  # noqa: E402
 
 BIN = os.environ.get("KIOKU_BIN")
 FAILS = []
@@ -29,33 +28,11 @@ def check(cond, what):
 
 
 def start(args):
-    for _ in range(5):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        proc = subprocess.Popen([BIN, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2"] + ROOT_ARGS
-                                + args)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return proc, port
-            except OSError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-    sys.exit("could not start the server")
+    return kioku_proc.start(BIN, ["-t", "2"] + args)
 
 
 def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    kioku_proc.stop(proc)
 
 
 def talk(port, data, want_len=None, wait=3.0):

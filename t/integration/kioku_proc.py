@@ -1,6 +1,6 @@
 """Start and stop a kioku server for the Python integration tests: a free
-loopback port, wait until it accepts, stop by PID. Shared by
-eviction_policies.py and warm_restart.py."""
+loopback port, wait until it accepts, stop by PID. Shared by the Python
+integration tests."""
 import os
 import socket
 import subprocess
@@ -36,3 +36,13 @@ def start(binary, args, stderr=None):
         proc.kill()
         proc.wait()
     sys.exit("could not start the server")
+
+
+def stop(proc):
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
