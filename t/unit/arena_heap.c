@@ -64,7 +64,7 @@ uint32_t arena_alloc(struct arena *a, size_t n)
     if (a->nfree > 0) {
         slot = a->free_slots[--a->nfree];
     } else {
-        if (a->used == a->cap) {
+        if (a->used >= a->cap) {
             a->cap = a->cap ? a->cap * 2 : 64;
             a->b = realloc(a->b, a->cap * sizeof(*a->b));
             a->free_slots = realloc(a->free_slots, a->cap * sizeof(*a->free_slots));
