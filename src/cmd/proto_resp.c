@@ -378,6 +378,30 @@ static const struct resp_cmd commands[] = {
     {"discard", 1, F | S, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", resp_cmd_discard, 0},
     {"watch", -2, F | S, 1, -1, 1, "transactions", "Watch the given keys to determine execution of the MULTI/EXEC block", resp_cmd_watch, 0},
     {"unwatch", 1, F | S, 0, 0, 0, "transactions", "Forget about all watched keys", resp_cmd_unwatch, 0},
+
+    /* sorted sets (resp_zset.c); ZRANGE's aux: range type | direction << 4 */
+    {"zadd", -4, W | M | F, 1, 1, 1, "sorted-set", "Add one or more members to a sorted set, or update its score if it already exists", resp_cmd_zadd, 0},
+    {"zincrby", 4, W | M | F, 1, 1, 1, "sorted-set", "Increment the score of a member in a sorted set", resp_cmd_zadd, 1},
+    {"zcard", 2, R | F, 1, 1, 1, "sorted-set", "Get the number of members in a sorted set", resp_cmd_zcard, 0},
+    {"zscore", 3, R | F, 1, 1, 1, "sorted-set", "Get the score associated with the given member in a sorted set", resp_cmd_zscore, 0},
+    {"zmscore", -3, R | F, 1, 1, 1, "sorted-set", "Get the score associated with the given members in a sorted set", resp_cmd_zmscore, 0},
+    {"zrank", -3, R | F, 1, 1, 1, "sorted-set", "Determine the index of a member in a sorted set", resp_cmd_zrank, 0},
+    {"zrevrank", -3, R | F, 1, 1, 1, "sorted-set", "Determine the index of a member in a sorted set, with scores ordered from high to low", resp_cmd_zrank, 1},
+    {"zcount", 4, R | F, 1, 1, 1, "sorted-set", "Count the members in a sorted set with scores within the given values", resp_cmd_zcount, 2},
+    {"zlexcount", 4, R | F, 1, 1, 1, "sorted-set", "Count the number of members in a sorted set between a given lexicographical range", resp_cmd_zcount, 3},
+    {"zrange", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set", resp_cmd_zrange, 0},
+    {"zrevrange", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by index, with scores ordered from high to low", resp_cmd_zrange, 1 | 2 << 4},
+    {"zrangebyscore", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by score", resp_cmd_zrange, 2 | 1 << 4},
+    {"zrevrangebyscore", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by score, with scores ordered from high to low", resp_cmd_zrange, 2 | 2 << 4},
+    {"zrangebylex", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by lexicographical range", resp_cmd_zrange, 3 | 1 << 4},
+    {"zrevrangebylex", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.", resp_cmd_zrange, 3 | 2 << 4},
+    {"zrem", -3, W | F, 1, 1, 1, "sorted-set", "Remove one or more members from a sorted set", resp_cmd_zrem, 0},
+    {"zremrangebyrank", 4, W, 1, 1, 1, "sorted-set", "Remove all members in a sorted set within the given indexes", resp_cmd_zremrange, 1},
+    {"zremrangebyscore", 4, W, 1, 1, 1, "sorted-set", "Remove all members in a sorted set within the given scores", resp_cmd_zremrange, 2},
+    {"zremrangebylex", 4, W, 1, 1, 1, "sorted-set", "Remove all members in a sorted set between the given lexicographical range", resp_cmd_zremrange, 3},
+    {"zpopmin", -2, W | F, 1, 1, 1, "sorted-set", "Remove and return members with the lowest scores in a sorted set", resp_cmd_zpop, 0},
+    {"zpopmax", -2, W | F, 1, 1, 1, "sorted-set", "Remove and return members with the highest scores in a sorted set", resp_cmd_zpop, 1},
+    {"zscan", -3, R, 1, 1, 1, "sorted-set", "Incrementally iterate sorted sets elements and associated scores", resp_cmd_zscan, 0},
 };
 #undef R
 #undef W

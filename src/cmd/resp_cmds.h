@@ -197,4 +197,17 @@ enum proc_result resp_cmd_discard(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_watch(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_unwatch(struct conn *c, const struct resp_call *call);
 
+/* resp_zset.c (sorted sets) */
+enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zcard(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zscore(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zmscore(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zrank(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zcount(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zrange(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zrem(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zremrange(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zpop(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zscan(struct conn *c, const struct resp_call *call);
+
 #endif

@@ -14,10 +14,12 @@
 #include "storage/item.h"
 #include "storage/slab.h"
 #include "types/hash.h"
+#include "types/zset.h"
 
 #define ROOT_VALUE_BYTES (7 + sizeof(struct coll_blocks) + COLL_ROOT_SIZE)
 
 _Static_assert(sizeof(struct hash_root) <= COLL_ROOT_SIZE, "hash root fits");
+_Static_assert(sizeof(struct zset) <= COLL_ROOT_SIZE, "zset root fits");
 _Static_assert(sizeof(struct coll_blocks) % 8 == 0, "root stays aligned");
 
 /* The listpack thresholds: Redis's defaults; CONFIG SET changes them. */
@@ -69,6 +71,7 @@ const char *coll_encoding(struct item *it)
     case COLL_HASH:
         return hash_encoding(root_of(it));
     case COLL_ZSET:
+        return zset_encoding(root_of(it));
     case COLL_NONE:
         break;
     }
@@ -81,6 +84,7 @@ uint64_t coll_len(struct item *it)
     case COLL_HASH:
         return hash_len(root_of(it));
     case COLL_ZSET:
+        return zset_len(root_of(it));
     case COLL_NONE:
         break;
     }
