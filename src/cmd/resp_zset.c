@@ -619,9 +619,8 @@ enum proc_result resp_cmd_zpop(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     }
     if (call->argc == 3) {
-        if (!rs_arg_i64(c, &call->argv[2], &count))
-            return PROC_MORE;
-        if (count < 0) {
+        /* Not a number and negative get the same error, as in Redis. */
+        if (!rs_parse_i64(call->argv[2].ptr, call->argv[2].len, &count) || count < 0) {
             rs_error(c, ZERR_POSITIVE);
             return PROC_MORE;
         }

@@ -89,9 +89,17 @@ static uint32_t c_place(const char *b, uint32_t used, double score, const void *
     return off;
 }
 
+/* A listpack keeps a score as text, where Redis's -0 reads back as 0: the
+ * compact encoding stores 0 too, so replies match; a skiplist keeps -0. */
+static double c_score(double score)
+{
+    return score == 0 ? 0.0 : score;
+}
+
 static void c_write(char *p, const void *m, size_t mlen, double score)
 {
     uint32_t l = (uint32_t)mlen;
+    score = c_score(score);
     memcpy(p, &l, 4);
     memcpy(p + 4, &score, sizeof(double));
     if (mlen)
@@ -180,6 +188,7 @@ static void c_rescore(struct arena *a, struct zset *z, uint32_t off, double scor
         rotate_left(b + at, off + esz - at, off - at);
         off = at;
     }
+    score = c_score(score);
     memcpy(b + off + 4, &score, sizeof(double));
 }
 
