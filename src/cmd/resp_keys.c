@@ -390,7 +390,7 @@ enum proc_result resp_cmd_keys(struct conn *c, const struct resp_call *call)
 }
 
 /* Redis parses the cursor with strtoull: decimal, whole argument. */
-static bool parse_cursor(const struct resp_arg *a, uint64_t *out)
+bool rs_parse_cursor(const struct resp_arg *a, uint64_t *out)
 {
     char buf[32];
     char *end;
@@ -421,7 +421,7 @@ struct scan_args {
 static bool scan_args(struct conn *c, const struct resp_call *call, struct scan_args *sa)
 {
     *sa = (struct scan_args){0, 10, {NULL, 0, true}, false};
-    if (!parse_cursor(&call->argv[1], &sa->cursor)) {
+    if (!rs_parse_cursor(&call->argv[1], &sa->cursor)) {
         rs_error(c, "ERR invalid cursor");
         return false;
     }

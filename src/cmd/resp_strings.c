@@ -635,10 +635,9 @@ enum proc_result resp_cmd_incrby(struct conn *c, const struct resp_call *call)
     return PROC_MORE;
 }
 
-#define LD_CHARS_MAX (5 * 1024)   /* Redis's MAX_LONG_DOUBLE_CHARS */
 
 /* Redis's string2ld: the whole text is one finite-or-infinite number. */
-static bool parse_ld(const char *s, size_t len, long double *out)
+bool rs_parse_ld(const char *s, size_t len, long double *out)
 {
     char buf[LD_CHARS_MAX];
     char *end;
@@ -659,7 +658,7 @@ static bool parse_ld(const char *s, size_t len, long double *out)
 }
 
 /* Redis's human-friendly long double: 17 decimals, trailing zeros cut. */
-static size_t format_ld(char *buf, size_t cap, long double v)
+size_t rs_format_ld(char *buf, size_t cap, long double v)
 {
     int n = snprintf(buf, cap, "%.17Lf", v);
     if (n < 0 || (size_t)n + 1 > cap)
@@ -682,7 +681,7 @@ enum proc_result resp_cmd_incrbyfloat(struct conn *c, const struct resp_call *ca
 {
     const struct resp_arg *key = &call->argv[1];
     long double incr, v = 0;
-    if (!parse_ld(call->argv[2].ptr, call->argv[2].len, &incr)) {
+    if (!rs_parse_ld(call->argv[2].ptr, call->argv[2].len, &incr)) {
         rs_error(c, RS_ERR_NOT_FLOAT);
         return PROC_MORE;
     }
@@ -695,12 +694,12 @@ enum proc_result resp_cmd_incrbyfloat(struct conn *c, const struct resp_call *ca
     if (old != NULL) {
         size_t n = item_nbytes(old) < sizeof(cur) ? item_nbytes(old) : 0;
         item_value_read(old, 0, cur, n);
-        if (n == 0 || !parse_ld(cur, n, &v))
+        if (n == 0 || !rs_parse_ld(cur, n, &v))
             err = RS_ERR_NOT_FLOAT;
     }
     if (err == NULL) {
         v += incr;
-        if (isnan(v) || isinf(v) || (len = format_ld(text, sizeof(text), v)) == 0)
+        if (isnan(v) || isinf(v) || (len = rs_format_ld(text, sizeof(text), v)) == 0)
             err = "ERR increment would produce NaN or Infinity";
     }
     bool ok = err == NULL && do_store_number(c, key, old, hv, text, len);
