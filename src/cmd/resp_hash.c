@@ -354,7 +354,7 @@ enum proc_result resp_cmd_hrandfield(struct conn *c, const struct resp_call *cal
         if (!rs_arg_i64(c, &call->argv[2], &l))
             return PROC_MORE;
         if (l == INT64_MIN) {
-            rs_errorf(c, "ERR value is out of range, must be between %lld and %lld", -(long long)INT64_MAX,
+            rs_errorf(c, "ERR value is out of range, value must between %lld and %lld", -(long long)INT64_MAX,
                       (long long)INT64_MAX);
             return PROC_MORE;
         }
