@@ -19,7 +19,8 @@ and raw RESP:
 - 16 clients doing HINCRBY / HINCRBYFLOAT on the same fields get the exact
   totals;
 - under a small -m, hashes are evicted like strings and the server keeps
-  answering; with -M a full cache answers OOM and the hash stays consistent.
+  answering; with -M a full cache answers OOM and the hash stays consistent;
+- a warm restart (-e) keeps hashes of both encodings, with their TTL.
 
 Every server listens on 127.0.0.1, on free ports, and is stopped by PID;
 every loop is bounded. Exit: 0 pass, 1 fail, 77 skip without redis-py.
@@ -458,6 +459,43 @@ def test_eviction(args_extra, noevict):
         kioku_proc.stop(proc)
 
 
+def test_warm_restart():
+    import signal
+    import tempfile
+    d = tempfile.mkdtemp(prefix="kioku-hash-")
+    path = os.path.join(d, "mem")
+    try:
+        proc, port = kioku_proc.start(BIN, ["-m", "64", "-e", path], stderr=subprocess.DEVNULL)
+        r = redis.Redis(port=port, socket_timeout=30)
+        big = {"f%d" % i: "v%d" % i for i in range(3000)}
+        r.hset("small", mapping={"a": "1", "b": "2"})
+        r.expire("small", 1000)
+        pipe = r.pipeline(transaction=False)
+        for i in range(0, 3000, 300):
+            pipe.hset("big", mapping={k: big[k] for k in list(big)[i:i + 300]})
+        pipe.execute()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        proc, port = kioku_proc.start(BIN, ["-m", "64", "-e", path], stderr=subprocess.DEVNULL)
+        try:
+            r = redis.Redis(port=port, socket_timeout=30)
+            check(r.hgetall("small") == {b"a": b"1", b"b": b"2"} and 990 <= r.ttl("small") <= 1000,
+                  "warm restart keeps a listpack hash and its TTL")
+            got = r.hgetall("big")
+            check(len(got) == 3000 and all(got[k.encode()] == v.encode() for k, v in big.items()),
+                  "warm restart keeps a 3000-field hashtable hash")
+            r.hset("big", "new", "1")
+            r.hdel("big", "f0")
+            check(r.hlen("big") == 3000 and r.object("encoding", "big") == b"hashtable",
+                  "a restored hash can change")
+        finally:
+            kioku_proc.stop(proc)
+    finally:
+        for f in os.listdir(d):
+            os.unlink(os.path.join(d, f))
+        os.rmdir(d)
+
+
 def main():
     if not os.access(BIN, os.X_OK):
         print("resp_hash: no server binary at %s" % BIN)
@@ -477,6 +515,7 @@ def main():
         kioku_proc.stop(proc)
     test_eviction([], False)
     test_eviction(["-M"], True)
+    test_warm_restart()
     if failures:
         print("%d failure(s)" % len(failures))
         return 1
