@@ -22,8 +22,9 @@ _Static_assert(sizeof(struct hash_root) <= COLL_ROOT_SIZE, "hash root fits");
 _Static_assert(sizeof(struct zset) <= COLL_ROOT_SIZE, "zset root fits");
 _Static_assert(sizeof(struct coll_blocks) % 8 == 0, "root stays aligned");
 
-/* The listpack thresholds: Redis's defaults; CONFIG SET changes them. */
-static uint64_t limits[COLL_NLIMITS] = {128, 64, 128, 64};
+/* The listpack thresholds, Redis 7.0's defaults (512 fields for a hash,
+ * 128 members for a sorted set, 64 bytes each); CONFIG SET changes them. */
+static uint64_t limits[COLL_NLIMITS] = {512, 64, 128, 64};
 
 uint64_t coll_limit(enum coll_limit l)
 {

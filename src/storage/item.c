@@ -669,6 +669,19 @@ struct item *item_get(const char *key, size_t nkey, int64_t now, enum item_miss 
     return it;
 }
 
+struct item *item_get_any(const char *key, size_t nkey, int64_t now, enum item_miss *miss)
+{
+    uint64_t hv = item_hash(key, nkey);
+    struct item *it;
+
+    item_lock(hv);
+    it = do_item_find(key, nkey, hv, now, miss);
+    if (it != NULL)
+        do_item_bump(it, now);
+    item_unlock(hv);
+    return it;
+}
+
 struct item *item_get_touch(const char *key, size_t nkey, int64_t exptime,
                             int64_t now, enum item_miss *miss)
 {

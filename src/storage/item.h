@@ -140,6 +140,11 @@ static inline size_t item_nkey(const struct item *it) { return it->nkey; }
 static inline uint32_t item_nbytes(const struct item *it) { return it->nbytes; }
 static inline uint32_t item_flags(const struct item *it) { return it->flags; }
 static inline unsigned item_clsid(const struct item *it) { return it->clsid; }
+/* Last access (bits 8-31) and the LFU counter (bits 0-7), see above. */
+static inline uint32_t item_access(const struct item *it)
+{
+    return __atomic_load_n(&it->access, __ATOMIC_RELAXED);
+}
 
 static inline const char *item_key(const struct item *it)
 {
@@ -239,12 +244,16 @@ enum item_result {
 enum item_miss { ITEM_MISS_NONE, ITEM_MISS_ABSENT, ITEM_MISS_EXPIRED, ITEM_MISS_FLUSHED };
 
 /*
- * Look a key up. Returns a referenced item, or NULL (with *miss set if
+ * Look a key up (a collection reads as absent: the memcached protocols
+ * serve only strings). Returns a referenced item, or NULL (with *miss set if
  * miss != NULL). A hit marks the item fetched and active and updates atime.
  * Dead items (expired, flushed) are unlinked when found.
  */
 struct item *item_get(const char *key, size_t nkey, int64_t now, enum item_miss *miss);
-/* Get and set a new exptime in one step (gat/gats). */
+/* item_get for the memcached protocols: a collection (ITEM_TYPED) is a
+ * miss there. item_get_any also returns collections (RESP: WRONGTYPE). */
+struct item *item_get_any(const char *key, size_t nkey, int64_t now, enum item_miss *miss);
+/* Get and set a new exptime in one step (gat/gats); a collection is a miss. */
 struct item *item_get_touch(const char *key, size_t nkey, int64_t exptime,
                             int64_t now, enum item_miss *miss);
 /* ITEM_TOUCHED or ITEM_NOT_FOUND. */
