@@ -36,9 +36,9 @@
 #define ZERR_TOOBIG "ERR sorted set member is too long"
 #define ZERR_POSITIVE "ERR value is out of range, must be positive"
 
-/* A number argument longer than this is not a float (Redis's own limit
- * for a double's text is far shorter in practice). */
-#define NUM_MAX 256
+/* A number argument at least this long is refused as not a float (Redis
+ * has no limit; DBL_MAX written out in full is 309 digits). */
+#define NUM_MAX 1024
 
 /* ZRANGE's row variants (aux): range type in the low bits, direction above. */
 enum { ZR_AUTO = 0, ZR_RANK = 1, ZR_SCORE = 2, ZR_LEX = 3 };
