@@ -10,12 +10,16 @@
   leaderboard   the redis-py lines of the issue, verbatim, and a 2000-member
                 board (skiplist) whose ranks and ranges match a model
   concurrency   16 clients ZINCRBY the same members: the totals are exact
+  redis-cli     its output for sorted-set replies, as from redis-server
   memory        a small -m: ZADD gets the OOM error, the set stays readable
                 and consistent, the server and other keys survive
+  restart       a warm restart (-e) keeps both encodings and their TTL
 
 The server binary is $KIOKU_BIN (else ../../src/kioku next to this file);
 servers listen on 127.0.0.1 only, on free ports, and are stopped by PID.
 Exit status: 0 pass, 1 fail, 77 skip when redis-py is not installed.
+Needs (build.sh installs them): python3-redis, redis-tools; redis-server
+for the byte-for-byte comparison.
 """
 import atexit
 import os
@@ -211,6 +215,20 @@ SCENARIOS = [
      "ZSCAN z 0 COUNT 1", "ZSCAN z 0 COUNT 0", "ZSCAN z 0 COUNT x", "ZSCAN z 0 MATCH", "ZSCAN z 0 TYPE zset",
      "ZSCAN z x", "ZSCAN z -1", "ZSCAN nokey 0", "ZSCAN nokey 0 COUNT 0", "ZSCAN z 0 MATCH * COUNT 100",
      "ZRANGE z 0 -1 WITHSCORES"],
+    # The generic key commands on a sorted set.
+    ["ZADD z 1 a 2 b", "TYPE z", "OBJECT ENCODING z", "EXISTS z", "EXPIRE z 100", "TTL z",
+     "PERSIST z", "TTL z", "RENAME z z2", "EXISTS z", "ZRANGE z2 0 -1 WITHSCORES", "SCAN 0 TYPE zset",
+     "GET z2", "APPEND z2 x", "INCR z2", "STRLEN z2", "MGET z2 nokey", "ZADD q 1 a", "SET z2 x",
+     "TYPE z2", "GET z2", "DEL q", "EXISTS q", "DBSIZE"],
+    # The compact encoding's limits, and no way back.
+    ["CONFIG SET zset-max-listpack-entries 4", "ZADD z 1 a 2 b 3 c 4 d", "OBJECT ENCODING z",
+     "ZADD z 5 e", "OBJECT ENCODING z", "ZREM z a b c d", "OBJECT ENCODING z",
+     "CONFIG SET zset-max-ziplist-value 3", "ZADD y 1 abc", "OBJECT ENCODING y", "ZADD y 2 abcd",
+     "OBJECT ENCODING y", "ZADD x 1 abcdefgh", "OBJECT ENCODING x", "CONFIG GET zset-max-ziplist-entries",
+     "CONFIG GET zset-max-listpack-value",
+     "CONFIG SET zset-max-listpack-entries 0", "ZADD w 1 a", "OBJECT ENCODING w",
+     "CONFIG SET zset-max-listpack-entries 128", "CONFIG SET zset-max-listpack-value 64",
+     "ZRANGE z 0 -1 WITHSCORES", "ZRANGE y 0 -1 WITHSCORES"],
     # Scores as Redis prints them.
     ["ZADD z 0.1 a 1e18 b 3.0 c -1.5e-7 d 123456789.123 e 1e-300 f", "ZRANGE z 0 -1 WITHSCORES",
      "ZSCORE z b", "ZINCRBY z 0.2 a", "ZMSCORE z a b c d e f"],
@@ -298,8 +316,8 @@ def leaderboard(kport, rport):
     pipe.execute()
     order = sorted(model.items(), key=lambda kv: (kv[1], kv[0].encode()))
     check(r.zcard(key) == len(model), "big board zcard")
-    check(r.object("encoding", key) == "skiplist" if hasattr(r, "object") and _has_object(r) else True,
-          "big board is a skiplist")
+    check(r.object("encoding", key) == "skiplist", "big board is a skiplist")
+    check(r.type(key) == "zset", "TYPE of the big board")
     for u in rnd.sample(list(model), 200):
         want = order.index((u, model[u]))
         check(r.zrank(key, u) == want, "rank of %s" % u)
@@ -340,17 +358,6 @@ def leaderboard(kport, rport):
                      ["ZREMRANGEBYSCORE", "cmp", "1", "2"], ["ZREMRANGEBYRANK", "cmp", "-5", "-1"],
                      ["ZPOPMIN", "cmp", "3"], ["ZCARD", "cmp"], ["ZRANGE", "cmp", "0", "-1", "WITHSCORES"]):
             check(kk.cmd(*args) == raw_r.cmd(*args), "big board %r" % args)
-
-
-def _has_object(r):
-    try:
-        r.object("encoding", "lb:big")
-        return True
-    except redis.exceptions.ResponseError as e:
-        if "unknown command" in str(e):
-            print("resp_zset: OBJECT not implemented on this branch; encoding check skipped")
-            return False
-        raise
 
 
 def concurrency(kport):
@@ -416,6 +423,76 @@ def memory_bound():
     kioku_proc.stop(proc)
 
 
+def redis_cli(kport, rport):
+    """redis-cli's view of a sorted set (its own formatting of the
+    replies) is the same from kioku as from redis-server."""
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        print("resp_zset: redis-cli not installed; its check skipped")
+        return
+    script = ["DEL cli", "ZADD cli 1 one 2 two 2.5 two-and-a-half", "ZRANGE cli 0 -1 WITHSCORES",
+              "ZREVRANGEBYSCORE cli +inf 2 WITHSCORES LIMIT 0 2", "ZSCORE cli two-and-a-half",
+              "ZRANK cli two", "ZINCRBY cli -0.5 two-and-a-half", "ZPOPMAX cli", "ZCARD cli",
+              "ZADD cli NX XX 1 a", "ZSCAN cli 0"]
+    want = {
+        "ZRANGE cli 0 -1 WITHSCORES": "one\n1\ntwo\n2\ntwo-and-a-half\n2.5\n",
+        "ZINCRBY cli -0.5 two-and-a-half": "2\n",
+    }
+    for line in script:
+        got = subprocess.run([cli, "-p", str(kport)] + line.split(), capture_output=True, text=True,
+                             timeout=30).stdout
+        if line in want:
+            check(got == want[line], "redis-cli %s: %r" % (line, got))
+        if rport:
+            ref = subprocess.run([cli, "-p", str(rport)] + line.split(), capture_output=True, text=True,
+                                 timeout=30).stdout
+            check(got == ref, "redis-cli %s: kioku %r, redis %r" % (line, got, ref))
+    # Interactive-style (tty) formatting, as a person sees it.
+    got = subprocess.run([cli, "-p", str(kport), "--no-raw", "ZRANGE", "cli", "0", "-1", "WITHSCORES"],
+                         capture_output=True, text=True, timeout=30).stdout
+    check(got == '1) "one"\n2) "1"\n3) "two"\n4) "2"\n', "redis-cli --no-raw: %r" % got)
+
+
+def warm_restart():
+    """A warm restart (-e) keeps sorted sets of both encodings, TTL too."""
+    import signal
+    import tempfile
+    d = tempfile.mkdtemp(prefix="kioku-zset-")
+    path = os.path.join(d, "mem")
+    try:
+        proc, port = kioku_proc.start(kioku_bin(), ["-m", "64", "-e", path], stderr=subprocess.DEVNULL)
+        r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=30, decode_responses=True)
+        r.zadd("small", {"a": 1, "b": 2.5})
+        r.expire("small", 1000)
+        big = {"m%d" % i: i / 3 for i in range(3000)}
+        pipe = r.pipeline(transaction=False)
+        for m, sc in big.items():
+            pipe.zadd("big", {m: sc})
+        pipe.execute()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        proc, port = kioku_proc.start(kioku_bin(), ["-m", "64", "-e", path], stderr=subprocess.DEVNULL)
+        try:
+            r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=30, decode_responses=True)
+            check(r.zrange("small", 0, -1, withscores=True) == [("a", 1.0), ("b", 2.5)] and
+                  990 <= r.ttl("small") <= 1000, "warm restart keeps a listpack sorted set and its TTL")
+            got = r.zrange("big", 0, -1, withscores=True)
+            check(got == sorted(big.items(), key=lambda kv: (kv[1], kv[0])),
+                  "warm restart keeps a 3000-member skiplist")
+            check(r.zrank("big", "m2999") == 2999 and r.zscore("big", "m1500") == 500.0,
+                  "rank and score after a warm restart")
+            r.zadd("big", {"new": -1})
+            r.zrem("big", "m0")
+            check(r.zcard("big") == 3000 and r.zrank("big", "new") == 0 and
+                  r.object("encoding", "big") == "skiplist", "a restored sorted set can change")
+        finally:
+            kioku_proc.stop(proc)
+    finally:
+        for f in os.listdir(d):
+            os.unlink(os.path.join(d, f))
+        os.rmdir(d)
+
+
 def main():
     _, kport = start_kioku()
     rport = start_redis()
@@ -425,8 +502,10 @@ def main():
     n3 = run_scenarios(kport, rport, True)
     print("resp_zset: %d replies compared with redis-server" % (n2 + n3))
     leaderboard(kport, rport)
+    redis_cli(kport, rport)
     concurrency(kport)
     memory_bound()
+    warm_restart()
     if FAILED:
         print("resp_zset: %d failures" % len(FAILED))
         sys.exit(1)
