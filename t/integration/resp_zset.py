@@ -13,6 +13,7 @@
   redis-cli     its output for sorted-set replies, as from redis-server
   memory        a small -m: ZADD gets the OOM error, the set stays readable
                 and consistent, the server and other keys survive
+  eviction      under -m, sets are evicted like strings, each one whole
   restart       a warm restart (-e) keeps both encodings and their TTL
 
 The server binary is $KIOKU_BIN (else ../../src/kioku next to this file);
@@ -229,6 +230,9 @@ SCENARIOS = [
      "CONFIG SET zset-max-listpack-entries 0", "ZADD w 1 a", "OBJECT ENCODING w",
      "CONFIG SET zset-max-listpack-entries 128", "CONFIG SET zset-max-listpack-value 64",
      "ZRANGE z 0 -1 WITHSCORES", "ZRANGE y 0 -1 WITHSCORES"],
+    # Inside MULTI/EXEC, and queued errors.
+    ["MULTI", "ZADD m 1 a 2 b", "ZINCRBY m 5 a", "ZRANGE m 0 -1 WITHSCORES", "ZPOPMIN m", "EXEC",
+     "MULTI", "ZADD m x a", "ZCARD m", "EXEC", "MULTI", "ZADD", "EXEC", "ZRANGE m 0 -1 WITHSCORES"],
     # Scores as Redis prints them.
     ["ZADD z 0.1 a 1e18 b 3.0 c -1.5e-7 d 123456789.123 e 1e-300 f", "ZRANGE z 0 -1 WITHSCORES",
      "ZSCORE z b", "ZINCRBY z 0.2 a", "ZMSCORE z a b c d e f"],
@@ -453,6 +457,31 @@ def redis_cli(kport, rport):
     check(got == '1) "one"\n2) "1"\n3) "two"\n4) "2"\n', "redis-cli --no-raw: %r" % got)
 
 
+def eviction():
+    """Under -m, sorted sets are evicted like strings, each one whole."""
+    proc, port = start_kioku(["-m", "4"])
+    r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=30)
+    made, oom = 0, 0
+    t0 = time.monotonic()
+    while made < 3000 and time.monotonic() - t0 < 120:
+        pipe = r.pipeline(transaction=False)
+        for j in range(200):
+            pipe.zadd("ev:%d" % made, {"member-%03d" % j: j})
+        try:
+            pipe.execute()
+        except redis.exceptions.ResponseError:
+            oom += 1
+        made += 1
+    sizes = [r.zcard("ev:%d" % k) for k in range(made)]
+    gone = sum(1 for n in sizes if n == 0)
+    check(gone > 0, "sorted sets were evicted (%d of %d gone)" % (gone, made))
+    check(all(n in (0, 200) for n in sizes[:made - 1]), "each sorted set is evicted whole or intact")
+    last = r.zrange("ev:%d" % (made - 2), 0, -1, withscores=True)
+    check(len(last) == 200 and last[0] == (b"member-000", 0.0), "a recent set is whole")
+    check(r.ping(), "server alive")
+    kioku_proc.stop(proc)
+
+
 def warm_restart():
     """A warm restart (-e) keeps sorted sets of both encodings, TTL too."""
     import signal
@@ -505,6 +534,7 @@ def main():
     redis_cli(kport, rport)
     concurrency(kport)
     memory_bound()
+    eviction()
     warm_restart()
     if FAILED:
         print("resp_zset: %d failures" % len(FAILED))
