@@ -304,29 +304,42 @@ static uint64_t splitmix(uint64_t *x)
     return z ^ (z >> 31);
 }
 
+/* Rejection sampling: a random bucket and a random slot among FAIR_SLOTS
+ * (or the chain's length if longer); the pick counts only if the chain has
+ * an entry in that slot. So every entry is equally likely, except in a
+ * chain longer than FAIR_SLOTS (rare at a load of at most 1). At a load of
+ * 1/8 (the lowest before a shrink) a probe lands once in 32 on average. */
+#define FAIR_SLOTS 4u
+#define FAIR_PROBES 2000
+
 int adict_random(struct arena *a, const struct adict *d, uint64_t rnd, const void **k, size_t *klen,
                  const void **v, size_t *vlen)
 {
     if (d->count == 0)
         return -1;
     uint64_t mask = ((uint64_t)1 << d->log2) - 1;
-    uint32_t head = ARENA_NONE;
+    uint32_t pick = ARENA_NONE;
     /* Callers may pass consecutive numbers: start from a scrambled one. */
     rnd = splitmix(&rnd) ^ 0x6A09E667F3BCC909ULL;
-    /* The table is at least an eighth full, so a few probes nearly always
-     * land; the walk afterwards bounds the rare miss. */
-    for (int i = 0; i < 32 && head == ARENA_NONE; i++)
-        head = *slot_of(a, d->table, d->log2, splitmix(&rnd) & mask);
-    for (uint64_t i = splitmix(&rnd) & mask, n = 0; head == ARENA_NONE && n <= mask; n++, i = (i + 1) & mask)
-        head = *slot_of(a, d->table, d->log2, i);
-    size_t len = 0;
-    for (uint32_t r = head; r != ARENA_NONE; r = ent_at(a, r)->next)
-        len++;
-    size_t pick = (size_t)(splitmix(&rnd) % len);
-    uint32_t r = head;
-    while (pick-- > 0)
-        r = ent_at(a, r)->next;
-    struct ent *e = ent_at(a, r);
+    for (int i = 0; i < FAIR_PROBES && pick == ARENA_NONE; i++) {
+        uint64_t x = splitmix(&rnd);
+        uint32_t head = *slot_of(a, d->table, d->log2, x & mask);
+        if (head == ARENA_NONE)
+            continue;
+        size_t len = 0;
+        for (uint32_t r = head; r != ARENA_NONE; r = ent_at(a, r)->next)
+            len++;
+        size_t slot = (size_t)((x >> 32) % (len > FAIR_SLOTS ? len : FAIR_SLOTS));
+        if (slot >= len)
+            continue;
+        pick = head;
+        while (slot-- > 0)
+            pick = ent_at(a, pick)->next;
+    }
+    /* Bounded: past the probes, the first entry from a random bucket on. */
+    for (uint64_t i = splitmix(&rnd) & mask, n = 0; pick == ARENA_NONE && n <= mask; n++, i = (i + 1) & mask)
+        pick = *slot_of(a, d->table, d->log2, i);
+    struct ent *e = ent_at(a, pick);
     *k = ent_key(e);
     *klen = e->klen;
     *v = ent_val(e);

@@ -81,9 +81,10 @@ uint64_t adict_scan(struct arena *a, const struct adict *d, uint64_t cursor, adi
 void adict_foreach(struct arena *a, const struct adict *d, adict_visit_fn fn, void *arg);
 /*
  * One entry chosen at random from the random number rnd (callers supply
- * it: this module has no state), roughly uniformly. Returns 0 and fills the
- * out parameters, or -1 when empty. Bounded: a few random probes, then at
- * most one walk of the buckets.
+ * it: this module has no state), every entry equally likely (HRANDFIELD's
+ * distribution is tested for that). Returns 0 and fills the out parameters,
+ * or -1 when empty. Bounded: at most 2000 random probes (about 32 expected
+ * at the lowest load), then at most one walk of the buckets.
  */
 int adict_random(struct arena *a, const struct adict *d, uint64_t rnd, const void **k, size_t *klen,
                  const void **v, size_t *vlen);

@@ -354,7 +354,7 @@ START_TEST(test_too_large_entry_is_refused)
 }
 END_TEST
 
-START_TEST(test_random_returns_every_entry_eventually)
+START_TEST(test_random_is_uniform_over_chained_entries)
 {
     struct arena *a = arena_heap_new(0);
     struct adict d;
@@ -362,18 +362,26 @@ START_TEST(test_random_returns_every_entry_eventually)
     const void *k, *v;
     size_t kl, vl;
     ck_assert_int_eq(adict_random(a, &d, 1, &k, &kl, &v, &vl), -1);
-    const unsigned n = 40;
+    /* 40 entries in 64 buckets: chains of one, two and more. */
+    const unsigned n = 40, draws = 40000;
     for (unsigned i = 0; i < n; i++)
         put(a, &d, i);
     struct seen s = { calloc(n, 1), n, 0 };
-    for (uint64_t r = 0; r < 4000; r++) {
+    unsigned *hits = calloc(n, sizeof(unsigned));
+    for (uint64_t r = 0; r < draws; r++) {
         ck_assert_int_eq(adict_random(a, &d, r, &k, &kl, &v, &vl), 0);
         mark(&s, k, kl, v, vl);
+        char buf[32];
+        memcpy(buf, k, kl);
+        buf[kl] = '\0';
+        hits[strtoul(buf + 4, NULL, 10)]++;
     }
-    /* 100 expected each; an entry in a chain of c gets about 1/c of its
-     * bucket's share, and chains here are short. */
-    for (unsigned i = 0; i < n; i++)
-        ck_assert_uint_gt(s.hits[i], 20);
+    /* 1000 expected each, standard deviation about 31: 6 sigmas either way. */
+    for (unsigned i = 0; i < n; i++) {
+        ck_assert_uint_gt(hits[i], 810);
+        ck_assert_uint_lt(hits[i], 1190);
+    }
+    free(hits);
     free(s.hits);
     adict_free(a, &d);
     arena_heap_destroy(a, 1);
@@ -413,7 +421,7 @@ static Suite *adict_suite(void)
     tcase_add_test(tc, test_no_memory_leaves_dict_unchanged);
     tcase_add_test(tc, test_growth_without_memory_keeps_working);
     tcase_add_test(tc, test_too_large_entry_is_refused);
-    tcase_add_test(tc, test_random_returns_every_entry_eventually);
+    tcase_add_test(tc, test_random_is_uniform_over_chained_entries);
     tcase_add_test(tc, test_free_returns_every_block);
     suite_add_tcase(s, tc);
     return s;
