@@ -352,6 +352,7 @@ static const struct resp_cmd commands[] = {
     {"persist", 2, W | F, 1, 1, 1, "generic", "Remove the expiration from a key", resp_cmd_persist, 0},
     {"type", 2, R | F, 1, 1, 1, "generic", "Determine the type stored at key", resp_cmd_type, 0},
     {"object", -2, R, 2, 2, 1, "generic", "A container for object introspection commands", resp_cmd_object, 0},
+    {"memory", -2, R, 2, 2, 1, "server", "A container for memory diagnostics commands", resp_cmd_memory, 0},
     {"rename", 3, W, 1, 2, 1, "generic", "Rename a key", resp_cmd_rename, 0},
     {"renamenx", 3, W | F, 1, 2, 1, "generic", "Rename a key, only if the new key does not exist", resp_cmd_rename, 1},
     {"randomkey", 1, R, 0, 0, 0, "generic", "Return a random key from the keyspace", resp_cmd_randomkey, 0},

@@ -178,6 +178,7 @@ enum proc_result resp_cmd_ttl(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_type(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_object(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_memory(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_rename(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_randomkey(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_keys(struct conn *c, const struct resp_call *call);

@@ -36,6 +36,7 @@
 #include "storage/coll.h"
 #include "storage/evict.h"
 #include "storage/item.h"
+#include "storage/slab.h"
 #include "storage/storage.h"
 #include "util/glob.h"
 
@@ -189,6 +190,62 @@ enum proc_result resp_cmd_object(struct conn *c, const struct resp_call *call)
     item_unlock(hv);
     if (it != NULL)
         item_put(it);
+    return PROC_MORE;
+}
+
+/* MEMORY USAGE key [SAMPLES n]: the slab chunk of the item and, for a
+ * collection, every block (all of it is counted exactly: no sampling). */
+enum proc_result resp_cmd_memory(struct conn *c, const struct resp_call *call)
+{
+    const struct resp_arg *sub = &call->argv[1];
+    if (call->argc == 2 && rs_arg_is(sub, "help")) {
+        static const char *const help[] = {
+            "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+            "HELP",
+            "    Print this help.",
+        };
+        rs_array(c, sizeof(help) / sizeof(help[0]));
+        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
+            rs_simple(c, help[i]);
+        return PROC_MORE;
+    }
+    if (!rs_arg_is(sub, "usage") || call->argc < 3) {
+        if (rs_arg_is(sub, "usage") || rs_arg_is(sub, "help"))
+            rs_errorf(c, "ERR wrong number of arguments for 'memory|%s' command",
+                      rs_arg_is(sub, "usage") ? "usage" : "help");
+        else
+            rs_errorf(c, "ERR unknown subcommand '%.*s'. Try MEMORY HELP.", (int)(sub->len < 128 ? sub->len : 128),
+                      sub->ptr);
+        return PROC_MORE;
+    }
+    for (int i = 3; i < call->argc; i += 2) {
+        int64_t n;
+        if (!rs_arg_is(&call->argv[i], "samples") || i + 1 >= call->argc) {
+            rs_error(c, RS_ERR_SYNTAX);
+            return PROC_MORE;
+        }
+        if (!rs_arg_i64(c, &call->argv[i + 1], &n))
+            return PROC_MORE;
+    }
+    const struct resp_arg *key = &call->argv[2];
+    uint64_t hv = item_hash(key->ptr, key->len), bytes = 0;
+    item_lock(hv);
+    struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
+    if (it != NULL) {
+        bytes = item_is_chunked(it) ? item_header_size() + item_nkey(it) + (uint64_t)item_nbytes(it) + 2
+                                    : slab_chunk_size(item_clsid(it));
+        bytes += coll_bytes(it);
+    }
+    item_unlock(hv);
+    if (it == NULL) {
+        rs_null(c);
+        return PROC_MORE;
+    }
+    item_put(it);
+    rs_int(c, (int64_t)bytes);
     return PROC_MORE;
 }
 

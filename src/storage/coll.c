@@ -92,6 +92,11 @@ uint64_t coll_len(struct item *it)
     return 0;
 }
 
+uint64_t coll_bytes(struct item *it)
+{
+    return item_is_typed(it) ? blocks_of(it)->bytes : 0;
+}
+
 static void arena_bind(struct coll_handle *h)
 {
     h->arena.owner = h->item;

@@ -98,6 +98,9 @@ const char *coll_type_name(enum coll_type t);
 const char *coll_encoding(struct item *it);
 /* Elements in a collection item (HLEN, ZCARD). Caller holds the stripe. */
 uint64_t coll_len(struct item *it);
+/* Slab bytes of its blocks (MEMORY USAGE, with the item's own chunk).
+ * Caller holds the stripe. */
+uint64_t coll_bytes(struct item *it);
 
 /*
  * RENAME of a collection: with both keys' stripes held (item_lock2), a new

@@ -424,7 +424,9 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
     it = alloc_layout(nkey, nbytes, now, st);
     if (it == NULL)
         return NULL;
-    it->h_next = 0;
+    /* The chunk may just have been a value chunk or a collection's block,
+     * whose owner field the sweep reads without a lock. */
+    __atomic_store_n(&it->h_next, 0, __ATOMIC_RELAXED);
     it->nbytes = (uint32_t)nbytes;
     it->flags = flags;
     it->refcount = 1;

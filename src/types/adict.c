@@ -1,7 +1,8 @@
 /*
  * adict: chained hash dictionary in an arena. The design is in adict.h;
  * here, the bucket addressing (flat block or directory of segments), the
- * resize that relinks entries by their stored hash, and the scan cursor.
+ * incremental resize that relinks entries by their stored hash, and the
+ * scan cursor over one or two tables.
  */
 #include "types/adict.h"
 
@@ -98,28 +99,89 @@ static uint32_t table_alloc(struct arena *a, unsigned log2)
     return dir;
 }
 
-/* Relink every entry into a table of 2^log2 buckets; without memory the
- * table stays as it is (only chain lengths suffer). */
-static void resize(struct arena *a, struct adict *d, unsigned log2)
+static inline uint64_t mask_of(unsigned log2)
 {
+    return ((uint64_t)1 << log2) - 1;
+}
+
+/* Move the chain of old bucket i to the new table. */
+static void move_bucket(struct arena *a, struct adict *d, uint64_t i)
+{
+    uint32_t *b = slot_of(a, d->old, d->old_log2, i), r = *b;
+    uint64_t nmask = mask_of(d->log2);
+
+    while (r != ARENA_NONE) {
+        struct ent *e = ent_at(a, r);
+        uint32_t next = e->next;
+        uint32_t *s = slot_of(a, d->table, d->log2, e->hash & nmask);
+        e->next = *s;
+        *s = r;
+        r = next;
+    }
+    *b = ARENA_NONE;
+}
+
+static void finish_old(struct arena *a, struct adict *d)
+{
+    table_free(a, d->old, d->old_log2);
+    d->old = ARENA_NONE;
+    d->rehash = 0;
+}
+
+/* Move up to n non-empty buckets of the old table (visiting at most 10*n
+ * empty ones), and free it once it is empty. */
+static void rehash_step(struct arena *a, struct adict *d, unsigned n)
+{
+    unsigned empty = n * 10;
+    uint64_t osize = (uint64_t)1 << d->old_log2;
+
+    while (d->old != ARENA_NONE && n > 0 && empty > 0) {
+        if (d->rehash >= osize) {
+            finish_old(a, d);
+            return;
+        }
+        if (*slot_of(a, d->old, d->old_log2, d->rehash) == ARENA_NONE) {
+            empty--;
+        } else {
+            move_bucket(a, d, d->rehash);
+            n--;
+        }
+        d->rehash++;
+    }
+    if (d->old != ARENA_NONE && d->rehash >= osize)
+        finish_old(a, d);
+}
+
+/* Start moving into a table of 2^log2 buckets; without memory the table
+ * stays as it is (only chain lengths suffer). */
+static void start_resize(struct arena *a, struct adict *d, unsigned log2)
+{
+    if (d->old != ARENA_NONE || log2 == d->log2)
+        return;
     uint32_t nt = table_alloc(a, log2);
     if (nt == ARENA_NONE)
         return;
-    uint64_t n = (uint64_t)1 << d->log2, nmask = ((uint64_t)1 << log2) - 1;
-    for (uint64_t i = 0; i < n; i++) {
-        uint32_t r = *slot_of(a, d->table, d->log2, i);
-        while (r != ARENA_NONE) {
-            struct ent *e = ent_at(a, r);
-            uint32_t next = e->next;
-            uint32_t *s = slot_of(a, nt, log2, e->hash & nmask);
-            e->next = *s;
-            *s = r;
-            r = next;
-        }
-    }
-    table_free(a, d->table, d->log2);
+    d->old = d->table;
+    d->old_log2 = d->log2;
+    d->rehash = 0;
     d->table = nt;
     d->log2 = (uint8_t)log2;
+    rehash_step(a, d, ADICT_REHASH_STEP);
+}
+
+/* No entries left: drop any old table and go back to the minimal one. */
+static void reset_empty(struct arena *a, struct adict *d)
+{
+    if (d->old != ARENA_NONE)
+        finish_old(a, d);
+    if (d->log2 > MIN_LOG2) {
+        uint32_t nt = table_alloc(a, MIN_LOG2);
+        if (nt != ARENA_NONE) {
+            table_free(a, d->table, d->log2);
+            d->table = nt;
+            d->log2 = MIN_LOG2;
+        }
+    }
 }
 
 int adict_init(struct arena *a, struct adict *d)
@@ -137,13 +199,11 @@ int adict_init(struct arena *a, struct adict *d)
     return 0;
 }
 
-void adict_free(struct arena *a, struct adict *d)
+static void free_table_entries(struct arena *a, uint32_t table, unsigned log2, uint64_t from)
 {
-    if (d->table == ARENA_NONE)
-        return;
-    uint64_t n = (uint64_t)1 << d->log2;
-    for (uint64_t i = 0; i < n; i++) {
-        uint32_t r = *slot_of(a, d->table, d->log2, i);
+    uint64_t n = (uint64_t)1 << log2;
+    for (uint64_t i = from; i < n; i++) {
+        uint32_t r = *slot_of(a, table, log2, i);
         while (r != ARENA_NONE) {
             struct ent *e = ent_at(a, r);
             uint32_t next = e->next;
@@ -151,16 +211,24 @@ void adict_free(struct arena *a, struct adict *d)
             r = next;
         }
     }
-    table_free(a, d->table, d->log2);
-    d->table = ARENA_NONE;
-    d->count = 0;
+    table_free(a, table, log2);
+}
+
+void adict_free(struct arena *a, struct adict *d)
+{
+    if (d->table == ARENA_NONE)
+        return;
+    if (d->old != ARENA_NONE)
+        free_table_entries(a, d->old, d->old_log2, d->rehash);
+    free_table_entries(a, d->table, d->log2, 0);
+    d->table = d->old = ARENA_NONE;
+    d->count = d->rehash = 0;
 }
 
 /* The slot that holds the reference to key's entry (it may be the bucket
  * or a previous entry's next), or NULL. */
-static uint32_t *find(struct arena *a, const struct adict *d, const void *key, size_t klen, uint32_t h)
+static uint32_t *chain_find(struct arena *a, uint32_t *s, const void *key, size_t klen, uint32_t h)
 {
-    uint32_t *s = slot_of(a, d->table, d->log2, h & (((uint64_t)1 << d->log2) - 1));
     while (*s != ARENA_NONE) {
         struct ent *e = ent_at(a, *s);
         if (e->hash == h && e->klen == klen && (klen == 0 || memcmp(ent_key(e), key, klen) == 0))
@@ -168,6 +236,18 @@ static uint32_t *find(struct arena *a, const struct adict *d, const void *key, s
         s = &e->next;
     }
     return NULL;
+}
+
+static uint32_t *find(struct arena *a, const struct adict *d, const void *key, size_t klen, uint32_t h)
+{
+    if (d->old != ARENA_NONE) {
+        uint64_t i = h & mask_of(d->old_log2);
+        /* Buckets before the rehash index are already moved (empty). */
+        uint32_t *s = i >= d->rehash ? chain_find(a, slot_of(a, d->old, d->old_log2, i), key, klen, h) : NULL;
+        if (s != NULL)
+            return s;
+    }
+    return chain_find(a, slot_of(a, d->table, d->log2, h & mask_of(d->log2)), key, klen, h);
 }
 
 void *adict_get(struct arena *a, const struct adict *d, const void *key, size_t klen, size_t *vlen)
@@ -188,6 +268,8 @@ void *adict_set(struct arena *a, struct adict *d, const void *key, size_t klen, 
 {
     if (klen > ADICT_KV_MAX || vlen > ADICT_KV_MAX - klen)
         return NULL;
+    if (d->old != ARENA_NONE)
+        rehash_step(a, d, ADICT_REHASH_STEP);
     uint32_t h = hash_key(d, key, klen);
     uint32_t *s = find(a, d, key, klen, h);
     struct ent *e;
@@ -222,14 +304,14 @@ void *adict_set(struct arena *a, struct adict *d, const void *key, size_t klen, 
         e->vlen = (uint32_t)vlen;
         if (klen > 0)
             memcpy(ent_key(e), key, klen);
-        uint32_t *b = slot_of(a, d->table, d->log2, h & (((uint64_t)1 << d->log2) - 1));
+        uint32_t *b = slot_of(a, d->table, d->log2, h & mask_of(d->log2));
         e->next = *b;
         *b = r;
         d->count++;
         if (created != NULL)
             *created = 1;
         if (d->count > ((uint64_t)1 << d->log2) && d->log2 < MAX_LOG2)
-            resize(a, d, d->log2 + 1u);
+            start_resize(a, d, d->log2 + 1u);
     }
     if (val != NULL && vlen > 0)
         memcpy(ent_val(e), val, vlen);
@@ -240,6 +322,8 @@ int adict_del(struct arena *a, struct adict *d, const void *key, size_t klen)
 {
     if (d->count == 0)
         return 0;
+    if (d->old != ARENA_NONE)
+        rehash_step(a, d, ADICT_REHASH_STEP);
     uint32_t *s = find(a, d, key, klen, hash_key(d, key, klen));
     if (s == NULL)
         return 0;
@@ -248,8 +332,14 @@ int adict_del(struct arena *a, struct adict *d, const void *key, size_t klen)
     *s = e->next;
     arena_free(a, r, ent_size(e->klen, e->vlen));
     d->count--;
-    if (d->log2 > MIN_LOG2 && d->count < ((uint64_t)1 << d->log2) / 8)
-        resize(a, d, d->log2 - 1u);
+    if (d->count == 0) {
+        reset_empty(a, d);
+    } else if (d->log2 > MIN_LOG2 && d->count < ((uint64_t)1 << d->log2) / 8) {
+        unsigned log2 = MIN_LOG2;
+        while (((uint64_t)1 << log2) < d->count)
+            log2++;
+        start_resize(a, d, log2);
+    }
     return 1;
 }
 
@@ -272,27 +362,55 @@ static uint64_t rev64(uint64_t v)
     return (v >> 32) | (v << 32);
 }
 
+/* Increment the reversed cursor over the bits of mask. */
+static uint64_t cursor_next(uint64_t v, uint64_t mask)
+{
+    v |= ~mask;
+    v = rev64(v);
+    v++;
+    return rev64(v);
+}
+
 uint64_t adict_scan(struct arena *a, const struct adict *d, uint64_t cursor, adict_visit_fn fn, void *arg)
 {
     if (d->count == 0)
         return 0;
-    uint64_t mask = ((uint64_t)1 << d->log2) - 1;
-    visit_chain(a, *slot_of(a, d->table, d->log2, cursor & mask), fn, arg);
-    /* Increment the reversed cursor over the mask's bits: the buckets a
-     * visited bucket splits into (growth) or merges with (shrink) keep
-     * their place in the order, so nothing present throughout is missed. */
-    cursor |= ~mask;
-    cursor = rev64(cursor);
-    cursor++;
-    return rev64(cursor);
+    if (d->old == ARENA_NONE) {
+        uint64_t mask = mask_of(d->log2);
+        visit_chain(a, *slot_of(a, d->table, d->log2, cursor & mask), fn, arg);
+        /* The buckets a visited bucket splits into (growth) or merges with
+         * (shrink) keep their place in the reversed order, so nothing
+         * present throughout is missed. */
+        return cursor_next(cursor, mask);
+    }
+    /* Mid-resize: the cursor's bucket in the smaller table, then every
+     * bucket of the larger one that it expands to, so the cursor steps
+     * by the smaller table's order. */
+    uint32_t ts = d->table, tl = d->old;
+    unsigned ls = d->log2, ll = d->old_log2;
+    if (ls > ll) {
+        ts = d->old;
+        tl = d->table;
+        ls = d->old_log2;
+        ll = d->log2;
+    }
+    uint64_t ms = mask_of(ls), ml = mask_of(ll);
+    visit_chain(a, *slot_of(a, ts, ls, cursor & ms), fn, arg);
+    do {
+        visit_chain(a, *slot_of(a, tl, ll, cursor & ml), fn, arg);
+        cursor = cursor_next(cursor, ml);
+    } while (cursor & (ms ^ ml));
+    return cursor;
 }
 
 void adict_foreach(struct arena *a, const struct adict *d, adict_visit_fn fn, void *arg)
 {
     if (d->count == 0)
         return;
-    uint64_t n = (uint64_t)1 << d->log2;
-    for (uint64_t i = 0; i < n; i++)
+    if (d->old != ARENA_NONE)
+        for (uint64_t i = d->rehash, n = (uint64_t)1 << d->old_log2; i < n; i++)
+            visit_chain(a, *slot_of(a, d->old, d->old_log2, i), fn, arg);
+    for (uint64_t i = 0, n = (uint64_t)1 << d->log2; i < n; i++)
         visit_chain(a, *slot_of(a, d->table, d->log2, i), fn, arg);
 }
 
@@ -304,29 +422,51 @@ static uint64_t splitmix(uint64_t *x)
     return z ^ (z >> 31);
 }
 
+/* Rejection sampling: a random bucket and a random slot among FAIR_SLOTS
+ * (or the chain's length if longer); the pick counts only if the chain has
+ * an entry in that slot. So every entry is equally likely, except in a
+ * chain longer than FAIR_SLOTS (rare at a load of at most 1). At a load of
+ * 1/8 (the lowest before a shrink) a probe lands once in 32 on average. */
+#define FAIR_SLOTS 4u
+#define FAIR_PROBES 2000
+
+/* Bucket i of the two tables seen as one: the new table's first. */
+static uint32_t bucket_any(struct arena *a, const struct adict *d, uint64_t i)
+{
+    uint64_t n = (uint64_t)1 << d->log2;
+    if (i < n)
+        return *slot_of(a, d->table, d->log2, i);
+    return *slot_of(a, d->old, d->old_log2, i - n);
+}
+
 int adict_random(struct arena *a, const struct adict *d, uint64_t rnd, const void **k, size_t *klen,
                  const void **v, size_t *vlen)
 {
     if (d->count == 0)
         return -1;
-    uint64_t mask = ((uint64_t)1 << d->log2) - 1;
-    uint32_t head = ARENA_NONE;
+    uint64_t total = ((uint64_t)1 << d->log2) + (d->old != ARENA_NONE ? (uint64_t)1 << d->old_log2 : 0);
+    uint32_t pick = ARENA_NONE;
     /* Callers may pass consecutive numbers: start from a scrambled one. */
     rnd = splitmix(&rnd) ^ 0x6A09E667F3BCC909ULL;
-    /* The table is at least an eighth full, so a few probes nearly always
-     * land; the walk afterwards bounds the rare miss. */
-    for (int i = 0; i < 32 && head == ARENA_NONE; i++)
-        head = *slot_of(a, d->table, d->log2, splitmix(&rnd) & mask);
-    for (uint64_t i = splitmix(&rnd) & mask, n = 0; head == ARENA_NONE && n <= mask; n++, i = (i + 1) & mask)
-        head = *slot_of(a, d->table, d->log2, i);
-    size_t len = 0;
-    for (uint32_t r = head; r != ARENA_NONE; r = ent_at(a, r)->next)
-        len++;
-    size_t pick = (size_t)(splitmix(&rnd) % len);
-    uint32_t r = head;
-    while (pick-- > 0)
-        r = ent_at(a, r)->next;
-    struct ent *e = ent_at(a, r);
+    for (int i = 0; i < FAIR_PROBES && pick == ARENA_NONE; i++) {
+        uint64_t x = splitmix(&rnd), y = splitmix(&rnd);
+        uint32_t head = bucket_any(a, d, x % total);
+        if (head == ARENA_NONE)
+            continue;
+        size_t len = 0;
+        for (uint32_t r = head; r != ARENA_NONE; r = ent_at(a, r)->next)
+            len++;
+        size_t slot = (size_t)(y % (len > FAIR_SLOTS ? len : FAIR_SLOTS));
+        if (slot >= len)
+            continue;
+        pick = head;
+        while (slot-- > 0)
+            pick = ent_at(a, pick)->next;
+    }
+    /* Bounded: past the probes, the first entry from a random bucket on. */
+    for (uint64_t i = splitmix(&rnd) % total, n = 0; pick == ARENA_NONE && n < total; n++, i = (i + 1) % total)
+        pick = bucket_any(a, d, i);
+    struct ent *e = ent_at(a, pick);
     *k = ent_key(e);
     *klen = e->klen;
     *v = ent_val(e);

@@ -13,15 +13,20 @@
  * The value comes first so it is 8-byte aligned (a sorted set keeps a double
  * there). The 32-bit hash is kept so a resize never rehashes keys.
  *
- * The table doubles when entries reach the bucket count and halves when
- * they fall below an eighth of it (never below ADICT_MIN_BUCKETS). A resize
- * is done at once: a table of n buckets costs O(n) under the caller's lock,
- * amortised O(1) per insert. A resize that cannot get memory is skipped:
+ * The table doubles when entries pass the bucket count, and shrinks to the
+ * smallest power of two that holds them when they fall below an eighth of
+ * it (never below ADICT_MIN_BUCKETS). A resize is incremental, so no call
+ * holds the caller's lock for long: the new table is allocated, and every
+ * later insert or delete moves a few buckets of the old one (at most
+ * ADICT_REHASH_STEP non-empty buckets, ten times that many empty ones)
+ * until it is empty and freed; meanwhile lookups search both tables and
+ * inserts go to the new one. A resize that cannot get memory is skipped:
  * the dictionary keeps working with longer chains.
  *
  * adict_scan uses the reverse-binary cursor: a full scan returns every
  * entry that was present from start to end at least once, even if the table
- * grew or shrank between calls (an entry may be returned twice).
+ * grew or shrank between calls or is being resized (an entry may be
+ * returned twice).
  *
  * All functions expect the caller to own the arena (hold the key's lock).
  * Pointers returned into entries are valid until the next change.
@@ -35,17 +40,21 @@
 #include "types/arena.h"
 
 #define ADICT_MIN_BUCKETS 4u
+#define ADICT_REHASH_STEP 4u            /* old buckets moved per change */
 #define ADICT_SEG_BUCKETS 4096u         /* one segment: 16 KiB of refs */
 /* The largest entry: key and value bytes together, with the header. */
 #define ADICT_ENTRY_HDR 16u
 #define ADICT_KV_MAX (ARENA_ALLOC_MAX - ADICT_ENTRY_HDR)
 
 struct adict {
-    uint32_t table;     /* bucket block, or directory when log2 > SEG */
-    uint32_t count;     /* entries */
+    uint32_t table;     /* bucket block, or a directory of segments */
+    uint32_t count;     /* entries, in both tables */
     uint32_t seed;      /* per-dictionary hash seed */
-    uint8_t log2;       /* buckets = 1 << log2 */
-    uint8_t pad[3];
+    uint32_t old;       /* table being moved into `table`, ARENA_NONE if none */
+    uint32_t rehash;    /* next bucket of `old` to move */
+    uint8_t log2;       /* buckets of table = 1 << log2 */
+    uint8_t old_log2;
+    uint8_t pad[2];
 };
 
 typedef void (*adict_visit_fn)(void *arg, const void *k, size_t klen, const void *v, size_t vlen);
@@ -81,9 +90,10 @@ uint64_t adict_scan(struct arena *a, const struct adict *d, uint64_t cursor, adi
 void adict_foreach(struct arena *a, const struct adict *d, adict_visit_fn fn, void *arg);
 /*
  * One entry chosen at random from the random number rnd (callers supply
- * it: this module has no state), roughly uniformly. Returns 0 and fills the
- * out parameters, or -1 when empty. Bounded: a few random probes, then at
- * most one walk of the buckets.
+ * it: this module has no state), every entry equally likely (HRANDFIELD's
+ * distribution is tested for that). Returns 0 and fills the out parameters,
+ * or -1 when empty. Bounded: at most 2000 random probes (about 32 expected
+ * at the lowest load), then at most one walk of the buckets.
  */
 int adict_random(struct arena *a, const struct adict *d, uint64_t rnd, const void **k, size_t *klen,
                  const void **v, size_t *vlen);

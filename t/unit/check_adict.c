@@ -354,7 +354,7 @@ START_TEST(test_too_large_entry_is_refused)
 }
 END_TEST
 
-START_TEST(test_random_returns_every_entry_eventually)
+START_TEST(test_random_is_uniform_over_chained_entries)
 {
     struct arena *a = arena_heap_new(0);
     struct adict d;
@@ -362,18 +362,78 @@ START_TEST(test_random_returns_every_entry_eventually)
     const void *k, *v;
     size_t kl, vl;
     ck_assert_int_eq(adict_random(a, &d, 1, &k, &kl, &v, &vl), -1);
-    const unsigned n = 40;
+    /* 40 entries in 64 buckets: chains of one, two and more. */
+    const unsigned n = 40, draws = 40000;
     for (unsigned i = 0; i < n; i++)
         put(a, &d, i);
     struct seen s = { calloc(n, 1), n, 0 };
-    for (uint64_t r = 0; r < 4000; r++) {
+    unsigned *hits = calloc(n, sizeof(unsigned));
+    for (uint64_t r = 0; r < draws; r++) {
+        ck_assert_int_eq(adict_random(a, &d, r, &k, &kl, &v, &vl), 0);
+        mark(&s, k, kl, v, vl);
+        char buf[32];
+        memcpy(buf, k, kl);
+        buf[kl] = '\0';
+        hits[strtoul(buf + 4, NULL, 10)]++;
+    }
+    /* 1000 expected each, standard deviation about 31: 6 sigmas either way. */
+    for (unsigned i = 0; i < n; i++) {
+        ck_assert_uint_gt(hits[i], 810);
+        ck_assert_uint_lt(hits[i], 1190);
+    }
+    free(hits);
+    free(s.hits);
+    adict_free(a, &d);
+    arena_heap_destroy(a, 1);
+}
+END_TEST
+
+START_TEST(test_every_operation_works_mid_resize)
+{
+    struct arena *a = arena_heap_new(0);
+    struct adict d;
+    ck_assert_int_eq(adict_init(a, &d), 0);
+    unsigned n = 0;
+    /* Grow until a resize is under way with many buckets still to move. */
+    while (n < 100000 && !(d.old != ARENA_NONE && n > 5000))
+        put(a, &d, n++);
+    ck_assert(d.old != ARENA_NONE);
+    for (unsigned i = 0; i < n; i++)
+        expect(a, &d, i, 1);
+    struct seen s = { calloc(n, 1), n, 0 };
+    adict_foreach(a, &d, mark, &s);
+    ck_assert_uint_eq(s.visits, n);
+    for (unsigned i = 0; i < n; i++)
+        ck_assert_uint_eq(s.hits[i], 1);
+    memset(s.hits, 0, n);
+    s.visits = 0;
+    uint64_t cur = 0;
+    do
+        cur = adict_scan(a, &d, cur, mark, &s);
+    while (cur != 0);
+    ck_assert_uint_eq(s.visits, n);
+    for (unsigned i = 0; i < n; i++)
+        ck_assert_uint_eq(s.hits[i], 1);
+    const void *k, *v;
+    size_t kl, vl;
+    memset(s.hits, 0, n);
+    for (uint64_t r = 0; r < 20 * (uint64_t)n; r++) {
         ck_assert_int_eq(adict_random(a, &d, r, &k, &kl, &v, &vl), 0);
         mark(&s, k, kl, v, vl);
     }
-    /* 100 expected each; an entry in a chain of c gets about 1/c of its
-     * bucket's share, and chains here are short. */
+    unsigned missed = 0;
     for (unsigned i = 0; i < n; i++)
-        ck_assert_uint_gt(s.hits[i], 20);
+        missed += s.hits[i] == 0;
+    /* 20 draws per entry: a fair pick misses one with e^-20. */
+    ck_assert_uint_eq(missed, 0);
+    /* Deletes during the move, down to empty: back to the minimal table. */
+    for (unsigned i = 0; i < n; i++) {
+        char key[32];
+        ck_assert_int_eq(adict_del(a, &d, key, keyname(key, sizeof(key), i)), 1);
+    }
+    ck_assert(d.old == ARENA_NONE);
+    ck_assert_uint_eq((uint64_t)1 << d.log2, ADICT_MIN_BUCKETS);
+    ck_assert_uint_eq(arena_heap_blocks(a), 1);
     free(s.hits);
     adict_free(a, &d);
     arena_heap_destroy(a, 1);
@@ -413,7 +473,8 @@ static Suite *adict_suite(void)
     tcase_add_test(tc, test_no_memory_leaves_dict_unchanged);
     tcase_add_test(tc, test_growth_without_memory_keeps_working);
     tcase_add_test(tc, test_too_large_entry_is_refused);
-    tcase_add_test(tc, test_random_returns_every_entry_eventually);
+    tcase_add_test(tc, test_random_is_uniform_over_chained_entries);
+    tcase_add_test(tc, test_every_operation_works_mid_resize);
     tcase_add_test(tc, test_free_returns_every_block);
     suite_add_tcase(s, tc);
     return s;
