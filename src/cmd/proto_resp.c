@@ -422,6 +422,7 @@ static const struct resp_cmd commands[] = {
     {"zpopmin", -2, W | F, 1, 1, 1, "sorted-set", "Remove and return members with the lowest scores in a sorted set", resp_cmd_zpop, 0},
     {"zpopmax", -2, W | F, 1, 1, 1, "sorted-set", "Remove and return members with the highest scores in a sorted set", resp_cmd_zpop, 1},
     {"zscan", -3, R, 1, 1, 1, "sorted-set", "Incrementally iterate sorted sets elements and associated scores", resp_cmd_zscan, 0},
+    {"zrandmember", -2, R, 1, 1, 1, "sorted-set", "Get one or multiple random elements from a sorted set", resp_cmd_zrandmember, 0},
 };
 #undef R
 #undef W

@@ -235,5 +235,6 @@ enum proc_result resp_cmd_zrem(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_zremrange(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_zpop(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_zscan(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zrandmember(struct conn *c, const struct resp_call *call);
 
 #endif

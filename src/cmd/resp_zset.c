@@ -2,7 +2,8 @@
  * RESP sorted-set commands: ZADD and ZINCRBY, the lookups (ZSCORE,
  * ZMSCORE, ZCARD, ZRANK, ZCOUNT), the ranges (ZRANGE in all its forms and
  * the older ZRANGEBYSCORE/ZREVRANGE/... spellings), the removals (ZREM,
- * ZREMRANGEBY*, ZPOPMIN/MAX) and ZSCAN, answering as Redis 7 does.
+ * ZREMRANGEBY*, ZPOPMIN/MAX), ZRANDMEMBER and ZSCAN, answering as Redis 7
+ * does.
  *
  * Each handler checks its arguments first, in the order Redis does (so the
  * same bad request gets the same error), then opens the key with
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd/resp_cmds.h"
 #include "storage/coll.h"
@@ -651,6 +653,134 @@ enum proc_result resp_cmd_zpop(struct conn *c, const struct resp_call *call)
         reply_score(c, e.score);
         /* The reply holds a copy now; the entry may go. */
         zset_remove_rank(a, z, max ? end : 0, max ? end : 0);
+    }
+    coll_close(&h);
+    return PROC_MORE;
+}
+
+/* ---- ZRANDMEMBER ---- */
+
+/* Per worker thread: random picks need no lock and no shared state. */
+static __thread uint64_t rng_state;
+
+static uint64_t rnd64(void)
+{
+    if (rng_state == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        rng_state = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&rng_state ^ (uint64_t)ts.tv_sec;
+        rng_state |= 1;
+    }
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/* Reply the member at a rank (with its score when scores). */
+static void reply_rank(struct conn *c, struct coll_handle *h, size_t rank, bool scores)
+{
+    struct zset_iter it;
+    struct zset_entry e;
+    zset_iter_rank(&it, coll_arena(h), zroot(h), rank, rank, false);
+    if (zset_iter_next(&it, &e))
+        reply_entry(c, &e, scores);
+}
+
+/* At most this many distinct members are drawn by retrying; more are
+ * chosen in one ordered pass (selection sampling), which needs no memory
+ * to remember what was drawn. */
+#define RAND_PICK_MAX 64
+
+static void zrand_count(struct conn *c, struct coll_handle *h, int64_t l, bool scores)
+{
+    size_t size = zset_len(zroot(h));
+    uint64_t count = l < 0 ? (uint64_t)(-l) : (uint64_t)l;
+    if (count == 0) {
+        rs_array(c, 0);
+        return;
+    }
+    if (l < 0 || count == 1) {
+        /* Repeats allowed: count independent picks, in random order. */
+        reply_list_hdr(c, count, scores);
+        for (uint64_t i = 0; i < count && !c->out_over; i++)
+            reply_rank(c, h, (size_t)(rnd64() % size), scores);
+        return;
+    }
+    if (count >= size) {
+        /* The whole set, from the highest score down as Redis walks it. */
+        struct zset_iter it;
+        struct zset_entry e;
+        reply_list_hdr(c, size, scores);
+        zset_iter_rank(&it, coll_arena(h), zroot(h), 0, size - 1, true);
+        while (zset_iter_next(&it, &e))
+            reply_entry(c, &e, scores);
+        return;
+    }
+    reply_list_hdr(c, count, scores);
+    if (count <= RAND_PICK_MAX) {
+        size_t picked[RAND_PICK_MAX], n = 0;
+        while (n < count) {
+            size_t r = (size_t)(rnd64() % size), i;
+            for (i = 0; i < n && picked[i] != r; i++)
+                ;
+            if (i == n) {
+                picked[n++] = r;
+                reply_rank(c, h, r, scores);
+            }
+        }
+        return;
+    }
+    /* Each rank is taken with probability (still needed / still left). */
+    struct zset_iter it;
+    struct zset_entry e;
+    uint64_t need = count;
+    zset_iter_rank(&it, coll_arena(h), zroot(h), 0, size - 1, false);
+    for (size_t i = 0; need > 0 && zset_iter_next(&it, &e); i++) {
+        if (rnd64() % (size - i) < need) {
+            reply_entry(c, &e, scores);
+            need--;
+        }
+    }
+}
+
+/* ZRANDMEMBER key [count [WITHSCORES]]. */
+enum proc_result resp_cmd_zrandmember(struct conn *c, const struct resp_call *call)
+{
+    int64_t l = 0;
+    bool scores = false, counted = call->argc >= 3;
+    if (counted) {
+        if (!rs_arg_i64(c, &call->argv[2], &l))
+            return PROC_MORE;
+        if (l == INT64_MIN) {
+            rs_errorf(c, "ERR value is out of range, value must between %lld and %lld",
+                      (long long)-INT64_MAX, (long long)INT64_MAX);
+            return PROC_MORE;
+        }
+        if (call->argc > 4 || (call->argc == 4 && !rs_arg_is(&call->argv[3], "withscores"))) {
+            rs_error(c, RS_ERR_SYNTAX);
+            return PROC_MORE;
+        }
+        if (call->argc == 4) {
+            scores = true;
+            if (l < -INT64_MAX / 2 || l > INT64_MAX / 2) {
+                rs_error(c, "ERR value is out of range");
+                return PROC_MORE;
+            }
+        }
+    }
+    struct coll_handle h;
+    if (!zopen(c, &h, &call->argv[1], false))
+        return PROC_MORE;
+    if (!coll_exists(&h)) {
+        if (counted)
+            rs_array(c, 0);
+        else
+            rs_null(c);
+    } else if (counted) {
+        zrand_count(c, &h, l, scores);
+    } else {
+        reply_rank(c, &h, (size_t)(rnd64() % zset_len(zroot(&h))), false);
     }
     coll_close(&h);
     return PROC_MORE;
