@@ -463,14 +463,14 @@ size_t zset_count_lex(struct arena *a, const struct zset *z, const struct zrange
         const struct zsl_node *fn = zsl_node(a, f);
         size_t first = zsl_rank(a, l, fn->score, zsl_member(fn), fn->mlen);
         /* With scores that differ the members are not in lex order and
-         * the last match may come before the first: count to the end then,
-         * as Redis does (its answer is undefined there, but must not fail). */
+         * the last match may come before the first: Redis then counts to
+         * the end, or answers last - first + 1 as it falls; so do we. */
         uint32_t t = zsl_last_in_lex(a, l, r);
         if (t == ARENA_NONE)
             return z->len - first + 1;
         const struct zsl_node *tn = zsl_node(a, t);
-        size_t last = zsl_rank(a, l, tn->score, zsl_member(tn), tn->mlen);
-        return last >= first ? last - first + 1 : 0;
+        /* May wrap below zero like Redis's count does. */
+        return zsl_rank(a, l, tn->score, zsl_member(tn), tn->mlen) - first + 1;
     }
     zset_iter_lex(&it, a, z, r, false);
     while (zset_iter_next(&it, &e))
@@ -621,6 +621,15 @@ void zset_iter_lex(struct zset_iter *it, struct arena *a, const struct zset *z,
     }
     const char *b = cblk(a, z);
     struct zset_entry e;
+    /* As Redis: nothing unless the last member is >= min and the first
+     * <= max. With differing scores the members are not in lex order and
+     * the answer is Redis's own, so its steps are followed exactly. */
+    c_read(b, c_prev(b, z->u.c.used), &e);
+    if (!zsl_lex_gte_min(e.m, e.mlen, r))
+        return;
+    c_read(b, 0, &e);
+    if (!zsl_lex_lte_max(e.m, e.mlen, r))
+        return;
     if (!reverse) {
         for (uint32_t off = 0; off < z->u.c.used; off = c_next(b, off)) {
             c_read(b, off, &e);

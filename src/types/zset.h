@@ -122,7 +122,9 @@ int zset_del(struct arena *a, struct zset *z, const void *m, size_t mlen);
  * absent; *score gets its score when score != NULL. */
 long zset_rank(struct arena *a, const struct zset *z, const void *m, size_t mlen, bool reverse, double *score);
 
-/* Members with a score / member in the range. */
+/* Members with a score / member in the range. A lex range over members
+ * whose scores differ follows Redis's steps, whatever they give (the
+ * count may even wrap below zero, as Redis's does). */
 size_t zset_count_score(struct arena *a, const struct zset *z, const struct zrange_score *r);
 size_t zset_count_lex(struct arena *a, const struct zset *z, const struct zrange_lex *r);
 
