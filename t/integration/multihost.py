@@ -5,7 +5,7 @@ consistent-hash clients. Each part starts three kioku on free loopback
 ports and checks, per key, which server holds it (direct connections):
 
   1. twemproxy (nutcracker) with doc/nutcracker.yml, its ports replaced:
-     a. the memcache pool (ketama, fnv1a_64, auto_eject_hosts): keys set
+     a. the memcache pool (ketama, md5, auto_eject_hosts): keys set
         through the proxy spread over all three, every key reads back with
         a multi-key get the proxy splits across servers, the storage and
         arithmetic commands pass through; with one kioku stopped the proxy
