@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -81,9 +82,11 @@ def start_trio():
     return out
 
 
-def stop(proc):
+def stop(proc, ok=(0,)):
+    """SIGTERM: kioku exits 0, unless a sanitizer reported something."""
     if proc.poll() is None:
         kioku_proc.stop(proc)
+        check(proc.returncode in ok, "%s exited %d" % (proc.args[0], proc.returncode))
 
 
 def direct(port):
@@ -144,7 +147,9 @@ def render_yml(proxy_ports, server_ports):
     return re.sub(r"127\.0\.0\.1:(\d+)", lambda m: "127.0.0.1:%d" % ports[int(m.group(1))], text)
 
 
-def start_nutcracker(nut, tmp, yml, proxy_ports):
+def start_nutcracker(nut, tmp, yml, proxy_ports, last):
+    """(process, stats port) of nutcracker listening on proxy_ports, or None.
+    A port taken meanwhile is a failure only on the last attempt."""
     conf = os.path.join(tmp, "nutcracker.yml")
     log = os.path.join(tmp, "nutcracker.log")
     with open(conf, "w") as f:
@@ -164,11 +169,13 @@ def start_nutcracker(nut, tmp, yml, proxy_ports):
             except OSError:
                 return False
         return True
-    if not check(wait_until(lambda: proc.poll() is None and listening(), 10),
-                 "nutcracker did not listen on %s" % (proxy_ports,)):
+    if wait_until(lambda: proc.poll() is not None or listening(), 10) and proc.poll() is None:
+        return proc, stats_port
+    stop(proc, (0, 1, -signal.SIGTERM))
+    if last:
+        check(False, "nutcracker did not listen on %s" % (proxy_ports,))
         print(open(log).read()[-2000:] if os.path.exists(log) else "(no log)")
-        return None
-    return proc, stats_port
+    return None
 
 
 def nut_stats(port):
@@ -351,11 +358,17 @@ def twemproxy():
     with open(YML) as f, open(GUIDE) as g:
         check(f.read() in g.read(), "doc/operator-guide.md does not show doc/nutcracker.yml as it is")
     trio = start_trio()
-    proxy_ports = [kioku_proc.free_port() for _ in DOC_PROXY_PORTS]
-    yml = render_yml(proxy_ports, [p for _, p in trio])
     with tempfile.TemporaryDirectory() as tmp:
-        started = yml and start_nutcracker(nut, tmp, yml, proxy_ports)
+        failed = len(failures)
+        for attempt in range(3):
+            proxy_ports = [kioku_proc.free_port() for _ in DOC_PROXY_PORTS]
+            yml = render_yml(proxy_ports, [p for _, p in trio])
+            started = yml and start_nutcracker(nut, tmp, yml, proxy_ports, attempt == 2)
+            if started or len(failures) > failed:
+                break
         if not started:
+            for p, _ in trio:
+                stop(p)
             return 1
         nproc, stats_port = started
         pools = re.findall(r"^(\w+):$", yml, re.M)
@@ -371,7 +384,7 @@ def twemproxy():
             check_proxy_stats(stats_port, pools, True)
             check(nproc.poll() is None, "nutcracker exited")
         finally:
-            stop(nproc)
+            stop(nproc, (0, -signal.SIGTERM))  # nutcracker dies of SIGTERM
             for p, _ in trio:
                 stop(p)
     return 0
