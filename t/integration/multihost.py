@@ -12,8 +12,12 @@ ports and checks, per key, which server holds it (direct connections):
         ejects it, keys held by the other two still hit, only the stopped
         one's share misses, and new sets of that share land on the others.
      b. the redis pool (redis: true) with redis-py: SET/GET/DEL/INCR/
-        EXPIRE/TTL/MGET/MSET/EXISTS/PING pass through, keys spread over all three;
-        with one stopped, the others' keys still read back.
+        EXPIRE/TTL/MGET/MSET/EXISTS/PING pass through and keys spread over
+        all three; with one stopped, the others' keys still read back.
+     c. 8 clients of each pool at once, which the proxy interleaves on one
+        connection per server, each read back their own values; the
+        proxy's stats show no server error, time-out or ejection before the
+        stop, and an ejection in each pool after it.
   2. consistent-hash clients, the same checks without a proxy:
      a. libmemcached's ketama (pylibmc, behaviors ketama + remove_failed),
      b. pymemcache's HashClient (ignore_exc, dead_timeout).
@@ -34,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 try:
@@ -235,6 +240,53 @@ def wait_ejected(get, dead_keys, label):
     return ok
 
 
+def many_clients(mc_port, redis_port):
+    """8 clients of each pool at once: nutcracker pipelines their requests
+    over one connection per server, so kioku sees them interleaved. Each
+    client's values (up to 40 KB, several proxy buffers) read back its own."""
+    errors = []
+
+    def memcache(t):
+        c = Client(("127.0.0.1", mc_port), connect_timeout=5, timeout=10, default_noreply=False)
+        ks = ["mt%d:%d" % (t, i) for i in range(150)]
+        vals = {k: (k.encode() + b"." * (i * 271 % 40000)) for i, k in enumerate(ks)}
+        for k in ks:
+            if c.set(k, vals[k]) is not True:
+                errors.append("memcache client %d: set %s" % (t, k))
+        got = c.get_many(ks)
+        errors.extend("memcache client %d: %s read back wrong" % (t, k)
+                      for k in ks if got.get(k) != vals[k])
+        c.close()
+
+    def resp(t):
+        r = redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=10)
+        ks = ["rt%d:%d" % (t, i) for i in range(150)]
+        vals = [k.encode() + b"." * (i * 271 % 40000) for i, k in enumerate(ks)]
+        p = r.pipeline(transaction=False)
+        for k, v in zip(ks, vals):
+            p.set(k, v)
+            p.incr(k + ":n")
+        p.execute()
+        if r.mget(ks) != vals:
+            errors.append("redis client %d: MGET read back wrong" % t)
+        if r.mget([k + ":n" for k in ks]) != [b"1"] * len(ks):
+            errors.append("redis client %d: counters wrong" % t)
+        r.close()
+
+    def run(f, t):
+        try:
+            f(t)
+        except Exception as e:  # a proxy error or a time-out fails the test
+            errors.append("%s client %d: %r" % (f.__name__, t, e))
+    threads = [threading.Thread(target=run, args=(f, t)) for t in range(8) for f in (memcache, resp)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    check(not any(th.is_alive() for th in threads), "clients through the proxy still running after 60 s")
+    check(not errors, "%d errors with 16 clients through the proxy: %s" % (len(errors), errors[:3]))
+
+
 def mc_pool(port, trio):
     c = Client(("127.0.0.1", port), connect_timeout=5, timeout=5, default_noreply=False)
     keys = ["mc:%05d" % i for i in range(N)]
@@ -375,6 +427,7 @@ def twemproxy():
         try:
             mc = mc_pool(proxy_ports[0], trio)
             rs = redis_pool(proxy_ports[1], trio)
+            many_clients(proxy_ports[0], proxy_ports[1])
             check_proxy_stats(stats_port, pools, False)
             stop(trio[DEAD][0])
             if mc:
