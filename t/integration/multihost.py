@@ -279,12 +279,14 @@ def many_clients(mc_port, redis_port):
             f(t)
         except Exception as e:  # a proxy error or a time-out fails the test
             errors.append("%s client %d: %r" % (f.__name__, t, e))
-    threads = [threading.Thread(target=run, args=(f, t)) for t in range(8) for f in (memcache, resp)]
+    threads = [threading.Thread(target=run, args=(f, t))
+               for t in range(8) for f in (memcache, resp)]
     for th in threads:
         th.start()
     for th in threads:
         th.join(60)
-    check(not any(th.is_alive() for th in threads), "clients through the proxy still running after 60 s")
+    check(not any(th.is_alive() for th in threads),
+          "clients through the proxy still running after 60 s")
     check(not errors, "%d errors with 16 clients through the proxy: %s" % (len(errors), errors[:3]))
 
 
@@ -333,7 +335,7 @@ def mc_after_stop(c, keys, where):
     hits = misses = 0
     for k in keys:
         v = proxy_get(c, k)
-        if where[k] == DEAD:
+        if where.get(k) == DEAD:
             misses += v != value(k)
             check(v != value(k), "%s was on the stopped server, yet hit" % k)
         else:
@@ -406,10 +408,12 @@ def redis_after_stop(r, keys, where):
 def twemproxy():
     nut = shutil.which("nutcracker") or shutil.which("nutcracker", path="/usr/sbin:/sbin")
     if not nut:
-        print("multihost: nutcracker is not installed (apt-get install nutcracker): its part is skipped")
+        print("multihost: nutcracker is not installed (apt-get install nutcracker): "
+              "its part is skipped")
         return 77
     with open(YML) as f, open(GUIDE) as g:
-        check(f.read() in g.read(), "doc/operator-guide.md does not show doc/nutcracker.yml as it is")
+        check(f.read() in g.read(),
+              "doc/operator-guide.md does not show doc/nutcracker.yml as it is")
     trio = start_trio()
     with tempfile.TemporaryDirectory() as tmp:
         failed = len(failures)
@@ -470,13 +474,14 @@ def client_side(label, make, set_one, get_one, get_many):
         hits = misses = 0
         for k in keys:
             v = get_one(c, k)
-            if where[k] == DEAD:
+            if where.get(k) == DEAD:
                 misses += v != value(k)
                 check(v != value(k), "%s: %s was on the stopped server, yet hit" % (label, k))
             else:
                 hits += v == value(k)
                 check(v == value(k), "%s: %s on a live server: %r after the stop" % (label, k, v))
-        print("%s, one stopped: %d hits, %d misses (its share %d)" % (label, hits, misses, len(dead)))
+        print("%s, one stopped: %d hits, %d misses (its share %d)" %
+              (label, hits, misses, len(dead)))
         # The stopped server's keys now live on the others.
         for k in dead[:100]:
             check(set_one(c, k, b"again") and get_one(c, k) == b"again",
