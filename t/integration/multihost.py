@@ -8,7 +8,9 @@ ports and checks, per key, which server holds it (direct connections):
      a. the memcache pool (ketama, md5, auto_eject_hosts): keys set
         through the proxy spread over all three, every key reads back with
         a multi-key get the proxy splits across servers, the storage and
-        arithmetic commands pass through; with one kioku stopped the proxy
+        arithmetic commands pass through, errors (incr of a non-number, a
+        value over -I) reach the client on a connection that goes on (the
+        redis pool's too); with one kioku stopped the proxy
         ejects it, keys held by the other two still hit, only the stopped
         one's share misses, and new sets of that share land on the others.
      b. the redis pool (redis: true) with redis-py: SET/GET/DEL/INCR/
@@ -47,6 +49,7 @@ try:
     import redis
     from pymemcache.client.base import Client
     from pymemcache.client.hash import HashClient
+    from pymemcache.exceptions import MemcacheClientError, MemcacheServerError
 except ImportError:
     # pyenv and virtualenvs hide the distribution's packages: try its python.
     if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_MULTIHOST_REEXEC"):
@@ -322,6 +325,18 @@ def mc_pool(port, trio):
     check(c.get("mc:noreply") == b"quiet", "a noreply set through the proxy")
     big = bytes(range(256)) * 1200  # 300 KB: many proxy buffers, chunked items
     check(c.set("mc:big", big) is True and c.get("mc:big") == big, "a 300 KB value")
+    # Errors reach the client through the proxy, and the connection goes on.
+    try:
+        c.incr("mc:00003", 1)
+        check(False, "incr of a non-number through the proxy did not fail")
+    except MemcacheClientError as e:
+        check("non-numeric" in str(e), "incr of a non-number: %s" % e)
+    try:
+        c.set("mc:huge", b"x" * (2 << 20))
+        check(False, "a 2 MB value (over -I) through the proxy was stored")
+    except MemcacheServerError as e:
+        check("too large" in str(e), "a 2 MB value: %s" % e)
+    check(c.get("mc:00003") == value("mc:00003"), "the connection goes on after errors")
     got = c.get_many(["mc:00001", "mc:absent", "mc:00002"])
     check(got == {"mc:00001": value("mc:00001"), "mc:00002": value("mc:00002")},
           "a multi-get with a miss in the middle: %s" % got)
@@ -374,6 +389,12 @@ def redis_pool(port, trio):
     check(r.get("rs:ctr") is None, "GET after DEL")
     big = bytes(range(256)) * 1200
     check(r.set("rs:big", big) is True and r.get("rs:big") == big, "a 300 KB value")
+    try:
+        r.incr("rs:big")
+        check(False, "INCR of a non-number through the proxy did not fail")
+    except redis.ResponseError as e:
+        check(str(e) == "value is not an integer or out of range", "INCR of a non-number: %s" % e)
+    check(r.get(keys[0]) == value(keys[0]), "the connection goes on after an error")
     where = {}
     for i, (_, sport) in enumerate(trio):
         d = redis.Redis(host="127.0.0.1", port=sport, socket_timeout=5)
