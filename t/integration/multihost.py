@@ -9,13 +9,14 @@ ports and checks, per key, which server holds it (direct connections):
         through the proxy spread over all three, every key reads back with
         a multi-key get the proxy splits across servers, the storage and
         arithmetic commands pass through, errors (incr of a non-number, a
-        value over -I) reach the client on a connection that goes on (the
-        redis pool's too); with one kioku stopped the proxy
-        ejects it, keys held by the other two still hit, only the stopped
-        one's share misses, and new sets of that share land on the others.
+        value over -I) reach the client on a connection that goes on; with
+        one kioku stopped the proxy ejects it, keys held by the other two
+        still hit, only the stopped one's share misses, and new sets of
+        that share land on the others.
      b. the redis pool (redis: true) with redis-py: SET/GET/DEL/INCR/
-        EXPIRE/TTL/MGET/MSET/EXISTS/PING pass through and keys spread over
-        all three; with one stopped, the others' keys still read back.
+        EXPIRE/TTL/MGET/MSET/EXISTS/PING and an error pass through and keys
+        spread over all three; with one stopped, the others' keys still
+        read back.
      c. 8 clients of each pool at once, which the proxy interleaves on one
         connection per server, each read back their own values; the
         proxy's stats show no server error, time-out or ejection before the
