@@ -26,6 +26,7 @@
 
 #include "stats/stats.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 struct pending_conn {
     struct pending_conn *next;
@@ -56,7 +57,7 @@ static unsigned usable_workers(void)
     return n;
 }
 
-#define SHUTDOWN_GRACE_SEC 3
+static int shutdown_grace_s;   /* set by worker_teardown before its 'q' */
 
 static void worker_take_conns(struct worker *w)
 {
@@ -86,7 +87,7 @@ static void worker_check_done(struct worker *w)
 static void worker_begin_stop(struct worker *w)
 {
     w->stopping = true;
-    struct timeval grace = {SHUTDOWN_GRACE_SEC, 0};
+    struct timeval grace = {shutdown_grace_s, 0};
     event_base_loopexit(w->base, &grace);
     /* conn_shutdown may free c: walk with a saved next pointer */
     struct conn *c = w->conns;
@@ -142,6 +143,9 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     event_base_dispatch(w->base);
     /* Grace period over: close whatever is still open. */
+    if (w->nconns > 0)
+        log_warn("worker %d: shutdown_timeout (%d s) passed; closing %d connections "
+                 "with replies unsent", w->id, shutdown_grace_s, w->nconns);
     while (w->conns != NULL)
         conn_close(w->conns);
     return NULL;
@@ -216,8 +220,9 @@ void worker_dispatch(int fd, enum conn_listener_kind kind,
         ;
 }
 
-void worker_teardown(void)
+void worker_teardown(int grace_s)
 {
+    shutdown_grace_s = grace_s;   /* the pipe write publishes it */
     for (int i = 0; i < nworkers; i++) {
         char b = 'q';
         while (write(workers[i].notify_wfd, &b, 1) < 0 && errno == EINTR)
