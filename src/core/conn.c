@@ -462,6 +462,8 @@ static void shrink_rbuf(struct conn *c)
 
 static enum fill_result conn_fill(struct conn *c)
 {
+    if (c->draining)
+        return FILL_EOF;   /* stopping: as if the client had sent its last byte */
     shrink_rbuf(c);
     if (c->rpos > 0 && c->rpos == c->rend) {
         c->rpos = c->rend = 0;
@@ -753,13 +755,13 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 
 void conn_shutdown(struct conn *c)
 {
-    if (c->nread_item != NULL) {
-        item_put(c->nread_item);
-        c->nread_item = NULL;
-    }
-    set_state(c, CS_CLOSING);
-    c->close_after_write = true;
-    wait_input(c);
+    /* Reads find the end of input from now on, which the state machine
+     * already handles: requests read are answered (a multi-get in the
+     * middle of its reply finishes it), an incomplete one is dropped, and
+     * the connection closes once its output is written. Its own event runs
+     * that, since it may be waiting for the socket to take output. */
+    c->draining = true;
+    event_active(c->ev, EV_READ, 0);
 }
 
 bool conn_idle_kick(struct conn *c, int64_t now)
