@@ -10,6 +10,7 @@
  * util/log.h.
  */
 #include <errno.h>
+#include <event2/event.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -43,6 +44,17 @@
 #define EX_CANTCREAT_CODE 73
 
 static struct settings settings;   /* filled before any thread starts, then read-only */
+
+/* libevent's own warnings go where kioku's lines go (the log file too). */
+static void libevent_log(int severity, const char *msg)
+{
+    if (severity >= EVENT_LOG_ERR)
+        log_error("libevent: %s", msg);
+    else if (severity == EVENT_LOG_WARN)
+        log_warn("libevent: %s", msg);
+    else
+        log_debug("libevent: %s", msg);
+}
 
 static void raise_fd_limit(int max_conns)
 {
@@ -118,6 +130,7 @@ int main(int argc, char **argv)
         break;
     }
     log_setup(settings.verbose);
+    event_set_log_callback(libevent_log);
 
     /* Passwords are loaded before daemon() changes directory to / and
      * before -u drops the rights to read the file. -S: memcached built with

@@ -87,7 +87,7 @@ static void worker_check_done(struct worker *w)
 static void worker_begin_stop(struct worker *w)
 {
     w->stopping = true;
-    struct timeval grace = {shutdown_grace_s, 0};
+    struct timeval grace = {__atomic_load_n(&shutdown_grace_s, __ATOMIC_RELAXED), 0};
     event_base_loopexit(w->base, &grace);
     /* conn_shutdown may free c: walk with a saved next pointer */
     struct conn *c = w->conns;
@@ -145,7 +145,8 @@ static void *worker_main(void *arg)
     /* Grace period over: close whatever is still open. */
     if (w->nconns > 0)
         log_warn("worker %d: shutdown_timeout (%d s) passed; closing %d connections "
-                 "with replies unsent", w->id, shutdown_grace_s, w->nconns);
+                 "with replies unsent", w->id, __atomic_load_n(&shutdown_grace_s, __ATOMIC_RELAXED),
+                 w->nconns);
     while (w->conns != NULL)
         conn_close(w->conns);
     return NULL;
@@ -222,7 +223,7 @@ void worker_dispatch(int fd, enum conn_listener_kind kind,
 
 void worker_teardown(int grace_s)
 {
-    shutdown_grace_s = grace_s;   /* the pipe write publishes it */
+    __atomic_store_n(&shutdown_grace_s, grace_s, __ATOMIC_RELAXED);   /* before the 'q' */
     for (int i = 0; i < nworkers; i++) {
         char b = 'q';
         while (write(workers[i].notify_wfd, &b, 1) < 0 && errno == EINTR)

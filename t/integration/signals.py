@@ -15,7 +15,8 @@
   logfile and shutdown_timeout. An unwritable path refuses to start (73).
 - SIGUSR1 logs the `stats` counters as name=value pairs, with the values
   `stats` gives (curr_items, get_hits, get_misses, cmd_set, ...), and the
-  server keeps serving; without -o logfile they go to stderr.
+  server keeps serving; without -o logfile they go to stderr, with a
+  syslog priority prefix ("<5>") when $JOURNAL_STREAM names stderr.
 
 Every server is stopped by PID; every wait and loop is bounded.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
@@ -364,6 +365,24 @@ def stderr_default(tmp):
     finally:
         if proc.poll() is None:
             kioku_proc.stop(proc)
+    # Under journald ($JOURNAL_STREAM names stderr): syslog priorities.
+    jpath = os.path.join(tmp, "journal.err")
+    with open(jpath, "wb") as err:
+        st = os.fstat(err.fileno())
+        os.environ["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        try:
+            proc, port = kioku_proc.start(BIN, ["-t", "1", "-v"], stderr=err)
+        finally:
+            del os.environ["JOURNAL_STREAM"]
+    try:
+        proc.send_signal(signal.SIGUSR1)
+        check(wait_for(jpath, r"(?m)^<5>stats: pid=\d+ ") is not None and
+              re.search(r"(?m)^<6>kioku \S+ listening", read_file(jpath)) is not None,
+              "journald: notice and info lines carry <5> and <6>: %r" % read_file(jpath)[:200])
+    finally:
+        kioku_proc.stop(proc)
+    check(re.search(r"(?m)^<6>stopped$", read_file(jpath)) is not None,
+          "journald: the last line is <6>stopped: %r" % read_file(jpath)[-200:])
     r = subprocess.run([BIN, "-p", "0", "-U", "0", "-l", "127.0.0.1", "-o",
                         "logfile=/nonexistent-kioku/dir/log"] + kioku_proc.ROOT_ARGS,
                        capture_output=True, text=True, timeout=10)
