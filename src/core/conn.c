@@ -40,6 +40,7 @@
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 enum conn_state { CS_READ, CS_NREAD, CS_SWALLOW, CS_CLOSING };
 
@@ -182,6 +183,11 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
     if (event_add(c->ev, NULL) != 0)
         goto fail;
     worker_conn_added(w, c);
+    if (log_sev_enabled(LOG_SEV_TRACE, log_level())) {
+        char name[INET6_ADDRSTRLEN + 16];
+        conn_peer_name(c, name, sizeof(name));
+        log_trace("<%d new client connection from %s", fd, name);
+    }
     return c;
 fail:
     if (c != NULL) {
@@ -239,6 +245,7 @@ void conn_close(struct conn *c)
     /* Off the worker's list first: `stats conns` and CLIENT LIST read it
      * from other threads and must not see a closed (or reused) fd. */
     worker_conn_removed(c->worker, c);
+    log_trace("<%d connection closed.", c->fd);
     event_free(c->ev);
     if (c->proto != NULL && c->proto->release != NULL)
         c->proto->release(c);

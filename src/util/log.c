@@ -39,12 +39,6 @@ void log_level_set(int level)
     atomic_store_explicit(&log_level_, level, memory_order_relaxed);
 }
 
-bool log_sev_enabled(enum log_sev sev, int level)
-{
-    /* error, warning and notice at 0; each -v one severity more */
-    return (int)sev <= (int)LOG_SEV_NOTICE + level;
-}
-
 bool log_journal_stream(const char *env, unsigned long long dev, unsigned long long ino)
 {
     char *end;

@@ -7,7 +7,7 @@
  *                            such as the SIGUSR1 stats snapshot)
  *   info                     -v
  *   debug                    -vv (memcached's "<fd command" lines)
- *   trace                    -vvv
+ *   trace                    -vvv (connections opened and closed)
  *
  * A line's prefix depends on where it goes:
  *   stderr                   "error: " or "warning: " before those two
@@ -71,7 +71,11 @@ static inline int log_level(void)
 void log_level_set(int level);
 
 /* Pure: whether a line of severity sev is written at -v count level. */
-bool log_sev_enabled(enum log_sev sev, int level);
+static inline bool log_sev_enabled(enum log_sev sev, int level)
+{
+    /* error, warning and notice at 0; each -v one severity more */
+    return (int)sev <= (int)LOG_SEV_NOTICE + level;
+}
 
 /* Write lines to path from now on (-o logfile). A relative path is made
  * absolute first, so a reopen after daemon()'s chdir finds the same file.
@@ -104,12 +108,19 @@ bool log_journal_stream(const char *env, unsigned long long dev, unsigned long l
  * formats with vsnprintf (a request logs only when asked for with -vv). */
 void log_write(enum log_sev sev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_error(...) log_write(LOG_SEV_ERROR, __VA_ARGS__)
-#define log_warn(...) log_write(LOG_SEV_WARN, __VA_ARGS__)
-#define log_notice(...) log_write(LOG_SEV_NOTICE, __VA_ARGS__)
-#define log_info(...) log_write(LOG_SEV_INFO, __VA_ARGS__)
-#define log_debug(...) log_write(LOG_SEV_DEBUG, __VA_ARGS__)
-#define log_trace(...) log_write(LOG_SEV_TRACE, __VA_ARGS__)
+/* The level is checked before the arguments are evaluated, so a line
+ * that is off costs one load and a compare. */
+#define LOG_AT(sev, ...)                                  \
+    do {                                                  \
+        if (log_sev_enabled((sev), log_level()))          \
+            log_write((sev), __VA_ARGS__);                \
+    } while (0)
+#define log_error(...) LOG_AT(LOG_SEV_ERROR, __VA_ARGS__)
+#define log_warn(...) LOG_AT(LOG_SEV_WARN, __VA_ARGS__)
+#define log_notice(...) LOG_AT(LOG_SEV_NOTICE, __VA_ARGS__)
+#define log_info(...) LOG_AT(LOG_SEV_INFO, __VA_ARGS__)
+#define log_debug(...) LOG_AT(LOG_SEV_DEBUG, __VA_ARGS__)
+#define log_trace(...) LOG_AT(LOG_SEV_TRACE, __VA_ARGS__)
 
 /* "<fd line" at debug level (memcached -vv's form): line[0..n) without its
  * "\r\n" or "\n". The caller checks log_level() first to keep the common

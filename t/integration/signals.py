@@ -13,6 +13,7 @@
   after the file is renamed, SIGHUP makes new lines land in a new file at
   PATH while the renamed one keeps the old lines; `stats settings` shows
   logfile and shutdown_timeout. An unwritable path refuses to start (73).
+- -vvv adds a line for each connection opened and closed; -vv has none.
 - SIGUSR1 logs the `stats` counters as name=value pairs, with the values
   `stats` gives (curr_items, get_hits, get_misses, cmd_set, ...), and the
   server keeps serving; without -o logfile they go to stderr, with a
@@ -392,6 +393,38 @@ def stderr_default(tmp):
           % (r.returncode, r.stderr))
 
 
+def trace_level(tmp):
+    errpath = os.path.join(tmp, "trace.err")
+    with open(errpath, "wb") as err:
+        proc, port = kioku_proc.start(BIN, ["-t", "1", "-vvv"], stderr=err)
+    try:
+        s = connect(port)
+        s.sendall(b"version\r\n")
+        recv_until(s, b"\r\n")
+        local = s.getsockname()[1]
+        s.close()
+        m = wait_for(errpath, r"(?m)^<(\d+) new client connection from 127\.0\.0\.1:%d$" % local)
+        check(m is not None and
+              wait_for(errpath, r"(?m)^<%s connection closed\.$" % (m.group(1) if m else "x"))
+              is not None, "-vvv: connections opened and closed are logged: %r"
+              % read_file(errpath)[-300:])
+        check(re.search(r"(?m)^<\d+ version$", read_file(errpath)) is not None,
+              "-vvv: command lines too")
+    finally:
+        kioku_proc.stop(proc)
+    with open(errpath, "wb") as err:
+        proc, port = kioku_proc.start(BIN, ["-t", "1", "-vv"], stderr=err)
+    try:
+        with connect(port) as s:
+            s.sendall(b"version\r\n")
+            recv_until(s, b"\r\n")
+        check(wait_for(errpath, r"(?m)^<\d+ version$") is not None and
+              "new client connection" not in read_file(errpath),
+              "-vv: command lines without connection lines")
+    finally:
+        kioku_proc.stop(proc)
+
+
 def main():
     if not BIN:
         print("KIOKU_BIN not set: skipping")
@@ -401,6 +434,7 @@ def main():
         immediate_stop(tmp)
         logfile_and_signals(tmp)
         stderr_default(tmp)
+        trace_level(tmp)
     if failures:
         print("%d failed" % len(failures))
         return 1
