@@ -93,6 +93,12 @@ def wait_for(path, pattern, timeout=5.0):
     return None
 
 
+def no_sanitizer_report(path, what):
+    text = read_file(path)
+    check("Sanitizer" not in text and "runtime error" not in text,
+          what + ": no sanitizer report" + ("" if "Sanitizer" not in text else ":\n" + text[-3000:]))
+
+
 def wait_exit(proc, timeout):
     try:
         return proc.wait(timeout=timeout)
@@ -229,8 +235,7 @@ def bounded_stop(tmp):
         check(re.search(r"warning: worker \d: shutdown_timeout \(2 s\) passed; closing \d+ "
                         r"connections with replies unsent", text) is not None,
               "stop: a warning says replies were cut: %r" % text[-300:])
-        check("Sanitizer" not in text and "runtime error" not in text,
-              "stop: no sanitizer report" + ("" if "Sanitizer" not in text else ":\n" + text[-3000:]))
+        no_sanitizer_report(errpath, "stop")
     finally:
         if proc.poll() is None:
             kioku_proc.stop(proc)
@@ -255,6 +260,7 @@ def immediate_stop(tmp):
     finally:
         if proc.poll() is None:
             kioku_proc.stop(proc)
+    no_sanitizer_report(os.path.join(tmp, "zero.err"), "timeout 0")
 
 
 def snapshot(line):
@@ -384,6 +390,8 @@ def stderr_default(tmp):
         kioku_proc.stop(proc)
     check(re.search(r"(?m)^<6>stopped$", read_file(jpath)) is not None,
           "journald: the last line is <6>stopped: %r" % read_file(jpath)[-200:])
+    no_sanitizer_report(errpath, "SIGUSR1 on stderr")
+    no_sanitizer_report(jpath, "journald")
     r = subprocess.run([BIN, "-p", "0", "-U", "0", "-l", "127.0.0.1", "-o",
                         "logfile=/nonexistent-kioku/dir/log"] + kioku_proc.ROOT_ARGS,
                        capture_output=True, text=True, timeout=10)
@@ -423,6 +431,7 @@ def trace_level(tmp):
               "-vv: command lines without connection lines")
     finally:
         kioku_proc.stop(proc)
+    no_sanitizer_report(errpath, "-vv")
 
 
 def main():
