@@ -193,6 +193,9 @@ def bounded_stop(tmp):
 
         # D: connected, never sent anything.
         d = connect(port)
+        deadline = time.time() + 5
+        while stats(port).get("curr_connections") != "6" and time.time() < deadline:
+            time.sleep(0.05)   # the start-up probe's close may still be on its way
         check(stats(port).get("curr_connections") == "6",
               "stop: five clients and the stats one are connected")
         time.sleep(0.3)   # the server has queued what the non-readers asked for
