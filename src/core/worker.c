@@ -9,8 +9,10 @@
  * time slice: with -t 4 pinned to one core, one worker serves everything.
  *
  * Shutdown: the main thread writes 'q' to every pipe. A worker then stops
- * taking connections, lets each connection write what it has queued and
- * close, and leaves its loop when none is left (or after a grace period).
+ * taking connections, lets each connection answer what it has read, write
+ * it and close, and leaves its loop when none is left, or when -o
+ * shutdown_timeout passes; then it closes the rest (clients that do not
+ * read), so a stop is bounded whatever the clients do.
  */
 #include "core/worker.h"
 
@@ -89,7 +91,8 @@ static void worker_begin_stop(struct worker *w)
     w->stopping = true;
     struct timeval grace = {__atomic_load_n(&shutdown_grace_s, __ATOMIC_RELAXED), 0};
     event_base_loopexit(w->base, &grace);
-    /* conn_shutdown may free c: walk with a saved next pointer */
+    /* conn_shutdown only marks c (its own event answers and closes it);
+     * a saved next pointer keeps the walk safe should that change */
     struct conn *c = w->conns;
     while (c != NULL) {
         struct conn *next = c->next;
