@@ -2,8 +2,8 @@
 """Logs and signals (issue 10), against a real $KIOKU_BIN:
 
 - SIGTERM with clients connected: new connections are refused at once; a
-  client in the middle of a 20 MB multi-get reply that goes on reading gets
-  all of it, then EOF; a connected client that sent nothing and one idle
+  client in the middle of a 20 MB multi-get reply (memcached get or RESP
+  MGET) that goes on reading gets all of it, then EOF; a connected client that sent nothing and one idle
   after a pipeline (in the middle of its next command) are closed at once;
   clients that never read their replies are cut when -o shutdown_timeout
   passes (a warning says how many), and the process exits 0 within that
@@ -62,10 +62,13 @@ def recv_until(s, end, limit=1 << 26):
     return buf
 
 
-def stats(port, group=b""):
-    with connect(port) as s:
-        s.sendall(b"stats" + (b" " + group if group else b"") + b"\r\n")
-        out = recv_until(s, b"END\r\n")
+def stats(port, group=b"", sock=None):
+    """`stats [group]` as a dict, on sock or on a connection of its own."""
+    if sock is None:
+        with connect(port) as s:
+            return stats(port, group, s)
+    sock.sendall(b"stats" + (b" " + group if group else b"") + b"\r\n")
+    out = recv_until(sock, b"END\r\n")
     vals = {}
     for line in out.decode().split("\r\n"):
         f = line.split(" ", 2)
@@ -172,6 +175,13 @@ def bounded_stop(tmp):
         first = a.recv(65536)
         check(first.startswith(b"VALUE big0 0 %d\r\n" % VLEN), "stop: the multi-get reply began")
 
+        # R: the same as a RESP MGET on the shared port.
+        rs = connect(port)
+        rs.sendall(b"*%d\r\n$4\r\nMGET\r\n" % (NKEYS + 1) +
+                  b"".join(b"$%d\r\nbig%d\r\n" % (len(b"big%d" % i), i) for i in range(NKEYS)))
+        rfirst = rs.recv(65536)
+        check(rfirst.startswith(b"*%d\r\n$%d\r\n" % (NKEYS, VLEN)), "stop: the MGET reply began")
+
         # B: a pipeline answered and read, then idle in its next command.
         b = connect(port)
         b.sendall(b"get small\r\nget small\r\n")
@@ -193,17 +203,19 @@ def bounded_stop(tmp):
 
         # D: connected, never sent anything.
         d = connect(port)
+        # One connection asks, so that its own closes do not race the count.
+        st = connect(port)
         deadline = time.time() + 5
-        while stats(port).get("curr_connections") != "6" and time.time() < deadline:
-            time.sleep(0.05)   # the start-up probe's close may still be on its way
-        check(stats(port).get("curr_connections") == "6",
-              "stop: five clients and the stats one are connected")
+        while stats(port, sock=st).get("curr_connections") != "7" and time.time() < deadline:
+            time.sleep(0.05)   # earlier clients' closes may still be on their way
+        cc = stats(port, sock=st).get("curr_connections")
+        check(cc == "7", "stop: six clients and the stats one are connected (%s)" % cc)
         time.sleep(0.3)   # the server has queued what the non-readers asked for
 
         t0 = time.time()
         proc.send_signal(signal.SIGTERM)
         readers = {name: Reader(sock, t0 + grace + 8) for name, sock in
-                   (("A", a), ("B", b), ("D", d))}
+                   (("A", a), ("R", rs), ("B", b), ("D", d), ("S", st))}
         for r in readers.values():
             r.start()
         refused = refused_after(port, t0)
@@ -227,12 +239,17 @@ def bounded_stop(tmp):
               "stop: the client in the middle of a multi-get got all %d bytes, then EOF "
               "(got %d)" % (multiget_reply_len(), len(whole)))
         check(ra.eof_at is not None, "stop: A saw EOF")
-        for name in ("B", "D"):
+        rwhole = rfirst + readers["R"].data
+        rwant = len(b"*%d\r\n" % NKEYS) + NKEYS * (len(b"$%d\r\n" % VLEN) + VLEN + 2)
+        check(len(rwhole) == rwant and rwhole.endswith(b"v\r\n") and readers["R"].eof_at is not None,
+              "stop: the RESP client in the middle of an MGET got all %d bytes, then EOF (got %d)"
+              % (rwant, len(rwhole)))
+        for name in ("B", "D", "S"):
             r = readers[name]
             when = None if r.eof_at is None else r.eof_at - t0
             check(when is not None and when < 1.0 and r.data == b"",
                   "stop: idle client %s closed at once (%s s, %r)" % (name, when, r.data[:40]))
-        for s in (a, b, c, c2, d):
+        for s in (a, rs, b, c, c2, d, st):
             s.close()
         text = read_file(errpath)
         check(re.search(r"warning: worker \d: shutdown_timeout \(2 s\) passed; closing \d+ "
