@@ -22,20 +22,20 @@
 
 static struct event_base *base;
 static bool reload_tls;
-static int stopped_by;   /* acceptor thread only */
+static bool stopping;   /* acceptor thread only */
 
-enum { SIG_STOP, SIG_HUP, SIG_STATS };
+enum { ON_STOP, ON_HUP, ON_STATS };
 
 static const struct {
     int signo;
     const char *name;
     int what;
 } handled[] = {
-    {SIGINT, "SIGINT", SIG_STOP},
-    {SIGTERM, "SIGTERM", SIG_STOP},
-    {SIGUSR2, "SIGUSR2", SIG_STOP},
-    {SIGHUP, "SIGHUP", SIG_HUP},
-    {SIGUSR1, "SIGUSR1", SIG_STATS},
+    {SIGINT, "SIGINT", ON_STOP},
+    {SIGTERM, "SIGTERM", ON_STOP},
+    {SIGUSR2, "SIGUSR2", ON_STOP},
+    {SIGHUP, "SIGHUP", ON_HUP},
+    {SIGUSR1, "SIGUSR1", ON_STATS},
 };
 #define NHANDLED (sizeof(handled) / sizeof(handled[0]))
 
@@ -93,18 +93,18 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     switch (handled[i].what) {
-    case SIG_STOP:
-        if (stopped_by == 0) {
-            stopped_by = handled[i].signo;
+    case ON_STOP:
+        if (!stopping) {
+            stopping = true;
             log_info("%s: stopping; %llu connections to finish", handled[i].name,
                      (unsigned long long)stats_curr_conns());
         }
         event_base_loopbreak(base);
         break;
-    case SIG_HUP:
+    case ON_HUP:
         on_hup();
         break;
-    case SIG_STATS:
+    case ON_STATS:
         signals_log_stats();
         break;
     }
@@ -120,11 +120,6 @@ int signals_setup(struct event_base *b, bool tls)
             return -1;
     }
     return 0;
-}
-
-int signals_stopped_by(void)
-{
-    return stopped_by;
 }
 
 void signals_teardown(void)

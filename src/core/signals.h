@@ -25,9 +25,6 @@ struct event_base;
  * certificates. Returns 0, or -1. */
 int signals_setup(struct event_base *base, bool tls);
 
-/* The signal that stopped the loop, or 0. */
-int signals_stopped_by(void);
-
 /* SIGUSR1's snapshot, callable from any thread: the general `stats`
  * counters as "name=value" pairs, on as few "stats:" lines as fit. */
 void signals_log_stats(void);
