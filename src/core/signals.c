@@ -110,6 +110,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+void signals_ignore_early(void)
+{
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+}
+
 int signals_setup(struct event_base *b, bool tls)
 {
     base = b;
