@@ -42,6 +42,9 @@ struct settings {
     bool coredumps;           /* -r */
     char user[64];            /* -u */
     char pid_file[256];       /* -P */
+    char logfile[1024];       /* -o logfile / --logfile: "" for stderr */
+    int shutdown_timeout;     /* -o shutdown_timeout: seconds replies may
+                                 drain on SIGTERM before clients are cut; 3 */
     int idle_timeout;         /* -o idle_timeout, seconds; 0 none */
     size_t max_output;        /* -o max_output_buffer, bytes; 64 MiB, 0 none */
     int resp_port;            /* --resp-port / -o resp_port; 0 off (issue 4) */

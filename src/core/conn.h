@@ -95,6 +95,7 @@ struct conn {
     bool close_after_write;
     bool yielded;
     bool out_over;                 /* past the output limit: closing */
+    bool draining;                 /* stopping: answer what was read, read no more */
     int budget;                    /* requests left in this event (-R) */
     uint64_t id;                   /* unique per process */
     int64_t now;                   /* kioku ms, read once per event */
@@ -144,7 +145,8 @@ enum flush_result conn_flush(struct conn *c);
 
 /* Close and free now (in the owner thread). */
 void conn_close(struct conn *c);
-/* Stop reading; close once queued output is written. */
+/* The server stops: read nothing more, answer the requests already read
+ * (finishing a reply in progress), close once the output is written. */
 void conn_shutdown(struct conn *c);
 
 void conn_setup(const struct conn_protocols *protos, int reqs_per_event);
