@@ -848,6 +848,7 @@ static enum proc_result resp_process(struct conn *c)
         }
         struct resp_limits lim = limits;
         lim.max_bulk = resp_max_bulk();
+        lim.unauthenticated = !resp_authed(c);
         size_t used = 0;
         enum parse_status ps = resp_parse(&r, &rc->st, c->rbuf + c->rpos, conn_rlen(c),
                                           &used, &lim);

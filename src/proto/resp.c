@@ -375,6 +375,9 @@ parse_multibulk(struct resp_req *r, struct resp_state *st, char *p, size_t n,
         if (!parse_i64(p + 1, cr - 1, &v) || v > INT_MAX) {
             return fail(r, st, n, used, PARSE_INVALID, RESP_ERR_MBULK_LEN);
         }
+        if (v > RESP_UNAUTH_ARGS && lim->unauthenticated) {
+            return fail(r, st, n, used, PARSE_TOO_LONG, RESP_ERR_UNAUTH_MBULK);
+        }
         if (v <= 0) {
             /* Redis skips empty and negative counts without a reply. */
             r->argc = 0;
@@ -408,6 +411,9 @@ parse_multibulk(struct resp_req *r, struct resp_state *st, char *p, size_t n,
             }
             if ((uint64_t)v > lim->max_bulk) {
                 return fail(r, st, n, used, PARSE_TOO_LONG, RESP_ERR_BULK_LEN);
+            }
+            if (v > RESP_UNAUTH_BULK && lim->unauthenticated) {
+                return fail(r, st, n, used, PARSE_TOO_LONG, RESP_ERR_UNAUTH_BULK);
             }
             st->bulklen = (size_t)v;
             st->pos = cr + 2;

@@ -60,6 +60,10 @@
 
 /* Redis's limit for an inline line and for a header line: 64 KiB. */
 #define RESP_INLINE_MAX (64 * 1024)
+/* What Redis 7 takes from a client that must still authenticate: more
+ * arguments or a longer bulk is refused from its header. */
+#define RESP_UNAUTH_ARGS 10
+#define RESP_UNAUTH_BULK 16384
 /* Redis's default proto-max-bulk-len: 512 MiB. */
 #define RESP_BULK_MAX ((size_t)512 * 1024 * 1024)
 
@@ -70,6 +74,8 @@
 #define RESP_ERR_INLINE_BIG  "ERR Protocol error: too big inline request"
 #define RESP_ERR_MBULK_BIG   "ERR Protocol error: too big mbulk count string"
 #define RESP_ERR_BULK_BIG    "ERR Protocol error: too big bulk count string"
+#define RESP_ERR_UNAUTH_MBULK "ERR Protocol error: unauthenticated multibulk length"
+#define RESP_ERR_UNAUTH_BULK "ERR Protocol error: unauthenticated bulk length"
 /* ... and "ERR Protocol error: expected '$', got '<byte>'", built in errbuf. */
 
 /* Bytes any single header, integer, double, boolean or null reply needs at most. */
@@ -85,6 +91,7 @@ struct resp_limits {
     uint32_t max_args;      /* largest multibulk count accepted */
     size_t max_inline;      /* longest inline line or header line (RESP_INLINE_MAX) */
     size_t stream_min;      /* bulks this long or longer: PARSE_STREAM; 0 never */
+    bool unauthenticated;   /* also RESP_UNAUTH_ARGS and RESP_UNAUTH_BULK */
 };
 
 /*

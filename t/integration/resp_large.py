@@ -20,6 +20,8 @@ read straight into their items, up to proto-max-bulk-len.
   GETRANGE of 2 MiB a 1 MiB one; a large SET inside MULTI, ECHO of 512
   KiB and MSET of a 1 MiB value (buffered: they are not streamed), MSET
   of 5 MiB "too big request"; a client that leaves mid-value;
+- before AUTH (--requirepass) Redis 7's limits: 10 arguments, 16 KiB
+  bulks, with its "unauthenticated" errors;
 - memcached `get` returns a value set over RESP (one item store).
 
 Every server is started here on free loopback ports and stopped by PID;
@@ -393,6 +395,25 @@ def test_output_limits_multi_and_buffered():
         check(srv.stop() == 0, "server exits 0")
 
 
+def test_unauthenticated_limits():
+    srv = Server(["--requirepass", "sesame"])
+    try:
+        for data, want in [
+                (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$16385\r\n",
+                 b"-ERR Protocol error: unauthenticated bulk length\r\n"),
+                (b"*11\r\n", b"-ERR Protocol error: unauthenticated multibulk length\r\n")]:
+            s = srv.raw()
+            s.sendall(data)
+            out, closed = read_to_eof(s)
+            s.close()
+            check(out == want and closed, "before AUTH, as Redis 7: %r" % out)
+        r = redis.Redis(port=srv.resp_port, password="sesame", socket_timeout=30)
+        v = pattern(2 * MiB, 3)
+        check(r.set("k", v) is True and r.get("k") == v, "after AUTH a 2 MiB value")
+    finally:
+        check(srv.stop() == 0, "server exits 0")
+
+
 def test_memcached_reads_it(srv):
     r = srv.redis()
     v = pattern(5 * MiB + 3, 7)
@@ -421,6 +442,7 @@ def main():
     finally:
         check(srv.stop() == 0, "server exits 0")
     test_start_option()
+    test_unauthenticated_limits()
     test_oom_and_refusals()
     test_output_limits_multi_and_buffered()
     if FAILS:

@@ -1186,6 +1186,44 @@ START_TEST(test_stream_rest_larger_than_lent_array_is_refused)
 }
 END_TEST
 
+START_TEST(test_unauthenticated_client_gets_redis_limits_of_10_args_and_16k_bulks)
+{
+    struct resp_limits lim = lim_redis;
+    struct outcome o;
+    static char big[16384 + 64];
+    int n;
+
+    lim.unauthenticated = true;
+    expect_error(S("*11\r\n"), &lim, PARSE_TOO_LONG,
+                 "ERR Protocol error: unauthenticated multibulk length");
+    expect_error(S("*2\r\n$3\r\nGET\r\n$16385\r\n"), &lim, PARSE_TOO_LONG,
+                 "ERR Protocol error: unauthenticated bulk length");
+    /* The ordinary checks come first, as in Redis. */
+    expect_error(S("*2\r\n$3\r\nGET\r\n$-5\r\n"), &lim, PARSE_INVALID,
+                 "ERR Protocol error: invalid bulk length");
+    /* At the limits: parsed. */
+    parse_once(&o, S("*10\r\n"), &lim);
+    ck_assert_int_eq(o.status, PARSE_AGAIN);
+    n = snprintf(big, sizeof(big), "*2\r\n$4\r\nAUTH\r\n$16384\r\n");
+    memset(big + n, 'p', 16384);
+    memcpy(big + n + 16384, "\r\n", 2);
+    {
+        struct resp_arg argv[MAXA];
+        struct resp_req r = { .argv = argv, .argv_cap = MAXA };
+        struct resp_state st;
+        size_t used;
+
+        resp_state_init(&st);
+        ck_assert_int_eq(resp_parse(&r, &st, big, (size_t)n + 16386, &used, &lim), PARSE_OK);
+        ck_assert_uint_eq(r.argc, 2);
+        ck_assert_uint_eq(argv[1].len, 16384);
+    }
+    /* Once authenticated, the usual limits. */
+    parse_once(&o, S("*11\r\n"), &lim_redis);
+    ck_assert_int_eq(o.status, PARSE_AGAIN);
+}
+END_TEST
+
 static Suite *
 resp_suite(void)
 {
@@ -1219,6 +1257,7 @@ resp_suite(void)
     tcase_add_test(tl, test_inline_line_over_limit_is_too_big_inline_request);
     tcase_add_test(tl, test_bulk_over_max_is_refused_from_header_alone);
     tcase_add_test(tl, test_count_over_limit_or_capacity_is_refused_before_args);
+    tcase_add_test(tl, test_unauthenticated_client_gets_redis_limits_of_10_args_and_16k_bulks);
     tcase_add_loop_test(ts, test_every_byte_split_gives_again_then_the_same_result, 0, nsplit);
     tcase_add_loop_test(ts, test_two_part_split_at_every_offset_resumes_to_the_same_result, 0, nsplit);
     tcase_add_test(ts, test_bulk_resume_does_not_reread_consumed_headers);
