@@ -319,7 +319,10 @@ def test_oom_and_refusals():
     try:
         r = srv.redis()
         small = {"keep%d" % i: "v%d" % i for i in range(200)}
-        r.mset(small)
+        p = r.pipeline(transaction=False)
+        for k, v in small.items():
+            p.set(k, v)
+        p.execute()
         for n in (40 * MiB, 100 * MiB):
             s = srv.raw(30)
             s.sendall(b"*3\r\n$3\r\nSET\r\n$3\r\nhog\r\n$%d\r\n" % n)
