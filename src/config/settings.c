@@ -30,6 +30,7 @@ void settings_default(struct settings *s)
     s->reqs_per_event = 20;
     s->max_output = (size_t)64 << 20;
     s->shutdown_timeout = 3;
+    s->proto_max_bulk_len = (size_t)512 << 20;   /* Redis's default */
     s->flush_enabled = true;
     s->prefix_delimiter = ':';
     storage_config_default(&s->storage);
@@ -374,6 +375,15 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->max_output = sz;
+    } else if (strcmp(kv, "proto_max_bulk_len") == 0) {
+        size_t sz;
+        if (val == NULL || settings_parse_redis_size(val, &sz) != 0 || sz < SETTINGS_BULK_MIN ||
+            sz > (size_t)LLONG_MAX) {
+            snprintf(err, errlen, "proto_max_bulk_len must be a size of at least 1mb "
+                                  "(Redis units: 512mb, 1gb, bytes)");
+            return -1;
+        }
+        s->proto_max_bulk_len = sz;
     } else if (strcmp(kv, "slab_automove") == 0) {
         /* Bare, as memcached's tests give it: 1. */
         if (val == NULL)
@@ -698,6 +708,9 @@ const char *settings_usage(void)
 "                          flight before closing clients (default: 3)\n"
 "   - max_output_buffer=<size> disconnect a client whose unread replies would\n"
 "                          pass this size, k/m/g suffix; 0 none (default: 64m)\n"
+"   - proto_max_bulk_len=<size> longest RESP bulk string (value) accepted, in\n"
+"                          Redis units, at least 1mb (default: 512mb); a value\n"
+"                          may also take at most half of -m\n"
 "   - resp_port=<num>      same as --resp-port\n"
 "   - maxmemory_policy=<name> same as --maxmemory-policy\n"
 "   - requirepass=<pass>   same as --requirepass (no commas)\n"

@@ -264,17 +264,35 @@ void conn_close(struct conn *c)
  * done: what it has queued is dropped now (the memory, and the items it
  * pins, go back at once, not after a client that may never read), nothing
  * more is queued, and the state machine closes it. */
+static bool out_trip(struct conn *c)
+{
+    c->out_over = true;
+    c->close_after_write = true;
+    STAT_INC(c->stats, output_limit_disconnects);
+    release_output(c);
+    return false;
+}
+
 static bool out_admit(struct conn *c, size_t n)
 {
     if (c->out_over)
         return false;
     if (max_output == 0 || c->out_bytes + n <= max_output)
         return true;
-    c->out_over = true;
-    c->close_after_write = true;
-    STAT_INC(c->stats, output_limit_disconnects);
-    release_output(c);
-    return false;
+    return out_trip(c);
+}
+
+/* A value sent from its item is admitted while what is queued before it
+ * is within the limit, so one value larger than the limit (a RESP GET of
+ * a 100 MB string) is served: it is referenced, not copied, and the next
+ * thing queued behind it finds the limit passed. */
+static bool out_admit_value(struct conn *c)
+{
+    if (c->out_over)
+        return false;
+    if (max_output == 0 || c->out_bytes <= max_output)
+        return true;
+    return out_trip(c);
 }
 
 static bool ensure_wbuf(struct conn *c, size_t n)
@@ -347,7 +365,7 @@ void conn_out_commit(struct conn *c, size_t used)
 
 void conn_out_item(struct conn *c, struct item *it, size_t off, size_t n)
 {
-    if (!out_admit(c, n))
+    if (!out_admit_value(c))
         return;
     if (n <= OUT_COPY_MAX && !item_is_chunked(it)) {
         conn_out(c, item_value(it) + off, n);
@@ -384,6 +402,18 @@ void conn_out_item(struct conn *c, struct item *it, size_t off, size_t n)
             n -= len;
         }
     }
+}
+
+void conn_out_value_end(struct conn *c)
+{
+    if (c->out_over)
+        return;
+    if (!ensure_wbuf(c, 2)) {
+        c->close_after_write = true;
+        return;
+    }
+    memcpy(c->wbuf + c->wlen, "\r\n", 2);
+    commit_wbuf(c, 2);
 }
 
 bool conn_out_full(const struct conn *c)
