@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "storage/assoc.h"
+#include "storage/coll.h"
 #include "storage/evict.h"
 #include "storage/evict_int.h"
 #include "storage/slab.h"
@@ -302,8 +303,8 @@ static void value_chunk_init(struct item *vc, unsigned id, const struct item *ow
 /* Every block of a collection, newest first. */
 static void free_blocks(struct item *it)
 {
-    uint32_t *blocks = item_typed_root(it);     /* struct coll_blocks: head, count */
-    uint32_t r = blocks[0];
+    struct coll_blocks *cb = item_typed_root(it);
+    uint32_t r = cb->head;
 
     while (r != 0) {
         struct item *b = slab_ptr(r);
@@ -312,7 +313,7 @@ static void free_blocks(struct item *it)
         item_block_free(b);
         r = next;
     }
-    blocks[0] = blocks[1] = 0;
+    memset(cb, 0, sizeof(*cb));
 }
 
 struct item *item_block_alloc(size_t n, const struct item *owner, int64_t now)
@@ -990,20 +991,20 @@ enum item_result item_delta_cls(const char *key, size_t nkey, bool incr, uint64_
  * the class its size needs, no more blocks than the root counts. */
 static bool blocks_valid(struct item *it)
 {
-    const uint32_t *blocks = item_typed_root(it);
-    uint32_t r = blocks[0], prev = 0, n = 0;
+    const struct coll_blocks *cb = item_typed_root(it);
+    uint32_t r = cb->head, prev = 0, n = 0;
 
     while (r != 0) {
         const struct item *b = slab_ref_valid(r) ? slab_ptr(r) : NULL;
 
-        if (b == NULL || ++n > blocks[1] || item_iflags(b) != ITEM_VALUE ||
+        if (b == NULL || ++n > cb->count || item_iflags(b) != ITEM_VALUE ||
             b->h_next != slab_ref(it) || b->nbytes != prev ||
             b->clsid != slab_clsid((size_t)VHDR + b->access))
             return false;
         prev = r;
         r = b->flags;
     }
-    return n == blocks[1];
+    return n == cb->count;
 }
 
 bool item_restore_valid(struct item *it, unsigned id, uint32_t chunk_size, int64_t now)
@@ -1039,7 +1040,7 @@ void item_restore_claim(struct item *it, void (*fn)(void *chunk, unsigned id, si
 
     fn(it, it->clsid, item_chunk_requested(it), arg);
     if (item_is_typed(it)) {
-        for (uint32_t r = ((const uint32_t *)item_typed_root(it))[0]; r != 0;) {
+        for (uint32_t r = ((const struct coll_blocks *)item_typed_root(it))->head; r != 0;) {
             struct item *b = slab_ptr(r);
 
             r = b->flags;
