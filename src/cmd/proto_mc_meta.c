@@ -262,7 +262,14 @@ static enum proc_result meta_get(struct conn *c, const struct mc_meta_req *r)
 
     item_lock(hv);
     it = do_item_find(r->key, r->nkey, hv, c->now, &miss);
-    if (it == NULL && (r->flags & MC_META_F_VIVIFY)) {
+    bool typed = it != NULL && item_is_typed(it);
+    if (typed) {
+        /* A collection reads as a miss, and N must not create beside it. */
+        item_put(it);
+        it = NULL;
+        miss = ITEM_MISS_ABSENT;
+    }
+    if (it == NULL && !typed && (r->flags & MC_META_F_VIVIFY)) {
         it = mg_vivify(c, r, hv);
         o.created = it != NULL;
     }
@@ -377,6 +384,12 @@ static enum item_result ms_store_locked(const struct ms_state *st, struct item *
 {
     bool has_cas = st->flags & MC_META_F_COMPARE_CAS;
 
+    /* A hash or sorted set is no memcached value: a plain set overwrites
+     * it and add finds the key taken; anything else sees no item, and must
+     * not create one beside it (N). */
+    if (old != NULL && item_is_typed(old) && st->mode != MC_META_MODE_ADD &&
+        (st->mode != MC_META_MODE_SET || has_cas))
+        return has_cas ? ITEM_NOT_FOUND : ITEM_NOT_STORED;
     switch ((enum mc_meta_mode)st->mode) {
     case MC_META_MODE_ADD:
         if (old != NULL) {
@@ -568,8 +581,13 @@ static enum proc_result meta_delete(struct conn *c, const struct mc_meta_req *r)
 
     item_lock(hv);
     it = do_item_find(r->key, r->nkey, hv, c->now, NULL);
-    if (it != NULL)
+    if (it != NULL && item_is_typed(it)) {
+        /* Deleted like any key, but never kept as a stale string (I). */
+        do_item_unlink(it, hv);
+        code = "HD";
+    } else if (it != NULL) {
         code = md_locked(c, r, &it, hv);
+    }
     item_unlock(hv);
     if (it != NULL)
         item_put(it);
@@ -680,7 +698,8 @@ static enum proc_result meta_arith(struct conn *c, const struct mc_meta_req *r)
 
     item_lock(hv);
     it = do_item_find(r->key, r->nkey, hv, c->now, NULL);
-    ma_locked(c, r, it, hv, &o);
+    if (it == NULL || !item_is_typed(it))
+        ma_locked(c, r, it, hv, &o);   /* a collection: NF, never created beside */
     if (o.cur != NULL) {
         v.have = MC_META_F_RET_CAS | MC_META_F_RET_TTL;
         v.cas = visible_cas(item_cas(o.cur));
@@ -728,7 +747,7 @@ static enum proc_result meta_debug(struct conn *c, const struct mc_meta_req *r)
     size_t n;
 
     item_lock(hv);
-    it = do_item_find(r->key, r->nkey, hv, c->now, NULL);
+    it = do_item_find_value(r->key, r->nkey, hv, c->now, NULL);
     item_unlock(hv);
     if (it == NULL) {
         CONN_OUT_LIT(c, "EN\r\n");

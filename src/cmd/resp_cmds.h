@@ -141,6 +141,7 @@ void rs_verbatim(struct conn *c, const char *s, size_t len);
 #define RS_ERR_NOT_FLOAT "ERR value is not a valid float"
 #define RS_ERR_TOO_BIG   "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 #define RS_ERR_OOM       "OOM command not allowed when used memory > 'maxmemory'."
+#define RS_ERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 /* Reply the error for a failed item_alloc() (too large / out of memory). */
 void rs_alloc_error(struct conn *c, int alloc_status);
@@ -156,6 +157,13 @@ bool rs_parse_i64(const char *s, size_t len, int64_t *out);
 bool rs_arg_i64(struct conn *c, const struct resp_arg *a, int64_t *out);
 /* Case-insensitive comparison with a word. */
 bool rs_arg_is(const struct resp_arg *a, const char *word);
+/* Redis's string2ld (INCRBYFLOAT, HINCRBYFLOAT): the whole text one
+ * number, no leading blank, no NaN. */
+#define LD_CHARS_MAX (5 * 1024)   /* Redis's MAX_LONG_DOUBLE_CHARS */
+bool rs_parse_ld(const char *s, size_t len, long double *out);
+/* Redis's human-friendly long double: 17 decimals, trailing zeros cut;
+ * 0 when it does not fit cap. */
+size_t rs_format_ld(char *buf, size_t cap, long double v);
 
 /* ---- handlers ---- */
 
@@ -186,10 +194,28 @@ enum proc_result resp_cmd_expire(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_ttl(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_type(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_object(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_memory(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_rename(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_randomkey(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_keys(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_scan(struct conn *c, const struct resp_call *call);
+
+/* resp_hash.c */
+enum proc_result resp_cmd_hset(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hsetnx(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hget(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hmget(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hgetall(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hdel(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hexists(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hlen(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hincrby(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hincrbyfloat(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hrandfield(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_hscan(struct conn *c, const struct resp_call *call);
+/* Shared by HSCAN and ZSCAN: Redis's strtoull cursor, and the options. */
+bool rs_parse_cursor(const struct resp_arg *a, uint64_t *out);
 
 /* resp_server.c */
 enum proc_result resp_cmd_ping(struct conn *c, const struct resp_call *call);

@@ -6,7 +6,9 @@
  * Expiry lives in the item header as kioku (= unix) milliseconds, 0 for
  * none, and is changed under the key's stripe lock, so EXPIRE NX/XX/GT/LT
  * test and set atomically. A time at or before now deletes the key, as
- * Redis does. Every key is a string: TYPE says "string" or "none".
+ * Redis does. A key is a string or a collection (a hash or a sorted set,
+ * storage/coll.h): TYPE, OBJECT ENCODING and SCAN TYPE tell them apart,
+ * and the expiry commands, DEL and EXISTS treat every type alike.
  *
  * Walks use item_scan_batch(), which follows Redis's reverse-binary cursor
  * over the buckets (taking each stripe once for its run of buckets), so SCAN
@@ -21,7 +23,8 @@
  *
  * RENAME holds both keys' stripes (item_lock2(), in a fixed order) while it
  * copies the value under the new key, links it and unlinks the source, so
- * no client ever sees both keys or neither.
+ * no client ever sees both keys or neither. A collection is not copied:
+ * coll_rename() gives its blocks to a new header item under the new key.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,7 +33,10 @@
 
 #include "cmd/resp_cmds.h"
 #include "stats/stats.h"
+#include "storage/coll.h"
+#include "storage/evict.h"
 #include "storage/item.h"
+#include "storage/slab.h"
 #include "storage/storage.h"
 #include "util/glob.h"
 
@@ -79,7 +85,7 @@ enum proc_result resp_cmd_touch(struct conn *c, const struct resp_call *call)
 {
     int64_t n = 0;
     for (int i = 1; i < call->argc; i++) {
-        struct item *it = item_get(call->argv[i].ptr, call->argv[i].len, c->now, NULL);
+        struct item *it = item_get_any(call->argv[i].ptr, call->argv[i].len, c->now, NULL);
         if (it != NULL) {
             n++;
             item_put(it);
@@ -93,11 +99,154 @@ enum proc_result resp_cmd_type(struct conn *c, const struct resp_call *call)
 {
     struct item *it = peek(c, &call->argv[1]);
     if (it != NULL) {
+        rs_simple(c, coll_type_name(coll_type_of(it)));
         item_put(it);
-        CONN_OUT_LIT(c, "+string\r\n");
     } else {
         CONN_OUT_LIT(c, "+none\r\n");
     }
+    return PROC_MORE;
+}
+
+/* Redis's encoding of a string value: "int" for what string2l takes,
+ * "embstr" up to 44 bytes, "raw" beyond. */
+static const char *string_encoding(struct item *it)
+{
+    char buf[24];
+    int64_t v;
+    size_t n = item_nbytes(it);
+    if (n <= 20) {
+        item_value_read(it, 0, buf, n);
+        if (rs_parse_i64(buf, n, &v))
+            return "int";
+    }
+    return n <= 44 ? "embstr" : "raw";
+}
+
+/* OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP (IDLETIME and FREQ
+ * answer Redis's errors under the other family of policies). */
+enum proc_result resp_cmd_object(struct conn *c, const struct resp_call *call)
+{
+    const struct resp_arg *sub = &call->argv[1];
+    if (call->argc == 2 && rs_arg_is(sub, "help")) {
+        static const char *const help[] = {
+            "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+            "HELP",
+            "    Print this help.",
+        };
+        rs_array(c, sizeof(help) / sizeof(help[0]));
+        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
+            rs_simple(c, help[i]);
+        return PROC_MORE;
+    }
+    static const char *const subs[] = {"encoding", "refcount", "idletime", "freq", "help"};
+    int what = -1;
+    for (int i = 0; i < 5 && what < 0; i++)
+        if (rs_arg_is(sub, subs[i]))
+            what = i;
+    if (what < 0) {
+        rs_errorf(c, "ERR unknown subcommand '%.*s'. Try OBJECT HELP.", (int)(sub->len < 128 ? sub->len : 128),
+                  sub->ptr);
+        return PROC_MORE;
+    }
+    if (call->argc != 3 || what == 4) {
+        rs_errorf(c, "ERR wrong number of arguments for 'object|%s' command", subs[what]);
+        return PROC_MORE;
+    }
+    enum evict_policy pol = evict_get_policy();
+    bool lfu = pol == EVICT_ALLKEYS_LFU || pol == EVICT_VOLATILE_LFU;
+    if (what == 2 && lfu) {
+        rs_error(c, "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when "
+                    "switching between policies at runtime LRU and LFU data will take some time to adjust.");
+        return PROC_MORE;
+    }
+    if (what == 3 && !lfu) {
+        rs_error(c, "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
+                    "that when switching between policies at runtime LRU and LFU data will take some time to "
+                    "adjust.");
+        return PROC_MORE;
+    }
+    const struct resp_arg *key = &call->argv[2];
+    uint64_t hv = item_hash(key->ptr, key->len);
+    item_lock(hv);
+    struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
+    if (it == NULL)
+        rs_null(c);
+    else if (what == 0)
+        rs_bulk_str(c, item_is_typed(it) ? coll_encoding(it) : string_encoding(it));
+    else if (what == 1)
+        rs_int(c, 1);
+    else if (what == 2)
+        rs_int(c, item_idle_seconds(it, c->now));
+    else
+        rs_int(c, item_access(it) & 0xff);
+    item_unlock(hv);
+    if (it != NULL)
+        item_put(it);
+    return PROC_MORE;
+}
+
+/* MEMORY USAGE key [SAMPLES n]: the slab chunk of the item and, for a
+ * collection, every block (all of it is counted exactly: no sampling). */
+enum proc_result resp_cmd_memory(struct conn *c, const struct resp_call *call)
+{
+    const struct resp_arg *sub = &call->argv[1];
+    if (call->argc == 2 && rs_arg_is(sub, "help")) {
+        static const char *const help[] = {
+            "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+            "HELP",
+            "    Print this help.",
+        };
+        rs_array(c, sizeof(help) / sizeof(help[0]));
+        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
+            rs_simple(c, help[i]);
+        return PROC_MORE;
+    }
+    if (!rs_arg_is(sub, "usage") || call->argc < 3) {
+        if (rs_arg_is(sub, "usage") || rs_arg_is(sub, "help"))
+            rs_errorf(c, "ERR wrong number of arguments for 'memory|%s' command",
+                      rs_arg_is(sub, "usage") ? "usage" : "help");
+        else
+            rs_errorf(c, "ERR unknown subcommand '%.*s'. Try MEMORY HELP.", (int)(sub->len < 128 ? sub->len : 128),
+                      sub->ptr);
+        return PROC_MORE;
+    }
+    for (int i = 3; i < call->argc; i += 2) {
+        int64_t n;
+        if (!rs_arg_is(&call->argv[i], "samples") || i + 1 >= call->argc) {
+            rs_error(c, RS_ERR_SYNTAX);
+            return PROC_MORE;
+        }
+        if (!rs_arg_i64(c, &call->argv[i + 1], &n))
+            return PROC_MORE;
+    }
+    const struct resp_arg *key = &call->argv[2];
+    uint64_t hv = item_hash(key->ptr, key->len), bytes = 0;
+    item_lock(hv);
+    struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
+    if (it != NULL) {
+        bytes = item_is_chunked(it) ? item_header_size() + item_nkey(it) + (uint64_t)item_nbytes(it) + 2
+                                    : slab_chunk_size(item_clsid(it));
+        bytes += coll_bytes(it);
+    }
+    item_unlock(hv);
+    if (it == NULL) {
+        rs_null(c);
+        return PROC_MORE;
+    }
+    item_put(it);
+    rs_int(c, (int64_t)bytes);
     return PROC_MORE;
 }
 
@@ -268,7 +417,12 @@ enum proc_result resp_cmd_rename(struct conn *c, const struct resp_call *call)
         dst = do_item_find(to->ptr, to->len, ht, c->now, NULL);
         res = 0;
         if (!(nx && dst != NULL)) {
-            copy = copy_as(src, to, c->now, &st);
+            if (item_is_typed(src)) {
+                copy = coll_rename(src, to->ptr, to->len, c->now);
+                st = ITEM_ALLOC_NOMEM;
+            } else {
+                copy = copy_as(src, to, c->now, &st);
+            }
             res = copy != NULL ? 1 : -2;
         }
         if (copy != NULL) {
@@ -332,6 +486,24 @@ static void collect_key(struct item *it, void *arg)
     kb_add(arg, item_key(it), item_nkey(it));
 }
 
+/* SCAN TYPE: keys of another type are counted (as Redis counts them
+ * before filtering) but not kept. Redis 7.0 compares the name as given,
+ * so an unknown name matches nothing. */
+struct typed_batch {
+    struct keybuf *kb;
+    const struct resp_arg *type;
+    uint64_t skipped;
+};
+
+static void collect_typed(struct item *it, void *arg)
+{
+    struct typed_batch *tb = arg;
+    if (rs_arg_is(tb->type, coll_type_name(coll_type_of(it))))
+        kb_add(tb->kb, item_key(it), item_nkey(it));
+    else
+        tb->skipped++;
+}
+
 struct pattern {
     const char *p;
     size_t len;
@@ -390,7 +562,7 @@ enum proc_result resp_cmd_keys(struct conn *c, const struct resp_call *call)
 }
 
 /* Redis parses the cursor with strtoull: decimal, whole argument. */
-static bool parse_cursor(const struct resp_arg *a, uint64_t *out)
+bool rs_parse_cursor(const struct resp_arg *a, uint64_t *out)
 {
     char buf[32];
     char *end;
@@ -415,13 +587,13 @@ struct scan_args {
     uint64_t cursor;
     int64_t count;
     struct pattern pat;
-    bool type_mismatch;    /* TYPE other than "string": nothing matches */
+    const struct resp_arg *type;   /* TYPE name, or NULL */
 };
 
 static bool scan_args(struct conn *c, const struct resp_call *call, struct scan_args *sa)
 {
-    *sa = (struct scan_args){0, 10, {NULL, 0, true}, false};
-    if (!parse_cursor(&call->argv[1], &sa->cursor)) {
+    *sa = (struct scan_args){0, 10, {NULL, 0, true}, NULL};
+    if (!rs_parse_cursor(&call->argv[1], &sa->cursor)) {
         rs_error(c, "ERR invalid cursor");
         return false;
     }
@@ -441,7 +613,7 @@ static bool scan_args(struct conn *c, const struct resp_call *call, struct scan_
         } else if (rs_arg_is(a, "match")) {
             sa->pat = pattern_of(&call->argv[i + 1]);
         } else if (rs_arg_is(a, "type")) {
-            sa->type_mismatch = !rs_arg_is(&call->argv[i + 1], "string");
+            sa->type = &call->argv[i + 1];
         } else {
             rs_error(c, RS_ERR_SYNTAX);
             return false;
@@ -484,11 +656,13 @@ enum proc_result resp_cmd_scan(struct conn *c, const struct resp_call *call)
     do {
         /* Keys are counted before MATCH and TYPE filter them, as in Redis. */
         struct item_scan_work w = { .max_steps = budget, .max_items = (uint64_t)sa.count - seen };
-        cursor = item_scan_batch(cursor, c->now, &w, collect_key, &batch);
+        struct typed_batch tb = {&batch, sa.type, 0};
+        if (sa.type != NULL)
+            cursor = item_scan_batch(cursor, c->now, &w, collect_typed, &tb);
+        else
+            cursor = item_scan_batch(cursor, c->now, &w, collect_key, &batch);
         budget -= w.steps;
-        seen += batch.count;
-        if (sa.type_mismatch)
-            batch.len = batch.count = 0;
+        seen += batch.count + tb.skipped;
         kb_filter(&batch, &sa.pat, &out);
     } while (cursor != 0 && budget > 0 && seen < (uint64_t)sa.count && !out.oom);
     if (out.oom) {

@@ -34,6 +34,7 @@
 #include "config/settings.h"
 #include "core/worker.h"
 #include "stats/stats.h"
+#include "storage/coll.h"
 #include "storage/evict.h"
 #include "storage/item.h"
 #include "storage/storage.h"
@@ -541,13 +542,17 @@ enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
  * every name is resolved, then every value validated, then all are applied.
  */
 
-enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS, CFG_BULK };
+/* CFG_SIZE and CFG_MEMSIZE: a listpack threshold (coll_limit), 0 to
+ * LONG_MAX, the latter also in Redis's memory units. CFG_BULK:
+ * proto-max-bulk-len. */
+enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS, CFG_BULK, CFG_SIZE, CFG_MEMSIZE };
 
 struct config_param {
     const char *name;
     enum config_kind kind;
     long long lo;                 /* CFG_UINT: Redis's range is [lo, INT_MAX] */
     void (*set)(unsigned v);      /* CFG_POLICY, CFG_UINT */
+    int limit;                    /* CFG_SIZE, CFG_MEMSIZE: enum coll_limit */
     char value[1100];             /* as CONFIG GET shows it */
 };
 
@@ -567,7 +572,7 @@ static size_t config_params(struct config_param *p, size_t cap)
     const struct settings *s = resp_settings();
     size_t n = 0;
 #define PARAM_OF(nm, k, l, fn, ...) \
-    do { if (n < cap) { p[n].name = nm; p[n].kind = k; p[n].lo = l; p[n].set = fn; \
+    do { if (n < cap) { p[n].name = nm; p[n].kind = k; p[n].lo = l; p[n].set = fn; p[n].limit = -1; \
                         snprintf(p[n].value, sizeof(p[n].value), __VA_ARGS__); n++; } } while (0)
 #define PARAM(nm, ...) PARAM_OF(nm, CFG_FIXED, 0, NULL, __VA_ARGS__)
     PARAM("maxmemory", "%zu", s->storage.mem_limit);
@@ -578,6 +583,20 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM_OF("lfu-decay-time", CFG_UINT, 0, evict_set_lfu_decay_time, "%u",
              evict_get_lfu_decay_time());
     PARAM_OF("maxmemory-samples", CFG_UINT, 1, evict_set_samples, "%u", evict_get_samples());
+    /* The listpack thresholds (issue 11), each under both of Redis's names. */
+    static const struct { const char *name; enum coll_limit l; } lims[] = {
+        {"hash-max-listpack-entries", COLL_HASH_ENTRIES}, {"hash-max-ziplist-entries", COLL_HASH_ENTRIES},
+        {"hash-max-listpack-value", COLL_HASH_VALUE}, {"hash-max-ziplist-value", COLL_HASH_VALUE},
+        {"zset-max-listpack-entries", COLL_ZSET_ENTRIES}, {"zset-max-ziplist-entries", COLL_ZSET_ENTRIES},
+        {"zset-max-listpack-value", COLL_ZSET_VALUE}, {"zset-max-ziplist-value", COLL_ZSET_VALUE},
+    };
+    for (size_t i = 0; i < sizeof(lims) / sizeof(lims[0]); i++) {
+        bool mem = lims[i].l == COLL_HASH_VALUE || lims[i].l == COLL_ZSET_VALUE;
+        PARAM_OF(lims[i].name, mem ? CFG_MEMSIZE : CFG_SIZE, 0, NULL, "%llu",
+                 (unsigned long long)coll_limit(lims[i].l));
+        if (n > 0 && strcmp(p[n - 1].name, lims[i].name) == 0)
+            p[n - 1].limit = (int)lims[i].l;
+    }
     PARAM("save", "%s", "");
     PARAM("appendonly", "%s", "no");
     PARAM("databases", "%s", "1");
@@ -608,7 +627,7 @@ static size_t config_params(struct config_param *p, size_t cap)
     return n;
 }
 
-#define MAX_PARAMS 24
+#define MAX_PARAMS 40
 
 static void config_get(struct conn *c, const struct resp_call *call)
 {
@@ -660,23 +679,50 @@ static bool config_memory(const struct resp_arg *val, size_t *out)
 /* Validate val for p: 0 and the value to apply in *out (*big for a size),
  * or -1 after replying with Redis's error. */
 static int config_check(struct conn *c, const struct config_param *p,
-                        const struct resp_arg *val, unsigned *out, size_t *big)
+                        const struct resp_arg *val, unsigned long long *out)
 {
     long long v;
     switch (p->kind) {
-    case CFG_BULK:
-        if (!config_memory(val, big)) {
+    case CFG_SIZE:
+    case CFG_MEMSIZE: {
+        char buf[32];
+        size_t bytes;
+        bool ok = false;
+        if (p->kind == CFG_MEMSIZE && val->len < sizeof(buf)) {
+            memcpy(buf, val->ptr, val->len);
+            buf[val->len] = '\0';
+            ok = strlen(buf) == val->len && settings_parse_redis_size(buf, &bytes) == 0;
+            v = ok && bytes <= (size_t)LLONG_MAX ? (long long)bytes : -1;
+        }
+        if (!ok && settings_parse_ll(val->ptr, val->len, &v) != 0) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument couldn't be parsed into an integer", p->name);
+            return -1;
+        }
+        if (v < 0 || (unsigned long long)v > (unsigned long long)LONG_MAX) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be between 0 and %ld inclusive", p->name, LONG_MAX);
+            return -1;
+        }
+        *out = (unsigned long long)v;
+        return 0;
+    }
+    case CFG_BULK: {
+        size_t big;
+        if (!config_memory(val, &big)) {
             rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
                          "argument must be a memory value", p->name);
             return -1;
         }
-        if (*big < SETTINGS_BULK_MIN || *big > (size_t)LLONG_MAX) {
+        if (big < SETTINGS_BULK_MIN || big > (size_t)LLONG_MAX) {
             rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
                          "argument must be between %zu and %lld inclusive", p->name,
                       SETTINGS_BULK_MIN, LLONG_MAX);
             return -1;
         }
+        *out = big;
         return 0;
+    }
     case CFG_FIXED:
         if (config_fixed_equal(p, val))
             return 0;
@@ -732,8 +778,7 @@ static void config_set(struct conn *c, const struct resp_call *call)
     }
     int npairs = (call->argc - 2) / 2;
     size_t which[MAX_PARAMS];
-    unsigned values[MAX_PARAMS];
-    size_t sizes[MAX_PARAMS];
+    unsigned long long values[MAX_PARAMS];
     bool seen[MAX_PARAMS] = {false};
     for (int k = 0; k < npairs; k++) {   /* names: unknown, then duplicate */
         const struct resp_arg *name = &call->argv[2 + 2 * k];
@@ -754,16 +799,18 @@ static void config_set(struct conn *c, const struct resp_call *call)
         which[k] = i;   /* k < n: every name is distinct */
     }
     for (int k = 0; k < npairs; k++)     /* values */
-        if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k], &sizes[k]) != 0)
+        if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k]) != 0)
             return;
     for (int k = 0; k < npairs; k++) {   /* apply */
         const struct resp_arg *val = &call->argv[3 + 2 * k];
         if (p[which[k]].kind == CFG_PASS)
             auth_set_requirepass(val->ptr, val->len);   /* checked: fits */
         else if (p[which[k]].kind == CFG_BULK)
-            resp_set_max_bulk(sizes[k]);
+            resp_set_max_bulk((size_t)values[k]);
+        else if (p[which[k]].limit >= 0)
+            coll_limit_set((enum coll_limit)p[which[k]].limit, values[k]);
         else if (p[which[k]].set != NULL)
-            p[which[k]].set(values[k]);
+            p[which[k]].set((unsigned)values[k]);
     }
     rs_ok(c);
 }
@@ -789,7 +836,8 @@ static void config_help(struct conn *c, const struct resp_call *call)
         "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>",
         "    Set maxmemory-policy, lfu-log-factor, lfu-decay-time, maxmemory-samples,",
-        "    proto-max-bulk-len or requirepass;",
+        "    proto-max-bulk-len, requirepass or the hash-/zset-max-listpack-entries/-value",
+        "    thresholds;",
         "    other settings are fixed at start-up and accept only their current value.",
         "RESETSTAT", "    Reset statistics reported by the INFO command.",
         "HELP", "    Print this help.", NULL,

@@ -23,6 +23,11 @@
  * string made here may be as long as proto-max-bulk-len (not -I, which
  * bounds memcached values), within half the memory limit.
  *
+ * Keys holding a hash or sorted set (storage/coll.h): SET, SETEX, MSET
+ * and the like overwrite them, as in Redis; commands that read or change a
+ * string value answer WRONGTYPE without changing anything; MGET reads them
+ * as nil.
+ *
  * Not atomic: MSET and MSETNX across keys on different stripes. Each key is
  * set atomically, but another client may see some keys of an MSET before
  * the rest, and MSETNX checks all keys before setting any, so a key created
@@ -115,11 +120,21 @@ static void write_arg(struct conn *c, const struct resp_call *call, int i, struc
         item_value_write(dst, off, call->argv[i].ptr, call->argv[i].len);
 }
 
-/* GET's lookup: counts as an access (LRU bump) and in the get stats. */
+/* True (and WRONGTYPE replied) when it is a collection, not a string. */
+static bool wrongtype(struct conn *c, const struct item *it)
+{
+    if (it == NULL || !item_is_typed(it))
+        return false;
+    rs_error(c, RS_ERR_WRONGTYPE);
+    return true;
+}
+
+/* GET's lookup: counts as an access (LRU bump) and in the get stats. A
+ * collection is returned too: callers check with wrongtype(). */
 static struct item *get_item(struct conn *c, const struct resp_arg *key)
 {
     enum item_miss miss = ITEM_MISS_NONE;
-    struct item *it = item_get(key->ptr, key->len, c->now, &miss);
+    struct item *it = item_get_any(key->ptr, key->len, c->now, &miss);
     STAT_INC(c->stats, cmd_get);
     if (it != NULL) {
         STAT_INC(c->stats, get_hits);
@@ -255,6 +270,14 @@ static int do_set(struct conn *c, const struct resp_call *call, int vi, unsigned
     uint64_t hv = item_hash(key->ptr, key->len);
     item_lock(hv);
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
+    if (old_out != NULL && old != NULL && item_is_typed(old)) {
+        /* SET ... GET and GETSET read the old value first. */
+        item_unlock(hv);
+        item_put(it);
+        item_put(old);
+        rs_error(c, RS_ERR_WRONGTYPE);
+        return -1;
+    }
     bool ok = !((flags & O_NX) && old != NULL) && !((flags & O_XX) && old == NULL);
     if (ok) {
         if ((flags & O_KEEPTTL) && old != NULL)
@@ -279,7 +302,11 @@ static int do_set(struct conn *c, const struct resp_call *call, int vi, unsigned
 
 enum proc_result resp_cmd_get(struct conn *c, const struct resp_call *call)
 {
-    reply_value(c, get_item(c, &call->argv[1]));
+    struct item *it = get_item(c, &call->argv[1]);
+    if (wrongtype(c, it))
+        item_put(it);
+    else
+        reply_value(c, it);
     return PROC_MORE;
 }
 
@@ -338,10 +365,14 @@ enum proc_result resp_cmd_getdel(struct conn *c, const struct resp_call *call)
     uint64_t hv = item_hash(key->ptr, key->len);
     item_lock(hv);
     struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    if (it != NULL)
+    bool wrong = wrongtype(c, it);
+    if (it != NULL && !wrong)
         do_item_unlink(it, hv);
     item_unlock(hv);
-    reply_value(c, it);
+    if (wrong)
+        item_put(it);
+    else
+        reply_value(c, it);
     return PROC_MORE;
 }
 
@@ -354,6 +385,11 @@ enum proc_result resp_cmd_getex(struct conn *c, const struct resp_call *call)
     uint64_t hv = item_hash(key->ptr, key->len);
     item_lock(hv);
     struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
+    if (wrongtype(c, it)) {
+        item_unlock(hv);
+        item_put(it);
+        return PROC_MORE;
+    }
     if (it != NULL) {
         do_item_bump(it, c->now);
         if (o.flags & O_PERSIST)
@@ -371,8 +407,14 @@ enum proc_result resp_cmd_getex(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_mget(struct conn *c, const struct resp_call *call)
 {
     rs_array(c, (size_t)call->argc - 1);
-    for (int i = 1; i < call->argc; i++)
-        reply_value(c, get_item(c, &call->argv[i]));
+    for (int i = 1; i < call->argc; i++) {
+        struct item *it = get_item(c, &call->argv[i]);
+        if (it != NULL && item_is_typed(it)) {
+            item_put(it);
+            it = NULL;
+        }
+        reply_value(c, it);
+    }
     return PROC_MORE;
 }
 
@@ -475,6 +517,11 @@ enum proc_result resp_cmd_append(struct conn *c, const struct resp_call *call)
     uint64_t hv = item_hash(key->ptr, key->len);
     item_lock(hv);
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
+    if (wrongtype(c, old)) {
+        item_unlock(hv);
+        item_put(old);
+        return PROC_MORE;
+    }
     size_t oldlen = old != NULL ? item_nbytes(old) : 0;
     struct item *it = new_item(c, key, old != NULL ? item_flags(old) : 0,
                                old != NULL ? item_exptime(old) : 0, oldlen + val->len);
@@ -512,7 +559,9 @@ enum proc_result resp_cmd_setrange(struct conn *c, const struct resp_call *call)
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
     size_t oldlen = old != NULL ? item_nbytes(old) : 0;
     int64_t result = (int64_t)oldlen;
-    if (val->len > 0 && (uint64_t)off + val->len > resp_max_bulk()) {
+    if (wrongtype(c, old)) {
+        result = -1;
+    } else if (val->len > 0 && (uint64_t)off + val->len > resp_max_bulk()) {
         rs_error(c, RS_ERR_TOO_BIG);
         result = -1;
     } else if (val->len > 0) {
@@ -549,6 +598,10 @@ enum proc_result resp_cmd_getrange(struct conn *c, const struct resp_call *call)
     if (!rs_arg_i64(c, &call->argv[2], &start) || !rs_arg_i64(c, &call->argv[3], &end))
         return PROC_MORE;
     struct item *it = get_item(c, &call->argv[1]);
+    if (wrongtype(c, it)) {
+        item_put(it);
+        return PROC_MORE;
+    }
     int64_t len = it != NULL ? (int64_t)item_nbytes(it) : 0;
     if (start < 0 && end < 0 && start > end)
         len = 0;
@@ -574,7 +627,8 @@ enum proc_result resp_cmd_getrange(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_strlen(struct conn *c, const struct resp_call *call)
 {
     struct item *it = get_item(c, &call->argv[1]);
-    rs_int(c, it != NULL ? (int64_t)item_nbytes(it) : 0);
+    if (!wrongtype(c, it))
+        rs_int(c, it != NULL ? (int64_t)item_nbytes(it) : 0);
     if (it != NULL)
         item_put(it);
     return PROC_MORE;
@@ -616,7 +670,9 @@ static void incr_by(struct conn *c, const struct resp_arg *key, int64_t delta, b
     int64_t v = 0;
     item_lock(hv);
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    if (old != NULL && !value_i64(old, &v))
+    if (old != NULL && item_is_typed(old))
+        err = RS_ERR_WRONGTYPE;
+    else if (old != NULL && !value_i64(old, &v))
         err = RS_ERR_NOT_INT;
     else if ((delta < 0 && v < 0 && delta < INT64_MIN - v) ||
              (delta > 0 && v > 0 && delta > INT64_MAX - v))
@@ -668,10 +724,9 @@ enum proc_result resp_cmd_incrby(struct conn *c, const struct resp_call *call)
     return PROC_MORE;
 }
 
-#define LD_CHARS_MAX (5 * 1024)   /* Redis's MAX_LONG_DOUBLE_CHARS */
 
 /* Redis's string2ld: the whole text is one finite-or-infinite number. */
-static bool parse_ld(const char *s, size_t len, long double *out)
+bool rs_parse_ld(const char *s, size_t len, long double *out)
 {
     char buf[LD_CHARS_MAX];
     char *end;
@@ -692,7 +747,7 @@ static bool parse_ld(const char *s, size_t len, long double *out)
 }
 
 /* Redis's human-friendly long double: 17 decimals, trailing zeros cut. */
-static size_t format_ld(char *buf, size_t cap, long double v)
+size_t rs_format_ld(char *buf, size_t cap, long double v)
 {
     int n = snprintf(buf, cap, "%.17Lf", v);
     if (n < 0 || (size_t)n + 1 > cap)
@@ -715,7 +770,7 @@ enum proc_result resp_cmd_incrbyfloat(struct conn *c, const struct resp_call *ca
 {
     const struct resp_arg *key = &call->argv[1];
     long double incr, v = 0;
-    if (!parse_ld(call->argv[2].ptr, call->argv[2].len, &incr)) {
+    if (!rs_parse_ld(call->argv[2].ptr, call->argv[2].len, &incr)) {
         rs_error(c, RS_ERR_NOT_FLOAT);
         return PROC_MORE;
     }
@@ -725,15 +780,17 @@ enum proc_result resp_cmd_incrbyfloat(struct conn *c, const struct resp_call *ca
     uint64_t hv = item_hash(key->ptr, key->len);
     item_lock(hv);
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    if (old != NULL) {
+    if (old != NULL && item_is_typed(old)) {
+        err = RS_ERR_WRONGTYPE;
+    } else if (old != NULL) {
         size_t n = item_nbytes(old) < sizeof(cur) ? item_nbytes(old) : 0;
         item_value_read(old, 0, cur, n);
-        if (n == 0 || !parse_ld(cur, n, &v))
+        if (n == 0 || !rs_parse_ld(cur, n, &v))
             err = RS_ERR_NOT_FLOAT;
     }
     if (err == NULL) {
         v += incr;
-        if (isnan(v) || isinf(v) || (len = format_ld(text, sizeof(text), v)) == 0)
+        if (isnan(v) || isinf(v) || (len = rs_format_ld(text, sizeof(text), v)) == 0)
             err = "ERR increment would produce NaN or Infinity";
     }
     bool ok = err == NULL && do_store_number(c, key, old, hv, text, len);

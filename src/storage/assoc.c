@@ -232,7 +232,9 @@ void assoc_insert(struct item *it, uint64_t hv)
     struct assoc_stripe *s = assoc_stripe(hv);
     uint32_t *b = &s->tab[hv & mask_of(s->power)];
 
-    it->h_next = *b;
+    /* Atomic: a sweep may still read this word from when the chunk was a
+     * value chunk or a collection's block (see evict.c slot_item). */
+    __atomic_store_n(&it->h_next, *b, __ATOMIC_RELAXED);
     *b = slab_ref(it);
     __atomic_store_n(&s->nitems, s->nitems + 1, __ATOMIC_RELAXED);
 }
@@ -244,7 +246,7 @@ static bool chain_remove(uint32_t *pp, struct item *it)
     for (; *pp != 0; pp = &item_at(*pp)->h_next) {
         if (*pp == ref) {
             *pp = it->h_next;
-            it->h_next = 0;
+            __atomic_store_n(&it->h_next, 0, __ATOMIC_RELAXED);
             return true;
         }
     }
@@ -518,7 +520,7 @@ static void migrate_bucket(struct assoc_stripe *s, uint64_t b)
         struct item *next = item_at(it->h_next);
         uint32_t *dst = &s->tab[assoc_hash(item_key(it), it->nkey) & m1];
 
-        it->h_next = *dst;
+        __atomic_store_n(&it->h_next, *dst, __ATOMIC_RELAXED);
         *dst = slab_ref(it);
         it = next;
     }

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "storage/assoc.h"
+#include "storage/coll.h"
 #include "storage/evict.h"
 #include "storage/evict_int.h"
 #include "storage/slab.h"
@@ -299,8 +300,49 @@ size_t item_chunk_requested(const struct item *it)
     return item_ntotal(it);
 }
 
+static void value_chunk_init(struct item *vc, unsigned id, const struct item *owner);
+
+/* Every block of a collection, newest first. */
+static void free_blocks(struct item *it)
+{
+    struct coll_blocks *cb = item_typed_root(it);
+    uint32_t r = cb->head;
+
+    while (r != 0) {
+        struct item *b = slab_ptr(r);
+        uint32_t next = b->flags;
+
+        item_block_free(b);
+        r = next;
+    }
+    memset(cb, 0, sizeof(*cb));
+}
+
+struct item *item_block_alloc(size_t n, const struct item *owner, int64_t now)
+{
+    size_t req = VHDR + n;
+    unsigned id = slab_clsid(req);
+    struct item *b;
+
+    if (id == 0 || n > UINT32_MAX)
+        return NULL;
+    b = alloc_chunk(id, req, now);
+    if (b == NULL)
+        return NULL;
+    value_chunk_init(b, id, owner);
+    __atomic_store_n(&b->access, (uint32_t)n, __ATOMIC_RELAXED);
+    return b;
+}
+
+void item_block_free(struct item *b)
+{
+    chunk_release(b, b->clsid, VHDR + b->access);
+}
+
 static void item_free(struct item *it)
 {
+    if (item_is_typed(it))
+        free_blocks(it);
     if (item_is_chunked(it))
         free_value_chunks(it, nchunks_for((size_t)it->nbytes + 2));
     chunk_release(it, it->clsid, item_chunk_requested(it));
@@ -381,7 +423,9 @@ static struct item *alloc_item(const char *key, size_t nkey, uint32_t flags,
     it = alloc_layout(nkey, nbytes, now, st);
     if (it == NULL)
         return NULL;
-    it->h_next = 0;
+    /* The chunk may just have been a value chunk or a collection's block,
+     * whose owner field the sweep reads without a lock. */
+    __atomic_store_n(&it->h_next, 0, __ATOMIC_RELAXED);
     it->nbytes = (uint32_t)nbytes;
     it->flags = flags;
     it->refcount = 1;
@@ -536,6 +580,20 @@ struct item *do_item_find(const char *key, size_t nkey, uint64_t hv, int64_t now
     return it;
 }
 
+struct item *do_item_find_value(const char *key, size_t nkey, uint64_t hv, int64_t now,
+                                enum item_miss *miss)
+{
+    struct item *it = do_item_find(key, nkey, hv, now, miss);
+
+    if (it != NULL && item_is_typed(it)) {
+        item_put(it);
+        it = NULL;
+        if (miss != NULL)
+            *miss = ITEM_MISS_ABSENT;
+    }
+    return it;
+}
+
 void do_item_link(struct item *it, uint64_t hv)
 {
     struct assoc_stripe *s = assoc_stripe(hv);
@@ -593,7 +651,7 @@ bool do_item_unlink_keep(struct item *it, uint64_t hv, bool keep)
     if (!(item_iflags(it) & ITEM_LINKED))
         return false;
     unlink_common(it, hv);
-    if (!keep || item_is_chunked(it)) {
+    if (!keep || item_is_chunked(it) || item_is_typed(it)) {
         item_put(it);
         return false;
     }
@@ -632,6 +690,19 @@ struct item *item_get(const char *key, size_t nkey, int64_t now, enum item_miss 
     struct item *it;
 
     item_lock(hv);
+    it = do_item_find_value(key, nkey, hv, now, miss);
+    if (it != NULL)
+        do_item_bump(it, now);
+    item_unlock(hv);
+    return it;
+}
+
+struct item *item_get_any(const char *key, size_t nkey, int64_t now, enum item_miss *miss)
+{
+    uint64_t hv = item_hash(key, nkey);
+    struct item *it;
+
+    item_lock(hv);
     it = do_item_find(key, nkey, hv, now, miss);
     if (it != NULL)
         do_item_bump(it, now);
@@ -646,7 +717,7 @@ struct item *item_get_touch(const char *key, size_t nkey, int64_t exptime,
     struct item *it;
 
     item_lock(hv);
-    it = do_item_find(key, nkey, hv, now, miss);
+    it = do_item_find_value(key, nkey, hv, now, miss);
     if (it != NULL) {
         do_item_set_exptime(it, hv, exptime);
         do_item_bump(it, now);
@@ -703,6 +774,11 @@ static enum item_result do_concat(struct item *old, struct item *it, bool append
 static enum item_result do_store(struct item *it, struct item *old, enum store_op op,
                                  uint64_t cas, uint64_t hv, int64_t now, uint64_t *cas_out)
 {
+    /* A collection is no memcached value: only set overwrites it (as
+     * Redis's SET does) and add finds the key taken; to the other
+     * operations it is absent, and nothing else may be linked beside it. */
+    if (old != NULL && item_is_typed(old) && op != STORE_ADD && (op != STORE_SET || cas != 0))
+        return op == STORE_CAS || cas != 0 ? ITEM_NOT_FOUND : ITEM_NOT_STORED;
     if (op == STORE_CAS || cas != 0) {
         if (old == NULL)
             return ITEM_NOT_FOUND;
@@ -905,7 +981,11 @@ enum item_result item_delta_cls(const char *key, size_t nkey, bool incr, uint64_
 
     item_lock(hv);
     it = do_item_find(key, nkey, hv, now, NULL);
-    if (it == NULL) {
+    if (it != NULL && item_is_typed(it)) {
+        /* Absent to incr/decr, but not to be created beside. */
+        res = ITEM_NOT_FOUND;
+        item_put(it);
+    } else if (it == NULL) {
         if (create && cas == 0)
             res = do_delta_create(key, nkey, initial, exptime, hv, now, &v, &c);
         else
@@ -931,6 +1011,27 @@ enum item_result item_delta_cls(const char *key, size_t nkey, bool incr, uint64_
 
 /* ---- warm restart ---- */
 
+/* A collection's block list as a damaged file could leave it: every link a
+ * chunk of the region, a block naming this owner and its predecessor, of
+ * the class its size needs, no more blocks than the root counts. */
+static bool blocks_valid(struct item *it)
+{
+    const struct coll_blocks *cb = item_typed_root(it);
+    uint32_t r = cb->head, prev = 0, n = 0;
+
+    while (r != 0) {
+        const struct item *b = slab_ref_valid(r) ? slab_ptr(r) : NULL;
+
+        if (b == NULL || ++n > cb->count || item_iflags(b) != ITEM_VALUE ||
+            b->h_next != slab_ref(it) || b->nbytes != prev ||
+            b->clsid != slab_clsid((size_t)VHDR + b->access))
+            return false;
+        prev = r;
+        r = b->flags;
+    }
+    return n == cb->count;
+}
+
 bool item_restore_valid(struct item *it, unsigned id, uint32_t chunk_size, int64_t now)
 {
     uint8_t f = item_iflags(it);
@@ -940,6 +1041,8 @@ bool item_restore_valid(struct item *it, unsigned id, uint32_t chunk_size, int64
         it->nkey > STORAGE_KEY_MAX || it->nbytes > size_max ||
         item_exptime_passed(item_exptime(it), now))
         return false;
+    if (f & ITEM_TYPED)
+        return !(f & ITEM_CHUNKED) && item_ntotal(it) <= chunk_size && blocks_valid(it);
     if (!(f & ITEM_CHUNKED))
         return item_ntotal(it) <= chunk_size;
     if (header_size(it->nkey, nchunks_for(total)) > chunk_size)
@@ -961,6 +1064,15 @@ void item_restore_claim(struct item *it, void (*fn)(void *chunk, unsigned id, si
     size_t total = (size_t)it->nbytes + 2;
 
     fn(it, it->clsid, item_chunk_requested(it), arg);
+    if (item_is_typed(it)) {
+        for (uint32_t r = ((const struct coll_blocks *)item_typed_root(it))->head; r != 0;) {
+            struct item *b = slab_ptr(r);
+
+            r = b->flags;
+            fn(b, b->clsid, VHDR + b->access, arg);
+        }
+        return;
+    }
     if (!item_is_chunked(it))
         return;
     const uint32_t *tab = chunk_table(it);

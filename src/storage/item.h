@@ -25,6 +25,10 @@
  *                      after 194 days, as Redis's LRU clock); bits 0-7 the
  *                      LFU counter (Redis's logarithmic counter)
  *   28  iflags    u8   ITEM_*; atomic
+ *
+ * A block of a collection (ITEM_VALUE, owner ITEM_TYPED) uses the same
+ * header: h_next names the owner, nbytes and flags are the previous and
+ * next block on the owner's list, access is the block's usable size.
  *   29  nkey      u8
  *   30  clsid     u8   slab class of this chunk
  *   31  freq      u8   S3-FIFO access count, 0..3; atomic
@@ -69,7 +73,10 @@ enum {
     ITEM_CHUNKED = 1 << 3,  /* value lives in a chunk table, see above */
     ITEM_STALE   = 1 << 4,  /* meta: invalidated with I, served with X */
     ITEM_TOKEN   = 1 << 5,  /* meta: a client was given the W (win) flag */
-    ITEM_VALUE   = 1 << 6,  /* not an item: a value chunk of a chunked item */
+    ITEM_VALUE   = 1 << 6,  /* not an item: a value chunk of a chunked item,
+                               or a block of a collection */
+    ITEM_TYPED   = 1 << 7,  /* a collection (storage/coll.h): flags holds its
+                               type, the value its root; never a string */
 };
 
 struct item {
@@ -133,6 +140,11 @@ static inline size_t item_nkey(const struct item *it) { return it->nkey; }
 static inline uint32_t item_nbytes(const struct item *it) { return it->nbytes; }
 static inline uint32_t item_flags(const struct item *it) { return it->flags; }
 static inline unsigned item_clsid(const struct item *it) { return it->clsid; }
+/* Last access (bits 8-31) and the LFU counter (bits 0-7), see above. */
+static inline uint32_t item_access(const struct item *it)
+{
+    return __atomic_load_n(&it->access, __ATOMIC_RELAXED);
+}
 
 static inline const char *item_key(const struct item *it)
 {
@@ -244,12 +256,16 @@ enum item_result {
 enum item_miss { ITEM_MISS_NONE, ITEM_MISS_ABSENT, ITEM_MISS_EXPIRED, ITEM_MISS_FLUSHED };
 
 /*
- * Look a key up. Returns a referenced item, or NULL (with *miss set if
+ * Look a key up (a collection reads as absent: the memcached protocols
+ * serve only strings). Returns a referenced item, or NULL (with *miss set if
  * miss != NULL). A hit marks the item fetched and active and updates atime.
  * Dead items (expired, flushed) are unlinked when found.
  */
 struct item *item_get(const char *key, size_t nkey, int64_t now, enum item_miss *miss);
-/* Get and set a new exptime in one step (gat/gats). */
+/* item_get for the memcached protocols: a collection (ITEM_TYPED) is a
+ * miss there. item_get_any also returns collections (RESP: WRONGTYPE). */
+struct item *item_get_any(const char *key, size_t nkey, int64_t now, enum item_miss *miss);
+/* Get and set a new exptime in one step (gat/gats); a collection is a miss. */
 struct item *item_get_touch(const char *key, size_t nkey, int64_t exptime,
                             int64_t now, enum item_miss *miss);
 /* ITEM_TOUCHED or ITEM_NOT_FOUND. */
@@ -294,6 +310,26 @@ enum item_result item_delta_cls(const char *key, size_t nkey, bool incr, uint64_
                                 int64_t now, uint64_t *value_out, uint64_t *cas_out,
                                 unsigned *cls);
 
+/* A collection's value: the block list header (struct coll_blocks) at the
+ * first 8-aligned byte of the value, then the type's root. */
+static inline void *item_typed_root(struct item *it)
+{
+    uintptr_t p = (uintptr_t)item_value(it);
+    return (void *)((p + 7) & ~(uintptr_t)7);
+}
+static inline bool item_is_typed(const struct item *it)
+{
+    return item_iflags(it) & ITEM_TYPED;
+}
+
+/*
+ * Blocks of collections (coll_arena.c): a chunk of the class that holds
+ * 32 + n bytes, marked ITEM_VALUE and naming owner, or NULL when no memory
+ * can be had (may evict, like item_alloc). Its list links are the caller's.
+ */
+struct item *item_block_alloc(size_t n, const struct item *owner, int64_t now);
+void item_block_free(struct item *b);
+
 /* The value as a memcached incr/decr operand (strtoull rules); false if
  * it is not one. */
 bool item_parse_u64(const struct item *it, uint64_t *out);
@@ -332,6 +368,10 @@ void item_unlock_many(const struct item_lockset *set);
 /* Find a live item (unlinking a dead one found on the way); referenced. */
 struct item *do_item_find(const char *key, size_t nkey, uint64_t hv, int64_t now,
                           enum item_miss *miss);
+/* do_item_find for the memcached protocols: a collection reads as absent
+ * (it stays linked: never link another item under its key). */
+struct item *do_item_find_value(const char *key, size_t nkey, uint64_t hv, int64_t now,
+                                enum item_miss *miss);
 /* Link a new item (assigns its CAS); it must not be linked already. */
 void do_item_link(struct item *it, uint64_t hv);
 void do_item_unlink(struct item *it, uint64_t hv);

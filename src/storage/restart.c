@@ -264,8 +264,9 @@ static void claim(void *chunk, unsigned id, size_t req, void *arg)
 
     (void)arg;
     slab_restore_chunk(id, chunk, true, req);
-    /* Marks a value chunk as owned for the second pass (its freq is
-     * otherwise unused). */
+    /* Marks a value chunk, or a block of a collection, as owned for the
+     * second pass (its freq is otherwise unused); item_restore_claim()
+     * names both kinds. */
     if (item_iflags(c) & ITEM_VALUE)
         __atomic_store_n(&c->freq, 1, __ATOMIC_RELAXED);
 }
