@@ -117,6 +117,9 @@ int main(int argc, char **argv)
     case SETTINGS_ERROR:
         fprintf(stderr, "%s: %s (try --help)\n", PACKAGE_NAME, err);
         return KIOKU_EX_USAGE;
+    case SETTINGS_CONFIG_ERROR:
+        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
+        return KIOKU_EX_CONFIG;
     case SETTINGS_RUN:
         break;
     }
