@@ -30,10 +30,13 @@
 #include "storage/storage.h"
 #include "tls/tls.h"
 #include "util/clock.h"
+#include "util/daemon.h"
 #include "util/log.h"
+#include "util/notify.h"
 
 #define EX_OSERR_CODE 71
 #define EX_NOUSER_CODE 67
+#define EX_CANTCREAT_CODE 73
 
 static struct settings settings;   /* filled before any thread starts, then read-only */
 
@@ -92,15 +95,25 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
-static void write_pid_file(const char *path)
+/* Written once the listeners are up, by the process that serves (after -d
+ * forked). A pid file that cannot be written stops the start: a service
+ * manager watching it would otherwise wait in vain. */
+static int write_pid_file(const char *path)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL) {
-        fprintf(stderr, "Could not open the pid file %s for writing: %s\n", path, strerror(errno));
-        return;
+        fprintf(stderr, "%s: cannot write the pid file %s: %s\n", PACKAGE_NAME, path,
+                strerror(errno));
+        return -1;
     }
     fprintf(f, "%ld\n", (long)getpid());
-    fclose(f);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "%s: cannot write the pid file %s: %s\n", PACKAGE_NAME, path,
+                strerror(errno));
+        unlink(path);
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -152,8 +165,9 @@ int main(int argc, char **argv)
     int drop = drop_privileges(settings.user);
     if (drop != 0)
         return drop;
-    if (settings.daemonize && daemon(0, settings.verbose > 0) != 0) {
-        fprintf(stderr, "failed to daemonize: %s\n", strerror(errno));
+    /* Before any thread starts; the parent waits for daemon_ready(). */
+    if (settings.daemonize && daemon_start(err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
         return EX_OSERR_CODE;
     }
     if (settings.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
@@ -199,21 +213,27 @@ int main(int argc, char **argv)
     }
 
     if (listener_setup(&settings, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
         return EX_OSERR_CODE;
     }
     if (worker_setup(settings.threads, settings.idle_timeout) != 0) {
-        fprintf(stderr, "failed to start worker threads\n");
+        fprintf(stderr, "%s: failed to start worker threads\n", PACKAGE_NAME);
         return EX_OSERR_CODE;
     }
-    if (settings.pid_file[0] != '\0')
-        write_pid_file(settings.pid_file);
+    if (settings.pid_file[0] != '\0' && write_pid_file(settings.pid_file) != 0)
+        return EX_CANTCREAT_CODE;
     if (settings.verbose > 0)
         fprintf(stderr, "%s %s listening (threads %d, memory %zu MiB)\n", PACKAGE_NAME,
                 PACKAGE_VERSION, settings.threads, settings.storage.mem_limit >> 20);
+    char status[128];
+    snprintf(status, sizeof(status), "accepting connections (threads %d, memory %zu MiB)",
+             settings.threads, settings.storage.mem_limit >> 20);
+    notify_ready(status);
+    daemon_ready(settings.verbose > 0);
 
     listener_run();
 
+    notify_stopping("stopping: finishing replies in flight");
     listener_teardown();
     worker_teardown();
     int rc = 0;
