@@ -15,6 +15,7 @@ $KIOKU_BIN:
   STOPPING=1 on SIGTERM (skipped when built without libsystemd);
 - the generated systemd unit passes `systemd-analyze verify`, and the
   example config starts kioku;
+- kioku(1) names every option of --help and renders without warnings;
 - `make install DESTDIR=...` puts the binary, man page, example config and
   unit where configure said, and `make uninstall` takes them all back.
 
@@ -390,6 +391,40 @@ def test_systemd_unit_verifies_and_example_config_starts():
     check("ProtectSytem" in r.stderr, "systemd-analyze verify reports a misspelt key (%r)" % r.stderr)
 
 
+def test_man_page_covers_every_option_and_renders_cleanly():
+    page = os.path.join(SRCDIR, "doc", "kioku.1")
+    with open(page) as f:
+        text = f.read()
+    plain = re.sub(r"\\f[BIRP]", "", text.replace("\\-", "-"))
+    usage = run(["--help"]).stdout
+    longs = sorted(set(re.findall(r"--([a-z][a-z0-9-]+)", usage)))
+    okeys = sorted(set(re.findall(r"^\s+- ([a-z_]+)", usage, re.M)) |
+                   set(re.findall(r"^\s+- [a-z_]+, ([a-z_]+)", usage, re.M)))
+    shorts = sorted(set(re.findall(r"^-([a-zA-Z]),", usage, re.M)))
+    check(len(longs) > 30 and len(okeys) > 20 and len(shorts) > 25,
+          "--help lists the options (%d long, %d -o, %d short)" % (len(longs), len(okeys), len(shorts)))
+    missing = ([o for o in longs if "--" + o not in plain] +
+               [k for k in okeys if not re.search(r"\b%s\b" % k, plain)] +
+               ["-" + c for c in shorts if not re.search(r"(^|[^-\w])-%s\b" % c, plain, re.M)])
+    check(missing == [], "kioku(1) names every option of --help (missing: %s)" % missing)
+    for sect in ("CONFIGURATION FILE", "SYSTEMD", "SIGNALS", "FILES", "EXAMPLES", "EXIT STATUS"):
+        check(re.search(r"^\.SH %s$" % sect, text, re.M) is not None, "kioku(1) has %s" % sect)
+    if shutil.which("groff"):
+        r = subprocess.run(["groff", "-man", "-ww", "-z", page], capture_output=True, text=True,
+                           timeout=60)
+        check(r.returncode == 0 and r.stderr == "", "groff -man -ww: no warning (%r)" % r.stderr)
+    else:
+        print("skip: no groff (apt-get install groff-base)")
+    if shutil.which("man"):
+        env = dict(os.environ, MANWIDTH="80")
+        r = subprocess.run(["man", "--warnings", "-l", page], capture_output=True, text=True,
+                           timeout=60, env=env)
+        check(r.returncode == 0 and r.stderr == "" and "CONFIGURATION FILE" in r.stdout,
+              "man --warnings -l renders kioku(1) at 80 columns without a warning (%r)" % r.stderr)
+    else:
+        print("skip: no man (apt-get install man-db)")
+
+
 def make(*args):
     # Not the jobserver of the make that runs the tests.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
@@ -470,6 +505,7 @@ def main():
         test_startup_errors_print_one_line_and_exit_nonzero()
         test_sd_notify_ready_status_and_stopping()
         test_systemd_unit_verifies_and_example_config_starts()
+        test_man_page_covers_every_option_and_renders_cleanly()
         test_make_install_and_uninstall()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
