@@ -4,6 +4,7 @@
  * reading one with the command line winning.
  */
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,37 @@ START_TEST(test_config_help_and_version_are_not_for_a_file)
 }
 END_TEST
 
+/* Each "# key = default" line of the installed example, uncommented, is an
+ * option kioku takes: the example cannot drift from the parser. */
+START_TEST(test_every_option_line_of_the_example_config_is_accepted)
+{
+    const char *dir = getenv("srcdir");   /* set by make check */
+    char file[512], line[512];
+    snprintf(file, sizeof(file), "%s/doc/kioku.conf", dir ? dir : "..");
+    FILE *f = fopen(file, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", file);
+    int options = 0;
+    bool body = false;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "# ----", 6) == 0)
+            body = true;   /* the header above is prose */
+        if (!body || strncmp(line, "# ", 2) != 0)
+            continue;
+        const char *opt = line + 2;
+        size_t k = strspn(opt, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+        if (k == 0 || (opt[k] != '\n' && strncmp(opt + k, " = ", 3) != 0))
+            continue;   /* prose, not "# key" or "# key = value" */
+        settings_default(&s);
+        err[0] = '\0';
+        ck_assert_msg(conffile_parse(file, opt, strlen(opt), apply, &s, err, sizeof(err)) == 0,
+                      "example line %s: %s", opt, err);
+        options++;
+    }
+    fclose(f);
+    ck_assert_int_ge(options, 50);
+}
+END_TEST
+
 /* settings_parse with a real file: the one test here that does I/O. */
 static char path[64];
 
@@ -274,6 +306,7 @@ static Suite *conffile_suite(void)
     tcase_add_test(tc, test_unknown_key_is_named_with_file_and_line);
     tcase_add_test(tc, test_bad_values_give_the_command_lines_message);
     tcase_add_test(tc, test_config_help_and_version_are_not_for_a_file);
+    tcase_add_test(tc, test_every_option_line_of_the_example_config_is_accepted);
     tcase_add_test(tc, test_command_line_wins_over_the_file);
     tcase_add_test(tc, test_combined_limits_are_checked_after_the_file);
     tcase_add_test(tc, test_bad_or_missing_file_is_a_config_error);
