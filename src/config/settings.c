@@ -653,6 +653,16 @@ int settings_apply_option(struct settings *s, const char *key, const char *value
         } else if (o->has_arg == required_argument && value == NULL) {
             snprintf(err, errlen, "option '%s' needs a value", key);
             return -1;
+        } else if (o->has_arg == optional_argument) {
+            /* verbose: alone (-v) or a level, applied as that many -v. */
+            int level = 1;
+            if (value != NULL && parse_int(value, 0, 9, &level) != 0) {
+                snprintf(err, errlen, "option '%s' takes no value or a level from 0 to 9", key);
+                return -1;
+            }
+            for (int i = 0; i < level; i++)
+                apply_opt(s, o->val, NULL, err, errlen);
+            return 0;
         }
         enum settings_action a = apply_opt(s, o->val, value, err, errlen);
         if (a == SETTINGS_HELP || a == SETTINGS_VERSION) {

@@ -153,6 +153,19 @@ START_TEST(test_flags_take_no_value_yes_or_no)
 }
 END_TEST
 
+START_TEST(test_verbose_takes_a_level_or_stands_alone)
+{
+    ck_assert_int_eq(load_text("verbose\n"), 0);
+    ck_assert_int_eq(s.verbose, 1);
+    ck_assert_int_eq(load_text("verbose = 2\n"), 0);
+    ck_assert_int_eq(s.verbose, 2);
+    ck_assert_int_eq(load_text("verbose = 0\n"), 0);
+    ck_assert_int_eq(s.verbose, 0);
+    ck_assert_int_eq(load_text("verbose = vv\n"), -1);
+    ck_assert_str_eq(err, "kioku.conf:1: option 'verbose' takes no value or a level from 0 to 9");
+}
+END_TEST
+
 START_TEST(test_unknown_key_is_named_with_file_and_line)
 {
     ck_assert_int_eq(load_text("port 11211\n\n# x\n\n\n\nprot 11211\n"), -1);
@@ -303,6 +316,7 @@ static Suite *conffile_suite(void)
     tc = tcase_create("settings");
     tcase_add_test(tc, test_long_names_and_o_keys_set_the_same_fields_as_argv);
     tcase_add_test(tc, test_flags_take_no_value_yes_or_no);
+    tcase_add_test(tc, test_verbose_takes_a_level_or_stands_alone);
     tcase_add_test(tc, test_unknown_key_is_named_with_file_and_line);
     tcase_add_test(tc, test_bad_values_give_the_command_lines_message);
     tcase_add_test(tc, test_config_help_and_version_are_not_for_a_file);
