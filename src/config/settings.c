@@ -697,6 +697,10 @@ enum settings_action settings_parse(struct settings *s, int argc, char **argv,
         *s = base;
         if (conffile_read(path, conffile_apply, s, err, errlen) != 0)
             return SETTINGS_CONFIG_ERROR;
+        if (s->config_file[0] != '\0') {   /* "extended = config=..." */
+            snprintf(err, errlen, "%s: a config file cannot name another one", path);
+            return SETTINGS_CONFIG_ERROR;
+        }
         if ((a = parse_argv(s, argc, argv, err, errlen)) != SETTINGS_RUN)
             return a;
     }

@@ -297,6 +297,11 @@ START_TEST(test_bad_or_missing_file_is_a_config_error)
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(PARSE("--config", "/"), SETTINGS_CONFIG_ERROR);
     ck_assert_str_eq(err, "/: cannot read: Is a directory");
+    write_file("extended = config=/etc/other.conf\n");
+    ck_assert_int_eq(PARSE("--config", path), SETTINGS_CONFIG_ERROR);
+    snprintf(want, sizeof(want), "%s: a config file cannot name another one", path);
+    ck_assert_str_eq(err, want);
+    unlink(path);
     ck_assert_int_eq(PARSE("-o", "config"), SETTINGS_ERROR);
     ck_assert_int_eq(PARSE("--config"), SETTINGS_ERROR);
 }
