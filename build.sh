@@ -17,7 +17,8 @@ run_deps="build-essential autoconf automake pkg-config libevent-dev libxxhash-de
 libsystemd-dev"
 # systemd: systemd-analyze and the unit directory; man-db, groff-base: the man page check.
 test_deps="check libmemcached-dev libmemcached-tools libhiredis-dev redis-tools \
-python3 python3-redis python3-pymemcache netcat-openbsd openssl systemd man-db groff-base"
+python3 python3-redis python3-pymemcache python3-pylibmc nutcracker netcat-openbsd openssl \
+systemd man-db groff-base"
 
 install_missing() {
     missing=""

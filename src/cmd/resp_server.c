@@ -8,7 +8,8 @@
  * is "" and appendonly "no", and CONFIG SET succeeds only where it changes
  * nothing (a value equal to the current one), else it fails with Redis's
  * error texts. The exceptions are the eviction knobs (maxmemory-policy and
- * the LFU/sampling ones), which CONFIG SET changes at run time. HELLO 3 switches the connection to RESP3 replies.
+ * the LFU/sampling ones), requirepass and proto-max-bulk-len, which CONFIG
+ * SET changes at run time. HELLO 3 switches the connection to RESP3 replies.
  *
  * The container commands (CLIENT, CONFIG, COMMAND) dispatch through small
  * sub-tables so that arity and unknown-subcommand errors read as Redis's
@@ -534,12 +535,13 @@ enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
 /*
  * Two kinds of parameter. Most are fixed at start-up: CONFIG GET shows them
  * and CONFIG SET succeeds only with the current value. The eviction knobs
- * (evict.h) change at run time, validated with Redis's rules and error
+ * (evict.h), requirepass and proto-max-bulk-len change at run time,
+ * validated with Redis's rules and error
  * texts. CONFIG SET with several pairs is all or nothing, as in Redis 7:
  * every name is resolved, then every value validated, then all are applied.
  */
 
-enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS };
+enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS, CFG_BULK };
 
 struct config_param {
     const char *name;
@@ -585,7 +587,7 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM("maxclients", "%d", s->max_conns);
     /* -o max_output_buffer is a hard limit for every client; no soft one */
     PARAM("client-output-buffer-limit", "normal %zu 0 0 slave 0 0 0 pubsub 0 0 0", s->max_output);
-    PARAM("proto-max-bulk-len", "%zu", resp_max_bulk());
+    PARAM_OF("proto-max-bulk-len", CFG_BULK, 0, NULL, "%zu", resp_max_bulk());
     PARAM("io-threads", "%d", s->threads);
     PARAM("tcp-backlog", "%d", s->backlog);
     PARAM("daemonize", "%s", s->daemonize ? "yes" : "no");
@@ -644,13 +646,37 @@ static bool config_fixed_equal(const struct config_param *p, const struct resp_a
            bytes == resp_settings()->storage.mem_limit;
 }
 
-/* Validate val for p: 0 and the value to apply in *out, or -1 after
- * replying with Redis's error. */
+/* A memory value as Redis's CONFIG SET reads one ("512mb", "1gb", bytes). */
+static bool config_memory(const struct resp_arg *val, size_t *out)
+{
+    char buf[32];
+    if (val->len >= sizeof(buf))
+        return false;
+    memcpy(buf, val->ptr, val->len);
+    buf[val->len] = '\0';
+    return strlen(buf) == val->len && settings_parse_redis_size(buf, out) == 0;
+}
+
+/* Validate val for p: 0 and the value to apply in *out (*big for a size),
+ * or -1 after replying with Redis's error. */
 static int config_check(struct conn *c, const struct config_param *p,
-                        const struct resp_arg *val, unsigned *out)
+                        const struct resp_arg *val, unsigned *out, size_t *big)
 {
     long long v;
     switch (p->kind) {
+    case CFG_BULK:
+        if (!config_memory(val, big)) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be a memory value", p->name);
+            return -1;
+        }
+        if (*big < SETTINGS_BULK_MIN || *big > (size_t)LLONG_MAX) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be between %zu and %lld inclusive", p->name,
+                      SETTINGS_BULK_MIN, LLONG_MAX);
+            return -1;
+        }
+        return 0;
     case CFG_FIXED:
         if (config_fixed_equal(p, val))
             return 0;
@@ -707,6 +733,7 @@ static void config_set(struct conn *c, const struct resp_call *call)
     int npairs = (call->argc - 2) / 2;
     size_t which[MAX_PARAMS];
     unsigned values[MAX_PARAMS];
+    size_t sizes[MAX_PARAMS];
     bool seen[MAX_PARAMS] = {false};
     for (int k = 0; k < npairs; k++) {   /* names: unknown, then duplicate */
         const struct resp_arg *name = &call->argv[2 + 2 * k];
@@ -727,12 +754,14 @@ static void config_set(struct conn *c, const struct resp_call *call)
         which[k] = i;   /* k < n: every name is distinct */
     }
     for (int k = 0; k < npairs; k++)     /* values */
-        if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k]) != 0)
+        if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k], &sizes[k]) != 0)
             return;
     for (int k = 0; k < npairs; k++) {   /* apply */
         const struct resp_arg *val = &call->argv[3 + 2 * k];
         if (p[which[k]].kind == CFG_PASS)
             auth_set_requirepass(val->ptr, val->len);   /* checked: fits */
+        else if (p[which[k]].kind == CFG_BULK)
+            resp_set_max_bulk(sizes[k]);
         else if (p[which[k]].set != NULL)
             p[which[k]].set(values[k]);
     }
@@ -759,7 +788,8 @@ static void config_help(struct conn *c, const struct resp_call *call)
         "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>",
-        "    Set maxmemory-policy, lfu-log-factor, lfu-decay-time or maxmemory-samples;",
+        "    Set maxmemory-policy, lfu-log-factor, lfu-decay-time, maxmemory-samples,",
+        "    proto-max-bulk-len or requirepass;",
         "    other settings are fixed at start-up and accept only their current value.",
         "RESETSTAT", "    Reset statistics reported by the INFO command.",
         "HELP", "    Print this help.", NULL,

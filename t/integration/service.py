@@ -260,7 +260,7 @@ def test_startup_errors_print_one_line_and_exit_nonzero():
         r = run(["-p", str(busy), "-l", "127.0.0.1"] + ROOT_ARGS)
     finally:
         holder.close()
-    check(r.returncode == 71 and one_line(r) and r.stderr.startswith("kioku: ") and
+    check(r.returncode == 71 and one_line(r) and r.stderr.startswith("error: ") and
           "Address already in use" in r.stderr,
           "port in use: one line, exit 71 (%d, %r)" % (r.returncode, r.stderr))
 
@@ -268,19 +268,19 @@ def test_startup_errors_print_one_line_and_exit_nonzero():
     nodir = os.path.join(tmp, "no", "such", "dir", "kioku.pid")
     r = run(["-p", str(port), "-l", "127.0.0.1", "-P", nodir] + ROOT_ARGS)
     check(r.returncode == 73 and one_line(r) and
-          r.stderr == "kioku: cannot write the pid file %s: No such file or directory\n" % nodir,
+          r.stderr == "error: cannot write the pid file %s: No such file or directory\n" % nodir,
           "unwritable pid file: one line, exit 73 (%d, %r)" % (r.returncode, r.stderr))
     check(not accepts(port), "unwritable pid file: the server does not stay up")
 
     junk = write("junk.pem", "not a certificate\n")
     r = run(["-p", str(free_port()), "-l", "127.0.0.1", "-Z", "-o",
              "ssl_chain_cert=%s,ssl_key=%s" % (junk, junk)] + ROOT_ARGS)
-    check(r.returncode != 0 and one_line(r) and r.stderr.startswith("kioku: "),
+    check(r.returncode != 0 and one_line(r) and r.stderr.startswith("error: "),
           "bad certificate: one line, non-zero exit (%d, %r)" % (r.returncode, r.stderr))
 
     # More item memory than the address space holds, taken at start (-L).
     r = run(["-p", str(free_port()), "-l", "127.0.0.1", "-m", "1000000000", "-L"] + ROOT_ARGS)
-    check(r.returncode != 0 and one_line(r) and r.stderr.startswith("kioku: ") and
+    check(r.returncode != 0 and one_line(r) and r.stderr.startswith("error: ") and
           "memory" in r.stderr,
           "no memory: one line, non-zero exit (%d, %r)" % (r.returncode, r.stderr))
 
