@@ -37,7 +37,9 @@
 #include "storage/storage.h"
 #include "tls/tls.h"
 #include "util/clock.h"
+#include "util/daemon.h"
 #include "util/log.h"
+#include "util/notify.h"
 
 #define EX_OSERR_CODE 71
 #define EX_NOUSER_CODE 67
@@ -101,15 +103,23 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
-static void write_pid_file(const char *path)
+/* Written once the listeners are up, by the process that serves (after -d
+ * forked). A pid file that cannot be written stops the start: a service
+ * manager watching it would otherwise wait in vain. */
+static int write_pid_file(const char *path)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL) {
-        log_error("Could not open the pid file %s for writing: %s", path, strerror(errno));
-        return;
+        log_error("cannot write the pid file %s: %s", path, strerror(errno));
+        return -1;
     }
     fprintf(f, "%ld\n", (long)getpid());
-    fclose(f);
+    if (fclose(f) != 0) {
+        log_error("cannot write the pid file %s: %s", path, strerror(errno));
+        unlink(path);
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -126,6 +136,9 @@ int main(int argc, char **argv)
     case SETTINGS_ERROR:
         fprintf(stderr, "%s: %s (try --help)\n", PACKAGE_NAME, err);
         return KIOKU_EX_USAGE;
+    case SETTINGS_CONFIG_ERROR:
+        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
+        return KIOKU_EX_CONFIG;
     case SETTINGS_RUN:
         break;
     }
@@ -162,13 +175,14 @@ int main(int argc, char **argv)
     if (drop != 0)
         return drop;
     /* As the user kioku runs as, so that a SIGHUP reopen has the same rights;
-     * before daemon(), whose chdir("/") a relative path must not follow. */
+     * before the fork, whose chdir("/") a relative path must not follow. */
     if (settings.logfile[0] != '\0' && log_open(settings.logfile, err, sizeof(err)) != 0) {
         log_error("%s", err);
         return EX_CANTCREAT_CODE;
     }
-    if (settings.daemonize && daemon(0, settings.verbose > 0) != 0) {
-        log_error("failed to daemonize: %s", strerror(errno));
+    /* Before any thread starts; the parent waits for daemon_ready(). */
+    if (settings.daemonize && daemon_start(err, sizeof(err)) != 0) {
+        log_error("%s", err);
         return EX_OSERR_CODE;
     }
     if (settings.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
@@ -223,13 +237,19 @@ int main(int argc, char **argv)
         log_error("failed to start worker threads");
         return EX_OSERR_CODE;
     }
-    if (settings.pid_file[0] != '\0')
-        write_pid_file(settings.pid_file);
+    if (settings.pid_file[0] != '\0' && write_pid_file(settings.pid_file) != 0)
+        return EX_CANTCREAT_CODE;
     log_info("%s %s listening (threads %d, memory %zu MiB)", PACKAGE_NAME, PACKAGE_VERSION,
              settings.threads, settings.storage.mem_limit >> 20);
+    char status[128];
+    snprintf(status, sizeof(status), "accepting connections (threads %d, memory %zu MiB)",
+             settings.threads, settings.storage.mem_limit >> 20);
+    notify_ready(status);
+    daemon_ready(settings.verbose > 0);
 
     listener_run();
 
+    notify_stopping("stopping: finishing replies in flight");
     signals_teardown();
     listener_teardown();
     worker_teardown(settings.shutdown_timeout);

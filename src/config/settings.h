@@ -3,8 +3,9 @@
  * start-up and read-only afterwards. Flags and defaults follow memcached's
  * so that an existing memcached command line starts kioku unchanged.
  *
- * settings_parse() is pure apart from getopt's cursor: it prints nothing and
- * exits nothing; main() acts on the result.
+ * settings_parse() prints nothing and exits nothing; main() acts on the
+ * result. Apart from getopt's cursor it is pure, except that it reads the
+ * config file that --config (or -o config=) names.
  */
 #ifndef KIOKU_SETTINGS_H
 #define KIOKU_SETTINGS_H
@@ -16,6 +17,7 @@
 #include "tls/tls.h"
 
 #define KIOKU_EX_USAGE 64   /* sysexits.h EX_USAGE */
+#define KIOKU_EX_CONFIG 78  /* sysexits.h EX_CONFIG */
 
 /* -B: which memcached protocol a connection speaks. */
 enum settings_binding {
@@ -42,6 +44,7 @@ struct settings {
     bool coredumps;           /* -r */
     char user[64];            /* -u */
     char pid_file[256];       /* -P */
+    char config_file[256];    /* --config / -o config: read before argv applies */
     char logfile[1024];       /* -o logfile / --logfile: "" for stderr */
     int shutdown_timeout;     /* -o shutdown_timeout: seconds replies may
                                  drain on SIGTERM before clients are cut; 3 */
@@ -64,14 +67,25 @@ enum settings_action {
     SETTINGS_HELP,     /* print settings_usage() and exit 0 */
     SETTINGS_VERSION,  /* print the version and exit 0 */
     SETTINGS_ERROR,    /* print err, a --help hint, exit KIOKU_EX_USAGE */
+    SETTINGS_CONFIG_ERROR,   /* the config file: print err, exit KIOKU_EX_CONFIG */
 };
 
 void settings_default(struct settings *s);
 
 /* Parse argv over the defaults already in *s. On SETTINGS_ERROR a one-line
- * message is in err. Validates ranges (port, threads, sizes). */
+ * message is in err. Validates ranges (port, threads, sizes). With a config
+ * file, *s is the file's options over those defaults, then argv's: the
+ * command line wins; a bad file is SETTINGS_CONFIG_ERROR with
+ * "FILE:LINE: message" (or "FILE: reason") in err. */
 enum settings_action settings_parse(struct settings *s, int argc, char **argv,
                                     char *err, size_t errlen);
+
+/* One config file option: key is a long option's name ("port",
+ * "maxmemory-policy") or an -o key ("maxmemory_policy", "hashpower");
+ * value is NULL for none. A flag takes no value, "yes" or "no" (no change).
+ * Runs the same code as the command line. Returns 0, or -1 with err. */
+int settings_apply_option(struct settings *s, const char *key, const char *value, char *err,
+                          size_t errlen);
 
 /* Parse a size with an optional k/m/g suffix ("1m", "512k", "2048").
  * Returns 0 and *out in bytes, or -1. */
