@@ -32,6 +32,7 @@
 #include "cmd/resp_cmds.h"
 #include "config/settings.h"
 #include "core/worker.h"
+#include "script/script.h"
 #include "stats/stats.h"
 #include "storage/evict.h"
 #include "storage/item.h"
@@ -592,6 +593,10 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM("pidfile", "%s", s->pid_file);
     PARAM("unixsocket", "%s", s->socket_path);
     PARAM("cluster-enabled", "%s", "no");
+    PARAM_OF("busy-reply-threshold", CFG_UINT, 0, script_set_busy_threshold, "%u",
+             script_get_busy_threshold());
+    PARAM_OF("lua-time-limit", CFG_UINT, 0, script_set_busy_threshold, "%u",
+             script_get_busy_threshold());
     char pass[AUTH_FIELD_MAX + 1];
     auth_get_requirepass(pass, sizeof(pass));
     PARAM_OF("requirepass", CFG_PASS, 0, NULL, "%s", pass);   /* shown, as Redis does */
@@ -606,7 +611,7 @@ static size_t config_params(struct config_param *p, size_t cap)
     return n;
 }
 
-#define MAX_PARAMS 24
+#define MAX_PARAMS 32
 
 static void config_get(struct conn *c, const struct resp_call *call)
 {
