@@ -119,6 +119,9 @@ struct engine {
 
 static __thread struct engine eng;
 static __thread struct run *cur;
+/* Its destructor frees a worker's engine when the thread exits. */
+static pthread_key_t engine_key;
+static bool engine_key_made;
 
 static int64_t mono_ms(void)
 {
@@ -1021,6 +1024,23 @@ static lua_State *engine_open(void)
     return L;
 }
 
+static void engine_free(void *arg)
+{
+    (void)arg;
+    engine_close();
+    if (eng.conn != NULL) {
+        conn_buffers_free(eng.conn);   /* its output was always flushed */
+        free(eng.conn);
+        eng.conn = NULL;
+    }
+    free(eng.cap);
+    free(eng.argv);
+    eng.cap = NULL;
+    eng.argv = NULL;
+    eng.cap_size = eng.cap_len = 0;
+    eng.argv_cap = 0;
+}
+
 /* This worker's interpreter, current with the cache generation. */
 static lua_State *engine(void)
 {
@@ -1030,6 +1050,8 @@ static lua_State *engine(void)
     if (eng.L == NULL) {
         eng.L = engine_open();
         eng.gen = gen;
+        if (engine_key_made)
+            pthread_setspecific(engine_key, &eng);
     }
     return eng.L;
 }
@@ -1382,6 +1404,8 @@ void script_set_busy_threshold(unsigned ms)
 
 int script_setup(int workers)
 {
+    if (!engine_key_made && pthread_key_create(&engine_key, engine_free) == 0)
+        engine_key_made = true;
     free(slots);
     nslots = workers > 0 ? workers : 1;
     slots = calloc((size_t)nslots, sizeof(*slots));
