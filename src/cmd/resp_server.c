@@ -33,6 +33,7 @@
 #include "config/settings.h"
 #include "core/worker.h"
 #include "script/script.h"
+#include "script/script_cache.h"
 #include "stats/stats.h"
 #include "storage/evict.h"
 #include "storage/item.h"
@@ -907,11 +908,14 @@ static void info_memory(struct text *t)
     char h1[32], h2[32];
     human(h1, sizeof(h1), used);
     human(h2, sizeof(h2), s->storage.mem_limit);
+    size_t nscripts, script_bytes;
+    script_cache_usage(&nscripts, &script_bytes);
     text_add(t, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%s\r\n"
-                "used_memory_dataset:%llu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"
+                "used_memory_dataset:%llu\r\nused_memory_scripts_eval:%zu\r\n"
+                "number_of_cached_scripts:%zu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"
                 "maxmemory_policy:%s\r\n\r\n",
-             (unsigned long long)used, h1, (unsigned long long)ss.bytes, s->storage.mem_limit, h2,
-             evict_policy_name(evict_get_policy()));
+             (unsigned long long)used, h1, (unsigned long long)ss.bytes, script_bytes, nscripts,
+             s->storage.mem_limit, h2, evict_policy_name(evict_get_policy()));
 }
 
 static void info_persistence(struct text *t)

@@ -851,18 +851,109 @@ static bool is_protected(lua_State *L, int idx)
     return ro;
 }
 
+static int refuse_protected(lua_State *L)
+{
+    lua_pushstring(L, "Attempt to modify a readonly table");   /* no position, as Redis */
+    return lua_error(L);
+}
+
 static int l_rawset(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checkany(L, 2);
     luaL_checkany(L, 3);
-    if (is_protected(L, 1)) {
-        lua_pushstring(L, "Attempt to modify a readonly table");   /* no position, as Redis */
-        return lua_error(L);
-    }
+    if (is_protected(L, 1))
+        return refuse_protected(L);
     lua_settop(L, 3);
     lua_rawset(L, 1);
     return 1;
+}
+
+static int l_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argcheck(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table expected");
+    if (is_protected(L, 1))
+        return refuse_protected(L);
+    if (luaL_getmetafield(L, 1, "__metatable"))
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* Compiled (binary) chunks could break the sandbox: load and loadstring
+ * take source text only. */
+#define BINARY_REFUSED "binary chunks are not allowed in scripts"
+
+static int l_loadstring(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *name = luaL_optstring(L, 2, s);
+    if (len > 0 && s[0] == LUA_SIGNATURE[0]) {
+        lua_pushnil(L);
+        lua_pushstring(L, BINARY_REFUSED);
+        return 2;
+    }
+    if (luaL_loadbuffer(L, s, len, name) == 0)
+        return 1;
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+struct load_state {
+    bool first, binary;
+};
+
+/* load()'s reader: the function in slot 1 gives the pieces; slot 3 keeps
+ * the current one alive. */
+static const char *load_reader(lua_State *L, void *ud, size_t *size)
+{
+    struct load_state *ls = ud;
+    luaL_checkstack(L, 2, "too many nested functions");
+    lua_pushvalue(L, 1);
+    lua_call(L, 0, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        *size = 0;
+        return NULL;
+    }
+    if (!lua_isstring(L, -1)) {
+        luaL_error(L, "reader function must return a string");
+        return NULL;
+    }
+    lua_replace(L, 3);
+    const char *s = lua_tolstring(L, 3, size);
+    if (ls->first && *size > 0) {
+        ls->first = false;
+        if (s[0] == LUA_SIGNATURE[0]) {
+            ls->binary = true;
+            *size = 0;
+            return NULL;
+        }
+    }
+    return s;
+}
+
+static int l_load(lua_State *L)
+{
+    struct load_state ls = {true, false};
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    lua_settop(L, 3);
+    int rc = lua_load(L, load_reader, &ls, name);
+    if (rc == 0 && !ls.binary)
+        return 1;
+    if (ls.binary) {
+        lua_pop(L, 1);
+        lua_pushstring(L, BINARY_REFUSED);
+    }
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
 }
 
 /* Redis 7's pcall: an error table caught from redis.call comes back as
@@ -889,6 +980,26 @@ static int l_lua_pcall(lua_State *L)
     return lua_gettop(L);
 }
 
+/* Finish the metatable on top of the stack: writes refused, and what
+ * getmetatable() shows is a read-only view of it, so neither the table
+ * nor its metatable can be changed from a script. */
+static void seal_metatable(lua_State *L)
+{
+    int mt = lua_gettop(L);
+    lua_pushcfunction(L, ro_newindex);
+    lua_setfield(L, mt, "__newindex");
+    lua_newtable(L);                    /* the view */
+    lua_newtable(L);                    /* its own metatable */
+    lua_pushvalue(L, mt);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, ro_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, mt, "__metatable");
+}
+
 /* Replace the table at globals[name] by a read-only proxy of it. */
 static void protect_table(lua_State *L, int globals, const char *name)
 {
@@ -898,10 +1009,7 @@ static void protect_table(lua_State *L, int globals, const char *name)
     lua_newtable(L);                    /* its metatable */
     lua_pushvalue(L, real);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, ro_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
+    seal_metatable(L);
     lua_setmetatable(L, -2);
     lua_setfield(L, globals, name);
     lua_pop(L, 1);
@@ -992,6 +1100,12 @@ static lua_State *engine_open(void)
     lua_setglobal(L, "pcall");
     lua_pushcfunction(L, l_rawset);
     lua_setglobal(L, "rawset");
+    lua_pushcfunction(L, l_setmetatable);
+    lua_setglobal(L, "setmetatable");
+    lua_pushcfunction(L, l_loadstring);
+    lua_setglobal(L, "loadstring");
+    lua_pushcfunction(L, l_load);
+    lua_setglobal(L, "load");
     redis_table(L);
     lua_pushcfunction(L, error_handler);
     lua_setfield(L, LUA_REGISTRYINDEX, REG_ERRH);
@@ -1008,10 +1122,7 @@ static lua_State *engine_open(void)
     lua_pushvalue(L, R);
     lua_pushcclosure(L, global_index, 1);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, ro_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
+    seal_metatable(L);
     lua_setmetatable(L, P);
     lua_pushvalue(L, P);
     lua_setfield(L, R, "_G");
