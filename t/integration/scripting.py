@@ -344,7 +344,7 @@ LOOP = "while true do end"
 WRITE_THEN_WAIT = ("redis.call('set', KEYS[1], 'w') "
                    "local t0 = redis.call('time') "
                    "while true do local t = redis.call('time') "
-                   "if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000 then break end end "
+                   "if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 3000000 then break end end "
                    "return 'done'")
 
 
@@ -353,34 +353,43 @@ def others(port, n=4):
     return [Raw(port, timeout=2) for _ in range(n)]
 
 
+def first_reply_like(clients, req, prefix, deadline):
+    """Send req on each client in turn until one answers with prefix (the
+    others may be on the script's own worker, which waits for the script,
+    or ask before the script is busy). That reply and client, or None."""
+    pending = list(clients)
+    while pending and time.monotonic() < deadline:
+        for c in list(pending):
+            try:
+                got = c.ask(*req)
+            except socket.timeout:
+                pending.remove(c)   # its worker runs the script: no reply yet
+                continue
+            if got.startswith(prefix):
+                return got, c
+        time.sleep(0.05)
+    return None, None
+
+
 def busy_script(port):
     admin = Raw(port)
     check(admin.ask("config", "set", "busy-reply-threshold", "200") == b"+OK\r\n",
           "CONFIG SET busy-reply-threshold")
-    check(admin.ask("config", "get", "lua-time-limit") == b"*2\r\n$14\r\nlua-time-limit\r\n$3\r\n200\r\n",
-          "lua-time-limit is its alias")
+    check(admin.ask("config", "get", "lua-time-limit") ==
+          b"*2\r\n$14\r\nlua-time-limit\r\n$3\r\n200\r\n", "lua-time-limit is its alias")
     admin.close()
 
     runner = Raw(port, timeout=30)
     runner.send("eval", LOOP, "0")
-    time.sleep(0.6)   # past the threshold
-    busy = []
-    for c in others(port):
-        try:
-            got = c.ask("get", "x")
-            if got.startswith(b"-BUSY"):
-                busy.append(c)
-                check(got == b"-BUSY Redis is busy running a script. You can only call SCRIPT "
-                             b"KILL or SHUTDOWN NOSAVE.\r\n", "BUSY text: %r" % got)
-        except socket.timeout:
-            pass   # on the script's own worker: waits for it
-    check(len(busy) > 0, "clients of other workers get -BUSY")
-    if busy:
-        check(busy[0].ask("script", "kill") == b"+OK\r\n", "SCRIPT KILL")
+    got, killer = first_reply_like(others(port), ["get", "x"], b"-BUSY", time.monotonic() + 20)
+    check(got == b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or "
+                 b"SHUTDOWN NOSAVE.\r\n", "clients of other workers get -BUSY: %r" % got)
+    if killer is not None:
+        check(killer.ask("script", "kill") == b"+OK\r\n", "SCRIPT KILL")
         got = runner.read()
         check(got == b"-ERR Script killed by user with SCRIPT KILL..." + where(LOOP),
               "the killed script's caller: %r" % got)
-        check(busy[0].ask("script", "kill") == b"-NOTBUSY No scripts in execution right now.\r\n",
+        check(killer.ask("script", "kill") == b"-NOTBUSY No scripts in execution right now.\r\n",
               "NOTBUSY once it is gone")
     check(runner.ask("ping") == b"+PONG\r\n", "the script's client is served again")
     runner.close()
@@ -388,21 +397,12 @@ def busy_script(port):
     # A script that wrote cannot be killed; it ends by itself.
     runner = Raw(port, timeout=30)
     runner.send("eval", WRITE_THEN_WAIT, "1", "wk")
-    time.sleep(0.6)
-    tried = False
-    for c in others(port):
-        try:
-            got = c.ask("script", "kill")
-            if got.startswith(b"-UNKILLABLE"):
-                tried = True
-                check(got == b"-UNKILLABLE Sorry the script already executed write commands "
-                             b"against the dataset. You can either wait the script termination "
-                             b"or kill the server in a hard way using the SHUTDOWN NOSAVE "
-                             b"command.\r\n", "UNKILLABLE text: %r" % got)
-                break
-        except socket.timeout:
-            pass
-    check(tried, "SCRIPT KILL of a script that wrote is refused")
+    got, _ = first_reply_like(others(port), ["script", "kill"], b"-UNKILLABLE",
+                              time.monotonic() + 2.5)
+    check(got == b"-UNKILLABLE Sorry the script already executed write commands against the "
+                 b"dataset. You can either wait the script termination or kill the server in a "
+                 b"hard way using the SHUTDOWN NOSAVE command.\r\n",
+          "SCRIPT KILL of a script that wrote is refused: %r" % got)
     check(runner.read() == b"$4\r\ndone\r\n", "the unkillable script finishes")
     r = Raw(port)
     check(r.ask("get", "wk") == b"$1\r\nw\r\n", "its write stands")
@@ -410,8 +410,6 @@ def busy_script(port):
     r.close()
 
 
-# A read, some work (which widens the window another client could slip
-# into), then the write.
 INCR_SCRIPT = ("local v = redis.call('GET', KEYS[1]) "
                "if v then v = tonumber(v) else v = 0 end "
                "for i = 1, 20000 do end "
