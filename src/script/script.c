@@ -1,22 +1,16 @@
 /*
  * Lua scripting, Redis 7 style, on Debian's Lua 5.1 (see script.h).
  *
- * The interpreter. One lua_State per worker thread, made on the worker's
- * first script with the base, table, string and math libraries only (no
- * os, io, package or debug; dofile, loadfile, print, getfenv, setfenv,
- * module, require and newproxy removed, as Redis 7 has them absent), and
- * the redis table. Compiled scripts stay in its registry as "f_<sha>"
- * until SCRIPT FLUSH changes the cache generation; the worker then closes
- * the interpreter and makes a fresh one for its next script.
+ * The interpreter. One lua_State per worker thread (script_lua.c: the
+ * sandbox), made on the worker's first script. Compiled scripts stay in
+ * its registry as "f_<sha>" until SCRIPT FLUSH changes the cache
+ * generation; the worker then closes the interpreter and makes a fresh one
+ * for its next script.
  *
- * Globals are read-only, as in Redis 7.0: reading a global that does not
- * exist raises "Script attempted to access nonexistent global variable",
- * and assigning any global, or a field of a library table, raises "Attempt
- * to modify a readonly table". Redis does this inside its own copy of Lua;
- * stock Lua cannot mark a table read-only, so here the globals seen by
- * scripts are an empty proxy whose metatable reads through to the real
- * globals and refuses writes, and each library table is such a proxy too.
- * rawset refuses the proxies; their metatables are protected.
+ * Busy scripts and this design: a script runs on its client's worker, so
+ * the other clients of that worker wait for it (they see no -BUSY, unlike
+ * Redis, whose one thread answers everyone from inside the script);
+ * clients of the other workers get -BUSY and can SCRIPT KILL it.
  *
  * redis.call() and redis.pcall() run a command through the RESP command
  * table (resp_cmd_find, resp_run) on this thread's script connection: a
@@ -48,8 +42,6 @@
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
-#include <lualib.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,18 +52,16 @@
 #include "cmd/resp_multi.h"
 #include "core/conn.h"
 #include "core/worker.h"
-#include "proto/resp_reply.h"
 #include "script/script_cache.h"
+#include "script/script_lua.h"
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "storage/storage.h"
-#include "util/log.h"
 #include "util/sha1.h"
 
 #define HOOK_EVERY 100000       /* instructions between time checks, as Redis */
 #define REPLY_DEPTH_MAX 1000    /* nesting of a reply, either direction */
 #define GC_EVERY 50             /* runs between incremental GC steps */
-#define REDIS_VERSION_NUM 0x070000   /* RESP_REDIS_VERSION as a number */
 
 #define ERR_KILLED "Script killed by user with SCRIPT KILL..."
 #define ERR_NOSCRIPT "NOSCRIPT No matching script. Please use EVAL."
@@ -191,166 +181,6 @@ static struct conn *script_conn(void)
         eng.conn = c;
     }
     return eng.conn;
-}
-
-/* ---- errors as Redis 7 builds them: a table {err = "CODE message"} ---- */
-
-/* "-CODE msg" keeps its code, "msg" gets "ERR"; a trailing CRLF goes. */
-static void push_error_table(lua_State *L, const char *msg, size_t len)
-{
-    luaL_Buffer b;
-    while (len > 0 && (msg[len - 1] == '\r' || msg[len - 1] == '\n'))
-        len--;
-    luaL_buffinit(L, &b);
-    if (len > 0 && msg[0] == '-') {
-        const char *sp = memchr(msg, ' ', len);
-        if (sp == NULL) {
-            luaL_addstring(&b, "ERR ");
-            luaL_addlstring(&b, msg + 1, len - 1);
-        } else {
-            luaL_addlstring(&b, msg + 1, len - 1);
-        }
-    } else {
-        luaL_addstring(&b, "ERR ");
-        luaL_addlstring(&b, msg, len);
-    }
-    lua_newtable(L);
-    lua_pushstring(L, "err");
-    luaL_pushresult(&b);
-    lua_rawset(L, -3);
-}
-
-static int raise_error(lua_State *L, const char *msg)
-{
-    push_error_table(L, msg, strlen(msg));
-    return lua_error(L);
-}
-
-/* The message handler of every script run: a string error becomes
- * {err = "ERR <text>"}, and the script's source and line are added. */
-static int error_handler(lua_State *L)
-{
-    lua_Debug ar;
-    bool have = false;
-    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar)) {
-        have = true;
-        if (strcmp(ar.what, "C") == 0)
-            have = lua_getstack(L, 2, &ar) && lua_getinfo(L, "Sl", &ar);
-    }
-    if (!lua_istable(L, 1)) {
-        const char *s = lua_tostring(L, 1);
-        lua_newtable(L);
-        lua_pushstring(L, "err");
-        lua_pushfstring(L, "ERR %s", s != NULL ? s : luaL_typename(L, 1));
-        lua_rawset(L, -3);
-        lua_replace(L, 1);
-    }
-    lua_settop(L, 1);
-    if (have) {
-        lua_pushstring(L, "source");
-        lua_pushstring(L, ar.source);
-        lua_rawset(L, 1);
-        lua_pushstring(L, "line");
-        lua_pushinteger(L, ar.currentline);
-        lua_rawset(L, 1);
-    }
-    return 1;
-}
-
-/* ---- RESP reply bytes -> Lua values ---- */
-
-static bool push_reply(lua_State *L, const char *p, size_t n, size_t *used, int depth);
-
-static bool push_aggregate(lua_State *L, const struct resp_reply_elem *e, const char *p,
-                           size_t n, size_t *off, int depth)
-{
-    int resp3 = cur != NULL && cur->resp == 3;
-    lua_newtable(L);
-    if (e->type == RR_ARRAY || !resp3) {
-        int64_t count = e->type == RR_MAP ? e->n * 2 : e->n;
-        for (int64_t i = 1; i <= count; i++) {
-            size_t u;
-            if (!push_reply(L, p + *off, n - *off, &u, depth + 1))
-                return false;
-            *off += u;
-            lua_rawseti(L, -2, (int)i);
-        }
-        return true;
-    }
-    /* RESP3 after redis.setresp(3): {map = {k = v}} and {set = {k = true}}. */
-    lua_pushstring(L, e->type == RR_MAP ? "map" : "set");
-    lua_newtable(L);
-    for (int64_t i = 0; i < e->n; i++) {
-        size_t u;
-        if (!push_reply(L, p + *off, n - *off, &u, depth + 1))
-            return false;
-        *off += u;
-        if (e->type == RR_MAP) {
-            if (!push_reply(L, p + *off, n - *off, &u, depth + 1))
-                return false;
-            *off += u;
-        } else {
-            lua_pushboolean(L, 1);
-        }
-        lua_rawset(L, -3);
-    }
-    lua_rawset(L, -3);
-    return true;
-}
-
-/* Push the reply element at p as Redis converts it: integer -> number,
- * bulk -> string, null -> false, array -> table, status -> {ok = s},
- * error -> {err = s}. False on bytes that are not a whole reply. */
-static bool push_reply(lua_State *L, const char *p, size_t n, size_t *used, int depth)
-{
-    struct resp_reply_elem e;
-    if (depth > REPLY_DEPTH_MAX || !lua_checkstack(L, 4) ||
-        resp_reply_next(p, n, used, &e) != PARSE_OK)
-        return false;
-    switch (e.type) {
-    case RR_INT:
-        lua_pushnumber(L, (lua_Number)e.n);
-        return true;
-    case RR_BULK:
-        if (e.null)
-            lua_pushboolean(L, 0);
-        else
-            lua_pushlstring(L, e.ptr, e.len);
-        return true;
-    case RR_STATUS:
-    case RR_ERROR:
-        lua_newtable(L);
-        lua_pushstring(L, e.type == RR_STATUS ? "ok" : "err");
-        lua_pushlstring(L, e.ptr, e.len);
-        lua_rawset(L, -3);
-        return true;
-    case RR_NULL:
-        lua_pushnil(L);
-        return true;
-    case RR_BOOL:
-        lua_pushboolean(L, (int)e.n);
-        return true;
-    case RR_DOUBLE: {
-        char buf[64];
-        size_t k = e.len < sizeof(buf) - 1 ? e.len : sizeof(buf) - 1;
-        memcpy(buf, e.ptr, k);
-        buf[k] = '\0';
-        lua_newtable(L);
-        lua_pushstring(L, "double");
-        lua_pushnumber(L, strtod(buf, NULL));
-        lua_rawset(L, -3);
-        return true;
-    }
-    case RR_ARRAY:
-    case RR_MAP:
-    case RR_SET:
-        if (e.null) {
-            lua_pushboolean(L, 0);
-            return true;
-        }
-        return push_aggregate(L, &e, p, n, used, depth);
-    }
-    return false;
 }
 
 /* ---- Lua values -> the reply to the caller ---- */
@@ -544,13 +374,13 @@ static bool call_command(lua_State *L, struct run *r)
 {
     int argc = lua_gettop(L);
     if (argc == 0) {
-        push_error_table(L, "Please specify at least one argument for this redis lib call", 61);
+        script_lua_push_error(L, "Please specify at least one argument for this redis lib call", 61);
         return true;
     }
     if (argc > eng.argv_cap) {
         struct resp_arg *a = realloc(eng.argv, sizeof(*a) * (size_t)argc);
         if (a == NULL) {
-            push_error_table(L, "-OOM out of memory", 18);
+            script_lua_push_error(L, "-OOM out of memory", 18);
             return true;
         }
         eng.argv = a;
@@ -566,7 +396,7 @@ static bool call_command(lua_State *L, struct run *r)
             lua_replace(L, i);
         } else if (t != LUA_TSTRING) {
             const char *m = "Lua redis lib command arguments must be strings or integers";
-            push_error_table(L, m, strlen(m));
+            script_lua_push_error(L, m, strlen(m));
             return true;
         }
         eng.argv[i - 1].ptr = lua_tolstring(L, i, &eng.argv[i - 1].len);
@@ -582,12 +412,12 @@ static bool call_command(lua_State *L, struct run *r)
     else if ((cmd->flags & RC_WRITE) && r->read_only)
         refuse = "Write commands are not allowed from read-only scripts.";
     if (refuse != NULL) {
-        push_error_table(L, refuse, strlen(refuse));
+        script_lua_push_error(L, refuse, strlen(refuse));
         return true;
     }
     struct conn *sc = script_conn();
     if (sc == NULL) {
-        push_error_table(L, "-OOM out of memory", 18);
+        script_lua_push_error(L, "-OOM out of memory", 18);
         return true;
     }
     if ((cmd->flags & RC_WRITE) && r->slot != NULL)
@@ -614,12 +444,12 @@ static bool call_command(lua_State *L, struct run *r)
     sc->out_over = sc->close_after_write = false;
     if (too_big) {
         eng.cap_len = 0;
-        push_error_table(L, "reply of the command called from the script is too large", 57);
+        script_lua_push_error(L, "reply of the command called from the script is too large", 57);
         return true;
     }
     size_t used;
-    if (!push_reply(L, eng.cap, eng.cap_len, &used, 0)) {
-        push_error_table(L, "reply of the command called from the script is too deep", 56);
+    if (!script_lua_push_reply(L, eng.cap, eng.cap_len, &used, r->resp)) {
+        script_lua_push_error(L, "reply of the command called from the script is too deep", 56);
         return true;
     }
     bool err = eng.cap_len > 0 && eng.cap[0] == '-';
@@ -635,7 +465,7 @@ static bool call_command(lua_State *L, struct run *r)
 static int l_call(lua_State *L)
 {
     if (cur == NULL)
-        return raise_error(L, "redis.call/pcall can only be called inside a script invocation");
+        return script_lua_raise(L, "redis.call/pcall can only be called inside a script invocation");
     if (call_command(L, cur))
         return lua_error(L);
     return 1;
@@ -644,110 +474,32 @@ static int l_call(lua_State *L)
 static int l_pcall(lua_State *L)
 {
     if (cur == NULL)
-        return raise_error(L, "redis.call/pcall can only be called inside a script invocation");
+        return script_lua_raise(L, "redis.call/pcall can only be called inside a script invocation");
     call_command(L, cur);
     return 1;
-}
-
-static int l_sha1hex(lua_State *L)
-{
-    if (lua_gettop(L) != 1)
-        return raise_error(L, "wrong number of arguments");
-    size_t len = 0;
-    const char *s = lua_tolstring(L, 1, &len);
-    char hex[SHA1_HEX_LEN + 1];
-    sha1_hex(hex, s != NULL ? s : "", s != NULL ? len : 0);
-    lua_pushstring(L, hex);
-    return 1;
-}
-
-static int l_error_reply(lua_State *L)
-{
-    if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TSTRING) {
-        push_error_table(L, "wrong number or type of arguments", 33);
-        return 1;
-    }
-    size_t len;
-    const char *s = lua_tolstring(L, 1, &len);
-    if (len > 0 && s[0] == '-') {
-        push_error_table(L, s, len);
-    } else {
-        lua_pushfstring(L, "-%s", s);
-        s = lua_tolstring(L, -1, &len);
-        push_error_table(L, s, len);
-    }
-    return 1;
-}
-
-static int l_status_reply(lua_State *L)
-{
-    if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TSTRING) {
-        push_error_table(L, "wrong number or type of arguments", 33);
-        return 1;
-    }
-    lua_newtable(L);
-    lua_pushstring(L, "ok");
-    lua_pushvalue(L, 1);
-    lua_rawset(L, -3);
-    return 1;
-}
-
-static int l_log(lua_State *L)
-{
-    int argc = lua_gettop(L);
-    if (argc < 2)
-        return raise_error(L, "redis.log() requires two arguments or more.");
-    if (!lua_isnumber(L, 1))
-        return raise_error(L, "First argument must be a number (log level).");
-    int level = (int)lua_tonumber(L, 1);
-    if (level < 0 || level > 3)
-        return raise_error(L, "Invalid debug level.");
-    /* LOG_WARNING always reaches stderr; the others with -v (and -vv). */
-    if (level < 3 && log_level() < 3 - level)
-        return 0;
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (int i = 2; i <= argc; i++) {
-        size_t len;
-        const char *s = lua_tolstring(L, i, &len);
-        if (s == NULL)
-            continue;
-        if (i > 2)
-            luaL_addchar(&b, ' ');
-        luaL_addlstring(&b, s, len);
-    }
-    luaL_pushresult(&b);
-    fprintf(stderr, "script: %s\n", lua_tostring(L, -1));
-    return 0;
 }
 
 static int l_set_repl(lua_State *L)
 {
     if (cur == NULL)
-        return raise_error(L, "redis.set_repl can only be called inside a script invocation");
+        return script_lua_raise(L, "redis.set_repl can only be called inside a script invocation");
     if (lua_gettop(L) != 1)
-        return raise_error(L, "redis.set_repl() requires two arguments.");
+        return script_lua_raise(L, "redis.set_repl() requires two arguments.");
     int flags = (int)lua_tonumber(L, 1);
     if (flags < 0 || flags > 3)
-        return raise_error(L, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
+        return script_lua_raise(L, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
     return 0;   /* kioku does not replicate: accepted, as Redis 7 accepts it */
-}
-
-static int l_replicate_commands(lua_State *L)
-{
-    lua_pushboolean(L, 1);   /* always on in Redis 7 */
-    return 1;
 }
 
 static int l_setresp(lua_State *L)
 {
     if (cur == NULL)
-        return raise_error(L, "redis.setresp can only be called inside a script invocation");
+        return script_lua_raise(L, "redis.setresp can only be called inside a script invocation");
     if (lua_gettop(L) != 1)
-        return raise_error(L, "redis.setresp() requires one argument.");
+        return script_lua_raise(L, "redis.setresp() requires one argument.");
     int v = (int)lua_tonumber(L, 1);
     if (v != 2 && v != 3)
-        return raise_error(L, "RESP version must be 2 or 3.");
+        return script_lua_raise(L, "RESP version must be 2 or 3.");
     cur->resp = v;
     return 0;
 }
@@ -755,318 +507,15 @@ static int l_setresp(lua_State *L)
 static int l_acl_check_cmd(lua_State *L)
 {
     if (cur == NULL)
-        return raise_error(L, "redis.acl_check_cmd can only be called inside a script invocation");
+        return script_lua_raise(L, "redis.acl_check_cmd can only be called inside a script invocation");
     size_t len;
     const char *name = lua_gettop(L) >= 1 ? lua_tolstring(L, 1, &len) : NULL;
     if (name == NULL || resp_cmd_find(name, len) == NULL)
-        return raise_error(L, "Invalid command passed to redis.acl_check_cmd()");
+        return script_lua_raise(L, "Invalid command passed to redis.acl_check_cmd()");
     lua_pushboolean(L, 1);   /* the default user may run everything */
     return 1;
 }
 
-static int l_nothing(lua_State *L)
-{
-    (void)L;
-    return 0;
-}
-
-static int l_false(lua_State *L)
-{
-    lua_pushboolean(L, 0);
-    return 1;
-}
-
-/* ---- deterministic math.random ----
- * The 48-bit linear congruential generator of drand48 (a = 0x5DEECE66D,
- * c = 11), started from its customary state as Redis's is, scaled and
- * ranged as Lua 5.1's math.random does. Per worker, so a script's random
- * numbers depend only on what ran before it on that worker. */
-
-#define RAND48_INIT 0x1234abcd330eULL
-
-static int32_t rand48_next(void)
-{
-    eng.rand = (eng.rand * 0x5deece66dULL + 0xb) & ((1ULL << 48) - 1);
-    return (int32_t)(eng.rand >> 17);
-}
-
-static int l_random(lua_State *L)
-{
-    lua_Number r = (lua_Number)(rand48_next() % INT32_MAX) / (lua_Number)INT32_MAX;
-    switch (lua_gettop(L)) {
-    case 0:
-        lua_pushnumber(L, r);
-        break;
-    case 1: {
-        int u = luaL_checkint(L, 1);
-        luaL_argcheck(L, 1 <= u, 1, "interval is empty");
-        lua_pushnumber(L, floor(r * u) + 1);
-        break;
-    }
-    case 2: {
-        int l = luaL_checkint(L, 1);
-        int u = luaL_checkint(L, 2);
-        luaL_argcheck(L, l <= u, 2, "interval is empty");
-        lua_pushnumber(L, floor(r * (u - l + 1)) + l);
-        break;
-    }
-    default:
-        return luaL_error(L, "wrong number of arguments");
-    }
-    return 1;
-}
-
-static int l_randomseed(lua_State *L)
-{
-    eng.rand = ((uint64_t)(uint32_t)luaL_checkint(L, 1) << 16) | 0x330e;
-    return 0;
-}
-
-/* ---- read-only globals ---- */
-
-static int ro_newindex(lua_State *L)
-{
-    return luaL_error(L, "Attempt to modify a readonly table");
-}
-
-static int global_index(lua_State *L)
-{
-    lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(1));
-    if (!lua_isnil(L, -1))
-        return 1;
-    const char *name = lua_tostring(L, 2);
-    return luaL_error(L, "Script attempted to access nonexistent global variable '%s'",
-                      name != NULL ? name : "?");
-}
-
-static bool is_protected(lua_State *L, int idx)
-{
-    if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
-        return false;
-    lua_pushstring(L, "__newindex");
-    lua_rawget(L, -2);
-    bool ro = lua_tocfunction(L, -1) == ro_newindex;
-    lua_pop(L, 2);
-    return ro;
-}
-
-static int refuse_protected(lua_State *L)
-{
-    lua_pushstring(L, "Attempt to modify a readonly table");   /* no position, as Redis */
-    return lua_error(L);
-}
-
-static int l_rawset(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_checkany(L, 2);
-    luaL_checkany(L, 3);
-    if (is_protected(L, 1))
-        return refuse_protected(L);
-    lua_settop(L, 3);
-    lua_rawset(L, 1);
-    return 1;
-}
-
-static int l_setmetatable(lua_State *L)
-{
-    int t = lua_type(L, 2);
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_argcheck(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table expected");
-    if (is_protected(L, 1))
-        return refuse_protected(L);
-    if (luaL_getmetafield(L, 1, "__metatable"))
-        return luaL_error(L, "cannot change a protected metatable");
-    lua_settop(L, 2);
-    lua_setmetatable(L, 1);
-    return 1;
-}
-
-/* Compiled (binary) chunks could break the sandbox: load and loadstring
- * take source text only. */
-#define BINARY_REFUSED "binary chunks are not allowed in scripts"
-
-static int l_loadstring(lua_State *L)
-{
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    const char *name = luaL_optstring(L, 2, s);
-    if (len > 0 && s[0] == LUA_SIGNATURE[0]) {
-        lua_pushnil(L);
-        lua_pushstring(L, BINARY_REFUSED);
-        return 2;
-    }
-    if (luaL_loadbuffer(L, s, len, name) == 0)
-        return 1;
-    lua_pushnil(L);
-    lua_insert(L, -2);
-    return 2;
-}
-
-struct load_state {
-    bool first, binary;
-};
-
-/* load()'s reader: the function in slot 1 gives the pieces; slot 3 keeps
- * the current one alive. */
-static const char *load_reader(lua_State *L, void *ud, size_t *size)
-{
-    struct load_state *ls = ud;
-    luaL_checkstack(L, 2, "too many nested functions");
-    lua_pushvalue(L, 1);
-    lua_call(L, 0, 1);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        *size = 0;
-        return NULL;
-    }
-    if (!lua_isstring(L, -1)) {
-        luaL_error(L, "reader function must return a string");
-        return NULL;
-    }
-    lua_replace(L, 3);
-    const char *s = lua_tolstring(L, 3, size);
-    if (ls->first && *size > 0) {
-        ls->first = false;
-        if (s[0] == LUA_SIGNATURE[0]) {
-            ls->binary = true;
-            *size = 0;
-            return NULL;
-        }
-    }
-    return s;
-}
-
-static int l_load(lua_State *L)
-{
-    struct load_state ls = {true, false};
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    const char *name = luaL_optstring(L, 2, "=(load)");
-    lua_settop(L, 3);
-    int rc = lua_load(L, load_reader, &ls, name);
-    if (rc == 0 && !ls.binary)
-        return 1;
-    if (ls.binary) {
-        lua_pop(L, 1);
-        lua_pushstring(L, BINARY_REFUSED);
-    }
-    lua_pushnil(L);
-    lua_insert(L, -2);
-    return 2;
-}
-
-/* Redis 7's pcall: an error table caught from redis.call comes back as
- * its message, as scripts written for Redis 6 expect. */
-static int l_lua_pcall(lua_State *L)
-{
-    luaL_checkany(L, 1);
-    int argc = lua_gettop(L);
-    lua_pushboolean(L, 1);
-    lua_insert(L, 1);
-    if (lua_pcall(L, argc - 1, LUA_MULTRET, 0) != 0) {
-        lua_remove(L, 1);
-        if (lua_istable(L, -1)) {
-            lua_pushstring(L, "err");
-            lua_rawget(L, -2);
-            if (lua_isstring(L, -1))
-                lua_replace(L, -2);
-            else
-                lua_pop(L, 1);
-        }
-        lua_pushboolean(L, 0);
-        lua_insert(L, 1);
-    }
-    return lua_gettop(L);
-}
-
-/* Finish the metatable on top of the stack: writes refused, and what
- * getmetatable() shows is a read-only view of it, so neither the table
- * nor its metatable can be changed from a script. */
-static void seal_metatable(lua_State *L)
-{
-    int mt = lua_gettop(L);
-    lua_pushcfunction(L, ro_newindex);
-    lua_setfield(L, mt, "__newindex");
-    lua_newtable(L);                    /* the view */
-    lua_newtable(L);                    /* its own metatable */
-    lua_pushvalue(L, mt);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, ro_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-    lua_setfield(L, mt, "__metatable");
-}
-
-/* Replace the table at globals[name] by a read-only proxy of it. */
-static void protect_table(lua_State *L, int globals, const char *name)
-{
-    lua_getfield(L, globals, name);
-    int real = lua_gettop(L);
-    lua_newtable(L);                    /* the proxy */
-    lua_newtable(L);                    /* its metatable */
-    lua_pushvalue(L, real);
-    lua_setfield(L, -2, "__index");
-    seal_metatable(L);
-    lua_setmetatable(L, -2);
-    lua_setfield(L, globals, name);
-    lua_pop(L, 1);
-}
-
-static void open_lib(lua_State *L, const char *name, lua_CFunction fn)
-{
-    lua_pushcfunction(L, fn);
-    lua_pushstring(L, name);
-    lua_call(L, 1, 0);
-}
-
-static void set_fn(lua_State *L, const char *name, lua_CFunction fn)
-{
-    lua_pushcfunction(L, fn);
-    lua_setfield(L, -2, name);
-}
-
-static void set_num(lua_State *L, const char *name, lua_Number v)
-{
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, name);
-}
-
-static void redis_table(lua_State *L)
-{
-    lua_newtable(L);
-    set_fn(L, "call", l_call);
-    set_fn(L, "pcall", l_pcall);
-    set_fn(L, "sha1hex", l_sha1hex);
-    set_fn(L, "error_reply", l_error_reply);
-    set_fn(L, "status_reply", l_status_reply);
-    set_fn(L, "log", l_log);
-    set_fn(L, "set_repl", l_set_repl);
-    set_fn(L, "replicate_commands", l_replicate_commands);
-    set_fn(L, "setresp", l_setresp);
-    set_fn(L, "acl_check_cmd", l_acl_check_cmd);
-    set_fn(L, "breakpoint", l_false);   /* no debugger: as outside a debug session */
-    set_fn(L, "debug", l_nothing);
-    set_num(L, "LOG_DEBUG", 0);
-    set_num(L, "LOG_VERBOSE", 1);
-    set_num(L, "LOG_NOTICE", 2);
-    set_num(L, "LOG_WARNING", 3);
-    set_num(L, "REPL_NONE", 0);
-    set_num(L, "REPL_AOF", 1);
-    set_num(L, "REPL_SLAVE", 2);
-    set_num(L, "REPL_REPLICA", 2);
-    set_num(L, "REPL_ALL", 3);
-    lua_pushstring(L, RESP_REDIS_VERSION);
-    lua_setfield(L, -2, "REDIS_VERSION");
-    set_num(L, "REDIS_VERSION_NUM", REDIS_VERSION_NUM);
-    lua_setglobal(L, "redis");
-}
-
-/* Registry keys. */
-#define REG_GLOBALS "kioku_globals"   /* the real globals table */
-#define REG_ERRH "kioku_errh"         /* error_handler */
 
 static void engine_close(void)
 {
@@ -1075,65 +524,15 @@ static void engine_close(void)
     eng.L = NULL;
 }
 
-static lua_State *engine_open(void)
-{
-    lua_State *L = luaL_newstate();
-    if (L == NULL)
-        return NULL;
-    open_lib(L, "", luaopen_base);
-    open_lib(L, LUA_TABLIBNAME, luaopen_table);
-    open_lib(L, LUA_STRLIBNAME, luaopen_string);
-    open_lib(L, LUA_MATHLIBNAME, luaopen_math);
-    static const char *const removed[] = {
-        "dofile", "loadfile", "print", "getfenv", "setfenv", "module", "require", "newproxy",
-        NULL,
-    };
-    for (int i = 0; removed[i] != NULL; i++) {
-        lua_pushnil(L);
-        lua_setglobal(L, removed[i]);
-    }
-    lua_getglobal(L, "math");
-    set_fn(L, "random", l_random);
-    set_fn(L, "randomseed", l_randomseed);
-    lua_pop(L, 1);
-    lua_pushcfunction(L, l_lua_pcall);
-    lua_setglobal(L, "pcall");
-    lua_pushcfunction(L, l_rawset);
-    lua_setglobal(L, "rawset");
-    lua_pushcfunction(L, l_setmetatable);
-    lua_setglobal(L, "setmetatable");
-    lua_pushcfunction(L, l_loadstring);
-    lua_setglobal(L, "loadstring");
-    lua_pushcfunction(L, l_load);
-    lua_setglobal(L, "load");
-    redis_table(L);
-    lua_pushcfunction(L, error_handler);
-    lua_setfield(L, LUA_REGISTRYINDEX, REG_ERRH);
-
-    /* The real globals R, kept in the registry; scripts see the proxy P. */
-    lua_pushvalue(L, LUA_GLOBALSINDEX);
-    int R = lua_gettop(L);
-    static const char *const libs[] = {"string", "math", "table", "redis", "coroutine", NULL};
-    for (int i = 0; libs[i] != NULL; i++)
-        protect_table(L, R, libs[i]);
-    lua_newtable(L);                           /* P */
-    int P = lua_gettop(L);
-    lua_newtable(L);
-    lua_pushvalue(L, R);
-    lua_pushcclosure(L, global_index, 1);
-    lua_setfield(L, -2, "__index");
-    seal_metatable(L);
-    lua_setmetatable(L, P);
-    lua_pushvalue(L, P);
-    lua_setfield(L, R, "_G");
-    lua_pushvalue(L, R);
-    lua_setfield(L, LUA_REGISTRYINDEX, REG_GLOBALS);
-    lua_pushvalue(L, P);
-    lua_replace(L, LUA_GLOBALSINDEX);          /* loadstring'ed code sees P too */
-    lua_settop(L, 0);
-    eng.rand = RAND48_INIT;
-    return L;
-}
+/* The redis.* functions that need a running script. */
+static const luaL_Reg redis_fns[] = {
+    {"call", l_call},
+    {"pcall", l_pcall},
+    {"set_repl", l_set_repl},
+    {"setresp", l_setresp},
+    {"acl_check_cmd", l_acl_check_cmd},
+    {NULL, NULL},
+};
 
 static void engine_free(void *arg)
 {
@@ -1159,7 +558,7 @@ static lua_State *engine(void)
     if (eng.L != NULL && eng.gen != gen)
         engine_close();
     if (eng.L == NULL) {
-        eng.L = engine_open();
+        eng.L = script_lua_open(redis_fns);
         eng.gen = gen;
         if (engine_key_made)
             pthread_setspecific(engine_key, &eng);
@@ -1298,7 +697,7 @@ static void hook(lua_State *L, lua_Debug *ar)
     if (r->slot != NULL && __atomic_load_n(&r->slot->kill_id, __ATOMIC_ACQUIRE) == r->id) {
         /* On every line from now on, so that pcall cannot catch it for good. */
         lua_sethook(L, hook, LUA_MASKLINE, 0);
-        raise_error(L, ERR_KILLED);
+        script_lua_raise(L, ERR_KILLED);
     }
 }
 
@@ -1359,9 +758,9 @@ static void run_function(struct conn *c, lua_State *L, const char *sha, bool rea
     }
 
     /* Stack: error handler, function. */
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_ERRH);
+    lua_getfield(L, LUA_REGISTRYINDEX, SCRIPT_REG_ERRH);
     lua_insert(L, -2);
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_GLOBALS);
+    lua_getfield(L, LUA_REGISTRYINDEX, SCRIPT_REG_GLOBALS);
     int globals = lua_gettop(L);
     set_array(L, globals, "KEYS", keys, nkeys);
     set_array(L, globals, "ARGV", args, nargs);
