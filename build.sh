@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-run_deps="build-essential autoconf automake pkg-config libevent-dev libxxhash-dev libssl-dev liblua5.1-0-dev"
+run_deps="build-essential autoconf automake pkg-config libevent-dev libxxhash-dev libssl-dev liblua5.1-0-dev lua-cjson-dev lua-bitop-dev"
 test_deps="check libmemcached-dev libmemcached-tools libhiredis-dev redis-tools \
 python3 python3-redis python3-pymemcache netcat-openbsd openssl"
 

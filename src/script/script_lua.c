@@ -2,9 +2,10 @@
  * The sandboxed Lua 5.1 interpreter of a script (see script_lua.h), and the
  * conversions that need no connection.
  *
- * Libraries: base, table, string and math only (no os, io, package or
- * debug); dofile, loadfile, print, getfenv, setfenv, module, require and
- * newproxy removed, as Redis 7 has them absent.
+ * Libraries: base, table, string, math, cjson and bit (no os, io, package
+ * or debug; Redis's struct and cmsgpack are absent, Debian has no library
+ * for them); dofile, loadfile, print, getfenv, setfenv, module, require
+ * and newproxy removed, as Redis 7 has them absent.
  *
  * Globals are read-only, as in Redis 7.0: reading a global that does not
  * exist raises "Script attempted to access nonexistent global variable",
@@ -23,6 +24,8 @@
 #include "script/script_lua.h"
 
 #include <lauxlib.h>
+#include <lua-bitop.h>
+#include <lua-cjson.h>
 #include <lualib.h>
 #include <math.h>
 #include <stdbool.h>
@@ -588,6 +591,14 @@ lua_State *script_lua_open(const luaL_Reg *redis_fns)
     open_lib(L, LUA_TABLIBNAME, luaopen_table);
     open_lib(L, LUA_STRLIBNAME, luaopen_string);
     open_lib(L, LUA_MATHLIBNAME, luaopen_math);
+    /* Debian's lua-cjson and lua-bitop, the cjson and bit tables Redis has
+     * (struct and cmsgpack have no Debian library: absent here). */
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_call(L, 0, 1);
+    lua_setglobal(L, "cjson");
+    lua_pushcfunction(L, luaopen_bit);
+    lua_call(L, 0, 1);
+    lua_setglobal(L, "bit");
     static const char *const removed[] = {
         "dofile", "loadfile", "print", "getfenv", "setfenv", "module", "require", "newproxy",
         NULL,
@@ -617,7 +628,8 @@ lua_State *script_lua_open(const luaL_Reg *redis_fns)
     /* The real globals R, kept in the registry; scripts see the proxy P. */
     lua_pushvalue(L, LUA_GLOBALSINDEX);
     int R = lua_gettop(L);
-    static const char *const libs[] = {"string", "math", "table", "redis", "coroutine", NULL};
+    static const char *const libs[] = {"string", "math", "table", "redis", "coroutine",
+                                       "cjson", "bit", NULL};
     for (int i = 0; libs[i] != NULL; i++)
         protect_table(L, R, libs[i]);
     lua_newtable(L);                           /* P */

@@ -227,6 +227,13 @@ CASES = [
     (["eval", "return redis.set_repl(redis.REPL_ALL)", "0"], b"$-1\r\n"),
     (["eval", 'return redis.log(redis.LOG_DEBUG, "from a test")', "0"], b"$-1\r\n"),
     err_case("return redis.log()", b"ERR redis.log() requires two arguments or more."),
+    # cjson and bit (Debian's lua-cjson and lua-bitop)
+    (["eval", 'return cjson.encode({1,2,3,"a"})', "0"], b'$11\r\n[1,2,3,"a"]\r\n'),
+    (["eval", "local t = cjson.decode(ARGV[1]) return {t.a, t.b[2], tostring(t.c)}", "0",
+      '{"a":1,"b":[5,6],"c":true}'], b"*3\r\n:1\r\n:6\r\n$4\r\ntrue\r\n"),
+    (["eval", "return bit.tohex(65535)", "0"], b"$8\r\n0000ffff\r\n"),
+    (["eval", "return bit.bxor(5, 3)", "0"], b":6\r\n"),
+    err_case("cjson.encode = 1", b"ERR user_script:1: Attempt to modify a readonly table"),
     # EVALSHA and SCRIPT
     (["script", "flush"], b"+OK\r\n"),
     (["evalsha", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],

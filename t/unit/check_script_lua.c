@@ -126,6 +126,8 @@ START_TEST(test_sandbox_has_no_os_io_or_file_loading)
         ck_assert_str_eq(err, want);
     }
     ck_assert_ptr_null(run(L, "return string.rep('x', 2) .. table.concat({1}) .. math.floor(1.5)"));
+    ck_assert_ptr_null(run(L, "return cjson.encode({a = bit.band(7, 3)})"));
+    ck_assert_str_eq(lua_tostring(L, -1), "{\"a\":3}");
     lua_close(L);
 }
 END_TEST
@@ -137,6 +139,8 @@ START_TEST(test_globals_and_library_tables_are_read_only)
     ck_assert_str_eq(run(L, "redis = 1"), "ERR user_script:1: Attempt to modify a readonly table");
     ck_assert_str_eq(run(L, "string.x = 1"), "ERR user_script:1: Attempt to modify a readonly table");
     ck_assert_str_eq(run(L, "redis.call = 1"), "ERR user_script:1: Attempt to modify a readonly table");
+    ck_assert_str_eq(run(L, "cjson.decode = 1"), "ERR user_script:1: Attempt to modify a readonly table");
+    ck_assert_str_eq(run(L, "bit.band = 1"), "ERR user_script:1: Attempt to modify a readonly table");
     ck_assert_str_eq(run(L, "rawset(_G, 'x', 1)"), "ERR Attempt to modify a readonly table");
     ck_assert_str_eq(run(L, "setmetatable(_G, {})"), "ERR Attempt to modify a readonly table");
     ck_assert_str_eq(run(L, "getmetatable(_G).__index = {}"),
