@@ -227,6 +227,12 @@ CASES = [
     (["eval", "return redis.set_repl(redis.REPL_ALL)", "0"], b"$-1\r\n"),
     (["eval", 'return redis.log(redis.LOG_DEBUG, "from a test")', "0"], b"$-1\r\n"),
     err_case("return redis.log()", b"ERR redis.log() requires two arguments or more."),
+    # redis.setresp(3): RESP3 replies read back
+    (["eval", 'redis.setresp(3); return redis.call("get", "nokey") == nil', "0"], b":1\r\n"),
+    (["eval", 'redis.setresp(3); return redis.call("incrbyfloat", "fl", "1.5")', "0"],
+     b"$3\r\n1.5\r\n"),
+    (["eval", "redis.setresp(3); return {double=3.5}", "0"], b"$3\r\n3.5\r\n"),
+    err_case("redis.setresp(4)", b"ERR RESP version must be 2 or 3."),
     # cjson and bit (Debian's lua-cjson and lua-bitop)
     (["eval", 'return cjson.encode({1,2,3,"a"})', "0"], b'$11\r\n[1,2,3,"a"]\r\n'),
     (["eval", "local t = cjson.decode(ARGV[1]) return {t.a, t.b[2], tostring(t.c)}", "0",
