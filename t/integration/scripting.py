@@ -514,11 +514,10 @@ def main():
     # RESP on the memcached port: the first byte tells.
     proc, port = kioku_proc.start(BIN, ["-t", "4"])
     try:
-        lock_release(port)
-        semantics(port)
-        compare_with_redis(port)
-        busy_script(port)
-        atomicity(port)
+        for phase in (lock_release, semantics, compare_with_redis, busy_script, atomicity):
+            t0 = time.monotonic()
+            phase(port)
+            print("scripting: %s took %.1f s" % (phase.__name__, time.monotonic() - t0))
         check(proc.poll() is None, "kioku still running")
     finally:
         kioku_proc.stop(proc)
