@@ -52,6 +52,7 @@
 #include "config/settings.h"
 #include "proto/resp.h"
 #include "core/worker.h"
+#include "script/script.h"
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "storage/storage.h"
@@ -459,6 +460,12 @@ static const struct resp_cmd commands[] = {
     {"discard", 1, F | S, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", resp_cmd_discard, 0},
     {"watch", -2, F | S, 1, -1, 1, "transactions", "Watch the given keys to determine execution of the MULTI/EXEC block", resp_cmd_watch, 0},
     {"unwatch", 1, F | S, 0, 0, 0, "transactions", "Forget about all watched keys", resp_cmd_unwatch, 0},
+
+    {"eval", -3, S, 0, 0, 0, "scripting", "Execute a Lua script server side", resp_cmd_eval, 0},
+    {"evalsha", -3, S, 0, 0, 0, "scripting", "Execute a Lua script server side", resp_cmd_eval, 1},
+    {"eval_ro", -3, R | S, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 2},
+    {"evalsha_ro", -3, R | S, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 3},
+    {"script", -2, S, 0, 0, 0, "scripting", "A container for Lua scripts management commands", resp_cmd_script, 0},
 };
 #undef R
 #undef W
@@ -590,6 +597,7 @@ void proto_resp_setup(const struct settings *s)
     cmdstat_rows = s->threads > 0 ? s->threads : 1;
     cmdstats = calloc((size_t)cmdstat_rows * NCOMMANDS, sizeof(*cmdstats));
     memset(cmdstat_base, 0, sizeof(cmdstat_base));
+    script_setup(cmdstat_rows);   /* one script slot per worker */
 }
 
 /* ---- dispatch ---- */
@@ -689,6 +697,12 @@ static enum proc_result dispatch(struct conn *c, int argc, const struct resp_arg
     if (cmd != NULL && !(cmd->flags & RC_NOAUTH) && !resp_authed(c)) {
         /* After the name and arity checks, as Redis; inside MULTI too. */
         rs_error(c, "NOAUTH Authentication required.");
+        if (m != NULL)
+            resp_multi_flag_error(m);
+        return PROC_MORE;
+    }
+    if (cmd != NULL && script_busy() && !resp_script_allowed_when_busy(cmd, argc, argv)) {
+        rs_error(c, SCRIPT_ERR_BUSY);
         if (m != NULL)
             resp_multi_flag_error(m);
         return PROC_MORE;

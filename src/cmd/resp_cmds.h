@@ -233,6 +233,14 @@ enum proc_result resp_cmd_dbsize(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_flushall(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_time(struct conn *c, const struct resp_call *call);
 
+/* resp_script.c: EVAL and its variants (aux bit 0 by digest, bit 1
+ * read-only), and SCRIPT. */
+enum proc_result resp_cmd_eval(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_script(struct conn *c, const struct resp_call *call);
+/* While a script is busy: may this command run (SCRIPT KILL, AUTH, ...)? */
+bool resp_script_allowed_when_busy(const struct resp_cmd *cmd, int argc,
+                                   const struct resp_arg *argv);
+
 /* resp_multi.c */
 enum proc_result resp_cmd_multi(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_exec(struct conn *c, const struct resp_call *call);

@@ -33,6 +33,8 @@
 #include "cmd/resp_cmds.h"
 #include "config/settings.h"
 #include "core/worker.h"
+#include "script/script.h"
+#include "script/script_cache.h"
 #include "stats/stats.h"
 #include "storage/coll.h"
 #include "storage/evict.h"
@@ -613,6 +615,10 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM("pidfile", "%s", s->pid_file);
     PARAM("unixsocket", "%s", s->socket_path);
     PARAM("cluster-enabled", "%s", "no");
+    PARAM_OF("busy-reply-threshold", CFG_UINT, 0, script_set_busy_threshold, "%u",
+             script_get_busy_threshold());
+    PARAM_OF("lua-time-limit", CFG_UINT, 0, script_set_busy_threshold, "%u",
+             script_get_busy_threshold());
     char pass[AUTH_FIELD_MAX + 1];
     auth_get_requirepass(pass, sizeof(pass));
     PARAM_OF("requirepass", CFG_PASS, 0, NULL, "%s", pass);   /* shown, as Redis does */
@@ -627,7 +633,7 @@ static size_t config_params(struct config_param *p, size_t cap)
     return n;
 }
 
-#define MAX_PARAMS 40
+#define MAX_PARAMS 48
 
 static void config_get(struct conn *c, const struct resp_call *call)
 {
@@ -980,11 +986,14 @@ static void info_memory(struct text *t)
     char h1[32], h2[32];
     human(h1, sizeof(h1), used);
     human(h2, sizeof(h2), s->storage.mem_limit);
+    size_t nscripts, script_bytes;
+    script_cache_usage(&nscripts, &script_bytes);
     text_add(t, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%s\r\n"
-                "used_memory_dataset:%llu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"
+                "used_memory_dataset:%llu\r\nused_memory_scripts_eval:%zu\r\n"
+                "number_of_cached_scripts:%zu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"
                 "maxmemory_policy:%s\r\n\r\n",
-             (unsigned long long)used, h1, (unsigned long long)ss.bytes, s->storage.mem_limit, h2,
-             evict_policy_name(evict_get_policy()));
+             (unsigned long long)used, h1, (unsigned long long)ss.bytes, script_bytes, nscripts,
+             s->storage.mem_limit, h2, evict_policy_name(evict_get_policy()));
 }
 
 static void info_persistence(struct text *t)

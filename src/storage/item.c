@@ -522,24 +522,57 @@ void item_unlock2(uint64_t hv1, uint64_t hv2)
 
 _Static_assert(ASSOC_NSTRIPES == 64 * ITEM_LOCKSET_WORDS, "lock set size");
 
-void item_lock_many(struct item_lockset *set, const uint64_t *hvs, size_t n)
+void item_lockset_add(struct item_lockset *set, uint64_t hv)
 {
-    memset(set, 0, sizeof(*set));
-    for (size_t i = 0; i < n; i++) {
-        unsigned idx = assoc_stripe_index(hvs[i]);
-        set->bits[idx / 64] |= (uint64_t)1 << (idx % 64);
-    }
+    unsigned idx = assoc_stripe_index(hv);
+    set->bits[idx / 64] |= (uint64_t)1 << (idx % 64);
+}
+
+void item_lock_set(const struct item_lockset *set)
+{
     /* Index order, the order item_lock2 uses too: no two callers deadlock. */
     for (unsigned w = 0; w < ITEM_LOCKSET_WORDS; w++)
         for (uint64_t b = set->bits[w]; b != 0; b &= b - 1)
-            pthread_mutex_lock(&assoc_stripe_at(w * 64 + (unsigned)__builtin_ctzll(b))->lock);
+            assoc_lock_at(w * 64 + (unsigned)__builtin_ctzll(b));
+}
+
+void item_lock_many(struct item_lockset *set, const uint64_t *hvs, size_t n)
+{
+    memset(set, 0, sizeof(*set));
+    for (size_t i = 0; i < n; i++)
+        item_lockset_add(set, hvs[i]);
+    item_lock_set(set);
 }
 
 void item_unlock_many(const struct item_lockset *set)
 {
     for (unsigned w = 0; w < ITEM_LOCKSET_WORDS; w++)
         for (uint64_t b = set->bits[w]; b != 0; b &= b - 1)
-            pthread_mutex_unlock(&assoc_stripe_at(w * 64 + (unsigned)__builtin_ctzll(b))->lock);
+            assoc_unlock_at(w * 64 + (unsigned)__builtin_ctzll(b));
+}
+
+bool item_trylock_more(struct item_lockset *have, const struct item_lockset *want)
+{
+    struct item_lockset got;
+    memset(&got, 0, sizeof(got));
+    for (unsigned w = 0; w < ITEM_LOCKSET_WORDS; w++) {
+        for (uint64_t b = want->bits[w] & ~have->bits[w]; b != 0; b &= b - 1) {
+            unsigned idx = w * 64 + (unsigned)__builtin_ctzll(b);
+            if (pthread_mutex_trylock(&assoc_stripe_at(idx)->lock) != 0) {
+                item_unlock_many(&got);
+                return false;
+            }
+            got.bits[w] |= (uint64_t)1 << (idx % 64);
+        }
+    }
+    for (unsigned w = 0; w < ITEM_LOCKSET_WORDS; w++)
+        have->bits[w] |= got.bits[w];
+    return true;
+}
+
+void item_hold(const struct item_lockset *set)
+{
+    assoc_hold(set != NULL ? set->bits : NULL);
 }
 
 static unsigned gen_of(uint64_t meta)
