@@ -13,9 +13,12 @@ cd "$(dirname "$0")"
 top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-run_deps="build-essential autoconf automake pkg-config libevent-dev libxxhash-dev libssl-dev"
+run_deps="build-essential autoconf automake pkg-config libevent-dev libxxhash-dev libssl-dev \
+libsystemd-dev liblua5.1-0-dev lua-cjson-dev lua-bitop-dev"
+# systemd: systemd-analyze and the unit directory; man-db, groff-base: the man page check.
 test_deps="check libmemcached-dev libmemcached-tools libhiredis-dev redis-tools redis-server \
-python3 python3-redis python3-pymemcache netcat-openbsd openssl"
+python3 python3-redis python3-pymemcache python3-pylibmc nutcracker netcat-openbsd openssl \
+systemd man-db groff-base"
 
 install_missing() {
     missing=""

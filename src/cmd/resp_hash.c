@@ -328,22 +328,88 @@ static void reply_pair(struct conn *c, bool withvalues, const void *f, size_t fl
         rs_bulk(c, v, vlen);
 }
 
-/* Distinct fields: Knuth's selection sampling in one pass, so each subset
- * of `want` fields is equally likely and no set of picks is kept. */
+/*
+ * Distinct fields. A few of many: random picks, each field's key address
+ * (unique and fixed under the lock) kept in a small open-addressing set so
+ * repeats are dropped; bounded, and what is still missing after the bound
+ * comes from the pass below over the fields not yet picked. Otherwise
+ * Knuth's selection sampling in one pass over the hash, so each subset of
+ * `want` fields is equally likely.
+ */
+struct picks {
+    const void **slot;
+    size_t mask;
+};
+
+static bool picks_has(const struct picks *p, const void *k)
+{
+    if (p->slot == NULL)
+        return false;
+    for (size_t i = ((uintptr_t)k >> 3) & p->mask;; i = (i + 1) & p->mask) {
+        if (p->slot[i] == k)
+            return true;
+        if (p->slot[i] == NULL)
+            return false;
+    }
+}
+
+static void picks_add(struct picks *p, const void *k)
+{
+    size_t i = ((uintptr_t)k >> 3) & p->mask;
+    while (p->slot[i] != NULL)
+        i = (i + 1) & p->mask;
+    p->slot[i] = k;
+}
+
 struct sample {
     struct conn *c;
     bool withvalues;
     uint64_t want, left;
+    const struct picks *skip;       /* fields already sent, or NULL */
 };
 
 static void sample_pair(void *arg, const void *f, size_t flen, const void *v, size_t vlen)
 {
     struct sample *s = arg;
+    if (s->skip != NULL && picks_has(s->skip, f))
+        return;
     if (s->want > 0 && next_rand(s->c) % s->left < s->want) {
         reply_pair(s->c, s->withvalues, f, flen, v, vlen);
         s->want--;
     }
     s->left--;
+}
+
+/* count distinct fields of a hash of size fields (count < size). */
+static void reply_distinct(struct conn *c, struct arena *a, struct hash_root *r, uint64_t count, uint64_t size,
+                           bool withvalues)
+{
+    struct picks p = {NULL, 0};
+    uint64_t sent = 0;
+    /* Few of many (as Redis, when count*3 <= size): picks are cheap and
+     * rarely repeat. The set is at least twice count, a power of two. */
+    if (r->enc == HASH_TABLE && count * 3 <= size) {
+        size_t cap = 16;
+        while (cap < count * 2)
+            cap *= 2;
+        p.slot = calloc(cap, sizeof(*p.slot));
+        p.mask = cap - 1;
+    }
+    for (uint64_t tries = 0; p.slot != NULL && sent < count && tries < 16 * count; tries++) {
+        const void *f, *v;
+        size_t flen, vlen;
+        hash_random(a, r, next_rand(c), &f, &flen, &v, &vlen);
+        if (picks_has(&p, f))
+            continue;
+        picks_add(&p, f);
+        reply_pair(c, withvalues, f, flen, v, vlen);
+        sent++;
+    }
+    if (sent < count) {
+        struct sample s = {c, withvalues, count - sent, size - sent, p.slot != NULL ? &p : NULL};
+        hash_foreach(a, r, sample_pair, &s);
+    }
+    free(p.slot);
 }
 
 enum proc_result resp_cmd_hrandfield(struct conn *c, const struct resp_call *call)
@@ -399,8 +465,7 @@ enum proc_result resp_cmd_hrandfield(struct conn *c, const struct resp_call *cal
         if (count > size)
             count = size;
         rs_array(c, withvalues && resp_proto_version(c) == 2 ? count * 2 : count);
-        struct sample s = {c, withvalues, count, size};
-        hash_foreach(a, r, sample_pair, &s);
+        reply_distinct(c, a, r, count, size, withvalues);
     }
     coll_close(&h);
     return PROC_MORE;

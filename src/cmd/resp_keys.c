@@ -122,7 +122,8 @@ static const char *string_encoding(struct item *it)
     return n <= 44 ? "embstr" : "raw";
 }
 
-/* OBJECT ENCODING | REFCOUNT | IDLETIME | HELP. */
+/* OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP (IDLETIME and FREQ
+ * answer Redis's errors under the other family of policies). */
 enum proc_result resp_cmd_object(struct conn *c, const struct resp_call *call)
 {
     const struct resp_arg *sub = &call->argv[1];

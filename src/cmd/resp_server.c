@@ -8,7 +8,8 @@
  * is "" and appendonly "no", and CONFIG SET succeeds only where it changes
  * nothing (a value equal to the current one), else it fails with Redis's
  * error texts. The exceptions are the eviction knobs (maxmemory-policy and
- * the LFU/sampling ones), which CONFIG SET changes at run time. HELLO 3 switches the connection to RESP3 replies.
+ * the LFU/sampling ones), requirepass and proto-max-bulk-len, which CONFIG
+ * SET changes at run time. HELLO 3 switches the connection to RESP3 replies.
  *
  * The container commands (CLIENT, CONFIG, COMMAND) dispatch through small
  * sub-tables so that arity and unknown-subcommand errors read as Redis's
@@ -32,6 +33,8 @@
 #include "cmd/resp_cmds.h"
 #include "config/settings.h"
 #include "core/worker.h"
+#include "script/script.h"
+#include "script/script_cache.h"
 #include "stats/stats.h"
 #include "storage/coll.h"
 #include "storage/evict.h"
@@ -535,14 +538,16 @@ enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
 /*
  * Two kinds of parameter. Most are fixed at start-up: CONFIG GET shows them
  * and CONFIG SET succeeds only with the current value. The eviction knobs
- * (evict.h) change at run time, validated with Redis's rules and error
+ * (evict.h), requirepass and proto-max-bulk-len change at run time,
+ * validated with Redis's rules and error
  * texts. CONFIG SET with several pairs is all or nothing, as in Redis 7:
  * every name is resolved, then every value validated, then all are applied.
  */
 
 /* CFG_SIZE and CFG_MEMSIZE: a listpack threshold (coll_limit), 0 to
- * LONG_MAX, the latter also in Redis's memory units. */
-enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS, CFG_SIZE, CFG_MEMSIZE };
+ * LONG_MAX, the latter also in Redis's memory units. CFG_BULK:
+ * proto-max-bulk-len. */
+enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS, CFG_BULK, CFG_SIZE, CFG_MEMSIZE };
 
 struct config_param {
     const char *name;
@@ -603,13 +608,17 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM("maxclients", "%d", s->max_conns);
     /* -o max_output_buffer is a hard limit for every client; no soft one */
     PARAM("client-output-buffer-limit", "normal %zu 0 0 slave 0 0 0 pubsub 0 0 0", s->max_output);
-    PARAM("proto-max-bulk-len", "%zu", resp_max_bulk());
+    PARAM_OF("proto-max-bulk-len", CFG_BULK, 0, NULL, "%zu", resp_max_bulk());
     PARAM("io-threads", "%d", s->threads);
     PARAM("tcp-backlog", "%d", s->backlog);
     PARAM("daemonize", "%s", s->daemonize ? "yes" : "no");
     PARAM("pidfile", "%s", s->pid_file);
     PARAM("unixsocket", "%s", s->socket_path);
     PARAM("cluster-enabled", "%s", "no");
+    PARAM_OF("busy-reply-threshold", CFG_UINT, 0, script_set_busy_threshold, "%u",
+             script_get_busy_threshold());
+    PARAM_OF("lua-time-limit", CFG_UINT, 0, script_set_busy_threshold, "%u",
+             script_get_busy_threshold());
     char pass[AUTH_FIELD_MAX + 1];
     auth_get_requirepass(pass, sizeof(pass));
     PARAM_OF("requirepass", CFG_PASS, 0, NULL, "%s", pass);   /* shown, as Redis does */
@@ -624,7 +633,7 @@ static size_t config_params(struct config_param *p, size_t cap)
     return n;
 }
 
-#define MAX_PARAMS 40
+#define MAX_PARAMS 48
 
 static void config_get(struct conn *c, const struct resp_call *call)
 {
@@ -662,8 +671,19 @@ static bool config_fixed_equal(const struct config_param *p, const struct resp_a
            bytes == resp_settings()->storage.mem_limit;
 }
 
-/* Validate val for p: 0 and the value to apply in *out, or -1 after
- * replying with Redis's error. */
+/* A memory value as Redis's CONFIG SET reads one ("512mb", "1gb", bytes). */
+static bool config_memory(const struct resp_arg *val, size_t *out)
+{
+    char buf[32];
+    if (val->len >= sizeof(buf))
+        return false;
+    memcpy(buf, val->ptr, val->len);
+    buf[val->len] = '\0';
+    return strlen(buf) == val->len && settings_parse_redis_size(buf, out) == 0;
+}
+
+/* Validate val for p: 0 and the value to apply in *out (*big for a size),
+ * or -1 after replying with Redis's error. */
 static int config_check(struct conn *c, const struct config_param *p,
                         const struct resp_arg *val, unsigned long long *out)
 {
@@ -691,6 +711,22 @@ static int config_check(struct conn *c, const struct config_param *p,
             return -1;
         }
         *out = (unsigned long long)v;
+        return 0;
+    }
+    case CFG_BULK: {
+        size_t big;
+        if (!config_memory(val, &big)) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be a memory value", p->name);
+            return -1;
+        }
+        if (big < SETTINGS_BULK_MIN || big > (size_t)LLONG_MAX) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be between %zu and %lld inclusive", p->name,
+                      SETTINGS_BULK_MIN, LLONG_MAX);
+            return -1;
+        }
+        *out = big;
         return 0;
     }
     case CFG_FIXED:
@@ -775,6 +811,8 @@ static void config_set(struct conn *c, const struct resp_call *call)
         const struct resp_arg *val = &call->argv[3 + 2 * k];
         if (p[which[k]].kind == CFG_PASS)
             auth_set_requirepass(val->ptr, val->len);   /* checked: fits */
+        else if (p[which[k]].kind == CFG_BULK)
+            resp_set_max_bulk((size_t)values[k]);
         else if (p[which[k]].limit >= 0)
             coll_limit_set((enum coll_limit)p[which[k]].limit, values[k]);
         else if (p[which[k]].set != NULL)
@@ -803,8 +841,9 @@ static void config_help(struct conn *c, const struct resp_call *call)
         "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>",
-        "    Set maxmemory-policy, lfu-log-factor, lfu-decay-time, maxmemory-samples",
-        "    or the hash-/zset-max-listpack-entries/-value thresholds;",
+        "    Set maxmemory-policy, lfu-log-factor, lfu-decay-time, maxmemory-samples,",
+        "    proto-max-bulk-len, requirepass or the hash-/zset-max-listpack-entries/-value",
+        "    thresholds;",
         "    other settings are fixed at start-up and accept only their current value.",
         "RESETSTAT", "    Reset statistics reported by the INFO command.",
         "HELP", "    Print this help.", NULL,
@@ -947,11 +986,14 @@ static void info_memory(struct text *t)
     char h1[32], h2[32];
     human(h1, sizeof(h1), used);
     human(h2, sizeof(h2), s->storage.mem_limit);
+    size_t nscripts, script_bytes;
+    script_cache_usage(&nscripts, &script_bytes);
     text_add(t, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%s\r\n"
-                "used_memory_dataset:%llu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"
+                "used_memory_dataset:%llu\r\nused_memory_scripts_eval:%zu\r\n"
+                "number_of_cached_scripts:%zu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"
                 "maxmemory_policy:%s\r\n\r\n",
-             (unsigned long long)used, h1, (unsigned long long)ss.bytes, s->storage.mem_limit, h2,
-             evict_policy_name(evict_get_policy()));
+             (unsigned long long)used, h1, (unsigned long long)ss.bytes, script_bytes, nscripts,
+             s->storage.mem_limit, h2, evict_policy_name(evict_get_policy()));
 }
 
 static void info_persistence(struct text *t)

@@ -3,6 +3,12 @@
  * long flags; -o takes memcached's comma-separated key=value list, of which
  * we accept the keys kioku gives a meaning to. Everything is validated here,
  * so the rest of the server can trust the struct.
+ *
+ * A config file (--config, -o config=) names the same options: a long
+ * option's name finds its row in the getopt table and runs the same case of
+ * apply_opt; any other key is tried as an -o key. The file is applied over
+ * the defaults first and the command line again over it, so the command
+ * line wins.
  */
 #include "config/settings.h"
 
@@ -15,6 +21,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "config/conffile.h"
 #include "storage/evict.h"
 
 void settings_default(struct settings *s)
@@ -29,6 +36,8 @@ void settings_default(struct settings *s)
     s->backlog = 1024;
     s->reqs_per_event = 20;
     s->max_output = (size_t)64 << 20;
+    s->shutdown_timeout = 3;
+    s->proto_max_bulk_len = (size_t)512 << 20;   /* Redis's default */
     s->flush_enabled = true;
     s->prefix_delimiter = ':';
     storage_config_default(&s->storage);
@@ -208,7 +217,7 @@ static int copy_str(char *dst, size_t cap, const char *src)
 }
 
 enum { OPT_RESP_PORT = 1000, OPT_MAXMEMORY, OPT_POLICY, OPT_LFU_LOG_FACTOR, OPT_LFU_DECAY_TIME,
-       OPT_SAMPLES, OPT_REQUIREPASS, OPT_TLS_PORT };
+       OPT_SAMPLES, OPT_REQUIREPASS, OPT_TLS_PORT, OPT_LOGFILE, OPT_CONFIG };
 
 static const struct option long_opts[] = {
     {"port", required_argument, NULL, 'p'},
@@ -252,6 +261,8 @@ static const struct option long_opts[] = {
     {"enable-sasl", no_argument, NULL, 'S'},
     {"auth-file", required_argument, NULL, 'Y'},
     {"requirepass", required_argument, NULL, OPT_REQUIREPASS},
+    {"logfile", required_argument, NULL, OPT_LOGFILE},
+    {"config", required_argument, NULL, OPT_CONFIG},
     {NULL, 0, NULL, 0},
 };
 
@@ -312,12 +323,11 @@ static int parse_tls_opt(struct tls_config *t, const char *kv, const char *val, 
 
 #define OUTPUT_LIMIT_MIN (64 * 1024)
 
-/* One -o key[=value]. Returns 0, or -1 with err filled. */
-static int parse_extended_one(struct settings *s, char *kv, char *err, size_t errlen)
+/* One -o key with its value (NULL: none). Returns 0, -1 with err filled,
+ * or 1 when kv is not an -o key. */
+static int parse_extended_kv(struct settings *s, const char *kv, const char *val, char *err,
+                             size_t errlen)
 {
-    char *val = strchr(kv, '=');
-    if (val != NULL)
-        *val++ = '\0';
     int v, knob = set_knob(s, kv, val, err, errlen);
     if (knob <= 0)
         return knob;
@@ -353,6 +363,17 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->idle_timeout = v;
+    } else if (strcmp(kv, "logfile") == 0) {
+        if (val == NULL || *val == '\0' || copy_str(s->logfile, sizeof(s->logfile), val) != 0) {
+            snprintf(err, errlen, "logfile needs a path shorter than %zu bytes", sizeof(s->logfile));
+            return -1;
+        }
+    } else if (strcmp(kv, "shutdown_timeout") == 0) {
+        if (parse_int(val, 0, 3600, &v) != 0) {
+            snprintf(err, errlen, "shutdown_timeout must be 0 to 3600 seconds");
+            return -1;
+        }
+        s->shutdown_timeout = v;
     } else if (strcmp(kv, "max_output_buffer") == 0) {
         size_t sz;
         if (settings_parse_size(val, &sz) != 0 || (sz != 0 && sz < OUTPUT_LIMIT_MIN)) {
@@ -361,6 +382,15 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->max_output = sz;
+    } else if (strcmp(kv, "proto_max_bulk_len") == 0) {
+        size_t sz;
+        if (val == NULL || settings_parse_redis_size(val, &sz) != 0 || sz < SETTINGS_BULK_MIN ||
+            sz > (size_t)LLONG_MAX) {
+            snprintf(err, errlen, "proto_max_bulk_len must be a size of at least 1mb "
+                                  "(Redis units: 512mb, 1gb, bytes)");
+            return -1;
+        }
+        s->proto_max_bulk_len = sz;
     } else if (strcmp(kv, "slab_automove") == 0) {
         /* Bare, as memcached's tests give it: 1. */
         if (val == NULL)
@@ -386,11 +416,29 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             snprintf(err, errlen, "-o %s takes no value", kv);
             return -1;
         }
+    } else if (strcmp(kv, "config") == 0) {
+        if (val == NULL || *val == '\0' ||
+            copy_str(s->config_file, sizeof(s->config_file), val) != 0) {
+            snprintf(err, errlen, "config needs a path shorter than %zu bytes",
+                     sizeof(s->config_file));
+            return -1;
+        }
     } else {
-        snprintf(err, errlen, "Illegal suboption \"%s\"", kv);
-        return -1;
+        return 1;
     }
     return 0;
+}
+
+/* One -o key[=value]. Returns 0, or -1 with err filled. */
+static int parse_extended_one(struct settings *s, char *kv, char *err, size_t errlen)
+{
+    char *val = strchr(kv, '=');
+    if (val != NULL)
+        *val++ = '\0';
+    int r = parse_extended_kv(s, kv, val, err, errlen);
+    if (r > 0)
+        snprintf(err, errlen, "Illegal suboption \"%s\"", kv);
+    return r != 0 ? -1 : 0;
 }
 
 static int parse_extended(struct settings *s, const char *arg, char *err, size_t errlen)
@@ -515,6 +563,10 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         if (copy_str(s->requirepass, sizeof(s->requirepass), arg) != 0)
             FAIL("requirepass is longer than %zu bytes", sizeof(s->requirepass) - 1);
         break;
+    case OPT_LOGFILE:
+        if (arg[0] == '\0' || copy_str(s->logfile, sizeof(s->logfile), arg) != 0)
+            FAIL("logfile needs a path shorter than %zu bytes", sizeof(s->logfile));
+        break;
     case 'D':
         /* memcached takes the first byte, and -D turns the counting on */
         if (arg[0] == '\0') FAIL("No delimiter specified");
@@ -557,14 +609,18 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
     case OPT_SAMPLES:
         if (set_knob(s, "maxmemory_samples", arg, err, errlen) != 0) return SETTINGS_ERROR;
         break;
+    case OPT_CONFIG:
+        if (parse_extended_kv(s, "config", arg, err, errlen) != 0) return SETTINGS_ERROR;
+        break;
     default:
         FAIL("unknown option");
     }
     return SETTINGS_RUN;
 }
 
-enum settings_action settings_parse(struct settings *s, int argc, char **argv,
-                                    char *err, size_t errlen)
+/* The getopt loop alone: argv over whatever *s holds. */
+static enum settings_action parse_argv(struct settings *s, int argc, char **argv, char *err,
+                                       size_t errlen)
 {
     int c;
     optind = 0;   /* GNU: re-initialise, so tests can parse more than once */
@@ -584,6 +640,12 @@ enum settings_action settings_parse(struct settings *s, int argc, char **argv,
     }
     if (optind < argc)
         FAIL("unexpected argument: %s", argv[optind]);
+    return SETTINGS_RUN;
+}
+
+/* Rules across options, once every source has been applied. */
+static enum settings_action check_combination(const struct settings *s, char *err, size_t errlen)
+{
     if (s->storage.item_size_max > s->storage.mem_limit / 2)
         FAIL("cannot set item size limit (-I) higher than 1/2 of memory max (-m, --maxmemory)");
     if (s->resp_port != 0 && s->resp_port == s->port && s->socket_path[0] == '\0')
@@ -594,6 +656,82 @@ enum settings_action settings_parse(struct settings *s, int argc, char **argv,
     if (s->tls.resp_tls && (!s->tls.enabled || s->resp_port == 0))
         FAIL("-o resp_tls needs -Z (or --tls-port) and --resp-port");
     return SETTINGS_RUN;
+}
+
+int settings_apply_option(struct settings *s, const char *key, const char *value, char *err,
+                          size_t errlen)
+{
+    if (strcmp(key, "config") == 0) {
+        snprintf(err, errlen, "a config file cannot name another one");
+        return -1;
+    }
+    for (const struct option *o = long_opts; o->name != NULL; o++) {
+        if (strcmp(o->name, key) != 0)
+            continue;
+        if (o->has_arg == no_argument) {
+            /* A flag: "daemon", "daemon yes"; "daemon no" leaves it as it was. */
+            if (value != NULL && strcmp(value, "no") == 0)
+                return 0;
+            if (value != NULL && strcmp(value, "yes") != 0) {
+                snprintf(err, errlen, "option '%s' is a flag: give no value, yes or no", key);
+                return -1;
+            }
+            value = NULL;
+        } else if (o->has_arg == required_argument && value == NULL) {
+            snprintf(err, errlen, "option '%s' needs a value", key);
+            return -1;
+        } else if (o->has_arg == optional_argument) {
+            /* verbose: alone (-v) or a level, applied as that many -v. */
+            int level = 1;
+            if (value != NULL && parse_int(value, 0, 9, &level) != 0) {
+                snprintf(err, errlen, "option '%s' takes no value or a level from 0 to 9", key);
+                return -1;
+            }
+            for (int i = 0; i < level; i++)
+                apply_opt(s, o->val, NULL, err, errlen);
+            return 0;
+        }
+        enum settings_action a = apply_opt(s, o->val, value, err, errlen);
+        if (a == SETTINGS_HELP || a == SETTINGS_VERSION) {
+            snprintf(err, errlen, "option '%s' is for the command line only", key);
+            return -1;
+        }
+        return a == SETTINGS_RUN ? 0 : -1;
+    }
+    int r = parse_extended_kv(s, key, value, err, errlen);
+    if (r > 0)
+        snprintf(err, errlen, "unknown option '%s'", key);
+    return r != 0 ? -1 : 0;
+}
+
+static int conffile_apply(void *ctx, const char *key, const char *value, char *err,
+                          size_t errlen)
+{
+    return settings_apply_option(ctx, key, value, err, errlen);
+}
+
+enum settings_action settings_parse(struct settings *s, int argc, char **argv,
+                                    char *err, size_t errlen)
+{
+    struct settings base = *s;
+    enum settings_action a = parse_argv(s, argc, argv, err, errlen);
+    if (a != SETTINGS_RUN)
+        return a;
+    if (s->config_file[0] != '\0') {
+        /* Start over: the file over the defaults, then argv over both. */
+        char path[sizeof(s->config_file)];
+        memcpy(path, s->config_file, sizeof(path));
+        *s = base;
+        if (conffile_read(path, conffile_apply, s, err, errlen) != 0)
+            return SETTINGS_CONFIG_ERROR;
+        if (s->config_file[0] != '\0') {   /* "extended = config=..." */
+            snprintf(err, errlen, "%s: a config file cannot name another one", path);
+            return SETTINGS_CONFIG_ERROR;
+        }
+        if ((a = parse_argv(s, argc, argv, err, errlen)) != SETTINGS_RUN)
+            return a;
+    }
+    return check_combination(s, err, errlen);
 }
 
 const char *settings_usage(void)
@@ -624,11 +762,17 @@ const char *settings_usage(void)
 "    --maxmemory-samples=<n> keys sampled per LRU/LFU/TTL eviction (default: 5, max 64)\n"
 "-c, --conn-limit=<num>    max simultaneous connections (default: 1024)\n"
 "-k, --lock-memory         lock down all paged memory\n"
-"-v, --verbose             verbose (print errors/warnings)\n"
-"-vv                       very verbose (also print client commands/responses)\n"
+"-v, --verbose             also log info lines (start, stop, reloads); errors\n"
+"                          and warnings are always logged\n"
+"-vv                       also log each command line, as \"<fd command\"\n"
+"-vvv                      also log connections opened and closed\n"
 "-h, --help                print this help and exit\n"
 "-V, --version             print version and exit\n"
+"    --config=<file>       read options from <file>, one a line, `key = value`,\n"
+"                          by long name or -o key (port = 11211, hashpower = 20);\n"
+"                          the command line wins over the file\n"
 "-P, --pidfile=<file>      save PID in <file>\n"
+"    --logfile=<file>      same as -o logfile=<file>\n"
 "-e, --memory-file=<file>  keep item memory in <file> (on tmpfs, e.g. /dev/shm):\n"
 "                          a stop by SIGTERM or SIGUSR2 saves its layout, and the\n"
 "                          next start with the same settings finds every item again\n"
@@ -663,6 +807,7 @@ const char *settings_usage(void)
 "-o, --extended            comma separated list of extended options:\n"
 "   - hashpower=<n>        initial hash table size is 2^n buckets (default: 16)\n"
 "   - memory_file=<file>   as -e\n"
+"   - config=<file>        same as --config\n"
 "   - slab_reassign, no_slab_reassign\n"
 "                          let pages move between slab classes (default: on)\n"
 "   - slab_automove=<0|1|2> move pages by themselves: 0 off, 1 when a class keeps\n"
@@ -672,8 +817,15 @@ const char *settings_usage(void)
 "                          reclaim expired items in the background (default: on)\n"
 "   - idle_timeout=<sec>   close a client that sends no request, or reads none\n"
 "                          of its replies, for this long (default: 0, never)\n"
+"   - logfile=<file>       write the log to <file> instead of stderr; SIGHUP\n"
+"                          reopens it (logrotate)\n"
+"   - shutdown_timeout=<sec> on SIGTERM/SIGINT, wait this long for replies in\n"
+"                          flight before closing clients (default: 3)\n"
 "   - max_output_buffer=<size> disconnect a client whose unread replies would\n"
 "                          pass this size, k/m/g suffix; 0 none (default: 64m)\n"
+"   - proto_max_bulk_len=<size> longest RESP bulk string (value) accepted, in\n"
+"                          Redis units, at least 1mb (default: 512mb); a value\n"
+"                          may also take at most half of -m\n"
 "   - resp_port=<num>      same as --resp-port\n"
 "   - maxmemory_policy=<name> same as --maxmemory-policy\n"
 "   - requirepass=<pass>   same as --requirepass (no commas)\n"

@@ -60,6 +60,12 @@ struct assoc_stripe *assoc_stripe(uint64_t hv);
 struct assoc_stripe *assoc_stripe_at(unsigned idx);
 void assoc_lock(uint64_t hv);
 void assoc_unlock(uint64_t hv);
+/* By stripe index (item_lock_many). */
+void assoc_lock_at(unsigned idx);
+void assoc_unlock_at(unsigned idx);
+/* Scripts: bits (ASSOC_NSTRIPES of them) names the stripes this thread
+ * holds until assoc_hold(NULL); assoc_lock/unlock skip those. */
+void assoc_hold(const uint64_t *bits);
 /* 0 when taken, nonzero when busy (also when this thread holds it). */
 int assoc_trylock(uint64_t hv);
 

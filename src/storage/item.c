@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "storage/assoc.h"
+#include "storage/coll.h"
 #include "storage/evict.h"
 #include "storage/evict_int.h"
 #include "storage/slab.h"
@@ -49,10 +50,12 @@
 /* Module state, set by item_setup_limits() before any request. */
 struct item_layout item_layout;
 static size_t size_max;
+static size_t size_fit;         /* item_alloc_big(): half the memory limit */
 
-void item_setup_limits(size_t item_size_max, bool use_cas, int64_t epoch_ms)
+void item_setup_limits(size_t item_size_max, size_t mem_limit, bool use_cas, int64_t epoch_ms)
 {
     size_max = item_size_max;
+    size_fit = mem_limit / 2;
     item_layout.cas_bytes = use_cas ? sizeof(uint64_t) : 0;
     item_layout.epoch_ms = epoch_ms;
 }
@@ -302,8 +305,8 @@ static void value_chunk_init(struct item *vc, unsigned id, const struct item *ow
 /* Every block of a collection, newest first. */
 static void free_blocks(struct item *it)
 {
-    uint32_t *blocks = item_typed_root(it);     /* struct coll_blocks: head, count */
-    uint32_t r = blocks[0];
+    struct coll_blocks *cb = item_typed_root(it);
+    uint32_t r = cb->head;
 
     while (r != 0) {
         struct item *b = slab_ptr(r);
@@ -312,7 +315,7 @@ static void free_blocks(struct item *it)
         item_block_free(b);
         r = next;
     }
-    blocks[0] = blocks[1] = 0;
+    memset(cb, 0, sizeof(*cb));
 }
 
 struct item *item_block_alloc(size_t n, const struct item *owner, int64_t now)
@@ -411,16 +414,12 @@ nomem:
     return NULL;
 }
 
-struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
-                        int64_t exptime, size_t nbytes, int64_t now,
-                        enum item_alloc_status *st)
+static struct item *alloc_item(const char *key, size_t nkey, uint32_t flags,
+                               int64_t exptime, size_t nbytes, int64_t now,
+                               enum item_alloc_status *st)
 {
     struct item *it;
 
-    if (nbytes > size_max || nkey > STORAGE_KEY_MAX) {
-        *st = ITEM_ALLOC_TOO_LARGE;
-        return NULL;
-    }
     it = alloc_layout(nkey, nbytes, now, st);
     if (it == NULL)
         return NULL;
@@ -439,6 +438,33 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
     item_value_write(it, nbytes, "\r\n", 2);
     *st = ITEM_ALLOC_OK;
     return it;
+}
+
+struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
+                        int64_t exptime, size_t nbytes, int64_t now,
+                        enum item_alloc_status *st)
+{
+    if (nbytes > size_max || nkey > STORAGE_KEY_MAX) {
+        *st = ITEM_ALLOC_TOO_LARGE;
+        return NULL;
+    }
+    return alloc_item(key, nkey, flags, exptime, nbytes, now, st);
+}
+
+struct item *item_alloc_big(const char *key, size_t nkey, uint32_t flags,
+                            int64_t exptime, size_t nbytes, size_t max, int64_t now,
+                            enum item_alloc_status *st)
+{
+    if (nbytes > max || nbytes > ITEM_NBYTES_MAX || nkey > STORAGE_KEY_MAX) {
+        *st = ITEM_ALLOC_TOO_LARGE;
+        return NULL;
+    }
+    /* Taking it chunk by chunk would evict most of the cache before failing. */
+    if (nbytes > size_fit) {
+        *st = ITEM_ALLOC_NOMEM;
+        return NULL;
+    }
+    return alloc_item(key, nkey, flags, exptime, nbytes, now, st);
 }
 
 void item_incref(struct item *it)
@@ -496,24 +522,57 @@ void item_unlock2(uint64_t hv1, uint64_t hv2)
 
 _Static_assert(ASSOC_NSTRIPES == 64 * ITEM_LOCKSET_WORDS, "lock set size");
 
-void item_lock_many(struct item_lockset *set, const uint64_t *hvs, size_t n)
+void item_lockset_add(struct item_lockset *set, uint64_t hv)
 {
-    memset(set, 0, sizeof(*set));
-    for (size_t i = 0; i < n; i++) {
-        unsigned idx = assoc_stripe_index(hvs[i]);
-        set->bits[idx / 64] |= (uint64_t)1 << (idx % 64);
-    }
+    unsigned idx = assoc_stripe_index(hv);
+    set->bits[idx / 64] |= (uint64_t)1 << (idx % 64);
+}
+
+void item_lock_set(const struct item_lockset *set)
+{
     /* Index order, the order item_lock2 uses too: no two callers deadlock. */
     for (unsigned w = 0; w < ITEM_LOCKSET_WORDS; w++)
         for (uint64_t b = set->bits[w]; b != 0; b &= b - 1)
-            pthread_mutex_lock(&assoc_stripe_at(w * 64 + (unsigned)__builtin_ctzll(b))->lock);
+            assoc_lock_at(w * 64 + (unsigned)__builtin_ctzll(b));
+}
+
+void item_lock_many(struct item_lockset *set, const uint64_t *hvs, size_t n)
+{
+    memset(set, 0, sizeof(*set));
+    for (size_t i = 0; i < n; i++)
+        item_lockset_add(set, hvs[i]);
+    item_lock_set(set);
 }
 
 void item_unlock_many(const struct item_lockset *set)
 {
     for (unsigned w = 0; w < ITEM_LOCKSET_WORDS; w++)
         for (uint64_t b = set->bits[w]; b != 0; b &= b - 1)
-            pthread_mutex_unlock(&assoc_stripe_at(w * 64 + (unsigned)__builtin_ctzll(b))->lock);
+            assoc_unlock_at(w * 64 + (unsigned)__builtin_ctzll(b));
+}
+
+bool item_trylock_more(struct item_lockset *have, const struct item_lockset *want)
+{
+    struct item_lockset got;
+    memset(&got, 0, sizeof(got));
+    for (unsigned w = 0; w < ITEM_LOCKSET_WORDS; w++) {
+        for (uint64_t b = want->bits[w] & ~have->bits[w]; b != 0; b &= b - 1) {
+            unsigned idx = w * 64 + (unsigned)__builtin_ctzll(b);
+            if (pthread_mutex_trylock(&assoc_stripe_at(idx)->lock) != 0) {
+                item_unlock_many(&got);
+                return false;
+            }
+            got.bits[w] |= (uint64_t)1 << (idx % 64);
+        }
+    }
+    for (unsigned w = 0; w < ITEM_LOCKSET_WORDS; w++)
+        have->bits[w] |= got.bits[w];
+    return true;
+}
+
+void item_hold(const struct item_lockset *set)
+{
+    assoc_hold(set != NULL ? set->bits : NULL);
 }
 
 static unsigned gen_of(uint64_t meta)
@@ -990,20 +1049,20 @@ enum item_result item_delta_cls(const char *key, size_t nkey, bool incr, uint64_
  * the class its size needs, no more blocks than the root counts. */
 static bool blocks_valid(struct item *it)
 {
-    const uint32_t *blocks = item_typed_root(it);
-    uint32_t r = blocks[0], prev = 0, n = 0;
+    const struct coll_blocks *cb = item_typed_root(it);
+    uint32_t r = cb->head, prev = 0, n = 0;
 
     while (r != 0) {
         const struct item *b = slab_ref_valid(r) ? slab_ptr(r) : NULL;
 
-        if (b == NULL || ++n > blocks[1] || item_iflags(b) != ITEM_VALUE ||
+        if (b == NULL || ++n > cb->count || item_iflags(b) != ITEM_VALUE ||
             b->h_next != slab_ref(it) || b->nbytes != prev ||
             b->clsid != slab_clsid((size_t)VHDR + b->access))
             return false;
         prev = r;
         r = b->flags;
     }
-    return n == blocks[1];
+    return n == cb->count;
 }
 
 bool item_restore_valid(struct item *it, unsigned id, uint32_t chunk_size, int64_t now)
@@ -1039,7 +1098,7 @@ void item_restore_claim(struct item *it, void (*fn)(void *chunk, unsigned id, si
 
     fn(it, it->clsid, item_chunk_requested(it), arg);
     if (item_is_typed(it)) {
-        for (uint32_t r = ((const uint32_t *)item_typed_root(it))[0]; r != 0;) {
+        for (uint32_t r = ((const struct coll_blocks *)item_typed_root(it))->head; r != 0;) {
             struct item *b = slab_ptr(r);
 
             r = b->flags;

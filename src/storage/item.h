@@ -230,6 +230,18 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
                         int64_t exptime, size_t nbytes, int64_t now,
                         enum item_alloc_status *st);
 
+/*
+ * item_alloc() for a value bounded by the caller's own limit `max` (RESP's
+ * proto-max-bulk-len) instead of -I; the memcached protocols keep -I. A
+ * value over half the memory limit (the bound -I itself has) is refused
+ * with NOMEM at once, evicting nothing, since making room for it would
+ * empty most of the cache and could still fail.
+ */
+#define ITEM_NBYTES_MAX ((size_t)UINT32_MAX - 2)
+struct item *item_alloc_big(const char *key, size_t nkey, uint32_t flags,
+                            int64_t exptime, size_t nbytes, size_t max, int64_t now,
+                            enum item_alloc_status *st);
+
 void item_incref(struct item *it);
 /* Drop a reference; frees the item when it was the last and it is unlinked. */
 void item_put(struct item *it);
@@ -353,6 +365,20 @@ void item_unlock2(uint64_t hv1, uint64_t hv2);
 struct item_lockset { uint64_t bits[ITEM_LOCKSET_WORDS]; };
 void item_lock_many(struct item_lockset *set, const uint64_t *hvs, size_t n);
 void item_unlock_many(const struct item_lockset *set);
+/*
+ * Scripts (issue 11) hold the stripes of their keys for the whole script.
+ * item_lockset_add() names a key's stripe in a set (nothing is locked);
+ * item_lock_set() locks a set in index order while this thread holds no
+ * stripe; item_trylock_more() trylocks the stripes of want not in have and
+ * adds them to have, or takes none and returns false. While item_hold(set)
+ * is in force (until item_hold(NULL)), item_lock/unlock, item_lock2 and
+ * item_lock_many on this thread skip the stripes in set, so commands run
+ * inside the hold; trylocks find those stripes busy.
+ */
+void item_lockset_add(struct item_lockset *set, uint64_t hv);
+void item_lock_set(const struct item_lockset *set);
+bool item_trylock_more(struct item_lockset *have, const struct item_lockset *want);
+void item_hold(const struct item_lockset *set);
 /* Find a live item (unlinking a dead one found on the way); referenced. */
 struct item *do_item_find(const char *key, size_t nkey, uint64_t hv, int64_t now,
                           enum item_miss *miss);
