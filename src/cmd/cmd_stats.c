@@ -125,7 +125,7 @@ static void stats_general(struct stat_sink *out)
 static void stats_settings(struct stat_sink *out)
 {
     const struct settings *s = settings;
-    stat_u64(out, "maxbytes", s->storage.mem_limit);
+    stat_u64(out, "maxbytes", storage_mem_limit());   /* cache_memlimit may change it */
     stat_u64(out, "maxconns", (uint64_t)s->max_conns);
     stat_u64(out, "tcpport", (uint64_t)s->port);
     stat_u64(out, "udpport", (uint64_t)s->udp_port);

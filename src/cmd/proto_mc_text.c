@@ -453,6 +453,22 @@ static enum proc_result cmd_refresh_certs(struct conn *c, const struct mc_text_r
     return PROC_MORE;
 }
 
+/* memcached's `cache_memlimit <MiB>`: the memory limit at run time, with
+ * its replies. The limit that `stats settings` (maxbytes), `stats`
+ * (limit_maxbytes) and Redis's INFO show follows it. */
+static enum proc_result cmd_cache_memlimit(struct conn *c, const struct mc_text_req *r)
+{
+    if (r->megabytes < 8)
+        REPLY(c, r->noreply, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n");
+    else if (r->megabytes > 1000000000)
+        REPLY(c, r->noreply, "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n");
+    else if (storage_set_mem_limit((size_t)r->megabytes * 1024 * 1024) != 0)
+        REPLY(c, r->noreply, "MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n");
+    else
+        REPLY(c, r->noreply, "OK\r\n");
+    return PROC_MORE;
+}
+
 /* A whole decimal int32 token, as memcached's safe_strtol. */
 static bool token_i32(const char *s, size_t n, int32_t *out)
 {
@@ -675,6 +691,7 @@ static const text_handler handlers[MC_CMD_COUNT] = {
     [MC_TOUCH] = cmd_touch, [MC_FLUSH_ALL] = cmd_flush_all, [MC_VERSION] = cmd_version,
     [MC_VERBOSITY] = cmd_verbosity, [MC_QUIT] = cmd_quit, [MC_SHUTDOWN] = cmd_shutdown,
     [MC_STATS] = cmd_stats, [MC_SLABS] = cmd_slabs, [MC_REFRESH_CERTS] = cmd_refresh_certs,
+    [MC_CACHE_MEMLIMIT] = cmd_cache_memlimit,
     [MC_META_GET] = cmd_meta, [MC_META_SET] = cmd_meta, [MC_META_DELETE] = cmd_meta,
     [MC_META_ARITH] = cmd_meta, [MC_META_NOOP] = cmd_meta, [MC_META_DEBUG] = cmd_meta,
 };

@@ -7,8 +7,9 @@
  * SELECT of another index is "DB index is out of range", CONFIG GET save
  * is "" and appendonly "no", and CONFIG SET succeeds only where it changes
  * nothing (a value equal to the current one), else it fails with Redis's
- * error texts. The exceptions are the eviction knobs (maxmemory-policy and
- * the LFU/sampling ones), which CONFIG SET changes at run time. HELLO 3 switches the connection to RESP3 replies.
+ * error texts. The exceptions are maxmemory and the eviction knobs
+ * (maxmemory-policy and the LFU/sampling ones), which CONFIG SET changes at
+ * run time. HELLO 3 switches the connection to RESP3 replies.
  *
  * The container commands (CLIENT, CONFIG, COMMAND) dispatch through small
  * sub-tables so that arity and unknown-subcommand errors read as Redis's
@@ -534,12 +535,12 @@ enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
 /*
  * Two kinds of parameter. Most are fixed at start-up: CONFIG GET shows them
  * and CONFIG SET succeeds only with the current value. The eviction knobs
- * (evict.h) change at run time, validated with Redis's rules and error
- * texts. CONFIG SET with several pairs is all or nothing, as in Redis 7:
+ * (evict.h) and maxmemory (storage_set_mem_limit) change at run time,
+ * validated with Redis's rules and error texts. CONFIG SET with several pairs is all or nothing, as in Redis 7:
  * every name is resolved, then every value validated, then all are applied.
  */
 
-enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS };
+enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS, CFG_MEMORY };
 
 struct config_param {
     const char *name;
@@ -556,6 +557,9 @@ static void set_policy(unsigned v)
 
 /* Redis 7's list, in its order; kioku's allkeys-s3fifo is accepted too, but
  * the error text stays byte for byte Redis's for clients that match on it. */
+/* The smallest CONFIG SET maxmemory: memcached's cache_memlimit floor. */
+#define RESP_MAXMEMORY_MIN ((size_t)8 * 1024 * 1024)
+
 #define REDIS_POLICIES "volatile-lru, volatile-lfu, volatile-random, volatile-ttl, " \
                        "allkeys-lru, allkeys-lfu, allkeys-random, noeviction"
 
@@ -568,7 +572,7 @@ static size_t config_params(struct config_param *p, size_t cap)
     do { if (n < cap) { p[n].name = nm; p[n].kind = k; p[n].lo = l; p[n].set = fn; \
                         snprintf(p[n].value, sizeof(p[n].value), __VA_ARGS__); n++; } } while (0)
 #define PARAM(nm, ...) PARAM_OF(nm, CFG_FIXED, 0, NULL, __VA_ARGS__)
-    PARAM("maxmemory", "%zu", s->storage.mem_limit);
+    PARAM_OF("maxmemory", CFG_MEMORY, 0, NULL, "%zu", storage_mem_limit());
     PARAM_OF("maxmemory-policy", CFG_POLICY, 0, set_policy, "%s",
              evict_policy_name(evict_get_policy()));
     PARAM_OF("lfu-log-factor", CFG_UINT, 0, evict_set_lfu_log_factor, "%u",
@@ -641,13 +645,13 @@ static bool config_fixed_equal(const struct config_param *p, const struct resp_a
     memcpy(buf, val->ptr, val->len);
     buf[val->len] = '\0';
     return strlen(buf) == val->len && settings_parse_redis_size(buf, &bytes) == 0 &&
-           bytes == resp_settings()->storage.mem_limit;
+           bytes == storage_mem_limit();
 }
 
 /* Validate val for p: 0 and the value to apply in *out, or -1 after
  * replying with Redis's error. */
 static int config_check(struct conn *c, const struct config_param *p,
-                        const struct resp_arg *val, unsigned *out)
+                        const struct resp_arg *val, unsigned long long *out)
 {
     long long v;
     switch (p->kind) {
@@ -664,7 +668,7 @@ static int config_check(struct conn *c, const struct config_param *p,
             memcpy(buf, val->ptr, val->len);
             buf[val->len] = '\0';
             if (strlen(buf) == val->len && evict_policy_parse(buf, &pol) == 0) {
-                *out = (unsigned)pol;
+                *out = (unsigned long long)pol;
                 return 0;
             }
         }
@@ -684,8 +688,29 @@ static int config_check(struct conn *c, const struct config_param *p,
                       INT_MAX);
             return -1;
         }
-        *out = (unsigned)v;
+        *out = (unsigned long long)v;
         return 0;
+    case CFG_MEMORY: {
+        /* Redis's units; kioku's floor is memcached's cache_memlimit one
+         * (Redis's 0, "no limit", has no meaning for a slab cache). */
+        char buf[32] = "";
+        size_t bytes = 0;
+        if (val->len < sizeof(buf))
+            memcpy(buf, val->ptr, val->len);
+        if (val->len >= sizeof(buf) || strlen(buf) != val->len ||
+            settings_parse_redis_size(buf, &bytes) != 0) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be a memory value", p->name);
+            return -1;
+        }
+        if (bytes < RESP_MAXMEMORY_MIN) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "kioku's maxmemory must be at least 8mb", p->name);
+            return -1;
+        }
+        *out = bytes;
+        return 0;
+    }
     case CFG_PASS:
         if (val->len <= AUTH_FIELD_MAX)
             return 0;
@@ -706,7 +731,7 @@ static void config_set(struct conn *c, const struct resp_call *call)
     }
     int npairs = (call->argc - 2) / 2;
     size_t which[MAX_PARAMS];
-    unsigned values[MAX_PARAMS];
+    unsigned long long values[MAX_PARAMS];
     bool seen[MAX_PARAMS] = {false};
     for (int k = 0; k < npairs; k++) {   /* names: unknown, then duplicate */
         const struct resp_arg *name = &call->argv[2 + 2 * k];
@@ -729,12 +754,23 @@ static void config_set(struct conn *c, const struct resp_call *call)
     for (int k = 0; k < npairs; k++)     /* values */
         if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k]) != 0)
             return;
+    /* maxmemory first: the only change that can still be refused (with -e
+     * or -L, or past the address space reserved at start-up), and then
+     * nothing is applied. */
+    for (int k = 0; k < npairs; k++) {
+        if (p[which[k]].kind == CFG_MEMORY && storage_set_mem_limit((size_t)values[k]) != 0) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "kioku cannot change maxmemory with -e or -L, or beyond the "
+                         "address space reserved at start-up", p[which[k]].name);
+            return;
+        }
+    }
     for (int k = 0; k < npairs; k++) {   /* apply */
         const struct resp_arg *val = &call->argv[3 + 2 * k];
         if (p[which[k]].kind == CFG_PASS)
             auth_set_requirepass(val->ptr, val->len);   /* checked: fits */
         else if (p[which[k]].set != NULL)
-            p[which[k]].set(values[k]);
+            p[which[k]].set((unsigned)values[k]);
     }
     rs_ok(c);
 }
@@ -895,17 +931,17 @@ static void info_clients(struct text *t)
 
 static void info_memory(struct text *t)
 {
-    const struct settings *s = resp_settings();
     struct storage_stats ss;
     storage_stats(&ss);
     uint64_t used = ss.total_malloced + ss.hash_bytes;
     char h1[32], h2[32];
     human(h1, sizeof(h1), used);
-    human(h2, sizeof(h2), s->storage.mem_limit);
+    size_t maxmemory = storage_mem_limit();   /* CONFIG SET may have changed it */
+    human(h2, sizeof(h2), maxmemory);
     text_add(t, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%s\r\n"
                 "used_memory_dataset:%llu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"
                 "maxmemory_policy:%s\r\n\r\n",
-             (unsigned long long)used, h1, (unsigned long long)ss.bytes, s->storage.mem_limit, h2,
+             (unsigned long long)used, h1, (unsigned long long)ss.bytes, maxmemory, h2,
              evict_policy_name(evict_get_policy()));
 }
 

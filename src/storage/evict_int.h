@@ -69,7 +69,7 @@ bool evict_move_begin(unsigned id);
  * chunk in it) that no reader holds, adding to *evicted the live ones.
  * Returns the chunks of the page still in use; 0 means it can go. */
 uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted);
-/* Hand the emptied page to class dst. */
+/* Hand the emptied page to class dst (0: back to the page pool). */
 void evict_move_end(unsigned id, unsigned dst);
 /* Evictions so far in class id (for automove's windows). */
 uint64_t evict_class_evictions(unsigned id);

@@ -18,6 +18,13 @@
  *     from the class with the oldest items.
  * A decision stands for its window; it moves a page per 50 ms tick, at most
  * ten, while the source still has a page to spare.
+ *
+ * After the limit was lowered (cache_memlimit, CONFIG SET maxmemory) and
+ * while more pages are held than it allows, a window with no automove
+ * decision gives pages of a class with more than two pages of free chunks
+ * back to the page pool (dst 0), as memcached's mover returns such pages to
+ * its global pool and frees them. A full cache keeps its pages until items
+ * are deleted or expire, as in memcached.
  */
 #include "storage/rebalance.h"
 
@@ -166,7 +173,7 @@ static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned 
 static void *mover_main(void *arg)
 {
     int64_t next_window = clock_now_ms() + WINDOW_MS;
-    unsigned auto_src = 0, auto_dst = 0, budget = 0;
+    unsigned auto_src = 0, auto_dst = 0, budget = 0, release_budget = 0;
 
     (void)arg;
     pthread_setname_np(pthread_self(), "kioku-slabmove");
@@ -193,7 +200,8 @@ static void *mover_main(void *arg)
             unsigned mode = __atomic_load_n(&automove, __ATOMIC_RELAXED);
 
             next_window = now + WINDOW_MS;
-            budget = 0;
+            budget = release_budget = 0;
+            auto_dst = 0;
             if (mode != 0) {
                 pthread_mutex_unlock(&lock);
                 automove_decide(mode, now, &auto_src, &auto_dst);
@@ -201,6 +209,8 @@ static void *mover_main(void *arg)
                 if (auto_dst != 0)
                     budget = PAGES_PER_WINDOW;
             }
+            if (auto_dst == 0)
+                release_budget = PAGES_PER_WINDOW;
         }
         /* A decision holds for its window: a page a tick while it lasts,
          * so a big shift of sizes is followed within seconds. */
@@ -209,7 +219,15 @@ static void *mover_main(void *arg)
             dst = auto_dst;
             budget--;
         }
-        if (dst == 0)
+        if (dst == 0 && release_budget > 0) {
+            release_budget--;
+            pthread_mutex_unlock(&lock);
+            src = slab_over_limit() ? spare_class(0, now) : 0;
+            pthread_mutex_lock(&lock);
+            if (src == 0)
+                release_budget = 0;
+        }
+        if (src == 0)
             continue;
         moving = true;
         pthread_mutex_unlock(&lock);

@@ -221,7 +221,7 @@ void storage_stats(struct storage_stats *out)
     evict_totals(out);
     rebalance_stats(out);
     out->curr_flush_gen = assoc_flush_count();
-    out->limit_maxbytes = mem_limit;
+    out->limit_maxbytes = slab_limit();
     out->total_malloced = slab_total_malloced();
     out->slab_global_page_pool = slab_free_pages();
     assoc_table_info(&power, &out->hash_bytes, &out->hash_is_expanding);
@@ -251,6 +251,16 @@ void storage_stats_reset(void)
         pthread_mutex_unlock(&s->lock);
     }
     evict_stats_reset();
+}
+
+int storage_set_mem_limit(size_t bytes)
+{
+    return slab_set_limit(bytes);
+}
+
+size_t storage_mem_limit(void)
+{
+    return slab_limit();
 }
 
 unsigned storage_class_count(void)

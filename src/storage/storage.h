@@ -87,6 +87,17 @@ struct storage_stats {
 };
 void storage_stats(struct storage_stats *out);
 /*
+ * Change the memory limit at run time (memcached's cache_memlimit, Redis's
+ * CONFIG SET maxmemory). Higher: more pages may be taken at once. Lower:
+ * no page is taken until fewer are held, and the slab mover gives pages
+ * of classes with spare chunks back to the system (evicting what is left
+ * in such a page). 0, or -1 (nothing changed) with -e or -L, or when the
+ * address space reserved at start-up cannot hold the new limit.
+ */
+int storage_set_mem_limit(size_t bytes);
+/* The limit in force: -m, or the last storage_set_mem_limit(). */
+size_t storage_mem_limit(void);
+/*
  * Keys for Redis's DBSIZE and INFO keyspace, in O(stripes): linked items not
  * invalidated by a flush (expired ones not yet reclaimed count, as in Redis),
  * and of those the ones with a TTL.

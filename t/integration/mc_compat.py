@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""memcached 1.6.45 commands and stats that its own t/ suite checks, on kioku.
+
+Each test is the kioku-side proof of a memcached t/ file that passes (see
+doc/compatibility.md), so that a change that breaks it fails here too,
+without memcached's sources:
+  - cache_memlimit (dyn-maxbytes.t): replies byte for byte as memcached's;
+    a higher limit lets a full cache take pages instead of evicting, also
+    past the memory reserved at start-up; a lower one gives the pages of
+    deleted items back (total_malloced falls) and they are taken again;
+    -L refuses; stats settings maxbytes and limit_maxbytes follow;
+  - Redis's CONFIG SET maxmemory on the same limit, with Redis's errors.
+Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
+"""
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kioku_proc  # noqa: E402
+
+BIN = os.environ.get("KIOKU_BIN")
+FAILS = []
+MIB = 1024 * 1024
+
+
+def check(cond, what):
+    if not cond:
+        FAILS.append(what)
+        print("FAIL:", what)
+
+
+def start(args):
+    return kioku_proc.start(BIN, ["-t", "2"] + args)
+
+
+def connect(port):
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def ask(s, req, end):
+    """Send req, read until the reply ends with end (bounded by the timeout)."""
+    s.sendall(req)
+    out = b""
+    while not out.endswith(end) and len(out) < 1 << 22:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def stats(s, group=b""):
+    out = ask(s, b"stats" + (b" " + group if group else b"") + b"\r\n", b"END\r\n")
+    vals = {}
+    for line in out.decode().split("\r\n"):
+        f = line.split(" ")
+        if len(f) == 3 and f[0] == "STAT":
+            vals[f[1]] = f[2]
+    return vals
+
+
+def resp(s, *args):
+    """One RESP command; the raw reply (a single line or bulk)."""
+    req = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    s.sendall(req)
+    out = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return out
+        out += chunk
+        if out.startswith(b"$") and b"\r\n" in out:
+            n = int(out[1:out.index(b"\r\n")])
+            if n < 0 or len(out) >= out.index(b"\r\n") + 2 + n + 2:
+                return out
+        elif out.startswith(b"*") and out.endswith(b"\r\n") and out.count(b"\r\n") >= 5:
+            return out
+        elif not out.startswith((b"$", b"*")) and out.endswith(b"\r\n"):
+            return out
+
+
+def fill(s, first, last, size):
+    """set key<first>..key<last-1> with size-byte values, pipelined in
+    batches; the replies, in order."""
+    val = b"B" * size
+    replies = []
+    for lo in range(first, last, 50):
+        hi = min(lo + 50, last)
+        batch = b"".join(b"set key%d 0 0 %d\r\n%s\r\n" % (k, size, val) for k in range(lo, hi))
+        s.sendall(batch)
+        got = b""
+        while got.count(b"\r\n") < hi - lo:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        replies += got.split(b"\r\n")[:hi - lo]
+    return replies
+
+
+def test_cache_memlimit_replies():
+    proc, port = start(["-m", "64"])
+    try:
+        s = connect(port)
+        check(ask(s, b"cache_memlimit\r\n", b"\r\n") == b"ERROR\r\n", "no count: ERROR")
+        check(ask(s, b"cache_memlimit abc\r\n", b"\r\n") == b"ERROR\r\n", "not a number: ERROR")
+        check(ask(s, b"cache_memlimit -5\r\n", b"\r\n") == b"ERROR\r\n", "negative: ERROR")
+        check(ask(s, b"cache_memlimit 4\r\n", b"\r\n") ==
+              b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n", "under 8m refused")
+        check(ask(s, b"cache_memlimit 2000000000\r\n", b"\r\n") ==
+              b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n", "bytes, not MiB")
+        check(ask(s, b"cache_memlimit 8 noreply\r\nmn\r\n", b"\r\n") == b"MN\r\n",
+              "noreply hides OK")
+        check(stats(s, b"settings").get("maxbytes") == str(8 * MIB), "noreply still applied")
+        check(ask(s, b"cache_memlimit 100\r\n", b"\r\n") == b"OK\r\n", "100 MiB: OK")
+        check(stats(s, b"settings").get("maxbytes") == str(100 * MIB),
+              "stats settings maxbytes follows")
+        check(stats(s).get("limit_maxbytes") == str(100 * MIB), "stats limit_maxbytes follows")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
+def test_cache_memlimit_grows_and_shrinks():
+    """dyn-maxbytes.t's walk: 3 MiB full and evicting, raised to 8 and 16
+    MiB, then lowered to 8 with everything deleted."""
+    proc, port = start(["-m", "3"])
+    try:
+        s = connect(port)
+        r = fill(s, 0, 40, 66560)
+        check(r == [b"STORED"] * 40, "40 values stored at -m 3")
+        evicted = int(stats(s)["evictions"])
+        check(evicted > 0, "-m 3 is full: evictions")
+        check(ask(s, b"cache_memlimit 8\r\n", b"\r\n") == b"OK\r\n", "raised to 8")
+        before = int(stats(s, b"slabs")["total_malloced"])
+        check(fill(s, 1000, 1001, 66560) == [b"STORED"], "stored after the raise")
+        check(int(stats(s, b"slabs")["total_malloced"]) > before, "a new page was taken")
+        check(int(stats(s)["evictions"]) == evicted, "instead of evicting")
+        check(ask(s, b"cache_memlimit 16\r\n", b"\r\n") == b"OK\r\n", "raised to 16")
+        check(fill(s, 40, 150, 66560) == [b"STORED"] * 110, "110 more stored")
+        full = int(stats(s, b"slabs")["total_malloced"])
+        check(ask(s, b"cache_memlimit 8\r\n", b"\r\n") == b"OK\r\n", "lowered to 8")
+        s.sendall(b"".join(b"delete key%d noreply\r\n" % k for k in range(150)))
+        check(ask(s, b"delete key1000\r\n", b"\r\n") == b"DELETED\r\n", "all deleted")
+        reduced = 0
+        for _ in range(40):     # the mover gives pages back within seconds
+            time.sleep(0.25)
+            st = stats(s)
+            now = int(stats(s, b"slabs")["total_malloced"])
+            if now < full:
+                reduced = now
+                if now <= 8 * MIB + 4 * MIB:
+                    break
+        check(reduced != 0, "total_malloced fell after the lower limit (%d)" % full)
+        check(0 < reduced <= 12 * MIB, "down to about the new limit, got %d" % reduced)
+        check(int(st["slab_global_page_pool"]) > 0, "the pages wait in the page pool")
+        # Pages come back from the pool, zeroed: values read back whole.
+        check(fill(s, 200, 260, 66560) == [b"STORED"] * 60, "stored again at 8 MiB")
+        val = b"B" * 66560
+        check(ask(s, b"get key259\r\n", b"END\r\n") ==
+              b"VALUE key259 0 66560\r\n" + val + b"\r\nEND\r\n", "value read back")
+        check(int(stats(s, b"slabs")["total_malloced"]) <= 12 * MIB, "within the lower limit")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
+def test_cache_memlimit_past_startup_reservation():
+    """-m 8 maps 8 MiB plus a page per class (72): more must still be usable."""
+    proc, port = start(["-m", "8", "-M"])
+    try:
+        s = connect(port)
+        r = fill(s, 0, 300, 66560)
+        check(r[-1] == b"SERVER_ERROR out of memory storing object", "-M at 8 MiB: full")
+        check(ask(s, b"cache_memlimit 100\r\n", b"\r\n") == b"OK\r\n", "raised to 100")
+        r = fill(s, 300, 1200, 66560)
+        check(r == [b"STORED"] * 900, "60 MB more stored: %s" % set(r))
+        total = int(stats(s, b"slabs")["total_malloced"])
+        check(total > 72 * MIB, "total_malloced past the start-up region: %d" % total)
+        val = b"B" * 66560
+        check(ask(s, b"get key1199\r\n", b"END\r\n") ==
+              b"VALUE key1199 0 66560\r\n" + val + b"\r\nEND\r\n", "last value read back")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
+def test_cache_memlimit_refused_with_prealloc():
+    proc, port = start(["-m", "16", "-L"])
+    try:
+        s = connect(port)
+        check(ask(s, b"cache_memlimit 32\r\n", b"\r\n") ==
+              b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n", "-L: refused")
+        check(stats(s, b"settings").get("maxbytes") == str(16 * MIB), "-L: maxbytes unchanged")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
+def test_config_set_maxmemory():
+    rport = kioku_proc.free_port()
+    proc, port = start(["-m", "64", "--resp-port", str(rport)])
+    try:
+        r = connect(rport)
+        m = connect(port)
+        check(resp(r, b"CONFIG", b"SET", b"maxmemory", b"20mb") == b"+OK\r\n", "CONFIG SET 20mb")
+        check(resp(r, b"CONFIG", b"GET", b"maxmemory") ==
+              b"*2\r\n$9\r\nmaxmemory\r\n$8\r\n20971520\r\n", "CONFIG GET shows it")
+        info = resp(r, b"INFO", b"memory")
+        check(b"maxmemory:20971520\r\n" in info, "INFO memory shows it")
+        check(stats(m, b"settings").get("maxbytes") == "20971520", "memcached's maxbytes too")
+        check(resp(r, b"CONFIG", b"SET", b"maxmemory", b"abc") ==
+              b"-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - "
+              b"argument must be a memory value\r\n", "Redis's error for a bad value")
+        check(resp(r, b"CONFIG", b"SET", b"maxmemory", b"1mb").startswith(
+              b"-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - "),
+              "under 8mb refused")
+        check(resp(r, b"CONFIG", b"SET", b"maxmemory", b"1mb", b"maxmemory-samples", b"7")
+              .startswith(b"-ERR"), "a refused pair applies nothing")
+        check(resp(r, b"CONFIG", b"GET", b"maxmemory-samples").endswith(b"$1\r\n5\r\n"),
+              "maxmemory-samples unchanged")
+        check(resp(r, b"CONFIG", b"SET", b"maxmemory", b"67108864") == b"+OK\r\n", "back to 64mb")
+        r.close()
+        m.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
+def main():
+    if not BIN:
+        print("mc_compat: KIOKU_BIN not set; skipped")
+        return 77
+    for t in (test_cache_memlimit_replies, test_cache_memlimit_grows_and_shrinks,
+              test_cache_memlimit_past_startup_reservation,
+              test_cache_memlimit_refused_with_prealloc, test_config_set_maxmemory):
+        print("--", t.__name__)
+        t()
+    print("mc_compat: %s" % ("FAIL" if FAILS else "PASS"))
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
