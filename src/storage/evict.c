@@ -80,6 +80,8 @@ struct eclass {
     struct hand crawl;          /* crawler thread only */
     uint64_t crawler_reclaimed; /* atomic */
     uint64_t crawler_expired_unfetched; /* atomic */
+    uint64_t crawler_checked;   /* atomic: items the crawler examined */
+    uint64_t crawler_passes;    /* atomic: crawls of the class begun */
 } __attribute__((aligned(64)));
 
 /* Module state, set up by evict_setup(). */
@@ -598,19 +600,23 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
 {
     struct eclass *e = &ecl[id];
     uint32_t npages;
-    unsigned freed = 0;
+    unsigned freed = 0, checked = 0;
 
     pthread_mutex_lock(&e->lock);
     npages = slab_class_pages(id);
     for (unsigned n = 0; npages > 0 && n < max; n++) {
+        if (e->crawl.slot == 0 && (e->crawl.page == 0 || e->crawl.page >= npages))
+            __atomic_add_fetch(&e->crawler_passes, 1, __ATOMIC_RELAXED);
         char *slot = hand_next(&e->crawl, id, npages);
         struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
         uint64_t hv;
 
         /* Value chunks are reached through their item's own slot; a live
          * item costs two atomic loads, no lock. */
-        if (it == NULL || slot != (char *)it || !looks_dead(it, now) ||
-            !lock_cand(it, slot, &hv))
+        if (it == NULL || slot != (char *)it)
+            continue;
+        checked++;
+        if (!looks_dead(it, now) || !lock_cand(it, slot, &hv))
             continue;
         if (!in_use(it) && do_item_is_dead(it, hv, now)) {
             if (!(item_iflags(it) & ITEM_FETCHED))
@@ -621,6 +627,7 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
         }
         unlock_cand(hv);
     }
+    __atomic_add_fetch(&e->crawler_checked, checked, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&e->lock);
     return freed;
 }
@@ -894,6 +901,8 @@ void evict_totals(struct storage_stats *out)
             e->expired_unfetched + __atomic_load_n(&e->crawler_expired_unfetched, __ATOMIC_RELAXED);
         out->reclaimed += e->reclaimed;
         out->crawler_reclaimed += __atomic_load_n(&e->crawler_reclaimed, __ATOMIC_RELAXED);
+        out->crawler_items_checked += __atomic_load_n(&e->crawler_checked, __ATOMIC_RELAXED);
+        out->lru_crawler_starts += __atomic_load_n(&e->crawler_passes, __ATOMIC_RELAXED);
         out->outofmemory += e->outofmemory;
         out->lrutail_reflocked += e->reflocked;
         pthread_mutex_unlock(&e->lock);
@@ -911,6 +920,8 @@ void evict_stats_reset(void)
         e->reclaimed = e->expired_unfetched = e->reflocked = 0;
         __atomic_store_n(&e->crawler_reclaimed, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&e->crawler_expired_unfetched, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->crawler_checked, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->crawler_passes, 0, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&e->lock);
     }
 }

@@ -52,7 +52,7 @@ static bool running_thread, stop, enabled;
 static int req_src, req_dst;            /* a queued `slabs reassign`, dst 0 none */
 static bool moving;                     /* a move is under way */
 static unsigned automove;               /* atomic */
-static uint64_t moved, reassign_evictions;
+static uint64_t moved, reassign_evictions, busy_items;
 static uint64_t last_evicted[STORAGE_CLASS_MAX + 1];
 static unsigned streak_dst, streak;
 
@@ -70,8 +70,13 @@ bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_pa
     if (!evict_move_begin(src))
         return false;
     for (unsigned pass = 0;; pass++) {
-        if (evict_clear_moving_page(src, now, &ev) == 0)
+        uint32_t left = evict_clear_moving_page(src, now, &ev);
+
+        if (left == 0)
             break;
+        pthread_mutex_lock(&lock);
+        busy_items += left;
+        pthread_mutex_unlock(&lock);
         /* A reader still holds an item of the page. At shutdown (or when a
          * test gives up) the page stays out of service; teardown frees it. */
         if (pass >= max_passes || __atomic_load_n(&stop, __ATOMIC_RELAXED)) {
@@ -247,7 +252,7 @@ int rebalance_setup(bool on, unsigned mode, char *errbuf, size_t errlen)
     moving = false;
     __atomic_store_n(&stop, false, __ATOMIC_RELAXED);
     req_src = req_dst = 0;
-    moved = reassign_evictions = 0;
+    moved = reassign_evictions = busy_items = 0;
     memset(last_evicted, 0, sizeof(last_evicted));
     streak = streak_dst = 0;
     __atomic_store_n(&automove, mode, __ATOMIC_RELAXED);
@@ -329,6 +334,7 @@ void rebalance_stats(struct storage_stats *out)
     out->slabs_moved = moved;
     out->slab_reassign_running = moving || req_dst != 0;
     out->slab_reassign_evictions_nomem = reassign_evictions;
+    out->slab_reassign_busy_items = busy_items;
     out->slab_automove = __atomic_load_n(&automove, __ATOMIC_RELAXED);
     out->slab_reassign = enabled;
     pthread_mutex_unlock(&lock);

@@ -70,6 +70,9 @@ struct storage_stats {
     uint64_t expired_unfetched;
     uint64_t reclaimed;         /* dead (expired/flushed) items whose memory was reused */
     uint64_t crawler_reclaimed; /* dead items the crawler freed */
+    uint64_t crawler_items_checked; /* items the crawler examined */
+    uint64_t lru_crawler_starts;    /* crawls of a class the crawler began */
+    bool lru_crawler_running;       /* the crawler thread runs (it always crawls) */
     uint64_t lrutail_reflocked; /* eviction candidates skipped: a reader held them */
     uint64_t curr_flush_gen;    /* not a memcached stat; number of flush_all run */
     uint64_t limit_maxbytes;
@@ -82,6 +85,7 @@ struct storage_stats {
     uint64_t slabs_moved;       /* pages moved between classes */
     bool slab_reassign_running;
     uint64_t slab_reassign_evictions_nomem; /* live items evicted to empty a page */
+    uint64_t slab_reassign_busy_items;      /* items a reader held: the move waited */
     unsigned slab_automove;     /* current mode */
     bool slab_reassign;         /* moves enabled */
 };

@@ -9,7 +9,10 @@ without memcached's sources:
     past the memory reserved at start-up; a lower one gives the pages of
     deleted items back (total_malloced falls) and they are taken again;
     -L refuses; stats settings maxbytes and limit_maxbytes follow;
-  - Redis's CONFIG SET maxmemory on the same limit, with Redis's errors.
+  - Redis's CONFIG SET maxmemory on the same limit, with Redis's errors;
+  - `stats` (stats.t): memcached's names in memcached's order, with its
+    rules for the optional groups, and real values for the buffer, fd and
+    crawler stats; kioku's own counters in `stats kioku`.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
@@ -228,13 +231,123 @@ def test_config_set_maxmemory():
         kioku_proc.stop(proc)
 
 
+# memcached 1.6.45's `stats` with -o no_lru_crawler, no idle timeout and no
+# TLS (t/stats.t counts them: 84), in its order.
+MC_GENERAL = """pid uptime time version libevent pointer_size rusage_user rusage_system
+max_connections curr_connections total_connections rejected_connections
+connection_structures response_obj_oom response_obj_count response_obj_bytes
+read_buf_count read_buf_bytes read_buf_bytes_free read_buf_oom reserved_fds
+cmd_get cmd_set cmd_flush cmd_touch cmd_meta get_hits get_misses get_expired
+get_flushed delete_misses delete_hits incr_misses incr_hits decr_misses
+decr_hits cas_misses cas_hits cas_badval touch_hits touch_misses
+store_too_large store_no_memory auth_cmds auth_errors bytes_read
+bytes_written limit_maxbytes accepting_conns listen_disabled_num
+time_in_listen_disabled_us threads conn_yields hash_power_level hash_bytes
+hash_is_expanding slab_reassign_rescues slab_reassign_chunk_rescues
+slab_reassign_inline_reclaim slab_reassign_busy_items
+slab_reassign_busy_deletes slab_reassign_busy_nomem
+slab_reassign_last_busy_status slab_reassign_running slabs_moved
+malloc_fails log_worker_dropped log_worker_written log_watcher_skipped
+log_watcher_sent log_watchers unexpected_napi_ids round_robin_fallback bytes
+curr_items total_items slab_global_page_pool expired_unfetched
+evicted_unfetched evictions reclaimed crawler_reclaimed crawler_items_checked
+lrutail_reflocked""".split()
+
+
+def stat_names(s, group=b""):
+    out = ask(s, b"stats" + (b" " + group if group else b"") + b"\r\n", b"END\r\n")
+    return [line.split(" ")[1] for line in out.decode().split("\r\n") if line.startswith("STAT ")]
+
+
+def test_general_stats_are_memcacheds():
+    check(len(MC_GENERAL) == 84, "the list is memcached's 84")
+    proc, port = start(["-o", "no_lru_crawler"])
+    try:
+        s = connect(port)
+        names = stat_names(s)
+        check(names == MC_GENERAL, "stats names and order are memcached's: %s" %
+              ([n for n in names if n not in MC_GENERAL] + [n for n in MC_GENERAL if n not in names]))
+        check(stat_names(s, b"kioku")[:1] == ["output_limit_disconnects"],
+              "kioku's own counters in stats kioku")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+    # With the crawler (the default) and an idle timeout, memcached's rules add
+    # lru_crawler_running/starts after slabs_moved and idle_kicks after auth_errors.
+    proc, port = start(["-o", "idle_timeout=30"])
+    try:
+        s = connect(port)
+        names = stat_names(s)
+        want = list(MC_GENERAL)
+        want.insert(want.index("auth_errors") + 1, "idle_kicks")
+        want[want.index("slabs_moved") + 1:want.index("slabs_moved") + 1] = [
+            "lru_crawler_running", "lru_crawler_starts"]
+        check(names == want, "crawler and idle timeout groups where memcached puts them")
+        s.sendall(b"".join(b"set k%d 0 0 1\r\nx\r\n" % i for i in range(100)))
+        ask(s, b"mn\r\n", b"MN\r\n")
+        st = {}
+        for _ in range(40):     # the crawler visits every class within seconds
+            st = stats(s)
+            if int(st["crawler_items_checked"]) >= 100:
+                break
+            time.sleep(0.25)
+        check(int(st["crawler_items_checked"]) >= 100, "the crawler counts the items it checks")
+        check(int(st["lru_crawler_starts"]) > 0, "and the crawls it begins")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
+def test_buffer_stats_follow_connections():
+    proc, port = start([])
+    try:
+        s = connect(port)
+        stats(s)                # its reply buffer grows for the stats reply
+        st = stats(s)
+        check(st["read_buf_count"] == "2" and st["response_obj_count"] == "1",
+              "one client: a read and a reply buffer, %s" % st["read_buf_count"])
+        base = int(st["read_buf_bytes"])
+        fds = int(st["reserved_fds"])
+        check(fds > 0, "reserved_fds counts the listener and worker fds")
+        check(int(st["response_obj_bytes"]) < base, "reply buffer bytes are part of read_buf_bytes")
+        others = [connect(port) for _ in range(3)]
+        for o in others:
+            ask(o, b"mn\r\n", b"MN\r\n")
+        st = stats(s)
+        check(st["read_buf_count"] == "8" and st["response_obj_count"] == "4", "four clients")
+        check(st["reserved_fds"] == str(fds), "clients are not reserved fds")
+        # A get line still arriving grows its client's read buffer.
+        others[0].sendall(b"get " + b" ".join(b"key%06d" % i for i in range(30000)))
+        grown = 0
+        for _ in range(40):
+            grown = int(stats(s)["read_buf_bytes"])
+            if grown > base * 4 + 200000:
+                break
+            time.sleep(0.05)
+        check(grown > base * 4 + 200000, "a long get line grows read_buf_bytes: %d" % grown)
+        for o in others:
+            o.close()
+        for _ in range(40):
+            st = stats(s)
+            if st["read_buf_count"] == "2":
+                break
+            time.sleep(0.05)
+        check(st["read_buf_count"] == "2" and int(st["read_buf_bytes"]) == base,
+              "closed clients give their buffers back: %s" % st["read_buf_bytes"])
+        check(st["read_buf_oom"] == "0" and st["malloc_fails"] == "0", "no allocation failed")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
 def main():
     if not BIN:
         print("mc_compat: KIOKU_BIN not set; skipped")
         return 77
     for t in (test_cache_memlimit_replies, test_cache_memlimit_grows_and_shrinks,
               test_cache_memlimit_past_startup_reservation,
-              test_cache_memlimit_refused_with_prealloc, test_config_set_maxmemory):
+              test_cache_memlimit_refused_with_prealloc, test_config_set_maxmemory,
+              test_general_stats_are_memcacheds, test_buffer_stats_follow_connections):
         print("--", t.__name__)
         t()
     print("mc_compat: %s" % ("FAIL" if FAILS else "PASS"))
