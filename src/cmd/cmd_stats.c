@@ -23,6 +23,7 @@
 #include "config.h"
 #include "auth/auth.h"
 #include "config/settings.h"
+#include "cmd/mc_crawler_cmds.h"
 #include "config/version.h"
 #include "core/conn.h"
 #include "core/listener.h"
@@ -161,8 +162,9 @@ static void stats_general(struct stat_sink *out)
         stat_u64(out, "slab_reassign_running", ss.slab_reassign_running ? 1 : 0);
         stat_u64(out, "slabs_moved", ss.slabs_moved);
     }
-    if (settings->storage.crawler) {
-        stat_u64(out, "lru_crawler_running", 1);   /* kioku's crawler never stops */
+    if (storage_crawler_on()) {
+        /* lru_crawler crawl finishes before it answers: never one running */
+        stat_u64(out, "lru_crawler_running", 0);
         stat_u64(out, "lru_crawler_starts", ss.lru_crawler_starts);
     }
     /* connection buffers are kioku's only allocations that fail softly */
@@ -251,7 +253,8 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "detail_enabled", "%s", prefix_stats_on() ? "yes" : "no");
     /* memcached features kioku does not have, reported as off so that
      * monitoring skips what depends on them */
-    stat_fmt(out, "lru_crawler", "%s", s->storage.crawler ? "yes" : "no");   /* kioku's crawler */
+    stat_fmt(out, "lru_crawler", "%s", storage_crawler_on() ? "yes" : "no");   /* kioku's crawler */
+    stat_u64(out, "lru_crawler_tocrawl", mc_crawler_tocrawl());
     stat_fmt(out, "lru_maintainer_thread", "%s", "no");
     stat_fmt(out, "lru_segmented", "%s", "no");
     struct storage_stats ss;

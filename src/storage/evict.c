@@ -776,6 +776,9 @@ int evict_start_crawler(char *errbuf, size_t errlen)
 {
     pthread_condattr_t ca;
 
+    pthread_mutex_lock(&crawl_lock);
+    crawl_stop = false;     /* lru_crawler enable after a disable */
+    pthread_mutex_unlock(&crawl_lock);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&crawl_cond, &ca);

@@ -169,4 +169,44 @@ struct storage_dump_entry {
 void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct storage_dump_entry *e),
                         void *arg);
 
+/* ---- memcached's lru_crawler commands ---- */
+
+/* Start (true) or stop the background crawler (lru_crawler enable|disable);
+ * 0, or -1 when its thread cannot start. Serialised; may wait one crawler
+ * tick for the thread to stop. */
+int storage_crawler_set(bool on);
+bool storage_crawler_on(void);
+/*
+ * `lru_crawler crawl`: examine class id's chunks now, on the calling thread,
+ * up to `max` of them (0: the whole class, one pass), and free the expired
+ * and flushed items found (counted as crawler_reclaimed). Works in bounded
+ * steps, each holding the class's eviction lock and one stripe at a time;
+ * the total is bounded by the class's size. Returns the items freed.
+ */
+uint64_t storage_crawl_class(unsigned id, uint64_t max, int64_t now);
+
+/* One item as `lru_crawler metadump` lists it. */
+struct storage_meta_entry {
+    const char *key;
+    size_t nkey;
+    int64_t exptime;        /* kioku ms, 0 never */
+    int64_t atime;          /* kioku ms of the last access (second precision) */
+    uint64_t cas;
+    bool fetched;
+    unsigned clsid;
+    uint64_t size;          /* header, key and value bytes */
+    uint32_t flags;
+};
+/*
+ * A resumable walk of the live items over the hash table (the SCAN cursor:
+ * 0 starts, 0 returned ends; an item present for the whole walk is seen at
+ * least once). One call visits the buckets of one stripe run, at most
+ * about max_items items, calling visit for each live item of a class set
+ * in `classes` (bit id) under its stripe lock: visit must be quick and must
+ * not call into storage.
+ */
+uint64_t storage_meta_scan(uint64_t cursor, int64_t now, uint64_t classes, uint64_t max_items,
+                           void (*visit)(void *arg, const struct storage_meta_entry *e),
+                           void *arg);
+
 #endif

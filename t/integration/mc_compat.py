@@ -12,7 +12,10 @@ without memcached's sources:
   - Redis's CONFIG SET maxmemory on the same limit, with Redis's errors;
   - `stats` (stats.t): memcached's names in memcached's order, with its
     rules for the optional groups, and real values for the buffer, fd and
-    crawler stats; kioku's own counters in `stats kioku`.
+    crawler stats; kioku's own counters in `stats kioku`;
+  - lru_crawler enable/disable/crawl/tocrawl/sleep/metadump/mgdump
+    (lru-crawler.t): replies, metadump's line format, a crawl reclaiming
+    expired items, and a dump of 50,000 items streamed with bounded memory.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
@@ -340,6 +343,109 @@ def test_buffer_stats_follow_connections():
         kioku_proc.stop(proc)
 
 
+def test_lru_crawler_commands():
+    """lru-crawler.t's commands, with memcached 1.6.45's replies."""
+    proc, port = start(["-o", "no_lru_crawler"])
+    try:
+        s = connect(port)
+        check(stats(s, b"settings").get("lru_crawler") == "no", "started without the crawler")
+        s.sendall(b"".join(b"set s%d 0 1 2\r\nok\r\n" % i for i in range(30)) +
+                  b"".join(b"set i%d 0 0 2\r\nok\r\n" % i for i in range(30)))
+        check(ask(s, b"mn\r\n", b"MN\r\n").count(b"STORED") == 60, "60 stored")
+        check(ask(s, b"lru_crawler crawl all\r\n", b"\r\n") ==
+              b"CLIENT_ERROR lru crawler disabled\r\n", "crawl while disabled")
+        check(ask(s, b"lru_crawler metadump all\r\n", b"\r\n") ==
+              b"CLIENT_ERROR lru crawler disabled\r\n", "metadump while disabled")
+        time.sleep(2.2)
+        check(stats(s, b"items").get("items:1:crawler_reclaimed", "0") == "0",
+              "nothing reclaimed while disabled")
+        check(ask(s, b"lru_crawler enable\r\n", b"\r\n") == b"OK\r\n", "enable")
+        check(stats(s, b"settings").get("lru_crawler") == "yes", "settings: lru_crawler yes")
+        check(ask(s, b"lru_crawler crawl 1\r\n", b"\r\n") == b"OK\r\n", "crawl 1")
+        check(stats(s).get("lru_crawler_running") == "0", "the crawl is done when OK comes")
+        st = stats(s, b"items")
+        check(st.get("items:1:crawler_reclaimed") == "30" and st.get("items:1:number") == "30",
+              "the 30 expired items were reclaimed: %s" % st.get("items:1:crawler_reclaimed"))
+        for req, want in ((b"lru_crawler crawl 64", b"BADCLASS invalid class id\r\n"),
+                          (b"lru_crawler crawl 0", b"BADCLASS invalid class id\r\n"),
+                          (b"lru_crawler crawl abc", b"BADCLASS invalid class id\r\n"),
+                          (b"lru_crawler crawl 1,2,63", b"OK\r\n"),
+                          (b"lru_crawler crawl", b"ERROR\r\n"),
+                          (b"lru_crawler", b"ERROR\r\n"),
+                          (b"lru_crawler bogus", b"ERROR\r\n"),
+                          (b"lru_crawler metadump all extra", b"ERROR\r\n"),
+                          (b"lru_crawler metadump 99", b"BADCLASS invalid class id\r\n"),
+                          (b"lru_crawler tocrawl abc", b"CLIENT_ERROR bad command line format\r\n"),
+                          (b"lru_crawler tocrawl 100", b"OK\r\n"),
+                          (b"lru_crawler sleep 2000000",
+                           b"CLIENT_ERROR sleep must be one second or less\r\n"),
+                          (b"lru_crawler sleep x", b"CLIENT_ERROR bad command line format\r\n")):
+            check(ask(s, req + b"\r\n", b"\r\n") == want, "%s: %s" % (req, want))
+        check(stats(s, b"settings").get("lru_crawler_tocrawl") == "100", "tocrawl shown")
+        check(ask(s, b"mn\r\nlru_crawler metadump all\r\n", b"metadump\r\n") ==
+              b"MN\r\nERROR cannot pipeline other commands before metadump\r\n",
+              "a dump after pipelined commands is refused")
+        ask(s, b"set sp%ce 5 0 1\r\nx\r\nget i0\r\n", b"END\r\n")
+        dump = ask(s, b"lru_crawler metadump all\r\n", b"END\r\n")
+        lines = dump.split(b"\n")
+        check(lines[0] == b"OK\r" and lines[-2:] == [b"END\r", b""] and len(lines) == 34,
+              "OK, 31 lines, END: %d" % len(lines))
+        sp = [ln for ln in lines if ln.startswith(b"key=sp%25ce ")]
+        now = int(time.time())
+        ok = len(sp) == 1
+        if ok:
+            f = dict(kv.split(b"=", 1) for kv in sp[0].split(b" ")[:-1])
+            ok = (sp[0].endswith(b" ") and f[b"exp"] == b"-1" and abs(int(f[b"la"]) - now) < 5
+                  and int(f[b"cas"]) > 0 and f[b"fetch"] == b"no" and f[b"flags"] == b"5"
+                  and int(f[b"size"]) >= 6 and list(f) == [b"key", b"exp", b"la", b"cas",
+                                                         b"fetch", b"cls", b"size", b"flags"])
+        check(ok, "metadump line in memcached's form: %r" % sp)
+        check(any(ln.startswith(b"key=i0 ") and b" fetch=yes " in ln for ln in lines),
+              "a fetched item says fetch=yes")
+        mg = ask(s, b"lru_crawler mgdump hash\r\n", b"EN\r\n")
+        check(mg.startswith(b"OK\r\n") and mg.endswith(b"EN\r\n") and b"mg sp%ce\r\n" in mg
+              and mg.count(b"\r\n") == 33, "mgdump: OK, 31 mg lines, EN")
+        check(ask(s, b"lru_crawler metadump 2\r\n", b"END\r\n") == b"OK\r\nEND\r\n",
+              "an empty class dumps nothing")
+        check(ask(s, b"lru_crawler disable\r\n", b"\r\n") == b"OK\r\n", "disable")
+        check(stats(s, b"settings").get("lru_crawler") == "no", "settings: lru_crawler no")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
+def test_metadump_streams_a_large_cache():
+    """Every key once, with the reply memory bounded while the client waits."""
+    proc, port = start(["-m", "256"])
+    try:
+        s = connect(port)
+        n = 50000
+        for lo in range(0, n, 5000):
+            s.sendall(b"".join(b"set key%d 0 0 1 noreply\r\nx\r\n" % k
+                               for k in range(lo, lo + 5000)))
+        check(ask(s, b"mn\r\n", b"MN\r\n") == b"MN\r\n", "50000 stored")
+        s.sendall(b"lru_crawler metadump all\r\n")
+        time.sleep(0.5)         # not reading: the dump must wait for us
+        o = connect(port)
+        held = int(stats(o)["response_obj_bytes"])
+        check(held < 4 * MIB, "a dump waiting for its reader holds %d bytes" % held)
+        o.close()
+        out = b""
+        while not out.endswith(b"END\r\n") and len(out) < 64 * MIB:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            out += chunk
+        keys = [ln.split(b" ")[0] for ln in out.split(b"\n")[1:-2]]
+        check(len(keys) >= n and set(keys) == {b"key=key%d" % k for k in range(n)},
+              "every key listed: %d lines" % len(keys))
+        check(ask(s, b"get key7\r\n", b"END\r\n") == b"VALUE key7 0 1\r\nx\r\nEND\r\n",
+              "the connection goes on after the dump")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
 def main():
     if not BIN:
         print("mc_compat: KIOKU_BIN not set; skipped")
@@ -347,7 +453,8 @@ def main():
     for t in (test_cache_memlimit_replies, test_cache_memlimit_grows_and_shrinks,
               test_cache_memlimit_past_startup_reservation,
               test_cache_memlimit_refused_with_prealloc, test_config_set_maxmemory,
-              test_general_stats_are_memcacheds, test_buffer_stats_follow_connections):
+              test_general_stats_are_memcacheds, test_buffer_stats_follow_connections,
+              test_lru_crawler_commands, test_metadump_streams_a_large_cache):
         print("--", t.__name__)
         t()
     print("mc_compat: %s" % ("FAIL" if FAILS else "PASS"))
