@@ -90,10 +90,10 @@ static uint64_t misc_fds(uint64_t clients)
  * groups only with their feature on (idle_kicks with an idle timeout, the
  * slab_reassign and crawler groups, TLS's). A stat of memcached machinery
  * that kioku lacks has kioku's counterpart where there is one (read and
- * reply buffers; a move's busy items; the crawler's checks); where the
- * event cannot happen in kioku's design the value is an honest 0: items
- * are never rescued from a moving page (they are evicted, counted in
- * `stats kioku`), a move never allocates from its own page or waits for
+ * reply buffers; a move's rescues and busy items; the crawler's checks);
+ * where the event cannot happen in kioku's design the value is an honest
+ * 0: a move rescues only whole items (chunked ones are evicted, counted in
+ * `stats kioku`), never allocates from its own page, never waits for
  * memory, no log buffers or watchers exist, threads are not chosen by NAPI
  * id, and no freed buffers are kept. kioku's own counters are in `stats
  * kioku`, so memcached's tools count memcached's list.
@@ -150,7 +150,7 @@ static void stats_general(struct stat_sink *out)
     stat_u64(out, "hash_bytes", ss.hash_bytes);
     stat_u64(out, "hash_is_expanding", ss.hash_is_expanding ? 1 : 0);
     if (ss.slab_reassign) {
-        stat_u64(out, "slab_reassign_rescues", 0);
+        stat_u64(out, "slab_reassign_rescues", ss.slab_reassign_rescues);
         stat_u64(out, "slab_reassign_chunk_rescues", 0);
         stat_u64(out, "slab_reassign_inline_reclaim", 0);
         stat_u64(out, "slab_reassign_busy_items", ss.slab_reassign_busy_items);

@@ -653,7 +653,8 @@ bool evict_move_begin(unsigned id)
     return ok;
 }
 
-uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted)
+uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted,
+                                 uint64_t *rescued)
 {
     struct eclass *e = &ecl[id];
     uint32_t left;
@@ -669,9 +670,16 @@ uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted)
         if (it == NULL || !lock_cand(it, slot, &hv))
             continue;
         if (!in_use(it)) {
-            if (!do_item_is_dead(it, hv, now))
+            /* A live item whose header is here moves to a free chunk of
+             * its class if there is one; otherwise it is evicted. */
+            if (do_item_is_dead(it, hv, now)) {
+                do_item_unlink_keep(it, hv, false);
+            } else if (slot == (char *)it && do_item_rescue(it, hv)) {
+                (*rescued)++;
+            } else {
                 (*evicted)++;
-            do_item_unlink_keep(it, hv, false);
+                do_item_unlink_keep(it, hv, false);
+            }
         }
         unlock_cand(hv);
     }

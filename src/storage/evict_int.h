@@ -65,10 +65,13 @@ void evict_crawler_pause(bool paused);
 /* Start moving the page under class id's main hand out of the class
  * (false if the class has fewer than two pages or a move is under way). */
 bool evict_move_begin(unsigned id);
-/* One pass over the moving page: unlink every item in it (or owning a value
- * chunk in it) that no reader holds, adding to *evicted the live ones.
- * Returns the chunks of the page still in use; 0 means it can go. */
-uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted);
+/* One pass over the moving page: every item in it (or owning a value chunk
+ * in it) that no reader holds leaves it: a live unchunked one whose header
+ * is here moves to a free chunk of the class if one is free (*rescued),
+ * else it is unlinked (*evicted counts the live ones). Returns the chunks
+ * of the page still in use; 0 means it can go. */
+uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted,
+                                 uint64_t *rescued);
 /* Hand the emptied page to class dst (0: back to the page pool). */
 void evict_move_end(unsigned id, unsigned dst);
 /* Evictions so far in class id (for automove's windows). */

@@ -3,8 +3,10 @@
  *
  * A move asks evict.c to take the page under the source class's main hand
  * out of service (no chunk of it is handed out again), then clears it in
- * passes: each pass evicts every item in the page that no reader holds; a
- * reader's item is left for the next pass, 1 ms later. When no chunk of the
+ * passes: each pass moves every live item in the page that no reader holds
+ * to a free chunk of the class, as memcached rescues them (same CAS), or
+ * evicts it when none is free; a reader's item is left for the next pass,
+ * 1 ms later. When no chunk of the
  * page is in use, it is zeroed and listed in the destination class. Workers
  * never wait for a move: they only find one page fewer to allocate from.
  *
@@ -52,7 +54,7 @@ static bool running_thread, stop, enabled;
 static int req_src, req_dst;            /* a queued `slabs reassign`, dst 0 none */
 static bool moving;                     /* a move is under way */
 static unsigned automove;               /* atomic */
-static uint64_t moved, reassign_evictions, busy_items;
+static uint64_t moved, reassign_evictions, busy_items, rescues;
 static uint64_t last_evicted[STORAGE_CLASS_MAX + 1];
 static unsigned streak_dst, streak;
 
@@ -65,12 +67,12 @@ static void sleep_ms(long ms)
 
 bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
 {
-    uint64_t ev = 0;
+    uint64_t ev = 0, resc = 0;
 
     if (!evict_move_begin(src))
         return false;
     for (unsigned pass = 0;; pass++) {
-        uint32_t left = evict_clear_moving_page(src, now, &ev);
+        uint32_t left = evict_clear_moving_page(src, now, &ev, &resc);
 
         if (left == 0)
             break;
@@ -82,6 +84,7 @@ bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_pa
         if (pass >= max_passes || __atomic_load_n(&stop, __ATOMIC_RELAXED)) {
             pthread_mutex_lock(&lock);
             reassign_evictions += ev;
+            rescues += resc;
             pthread_mutex_unlock(&lock);
             return false;
         }
@@ -92,6 +95,7 @@ bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_pa
     pthread_mutex_lock(&lock);
     moved++;
     reassign_evictions += ev;
+    rescues += resc;
     pthread_mutex_unlock(&lock);
     return true;
 }
@@ -252,7 +256,7 @@ int rebalance_setup(bool on, unsigned mode, char *errbuf, size_t errlen)
     moving = false;
     __atomic_store_n(&stop, false, __ATOMIC_RELAXED);
     req_src = req_dst = 0;
-    moved = reassign_evictions = busy_items = 0;
+    moved = reassign_evictions = busy_items = rescues = 0;
     memset(last_evicted, 0, sizeof(last_evicted));
     streak = streak_dst = 0;
     __atomic_store_n(&automove, mode, __ATOMIC_RELAXED);
@@ -335,6 +339,7 @@ void rebalance_stats(struct storage_stats *out)
     out->slab_reassign_running = moving || req_dst != 0;
     out->slab_reassign_evictions_nomem = reassign_evictions;
     out->slab_reassign_busy_items = busy_items;
+    out->slab_reassign_rescues = rescues;
     out->slab_automove = __atomic_load_n(&automove, __ATOMIC_RELAXED);
     out->slab_reassign = enabled;
     pthread_mutex_unlock(&lock);

@@ -86,6 +86,7 @@ struct storage_stats {
     bool slab_reassign_running;
     uint64_t slab_reassign_evictions_nomem; /* live items evicted to empty a page */
     uint64_t slab_reassign_busy_items;      /* items a reader held: the move waited */
+    uint64_t slab_reassign_rescues;         /* live items moved to a free chunk */
     unsigned slab_automove;     /* current mode */
     bool slab_reassign;         /* moves enabled */
 };

@@ -15,7 +15,9 @@ without memcached's sources:
     crawler stats; kioku's own counters in `stats kioku`;
   - lru_crawler enable/disable/crawl/tocrawl/sleep/metadump/mgdump
     (lru-crawler.t): replies, metadump's line format, a crawl reclaiming
-    expired items, and a dump of 50,000 items streamed with bounded memory.
+    expired items, and a dump of 50,000 items streamed with bounded memory;
+  - a page move keeps the live items of the page, with their CAS
+    (slabs-cas.t), moving them to free chunks of their class.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
@@ -446,6 +448,49 @@ def test_metadump_streams_a_large_cache():
         kioku_proc.stop(proc)
 
 
+def test_page_move_keeps_items_and_cas():
+    """slabs-cas.t: a moved page's live items go to free chunks of their
+    class with the same CAS and value, as memcached rescues them."""
+    proc, port = start(["-m", "8", "-o", "slab_automove=0"])
+    try:
+        s = connect(port)
+        big = b"B" * 70000     # what fill() stores
+        check(fill(s, 1, 61, 70000) == [b"STORED"] * 60, "60 big values")
+        cls = [k.split(":")[1] for k, v in stats(s, b"items").items()
+               if k.endswith(":number") and v == "60"]
+        check(len(cls) == 1, "one class holds them: %s" % cls)
+        got = ask(s, b"gets key5\r\n", b"END\r\n")
+        cas = got.split(b"\r\n")[0].split(b" ")[-1]
+        s.sendall(b"".join(b"delete key%d noreply\r\n" % k for k in range(6, 61)))
+        check(ask(s, b"mn\r\n", b"MN\r\n") == b"MN\r\n", "55 deleted")
+        before = stats(s, b"slabs").get(cls[0] + ":total_pages")
+        check(ask(s, b"slabs reassign %s 1\r\n" % cls[0].encode(), b"\r\n") == b"OK\r\n",
+              "slabs reassign started")
+        st = {}
+        for _ in range(100):
+            st = stats(s)
+            if st.get("slabs_moved") == "1" and st.get("slab_reassign_running") == "0":
+                break
+            time.sleep(0.05)
+        check(st.get("slabs_moved") == "1", "the page moved")
+        after = stats(s, b"slabs").get(cls[0] + ":total_pages")
+        check(before is not None and after is not None and int(after) == int(before) - 1,
+              "the class has a page fewer: %s -> %s" % (before, after))
+        for k in range(1, 6):
+            got = ask(s, b"gets key%d\r\n" % k, b"END\r\n")
+            check(got.startswith(b"VALUE key%d 0 70000 " % k) and big in got,
+                  "key%d kept after the move" % k)
+        got = ask(s, b"gets key5\r\n", b"END\r\n")
+        check(got.split(b"\r\n")[0].split(b" ")[-1] == cas, "key5's CAS is unchanged")
+        moved = stats(s)
+        check(int(moved["slab_reassign_rescues"]) >= 1 and moved["evictions"] == "0",
+              "rescued (%s), not evicted" % moved["slab_reassign_rescues"])
+        check(stats(s, b"kioku")["slab_reassign_evictions_nomem"] == "0", "no move eviction")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
 def main():
     if not BIN:
         print("mc_compat: KIOKU_BIN not set; skipped")
@@ -454,7 +499,8 @@ def main():
               test_cache_memlimit_past_startup_reservation,
               test_cache_memlimit_refused_with_prealloc, test_config_set_maxmemory,
               test_general_stats_are_memcacheds, test_buffer_stats_follow_connections,
-              test_lru_crawler_commands, test_metadump_streams_a_large_cache):
+              test_lru_crawler_commands, test_metadump_streams_a_large_cache,
+              test_page_move_keeps_items_and_cas):
         print("--", t.__name__)
         t()
     print("mc_compat: %s" % ("FAIL" if FAILS else "PASS"))
