@@ -104,7 +104,14 @@ mc_run_file() {
     # setsid: the file and every server it starts form one process group,
     # which we end if the file overruns its time.
     : >"$mcdir/server-pids"
-    (cd "$mcdir" && timeout -k 5 "$tmo" setsid perl -I t/lib "t/$name") >"$log" 2>&1
+    # The ssl_*.t files run over TLS when SSL_TEST is set (memcached's
+    # "make test_tls"); they need perl's IO::Socket::SSL (Debian:
+    # libio-socket-ssl-perl), else they skip themselves.
+    tls=
+    case $name in
+    ssl_*) perl -MIO::Socket::SSL -e 1 2>/dev/null && tls=1 ;;
+    esac
+    (cd "$mcdir" && SSL_TEST=$tls timeout -k 5 "$tmo" setsid perl -I t/lib "t/$name") >"$log" 2>&1
     rc=$?
     # A file that died or ran out of time may leave its servers running:
     # stop each one it started, by the PID the wrapper recorded.
