@@ -54,7 +54,7 @@
 #define LFU_INIT_VAL 5          /* Redis's counter for a new key */
 #define CRAWL_BATCH 4096        /* slots per class per crawler step */
 #define CRAWL_TICK_MS 100
-#define CRAWL_REST_TICKS 9      /* ticks a class rests after a fruitless step */
+#define CRAWL_REST_TICKS 4      /* ticks a class rests after a fruitless pass */
 
 struct hand {
     uint32_t page;
@@ -82,6 +82,8 @@ struct eclass {
     uint64_t crawler_expired_unfetched; /* atomic */
     uint64_t crawler_checked;   /* atomic: items the crawler examined */
     uint64_t crawler_passes;    /* atomic: crawls of the class begun */
+    uint64_t pass_freed;        /* freed since the crawl's pass began */
+    bool pass_idle;             /* atomic: a pass ended having freed nothing */
 } __attribute__((aligned(64)));
 
 /* Module state, set up by evict_setup(). */
@@ -600,13 +602,18 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
 {
     struct eclass *e = &ecl[id];
     uint32_t npages;
-    unsigned freed = 0, checked = 0;
+    unsigned freed = 0, checked = 0, pass_from = 0;   /* freed before this pass */
 
     pthread_mutex_lock(&e->lock);
     npages = slab_class_pages(id);
     for (unsigned n = 0; npages > 0 && n < max; n++) {
-        if (e->crawl.slot == 0 && (e->crawl.page == 0 || e->crawl.page >= npages))
+        if (e->crawl.slot == 0 && (e->crawl.page == 0 || e->crawl.page >= npages)) {
             __atomic_add_fetch(&e->crawler_passes, 1, __ATOMIC_RELAXED);
+            __atomic_store_n(&e->pass_idle, e->pass_freed + (freed - pass_from) == 0,
+                             __ATOMIC_RELAXED);
+            e->pass_freed = 0;
+            pass_from = freed;
+        }
         char *slot = hand_next(&e->crawl, id, npages);
         struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
         uint64_t hv;
@@ -628,6 +635,7 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
         unlock_cand(hv);
     }
     __atomic_add_fetch(&e->crawler_checked, checked, __ATOMIC_RELAXED);
+    e->pass_freed += freed - pass_from;
     pthread_mutex_unlock(&e->lock);
     return freed;
 }
@@ -726,9 +734,11 @@ static void crawl_wait(int64_t ms)
     pthread_cond_timedwait(&crawl_cond, &crawl_lock, &ts);
 }
 
-/* Each tick, a bounded step over every class (a class that had nothing
- * dead waits ten ticks); no step holds a stripe longer than one item. So a
- * class is crawled at 4096 chunks a second at least, 40960 while it yields. */
+/* Each tick, a bounded step over every class; a class whose last whole
+ * pass found nothing dead rests a few ticks. No step holds a stripe longer
+ * than one item. So a class is crawled at 40960 chunks a second while it
+ * has dead items or is mid-pass, and a key that expires is gone within
+ * about a pass and a rest (Redis expects that within 2 s). */
 static void *crawler_main(void *arg)
 {
     unsigned rest[STORAGE_CLASS_MAX + 1] = {0};
@@ -744,12 +754,12 @@ static void *crawler_main(void *arg)
             continue;
         pthread_mutex_unlock(&crawl_lock);
         for (unsigned id = 1; id <= slab_class_count(); id++) {
-            /* A class where a step found nothing dead rests for a second. */
             if (rest[id] > 0) {
                 rest[id]--;
                 continue;
             }
-            if (evict_crawl_step(id, CRAWL_BATCH, clock_now_ms()) == 0)
+            if (evict_crawl_step(id, CRAWL_BATCH, clock_now_ms()) == 0 &&
+                __atomic_exchange_n(&ecl[id].pass_idle, false, __ATOMIC_RELAXED))
                 rest[id] = CRAWL_REST_TICKS;
         }
         pthread_mutex_lock(&crawl_lock);

@@ -17,7 +17,8 @@ without memcached's sources:
     (lru-crawler.t): replies, metadump's line format, a crawl reclaiming
     expired items, and a dump of 50,000 items streamed with bounded memory;
   - a page move keeps the live items of the page, with their CAS
-    (slabs-cas.t), moving them to free chunks of their class.
+    (slabs-cas.t), moving them to free chunks of their class;
+  - keys with a 500 ms TTL leave DBSIZE within 2 s (Redis's unit/expire).
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
@@ -491,6 +492,33 @@ def test_page_move_keeps_items_and_cas():
         kioku_proc.stop(proc)
 
 
+def test_expired_keys_leave_within_two_seconds():
+    """Redis's unit/expire "actively expire keys incrementally": keys with a
+    500 ms TTL are gone from DBSIZE within 2 s, round after round, which
+    needs the crawler to keep going through a pass and rest only after a
+    fruitless one."""
+    rport = kioku_proc.free_port()
+    proc, port = start(["-m", "256", "--resp-port", str(rport)])
+    try:
+        r = connect(rport)
+        m = connect(port)
+        fill(m, 0, 2000, 10)   # some live items in the same class
+        for rnd in range(4):
+            resp(r, b"FLUSHDB")
+            for k in (b"key1", b"key2", b"key3"):
+                check(resp(r, b"PSETEX", k, b"500", b"a") == b"+OK\r\n", "psetex")
+            t0 = time.time()
+            while resp(r, b"DBSIZE") != b":0\r\n" and time.time() - t0 < 5:
+                time.sleep(0.05)
+            took = time.time() - t0
+            check(took < 2.0, "round %d: expired keys gone after %.2f s" % (rnd, took))
+            time.sleep(0.3 * rnd)   # start the next round at another point of the pass
+        r.close()
+        m.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
 def main():
     if not BIN:
         print("mc_compat: KIOKU_BIN not set; skipped")
@@ -500,7 +528,7 @@ def main():
               test_cache_memlimit_refused_with_prealloc, test_config_set_maxmemory,
               test_general_stats_are_memcacheds, test_buffer_stats_follow_connections,
               test_lru_crawler_commands, test_metadump_streams_a_large_cache,
-              test_page_move_keeps_items_and_cas):
+              test_page_move_keeps_items_and_cas, test_expired_keys_leave_within_two_seconds):
         print("--", t.__name__)
         t()
     print("mc_compat: %s" % ("FAIL" if FAILS else "PASS"))
