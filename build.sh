@@ -15,7 +15,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 run_deps="build-essential autoconf automake pkg-config libevent-dev libxxhash-dev libssl-dev"
 test_deps="check libmemcached-dev libmemcached-tools libhiredis-dev redis-tools \
-python3 python3-redis python3-pymemcache netcat-openbsd openssl"
+python3 python3-redis python3-pymemcache python3-pylibmc nutcracker netcat-openbsd openssl"
 
 install_missing() {
     missing=""

@@ -33,6 +33,10 @@ ROUND_TIME=10        # seconds per round
 WARMUP=2             # unrecorded seconds per server per setting (0 = none)
 PIPELINES="1 16"     # one setting per pipeline depth
 RATIO=1:10           # set:get
+CMDS=()              # memtier --command mode: "RATIO:COMMAND" per command (replaces set/get)
+PREFILL_CMD=""       # ... and the command that prefills every key (memtier --command)
+KEY_PREFIX=memtier-
+LABEL=""             # names the settings (default: the protocol)
 DATA_SIZE=32
 KEYS=100000          # key range 1..KEYS, prefilled so gets hit
 LG_THREADS=1
@@ -83,6 +87,13 @@ Load:
   --warmup S           unrecorded warm-up per server per setting (default: $WARMUP)
   --pipelines "1 16"   pipeline depths, one setting each (default: "$PIPELINES")
   --ratio S:G          set:get ratio (default: $RATIO)
+  --cmd "N:COMMAND"    memtier command mode instead of set/get (repeatable): send
+                       COMMAND N times in turn with the others, e.g.
+                       --cmd "10:HGETALL __key__" (keys at random from the range)
+  --prefill-cmd CMD    with --cmd: the command that prefills each key of the range
+                       (default: no prefill)
+  --label L            name the settings L_p1, L_p16... (default: the protocol)
+  --key-prefix P       key prefix (default: $KEY_PREFIX; "" makes __key__ a number)
   --data-size N        value bytes (default: $DATA_SIZE)
   --keys N             key range 1..N, prefilled (default: $KEYS)
   --lg-threads N       load generator threads (default: $LG_THREADS)
@@ -203,6 +214,10 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$val; shift ;;
         --pipelines) PIPELINES=$val; shift ;;
         --ratio) RATIO=$val; shift ;;
+        --cmd) CMDS+=("$val"); shift ;;
+        --prefill-cmd) PREFILL_CMD=$val; shift ;;
+        --key-prefix) KEY_PREFIX=$val; shift ;;
+        --label) LABEL=$val; shift ;;
         --data-size) DATA_SIZE=$val; shift ;;
         --keys) KEYS=$val; shift ;;
         --lg-threads) LG_THREADS=$val; shift ;;
@@ -242,6 +257,9 @@ for v in A_THREADS B_THREADS C_THREADS THREADS MEM_MB ROUNDS ROUND_TIME WARMUP D
 done
 [ "$ROUNDS" -ge 1 ] && [ "$ROUND_TIME" -ge 1 ] || die "--rounds and --time must be >= 1"
 [[ $RATIO =~ ^[0-9]+:[0-9]+$ ]] || die "--ratio must look like 1:10"
+for c in "${CMDS[@]+"${CMDS[@]}"}"; do
+    [[ $c =~ ^[0-9]+:.+ ]] || die "--cmd must look like \"10:HGETALL __key__\""
+done
 for p in $PIPELINES; do isnum "$p" && [ "$p" -ge 1 ] || die "bad pipeline depth: $p"; done
 [ -n "$B_BIN" ] || die "server B is required: --memcached PATH (or --b-bin PATH --b-kind KIND)"
 SIDES="A B"; [ -n "$C_BIN" ] && SIDES="A B C"
@@ -265,6 +283,7 @@ if [ "$LOADGEN" = auto ]; then
     else die "no load generator: install memtier_benchmark (see bench/README.md) or pass --memtier PATH"
     fi
 fi
+[ ${#CMDS[@]} -gt 0 ] && [ "$LOADGEN" != memtier ] && die "--cmd needs memtier_benchmark (--memtier PATH)"
 case "$LOADGEN" in
     memtier) [ -x "$MEMTIER" ] || die "memtier_benchmark not found: --memtier PATH"
              [ "$PROTOCOL" = meta ] && die "memtier has no meta protocol: use --loadgen metaload"
@@ -479,8 +498,18 @@ loadgen_args() {
     memtier)
         LG_CMD=(taskset -c "$LG_CPU" "$MEMTIER" -s 127.0.0.1 -p "$port" --protocol="$PROTOCOL"
                 --threads="$LG_THREADS" --clients="$LG_CLIENTS" --data-size="$DATA_SIZE"
-                --key-prefix=memtier- --key-minimum=1 --key-maximum="$KEYS" --hide-histogram)
-        if [ "$what" = prefill ]; then
+                --key-prefix="$KEY_PREFIX" --key-minimum=1 --key-maximum="$KEYS" --hide-histogram)
+        if [ ${#CMDS[@]} -gt 0 ]; then
+            local c
+            if [ "$what" = prefill ]; then
+                LG_CMD+=(--command="$PREFILL_CMD" --command-key-pattern=P --requests=allkeys --pipeline=16)
+            else
+                for c in "${CMDS[@]}"; do
+                    LG_CMD+=(--command="${c#*:}" --command-ratio="${c%%:*}" --command-key-pattern=R)
+                done
+                LG_CMD+=(--distinct-client-seed --pipeline="$pl" --test-time="$secs" --json-out-file="$json")
+            fi
+        elif [ "$what" = prefill ]; then
             LG_CMD+=(--ratio=1:0 --key-pattern=P:P --requests=allkeys --pipeline=16)
         else
             LG_CMD+=(--ratio="$RATIO" --key-pattern=R:R --distinct-client-seed
@@ -602,6 +631,7 @@ done
 
 for side in $SIDES; do
     [ "$LOADGEN" = memcaslap ] && break   # memcaslap sets the keys it gets itself
+    [ ${#CMDS[@]} -gt 0 ] && [ -z "$PREFILL_CMD" ] && break
     portv=${side}_PORT
     loadgen_args prefill "${!portv}" 16 0 ""
     echo "prefill $side:"; show_cmd "${LG_CMD[@]}"
@@ -612,7 +642,7 @@ done
 
 declare -a SETTINGS
 for pl in $PIPELINES; do
-    setting="${PROTOCOL}_p$pl"
+    setting="${LABEL:-$PROTOCOL}_p$pl"
     SETTINGS+=("$setting")
     echo
     echo "=== setting $setting: pipeline=$pl ==="

@@ -7,7 +7,11 @@
  * resp_state (the step comes from the first byte). The parser promises the
  * outcome never depends on how the bytes were split, so both runs must give
  * the same requests, with the same arguments, and stop at the same error.
- * Each argument must lie inside its request. The composer then writes the
+ * Each argument must lie inside its request. A bulk of 32 bytes or more is
+ * handed over from its header (PARSE_STREAM): the harness skips its data as
+ * a server reads it into an item, then parses the rest of the request, or
+ * (for odd lengths) declines and has the request parsed buffered; both runs
+ * must agree on that too. The composer then writes the
  * arguments back as replies into buffers of every small size: a reply is
  * written whole or not at all.
  */
@@ -25,13 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_REQS 4096
 
 static const struct resp_limits limits = {
-    .max_bulk = 64 * 1024, .max_args = 1024, .max_inline = 1024,
+    .max_bulk = 64 * 1024, .max_args = 1024, .max_inline = 1024, .stream_min = 32,
 };
 
 struct outcome {
     enum parse_status st;
     size_t used;
     uint32_t argc;
+    uint32_t argbase;
+    uint32_t nargs;
+    size_t stream_len;
     bool is_inline;
     uint64_t digest;    /* FNV-1a over the arguments' lengths and bytes */
 };
@@ -79,6 +86,8 @@ static size_t run(char *buf, size_t size, size_t step, struct outcome *out, bool
     struct resp_arg argv[ARGV_CAP];
     struct resp_state st;
     size_t pos = 0, nout = 0;
+    bool declined = false;
+    uint32_t rest = 0;   /* after a stream: the arguments still to come */
     resp_state_init(&st);
     while (pos < size && nout < MAX_REQS) {
         struct resp_req r = {.argv = argv, .argv_cap = ARGV_CAP};
@@ -100,8 +109,32 @@ static size_t run(char *buf, size_t size, size_t step, struct outcome *out, bool
         o->st = ps;
         o->used = used;
         o->argc = 0;
+        o->argbase = r.argbase;
+        o->nargs = r.nargs;
+        o->stream_len = r.stream_len;
         o->is_inline = false;
         o->digest = 0;
+        if (ps == PARSE_STREAM) {
+            CHECK(!declined && rest == 0);
+            CHECK(r.stream_len >= limits.stream_min && r.stream_len <= limits.max_bulk);
+            CHECK(r.argc < r.nargs && r.nargs <= ARGV_CAP && used <= avail);
+            o->argc = r.argc;
+            o->digest = digest(&r);
+            if (r.stream_len % 2 == 1) {
+                resp_state_nostream(&st);   /* parse it again, buffered */
+                declined = true;
+                continue;
+            }
+            if (r.stream_len + 2 > size - pos - used)
+                break;   /* the value never arrives */
+            pos += used + r.stream_len + 2;
+            rest = r.nargs - r.argc - 1;
+            continue;
+        }
+        CHECK(ps != PARSE_OK || rest == 0 || (r.argbase > 0 && r.argc == rest));
+        CHECK(ps != PARSE_OK || rest > 0 || r.argbase == 0);
+        declined = false;
+        rest = 0;
         if (ps != PARSE_OK) {
             CHECK(ps == PARSE_INVALID || ps == PARSE_TOO_LONG);
             CHECK(r.error != NULL && strlen(r.error) > 0);
@@ -139,7 +172,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(na == nb);
     for (size_t i = 0; i < na; i++) {
         CHECK(a[i].st == b[i].st);
-        CHECK(a[i].used == b[i].used || a[i].st != PARSE_OK);
+        CHECK(a[i].used == b[i].used || (a[i].st != PARSE_OK && a[i].st != PARSE_STREAM));
+        CHECK(a[i].argbase == b[i].argbase && a[i].nargs == b[i].nargs &&
+              a[i].stream_len == b[i].stream_len);
         CHECK(a[i].argc == b[i].argc && a[i].is_inline == b[i].is_inline);
         CHECK(a[i].digest == b[i].digest);
     }

@@ -1,10 +1,16 @@
 /*
  * kioku: wires the modules together. Parse settings, set up storage, the
  * protocols, the workers and the listeners, run the acceptor until SIGINT
- * or SIGTERM, then stop in reverse order: no new connections, in-flight
- * replies written, threads joined, memory freed.
+ * or SIGTERM (core/signals.c), then stop in reverse order: no new
+ * connections, in-flight replies written (for at most -o shutdown_timeout),
+ * threads joined, memory freed.
+ *
+ * Command-line refusals (bad options, root without -u) are usage output,
+ * printed plainly as memcached prints them; everything after goes through
+ * util/log.h.
  */
 #include <errno.h>
+#include <event2/event.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -25,6 +31,7 @@
 #include "config/version.h"
 #include "core/conn.h"
 #include "core/listener.h"
+#include "core/signals.h"
 #include "core/worker.h"
 #include "stats/prefix_stats.h"
 #include "storage/storage.h"
@@ -34,17 +41,19 @@
 
 #define EX_OSERR_CODE 71
 #define EX_NOUSER_CODE 67
+#define EX_CANTCREAT_CODE 73
 
 static struct settings settings;   /* filled before any thread starts, then read-only */
 
-/* SIGHUP: reload the TLS certificates; a bad file keeps the old ones. */
-static void reload_certs(void)
+/* libevent's own warnings go where kioku's lines go (the log file too). */
+static void libevent_log(int severity, const char *msg)
 {
-    char err[512];
-    if (tls_refresh_certs(err, sizeof(err)) != 0)
-        fprintf(stderr, "%s: could not reload TLS certificates on SIGHUP: %s\n", PACKAGE_NAME, err);
-    else if (settings.verbose > 0)
-        fprintf(stderr, "%s: TLS certificates reloaded\n", PACKAGE_NAME);
+    if (severity >= EVENT_LOG_ERR)
+        log_error("libevent: %s", msg);
+    else if (severity == EVENT_LOG_WARN)
+        log_warn("libevent: %s", msg);
+    else
+        log_debug("libevent: %s", msg);
 }
 
 static void raise_fd_limit(int max_conns)
@@ -57,8 +66,8 @@ static void raise_fd_limit(int max_conns)
     if (rl.rlim_max < want)
         rl.rlim_max = want;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        fprintf(stderr, "warning: cannot raise the open files limit to %llu; -c %d may not be reachable\n",
-                (unsigned long long)want, max_conns);
+        log_warn("cannot raise the open files limit to %llu; -c %d may not be reachable",
+                 (unsigned long long)want, max_conns);
 }
 
 /*
@@ -77,16 +86,16 @@ static int drop_privileges(const char *user)
     }
     struct passwd *pw = getpwnam(user);
     if (pw == NULL) {
-        fprintf(stderr, "can't find the user %s to switch to\n", user);
+        log_error("can't find the user %s to switch to", user);
         return EX_NOUSER_CODE;
     }
     /* EPERM: already without supplementary groups (as memcached, go on). */
     if (setgroups(0, NULL) != 0 && errno != EPERM) {
-        fprintf(stderr, "failed to drop supplementary groups: %s\n", strerror(errno));
+        log_error("failed to drop supplementary groups: %s", strerror(errno));
         return EX_OSERR_CODE;
     }
     if (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-        fprintf(stderr, "failed to assume identity of user %s: %s\n", user, strerror(errno));
+        log_error("failed to assume identity of user %s: %s", user, strerror(errno));
         return EX_OSERR_CODE;
     }
     return 0;
@@ -96,7 +105,7 @@ static void write_pid_file(const char *path)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL) {
-        fprintf(stderr, "Could not open the pid file %s for writing: %s\n", path, strerror(errno));
+        log_error("Could not open the pid file %s for writing: %s", path, strerror(errno));
         return;
     }
     fprintf(f, "%ld\n", (long)getpid());
@@ -120,6 +129,8 @@ int main(int argc, char **argv)
     case SETTINGS_RUN:
         break;
     }
+    log_setup(settings.verbose);
+    event_set_log_callback(libevent_log);
 
     /* Passwords are loaded before daemon() changes directory to / and
      * before -u drops the rights to read the file. -S: memcached built with
@@ -134,13 +145,14 @@ int main(int argc, char **argv)
         return KIOKU_EX_USAGE;
     }
     if (auth_setup(settings.auth_file, settings.requirepass, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
+        log_error("%s", err);
         return EXIT_FAILURE;
     }
     /* auth holds the password now; the settings copy is not kept. */
     memset(settings.requirepass, 0, sizeof(settings.requirepass));
 
     signal(SIGPIPE, SIG_IGN);
+    signals_ignore_early();
     raise_fd_limit(settings.max_conns);
     if (settings.coredumps) {
         struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
@@ -149,22 +161,27 @@ int main(int argc, char **argv)
     int drop = drop_privileges(settings.user);
     if (drop != 0)
         return drop;
+    /* As the user kioku runs as, so that a SIGHUP reopen has the same rights;
+     * before daemon(), whose chdir("/") a relative path must not follow. */
+    if (settings.logfile[0] != '\0' && log_open(settings.logfile, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return EX_CANTCREAT_CODE;
+    }
     if (settings.daemonize && daemon(0, settings.verbose > 0) != 0) {
-        fprintf(stderr, "failed to daemonize: %s\n", strerror(errno));
+        log_error("failed to daemonize: %s", strerror(errno));
         return EX_OSERR_CODE;
     }
     if (settings.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
-        fprintf(stderr, "warning: -k is set but memory could not be locked: %s\n", strerror(errno));
+        log_warn("-k is set but memory could not be locked: %s", strerror(errno));
 
     clock_setup();
-    log_setup(settings.verbose);
     prefix_stats_setup(settings.prefix_delimiter, settings.detail_enabled);
     if (storage_setup(&settings.storage, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
+        log_error("%s", err);
         return KIOKU_EX_USAGE;
     }
     if (storage_warm_status()[0] != '\0')
-        fprintf(stderr, "%s: %s\n", PACKAGE_NAME, storage_warm_status());
+        log_notice("%s", storage_warm_status());
     /* -B ascii: 0x80 is read as text (memcached answers ERROR); -B binary:
      * everything is read as binary (memcached closes on a bad magic byte).
      * Either way the main port speaks only that protocol; RESP stays on
@@ -188,38 +205,40 @@ int main(int argc, char **argv)
     if (settings.tls.enabled) {
         const struct transport *tls = tls_setup(&settings.tls, err, sizeof(err));
         if (tls == NULL) {
-            fprintf(stderr, "%s: %s\n", PACKAGE_NAME, err);
+            log_error("%s", err);
             return KIOKU_EX_USAGE;
         }
         conn_set_tls(tls);
-        listener_on_hup(reload_certs);
     }
 
     if (listener_setup(&settings, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+        log_error("%s", err);
+        return EX_OSERR_CODE;
+    }
+    if (signals_setup(listener_base(), settings.tls.enabled) != 0) {
+        log_error("cannot set up signal handling");
         return EX_OSERR_CODE;
     }
     if (worker_setup(settings.threads, settings.idle_timeout) != 0) {
-        fprintf(stderr, "failed to start worker threads\n");
+        log_error("failed to start worker threads");
         return EX_OSERR_CODE;
     }
     if (settings.pid_file[0] != '\0')
         write_pid_file(settings.pid_file);
-    if (settings.verbose > 0)
-        fprintf(stderr, "%s %s listening (threads %d, memory %zu MiB)\n", PACKAGE_NAME,
-                PACKAGE_VERSION, settings.threads, settings.storage.mem_limit >> 20);
+    log_info("%s %s listening (threads %d, memory %zu MiB)", PACKAGE_NAME, PACKAGE_VERSION,
+             settings.threads, settings.storage.mem_limit >> 20);
 
     listener_run();
 
+    signals_teardown();
     listener_teardown();
-    worker_teardown();
+    worker_teardown(settings.shutdown_timeout);
     int rc = 0;
     if (storage_save(err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s: warm restart: %s\n", PACKAGE_NAME, err);
+        log_error("warm restart: %s", err);
         rc = EX_OSERR_CODE;
     } else if (settings.storage.memory_file[0] != '\0') {
-        fprintf(stderr, "%s: warm restart: saved %s.meta\n", PACKAGE_NAME,
-                settings.storage.memory_file);
+        log_notice("warm restart: saved %s.meta", settings.storage.memory_file);
     }
     tls_teardown();
     storage_teardown();
@@ -227,5 +246,6 @@ int main(int argc, char **argv)
     prefix_stats_teardown();
     if (settings.pid_file[0] != '\0')
         unlink(settings.pid_file);
+    log_info("stopped");
     return rc;
 }

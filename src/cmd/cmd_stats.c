@@ -267,6 +267,8 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "track_sizes", "%s", "no");
     stat_u64(out, "idle_timeout", (uint64_t)s->idle_timeout);
     stat_u64(out, "max_output_buffer", s->max_output);
+    stat_fmt(out, "logfile", "%s", log_path()[0] ? log_path() : "NULL");
+    stat_u64(out, "shutdown_timeout", (uint64_t)s->shutdown_timeout);
     stat_u64(out, "client_flags_size", 4);
     /* TLS, as memcached built with TLS shows it */
     const struct tls_config *t = &s->tls;

@@ -16,16 +16,23 @@
  * holds enough bytes for that many arguments to be real (at least 6 bytes
  * each), so a bare "*1000000\r\n" allocates nothing.
  *
- * Big values: a request is parsed only once it is wholly in the read
- * buffer, which the connection grows for it up to RESP_REQ_MAX (4 MiB;
- * conn.c's read buffer may grow further, for a memcached get line). A bulk
- * longer than the item size limit (-I) or than what that buffer can hold
- * is refused from its header alone with
- * "-ERR Protocol error: invalid bulk length" (nothing is allocated for it),
- * and a request whose arguments together outgrow the buffer is refused
- * with "-ERR Protocol error: too big request" rather than left to hang. So
- * with -I above 4 MiB, RESP values stay limited to just under 4 MiB (the
- * memcached protocols stream values and have no such limit).
+ * Big values. A request is parsed once it is wholly in the read buffer,
+ * which the connection grows for it up to RESP_REQ_MAX (4 MiB), except for
+ * one argument of at least RESP_STREAM_MIN bytes (the parser's
+ * PARSE_STREAM): when it is the value of a command that stores it (the SET
+ * family, APPEND, SETRANGE: resp_stream_arg()), the item is allocated
+ * from the header alone, up to proto-max-bulk-len and half the memory
+ * limit (item_alloc_big()), and the connection reads the bytes straight
+ * into it as the memcached protocols do; the arguments after it are parsed
+ * as usual and the command runs with the item in hand (resp_stream_take()).
+ * A value refused there (too large, out of memory, a wrong arity) gets its
+ * error at once and its bytes are skipped, so the connection carries on.
+ * Any other large argument (MSET, ECHO, a key) is buffered: its request
+ * must fit RESP_REQ_MAX, else "-ERR Protocol error: too big request" and
+ * the connection closes; gathering those too would cost a second copy of
+ * values the cache is there to hold once. A bulk over proto-max-bulk-len
+ * is refused from its header with "-ERR Protocol error: invalid bulk
+ * length", which closes the connection, as in Redis.
  *
  * Command names are found through a small hash index built at set-up over
  * the lower-cased names, so dispatch is one hash and one compare.
@@ -53,9 +60,30 @@
 #define RESP_SMALL_ARGS 256
 #define RESP_MAX_ARGS (1024 * 1024)              /* Redis's multibulk limit */
 #define RESP_MIN_ARG_BYTES 6                     /* "$0\r\n\r\n" */
+/* Bulks this long are read into their item; below it a copy through the
+ * read buffer costs less than the bookkeeping. */
+#define RESP_STREAM_MIN ((size_t)64 * 1024)
+#define RESP_STREAM_ARGS 16                      /* SET k v and every option, twice over */
 
 static const struct settings *settings;   /* read-only after setup */
 static struct resp_limits limits;
+static size_t max_bulk;                   /* proto-max-bulk-len; CONFIG SET: atomic */
+
+/*
+ * A request whose large argument number `arg` is read into an item. The
+ * arguments before it are copied here (the read buffer moves on); those
+ * after it are parsed into argv[arg + 1 ..] once they arrive. Allocated
+ * per streamed value (each at least RESP_STREAM_MIN bytes), freed when
+ * the request has run.
+ */
+struct resp_stream {
+    const struct resp_cmd *cmd;   /* NULL: refused, replied; skip the rest */
+    struct item *it;              /* the value once read (our reference) */
+    bool reading;                 /* conn_read_value() holds the item */
+    uint32_t arg, nargs;
+    struct resp_arg argv[RESP_STREAM_ARGS];
+    char bytes[];                 /* argv[0 .. arg) */
+};
 
 /* Per-connection state, inside conn->proto_data. */
 struct resp_conn {
@@ -64,6 +92,7 @@ struct resp_conn {
     uint32_t argv_cap;
     uint8_t version;          /* 0 (never said) or 2: RESP2; 3: RESP3 */
     struct resp_multi *multi; /* open MULTI, or NULL */
+    struct resp_stream *stream; /* a large value being read, or NULL */
     bool authed;              /* AUTH or HELLO AUTH succeeded, or no password
                                  was required when the client arrived */
     bool started;             /* authed has been initialised */
@@ -95,7 +124,36 @@ const struct settings *resp_settings(void)
 
 size_t resp_max_bulk(void)
 {
-    return limits.max_bulk;
+    return __atomic_load_n(&max_bulk, __ATOMIC_RELAXED);
+}
+
+void resp_set_max_bulk(size_t n)
+{
+    __atomic_store_n(&max_bulk, n, __ATOMIC_RELAXED);
+}
+
+/* The stream of this very call (not of one EXEC or a script runs). */
+static struct resp_stream *stream_of(struct conn *c, const struct resp_call *call, int i)
+{
+    struct resp_stream *s = state_of(c)->stream;
+    if (s == NULL || call->argv != s->argv || i < 0 || (uint32_t)i != s->arg)
+        return NULL;
+    return s;
+}
+
+struct item *resp_stream_value(struct conn *c, const struct resp_call *call, int i)
+{
+    struct resp_stream *s = stream_of(c, call, i);
+    return s != NULL ? s->it : NULL;
+}
+
+struct item *resp_stream_take(struct conn *c, const struct resp_call *call, int i)
+{
+    struct resp_stream *s = stream_of(c, call, i);
+    struct item *it = s != NULL ? s->it : NULL;
+    if (s != NULL)
+        s->it = NULL;
+    return it;
 }
 
 int resp_proto_version(const struct conn *c)
@@ -190,9 +248,12 @@ void rs_bulk_item(struct conn *c, struct item *it, size_t off, size_t len)
     if (off + len == item_nbytes(it)) {
         conn_out_item(c, it, off, len + 2);   /* the item's own CRLF */
     } else {
-        if (len > 0)
+        if (len > 0) {
             conn_out_item(c, it, off, len);
-        CONN_OUT_LIT(c, "\r\n");
+            conn_out_value_end(c);
+        } else {
+            CONN_OUT_LIT(c, "\r\n");
+        }
     }
 }
 
@@ -501,11 +562,10 @@ void proto_resp_setup(const struct settings *s)
             i = (i + 1) & (INDEX_SIZE - 1);
         cmd_index[i] = (uint8_t)(k + 1);
     }
-    limits.max_bulk = s->storage.item_size_max;
-    if (limits.max_bulk > RESP_REQ_MAX - 1024)
-        limits.max_bulk = RESP_REQ_MAX - 1024;
+    resp_set_max_bulk(s->proto_max_bulk_len);
     limits.max_args = RESP_MAX_ARGS;
     limits.max_inline = RESP_INLINE_MAX;
+    limits.stream_min = RESP_STREAM_MIN;
     free(cmdstats);
     cmdstat_rows = s->threads > 0 ? s->threads : 1;
     cmdstats = calloc((size_t)cmdstat_rows * NCOMMANDS, sizeof(*cmdstats));
@@ -661,6 +721,108 @@ static enum proc_result protocol_error(struct conn *c, const char *error)
     return PROC_CLOSE;
 }
 
+static void stream_free(struct resp_conn *rc)
+{
+    struct resp_stream *s = rc->stream;
+    if (s == NULL)
+        return;
+    rc->stream = NULL;
+    if (s->it != NULL)
+        item_put(s->it);
+    free(s);   /* while reading, conn_close() puts the item it holds */
+}
+
+/* The request of rc->stream is complete: run it (unless refused). */
+static enum proc_result stream_finish(struct conn *c, struct resp_conn *rc)
+{
+    struct resp_stream *s = rc->stream;
+    enum proc_result res = PROC_MORE;
+    if (s->cmd != NULL)
+        res = run(c, s->cmd, (int)s->nargs, s->argv);
+    stream_free(rc);
+    return res;
+}
+
+/* The value's bytes are all in its item: give it back its own CRLF (the
+ * client's two bytes went over it) and run the request if it ends here. */
+static enum proc_result stream_value_in(struct conn *c, struct resp_conn *rc)
+{
+    struct resp_stream *s = rc->stream;
+    s->it = conn_take_value(c);
+    s->reading = false;
+    item_value_write(s->it, item_nbytes(s->it), "\r\n", 2);
+    return s->arg + 1 == s->nargs ? stream_finish(c, rc) : PROC_MORE;
+}
+
+/*
+ * PARSE_STREAM: take argument r->argc (r->stream_len bytes at rbuf +
+ * used) into an item if the command stores it there. false: the caller
+ * parses the request buffered instead. true: *res says how to go on (the
+ * bytes may still be arriving: PROC_NREAD).
+ */
+static bool stream_begin(struct conn *c, struct resp_conn *rc, const struct resp_req *r,
+                         size_t used, enum proc_result *res)
+{
+    if (r->argc < 2 || r->nargs > RESP_STREAM_ARGS || rc->multi != NULL || !resp_authed(c))
+        return false;
+    const struct resp_cmd *cmd = resp_cmd_find(r->argv[0].ptr, r->argv[0].len);
+    if (cmd == NULL || resp_stream_arg(cmd) != (int)r->argc)
+        return false;
+    size_t bytes = 0;   /* each argument before it is under RESP_STREAM_MIN */
+    for (uint32_t i = 0; i < r->argc; i++)
+        bytes += r->argv[i].len;
+    struct resp_stream *s = malloc(sizeof(*s) + bytes);
+    if (s == NULL)
+        return false;
+    memset(s, 0, sizeof(*s));
+    s->arg = r->argc;
+    s->nargs = r->nargs;
+    for (uint32_t i = 0, off = 0; i < r->nargs; i++) {
+        s->argv[i].ptr = "";
+        s->argv[i].len = 0;
+        if (i < r->argc) {
+            memcpy(s->bytes + off, r->argv[i].ptr, r->argv[i].len);
+            s->argv[i].ptr = s->bytes + off;
+            s->argv[i].len = r->argv[i].len;
+            off += (uint32_t)r->argv[i].len;
+        }
+    }
+    /* Its bytes are in the item, not here: a handler asks resp_stream_*(). */
+    s->argv[s->arg].len = r->stream_len;
+    rc->stream = s;
+    conn_consume(c, used);
+    size_t n = r->stream_len + 2;
+
+    /* Arity and key first, as for any request; then the allocation. */
+    if (check_call(c, (int)s->nargs, s->argv) != NULL) {
+        enum item_alloc_status st;
+        const struct resp_arg *key = &s->argv[1];
+        s->it = item_alloc_big(key->ptr, key->len, 0, 0, r->stream_len, resp_max_bulk(),
+                               c->now, &st);
+        if (s->it != NULL)
+            s->cmd = cmd;
+        else
+            rs_alloc_error(c, (int)st);
+    }
+    if (s->cmd == NULL) {
+        /* Refused and answered: skip the bytes, then the rest of it. */
+        bool last = s->arg + 1 == s->nargs;
+        if (last)
+            stream_free(rc);
+        conn_swallow(c, n);
+        *res = PROC_NREAD;
+        return true;
+    }
+    struct item *it = s->it;
+    s->it = NULL;
+    s->reading = true;
+    if (conn_read_value(c, it, n))
+        *res = stream_value_in(c, rc);
+    else
+        *res = PROC_NREAD;
+    return true;
+}
+
 static enum proc_result resp_process(struct conn *c)
 {
     struct resp_conn *rc = state_of(c);
@@ -676,16 +838,50 @@ static enum proc_result resp_process(struct conn *c)
         if (conn_out_full(c) || !conn_budget(c))
             return PROC_YIELD;
         struct resp_req r;
-        r.argv = rc->argv != NULL ? rc->argv : small_argv;
-        r.argv_cap = rc->argv != NULL ? rc->argv_cap : RESP_SMALL_ARGS;
+        struct resp_stream *s = rc->stream;
+        if (s != NULL) {   /* the arguments after a streamed one */
+            r.argv = s->argv + s->arg + 1;
+            r.argv_cap = s->nargs - s->arg - 1;
+        } else {
+            r.argv = rc->argv != NULL ? rc->argv : small_argv;
+            r.argv_cap = rc->argv != NULL ? rc->argv_cap : RESP_SMALL_ARGS;
+        }
+        struct resp_limits lim = limits;
+        lim.max_bulk = resp_max_bulk();
+        lim.unauthenticated = !resp_authed(c);
         size_t used = 0;
         enum parse_status ps = resp_parse(&r, &rc->st, c->rbuf + c->rpos, conn_rlen(c),
-                                          &used, &limits);
+                                          &used, &lim);
         if (ps == PARSE_AGAIN) {
             c->budget++;   /* an incomplete request is not a request */
             if (conn_rlen(c) >= RESP_REQ_MAX)
                 return protocol_error(c, "ERR Protocol error: too big request");
             return PROC_MORE;
+        }
+        if (ps == PARSE_STREAM) {
+            enum proc_result res;
+            if (stream_begin(c, rc, &r, used, &res)) {
+                if (res != PROC_MORE)
+                    return res;
+                continue;
+            }
+            /* Buffered instead: it must fit the read buffer. */
+            if (used + r.stream_len + 2 > RESP_REQ_MAX)
+                return protocol_error(c, "ERR Protocol error: too big request");
+            resp_state_nostream(&rc->st);
+            c->budget++;
+            continue;
+        }
+        if (s != NULL) {
+            if (ps != PARSE_OK) {
+                stream_free(rc);
+                return protocol_error(c, r.error);
+            }
+            conn_consume(c, used);
+            enum proc_result res = stream_finish(c, rc);
+            if (res != PROC_MORE)
+                return res;
+            continue;
         }
         if (ps == PARSE_TOO_LONG && strcmp(r.error, RESP_ERR_MBULK_LEN) == 0) {
             c->budget++;
@@ -716,14 +912,16 @@ static enum proc_result resp_process(struct conn *c)
 
 static enum proc_result resp_value_done(struct conn *c)
 {
-    /* RESP reads whole requests from the buffer; never asked for a value. */
-    (void)c;
-    return PROC_CLOSE;
+    struct resp_conn *rc = state_of(c);
+    if (rc->stream == NULL || !rc->stream->reading)
+        return PROC_CLOSE;   /* never asked for a value */
+    return stream_value_in(c, rc);
 }
 
 static void resp_release(struct conn *c)
 {
     struct resp_conn *rc = state_of(c);
+    stream_free(rc);
     resp_multi_free(rc->multi);
     rc->multi = NULL;
     free(rc->argv);

@@ -81,8 +81,25 @@ const struct resp_cmd *resp_cmd_find(const char *name, size_t len);
 
 /* The settings, read-only after proto_resp_setup(). */
 const struct settings *resp_settings(void);
-/* The longest bulk argument accepted (proto-max-bulk-len). */
+/* The longest bulk argument accepted (proto-max-bulk-len), which also
+ * bounds every string a RESP command makes (APPEND, SETRANGE). */
 size_t resp_max_bulk(void);
+/* CONFIG SET proto-max-bulk-len (validated by the caller). */
+void resp_set_max_bulk(size_t n);
+
+/*
+ * Large values. Argument i of a call may have been read straight into an
+ * item instead of the read buffer (proto_resp.c: a bulk of 64 KiB or more
+ * in the argument resp_stream_arg() names). Then call->argv[i].len is its
+ * length but its bytes are not at argv[i].ptr: they are in the item, an
+ * unlinked one made for the key argv[1], with flags 0 and no expiry.
+ * resp_stream_value() lends it (NULL: argv[i] is an ordinary argument);
+ * resp_stream_take() hands the reference over, once.
+ */
+struct item *resp_stream_value(struct conn *c, const struct resp_call *call, int i);
+struct item *resp_stream_take(struct conn *c, const struct resp_call *call, int i);
+/* The argument of cmd that may arrive that way (resp_strings.c); 0: none. */
+int resp_stream_arg(const struct resp_cmd *cmd);
 
 /* The Redis version kioku answers as (HELLO, INFO). */
 #define RESP_REDIS_VERSION "7.0.0"

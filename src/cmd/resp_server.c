@@ -7,9 +7,9 @@
  * SELECT of another index is "DB index is out of range", CONFIG GET save
  * is "" and appendonly "no", and CONFIG SET succeeds only where it changes
  * nothing (a value equal to the current one), else it fails with Redis's
- * error texts. The exceptions are maxmemory and the eviction knobs
- * (maxmemory-policy and the LFU/sampling ones), which CONFIG SET changes at
- * run time. HELLO 3 switches the connection to RESP3 replies.
+ * error texts. The exceptions are maxmemory, the eviction knobs
+ * (maxmemory-policy and the LFU/sampling ones), requirepass and
+ * proto-max-bulk-len, which CONFIG SET changes at run time. HELLO 3 switches the connection to RESP3 replies.
  *
  * The container commands (CLIENT, CONFIG, COMMAND) dispatch through small
  * sub-tables so that arity and unknown-subcommand errors read as Redis's
@@ -535,12 +535,13 @@ enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
 /*
  * Two kinds of parameter. Most are fixed at start-up: CONFIG GET shows them
  * and CONFIG SET succeeds only with the current value. The eviction knobs
- * (evict.h) and maxmemory (storage_set_mem_limit) change at run time,
- * validated with Redis's rules and error texts. CONFIG SET with several pairs is all or nothing, as in Redis 7:
+ * (evict.h), maxmemory (storage_set_mem_limit), requirepass and
+ * proto-max-bulk-len change at run time, validated with Redis's rules and
+ * error texts. CONFIG SET with several pairs is all or nothing, as in Redis 7:
  * every name is resolved, then every value validated, then all are applied.
  */
 
-enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS, CFG_MEMORY };
+enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS, CFG_BULK, CFG_MEMORY };
 
 struct config_param {
     const char *name;
@@ -589,7 +590,7 @@ static size_t config_params(struct config_param *p, size_t cap)
     PARAM("maxclients", "%d", s->max_conns);
     /* -o max_output_buffer is a hard limit for every client; no soft one */
     PARAM("client-output-buffer-limit", "normal %zu 0 0 slave 0 0 0 pubsub 0 0 0", s->max_output);
-    PARAM("proto-max-bulk-len", "%zu", resp_max_bulk());
+    PARAM_OF("proto-max-bulk-len", CFG_BULK, 0, NULL, "%zu", resp_max_bulk());
     PARAM("io-threads", "%d", s->threads);
     PARAM("tcp-backlog", "%d", s->backlog);
     PARAM("daemonize", "%s", s->daemonize ? "yes" : "no");
@@ -648,13 +649,51 @@ static bool config_fixed_equal(const struct config_param *p, const struct resp_a
            bytes == storage_mem_limit();
 }
 
-/* Validate val for p: 0 and the value to apply in *out, or -1 after
- * replying with Redis's error. */
+/* A memory value as Redis's CONFIG SET reads one ("512mb", "1gb", bytes). */
+static bool config_memory(const struct resp_arg *val, size_t *out)
+{
+    char buf[32];
+    if (val->len >= sizeof(buf))
+        return false;
+    memcpy(buf, val->ptr, val->len);
+    buf[val->len] = '\0';
+    return strlen(buf) == val->len && settings_parse_redis_size(buf, out) == 0;
+}
+
+/* Validate val for p: 0 and the value to apply in *out (*big for a size),
+ * or -1 after replying with Redis's error. */
 static int config_check(struct conn *c, const struct config_param *p,
-                        const struct resp_arg *val, unsigned long long *out)
+                        const struct resp_arg *val, unsigned *out, size_t *big)
 {
     long long v;
     switch (p->kind) {
+    case CFG_BULK:
+        if (!config_memory(val, big)) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be a memory value", p->name);
+            return -1;
+        }
+        if (*big < SETTINGS_BULK_MIN || *big > (size_t)LLONG_MAX) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be between %zu and %lld inclusive", p->name,
+                      SETTINGS_BULK_MIN, LLONG_MAX);
+            return -1;
+        }
+        return 0;
+    case CFG_MEMORY:
+        /* Redis's units; kioku's floor is memcached's cache_memlimit one
+         * (Redis's 0, "no limit", has no meaning for a slab cache). */
+        if (!config_memory(val, big)) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be a memory value", p->name);
+            return -1;
+        }
+        if (*big < RESP_MAXMEMORY_MIN) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "kioku's maxmemory must be at least 8mb", p->name);
+            return -1;
+        }
+        return 0;
     case CFG_FIXED:
         if (config_fixed_equal(p, val))
             return 0;
@@ -668,7 +707,7 @@ static int config_check(struct conn *c, const struct config_param *p,
             memcpy(buf, val->ptr, val->len);
             buf[val->len] = '\0';
             if (strlen(buf) == val->len && evict_policy_parse(buf, &pol) == 0) {
-                *out = (unsigned long long)pol;
+                *out = (unsigned)pol;
                 return 0;
             }
         }
@@ -688,29 +727,8 @@ static int config_check(struct conn *c, const struct config_param *p,
                       INT_MAX);
             return -1;
         }
-        *out = (unsigned long long)v;
+        *out = (unsigned)v;
         return 0;
-    case CFG_MEMORY: {
-        /* Redis's units; kioku's floor is memcached's cache_memlimit one
-         * (Redis's 0, "no limit", has no meaning for a slab cache). */
-        char buf[32] = "";
-        size_t bytes = 0;
-        if (val->len < sizeof(buf))
-            memcpy(buf, val->ptr, val->len);
-        if (val->len >= sizeof(buf) || strlen(buf) != val->len ||
-            settings_parse_redis_size(buf, &bytes) != 0) {
-            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
-                         "argument must be a memory value", p->name);
-            return -1;
-        }
-        if (bytes < RESP_MAXMEMORY_MIN) {
-            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
-                         "kioku's maxmemory must be at least 8mb", p->name);
-            return -1;
-        }
-        *out = bytes;
-        return 0;
-    }
     case CFG_PASS:
         if (val->len <= AUTH_FIELD_MAX)
             return 0;
@@ -731,7 +749,8 @@ static void config_set(struct conn *c, const struct resp_call *call)
     }
     int npairs = (call->argc - 2) / 2;
     size_t which[MAX_PARAMS];
-    unsigned long long values[MAX_PARAMS];
+    unsigned values[MAX_PARAMS];
+    size_t sizes[MAX_PARAMS];
     bool seen[MAX_PARAMS] = {false};
     for (int k = 0; k < npairs; k++) {   /* names: unknown, then duplicate */
         const struct resp_arg *name = &call->argv[2 + 2 * k];
@@ -752,13 +771,13 @@ static void config_set(struct conn *c, const struct resp_call *call)
         which[k] = i;   /* k < n: every name is distinct */
     }
     for (int k = 0; k < npairs; k++)     /* values */
-        if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k]) != 0)
+        if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k], &sizes[k]) != 0)
             return;
     /* maxmemory first: the only change that can still be refused (with -e
      * or -L, or past the address space reserved at start-up), and then
      * nothing is applied. */
     for (int k = 0; k < npairs; k++) {
-        if (p[which[k]].kind == CFG_MEMORY && storage_set_mem_limit((size_t)values[k]) != 0) {
+        if (p[which[k]].kind == CFG_MEMORY && storage_set_mem_limit(sizes[k]) != 0) {
             rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
                          "kioku cannot change maxmemory with -e or -L, or beyond the "
                          "address space reserved at start-up", p[which[k]].name);
@@ -769,8 +788,10 @@ static void config_set(struct conn *c, const struct resp_call *call)
         const struct resp_arg *val = &call->argv[3 + 2 * k];
         if (p[which[k]].kind == CFG_PASS)
             auth_set_requirepass(val->ptr, val->len);   /* checked: fits */
+        else if (p[which[k]].kind == CFG_BULK)
+            resp_set_max_bulk(sizes[k]);
         else if (p[which[k]].set != NULL)
-            p[which[k]].set((unsigned)values[k]);
+            p[which[k]].set(values[k]);
     }
     rs_ok(c);
 }
@@ -795,7 +816,8 @@ static void config_help(struct conn *c, const struct resp_call *call)
         "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>",
-        "    Set maxmemory-policy, lfu-log-factor, lfu-decay-time or maxmemory-samples;",
+        "    Set maxmemory-policy, lfu-log-factor, lfu-decay-time, maxmemory-samples,",
+        "    proto-max-bulk-len or requirepass;",
         "    other settings are fixed at start-up and accept only their current value.",
         "RESETSTAT", "    Reset statistics reported by the INFO command.",
         "HELP", "    Print this help.", NULL,
@@ -935,8 +957,8 @@ static void info_memory(struct text *t)
     storage_stats(&ss);
     uint64_t used = ss.total_malloced + ss.hash_bytes;
     char h1[32], h2[32];
-    human(h1, sizeof(h1), used);
     size_t maxmemory = storage_mem_limit();   /* CONFIG SET may have changed it */
+    human(h1, sizeof(h1), used);
     human(h2, sizeof(h2), maxmemory);
     text_add(t, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%s\r\n"
                 "used_memory_dataset:%llu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"

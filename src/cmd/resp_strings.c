@@ -17,6 +17,12 @@
  * the old one keep sending consistent bytes. The reply is queued after the
  * lock is released whenever an item reference can carry it.
  *
+ * Large values: the value of SET, SETNX, GETSET, SETEX, PSETEX, APPEND and
+ * SETRANGE may arrive already in an item (resp_stream_arg()): SET and its
+ * kin link that item itself, APPEND and SETRANGE copy from it. Every
+ * string made here may be as long as proto-max-bulk-len (not -I, which
+ * bounds memcached values), within half the memory limit.
+ *
  * Not atomic: MSET and MSETNX across keys on different stripes. Each key is
  * set atomically, but another client may see some keys of an MSET before
  * the rest, and MSETNX checks all keys before setting any, so a key created
@@ -72,7 +78,8 @@ static struct item *new_item(struct conn *c, const struct resp_arg *key, uint32_
                              int64_t exptime, size_t nbytes)
 {
     enum item_alloc_status st;
-    struct item *it = item_alloc(key->ptr, key->len, flags, exptime, nbytes, c->now, &st);
+    struct item *it = item_alloc_big(key->ptr, key->len, flags, exptime, nbytes, resp_max_bulk(),
+                                     c->now, &st);
     if (it == NULL)
         rs_alloc_error(c, (int)st);
     return it;
@@ -85,6 +92,27 @@ static struct item *new_value(struct conn *c, const struct resp_arg *key,
     if (it != NULL)
         item_value_write(it, 0, val, len);
     return it;
+}
+
+int resp_stream_arg(const struct resp_cmd *cmd)
+{
+    if (cmd->fn == resp_cmd_set || cmd->fn == resp_cmd_setnx || cmd->fn == resp_cmd_getset ||
+        cmd->fn == resp_cmd_append)
+        return 2;
+    if (cmd->fn == resp_cmd_setex || cmd->fn == resp_cmd_setrange)
+        return 3;
+    return 0;
+}
+
+/* Argument i's bytes into dst's value at off, wherever they arrived. */
+static void write_arg(struct conn *c, const struct resp_call *call, int i, struct item *dst,
+                      size_t off)
+{
+    struct item *src = resp_stream_value(c, call, i);
+    if (src != NULL)
+        copy_value(dst, off, src, 0, item_nbytes(src));
+    else
+        item_value_write(dst, off, call->argv[i].ptr, call->argv[i].len);
 }
 
 /* GET's lookup: counts as an access (LRU bump) and in the get stats. */
@@ -205,17 +233,23 @@ static bool parse_opts(struct conn *c, const struct resp_call *call, int from, b
 }
 
 /*
- * Store val under key: the atomic core of the SET family. O_NX/O_XX make it
- * conditional, O_KEEPTTL keeps the old expiry, `at` (0: none) is the new
- * one; an expiry already past deletes the key instead, as Redis does.
- * Returns 1 stored, 0 condition not met, -1 error (replied). With old_out
- * the previous live item is handed back referenced (or NULL).
+ * Store argument `vi` of the call under its key argv[1]: the atomic core
+ * of the SET family. O_NX/O_XX make it conditional, O_KEEPTTL keeps the
+ * old expiry, `at` (0: none) is the new one; an expiry already past
+ * deletes the key instead, as Redis does. Returns 1 stored, 0 condition
+ * not met, -1 error (replied). With old_out the previous live item is
+ * handed back referenced (or NULL).
  */
-static int do_set(struct conn *c, const struct resp_arg *key, const struct resp_arg *val,
-                  unsigned flags, int64_t at, struct item **old_out)
+static int do_set(struct conn *c, const struct resp_call *call, int vi, unsigned flags,
+                  int64_t at, struct item **old_out)
 {
+    const struct resp_arg *key = &call->argv[1], *val = &call->argv[vi];
     STAT_INC(c->stats, cmd_set);
-    struct item *it = new_value(c, key, val->ptr, val->len, at);
+    struct item *it = resp_stream_take(c, call, vi);
+    if (it != NULL)
+        item_set_exptime_unlinked(it, at);   /* made for this key, unlinked */
+    else
+        it = new_value(c, key, val->ptr, val->len, at);
     if (it == NULL)
         return -1;
     uint64_t hv = item_hash(key->ptr, key->len);
@@ -255,8 +289,7 @@ enum proc_result resp_cmd_set(struct conn *c, const struct resp_call *call)
     if (!parse_opts(c, call, 3, true, &o))
         return PROC_MORE;
     struct item *old = NULL;
-    int res = do_set(c, &call->argv[1], &call->argv[2], o.flags, o.at,
-                     (o.flags & O_GET) ? &old : NULL);
+    int res = do_set(c, call, 2, o.flags, o.at, (o.flags & O_GET) ? &old : NULL);
     if (res < 0)
         return PROC_MORE;
     if (o.flags & O_GET)
@@ -278,14 +311,14 @@ enum proc_result resp_cmd_setex(struct conn *c, const struct resp_call *call)
         rs_expire_error(c, call);
         return PROC_MORE;
     }
-    if (do_set(c, &call->argv[1], &call->argv[3], 0, at, NULL) >= 0)
+    if (do_set(c, call, 3, 0, at, NULL) >= 0)
         rs_ok(c);
     return PROC_MORE;
 }
 
 enum proc_result resp_cmd_setnx(struct conn *c, const struct resp_call *call)
 {
-    int res = do_set(c, &call->argv[1], &call->argv[2], O_NX, 0, NULL);
+    int res = do_set(c, call, 2, O_NX, 0, NULL);
     if (res >= 0)
         rs_int(c, res);
     return PROC_MORE;
@@ -294,7 +327,7 @@ enum proc_result resp_cmd_setnx(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_getset(struct conn *c, const struct resp_call *call)
 {
     struct item *old = NULL;
-    if (do_set(c, &call->argv[1], &call->argv[2], 0, 0, &old) >= 0)
+    if (do_set(c, call, 2, 0, 0, &old) >= 0)
         reply_value(c, old);
     return PROC_MORE;
 }
@@ -448,7 +481,7 @@ enum proc_result resp_cmd_append(struct conn *c, const struct resp_call *call)
     if (it != NULL) {
         if (old != NULL)
             copy_value(it, 0, old, 0, oldlen);
-        item_value_write(it, oldlen, val->ptr, val->len);
+        write_arg(c, call, 2, it, oldlen);
         if (old != NULL)
             do_item_replace(old, it, hv);
         else
@@ -479,7 +512,7 @@ enum proc_result resp_cmd_setrange(struct conn *c, const struct resp_call *call)
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
     size_t oldlen = old != NULL ? item_nbytes(old) : 0;
     int64_t result = (int64_t)oldlen;
-    if (val->len > 0 && (uint64_t)off + val->len > resp_settings()->storage.item_size_max) {
+    if (val->len > 0 && (uint64_t)off + val->len > resp_max_bulk()) {
         rs_error(c, RS_ERR_TOO_BIG);
         result = -1;
     } else if (val->len > 0) {
@@ -493,7 +526,7 @@ enum proc_result resp_cmd_setrange(struct conn *c, const struct resp_call *call)
                 copy_value(it, 0, old, 0, oldlen);
             if ((size_t)off > oldlen)
                 zero_value(it, oldlen, (size_t)off - oldlen);
-            item_value_write(it, (size_t)off, val->ptr, val->len);
+            write_arg(c, call, 3, it, (size_t)off);
             if (old != NULL)
                 do_item_replace(old, it, hv);
             else

@@ -29,6 +29,8 @@ void settings_default(struct settings *s)
     s->backlog = 1024;
     s->reqs_per_event = 20;
     s->max_output = (size_t)64 << 20;
+    s->shutdown_timeout = 3;
+    s->proto_max_bulk_len = (size_t)512 << 20;   /* Redis's default */
     s->flush_enabled = true;
     s->prefix_delimiter = ':';
     storage_config_default(&s->storage);
@@ -208,7 +210,7 @@ static int copy_str(char *dst, size_t cap, const char *src)
 }
 
 enum { OPT_RESP_PORT = 1000, OPT_MAXMEMORY, OPT_POLICY, OPT_LFU_LOG_FACTOR, OPT_LFU_DECAY_TIME,
-       OPT_SAMPLES, OPT_REQUIREPASS, OPT_TLS_PORT };
+       OPT_SAMPLES, OPT_REQUIREPASS, OPT_TLS_PORT, OPT_LOGFILE };
 
 static const struct option long_opts[] = {
     {"port", required_argument, NULL, 'p'},
@@ -252,6 +254,7 @@ static const struct option long_opts[] = {
     {"enable-sasl", no_argument, NULL, 'S'},
     {"auth-file", required_argument, NULL, 'Y'},
     {"requirepass", required_argument, NULL, OPT_REQUIREPASS},
+    {"logfile", required_argument, NULL, OPT_LOGFILE},
     {NULL, 0, NULL, 0},
 };
 
@@ -353,6 +356,17 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->idle_timeout = v;
+    } else if (strcmp(kv, "logfile") == 0) {
+        if (val == NULL || *val == '\0' || copy_str(s->logfile, sizeof(s->logfile), val) != 0) {
+            snprintf(err, errlen, "logfile needs a path shorter than %zu bytes", sizeof(s->logfile));
+            return -1;
+        }
+    } else if (strcmp(kv, "shutdown_timeout") == 0) {
+        if (parse_int(val, 0, 3600, &v) != 0) {
+            snprintf(err, errlen, "shutdown_timeout must be 0 to 3600 seconds");
+            return -1;
+        }
+        s->shutdown_timeout = v;
     } else if (strcmp(kv, "max_output_buffer") == 0) {
         size_t sz;
         if (settings_parse_size(val, &sz) != 0 || (sz != 0 && sz < OUTPUT_LIMIT_MIN)) {
@@ -361,6 +375,15 @@ static int parse_extended_one(struct settings *s, char *kv, char *err, size_t er
             return -1;
         }
         s->max_output = sz;
+    } else if (strcmp(kv, "proto_max_bulk_len") == 0) {
+        size_t sz;
+        if (val == NULL || settings_parse_redis_size(val, &sz) != 0 || sz < SETTINGS_BULK_MIN ||
+            sz > (size_t)LLONG_MAX) {
+            snprintf(err, errlen, "proto_max_bulk_len must be a size of at least 1mb "
+                                  "(Redis units: 512mb, 1gb, bytes)");
+            return -1;
+        }
+        s->proto_max_bulk_len = sz;
     } else if (strcmp(kv, "slab_automove") == 0) {
         /* Bare, as memcached's tests give it: 1. */
         if (val == NULL)
@@ -515,6 +538,10 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         if (copy_str(s->requirepass, sizeof(s->requirepass), arg) != 0)
             FAIL("requirepass is longer than %zu bytes", sizeof(s->requirepass) - 1);
         break;
+    case OPT_LOGFILE:
+        if (arg[0] == '\0' || copy_str(s->logfile, sizeof(s->logfile), arg) != 0)
+            FAIL("logfile needs a path shorter than %zu bytes", sizeof(s->logfile));
+        break;
     case 'D':
         /* memcached takes the first byte, and -D turns the counting on */
         if (arg[0] == '\0') FAIL("No delimiter specified");
@@ -624,11 +651,14 @@ const char *settings_usage(void)
 "    --maxmemory-samples=<n> keys sampled per LRU/LFU/TTL eviction (default: 5, max 64)\n"
 "-c, --conn-limit=<num>    max simultaneous connections (default: 1024)\n"
 "-k, --lock-memory         lock down all paged memory\n"
-"-v, --verbose             verbose (print errors/warnings)\n"
-"-vv                       very verbose (also print client commands/responses)\n"
+"-v, --verbose             also log info lines (start, stop, reloads); errors\n"
+"                          and warnings are always logged\n"
+"-vv                       also log each command line, as \"<fd command\"\n"
+"-vvv                      also log connections opened and closed\n"
 "-h, --help                print this help and exit\n"
 "-V, --version             print version and exit\n"
 "-P, --pidfile=<file>      save PID in <file>\n"
+"    --logfile=<file>      same as -o logfile=<file>\n"
 "-e, --memory-file=<file>  keep item memory in <file> (on tmpfs, e.g. /dev/shm):\n"
 "                          a stop by SIGTERM or SIGUSR2 saves its layout, and the\n"
 "                          next start with the same settings finds every item again\n"
@@ -672,8 +702,15 @@ const char *settings_usage(void)
 "                          reclaim expired items in the background (default: on)\n"
 "   - idle_timeout=<sec>   close a client that sends no request, or reads none\n"
 "                          of its replies, for this long (default: 0, never)\n"
+"   - logfile=<file>       write the log to <file> instead of stderr; SIGHUP\n"
+"                          reopens it (logrotate)\n"
+"   - shutdown_timeout=<sec> on SIGTERM/SIGINT, wait this long for replies in\n"
+"                          flight before closing clients (default: 3)\n"
 "   - max_output_buffer=<size> disconnect a client whose unread replies would\n"
 "                          pass this size, k/m/g suffix; 0 none (default: 64m)\n"
+"   - proto_max_bulk_len=<size> longest RESP bulk string (value) accepted, in\n"
+"                          Redis units, at least 1mb (default: 512mb); a value\n"
+"                          may also take at most half of -m\n"
 "   - resp_port=<num>      same as --resp-port\n"
 "   - maxmemory_policy=<name> same as --maxmemory-policy\n"
 "   - requirepass=<pass>   same as --requirepass (no commas)\n"

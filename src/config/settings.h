@@ -42,9 +42,13 @@ struct settings {
     bool coredumps;           /* -r */
     char user[64];            /* -u */
     char pid_file[256];       /* -P */
+    char logfile[1024];       /* -o logfile / --logfile: "" for stderr */
+    int shutdown_timeout;     /* -o shutdown_timeout: seconds replies may
+                                 drain on SIGTERM before clients are cut; 3 */
     int idle_timeout;         /* -o idle_timeout, seconds; 0 none */
     size_t max_output;        /* -o max_output_buffer, bytes; 64 MiB, 0 none */
     int resp_port;            /* --resp-port / -o resp_port; 0 off (issue 4) */
+    size_t proto_max_bulk_len; /* -o proto_max_bulk_len: longest RESP bulk; 512 MiB */
     char auth_file[256];      /* -Y: memcached's authfile of user:password lines */
     bool sasl;                /* -S: binary clients must authenticate (SASL PLAIN) */
     char requirepass[256];    /* --requirepass / -o requirepass: RESP's default user */
@@ -77,6 +81,10 @@ int settings_parse_size(const char *str, size_t *out);
  * and an optional case-insensitive unit, b = 1, k = 1000, kb = 1024,
  * m = 10^6, mb = 2^20, g = 10^9, gb = 2^30. Returns 0 and *out, or -1. */
 int settings_parse_redis_size(const char *str, size_t *out);
+
+/* Redis's bounds for proto-max-bulk-len: at least 1 MiB (its default is
+ * 512 MiB, RESP_BULK_MAX). */
+#define SETTINGS_BULK_MIN ((size_t)1024 * 1024)
 
 /* Parse exactly n bytes at p as a decimal long long the way Redis's
  * string2ll does (no blanks, '+', leading zeros or "-0"); p need not be

@@ -40,6 +40,7 @@
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 enum conn_state { CS_READ, CS_NREAD, CS_SWALLOW, CS_CLOSING };
 
@@ -196,6 +197,11 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
     STAT_INC(c->stats, response_obj_count);
     count_bufs(c, 0, 0);
     worker_conn_added(w, c);
+    if (log_sev_enabled(LOG_SEV_TRACE, log_level())) {
+        char name[INET6_ADDRSTRLEN + 16];
+        conn_peer_name(c, name, sizeof(name));
+        log_trace("<%d new client connection from %s", fd, name);
+    }
     return c;
 fail:
     if (c != NULL) {
@@ -255,6 +261,7 @@ void conn_close(struct conn *c)
     /* Off the worker's list first: `stats conns` and CLIENT LIST read it
      * from other threads and must not see a closed (or reused) fd. */
     worker_conn_removed(c->worker, c);
+    log_trace("<%d connection closed.", c->fd);
     event_free(c->ev);
     if (c->proto != NULL && c->proto->release != NULL)
         c->proto->release(c);
@@ -278,17 +285,35 @@ void conn_close(struct conn *c)
  * done: what it has queued is dropped now (the memory, and the items it
  * pins, go back at once, not after a client that may never read), nothing
  * more is queued, and the state machine closes it. */
+static bool out_trip(struct conn *c)
+{
+    c->out_over = true;
+    c->close_after_write = true;
+    STAT_INC(c->stats, output_limit_disconnects);
+    release_output(c);
+    return false;
+}
+
 static bool out_admit(struct conn *c, size_t n)
 {
     if (c->out_over)
         return false;
     if (max_output == 0 || c->out_bytes + n <= max_output)
         return true;
-    c->out_over = true;
-    c->close_after_write = true;
-    STAT_INC(c->stats, output_limit_disconnects);
-    release_output(c);
-    return false;
+    return out_trip(c);
+}
+
+/* A value sent from its item is admitted while what is queued before it
+ * is within the limit, so one value larger than the limit (a RESP GET of
+ * a 100 MB string) is served: it is referenced, not copied, and the next
+ * thing queued behind it finds the limit passed. */
+static bool out_admit_value(struct conn *c)
+{
+    if (c->out_over)
+        return false;
+    if (max_output == 0 || c->out_bytes <= max_output)
+        return true;
+    return out_trip(c);
 }
 
 static bool ensure_wbuf(struct conn *c, size_t n)
@@ -365,7 +390,7 @@ void conn_out_commit(struct conn *c, size_t used)
 
 void conn_out_item(struct conn *c, struct item *it, size_t off, size_t n)
 {
-    if (!out_admit(c, n))
+    if (!out_admit_value(c))
         return;
     if (n <= OUT_COPY_MAX && !item_is_chunked(it)) {
         conn_out(c, item_value(it) + off, n);
@@ -402,6 +427,18 @@ void conn_out_item(struct conn *c, struct item *it, size_t off, size_t n)
             n -= len;
         }
     }
+}
+
+void conn_out_value_end(struct conn *c)
+{
+    if (c->out_over)
+        return;
+    if (!ensure_wbuf(c, 2)) {
+        c->close_after_write = true;
+        return;
+    }
+    memcpy(c->wbuf + c->wlen, "\r\n", 2);
+    commit_wbuf(c, 2);
 }
 
 bool conn_out_full(const struct conn *c)
@@ -489,6 +526,8 @@ static void shrink_rbuf(struct conn *c)
 
 static enum fill_result conn_fill(struct conn *c)
 {
+    if (c->draining)
+        return FILL_EOF;   /* stopping: as if the client had sent its last byte */
     shrink_rbuf(c);
     if (c->rpos > 0 && c->rpos == c->rend) {
         c->rpos = c->rend = 0;
@@ -783,13 +822,13 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 
 void conn_shutdown(struct conn *c)
 {
-    if (c->nread_item != NULL) {
-        item_put(c->nread_item);
-        c->nread_item = NULL;
-    }
-    set_state(c, CS_CLOSING);
-    c->close_after_write = true;
-    wait_input(c);
+    /* Reads find the end of input from now on, which the state machine
+     * already handles: requests read are answered (a multi-get in the
+     * middle of its reply finishes it), an incomplete one is dropped, and
+     * the connection closes once its output is written. Its own event runs
+     * that, since it may be waiting for the socket to take output. */
+    c->draining = true;
+    event_active(c->ev, EV_READ, 0);
 }
 
 bool conn_idle_kick(struct conn *c, int64_t now)

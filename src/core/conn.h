@@ -95,6 +95,7 @@ struct conn {
     bool close_after_write;
     bool yielded;
     bool out_over;                 /* past the output limit: closing */
+    bool draining;                 /* stopping: answer what was read, read no more */
     int budget;                    /* requests left in this event (-R) */
     uint64_t id;                   /* unique per process */
     int64_t now;                   /* kioku ms, read once per event */
@@ -144,7 +145,8 @@ enum flush_result conn_flush(struct conn *c);
 
 /* Close and free now (in the owner thread). */
 void conn_close(struct conn *c);
-/* Stop reading; close once queued output is written. */
+/* The server stops: read nothing more, answer the requests already read
+ * (finishing a reply in progress), close once the output is written. */
 void conn_shutdown(struct conn *c);
 
 void conn_setup(const struct conn_protocols *protos, int reqs_per_event);
@@ -183,8 +185,12 @@ char *conn_out_reserve(struct conn *c, size_t n);
 void conn_out_commit(struct conn *c, size_t used);
 /* Queue bytes [off, off+n) of the item's value+CRLF. Small values are
  * copied; larger ones are sent from the item, which stays referenced until
- * they are written. */
+ * they are written. Admitted while the output queued before it is within
+ * the output limit, however large the value itself. */
 void conn_out_item(struct conn *c, struct item *it, size_t off, size_t n);
+/* "\r\n" after a part of a value queued by conn_out_item(): it goes with
+ * that value, so the output limit that admitted the value admits it. */
+void conn_out_value_end(struct conn *c);
 /* True when enough output is queued that the protocol should yield. */
 bool conn_out_full(const struct conn *c);
 

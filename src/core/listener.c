@@ -20,7 +20,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +45,7 @@ static struct event_base *base;
 static struct listen_slot slots[MAX_LISTENERS];
 static int nslots;
 static int max_conns;
-static struct event *sig_int, *sig_term, *sig_usr2, *sig_hup, *resume_ev;
-static void (*hup_hook)(void);
+static struct event *resume_ev;
 
 static const char too_many[] = "ERROR Too many open connections\r\n";
 static const char too_many_resp[] = "-ERR max number of clients reached\r\n";
@@ -245,28 +243,6 @@ static int bind_unix(const char *path, int mask, int backlog, char *err, size_t 
     return rc;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig;
-    (void)what;
-    (void)arg;
-    event_base_loopbreak(base);
-}
-
-void listener_on_hup(void (*fn)(void))
-{
-    hup_hook = fn;
-}
-
-static void on_hup(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig;
-    (void)what;
-    (void)arg;
-    if (hup_hook != NULL)
-        hup_hook();
-}
-
 int listener_setup(const struct settings *s, char *err, size_t errlen)
 {
     /* memcached -Z: without a TLS port of their own, the TCP ports speak TLS. */
@@ -279,15 +255,8 @@ int listener_setup(const struct settings *s, char *err, size_t errlen)
         return -1;
     }
     resume_ev = evtimer_new(base, resume_accept, NULL);
-    sig_int = evsignal_new(base, SIGINT, on_signal, NULL);
-    sig_term = evsignal_new(base, SIGTERM, on_signal, NULL);
-    /* SIGUSR2 stops too: with -e it is the warm-restart signal. */
-    sig_usr2 = evsignal_new(base, SIGUSR2, on_signal, NULL);
-    sig_hup = evsignal_new(base, SIGHUP, on_hup, NULL);
-    if (resume_ev == NULL || sig_int == NULL || sig_term == NULL || sig_usr2 == NULL ||
-        sig_hup == NULL || event_add(sig_int, NULL) != 0 || event_add(sig_term, NULL) != 0 ||
-        event_add(sig_usr2, NULL) != 0 || event_add(sig_hup, NULL) != 0) {
-        snprintf(err, errlen, "cannot set up signal handling");
+    if (resume_ev == NULL) {
+        snprintf(err, errlen, "cannot create an event");
         return -1;
     }
     if (s->socket_path[0] != '\0') {
@@ -315,6 +284,11 @@ size_t listener_fds(int *fds, size_t max)
     return n;
 }
 
+struct event_base *listener_base(void)
+{
+    return base;
+}
+
 void listener_run(void)
 {
     event_base_dispatch(base);
@@ -325,17 +299,9 @@ void listener_teardown(void)
     for (int i = 0; i < nslots; i++)
         evconnlistener_free(slots[i].lev);
     nslots = 0;
-    if (sig_int != NULL)
-        event_free(sig_int);
-    if (sig_term != NULL)
-        event_free(sig_term);
-    if (sig_usr2 != NULL)
-        event_free(sig_usr2);
-    if (sig_hup != NULL)
-        event_free(sig_hup);
     if (resume_ev != NULL)
         event_free(resume_ev);
-    sig_int = sig_term = sig_usr2 = sig_hup = resume_ev = NULL;
+    resume_ev = NULL;
     if (base != NULL)
         event_base_free(base);
     base = NULL;

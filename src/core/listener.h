@@ -2,8 +2,8 @@
  * The acceptor: listening sockets (TCP on every -l address, or a unix
  * socket with -s, plus the optional RESP port) on one event_base run by the
  * main thread. It enforces -c and hands every other connection to a worker.
- * SIGINT and SIGTERM end listener_run(); SIGHUP calls the hook set with
- * listener_on_hup() (reloading TLS certificates), in the acceptor thread.
+ * listener_run() returns when something breaks that loop (core/signals.c
+ * does on SIGINT, SIGTERM and SIGUSR2).
  */
 #ifndef KIOKU_LISTENER_H
 #define KIOKU_LISTENER_H
@@ -11,13 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct event_base;
 struct settings;
 
 /* Bind everything. Returns 0, or -1 with a message in err. */
 int listener_setup(const struct settings *s, char *err, size_t errlen);
-/* What SIGHUP does (before listener_setup); without a hook it is ignored. */
-void listener_on_hup(void (*fn)(void));
-/* Accept until SIGINT/SIGTERM. */
+/* The acceptor's event_base (after listener_setup), for signal events. */
+struct event_base *listener_base(void);
+/* Accept until the loop is broken (event_base_loopbreak on listener_base). */
 void listener_run(void);
 /* Close all listening sockets (no new connections after this). */
 void listener_teardown(void);

@@ -9,8 +9,10 @@
  * time slice: with -t 4 pinned to one core, one worker serves everything.
  *
  * Shutdown: the main thread writes 'q' to every pipe. A worker then stops
- * taking connections, lets each connection write what it has queued and
- * close, and leaves its loop when none is left (or after a grace period).
+ * taking connections, lets each connection answer what it has read, write
+ * it and close, and leaves its loop when none is left, or when -o
+ * shutdown_timeout passes; then it closes the rest (clients that do not
+ * read), so a stop is bounded whatever the clients do.
  */
 #include "core/worker.h"
 
@@ -26,6 +28,7 @@
 
 #include "stats/stats.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 struct pending_conn {
     struct pending_conn *next;
@@ -56,7 +59,7 @@ static unsigned usable_workers(void)
     return n;
 }
 
-#define SHUTDOWN_GRACE_SEC 3
+static int shutdown_grace_s;   /* set by worker_teardown before its 'q' */
 
 static void worker_take_conns(struct worker *w)
 {
@@ -86,9 +89,10 @@ static void worker_check_done(struct worker *w)
 static void worker_begin_stop(struct worker *w)
 {
     w->stopping = true;
-    struct timeval grace = {SHUTDOWN_GRACE_SEC, 0};
+    struct timeval grace = {__atomic_load_n(&shutdown_grace_s, __ATOMIC_RELAXED), 0};
     event_base_loopexit(w->base, &grace);
-    /* conn_shutdown may free c: walk with a saved next pointer */
+    /* conn_shutdown only marks c (its own event answers and closes it);
+     * a saved next pointer keeps the walk safe should that change */
     struct conn *c = w->conns;
     while (c != NULL) {
         struct conn *next = c->next;
@@ -142,6 +146,10 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     event_base_dispatch(w->base);
     /* Grace period over: close whatever is still open. */
+    if (w->nconns > 0)
+        log_warn("worker %d: shutdown_timeout (%d s) passed; closing %d connections "
+                 "with replies unsent", w->id, __atomic_load_n(&shutdown_grace_s, __ATOMIC_RELAXED),
+                 w->nconns);
     while (w->conns != NULL)
         conn_close(w->conns);
     return NULL;
@@ -216,8 +224,9 @@ void worker_dispatch(int fd, enum conn_listener_kind kind,
         ;
 }
 
-void worker_teardown(void)
+void worker_teardown(int grace_s)
 {
+    __atomic_store_n(&shutdown_grace_s, grace_s, __ATOMIC_RELAXED);   /* before the 'q' */
     for (int i = 0; i < nworkers; i++) {
         char b = 'q';
         while (write(workers[i].notify_wfd, &b, 1) < 0 && errno == EINTR)

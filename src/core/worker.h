@@ -41,8 +41,11 @@ int worker_setup(int n, int idle_timeout_s);
 /* Hand an accepted socket to the next worker (round-robin). */
 void worker_dispatch(int fd, enum conn_listener_kind kind,
                      const struct sockaddr *peer, socklen_t peer_len);
-/* Ask every worker to finish in-flight replies, close and exit; join them. */
-void worker_teardown(void);
+/* Ask every worker to finish in-flight replies, close and exit; join them.
+ * A worker whose connections are not all done after grace_s seconds
+ * (-o shutdown_timeout) closes the rest, so this returns in about grace_s
+ * seconds plus the longest single request. */
+void worker_teardown(int grace_s);
 
 int worker_count(void);
 struct worker *worker_get(int i);

@@ -12,6 +12,7 @@ enum parse_status {
     PARSE_UNKNOWN,      /* unknown command (text: "ERROR") */
     PARSE_INVALID,      /* malformed request; *used says how much to skip */
     PARSE_TOO_LONG,     /* a line or header exceeds its limit: unrecoverable */
+    PARSE_STREAM,       /* resp: a large argument follows; the caller reads it */
 };
 
 #endif

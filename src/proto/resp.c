@@ -19,6 +19,11 @@
  * rebuilt from their already validated "$<len>\r" headers: that re-reads a
  * few bytes per argument once, never the data.
  *
+ * A bulk of at least lim->stream_min bytes ends the call with PARSE_STREAM
+ * as soon as its header is read. The state then describes the rest of the
+ * request as if it began after the streamed data: base counts the
+ * arguments left behind, and the next call starts in HDR at offset 0.
+ *
  * Line limits are applied to the line itself (terminator excluded) rather
  * than to however many bytes happen to be buffered, so a result never
  * depends on how the input was split into reads.
@@ -39,6 +44,13 @@ void
 resp_state_init(struct resp_state *st)
 {
     memset(st, 0, sizeof(*st));
+}
+
+void
+resp_state_nostream(struct resp_state *st)
+{
+    resp_state_init(st);
+    st->no_stream = true;
 }
 
 /*
@@ -313,11 +325,41 @@ refill(struct resp_req *r, const char *p, size_t off, uint32_t count)
     }
 }
 
+/*
+ * Hand argument st->argi (its header just read, data at st->pos) to the
+ * caller, and set st up for the arguments after it.
+ */
+static enum parse_status
+stream_arg(struct resp_req *r, struct resp_state *st, const char *p,
+           size_t *used, uint32_t stale)
+{
+    uint32_t done = st->argi - st->base;
+
+    if (stale > 0) {
+        refill(r, p, st->first, stale);
+    }
+    r->argc = done;
+    r->nargs = st->nargs;
+    r->stream_len = st->bulklen;
+    *used = st->pos;
+    if (st->argi + 1 == st->nargs) {
+        resp_state_init(st);
+        return PARSE_STREAM;
+    }
+    st->argi++;
+    st->base = st->argi;
+    st->pos = st->first = 0;
+    st->scan = 0;
+    st->phase = PH_HDR;
+    st->no_stream = true;   /* one streamed argument per request */
+    return PARSE_STREAM;
+}
+
 static enum parse_status
 parse_multibulk(struct resp_req *r, struct resp_state *st, char *p, size_t n,
                 size_t *used, const struct resp_limits *lim)
 {
-    uint32_t stale = st->argi;
+    uint32_t stale = st->argi - st->base;
     size_t cr;
     int64_t v;
     int rc;
@@ -332,6 +374,9 @@ parse_multibulk(struct resp_req *r, struct resp_state *st, char *p, size_t n,
         }
         if (!parse_i64(p + 1, cr - 1, &v) || v > INT_MAX) {
             return fail(r, st, n, used, PARSE_INVALID, RESP_ERR_MBULK_LEN);
+        }
+        if (v > RESP_UNAUTH_ARGS && lim->unauthenticated) {
+            return fail(r, st, n, used, PARSE_TOO_LONG, RESP_ERR_UNAUTH_MBULK);
         }
         if (v <= 0) {
             /* Redis skips empty and negative counts without a reply. */
@@ -367,17 +412,28 @@ parse_multibulk(struct resp_req *r, struct resp_state *st, char *p, size_t n,
             if ((uint64_t)v > lim->max_bulk) {
                 return fail(r, st, n, used, PARSE_TOO_LONG, RESP_ERR_BULK_LEN);
             }
+            if (v > RESP_UNAUTH_BULK && lim->unauthenticated) {
+                return fail(r, st, n, used, PARSE_TOO_LONG, RESP_ERR_UNAUTH_BULK);
+            }
             st->bulklen = (size_t)v;
             st->pos = cr + 2;
             st->scan = 0;
             st->phase = PH_DATA;
+            if (lim->stream_min > 0 && st->bulklen >= lim->stream_min &&
+                !st->no_stream) {
+                return stream_arg(r, st, p, used, stale);
+            }
         }
         /* PH_DATA: the bytes and the two that end them (not checked, as in Redis). */
         if (n - st->pos < 2 || n - st->pos - 2 < st->bulklen) {
             return PARSE_AGAIN;
         }
-        r->argv[st->argi].ptr = p + st->pos;
-        r->argv[st->argi].len = st->bulklen;
+        if (st->argi - st->base >= r->argv_cap) {
+            /* the caller lent a smaller array for the rest of a request */
+            return fail(r, st, n, used, PARSE_TOO_LONG, RESP_ERR_MBULK_LEN);
+        }
+        r->argv[st->argi - st->base].ptr = p + st->pos;
+        r->argv[st->argi - st->base].len = st->bulklen;
         st->pos += st->bulklen + 2;
         st->argi++;
         if (st->argi == st->nargs) {
@@ -389,7 +445,8 @@ parse_multibulk(struct resp_req *r, struct resp_state *st, char *p, size_t n,
     if (stale > 0) {
         refill(r, p, st->first, stale);
     }
-    r->argc = st->nargs;
+    r->argc = st->nargs - st->base;
+    r->argbase = st->base;
     *used = st->pos;
     resp_state_init(st);
     return PARSE_OK;
@@ -401,14 +458,20 @@ resp_parse(struct resp_req *r, struct resp_state *st, char *p, size_t n,
 {
     *used = 0;
     r->argc = 0;
+    r->argbase = 0;
+    r->nargs = 0;
+    r->stream_len = 0;
     r->is_inline = false;
     r->error = NULL;
 
     if (st->phase == PH_IDLE) {
+        bool no_stream = st->no_stream;
+
         if (n == 0) {
             return PARSE_AGAIN;
         }
         resp_state_init(st);
+        st->no_stream = no_stream;
         st->phase = p[0] == '*' ? PH_COUNT : PH_INLINE;
     }
     if (st->phase == PH_INLINE) {

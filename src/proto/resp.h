@@ -32,6 +32,15 @@
  * were split across reads; and an error naming an unexpected byte prints
  * NUL as a blank, as Redis already does for CR and LF.
  *
+ * Large arguments. A request is parsed once it is wholly in the buffer, so
+ * a 64 MiB value would need a 64 MiB read buffer. Instead, a bulk of at
+ * least lim->stream_min bytes is reported as soon as its header is read
+ * (PARSE_STREAM): the caller reads the bytes wherever it likes (into the
+ * item that will hold them) and then lets the parser carry on with the
+ * arguments after it. One argument per request is streamed; a caller that
+ * cannot take it there declines (resp_state_nostream()) and the request is
+ * parsed again, buffered, as if stream_min were 0.
+ *
  * After PARSE_INVALID or PARSE_TOO_LONG the stream cannot be resynchronised:
  * the caller sends "-" r->error "\r\n" (resp_put_error() does it), then
  * closes the connection after that reply, as redis-server does. Requests
@@ -51,6 +60,10 @@
 
 /* Redis's limit for an inline line and for a header line: 64 KiB. */
 #define RESP_INLINE_MAX (64 * 1024)
+/* What Redis 7 takes from a client that must still authenticate: more
+ * arguments or a longer bulk is refused from its header. */
+#define RESP_UNAUTH_ARGS 10
+#define RESP_UNAUTH_BULK 16384
 /* Redis's default proto-max-bulk-len: 512 MiB. */
 #define RESP_BULK_MAX ((size_t)512 * 1024 * 1024)
 
@@ -61,6 +74,8 @@
 #define RESP_ERR_INLINE_BIG  "ERR Protocol error: too big inline request"
 #define RESP_ERR_MBULK_BIG   "ERR Protocol error: too big mbulk count string"
 #define RESP_ERR_BULK_BIG    "ERR Protocol error: too big bulk count string"
+#define RESP_ERR_UNAUTH_MBULK "ERR Protocol error: unauthenticated multibulk length"
+#define RESP_ERR_UNAUTH_BULK "ERR Protocol error: unauthenticated bulk length"
 /* ... and "ERR Protocol error: expected '$', got '<byte>'", built in errbuf. */
 
 /* Bytes any single header, integer, double, boolean or null reply needs at most. */
@@ -75,6 +90,8 @@ struct resp_limits {
     size_t max_bulk;        /* longest bulk argument (RESP_BULK_MAX in Redis) */
     uint32_t max_args;      /* largest multibulk count accepted */
     size_t max_inline;      /* longest inline line or header line (RESP_INLINE_MAX) */
+    size_t stream_min;      /* bulks this long or longer: PARSE_STREAM; 0 never */
+    bool unauthenticated;   /* also RESP_UNAUTH_ARGS and RESP_UNAUTH_BULK */
 };
 
 /*
@@ -86,6 +103,10 @@ struct resp_req {
     struct resp_arg *argv;  /* caller-provided, argv_cap entries */
     uint32_t argv_cap;
     uint32_t argc;          /* PARSE_OK: argument count; 0 = nothing to run */
+    uint32_t argbase;       /* PARSE_OK: argv[0] is argument argbase of the
+                               request (> 0 after a PARSE_STREAM) */
+    uint32_t nargs;         /* PARSE_STREAM: the request's argument count */
+    size_t stream_len;      /* PARSE_STREAM: data bytes of argument argc */
     bool is_inline;         /* PARSE_OK: it came as an inline line */
     const char *error;      /* PARSE_INVALID / PARSE_TOO_LONG: reply text */
     char errbuf[48];        /* backs r->error when it names a byte */
@@ -103,10 +124,17 @@ struct resp_state {
     size_t bulklen;         /* data bytes of the current argument */
     uint32_t nargs;         /* multibulk count */
     uint32_t argi;          /* arguments completed */
+    uint32_t base;          /* arguments before the buffer's start (streamed past) */
     uint8_t phase;
+    bool no_stream;         /* this request is parsed buffered, whatever its sizes */
 };
 
 void resp_state_init(struct resp_state *st);
+/*
+ * Decline a PARSE_STREAM: forget the progress and parse the same request
+ * again, from the same p, with every argument buffered.
+ */
+void resp_state_nostream(struct resp_state *st);
 
 /*
  * Parse the request at the head of p[0..n).
@@ -120,6 +148,15 @@ void resp_state_init(struct resp_state *st);
  *   argc == 0 means an empty request ("*0", "*-1", a blank line): consume
  *   it and reply nothing. An inline request with quotes is decoded in place,
  *   which is why p is not const: only bytes within [0, *used) are written.
+ * PARSE_STREAM: argument number r->argc, of r->stream_len bytes, starts at
+ *   p[*used]; argv[0..argc) hold the arguments before it, as for PARSE_OK;
+ *   r->nargs is the request's count. The caller consumes the *used bytes,
+ *   then stream_len + 2 more (the data and the two bytes after it, which
+ *   are not checked, as in Redis) outside the parser. If r->argc + 1 <
+ *   r->nargs it then calls again, with p at the byte after those, for the
+ *   rest: that PARSE_OK has argbase = the streamed argument's number + 1
+ *   and argc = nargs - argbase, and argv_cap need only hold those. Else
+ *   the request ends with the data and st is already reset.
  * PARSE_AGAIN: incomplete; *used = 0. Progress is saved in st.
  * PARSE_INVALID: malformed; PARSE_TOO_LONG: over a limit in lim or over
  *   r->argv_cap. Either way r->error holds Redis's reply text, *used = n,

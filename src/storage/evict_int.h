@@ -87,7 +87,8 @@ void evict_stats_reset(void);
 
 /* ---- item.c's primitives used here ---- */
 /* Limits item_alloc() enforces and the layout; called once by storage_setup(). */
-void item_setup_limits(size_t item_size_max, bool use_cas, int64_t epoch_ms);
+void item_setup_limits(size_t item_size_max, size_t mem_limit, bool use_cas,
+                       int64_t epoch_ms);
 /* Expired or flushed. Caller holds the item's stripe (hv is its key's hash). */
 bool do_item_is_dead(const struct item *it, uint64_t hv, int64_t now);
 /* Unlink from the table and drop its reference. With `keep`, a one-chunk

@@ -49,10 +49,12 @@
 /* Module state, set by item_setup_limits() before any request. */
 struct item_layout item_layout;
 static size_t size_max;
+static size_t size_fit;         /* item_alloc_big(): half the memory limit */
 
-void item_setup_limits(size_t item_size_max, bool use_cas, int64_t epoch_ms)
+void item_setup_limits(size_t item_size_max, size_t mem_limit, bool use_cas, int64_t epoch_ms)
 {
     size_max = item_size_max;
+    size_fit = mem_limit / 2;
     item_layout.cas_bytes = use_cas ? sizeof(uint64_t) : 0;
     item_layout.epoch_ms = epoch_ms;
 }
@@ -370,16 +372,12 @@ nomem:
     return NULL;
 }
 
-struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
-                        int64_t exptime, size_t nbytes, int64_t now,
-                        enum item_alloc_status *st)
+static struct item *alloc_item(const char *key, size_t nkey, uint32_t flags,
+                               int64_t exptime, size_t nbytes, int64_t now,
+                               enum item_alloc_status *st)
 {
     struct item *it;
 
-    if (nbytes > size_max || nkey > STORAGE_KEY_MAX) {
-        *st = ITEM_ALLOC_TOO_LARGE;
-        return NULL;
-    }
     it = alloc_layout(nkey, nbytes, now, st);
     if (it == NULL)
         return NULL;
@@ -396,6 +394,33 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
     item_value_write(it, nbytes, "\r\n", 2);
     *st = ITEM_ALLOC_OK;
     return it;
+}
+
+struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
+                        int64_t exptime, size_t nbytes, int64_t now,
+                        enum item_alloc_status *st)
+{
+    if (nbytes > size_max || nkey > STORAGE_KEY_MAX) {
+        *st = ITEM_ALLOC_TOO_LARGE;
+        return NULL;
+    }
+    return alloc_item(key, nkey, flags, exptime, nbytes, now, st);
+}
+
+struct item *item_alloc_big(const char *key, size_t nkey, uint32_t flags,
+                            int64_t exptime, size_t nbytes, size_t max, int64_t now,
+                            enum item_alloc_status *st)
+{
+    if (nbytes > max || nbytes > ITEM_NBYTES_MAX || nkey > STORAGE_KEY_MAX) {
+        *st = ITEM_ALLOC_TOO_LARGE;
+        return NULL;
+    }
+    /* Taking it chunk by chunk would evict most of the cache before failing. */
+    if (nbytes > size_fit) {
+        *st = ITEM_ALLOC_NOMEM;
+        return NULL;
+    }
+    return alloc_item(key, nkey, flags, exptime, nbytes, now, st);
 }
 
 void item_incref(struct item *it)

@@ -218,6 +218,18 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags,
                         int64_t exptime, size_t nbytes, int64_t now,
                         enum item_alloc_status *st);
 
+/*
+ * item_alloc() for a value bounded by the caller's own limit `max` (RESP's
+ * proto-max-bulk-len) instead of -I; the memcached protocols keep -I. A
+ * value over half the memory limit (the bound -I itself has) is refused
+ * with NOMEM at once, evicting nothing, since making room for it would
+ * empty most of the cache and could still fail.
+ */
+#define ITEM_NBYTES_MAX ((size_t)UINT32_MAX - 2)
+struct item *item_alloc_big(const char *key, size_t nkey, uint32_t flags,
+                            int64_t exptime, size_t nbytes, size_t max, int64_t now,
+                            enum item_alloc_status *st);
+
 void item_incref(struct item *it);
 /* Drop a reference; frees the item when it was the last and it is unlinked. */
 void item_put(struct item *it);

@@ -133,12 +133,12 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
     memset(&m, 0, sizeof(m));
     if (validate(cfg, errbuf, errlen) != 0)
         return -1;
-    item_setup_limits(cfg->item_size_max, cfg->use_cas, clock_start_ms());
+    item_setup_limits(cfg->item_size_max, cfg->mem_limit, cfg->use_cas, clock_start_ms());
     if (slab_region_setup(cfg, &m, &restored, errbuf, errlen) != 0)
         return -1;
     /* Stored expiry times count from the first process's start. */
     if (restored)
-        item_setup_limits(cfg->item_size_max, cfg->use_cas, m.epoch_ms);
+        item_setup_limits(cfg->item_size_max, cfg->mem_limit, cfg->use_cas, m.epoch_ms);
     /* One ghost entry per KiB of memory: about one per item of a typical
      * mix, the size S3-FIFO's ghost wants. */
     if (evict_setup(cfg->mem_limit / 1024, errbuf, errlen) != 0) {

@@ -1018,8 +1018,8 @@ START_TEST(test_huge_bulk_header_refused)
     int p = g_srv.port;
     RAW(p, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$999999999999\r\n",
         "-ERR Protocol error: invalid bulk length\r\n", true);
-    /* one byte over the item size limit (-I 1m) */
-    RAW(p, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n",
+    /* one byte over proto-max-bulk-len (512mb; -I bounds memcached values only) */
+    RAW(p, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870913\r\n",
         "-ERR Protocol error: invalid bulk length\r\n", true);
     EX("(nil)", "GET k");
     redisReply *r = cmd("INFO memory");

@@ -178,18 +178,52 @@ START_TEST(test_output_past_the_limit_is_dropped_and_the_conn_marked_for_closing
     queue_value(it, expect, &elen);                /* ~8 KB */
     ck_assert(!conn.out_over && !conn.close_after_write);
     ck_assert_uint_eq(refs_of(it), 4);             /* hash + ours + two in the output */
-    queue_value(it, expect, &elen);                /* would pass 10000 bytes */
+    /* A value starting within the limit goes in whole, past 10000 bytes... */
+    queue_value(it, expect, &elen);
+    ck_assert(!conn.out_over && !conn.close_after_write);
+    ck_assert_uint_gt(conn.out_bytes, 10000);
+    /* ...and whatever follows it finds the limit passed. */
+    conn_out(&conn, "END\r\n", 5);
     ck_assert(conn.out_over && conn.close_after_write);
     ck_assert(conn_out_full(&conn));               /* protocols stop */
     ck_assert_uint_eq(conn.out_bytes, 0);          /* dropped at once... */
     ck_assert_uint_eq(refs_of(it), 2);             /* ...with the items it held */
     ck_assert_uint_eq(tstats.output_limit_disconnects, 1);
     conn_out(&conn, "END\r\n", 5);                /* nothing more is queued */
+    conn_out_item(&conn, it, 0, (size_t)it->nbytes + 2);
+    conn_out_value_end(&conn);
+    ck_assert_uint_eq(refs_of(it), 2);
     ck_assert_ptr_null(conn_out_reserve(&conn, 10));
     ck_assert_uint_eq(conn.out_bytes, 0);
     ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
     ck_assert_uint_eq(mock.len, 0);
     ck_assert_uint_eq(tstats.output_limit_disconnects, 1);
+    item_put(it);
+}
+END_TEST
+
+START_TEST(test_one_value_larger_than_the_limit_is_sent_whole)
+{
+    static char val[20000];
+    static char expect[64 * 1024];
+    memset(val, 'w', sizeof(val) - 1);
+    val[sizeof(val) - 1] = '\0';
+    struct item *it = put("huge", val);
+    conn_set_limits(10000, 0);
+    /* A RESP GETRANGE of most of it: header, part of the value, CRLF. */
+    conn_out(&conn, "$15000\r\n", 8);
+    conn_out_item(&conn, it, 10, 15000);
+    conn_out_value_end(&conn);
+    ck_assert(!conn.out_over && !conn.close_after_write);
+    ck_assert_uint_eq(conn.out_bytes, 8 + 15000 + 2);
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
+    memcpy(expect, "$15000\r\n", 8);
+    memcpy(expect + 8, val + 10, 15000);
+    memcpy(expect + 8 + 15000, "\r\n", 2);
+    ck_assert_uint_eq(mock.len, 8 + 15000 + 2);
+    ck_assert(memcmp(mock.sink, expect, mock.len) == 0);
+    ck_assert_uint_eq(tstats.output_limit_disconnects, 0);
+    ck_assert_uint_eq(refs_of(it), 2);
     item_put(it);
 }
 END_TEST
@@ -297,6 +331,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, test_multiget_of_100_values_leaves_in_one_writev);
     tcase_add_test(tc, test_small_value_is_copied_into_one_segment);
     tcase_add_test(tc, test_output_past_the_limit_is_dropped_and_the_conn_marked_for_closing);
+    tcase_add_test(tc, test_one_value_larger_than_the_limit_is_sent_whole);
     tcase_add_test(tc, test_item_stays_referenced_until_written_even_if_deleted);
     tcase_add_test(tc, test_replies_beyond_iov_limits_take_few_writevs);
     tcase_add_test(tc, test_chunked_value_is_sent_from_its_chunks);

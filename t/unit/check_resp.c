@@ -3,7 +3,9 @@
  * error with redis-server 7's exact text (recorded over a socket against
  * 7.0.15), the skipped empty requests, limits, pipelining, input split at
  * every byte (each call on a fresh copy, so a stale pointer is caught by
- * ASan or by a wrong argument), resumption, and byte-exact composer output.
+ * ASan or by a wrong argument), resumption, large arguments handed to the
+ * caller from their header (PARSE_STREAM) and the rest of their request
+ * parsed after them, and byte-exact composer output.
  */
 #include <check.h>
 #include <math.h>
@@ -23,12 +25,19 @@ static const struct resp_limits lim_redis = {
 static const struct resp_limits lim_small = {
     .max_bulk = 64, .max_args = 8, .max_inline = 32,
 };
+/* Bulks of 8 bytes or more are streamed. */
+static const struct resp_limits lim_stream = {
+    .max_bulk = 64, .max_args = 8, .max_inline = 32, .stream_min = 8,
+};
 
 /* Everything a parse produced, copied out of the (freed) input buffer. */
 struct outcome {
     enum parse_status status;
     size_t used;
     uint32_t argc;
+    uint32_t argbase;
+    uint32_t nargs;
+    size_t stream_len;
     bool is_inline;
     char error[64];
     size_t alen[MAXA];
@@ -44,8 +53,11 @@ record(struct outcome *o, enum parse_status status, size_t used,
     memset(o, 0, sizeof(*o));
     o->status = status;
     o->used = used;
-    if (status == PARSE_OK) {
+    if (status == PARSE_OK || status == PARSE_STREAM) {
         o->argc = r->argc;
+        o->argbase = r->argbase;
+        o->nargs = r->nargs;
+        o->stream_len = r->stream_len;
         o->is_inline = r->is_inline;
         for (i = 0; i < r->argc && i < MAXA; i++) {
             ck_assert_uint_le(r->argv[i].len, ADATA);
@@ -123,6 +135,9 @@ assert_same(const struct outcome *a, const struct outcome *b)
     ck_assert_int_eq(a->status, b->status);
     ck_assert_uint_eq(a->used, b->used);
     ck_assert_uint_eq(a->argc, b->argc);
+    ck_assert_uint_eq(a->argbase, b->argbase);
+    ck_assert_uint_eq(a->nargs, b->nargs);
+    ck_assert_uint_eq(a->stream_len, b->stream_len);
     ck_assert_int_eq(a->is_inline, b->is_inline);
     ck_assert_str_eq(a->error, b->error);
     for (i = 0; i < a->argc && i < MAXA; i++) {
@@ -935,6 +950,280 @@ START_TEST(test_composed_request_parses_back)
 }
 END_TEST
 
+
+/* ---- large arguments (PARSE_STREAM) ---- */
+
+#define SET_HEAD "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n"
+
+START_TEST(test_stream_reports_large_bulk_from_its_header_alone)
+{
+    struct outcome o;
+
+    /* No data byte has arrived: the header is enough. */
+    parse_once(&o, S(SET_HEAD), &lim_stream);
+    ck_assert_int_eq(o.status, PARSE_STREAM);
+    ck_assert_uint_eq(o.used, sizeof(SET_HEAD) - 1);
+    ck_assert_uint_eq(o.argc, 2);
+    ck_assert_uint_eq(o.nargs, 3);
+    ck_assert_uint_eq(o.stream_len, 10);
+    ARG(&o, 0, "SET");
+    ARG(&o, 1, "k");
+    /* The same with the data there too: still handed over, data not consumed. */
+    parse_once(&o, S(SET_HEAD "0123456789\r\n"), &lim_stream);
+    ck_assert_int_eq(o.status, PARSE_STREAM);
+    ck_assert_uint_eq(o.used, sizeof(SET_HEAD) - 1);
+}
+END_TEST
+
+START_TEST(test_stream_of_last_argument_resets_state_for_next_request)
+{
+    static const char in[] = SET_HEAD;
+    static const char next[] = "*1\r\n$4\r\nPING\r\n";
+    struct resp_arg argv[MAXA];
+    struct resp_req r = { .argv = argv, .argv_cap = MAXA };
+    struct resp_state st;
+    char buf[64];
+    size_t used;
+
+    resp_state_init(&st);
+    memcpy(buf, in, sizeof(in) - 1);
+    ck_assert_int_eq(resp_parse(&r, &st, buf, sizeof(in) - 1, &used, &lim_stream),
+                     PARSE_STREAM);
+    ck_assert_uint_eq(r.argc + 1, r.nargs);
+    /* The caller skipped the 12 bytes; the next request starts afresh. */
+    memcpy(buf, next, sizeof(next) - 1);
+    ck_assert_int_eq(resp_parse(&r, &st, buf, sizeof(next) - 1, &used, &lim_stream),
+                     PARSE_OK);
+    ck_assert_uint_eq(used, sizeof(next) - 1);
+    ck_assert_uint_eq(r.argc, 1);
+    ck_assert_uint_eq(r.argbase, 0);
+    ck_assert(memcmp(argv[0].ptr, "PING", 4) == 0);
+}
+END_TEST
+
+START_TEST(test_stream_then_arguments_after_it_parse_with_argbase)
+{
+    static const char head[] = "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n";
+    static const char tail[] = "$2\r\nEX\r\n$2\r\n10\r\n*1\r\n$4\r\nPING\r\n";
+    struct outcome whole, split;
+    struct resp_arg argv[MAXA], targv[2];
+    struct resp_req r = { .argv = argv, .argv_cap = MAXA };
+    struct resp_state st;
+    size_t used;
+    char *buf;
+
+    resp_state_init(&st);
+    buf = malloc(sizeof(head) - 1);
+    ck_assert_ptr_nonnull(buf);
+    memcpy(buf, head, sizeof(head) - 1);
+    ck_assert_int_eq(resp_parse(&r, &st, buf, sizeof(head) - 1, &used, &lim_stream),
+                     PARSE_STREAM);
+    ck_assert_uint_eq(used, sizeof(head) - 1);
+    ck_assert_uint_eq(r.argc, 2);
+    ck_assert_uint_eq(r.nargs, 5);
+    free(buf);
+
+    /* After the 10 bytes and their CRLF: only the rest, into a 2-slot array. */
+    {
+        struct resp_state saved = st;
+        struct resp_req t = { .argv = targv, .argv_cap = 2 };
+
+        record(&whole, PARSE_AGAIN, 0, &t);
+        buf = malloc(sizeof(tail) - 1);
+        ck_assert_ptr_nonnull(buf);
+        memcpy(buf, tail, sizeof(tail) - 1);
+        ck_assert_int_eq(resp_parse(&t, &st, buf, sizeof(tail) - 1, &used, &lim_stream),
+                         PARSE_OK);
+        record(&whole, PARSE_OK, used, &t);
+        free(buf);
+        ck_assert_uint_eq(whole.used, sizeof(tail) - 1 - 14);
+        ck_assert_uint_eq(whole.argbase, 3);
+        ck_assert_uint_eq(whole.argc, 2);
+        ARG(&whole, 0, "EX");
+        ARG(&whole, 1, "10");
+
+        /* The same rest arriving a byte at a time, each in a new buffer. */
+        st = saved;
+        for (size_t k = 0; k <= sizeof(tail) - 1; k++) {
+            enum parse_status ps;
+
+            buf = malloc(k ? k : 1);
+            ck_assert_ptr_nonnull(buf);
+            memcpy(buf, tail, k);
+            ps = resp_parse(&t, &st, buf, k, &used, &lim_stream);
+            record(&split, ps, used, &t);
+            free(buf);
+            if (ps != PARSE_AGAIN) {
+                break;
+            }
+        }
+        assert_same(&whole, &split);
+    }
+    /* And then the pipelined PING, an ordinary request again. */
+    buf = malloc(14);
+    ck_assert_ptr_nonnull(buf);
+    memcpy(buf, tail + whole.used, 14);
+    ck_assert_int_eq(resp_parse(&r, &st, buf, 14, &used, &lim_stream), PARSE_OK);
+    ck_assert_uint_eq(r.argbase, 0);
+    ck_assert_uint_eq(r.argc, 1);
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_stream_after_args_split_across_calls_points_into_new_buffer)
+{
+    static const char in[] = "*4\r\n$3\r\nPUT\r\n$3\r\nkey\r\n$2\r\n42\r\n$20\r\n";
+    struct outcome whole, split;
+    size_t k;
+
+    parse_once(&whole, S(in), &lim_stream);
+    ck_assert_int_eq(whole.status, PARSE_STREAM);
+    ck_assert_uint_eq(whole.argc, 3);
+    ck_assert_uint_eq(whole.stream_len, 20);
+    ARG(&whole, 0, "PUT");
+    ARG(&whole, 1, "key");
+    ARG(&whole, 2, "42");
+    k = parse_bytewise(&split, S(in), &lim_stream);
+    ck_assert_uint_eq(k, sizeof(in) - 1);
+    assert_same(&whole, &split);
+}
+END_TEST
+
+START_TEST(test_stream_declined_parses_the_request_buffered)
+{
+    static const char in[] = SET_HEAD "0123456789\r\n" SET_HEAD;
+    struct resp_arg argv[MAXA];
+    struct resp_req r = { .argv = argv, .argv_cap = MAXA };
+    struct resp_state st;
+    char buf[sizeof(in)];
+    size_t used, first = sizeof(SET_HEAD) - 1 + 12;
+
+    memcpy(buf, in, sizeof(in) - 1);
+    resp_state_init(&st);
+    ck_assert_int_eq(resp_parse(&r, &st, buf, sizeof(in) - 1, &used, &lim_stream),
+                     PARSE_STREAM);
+    resp_state_nostream(&st);
+    /* Only part of the value there: wait for it, then take it whole. */
+    ck_assert_int_eq(resp_parse(&r, &st, buf, first - 5, &used, &lim_stream), PARSE_AGAIN);
+    ck_assert_int_eq(resp_parse(&r, &st, buf, sizeof(in) - 1, &used, &lim_stream), PARSE_OK);
+    ck_assert_uint_eq(used, first);
+    ck_assert_uint_eq(r.argc, 3);
+    ck_assert_uint_eq(argv[2].len, 10);
+    ck_assert(memcmp(argv[2].ptr, "0123456789", 10) == 0);
+    /* Declining lasts one request: the next one streams again. */
+    ck_assert_int_eq(resp_parse(&r, &st, buf + used, sizeof(in) - 1 - used, &used,
+                                &lim_stream), PARSE_STREAM);
+}
+END_TEST
+
+START_TEST(test_stream_only_at_or_over_its_minimum_and_within_max_bulk)
+{
+    struct outcome o;
+
+    /* 7 bytes: buffered as ever. */
+    parse_once(&o, S("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$7\r\n0123456\r\n"), &lim_stream);
+    ck_assert_int_eq(o.status, PARSE_OK);
+    ARG(&o, 2, "0123456");
+    /* 8 bytes: streamed, whichever argument it is (the caller judges). */
+    parse_once(&o, S("*2\r\n$8\r\nVERYLONG\r\n"), &lim_stream);
+    ck_assert_int_eq(o.status, PARSE_STREAM);
+    ck_assert_uint_eq(o.argc, 0);
+    ck_assert_uint_eq(o.stream_len, 8);
+    /* stream_min 0: never. */
+    parse_once(&o, S(SET_HEAD "0123456789\r\n"), &lim_small);
+    ck_assert_int_eq(o.status, PARSE_OK);
+    /* Over max_bulk is refused, streamed or not. */
+    expect_error(S("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$65\r\n"), &lim_stream, PARSE_TOO_LONG,
+                 "ERR Protocol error: invalid bulk length");
+}
+END_TEST
+
+START_TEST(test_stream_only_one_argument_per_request)
+{
+    static const char head[] = "*4\r\n$4\r\nMSET\r\n$10\r\n";
+    static const char tail[] = "$1\r\nk\r\n$10\r\n0123456789\r\n";
+    struct resp_arg argv[MAXA];
+    struct resp_req r = { .argv = argv, .argv_cap = MAXA };
+    struct resp_state st;
+    char buf[64];
+    size_t used;
+
+    resp_state_init(&st);
+    memcpy(buf, head, sizeof(head) - 1);
+    ck_assert_int_eq(resp_parse(&r, &st, buf, sizeof(head) - 1, &used, &lim_stream),
+                     PARSE_STREAM);
+    ck_assert_uint_eq(r.argc, 1);
+    /* The second large bulk of the request is buffered. */
+    memcpy(buf, tail, sizeof(tail) - 1);
+    ck_assert_int_eq(resp_parse(&r, &st, buf, sizeof(tail) - 1, &used, &lim_stream),
+                     PARSE_OK);
+    ck_assert_uint_eq(r.argbase, 2);
+    ck_assert_uint_eq(r.argc, 2);
+    ck_assert_uint_eq(argv[1].len, 10);
+    ck_assert(memcmp(argv[1].ptr, "0123456789", 10) == 0);
+}
+END_TEST
+
+START_TEST(test_stream_rest_larger_than_lent_array_is_refused)
+{
+    static const char head[] = "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n";
+    static const char tail[] = "$2\r\nEX\r\n$2\r\n10\r\n";
+    struct resp_arg argv[MAXA];
+    struct resp_req r = { .argv = argv, .argv_cap = MAXA };
+    struct resp_state st;
+    char buf[64];
+    size_t used;
+
+    resp_state_init(&st);
+    memcpy(buf, head, sizeof(head) - 1);
+    ck_assert_int_eq(resp_parse(&r, &st, buf, sizeof(head) - 1, &used, &lim_stream),
+                     PARSE_STREAM);
+    r.argv_cap = 1;
+    memcpy(buf, tail, sizeof(tail) - 1);
+    ck_assert_int_eq(resp_parse(&r, &st, buf, sizeof(tail) - 1, &used, &lim_stream),
+                     PARSE_TOO_LONG);
+    ck_assert_uint_eq(used, sizeof(tail) - 1);
+}
+END_TEST
+
+START_TEST(test_unauthenticated_client_gets_redis_limits_of_10_args_and_16k_bulks)
+{
+    struct resp_limits lim = lim_redis;
+    struct outcome o;
+    static char big[16384 + 64];
+    int n;
+
+    lim.unauthenticated = true;
+    expect_error(S("*11\r\n"), &lim, PARSE_TOO_LONG,
+                 "ERR Protocol error: unauthenticated multibulk length");
+    expect_error(S("*2\r\n$3\r\nGET\r\n$16385\r\n"), &lim, PARSE_TOO_LONG,
+                 "ERR Protocol error: unauthenticated bulk length");
+    /* The ordinary checks come first, as in Redis. */
+    expect_error(S("*2\r\n$3\r\nGET\r\n$-5\r\n"), &lim, PARSE_INVALID,
+                 "ERR Protocol error: invalid bulk length");
+    /* At the limits: parsed. */
+    parse_once(&o, S("*10\r\n"), &lim);
+    ck_assert_int_eq(o.status, PARSE_AGAIN);
+    n = snprintf(big, sizeof(big), "*2\r\n$4\r\nAUTH\r\n$16384\r\n");
+    memset(big + n, 'p', 16384);
+    memcpy(big + n + 16384, "\r\n", 2);
+    {
+        struct resp_arg argv[MAXA];
+        struct resp_req r = { .argv = argv, .argv_cap = MAXA };
+        struct resp_state st;
+        size_t used;
+
+        resp_state_init(&st);
+        ck_assert_int_eq(resp_parse(&r, &st, big, (size_t)n + 16386, &used, &lim), PARSE_OK);
+        ck_assert_uint_eq(r.argc, 2);
+        ck_assert_uint_eq(argv[1].len, 16384);
+    }
+    /* Once authenticated, the usual limits. */
+    parse_once(&o, S("*11\r\n"), &lim_redis);
+    ck_assert_int_eq(o.status, PARSE_AGAIN);
+}
+END_TEST
+
 static Suite *
 resp_suite(void)
 {
@@ -943,6 +1232,7 @@ resp_suite(void)
     TCase *tl = tcase_create("limits");
     TCase *ts = tcase_create("split");
     TCase *tw = tcase_create("compose");
+    TCase *tst = tcase_create("stream");
     int nsplit = (int)(sizeof(split_cases) / sizeof(split_cases[0]));
 
     tcase_add_test(tc, test_multibulk_yields_args_and_consumes_exactly_the_request);
@@ -967,6 +1257,7 @@ resp_suite(void)
     tcase_add_test(tl, test_inline_line_over_limit_is_too_big_inline_request);
     tcase_add_test(tl, test_bulk_over_max_is_refused_from_header_alone);
     tcase_add_test(tl, test_count_over_limit_or_capacity_is_refused_before_args);
+    tcase_add_test(tl, test_unauthenticated_client_gets_redis_limits_of_10_args_and_16k_bulks);
     tcase_add_loop_test(ts, test_every_byte_split_gives_again_then_the_same_result, 0, nsplit);
     tcase_add_loop_test(ts, test_two_part_split_at_every_offset_resumes_to_the_same_result, 0, nsplit);
     tcase_add_test(ts, test_bulk_resume_does_not_reread_consumed_headers);
@@ -981,7 +1272,16 @@ resp_suite(void)
     suite_add_tcase(s, tc);
     suite_add_tcase(s, tl);
     suite_add_tcase(s, ts);
+    tcase_add_test(tst, test_stream_reports_large_bulk_from_its_header_alone);
+    tcase_add_test(tst, test_stream_of_last_argument_resets_state_for_next_request);
+    tcase_add_test(tst, test_stream_then_arguments_after_it_parse_with_argbase);
+    tcase_add_test(tst, test_stream_after_args_split_across_calls_points_into_new_buffer);
+    tcase_add_test(tst, test_stream_declined_parses_the_request_buffered);
+    tcase_add_test(tst, test_stream_only_at_or_over_its_minimum_and_within_max_bulk);
+    tcase_add_test(tst, test_stream_only_one_argument_per_request);
+    tcase_add_test(tst, test_stream_rest_larger_than_lent_array_is_refused);
     suite_add_tcase(s, tw);
+    suite_add_tcase(s, tst);
     return s;
 }
 

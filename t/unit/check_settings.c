@@ -249,6 +249,45 @@ START_TEST(test_idle_timeout_and_max_output_buffer)
 }
 END_TEST
 
+START_TEST(test_logfile_and_shutdown_timeout)
+{
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
+    ck_assert_str_eq(s.logfile, "");                        /* stderr */
+    ck_assert_int_eq(s.shutdown_timeout, 3);
+    ck_assert_int_eq(PARSE("-o", "logfile=/var/log/kioku.log,shutdown_timeout=0"), SETTINGS_RUN);
+    ck_assert_str_eq(s.logfile, "/var/log/kioku.log");
+    ck_assert_int_eq(s.shutdown_timeout, 0);
+    ck_assert_int_eq(PARSE("--logfile", "k.log"), SETTINGS_RUN);
+    ck_assert_str_eq(s.logfile, "k.log");
+    ck_assert_int_eq(PARSE("-o", "logfile"), SETTINGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "logfile"));
+    ck_assert_int_eq(PARSE("-o", "logfile="), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("--logfile", ""), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "shutdown_timeout=3601"), SETTINGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "shutdown_timeout"));
+    ck_assert_int_eq(PARSE("-o", "shutdown_timeout=-1"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "shutdown_timeout"), SETTINGS_ERROR);
+}
+END_TEST
+
+START_TEST(test_proto_max_bulk_len_takes_redis_units_from_1mb)
+{
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.proto_max_bulk_len, (size_t)512 << 20);   /* Redis's default */
+    ck_assert_int_eq(PARSE("-o", "proto_max_bulk_len=1gb"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.proto_max_bulk_len, (size_t)1 << 30);
+    ck_assert_int_eq(PARSE("-o", "proto_max_bulk_len=2mb"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.proto_max_bulk_len, (size_t)2 << 20);
+    ck_assert_int_eq(PARSE("-o", "proto_max_bulk_len=1048576"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.proto_max_bulk_len, (size_t)1 << 20);
+    ck_assert_int_eq(PARSE("-o", "proto_max_bulk_len=1048575"), SETTINGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "proto_max_bulk_len"));
+    ck_assert_int_eq(PARSE("-o", "proto_max_bulk_len=1m"), SETTINGS_ERROR);   /* 10^6 < 1mb */
+    ck_assert_int_eq(PARSE("-o", "proto_max_bulk_len=lots"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "proto_max_bulk_len"), SETTINGS_ERROR);
+}
+END_TEST
+
 START_TEST(test_extended_options)
 {
     ck_assert_int_eq(PARSE("-o", "hashpower=20,resp_port=6380"), SETTINGS_RUN);
@@ -504,6 +543,8 @@ static Suite *settings_suite(void)
     tcase_add_test(tc, test_item_size_over_half_memory_is_refused);
     tcase_add_test(tc, test_extended_options);
     tcase_add_test(tc, test_idle_timeout_and_max_output_buffer);
+    tcase_add_test(tc, test_logfile_and_shutdown_timeout);
+    tcase_add_test(tc, test_proto_max_bulk_len_takes_redis_units_from_1mb);
     tcase_add_test(tc, test_slab_reassign_automove_and_crawler_options);
     tcase_add_test(tc, test_size_suffixes);
     tcase_add_test(tc, test_every_policy_name_is_taken_by_the_long_flag_and_by_o);
