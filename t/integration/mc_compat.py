@@ -275,6 +275,9 @@ def test_general_stats_are_memcacheds():
               ([n for n in names if n not in MC_GENERAL] + [n for n in MC_GENERAL if n not in names]))
         check(stat_names(s, b"kioku")[:1] == ["output_limit_disconnects"],
               "kioku's own counters in stats kioku")
+        st = stats(s, b"settings")
+        check((st.get("ssl_session_cache"), st.get("ssl_kernel_tls"), st.get("ssl_keyformat")) ==
+              ("no", "no", "1"), "memcached's TLS settings (ssl_settings.t)")
         s.close()
     finally:
         kioku_proc.stop(proc)
