@@ -55,8 +55,10 @@ bool evict_may_retry(void);
 /* Count an allocation that failed in class id. */
 void evict_note_oom(unsigned id);
 
-/* The crawler's work, one bounded step: examine up to `max` slots of class
- * id from its cursor, reclaiming dead items. Returns how many it freed. */
+/* The crawler's work, one bounded step: examine up to `max` items of class
+ * id from its cursor (passing at most 16 slots per item, and ending at the
+ * end of a pass over the class), reclaiming dead items. Returns how many
+ * it freed. */
 unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now);
 /* Stop (true) or resume the crawler thread, for tests. */
 void evict_crawler_pause(bool paused);
