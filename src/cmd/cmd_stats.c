@@ -22,8 +22,8 @@
 
 #include "config.h"
 #include "auth/auth.h"
-#include "config/settings.h"
 #include "cmd/mc_crawler_cmds.h"
+#include "config/settings.h"
 #include "config/version.h"
 #include "core/conn.h"
 #include "core/listener.h"
@@ -32,6 +32,7 @@
 #include "stats/stats.h"
 #include "storage/evict.h"
 #include "storage/storage.h"
+#include "tls/tls.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -174,8 +175,11 @@ static void stats_general(struct stat_sink *out)
     stat_u64(out, "log_watcher_skipped", 0);
     stat_u64(out, "log_watcher_sent", 0);
     stat_u64(out, "log_watchers", 0);
-    if (settings->tls.enabled)
+    if (settings->tls.enabled) {
         stat_u64(out, "ssl_handshake_errors", ts.ssl_handshake_errors);
+        stat_u64(out, "time_since_server_cert_refresh",
+                 (uint64_t)((now - tls_certs_loaded_ms()) / 1000));
+    }
     stat_u64(out, "unexpected_napi_ids", 0);
     stat_u64(out, "round_robin_fallback", 0);
     stat_u64(out, "bytes", ss.bytes);

@@ -18,12 +18,17 @@ without memcached's sources:
     expired items, and a dump of 50,000 items streamed with bounded memory;
   - a page move keeps the live items of the page, with their CAS
     (slabs-cas.t), moving them to free chunks of their class;
-  - keys with a 500 ms TTL leave DBSIZE within 2 s (Redis's unit/expire).
+  - keys with a 500 ms TTL leave DBSIZE within 2 s (Redis's unit/expire);
+  - with TLS, time_since_server_cert_refresh, restarted by refresh_certs
+    (ssl_cert_refresh.t).
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -522,6 +527,40 @@ def test_expired_keys_leave_within_two_seconds():
         kioku_proc.stop(proc)
 
 
+def test_cert_refresh_time():
+    """ssl_cert_refresh.t: stats counts the seconds since the certificates
+    were loaded, and refresh_certs starts it again."""
+    if shutil.which("openssl") is None or not kioku_has_tls():
+        print("   (no openssl command or no TLS in this kioku: skipped)")
+        return
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=127.0.0.1", "-keyout", d + "/k.pem", "-out", d + "/c.pem"],
+                       check=True, capture_output=True)
+        tport = kioku_proc.free_port()
+        proc, port = start(["--tls-port", str(tport), "-o",
+                            "ssl_chain_cert=%s/c.pem,ssl_key=%s/k.pem" % (d, d)])
+        try:
+            s = connect(port)
+            first = stats(s).get("time_since_server_cert_refresh")
+            check(first is not None and int(first) <= 1, "shown with TLS: %s" % first)
+            time.sleep(2.2)
+            before = int(stats(s).get("time_since_server_cert_refresh", "-1"))
+            check(before >= 2, "it counts seconds: %d" % before)
+            check(ask(s, b"refresh_certs\r\n", b"\r\n") == b"OK\r\n", "refresh_certs")
+            after = int(stats(s).get("time_since_server_cert_refresh", "-1"))
+            check(after < before, "a refresh starts it again: %d -> %d" % (before, after))
+            s.close()
+        finally:
+            kioku_proc.stop(proc)
+
+
+def kioku_has_tls():
+    out = subprocess.run([BIN, "-h"], capture_output=True, text=True).stdout
+    return "--tls-port" in out and "built without TLS" not in out
+
+
 def main():
     if not BIN:
         print("mc_compat: KIOKU_BIN not set; skipped")
@@ -531,7 +570,8 @@ def main():
               test_cache_memlimit_refused_with_prealloc, test_config_set_maxmemory,
               test_general_stats_are_memcacheds, test_buffer_stats_follow_connections,
               test_lru_crawler_commands, test_metadump_streams_a_large_cache,
-              test_page_move_keeps_items_and_cas, test_expired_keys_leave_within_two_seconds):
+              test_page_move_keeps_items_and_cas, test_expired_keys_leave_within_two_seconds,
+              test_cert_refresh_time):
         print("--", t.__name__)
         t()
     print("mc_compat: %s" % ("FAIL" if FAILS else "PASS"))
