@@ -7,6 +7,7 @@
 #include "cmd/cmd_stats.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <event2/event.h>
 #include <limits.h>
 #include <pthread.h>
@@ -21,6 +22,7 @@
 
 #include "config.h"
 #include "auth/auth.h"
+#include "cmd/mc_crawler_cmds.h"
 #include "config/settings.h"
 #include "config/version.h"
 #include "core/conn.h"
@@ -30,6 +32,7 @@
 #include "stats/stats.h"
 #include "storage/evict.h"
 #include "storage/storage.h"
+#include "tls/tls.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -66,6 +69,36 @@ static void stat_u64(struct stat_sink *out, const char *name, uint64_t v)
     stat_fmt(out, name, "%llu", (unsigned long long)v);
 }
 
+/* File descriptors kioku holds other than its clients' (listeners, worker
+ * pipes and event fds, the standard streams): memcached's reserved_fds.
+ * Counted in /proc, as there is no other list of them; 0 without /proc. */
+static uint64_t misc_fds(uint64_t clients)
+{
+    DIR *d = opendir("/proc/self/fd");
+    uint64_t n = 0;
+
+    if (d == NULL)
+        return 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    n -= n > 0;     /* the directory's own fd */
+    return n > clients ? n - clients : 0;
+}
+
+/*
+ * memcached 1.6.45's general stats, in its order and by its rules: some
+ * groups only with their feature on (idle_kicks with an idle timeout, the
+ * slab_reassign and crawler groups, TLS's). A stat of memcached machinery
+ * that kioku lacks has kioku's counterpart where there is one (read and
+ * reply buffers; a move's rescues and busy items; the crawler's checks);
+ * where the event cannot happen in kioku's design the value is an honest
+ * 0: a move rescues only whole items (chunked ones are evicted, counted in
+ * `stats kioku`), never allocates from its own page, never waits for
+ * memory, no log buffers or watchers exist, threads are not chosen by NAPI
+ * id, and no freed buffers are kept. kioku's own counters are in `stats
+ * kioku`, so memcached's tools count memcached's list.
+ */
 static void stats_general(struct stat_sink *out)
 {
     struct thread_stats ts;
@@ -91,41 +124,96 @@ static void stats_general(struct stat_sink *out)
     stat_u64(out, "total_connections", cs.total_connections);
     stat_u64(out, "rejected_connections", cs.rejected_connections);
     stat_u64(out, "connection_structures", cs.connection_structures);
+    stat_u64(out, "response_obj_oom", ts.response_obj_oom);
+    stat_u64(out, "response_obj_count", ts.response_obj_count);
+    stat_u64(out, "response_obj_bytes", ts.response_obj_bytes);
+    stat_u64(out, "read_buf_count", ts.read_buf_count);
+    stat_u64(out, "read_buf_bytes", ts.read_buf_bytes);
+    stat_u64(out, "read_buf_bytes_free", 0);
+    stat_u64(out, "read_buf_oom", ts.read_buf_oom);
+    stat_u64(out, "reserved_fds", misc_fds(cs.curr_connections));
 #define X(name) stat_u64(out, #name, ts.name);
-    THREAD_STATS_FIELDS(X)
+    THREAD_STATS_CMDS(X)
 #undef X
-    stat_u64(out, "output_limit_disconnects", ts.output_limit_disconnects);
+    if (settings->idle_timeout > 0)
+        stat_u64(out, "idle_kicks", ts.idle_kicks);
+    stat_u64(out, "bytes_read", ts.bytes_read);
+    stat_u64(out, "bytes_written", ts.bytes_written);
     stat_u64(out, "limit_maxbytes", ss.limit_maxbytes);
     stat_u64(out, "accepting_conns", 1);
+    struct listener_stats ls;
+    listener_stats(&ls);
+    stat_u64(out, "listen_disabled_num", ls.disabled_num);
+    stat_u64(out, "time_in_listen_disabled_us", ls.disabled_us);
     stat_u64(out, "threads", (uint64_t)settings->threads);
+    stat_u64(out, "conn_yields", ts.conn_yields);
     stat_u64(out, "hash_power_level", ss.hash_power_level);
     stat_u64(out, "hash_bytes", ss.hash_bytes);
     stat_u64(out, "hash_is_expanding", ss.hash_is_expanding ? 1 : 0);
+    if (ss.slab_reassign) {
+        stat_u64(out, "slab_reassign_rescues", ss.slab_reassign_rescues);
+        stat_u64(out, "slab_reassign_chunk_rescues", 0);
+        stat_u64(out, "slab_reassign_inline_reclaim", 0);
+        stat_u64(out, "slab_reassign_busy_items", ss.slab_reassign_busy_items);
+        stat_u64(out, "slab_reassign_busy_deletes", 0);
+        stat_u64(out, "slab_reassign_busy_nomem", 0);
+        /* kioku waits for one reason only: a reader holds the item */
+        stat_fmt(out, "slab_reassign_last_busy_status", "%s",
+                 ss.slab_reassign_busy_items > 0 ? "busy" : "none");
+        stat_u64(out, "slab_reassign_running", ss.slab_reassign_running ? 1 : 0);
+        stat_u64(out, "slabs_moved", ss.slabs_moved);
+    }
+    if (storage_crawler_on()) {
+        /* lru_crawler crawl finishes before it answers: never one running */
+        stat_u64(out, "lru_crawler_running", 0);
+        stat_u64(out, "lru_crawler_starts", ss.lru_crawler_starts);
+    }
+    /* connection buffers are kioku's only allocations that fail softly */
+    stat_u64(out, "malloc_fails", ts.read_buf_oom + ts.response_obj_oom);
+    stat_u64(out, "log_worker_dropped", 0);
+    stat_u64(out, "log_worker_written", 0);
+    stat_u64(out, "log_watcher_skipped", 0);
+    stat_u64(out, "log_watcher_sent", 0);
+    stat_u64(out, "log_watchers", 0);
+    if (settings->tls.enabled) {
+        stat_u64(out, "ssl_handshake_errors", ts.ssl_handshake_errors);
+        stat_u64(out, "time_since_server_cert_refresh",
+                 (uint64_t)((now - tls_certs_loaded_ms()) / 1000));
+    }
+    stat_u64(out, "unexpected_napi_ids", 0);
+    stat_u64(out, "round_robin_fallback", 0);
     stat_u64(out, "bytes", ss.bytes);
     stat_u64(out, "curr_items", ss.curr_items);
     stat_u64(out, "total_items", ss.total_items);
     stat_u64(out, "slab_global_page_pool", ss.slab_global_page_pool);
     stat_u64(out, "expired_unfetched", ss.expired_unfetched);
     stat_u64(out, "evicted_unfetched", ss.evicted_unfetched);
-    stat_u64(out, "evicted_active", ss.evicted_active);
     stat_u64(out, "evictions", ss.evictions);
     stat_u64(out, "reclaimed", ss.reclaimed);
     stat_u64(out, "crawler_reclaimed", ss.crawler_reclaimed);
+    stat_u64(out, "crawler_items_checked", ss.crawler_items_checked);
     stat_u64(out, "lrutail_reflocked", ss.lrutail_reflocked);
-    stat_u64(out, "slab_reassign_running", ss.slab_reassign_running ? 1 : 0);
-    stat_u64(out, "slabs_moved", ss.slabs_moved);
+}
+
+/* kioku's own counters, which memcached's list has no name for. */
+static void stats_kioku(struct stat_sink *out)
+{
+    struct thread_stats ts;
+    struct storage_stats ss;
+    stats_aggregate(&ts);
+    storage_stats(&ss);
+    stat_u64(out, "output_limit_disconnects", ts.output_limit_disconnects);
+    stat_u64(out, "evicted_active", ss.evicted_active);
     stat_u64(out, "slab_reassign_evictions_nomem", ss.slab_reassign_evictions_nomem);
-    struct listener_stats ls;
-    listener_stats(&ls);
-    stat_u64(out, "listen_disabled_num", ls.disabled_num);
-    stat_u64(out, "time_in_listen_disabled_us", ls.disabled_us);
     stat_u64(out, "total_malloced", ss.total_malloced);
+    stat_u64(out, "outofmemory", ss.outofmemory);
+    stat_u64(out, "commands_processed", ts.commands_processed);
 }
 
 static void stats_settings(struct stat_sink *out)
 {
     const struct settings *s = settings;
-    stat_u64(out, "maxbytes", s->storage.mem_limit);
+    stat_u64(out, "maxbytes", storage_mem_limit());   /* cache_memlimit may change it */
     stat_u64(out, "maxconns", (uint64_t)s->max_conns);
     stat_u64(out, "tcpport", (uint64_t)s->port);
     stat_u64(out, "udpport", (uint64_t)s->udp_port);
@@ -169,7 +257,8 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "detail_enabled", "%s", prefix_stats_on() ? "yes" : "no");
     /* memcached features kioku does not have, reported as off so that
      * monitoring skips what depends on them */
-    stat_fmt(out, "lru_crawler", "%s", s->storage.crawler ? "yes" : "no");   /* kioku's crawler */
+    stat_fmt(out, "lru_crawler", "%s", storage_crawler_on() ? "yes" : "no");   /* kioku's crawler */
+    stat_u64(out, "lru_crawler_tocrawl", mc_crawler_tocrawl());
     stat_fmt(out, "lru_maintainer_thread", "%s", "no");
     stat_fmt(out, "lru_segmented", "%s", "no");
     struct storage_stats ss;
@@ -188,9 +277,12 @@ static void stats_settings(struct stat_sink *out)
     /* TLS, as memcached built with TLS shows it */
     const struct tls_config *t = &s->tls;
     stat_fmt(out, "ssl_enabled", "%s", t->enabled ? "yes" : "no");
+    stat_fmt(out, "ssl_session_cache", "%s", "no");    /* tls.c turns it off */
+    stat_fmt(out, "ssl_kernel_tls", "%s", "no");
     stat_fmt(out, "ssl_chain_cert", "%s", t->chain_cert);
     stat_fmt(out, "ssl_key", "%s", t->key);
     stat_u64(out, "ssl_verify_mode", (uint64_t)t->verify_mode);
+    stat_u64(out, "ssl_keyformat", 1);                 /* PEM, as memcached's 1 */
     stat_fmt(out, "ssl_ciphers", "%s", t->ciphers[0] ? t->ciphers : "NULL");
     stat_fmt(out, "ssl_ca_cert", "%s", t->ca_cert[0] ? t->ca_cert : "NULL");
     stat_fmt(out, "ssl_min_version", "%s", t->min_version == 3 ? "tlsv1.3" : "tlsv1.2");
@@ -364,6 +456,8 @@ enum cmd_stats_result cmd_stats_pairs(const char *args, size_t len, int64_t now,
         stats_slabs(&out);
     } else if (arg_is(args, len, "conns")) {
         stats_conns_list(&out);
+    } else if (arg_is(args, len, "kioku")) {
+        stats_kioku(&out);
     } else if (arg_is(args, len, "reset")) {
         stats_reset();
         storage_stats_reset();

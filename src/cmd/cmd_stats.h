@@ -28,7 +28,8 @@ enum cmd_stats_result {
 
 /*
  * Emit the stats group named by args ("" general, "settings", "items",
- * "slabs", "conns", "sizes") as (name, value) pairs through fn, or run
+ * "slabs", "conns", "sizes", "kioku": kioku's own counters) as (name, value)
+ * pairs through fn, or run
  * "reset" or "detail on|off"; the two protocols send "detail dump" in their
  * own form; the text
  * reply and the binary protocol's Stat packets both come from here, so the

@@ -36,6 +36,7 @@
 #include "auth/auth.h"
 #include "cmd/cmd_stats.h"
 #include "cmd/cmd_util.h"
+#include "cmd/mc_crawler_cmds.h"
 #include "cmd/proto_mc_meta.h"
 #include "config/settings.h"
 #include "config/version.h"
@@ -77,14 +78,17 @@ struct text_state {
     uint64_t cas;
     size_t line;                /* bytes of the line just parsed (for a
                                    handler that consumes its own line) */
-    size_t get_line;            /* bytes of the line a get walk is answering
-                                   (0: none); the walk is in u.get */
+    size_t get_line;            /* bytes of the line a get walk or a dump is
+                                   answering (0: none); the walk is in u.get,
+                                   the dump in u.dump */
+    bool dumping;               /* get_line is an lru_crawler metadump's */
     size_t scanned;             /* leading bytes of input already known to
                                    hold no newline (a long key list) */
     bool authed;                /* -Y: this client has authenticated */
     union {
         uint64_t meta[PROTO_MC_META_STATE / 8];   /* proto_mc_meta's ms state */
         struct get_walk get;    /* only while get_line != 0 */
+        struct mc_crawler_dump dump;    /* only while dumping */
     } u;
 };
 
@@ -453,6 +457,22 @@ static enum proc_result cmd_refresh_certs(struct conn *c, const struct mc_text_r
     return PROC_MORE;
 }
 
+/* memcached's `cache_memlimit <MiB>`: the memory limit at run time, with
+ * its replies. The limit that `stats settings` (maxbytes), `stats`
+ * (limit_maxbytes) and Redis's INFO show follows it. */
+static enum proc_result cmd_cache_memlimit(struct conn *c, const struct mc_text_req *r)
+{
+    if (r->megabytes < 8)
+        REPLY(c, r->noreply, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n");
+    else if (r->megabytes > 1000000000)
+        REPLY(c, r->noreply, "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n");
+    else if (storage_set_mem_limit((size_t)r->megabytes * 1024 * 1024) != 0)
+        REPLY(c, r->noreply, "MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n");
+    else
+        REPLY(c, r->noreply, "OK\r\n");
+    return PROC_MORE;
+}
+
 /* A whole decimal int32 token, as memcached's safe_strtol. */
 static bool token_i32(const char *s, size_t n, int32_t *out)
 {
@@ -521,6 +541,36 @@ static enum proc_result cmd_slabs(struct conn *c, const struct mc_text_req *r)
     } else {
         reply_line(c, "ERROR");
     }
+    return PROC_MORE;
+}
+
+/* Go on with a metadump/mgdump: its line stays in the read buffer until
+ * the dump ends, as a get walk's does (so process() keeps being called). */
+static enum proc_result dump_walk(struct conn *c)
+{
+    struct text_state *st = state_of(c);
+
+    if (!mc_crawler_dump_step(c, &st->u.dump))
+        return PROC_YIELD;
+    conn_consume(c, st->get_line);
+    st->get_line = 0;
+    st->dumping = false;
+    return PROC_MORE;
+}
+
+/* lru_crawler: its line is kept (keeps_line) for a dump; anything else
+ * consumes it here. */
+static enum proc_result cmd_lru_crawler(struct conn *c, const struct mc_text_req *r)
+{
+    struct text_state *st = state_of(c);
+    bool pipelined = c->out_pos < c->nout;
+
+    if (mc_crawler_cmd(c, &st->u.dump, r->args, r->args_len, pipelined)) {
+        st->get_line = st->line;
+        st->dumping = true;
+        return dump_walk(c);
+    }
+    conn_consume(c, st->line);
     return PROC_MORE;
 }
 
@@ -675,15 +725,18 @@ static const text_handler handlers[MC_CMD_COUNT] = {
     [MC_TOUCH] = cmd_touch, [MC_FLUSH_ALL] = cmd_flush_all, [MC_VERSION] = cmd_version,
     [MC_VERBOSITY] = cmd_verbosity, [MC_QUIT] = cmd_quit, [MC_SHUTDOWN] = cmd_shutdown,
     [MC_STATS] = cmd_stats, [MC_SLABS] = cmd_slabs, [MC_REFRESH_CERTS] = cmd_refresh_certs,
+    [MC_CACHE_MEMLIMIT] = cmd_cache_memlimit, [MC_LRU_CRAWLER] = cmd_lru_crawler,
     [MC_META_GET] = cmd_meta, [MC_META_SET] = cmd_meta, [MC_META_DELETE] = cmd_meta,
     [MC_META_ARITH] = cmd_meta, [MC_META_NOOP] = cmd_meta, [MC_META_DEBUG] = cmd_meta,
 };
 
 /* Handlers that consume their own line: a get may yield before it has
- * answered every key, and its keys are read from the line in place. */
+ * answered every key, and its keys are read from the line in place; an
+ * lru_crawler dump yields too. */
 static bool keeps_line(enum mc_cmd cmd)
 {
-    return cmd == MC_GET || cmd == MC_GETS || cmd == MC_GAT || cmd == MC_GATS;
+    return cmd == MC_GET || cmd == MC_GETS || cmd == MC_GAT || cmd == MC_GATS ||
+           cmd == MC_LRU_CRAWLER;
 }
 
 /*
@@ -711,7 +764,7 @@ static enum proc_result text_process(struct conn *c)
         if (conn_out_full(c) || !conn_budget(c))
             return PROC_YIELD;
         if (st->get_line != 0) {
-            enum proc_result res = get_walk(c);
+            enum proc_result res = st->dumping ? dump_walk(c) : get_walk(c);
             if (res != PROC_MORE)
                 return res;
             continue;

@@ -7,9 +7,9 @@
  * SELECT of another index is "DB index is out of range", CONFIG GET save
  * is "" and appendonly "no", and CONFIG SET succeeds only where it changes
  * nothing (a value equal to the current one), else it fails with Redis's
- * error texts. The exceptions are the eviction knobs (maxmemory-policy and
- * the LFU/sampling ones), requirepass and proto-max-bulk-len, which CONFIG
- * SET changes at run time. HELLO 3 switches the connection to RESP3 replies.
+ * error texts. The exceptions are maxmemory, the eviction knobs
+ * (maxmemory-policy and the LFU/sampling ones), requirepass and
+ * proto-max-bulk-len, which CONFIG SET changes at run time. HELLO 3 switches the connection to RESP3 replies.
  *
  * The container commands (CLIENT, CONFIG, COMMAND) dispatch through small
  * sub-tables so that arity and unknown-subcommand errors read as Redis's
@@ -538,16 +538,16 @@ enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
 /*
  * Two kinds of parameter. Most are fixed at start-up: CONFIG GET shows them
  * and CONFIG SET succeeds only with the current value. The eviction knobs
- * (evict.h), requirepass and proto-max-bulk-len change at run time,
- * validated with Redis's rules and error
- * texts. CONFIG SET with several pairs is all or nothing, as in Redis 7:
+ * (evict.h), maxmemory (storage_set_mem_limit), requirepass and
+ * proto-max-bulk-len change at run time, validated with Redis's rules and
+ * error texts. CONFIG SET with several pairs is all or nothing, as in Redis 7:
  * every name is resolved, then every value validated, then all are applied.
  */
 
 /* CFG_SIZE and CFG_MEMSIZE: a listpack threshold (coll_limit), 0 to
  * LONG_MAX, the latter also in Redis's memory units. CFG_BULK:
- * proto-max-bulk-len. */
-enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS, CFG_BULK, CFG_SIZE, CFG_MEMSIZE };
+ * proto-max-bulk-len. CFG_MEMORY: maxmemory. */
+enum config_kind { CFG_FIXED, CFG_POLICY, CFG_UINT, CFG_PASS, CFG_BULK, CFG_SIZE, CFG_MEMSIZE, CFG_MEMORY };
 
 struct config_param {
     const char *name;
@@ -565,6 +565,9 @@ static void set_policy(unsigned v)
 
 /* Redis 7's list, in its order; kioku's allkeys-s3fifo is accepted too, but
  * the error text stays byte for byte Redis's for clients that match on it. */
+/* The smallest CONFIG SET maxmemory: memcached's cache_memlimit floor. */
+#define RESP_MAXMEMORY_MIN ((size_t)8 * 1024 * 1024)
+
 #define REDIS_POLICIES "volatile-lru, volatile-lfu, volatile-random, volatile-ttl, " \
                        "allkeys-lru, allkeys-lfu, allkeys-random, noeviction"
 
@@ -577,7 +580,7 @@ static size_t config_params(struct config_param *p, size_t cap)
     do { if (n < cap) { p[n].name = nm; p[n].kind = k; p[n].lo = l; p[n].set = fn; p[n].limit = -1; \
                         snprintf(p[n].value, sizeof(p[n].value), __VA_ARGS__); n++; } } while (0)
 #define PARAM(nm, ...) PARAM_OF(nm, CFG_FIXED, 0, NULL, __VA_ARGS__)
-    PARAM("maxmemory", "%zu", s->storage.mem_limit);
+    PARAM_OF("maxmemory", CFG_MEMORY, 0, NULL, "%zu", storage_mem_limit());
     PARAM_OF("maxmemory-policy", CFG_POLICY, 0, set_policy, "%s",
              evict_policy_name(evict_get_policy()));
     PARAM_OF("lfu-log-factor", CFG_UINT, 0, evict_set_lfu_log_factor, "%u",
@@ -668,7 +671,7 @@ static bool config_fixed_equal(const struct config_param *p, const struct resp_a
     memcpy(buf, val->ptr, val->len);
     buf[val->len] = '\0';
     return strlen(buf) == val->len && settings_parse_redis_size(buf, &bytes) == 0 &&
-           bytes == resp_settings()->storage.mem_limit;
+           bytes == storage_mem_limit();
 }
 
 /* A memory value as Redis's CONFIG SET reads one ("512mb", "1gb", bytes). */
@@ -724,6 +727,23 @@ static int config_check(struct conn *c, const struct config_param *p,
             rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
                          "argument must be between %zu and %lld inclusive", p->name,
                       SETTINGS_BULK_MIN, LLONG_MAX);
+            return -1;
+        }
+        *out = big;
+        return 0;
+    }
+    case CFG_MEMORY: {
+        /* Redis's units; kioku's floor is memcached's cache_memlimit one
+         * (Redis's 0, "no limit", has no meaning for a slab cache). */
+        size_t big;
+        if (!config_memory(val, &big)) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "argument must be a memory value", p->name);
+            return -1;
+        }
+        if (big < RESP_MAXMEMORY_MIN) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "kioku's maxmemory must be at least 8mb", p->name);
             return -1;
         }
         *out = big;
@@ -807,6 +827,17 @@ static void config_set(struct conn *c, const struct resp_call *call)
     for (int k = 0; k < npairs; k++)     /* values */
         if (config_check(c, &p[which[k]], &call->argv[3 + 2 * k], &values[k]) != 0)
             return;
+    /* maxmemory first: the only change that can still be refused (with -e
+     * or -L, or past the address space reserved at start-up), and then
+     * nothing is applied. */
+    for (int k = 0; k < npairs; k++) {
+        if (p[which[k]].kind == CFG_MEMORY && storage_set_mem_limit((size_t)values[k]) != 0) {
+            rs_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                         "kioku cannot change maxmemory with -e or -L, or beyond the "
+                         "address space reserved at start-up", p[which[k]].name);
+            return;
+        }
+    }
     for (int k = 0; k < npairs; k++) {   /* apply */
         const struct resp_arg *val = &call->argv[3 + 2 * k];
         if (p[which[k]].kind == CFG_PASS)
@@ -979,13 +1010,13 @@ static void info_clients(struct text *t)
 
 static void info_memory(struct text *t)
 {
-    const struct settings *s = resp_settings();
     struct storage_stats ss;
     storage_stats(&ss);
     uint64_t used = ss.total_malloced + ss.hash_bytes;
     char h1[32], h2[32];
+    size_t maxmemory = storage_mem_limit();   /* CONFIG SET may have changed it */
     human(h1, sizeof(h1), used);
-    human(h2, sizeof(h2), s->storage.mem_limit);
+    human(h2, sizeof(h2), maxmemory);
     size_t nscripts, script_bytes;
     script_cache_usage(&nscripts, &script_bytes);
     text_add(t, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%s\r\n"
@@ -993,7 +1024,7 @@ static void info_memory(struct text *t)
                 "number_of_cached_scripts:%zu\r\nmaxmemory:%zu\r\nmaxmemory_human:%s\r\n"
                 "maxmemory_policy:%s\r\n\r\n",
              (unsigned long long)used, h1, (unsigned long long)ss.bytes, script_bytes, nscripts,
-             s->storage.mem_limit, h2, evict_policy_name(evict_get_policy()));
+             maxmemory, h2, evict_policy_name(evict_get_policy()));
 }
 
 static void info_persistence(struct text *t)

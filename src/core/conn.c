@@ -125,6 +125,17 @@ static inline void set_state(struct conn *c, enum conn_state st)
 
 /* ---- life cycle ---- */
 
+/* The connection's buffer memory in its worker's level stats (memcached's
+ * read_buf_* for every buffer, response_obj_* for the reply buffer): the
+ * change since the capacities were old_r and old_w. */
+static void count_bufs(struct conn *c, size_t old_r, size_t old_w)
+{
+    if (c->stats == NULL)
+        return;
+    STAT_ADD(c->stats, read_buf_bytes, (c->rcap + c->wcap) - (old_r + old_w));
+    STAT_ADD(c->stats, response_obj_bytes, c->wcap - old_w);
+}
+
 int conn_buffers_init(struct conn *c)
 {
     c->rbuf = malloc(RBUF_INIT);
@@ -182,6 +193,9 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
     }
     if (event_add(c->ev, NULL) != 0)
         goto fail;
+    STAT_ADD(c->stats, read_buf_count, 2);
+    STAT_INC(c->stats, response_obj_count);
+    count_bufs(c, 0, 0);
     worker_conn_added(w, c);
     if (log_sev_enabled(LOG_SEV_TRACE, log_level())) {
         char name[INET6_ADDRSTRLEN + 16];
@@ -220,8 +234,10 @@ static void release_output(struct conn *c)
     if (c->wcap > WBUF_KEEP) {
         char *small = realloc(c->wbuf, WBUF_INIT);
         if (small != NULL) {
+            size_t old = c->wcap;
             c->wbuf = small;
             c->wcap = WBUF_INIT;
+            count_bufs(c, c->rcap, old);
         }
     }
     if (c->outcap > OUT_KEEP) {
@@ -253,6 +269,11 @@ void conn_close(struct conn *c)
     if (c->nread_item != NULL)
         item_put(c->nread_item);
     release_output(c);
+    STAT_ADD(c->stats, read_buf_count, -2);
+    STAT_ADD(c->stats, response_obj_count, -1);
+    size_t rcap = c->rcap, wcap = c->wcap;
+    c->rcap = c->wcap = 0;
+    count_bufs(c, rcap, wcap);
     conn_buffers_free(c);
     free(c);
     stats_conn_closed();
@@ -303,10 +324,14 @@ static bool ensure_wbuf(struct conn *c, size_t n)
     while (cap - c->wlen < n)
         cap *= 2;
     char *p = realloc(c->wbuf, cap);
-    if (p == NULL)
+    if (p == NULL) {
+        STAT_INC(c->stats, response_obj_oom);   /* the caller closes */
         return false;
+    }
+    size_t old = c->wcap;
     c->wbuf = p;
     c->wcap = cap;
+    count_bufs(c, c->rcap, old);
     return true;
 }
 
@@ -490,9 +515,11 @@ static void shrink_rbuf(struct conn *c)
     if (c->rpos == c->rend && c->rcap > RBUF_KEEP) {
         char *small = realloc(c->rbuf, RBUF_INIT);
         if (small != NULL) {
+            size_t old = c->rcap;
             c->rbuf = small;
             c->rcap = RBUF_INIT;
             c->rpos = c->rend = 0;
+            count_bufs(c, old, c->wcap);
         }
     }
 }
@@ -518,10 +545,13 @@ static enum fill_result conn_fill(struct conn *c)
             if (c->rcap >= RBUF_MAX)
                 return FILL_EOF;   /* a protocol let a request outgrow every limit */
             char *p = realloc(c->rbuf, c->rcap * 2);
-            if (p == NULL)
+            if (p == NULL) {
+                STAT_INC(c->stats, read_buf_oom);
                 return FILL_EOF;
+            }
             c->rbuf = p;
             c->rcap *= 2;
+            count_bufs(c, c->rcap / 2, c->wcap);
         }
     }
     size_t space = c->rcap - c->rend;

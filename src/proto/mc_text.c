@@ -372,6 +372,16 @@ static enum parse_status parse_verbosity(struct mc_text_req *r,
     return PARSE_OK;
 }
 
+/* cache_memlimit <megabytes> [noreply]: memcached answers a missing or
+ * non-numeric count with a bare "ERROR"; the range is the command's. */
+static enum parse_status parse_memlimit(struct mc_text_req *r, const struct mc_line *l)
+{
+    r->noreply = l->n > 0 && tok_noreply(&l->last);
+    if (l->n == 0 || !parse_u32(&l->t[0], &r->megabytes))
+        return invalid(r, ERR_ERROR);
+    return PARSE_OK;
+}
+
 /* version, quit: extra tokens are ignored, as memcached does. */
 static enum parse_status parse_bare(struct mc_text_req *r, const struct mc_line *l)
 {
@@ -438,6 +448,8 @@ static const struct mc_cmd_row mc_cmds[MC_CMD_COUNT] = {
     ROW(MC_SHUTDOWN, "shutdown", 0, 0, parse_rest),
     ROW(MC_SLABS, "slabs", 0, 0, parse_rest),
     ROW(MC_REFRESH_CERTS, "refresh_certs", 0, 0, parse_bare),
+    ROW(MC_CACHE_MEMLIMIT, "cache_memlimit", 0, 2, parse_memlimit),
+    ROW(MC_LRU_CRAWLER, "lru_crawler", 0, 0, parse_rest),
 };
 
 #undef ROW

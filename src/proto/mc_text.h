@@ -41,7 +41,7 @@ enum mc_cmd {
     MC_DELETE, MC_INCR, MC_DECR, MC_TOUCH,
     MC_FLUSH_ALL, MC_VERSION, MC_VERBOSITY, MC_QUIT, MC_STATS, MC_SHUTDOWN,
     MC_META_GET, MC_META_SET, MC_META_DELETE, MC_META_ARITH, MC_META_NOOP,
-    MC_META_DEBUG, MC_SLABS, MC_REFRESH_CERTS,
+    MC_META_DEBUG, MC_SLABS, MC_REFRESH_CERTS, MC_CACHE_MEMLIMIT, MC_LRU_CRAWLER,
     MC_CMD_COUNT
 };
 
@@ -59,6 +59,7 @@ struct mc_text_req {
     uint64_t delta;         /* incr/decr */
     int64_t delay;          /* flush_all: seconds (0 if none given) */
     uint32_t level;         /* verbosity */
+    uint32_t megabytes;     /* cache_memlimit */
     bool noreply;
     bool has_data;          /* storage: vlen was valid, so a data block follows
                                even when the line is refused */
@@ -94,7 +95,8 @@ struct mc_text_req {
  *   - "CLIENT_ERROR invalid exptime argument" (touch, gat/gats, flush_all);
  *   - "CLIENT_ERROR invalid numeric delta argument" (incr/decr);
  *   - "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"
- *     (delete with extra tokens other than the legacy "0": 1.6.18's rule).
+ *     (delete with extra tokens other than the legacy "0": 1.6.18's rule);
+ *   - "ERROR" for cache_memlimit without a decimal uint32 megabyte count.
  *   Tokens past the ones a command takes are ignored. r->noreply is set when
  *   the last token is "noreply" (and the line got as far as memcached's own
  *   check of it): the error line is then not sent.

@@ -47,6 +47,7 @@ static void sum_threads(struct thread_stats *out)
     for (int i = 0; i < nthreads; i++) {
 #define X(name) out->name += __atomic_load_n(&threads[i].name, __ATOMIC_RELAXED);
         THREAD_STATS_ALL(X)
+        THREAD_STATS_LEVELS(X)
 #undef X
         for (int k = 0; k < STATS_SLAB_CLASSES; k++) {
 #define X(name) out->slab[k].name += __atomic_load_n(&threads[i].slab[k].name, __ATOMIC_RELAXED);

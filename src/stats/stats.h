@@ -17,21 +17,34 @@
 
 #include <stdint.h>
 
-/* X(name): a counter reported under memcached's stat name `name`. */
-#define THREAD_STATS_FIELDS(X) \
+/* X(name): a counter reported under memcached's stat name `name`, listed
+ * by `stats` in this order, one run. */
+#define THREAD_STATS_CMDS(X) \
     X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(cmd_meta) \
     X(get_hits) X(get_misses) X(get_expired) X(get_flushed) \
     X(delete_misses) X(delete_hits) X(incr_misses) X(incr_hits) \
     X(decr_misses) X(decr_hits) X(cas_misses) X(cas_hits) X(cas_badval) \
     X(touch_hits) X(touch_misses) X(store_too_large) X(store_no_memory) \
-    X(auth_cmds) X(auth_errors) X(bytes_read) X(bytes_written) X(conn_yields) \
-    X(ssl_handshake_errors) X(idle_kicks)
+    X(auth_cmds) X(auth_errors)
 
-/* Counted like the above, but reported on their own: commands_processed
- * only in INFO (total_commands_processed); output_limit_disconnects is
- * kioku's (INFO's client_output_buffer_limit_disconnections). */
-#define THREAD_STATS_ALL(X) THREAD_STATS_FIELDS(X) X(commands_processed) \
-    X(output_limit_disconnects)
+/* Counted like the above, but placed one by one in `stats` (memcached
+ * shows some only with their feature on); commands_processed only in
+ * INFO (total_commands_processed); output_limit_disconnects is kioku's
+ * (`stats kioku`, INFO's client_output_buffer_limit_disconnections);
+ * read_buf_oom and response_obj_oom count clients closed because their
+ * read or reply buffer could not grow (memcached's names). */
+#define THREAD_STATS_ALL(X) THREAD_STATS_CMDS(X) X(bytes_read) X(bytes_written) \
+    X(conn_yields) X(ssl_handshake_errors) X(idle_kicks) X(commands_processed) \
+    X(output_limit_disconnects) X(read_buf_oom) X(response_obj_oom)
+
+/* Levels, not counters (`stats reset` leaves them): each connection's read
+ * and write buffers (read_buf_*), and of those its reply buffer
+ * (response_obj_*), as memcached names its buffer and response memory.
+ * Changed by the owning worker only, as the counters are; a sum may pass
+ * through "negative" values in one thread (a client closed on another),
+ * which wrap back when summed. */
+#define THREAD_STATS_LEVELS(X) X(read_buf_count) X(read_buf_bytes) \
+    X(response_obj_count) X(response_obj_bytes)
 
 /* Per slab class, as memcached's `stats slabs` reports them. */
 #define SLAB_STATS_FIELDS(X) \
@@ -48,6 +61,7 @@ struct slab_thread_stats {
 struct thread_stats {
 #define X(name) uint64_t name;
     THREAD_STATS_ALL(X)
+    THREAD_STATS_LEVELS(X)
 #undef X
     struct slab_thread_stats slab[STATS_SLAB_CLASSES];
 } __attribute__((aligned(64)));

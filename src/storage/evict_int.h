@@ -55,8 +55,10 @@ bool evict_may_retry(void);
 /* Count an allocation that failed in class id. */
 void evict_note_oom(unsigned id);
 
-/* The crawler's work, one bounded step: examine up to `max` slots of class
- * id from its cursor, reclaiming dead items. Returns how many it freed. */
+/* The crawler's work, one bounded step: examine up to `max` items of class
+ * id from its cursor (passing at most 16 slots per item, and ending at the
+ * end of a pass over the class), reclaiming dead items. Returns how many
+ * it freed. */
 unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now);
 /* Stop (true) or resume the crawler thread, for tests. */
 void evict_crawler_pause(bool paused);
@@ -65,11 +67,14 @@ void evict_crawler_pause(bool paused);
 /* Start moving the page under class id's main hand out of the class
  * (false if the class has fewer than two pages or a move is under way). */
 bool evict_move_begin(unsigned id);
-/* One pass over the moving page: unlink every item in it (or owning a value
- * chunk in it) that no reader holds, adding to *evicted the live ones.
- * Returns the chunks of the page still in use; 0 means it can go. */
-uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted);
-/* Hand the emptied page to class dst. */
+/* One pass over the moving page: every item in it (or owning a value chunk
+ * in it) that no reader holds leaves it: a live unchunked one whose header
+ * is here moves to a free chunk of the class if one is free (*rescued),
+ * else it is unlinked (*evicted counts the live ones). Returns the chunks
+ * of the page still in use; 0 means it can go. */
+uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted,
+                                 uint64_t *rescued);
+/* Hand the emptied page to class dst (0: back to the page pool). */
 void evict_move_end(unsigned id, unsigned dst);
 /* Evictions so far in class id (for automove's windows). */
 uint64_t evict_class_evictions(unsigned id);

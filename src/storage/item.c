@@ -701,6 +701,40 @@ void do_item_replace(struct item *old, struct item *new_it, uint64_t hv)
     do_item_link(new_it, hv);
 }
 
+bool do_item_rescue(struct item *it, uint64_t hv)
+{
+    uint8_t keep = item_iflags(it) & (ITEM_FETCHED | ITEM_STALE | ITEM_TOKEN);
+    size_t req = item_ntotal(it);
+    uint64_t cas = item_cas(it);
+    struct item *n;
+
+    if (item_is_chunked(it) || !(item_iflags(it) & ITEM_LINKED))
+        return false;
+    n = slab_alloc(it->clsid, req);     /* a free chunk, never an eviction */
+    if (n == NULL)
+        return false;
+    /* As item_alloc writes a header: what the sweep reads, atomically. */
+    n->clsid = it->clsid;
+    __atomic_store_n(&n->iflags, 0, __ATOMIC_RELAXED);
+    n->h_next = 0;
+    n->nbytes = it->nbytes;
+    n->flags = it->flags;
+    n->refcount = 1;
+    meta_store(n, item_meta(it) & ITEM_EXP_MASK);
+    __atomic_store_n(&n->access, __atomic_load_n(&it->access, __ATOMIC_RELAXED),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&n->freq, __atomic_load_n(&it->freq, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    n->nkey = it->nkey;
+    memcpy((char *)item_key(n), item_key(it), req - HDR);
+    do_item_unlink(it, hv);
+    do_item_link(n, hv);
+    item_set_cas(n, cas);
+    item_iflags_set(n, keep);
+    assoc_stripe(hv)->total_items--;   /* the same item, not a new one */
+    item_put(n);
+    return true;
+}
+
 void do_item_bump(struct item *it, int64_t now)
 {
     /* Most hits find the bit set: skip the locked read-modify-write. */

@@ -391,6 +391,12 @@ void do_item_link(struct item *it, uint64_t hv);
 void do_item_unlink(struct item *it, uint64_t hv);
 /* Unlink old, link new (new gets a fresh CAS). */
 void do_item_replace(struct item *old, struct item *new_it, uint64_t hv);
+/* A page move (memcached's rescue): copy linked, live, unchunked `it`,
+ * which no reader holds, into a free chunk of its class (the moving page's
+ * are not on the free list) and link the copy in its place with the same
+ * CAS, expiry, flags and fetched state. False when no chunk is free then:
+ * the caller evicts it. Caller holds the stripe. */
+bool do_item_rescue(struct item *it, uint64_t hv);
 /* Change an item's exptime (linked or not); keeps the per-stripe count of
  * items with a TTL right. Every TTL change of a linked item goes through it. */
 void do_item_set_exptime(struct item *it, uint64_t hv, int64_t exptime);

@@ -3,8 +3,10 @@
  *
  * A move asks evict.c to take the page under the source class's main hand
  * out of service (no chunk of it is handed out again), then clears it in
- * passes: each pass evicts every item in the page that no reader holds; a
- * reader's item is left for the next pass, 1 ms later. When no chunk of the
+ * passes: each pass moves every live item in the page that no reader holds
+ * to a free chunk of the class, as memcached rescues them (same CAS), or
+ * evicts it when none is free; a reader's item is left for the next pass,
+ * 1 ms later. When no chunk of the
  * page is in use, it is zeroed and listed in the destination class. Workers
  * never wait for a move: they only find one page fewer to allocate from.
  *
@@ -18,6 +20,13 @@
  *     from the class with the oldest items.
  * A decision stands for its window; it moves a page per 50 ms tick, at most
  * ten, while the source still has a page to spare.
+ *
+ * After the limit was lowered (cache_memlimit, CONFIG SET maxmemory) and
+ * while more pages are held than it allows, a window with no automove
+ * decision gives pages of a class with more than two pages of free chunks
+ * back to the page pool (dst 0), as memcached's mover returns such pages to
+ * its global pool and frees them. A full cache keeps its pages until items
+ * are deleted or expire, as in memcached.
  */
 #include "storage/rebalance.h"
 
@@ -45,7 +54,7 @@ static bool running_thread, stop, enabled;
 static int req_src, req_dst;            /* a queued `slabs reassign`, dst 0 none */
 static bool moving;                     /* a move is under way */
 static unsigned automove;               /* atomic */
-static uint64_t moved, reassign_evictions;
+static uint64_t moved, reassign_evictions, busy_items, rescues;
 static uint64_t last_evicted[STORAGE_CLASS_MAX + 1];
 static unsigned streak_dst, streak;
 
@@ -58,18 +67,24 @@ static void sleep_ms(long ms)
 
 bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
 {
-    uint64_t ev = 0;
+    uint64_t ev = 0, resc = 0;
 
     if (!evict_move_begin(src))
         return false;
     for (unsigned pass = 0;; pass++) {
-        if (evict_clear_moving_page(src, now, &ev) == 0)
+        uint32_t left = evict_clear_moving_page(src, now, &ev, &resc);
+
+        if (left == 0)
             break;
+        pthread_mutex_lock(&lock);
+        busy_items += left;
+        pthread_mutex_unlock(&lock);
         /* A reader still holds an item of the page. At shutdown (or when a
          * test gives up) the page stays out of service; teardown frees it. */
         if (pass >= max_passes || __atomic_load_n(&stop, __ATOMIC_RELAXED)) {
             pthread_mutex_lock(&lock);
             reassign_evictions += ev;
+            rescues += resc;
             pthread_mutex_unlock(&lock);
             return false;
         }
@@ -80,6 +95,7 @@ bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_pa
     pthread_mutex_lock(&lock);
     moved++;
     reassign_evictions += ev;
+    rescues += resc;
     pthread_mutex_unlock(&lock);
     return true;
 }
@@ -166,7 +182,7 @@ static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned 
 static void *mover_main(void *arg)
 {
     int64_t next_window = clock_now_ms() + WINDOW_MS;
-    unsigned auto_src = 0, auto_dst = 0, budget = 0;
+    unsigned auto_src = 0, auto_dst = 0, budget = 0, release_budget = 0;
 
     (void)arg;
     pthread_setname_np(pthread_self(), "kioku-slabmove");
@@ -193,7 +209,8 @@ static void *mover_main(void *arg)
             unsigned mode = __atomic_load_n(&automove, __ATOMIC_RELAXED);
 
             next_window = now + WINDOW_MS;
-            budget = 0;
+            budget = release_budget = 0;
+            auto_dst = 0;
             if (mode != 0) {
                 pthread_mutex_unlock(&lock);
                 automove_decide(mode, now, &auto_src, &auto_dst);
@@ -201,6 +218,8 @@ static void *mover_main(void *arg)
                 if (auto_dst != 0)
                     budget = PAGES_PER_WINDOW;
             }
+            if (auto_dst == 0)
+                release_budget = PAGES_PER_WINDOW;
         }
         /* A decision holds for its window: a page a tick while it lasts,
          * so a big shift of sizes is followed within seconds. */
@@ -209,7 +228,15 @@ static void *mover_main(void *arg)
             dst = auto_dst;
             budget--;
         }
-        if (dst == 0)
+        if (dst == 0 && release_budget > 0) {
+            release_budget--;
+            pthread_mutex_unlock(&lock);
+            src = slab_over_limit() ? spare_class(0, now) : 0;
+            pthread_mutex_lock(&lock);
+            if (src == 0)
+                release_budget = 0;
+        }
+        if (src == 0)
             continue;
         moving = true;
         pthread_mutex_unlock(&lock);
@@ -229,7 +256,7 @@ int rebalance_setup(bool on, unsigned mode, char *errbuf, size_t errlen)
     moving = false;
     __atomic_store_n(&stop, false, __ATOMIC_RELAXED);
     req_src = req_dst = 0;
-    moved = reassign_evictions = 0;
+    moved = reassign_evictions = busy_items = rescues = 0;
     memset(last_evicted, 0, sizeof(last_evicted));
     streak = streak_dst = 0;
     __atomic_store_n(&automove, mode, __ATOMIC_RELAXED);
@@ -311,6 +338,8 @@ void rebalance_stats(struct storage_stats *out)
     out->slabs_moved = moved;
     out->slab_reassign_running = moving || req_dst != 0;
     out->slab_reassign_evictions_nomem = reassign_evictions;
+    out->slab_reassign_busy_items = busy_items;
+    out->slab_reassign_rescues = rescues;
     out->slab_automove = __atomic_load_n(&automove, __ATOMIC_RELAXED);
     out->slab_reassign = enabled;
     pthread_mutex_unlock(&lock);

@@ -9,6 +9,16 @@
  * a chunk's class never changes and untouched memory reads as zeros (an
  * all-zero header is "not an item" to the eviction sweep).
  *
+ * The limit may change at run time (memcached's cache_memlimit). An
+ * anonymous region therefore reserves, besides its usable part, address
+ * space up to what 32-bit references can name (PROT_NONE: no memory is
+ * committed): a higher limit makes more of it usable, a lower one stops
+ * new pages from being taken, and the mover thread (rebalance.c) then
+ * hands pages that a class no longer needs back to the page pool, whose
+ * memory is returned to the system (MADV_DONTNEED) until a class takes the
+ * page again. A file region (-e) and a preallocated one (-L) keep their
+ * limit, as memcached's do.
+ *
  * Every class keeps a free list (linked by 32-bit references written where
  * an item keeps its client flags, which nothing reads in a free chunk) and
  * the uncarved rest of its newest page, so a page costs nothing until its
@@ -70,12 +80,18 @@ struct slab_region slab_region;
 static struct slab_class classes[STORAGE_CLASS_MAX + 1];
 static unsigned nclasses;
 static char *region;
-static size_t region_pages, ndir;
+static size_t reserve_pages;    /* address space reserved; region_pages of it usable */
+static size_t ndir;
 static bool region_shared;      /* a file mapping (-e) */
 
 static pthread_mutex_t page_lock = PTHREAD_MUTEX_INITIALIZER;
-static size_t limit;            /* -m */
-static size_t pages_taken;      /* page_lock */
+/* Guarded by page_lock (read without it only where a stale value is harmless). */
+static size_t region_pages;     /* usable pages: the limit's, plus one per class */
+static size_t limit;            /* -m, or the last cache_memlimit */
+static size_t pages_taken;      /* pages ever handed out: the next fresh one */
+static size_t pages_held;       /* of those, held by a class (not in the pool) */
+static uint32_t *pool;          /* page numbers given back, a stack of npool */
+static size_t npool;
 static size_t prealloc_pages;   /* touched at set-up (-L) */
 
 static uint32_t *free_link(void *chunk);
@@ -122,6 +138,42 @@ static unsigned shift_for(size_t bytes)
     return s;
 }
 
+/* Usable pages for a limit: one more per class for its first page. */
+static size_t pages_for(size_t mem_limit)
+{
+    return mem_limit / STORAGE_PAGE_SIZE + STORAGE_CLASS_MAX + 1;
+}
+
+/*
+ * An anonymous region: reserve address space for as many pages as 32-bit
+ * references can name at this alignment (the limit may grow into it),
+ * and make the first `usable` pages readable and writable. Where the
+ * reservation is refused (a tight ulimit -v), only the usable part is
+ * mapped and the limit cannot grow. NULL on failure.
+ */
+static char *map_anonymous(size_t usable)
+{
+    size_t cover = ((((size_t)UINT32_MAX - 2) << slab_region.shift) / STORAGE_PAGE_SIZE);
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    char *p;
+
+    if (cover > usable) {
+        p = mmap(NULL, cover * STORAGE_PAGE_SIZE, PROT_NONE, flags, -1, 0);
+        if (p != MAP_FAILED) {
+            if (mprotect(p, usable * STORAGE_PAGE_SIZE, PROT_READ | PROT_WRITE) == 0) {
+                reserve_pages = cover;
+                return p;
+            }
+            munmap(p, cover * STORAGE_PAGE_SIZE);
+        }
+    }
+    p = mmap(NULL, usable * STORAGE_PAGE_SIZE, PROT_READ | PROT_WRITE, flags, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    reserve_pages = usable;
+    return p;
+}
+
 /* Reserve (or map from a file) the region and build the class table. */
 static int setup_common(size_t mem_limit, size_t first_size, double factor, int fd,
                         char *errbuf, size_t errlen)
@@ -130,7 +182,7 @@ static int setup_common(size_t mem_limit, size_t first_size, double factor, int 
     unsigned i;
 
     memset(classes, 0, sizeof(classes));
-    region_pages = mem_limit / STORAGE_PAGE_SIZE + STORAGE_CLASS_MAX + 1;
+    region_pages = pages_for(mem_limit);
     bytes = region_pages * STORAGE_PAGE_SIZE;
     slab_region.shift = shift_for(bytes);
     if (build_classes(first_size, factor, errbuf, errlen) != 0)
@@ -142,9 +194,11 @@ static int setup_common(size_t mem_limit, size_t first_size, double factor, int 
             return -1;
         }
         region = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        reserve_pages = region_pages;
     } else {
-        region = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        region = map_anonymous(region_pages);
+        if (region == NULL)
+            region = MAP_FAILED;
     }
     if (region == MAP_FAILED) {
         region = NULL;
@@ -153,7 +207,13 @@ static int setup_common(size_t mem_limit, size_t first_size, double factor, int 
     }
     region_shared = fd >= 0;
     slab_region.ref_base = region - ((size_t)1 << slab_region.shift);
-    ndir = (region_pages + DIR_PAGES - 1) / DIR_PAGES;
+    ndir = (reserve_pages + DIR_PAGES - 1) / DIR_PAGES;
+    pool = calloc(reserve_pages, sizeof(*pool));
+    if (pool == NULL) {
+        snprintf(errbuf, errlen, "out of memory for the slab page pool");
+        slab_teardown();
+        return -1;
+    }
     for (i = 1; i <= nclasses; i++) {
         pthread_mutex_init(&classes[i].lock, NULL);
         classes[i].dir = calloc(ndir, sizeof(*classes[i].dir));
@@ -164,7 +224,7 @@ static int setup_common(size_t mem_limit, size_t first_size, double factor, int 
         }
     }
     limit = mem_limit;
-    pages_taken = 0;
+    pages_taken = pages_held = npool = 0;
     prealloc_pages = 0;
     return 0;
 }
@@ -248,7 +308,7 @@ int slab_restore_pages(const struct slab_layout *l, uint32_t *const *pages)
         for (uint32_t k = 0; k < l->npages[i]; k++) {
             uint32_t no = pages[i][k];
 
-            if (no >= l->pages_taken || no >= region_pages)
+            if (no >= l->pages_taken || no >= reserve_pages)
                 return -1;
             if (c->dir[k / DIR_PAGES] == NULL &&
                 (c->dir[k / DIR_PAGES] = calloc(DIR_PAGES, sizeof(uint32_t))) == NULL)
@@ -269,7 +329,7 @@ int slab_restore_pages(const struct slab_layout *l, uint32_t *const *pages)
         c->free_chunks = 0;
         c->requested = 0;
     }
-    pages_taken = l->pages_taken;
+    pages_taken = pages_held = l->pages_taken;
     return 0;
 }
 
@@ -310,11 +370,13 @@ void slab_teardown(void)
     }
     if (region != NULL) {
         UNPOISON(region, region_pages * STORAGE_PAGE_SIZE);
-        munmap(region, region_pages * STORAGE_PAGE_SIZE);
+        munmap(region, reserve_pages * STORAGE_PAGE_SIZE);
     }
+    free(pool);
+    pool = NULL;
     region_shared = false;
     region = NULL;
-    region_pages = ndir = pages_taken = prealloc_pages = 0;
+    region_pages = reserve_pages = ndir = pages_taken = pages_held = npool = prealloc_pages = 0;
     nclasses = 0;
     memset(&slab_region, 0, sizeof(slab_region));
 }
@@ -378,10 +440,17 @@ static bool grab_page(struct slab_class *c)
             return false;
     }
     pthread_mutex_lock(&page_lock);
-    if (pages_taken < region_pages &&
-        (pages_taken < prealloc_pages || (pages_taken + 1) * STORAGE_PAGE_SIZE <= limit ||
-         n == 0))
-        no = pages_taken++;
+    if (pages_taken < prealloc_pages || (pages_held + 1) * STORAGE_PAGE_SIZE <= limit ||
+        n == 0) {
+        /* A page given back first: its memory went to the system, so it is
+         * as fresh as a new one and keeps the region's used part small. */
+        if (npool > 0)
+            no = pool[--npool];
+        else if (pages_taken < region_pages)
+            no = pages_taken++;
+        if (no != SIZE_MAX)
+            pages_held++;
+    }
     pthread_mutex_unlock(&page_lock);
     if (no == SIZE_MAX)
         return false;
@@ -507,6 +576,25 @@ uint32_t slab_move_in_use(unsigned id)
     return n;
 }
 
+/* A page that left its class goes back to the pool and its memory to the
+ * system: it reads as zeros from now on, as an untouched page does (a
+ * sweep that follows a stale link into it reads zeros too). */
+static void release_page(char *page)
+{
+    uint32_t no = (uint32_t)((size_t)(page - region) / STORAGE_PAGE_SIZE);
+
+    UNPOISON(page, STORAGE_PAGE_SIZE);
+    if (region_shared || madvise(page, STORAGE_PAGE_SIZE, MADV_DONTNEED) != 0) {
+        for (uint64_t *w = (uint64_t *)(void *)page;
+             (char *)w < page + STORAGE_PAGE_SIZE; w++)
+            __atomic_store_n(w, 0, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_lock(&page_lock);
+    pool[npool++] = no;
+    pages_held--;
+    pthread_mutex_unlock(&page_lock);
+}
+
 void slab_move_end(unsigned id, unsigned dst)
 {
     struct slab_class *c = &classes[id], *d = &classes[dst];
@@ -520,6 +608,10 @@ void slab_move_end(unsigned id, unsigned dst)
     __atomic_store_n(&c->npages, last, __ATOMIC_RELEASE);
     c->moving = NULL;
     pthread_mutex_unlock(&c->lock);
+    if (dst == 0) {
+        release_page(page);
+        return;
+    }
 
     /* Zeroed, every chunk header reads as "not an item" in its new class.
      * Word by word with atomic stores: a sweep elsewhere may still follow a
@@ -571,7 +663,7 @@ uint64_t slab_total_malloced(void)
     uint64_t n;
 
     pthread_mutex_lock(&page_lock);
-    n = (pages_taken > prealloc_pages ? pages_taken : prealloc_pages) * STORAGE_PAGE_SIZE;
+    n = (pages_held > prealloc_pages ? pages_held : prealloc_pages) * STORAGE_PAGE_SIZE;
     pthread_mutex_unlock(&page_lock);
     return n;
 }
@@ -581,7 +673,55 @@ uint64_t slab_free_pages(void)
     uint64_t n;
 
     pthread_mutex_lock(&page_lock);
-    n = pages_taken < prealloc_pages ? prealloc_pages - pages_taken : 0;
+    n = (pages_taken < prealloc_pages ? prealloc_pages - pages_taken : 0) + npool;
     pthread_mutex_unlock(&page_lock);
     return n;
+}
+
+int slab_set_limit(size_t bytes)
+{
+    size_t need = pages_for(bytes);
+    int rc = 0;
+
+    if (region == NULL || region_shared || prealloc_pages > 0)
+        return -1;
+    pthread_mutex_lock(&page_lock);
+    if (need > reserve_pages) {
+        rc = -1;
+    } else if (need > region_pages) {
+        if (mprotect(region + region_pages * STORAGE_PAGE_SIZE,
+                     (need - region_pages) * STORAGE_PAGE_SIZE, PROT_READ | PROT_WRITE) != 0)
+            rc = -1;
+        else
+            region_pages = need;
+    }
+    if (rc == 0)
+        limit = bytes;
+    pthread_mutex_unlock(&page_lock);
+    return rc;
+}
+
+size_t slab_limit(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&page_lock);
+    n = limit;
+    pthread_mutex_unlock(&page_lock);
+    return n;
+}
+
+bool slab_over_limit(void)
+{
+    unsigned with_pages = 0;
+    bool over;
+
+    if (prealloc_pages > 0 || region_shared)
+        return false;
+    for (unsigned i = 1; i <= nclasses; i++)
+        with_pages += slab_class_pages(i) > 0;
+    pthread_mutex_lock(&page_lock);
+    over = pages_held > limit / STORAGE_PAGE_SIZE + with_pages;
+    pthread_mutex_unlock(&page_lock);
+    return over;
 }

@@ -13,10 +13,11 @@
  * hash chains and buckets are half the size, and the references stay valid
  * if the region is ever mapped at another address.
  *
- * A page never returns to the pool and never changes class, so every carved
- * chunk of a class stays a chunk of that class: the eviction sweep may read
- * a chunk's header (with atomics) without a lock, and the first
- * SLAB_HEADER_ZONE bytes of a chunk are never poisoned under ASan.
+ * A page changes class or goes back to the page pool only through a page
+ * move (slab_move_*), which empties it first, so a chunk outside a moving
+ * page stays a chunk of its class: the eviction sweep may read a chunk's
+ * header (with atomics) without a lock, and the first SLAB_HEADER_ZONE
+ * bytes of a chunk are never poisoned under ASan.
  */
 #ifndef KIOKU_SLAB_H
 #define KIOKU_SLAB_H
@@ -133,6 +134,8 @@ void slab_move_begin(unsigned id, uint32_t pi);
 char *slab_moving_page(unsigned id);
 /* Chunks of the moving page still in use. */
 uint32_t slab_move_in_use(unsigned id);
+/* dst 0: the page goes back to the page pool and its memory to the system
+ * (a lower limit, slab_over_limit()). */
 void slab_move_end(unsigned id, unsigned dst);
 
 /* Fill the slab part of a class's stats (chunks, pages, mem_requested). */
@@ -140,5 +143,18 @@ void slab_class_stats(unsigned id, struct storage_class_stats *out);
 /* Bytes of pages taken so far, and pages taken but not yet given to a class. */
 uint64_t slab_total_malloced(void);
 uint64_t slab_free_pages(void);
+
+/*
+ * The memory limit at run time (memcached's cache_memlimit). A higher one
+ * lets classes take more pages at once; a lower one stops new pages until
+ * the mover has given enough back (slab_over_limit()). -1, limit unchanged,
+ * for a file region (-e), a preallocated one (-L), or a limit beyond the
+ * address space reserved at set-up. Takes the page lock.
+ */
+int slab_set_limit(size_t bytes);
+size_t slab_limit(void);
+/* More pages held than the limit allows (only after it was lowered): the
+ * mover should give pages of classes with spare chunks back. */
+bool slab_over_limit(void);
 
 #endif

@@ -10,6 +10,7 @@
  */
 #include "storage/storage.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +30,8 @@
 
 /* Module state: the configuration accepted by storage_setup(). */
 static size_t mem_limit;
+static bool crawler_on;           /* crawler_lock */
+static pthread_mutex_t crawler_lock = PTHREAD_MUTEX_INITIALIZER;
 static char memory_file[256];
 static char warm_status[512];     /* what a -e start found, for the log */
 
@@ -162,6 +165,7 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
         slab_teardown();
         return -1;
     }
+    crawler_on = cfg->crawler;
     if (rebalance_setup(cfg->slab_reassign, cfg->slab_automove, errbuf, errlen) != 0) {
         evict_stop_crawler();
         assoc_teardown();
@@ -190,7 +194,10 @@ int storage_save(char *errbuf, size_t errlen)
         return 0;
     /* Nothing may change the region while its layout is written. */
     rebalance_teardown();
+    pthread_mutex_lock(&crawler_lock);
     evict_stop_crawler();
+    crawler_on = false;
+    pthread_mutex_unlock(&crawler_lock);
     return restart_save(memory_file, mem_limit, (uint32_t)item_header_size(),
                         item_layout.epoch_ms, errbuf, errlen);
 }
@@ -198,7 +205,10 @@ int storage_save(char *errbuf, size_t errlen)
 void storage_teardown(void)
 {
     rebalance_teardown();
+    pthread_mutex_lock(&crawler_lock);
     evict_stop_crawler();
+    crawler_on = false;
+    pthread_mutex_unlock(&crawler_lock);
     assoc_teardown();
     evict_teardown();
     slab_teardown();
@@ -221,7 +231,7 @@ void storage_stats(struct storage_stats *out)
     evict_totals(out);
     rebalance_stats(out);
     out->curr_flush_gen = assoc_flush_count();
-    out->limit_maxbytes = mem_limit;
+    out->limit_maxbytes = slab_limit();
     out->total_malloced = slab_total_malloced();
     out->slab_global_page_pool = slab_free_pages();
     assoc_table_info(&power, &out->hash_bytes, &out->hash_is_expanding);
@@ -251,6 +261,16 @@ void storage_stats_reset(void)
         pthread_mutex_unlock(&s->lock);
     }
     evict_stats_reset();
+}
+
+int storage_set_mem_limit(size_t bytes)
+{
+    return slab_set_limit(bytes);
+}
+
+size_t storage_mem_limit(void)
+{
+    return slab_limit();
 }
 
 unsigned storage_class_count(void)
@@ -287,4 +307,89 @@ void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct stora
     struct dump_walk w = {visit, arg};
     if (id >= 1 && id <= slab_class_count())
         evict_walk(id, dump_one, &w);
+}
+
+/* ---- memcached's lru_crawler commands ---- */
+
+int storage_crawler_set(bool on)
+{
+    char err[128];
+    int rc = 0;
+
+    pthread_mutex_lock(&crawler_lock);
+    if (on && !crawler_on) {
+        rc = evict_start_crawler(err, sizeof(err));
+        crawler_on = rc == 0;
+    } else if (!on && crawler_on) {
+        evict_stop_crawler();
+        crawler_on = false;
+    }
+    pthread_mutex_unlock(&crawler_lock);
+    return rc;
+}
+
+bool storage_crawler_on(void)
+{
+    bool on;
+
+    pthread_mutex_lock(&crawler_lock);
+    on = crawler_on;
+    pthread_mutex_unlock(&crawler_lock);
+    return on;
+}
+
+#define CRAWL_STEP 4096     /* chunks per eviction-lock hold */
+
+uint64_t storage_crawl_class(unsigned id, uint64_t max, int64_t now)
+{
+    uint64_t chunks, freed = 0;
+
+    if (id < 1 || id > slab_class_count())
+        return 0;
+    chunks = (uint64_t)slab_class_pages(id) * slab_chunks_per_page(id);
+    if (max == 0 || max > chunks)
+        max = chunks;
+    for (uint64_t done = 0; done < max; done += CRAWL_STEP) {
+        uint64_t n = max - done < CRAWL_STEP ? max - done : CRAWL_STEP;
+
+        freed += evict_crawl_step(id, (unsigned)n, now);
+    }
+    return freed;
+}
+
+struct meta_walk {
+    uint64_t classes;
+    void (*visit)(void *arg, const struct storage_meta_entry *e);
+    void *arg;
+    int64_t now;
+};
+
+static void meta_one(struct item *it, void *arg)
+{
+    const struct meta_walk *w = arg;
+    unsigned id = item_clsid(it);
+    struct storage_meta_entry e;
+
+    if (id >= 64 || !(w->classes & ((uint64_t)1 << id)))
+        return;
+    e.key = item_key(it);
+    e.nkey = item_nkey(it);
+    e.exptime = item_exptime(it);
+    e.atime = w->now - (int64_t)item_idle_seconds(it, w->now) * 1000;
+    e.cas = item_cas(it);
+    e.fetched = (item_iflags(it) & ITEM_FETCHED) != 0;
+    e.clsid = id;
+    e.size = item_header_size() + item_nkey(it) + (uint64_t)item_nbytes(it);
+    e.flags = item_flags(it);
+    w->visit(w->arg, &e);
+}
+
+uint64_t storage_meta_scan(uint64_t cursor, int64_t now, uint64_t classes, uint64_t max_items,
+                           void (*visit)(void *arg, const struct storage_meta_entry *e),
+                           void *arg)
+{
+    struct meta_walk w = {classes, visit, arg, now};
+    struct item_scan_work work = {.max_steps = UINT64_MAX, .max_items = max_items};
+
+    return item_scan_batch(cursor, now, &work, meta_one, &w);
 }

@@ -70,6 +70,9 @@ struct storage_stats {
     uint64_t expired_unfetched;
     uint64_t reclaimed;         /* dead (expired/flushed) items whose memory was reused */
     uint64_t crawler_reclaimed; /* dead items the crawler freed */
+    uint64_t crawler_items_checked; /* items the crawler examined */
+    uint64_t lru_crawler_starts;    /* crawls of a class the crawler began */
+    bool lru_crawler_running;       /* the crawler thread runs (it always crawls) */
     uint64_t lrutail_reflocked; /* eviction candidates skipped: a reader held them */
     uint64_t curr_flush_gen;    /* not a memcached stat; number of flush_all run */
     uint64_t limit_maxbytes;
@@ -82,10 +85,23 @@ struct storage_stats {
     uint64_t slabs_moved;       /* pages moved between classes */
     bool slab_reassign_running;
     uint64_t slab_reassign_evictions_nomem; /* live items evicted to empty a page */
+    uint64_t slab_reassign_busy_items;      /* items a reader held: the move waited */
+    uint64_t slab_reassign_rescues;         /* live items moved to a free chunk */
     unsigned slab_automove;     /* current mode */
     bool slab_reassign;         /* moves enabled */
 };
 void storage_stats(struct storage_stats *out);
+/*
+ * Change the memory limit at run time (memcached's cache_memlimit, Redis's
+ * CONFIG SET maxmemory). Higher: more pages may be taken at once. Lower:
+ * no page is taken until fewer are held, and the slab mover gives pages
+ * of classes with spare chunks back to the system (evicting what is left
+ * in such a page). 0, or -1 (nothing changed) with -e or -L, or when the
+ * address space reserved at start-up cannot hold the new limit.
+ */
+int storage_set_mem_limit(size_t bytes);
+/* The limit in force: -m, or the last storage_set_mem_limit(). */
+size_t storage_mem_limit(void);
 /*
  * Keys for Redis's DBSIZE and INFO keyspace, in O(stripes): linked items not
  * invalidated by a flush (expired ones not yet reclaimed count, as in Redis),
@@ -153,5 +169,45 @@ struct storage_dump_entry {
  * be quick and must not call into storage. */
 void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct storage_dump_entry *e),
                         void *arg);
+
+/* ---- memcached's lru_crawler commands ---- */
+
+/* Start (true) or stop the background crawler (lru_crawler enable|disable);
+ * 0, or -1 when its thread cannot start. Serialised; may wait one crawler
+ * tick for the thread to stop. */
+int storage_crawler_set(bool on);
+bool storage_crawler_on(void);
+/*
+ * `lru_crawler crawl`: examine class id's chunks now, on the calling thread,
+ * up to `max` of them (0: the whole class, one pass), and free the expired
+ * and flushed items found (counted as crawler_reclaimed). Works in bounded
+ * steps, each holding the class's eviction lock and one stripe at a time;
+ * the total is bounded by the class's size. Returns the items freed.
+ */
+uint64_t storage_crawl_class(unsigned id, uint64_t max, int64_t now);
+
+/* One item as `lru_crawler metadump` lists it. */
+struct storage_meta_entry {
+    const char *key;
+    size_t nkey;
+    int64_t exptime;        /* kioku ms, 0 never */
+    int64_t atime;          /* kioku ms of the last access (second precision) */
+    uint64_t cas;
+    bool fetched;
+    unsigned clsid;
+    uint64_t size;          /* header, key and value bytes */
+    uint32_t flags;
+};
+/*
+ * A resumable walk of the live items over the hash table (the SCAN cursor:
+ * 0 starts, 0 returned ends; an item present for the whole walk is seen at
+ * least once). One call visits the buckets of one stripe run, at most
+ * about max_items items, calling visit for each live item of a class set
+ * in `classes` (bit id) under its stripe lock: visit must be quick and must
+ * not call into storage.
+ */
+uint64_t storage_meta_scan(uint64_t cursor, int64_t now, uint64_t classes, uint64_t max_items,
+                           void (*visit)(void *arg, const struct storage_meta_entry *e),
+                           void *arg);
 
 #endif

@@ -41,6 +41,7 @@
 #include "core/conn.h"
 #include "core/worker.h"
 #include "stats/stats.h"
+#include "util/clock.h"
 
 #define TLS_WRITE_CHUNK (16 * 1024)   /* one maximal TLS record */
 
@@ -53,6 +54,7 @@ struct tls_conn {
 
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static SSL_CTX *ctx;                  /* under ctx_lock */
+static int64_t loaded_ms;             /* under ctx_lock: when ctx was built */
 static struct tls_config config;      /* set once by tls_setup */
 
 /* The most recent OpenSSL error of this thread as text; clears the queue. */
@@ -150,6 +152,7 @@ int tls_refresh_certs(char *err, size_t errlen)
     pthread_mutex_lock(&ctx_lock);
     SSL_CTX *old = ctx;
     ctx = fresh;
+    loaded_ms = clock_now_ms();
     pthread_mutex_unlock(&ctx_lock);
     SSL_CTX_free(old);   /* connections that use it hold their own reference */
     return 0;
@@ -360,8 +363,17 @@ const struct transport *tls_setup(const struct tls_config *cfg, char *err, size_
         return NULL;
     pthread_mutex_lock(&ctx_lock);
     ctx = c;
+    loaded_ms = clock_now_ms();
     pthread_mutex_unlock(&ctx_lock);
     return &transport_tls;
+}
+
+int64_t tls_certs_loaded_ms(void)
+{
+    pthread_mutex_lock(&ctx_lock);
+    int64_t t = loaded_ms;
+    pthread_mutex_unlock(&ctx_lock);
+    return t;
 }
 
 void tls_teardown(void)

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct transport;
 
@@ -48,6 +49,10 @@ const struct transport *tls_setup(const struct tls_config *cfg, char *err, size_
 /* Reload certificate, key and CA from the configured files. Returns 0, or
  * -1 with err filled and the old context still in use. Any thread. */
 int tls_refresh_certs(char *err, size_t errlen);
+/* kioku ms when the certificates in use were loaded (start-up or the last
+ * successful refresh); 0 without TLS. For memcached's
+ * time_since_server_cert_refresh. */
+int64_t tls_certs_loaded_ms(void);
 
 /* Free the context (after every TLS connection is closed). */
 void tls_teardown(void);

@@ -21,6 +21,11 @@ int tls_refresh_certs(char *err, size_t errlen)
     return -1;
 }
 
+int64_t tls_certs_loaded_ms(void)
+{
+    return 0;
+}
+
 void tls_teardown(void)
 {
 }

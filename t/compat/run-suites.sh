@@ -18,12 +18,14 @@
 # kioku's help does not name (extstore, proxy, TLS, SASL) skip themselves.
 # Arguments with no meaning in kioku are rewritten: "-U <port>" becomes
 # "-U 0" (no UDP), "-l 0.0.0.0" becomes "-l 127.0.0.1" (test servers stay
-# on loopback), and -o suboptions that only tune memcached's own
-# machinery and that kioku does not take (seccomp, the segmented LRU and
-# its maintainer, the automover's window, chunk sizes, the watcher's
-# buffer; see drop_o below) are dropped, so a test that merely asks for
-# them still runs. Any other option goes to kioku as
-# given, and kioku refuses what it does not know: that file then fails.
+# on loopback), -o no_modern becomes kioku's no_lru_crawler,no_slab_reassign
+# (the two of memcached's older defaults that kioku has), and -o
+# suboptions that only tune memcached's own machinery and that kioku does
+# not take (seccomp, the segmented LRU and its maintainer, the automover's
+# window, chunk sizes, the watcher's buffer; see drop_o below) are
+# dropped, so a test that merely asks for them still runs. Any other
+# option goes to kioku as given, and kioku refuses what it does not know:
+# that file then fails.
 #
 # Redis: ./runtest in external mode against one kioku per test file,
 # started with --resp-port. The runner itself skips tests tagged
@@ -61,7 +63,7 @@ free_port() {
 # The scratch builddir: t/ from MEMCACHED_SRC, and two small scripts.
 mc_prepare() {
     mcdir=$out/mc-builddir
-    drop_o='^(relaxed_privileges|no_modern|no_slab_automove|slab_automove_window=[0-9]+|slab_chunk_max=[0-9]+|lru_maintainer|no_lru_maintainer|watcher_logbuf_size=[0-9]+|hot_lru_pct=[0-9]+|warm_lru_pct=[0-9]+|temporary_ttl=[0-9]+)$'
+    drop_o='^(relaxed_privileges|no_slab_automove|slab_automove_window=[0-9]+|slab_chunk_max=[0-9]+|lru_maintainer|no_lru_maintainer|watcher_logbuf_size=[0-9]+|hot_lru_pct=[0-9]+|warm_lru_pct=[0-9]+|temporary_ttl=[0-9]+)$'
     mkdir -p "$mcdir"
     ln -sfn "$MEMCACHED_SRC/t" "$mcdir/t"
     cat >"$mcdir/memcached-debug" <<WRAP
@@ -73,7 +75,9 @@ while [ \$# -gt 0 ]; do
     -U) args+=(-U 0); shift ;;
     -l) # never listen beyond loopback (stats-conns.t asks for 0.0.0.0)
         args+=(-l "\$(printf '%s' "\$2" | sed 's/0\.0\.0\.0/127.0.0.1/g')"); shift ;;
-    -o) o=\$(printf '%s' "\$2" | tr ',' '\n' | grep -Ev '$drop_o' | paste -sd, -)
+    -o) # no_modern: memcached's older defaults, of which kioku has two
+        o=\$(printf '%s' "\$2" | tr ',' '\n' | grep -Ev '$drop_o' |
+            sed 's/^no_modern\$/no_lru_crawler\nno_slab_reassign/' | paste -sd, -)
         [ -n "\$o" ] && args+=(-o "\$o"); shift ;;
     *) args+=("\$1") ;;
     esac
@@ -100,7 +104,14 @@ mc_run_file() {
     # setsid: the file and every server it starts form one process group,
     # which we end if the file overruns its time.
     : >"$mcdir/server-pids"
-    (cd "$mcdir" && timeout -k 5 "$tmo" setsid perl -I t/lib "t/$name") >"$log" 2>&1
+    # The ssl_*.t files run over TLS when SSL_TEST is set (memcached's
+    # "make test_tls"); they need perl's IO::Socket::SSL (Debian:
+    # libio-socket-ssl-perl), else they skip themselves.
+    tls=
+    case $name in
+    ssl_*) perl -MIO::Socket::SSL -e 1 2>/dev/null && tls=1 ;;
+    esac
+    (cd "$mcdir" && SSL_TEST=$tls timeout -k 5 "$tmo" setsid perl -I t/lib "t/$name") >"$log" 2>&1
     rc=$?
     # A file that died or ran out of time may leave its servers running:
     # stop each one it started, by the PID the wrapper recorded.

@@ -330,8 +330,10 @@ START_TEST(test_config_get_set)
     EX("-ERR Unknown option or number of arguments for CONFIG SET - 'foo'", "CONFIG SET foo bar");
     EX("+OK", "CONFIG SET save %s", "");
     EX("+OK", "CONFIG SET appendonly no");
-    EX("-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - kioku settings are "
-       "fixed at start-up", "CONFIG SET maxmemory 1");
+    EX("-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - kioku's maxmemory "
+       "must be at least 8mb", "CONFIG SET maxmemory 1");
+    EX("-ERR CONFIG SET failed (possibly related to argument 'port') - kioku settings are "
+       "fixed at start-up", "CONFIG SET port 1");
     EX("+OK", "CONFIG SET maxmemory 64mb");   /* the current limit in Redis's units */
     EX("-ERR syntax error", "CONFIG SET save %s appendonly", "");
     EX("-ERR wrong number of arguments for 'config|set' command", "CONFIG SET save");

@@ -112,9 +112,12 @@ class Server:
         return s
 
     def stats(self):
+        """`stats` and kioku's own `stats kioku` (output_limit_disconnects)."""
         with self.connect() as s:
             s.sendall(b"stats\r\n")
             out = recv_until(s, b"END\r\n")
+            s.sendall(b"stats kioku\r\n")
+            out += recv_until(s, b"END\r\n")
         vals = {}
         for line in out.decode().split("\r\n"):
             f = line.split(" ")

@@ -621,6 +621,30 @@ START_TEST(test_verbosity_forms)
 }
 END_TEST
 
+START_TEST(test_cache_memlimit_and_lru_crawler_forms)
+{
+    struct mc_text_req r;
+    expect_ok(&r, "cache_memlimit 100\r\n", MC_CACHE_MEMLIMIT);
+    ck_assert_uint_eq(r.megabytes, 100);
+    ck_assert(!r.noreply);
+    expect_ok(&r, "cache_memlimit 8 noreply\r\n", MC_CACHE_MEMLIMIT);
+    ck_assert_uint_eq(r.megabytes, 8);
+    ck_assert(r.noreply);
+    expect_ok(&r, "cache_memlimit 4294967295\r\n", MC_CACHE_MEMLIMIT);
+    /* memcached answers a bare ERROR for a missing or bad count */
+    expect_invalid("cache_memlimit\r\n", MC_CACHE_MEMLIMIT, "ERROR", false);
+    expect_invalid("cache_memlimit abc\r\n", MC_CACHE_MEMLIMIT, "ERROR", false);
+    expect_invalid("cache_memlimit -5\r\n", MC_CACHE_MEMLIMIT, "ERROR", false);
+    expect_invalid("cache_memlimit 4294967296\r\n", MC_CACHE_MEMLIMIT, "ERROR", false);
+    expect_invalid("cache_memlimit noreply\r\n", MC_CACHE_MEMLIMIT, "ERROR", true);
+    expect_ok(&r, "lru_crawler metadump all\r\n", MC_LRU_CRAWLER);
+    ck_assert_uint_eq(r.args_len, 12);
+    ck_assert(memcmp(r.args, "metadump all", 12) == 0);
+    expect_ok(&r, "lru_crawler\r\n", MC_LRU_CRAWLER);
+    ck_assert_uint_eq(r.args_len, 0);
+}
+END_TEST
+
 START_TEST(test_version_quit_shutdown_stats)
 {
     struct mc_text_req r;
@@ -973,6 +997,7 @@ static Suite *mc_text_suite(void)
     tcase_add_test(tc, test_touch_parses_key_and_exptime);
     tcase_add_test(tc, test_flush_all_forms);
     tcase_add_test(tc, test_verbosity_forms);
+    tcase_add_test(tc, test_cache_memlimit_and_lru_crawler_forms);
     tcase_add_test(tc, test_version_quit_shutdown_stats);
     tcase_add_test(tc, test_meta_commands_give_key_and_rest_of_line);
     tcase_add_test(tc, test_meta_without_key_is_error);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "storage/item.h"
+#include "storage/rebalance.h"
 #include "storage/slab.h"
 #include "storage/storage.h"
 #include "util/clock.h"
@@ -333,6 +334,115 @@ START_TEST(test_prealloc_takes_all_pages_at_setup)
 }
 END_TEST
 
+/* Fill class of 1000-byte values until the limit stops it; how many. */
+static int fill_until_nomem(int from)
+{
+    enum item_alloc_status st = ITEM_ALLOC_OK;
+    char key[32];
+    int i;
+
+    for (i = from; i < from + 1000000; i++) {
+        struct item *it;
+
+        snprintf(key, sizeof(key), "key%d", i);
+        it = alloc_kv(key, 1000, &st);
+        if (it == NULL)
+            break;
+        ck_assert_int_eq(item_store(it, STORE_SET, 0, t0, NULL), ITEM_STORED);
+        item_put(it);
+    }
+    ck_assert_int_eq(st, ITEM_ALLOC_NOMEM);
+    return i - from;
+}
+
+START_TEST(test_raised_limit_grows_past_the_startup_region)
+{
+    struct storage_config cfg;
+    struct storage_stats ss;
+    int before, after;
+
+    storage_config_default(&cfg);
+    cfg.mem_limit = 4 * MIB;
+    cfg.evict = false;
+    cfg.slab_reassign = false;
+    start(&cfg);
+    before = fill_until_nomem(0);
+    /* 4 pages plus one per class were mapped at set-up: 200 needs more. */
+    ck_assert_int_eq(storage_set_mem_limit(200 * MIB), 0);
+    ck_assert_uint_eq(storage_mem_limit(), 200 * MIB);
+    after = fill_until_nomem(before);
+    ck_assert_int_eq(after, before * 49);   /* 196 pages more than 4 */
+    storage_stats(&ss);
+    ck_assert_uint_eq(ss.total_malloced, 200 * MIB);
+    ck_assert_uint_eq(ss.limit_maxbytes, 200 * MIB);
+    ck_assert_uint_eq(ss.evictions, 0);
+    storage_teardown();
+}
+END_TEST
+
+START_TEST(test_lowered_limit_stops_pages_and_moves_give_them_back)
+{
+    struct storage_config cfg;
+    struct storage_stats ss;
+    enum item_alloc_status st;
+    struct item *it;
+    unsigned id;
+    char key[32];
+    int n;
+
+    storage_config_default(&cfg);
+    cfg.mem_limit = 16 * MIB;
+    cfg.evict = false;
+    cfg.slab_reassign = false;      /* no mover thread: the test moves */
+    start(&cfg);
+    n = fill_until_nomem(0);
+    it = item_get("key0", 4, t0, NULL);
+    id = item_clsid(it);
+    item_put(it);
+    ck_assert_int_eq(storage_set_mem_limit(8 * MIB), 0);
+    ck_assert(slab_over_limit());
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "key%d", i);
+        ck_assert_int_eq(item_delete(key, strlen(key), 0, t0), ITEM_DELETED);
+    }
+    /* Free chunks are reused, but no page is taken over the lower limit. */
+    ck_assert_int_eq(fill_until_nomem(0), n);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "key%d", i);
+        ck_assert_int_eq(item_delete(key, strlen(key), 0, t0), ITEM_DELETED);
+    }
+    while (slab_over_limit())
+        ck_assert(rebalance_move_now(id, 0, t0, 100));
+    storage_stats(&ss);
+    ck_assert_uint_le(ss.total_malloced, 9 * MIB);
+    ck_assert_uint_ge(ss.slab_global_page_pool, 7);
+    /* The pages given back are taken again up to the limit, zeroed. */
+    n = fill_until_nomem(0);
+    storage_stats(&ss);
+    ck_assert_uint_le(ss.total_malloced, 9 * MIB);
+    it = item_get("key1", 4, t0, NULL);
+    ck_assert_ptr_nonnull(it);
+    ck_assert_uint_eq(item_nbytes(it), 1000);
+    item_put(it);
+    (void)st;
+    storage_teardown();
+}
+END_TEST
+
+START_TEST(test_limit_fixed_with_prealloc)
+{
+    struct storage_config cfg;
+
+    storage_config_default(&cfg);
+    cfg.mem_limit = 8 * MIB;
+    cfg.prealloc = true;
+    start(&cfg);
+    ck_assert_int_eq(storage_set_mem_limit(16 * MIB), -1);
+    ck_assert_uint_eq(storage_mem_limit(), 8 * MIB);
+    storage_teardown();
+}
+END_TEST
+
 static Suite *slab_suite(void)
 {
     Suite *s = suite_create("slab");
@@ -347,6 +457,9 @@ static Suite *slab_suite(void)
     tcase_add_test(tc, test_item_size_max_enforced);
     tcase_add_test(tc, test_setup_rejects_bad_configs);
     tcase_add_test(tc, test_prealloc_takes_all_pages_at_setup);
+    tcase_add_test(tc, test_raised_limit_grows_past_the_startup_region);
+    tcase_add_test(tc, test_lowered_limit_stops_pages_and_moves_give_them_back);
+    tcase_add_test(tc, test_limit_fixed_with_prealloc);
     suite_add_tcase(s, tc);
     return s;
 }
