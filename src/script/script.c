@@ -57,11 +57,13 @@
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "storage/storage.h"
+#include "util/log.h"
 #include "util/sha1.h"
 
 #define HOOK_EVERY 100000       /* instructions between time checks, as Redis */
 #define REPLY_DEPTH_MAX 1000    /* nesting of a reply, either direction */
 #define GC_EVERY 50             /* runs between incremental GC steps */
+#define SERVE_EVERY_MS 20       /* a busy script serves its worker's other clients */
 
 #define ERR_KILLED "Script killed by user with SCRIPT KILL..."
 #define ERR_NOSCRIPT "NOSCRIPT No matching script. Please use EVAL."
@@ -91,6 +93,7 @@ struct run {
     struct slot *slot;         /* NULL outside a worker */
     uint64_t id;
     int64_t start_ms;
+    int64_t served_ms;         /* when the worker's other clients were last served */
     struct item_lockset held;  /* stripes held for the script */
 };
 
@@ -691,8 +694,15 @@ static void hook(lua_State *L, lua_Debug *ar)
         if (r->slot != NULL)
             __atomic_store_n(&r->slot->busy, 1, __ATOMIC_RELEASE);
         atomic_fetch_add_explicit(&script_busy_, 1, memory_order_relaxed);
-        fprintf(stderr, "script %s still running after %u ms: other clients get -BUSY\n",
-                r->sha, limit);
+        log_warn("script %s still running after %u ms: other clients get -BUSY", r->sha,
+                 limit);
+    }
+    if (r->busy && r->caller->worker != NULL) {
+        int64_t now = mono_ms();
+        if (now - r->served_ms >= SERVE_EVERY_MS) {
+            r->served_ms = now;
+            worker_serve_pending(r->caller->worker, r->caller);
+        }
     }
     if (r->slot != NULL && __atomic_load_n(&r->slot->kill_id, __ATOMIC_ACQUIRE) == r->id) {
         /* On every line from now on, so that pcall cannot catch it for good. */
