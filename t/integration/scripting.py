@@ -502,7 +502,8 @@ def busy_same_worker(port, mc=None):
 def busy_one_worker(port):
     """kioku -t 1: the busy script's own thread serves its RESP clients from
     the script's hook, while its memcached clients wait for the script."""
-    proc, kport = kioku_proc.start(BIN, ["-t", "1"])
+    log = tempfile.TemporaryFile()
+    proc, kport = kioku_proc.start(BIN, ["-t", "1"], stderr=log)
     mcs = {}
 
     def mc(phase):
@@ -543,9 +544,22 @@ def busy_one_worker(port):
             m.sendall(b"get mk\r\n")
             check(m.recv(64) == b"VALUE mk 0 1\r\nm\r\nEND\r\n", "memcached get")
             m.close()
+        r = Raw(kport)
+        check(r.ask("eval", "redis.log(redis.LOG_WARNING, 'from', 'a test') "
+                            "redis.log(redis.LOG_VERBOSE, 'not shown') return 1", "0") ==
+              b":1\r\n", "redis.log")
+        r.close()
         check(proc.poll() is None, "kioku -t 1 still running")
     finally:
         kioku_proc.stop(proc)
+    # Through the log API: a warning's prefix, one line each.
+    log.seek(0)
+    lines = log.read().decode(errors="replace").splitlines()
+    log.close()
+    check("warning: script %s still running after 100 ms: other clients get -BUSY" % sha(LOOP)
+          in lines, "the busy script is logged: %r" % lines[:4])
+    check("warning: script: from a test" in lines, "redis.log(LOG_WARNING): %r" % lines[:4])
+    check(not any("not shown" in x for x in lines), "LOG_VERBOSE needs -v")
     if not os.access(REDIS_SERVER, os.X_OK):
         return
     rproc, rport = start_redis()
