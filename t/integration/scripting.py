@@ -14,8 +14,8 @@ against a kioku this test starts itself, with redis-py and raw sockets.
                  makes other clients get -BUSY; SCRIPT KILL ends it; a
                  script that wrote is UNKILLABLE; the server serves again
   -t 1           the same on one worker: the script's own thread answers
-                 -BUSY (before, pipelined, new connections, a large SET,
-                 QUIT) and SCRIPT KILL from inside the script; a memcached
+                 -BUSY (before, pipelined, new connections, large SETs,
+                 one half sent before the script, QUIT) and SCRIPT KILL from inside the script; a memcached
                  client waits for the script, then is served; every step
                  equal to redis-server's replies
   atomicity      16 clients x 150 read-then-write increments by script on
@@ -456,6 +456,11 @@ def busy_same_worker(port, mc=None):
     check(admin.ask("config", "set", "busy-reply-threshold", "100") == b"+OK\r\n",
           "CONFIG SET busy-reply-threshold 100")
     before = Raw(port, timeout=10)    # connected before the script
+    # A large SET whose value is half sent before the script starts.
+    partial = Raw(port, timeout=10)
+    value = b"p" * 100000
+    partial.s.sendall(b"*3\r\n$3\r\nset\r\n$7\r\npartial\r\n$100000\r\n" + value[:50000])
+    time.sleep(0.05)
     runner = Raw(port, timeout=30)
     runner.send("eval", LOOP, "0")
     time.sleep(0.02)
@@ -467,6 +472,9 @@ def busy_same_worker(port, mc=None):
     out.append(("pipelined", [before.read() for _ in range(3)]))
     after = Raw(port, timeout=10)     # accepted while the script runs
     out.append(("PING from a new connection", after.ask("ping")))
+    partial.s.sendall(value[50000:] + b"\r\n")
+    out.append(("a SET whose value ends while the script is busy", partial.read()))
+    partial.close()
     out.append(("a large SET", before.ask("set", "big", "v" * 100000)))
     quitter = Raw(port, timeout=10)
     out.append(("QUIT", quitter.ask("quit")))
@@ -482,6 +490,7 @@ def busy_same_worker(port, mc=None):
     out.append(("the script's caller", runner.read()))
     out.append(("SCRIPT KILL again", after.ask("script", "kill")))
     out.append(("the large SET did not run", before.ask("get", "big")))
+    out.append(("nor the half-sent one", before.ask("get", "partial")))
     out.append(("the caller again", runner.ask("ping")))
     out.append(("SET", before.ask("set", "k", "v")))
     out.append(("GET", after.ask("get", "k")))
@@ -518,6 +527,7 @@ def busy_one_worker(port):
             ("GET from a client of the script's thread", BUSY),
             ("pipelined", [BUSY] * 3),
             ("PING from a new connection", BUSY),
+            ("a SET whose value ends while the script is busy", BUSY),
             ("a large SET", BUSY),
             ("QUIT", b"+OK\r\n"),
             ("after QUIT", b""),
@@ -525,6 +535,7 @@ def busy_one_worker(port):
             ("the script's caller", b"-ERR Script killed by user with SCRIPT KILL..." + where(LOOP)),
             ("SCRIPT KILL again", b"-NOTBUSY No scripts in execution right now.\r\n"),
             ("the large SET did not run", b"$-1\r\n"),
+            ("nor the half-sent one", b"$-1\r\n"),
             ("the caller again", b"+PONG\r\n"),
             ("SET", b"+OK\r\n"),
             ("GET", b"$1\r\nv\r\n"),
