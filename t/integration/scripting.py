@@ -571,6 +571,9 @@ def busy_one_worker(port):
           in lines, "the busy script is logged: %r" % lines[:4])
     check("warning: script: from a test" in lines, "redis.log(LOG_WARNING): %r" % lines[:4])
     check(not any("not shown" in x for x in lines), "LOG_VERBOSE needs -v")
+    # The sanitizer builds report here, since stderr is read.
+    check(not any("Sanitizer" in x or "runtime error" in x for x in lines),
+          "no sanitizer report: %r" % [x for x in lines if "Sanitizer" in x][:2])
     if not os.access(REDIS_SERVER, os.X_OK):
         return
     rproc, rport = start_redis()
