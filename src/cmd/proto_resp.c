@@ -796,7 +796,11 @@ static enum proc_result stream_finish(struct conn *c, struct resp_conn *rc)
 {
     struct resp_stream *s = rc->stream;
     enum proc_result res = PROC_MORE;
-    if (s->cmd != NULL)
+    /* Checked again when it runs: a busy script may have begun since, and
+     * one on this thread serves this connection from its hook. */
+    if (s->cmd != NULL && script_busy())
+        rs_error(c, SCRIPT_ERR_BUSY);
+    else if (s->cmd != NULL)
         res = run(c, s->cmd, (int)s->nargs, s->argv);
     stream_free(rc);
     return res;
@@ -853,7 +857,10 @@ static bool stream_begin(struct conn *c, struct resp_conn *rc, const struct resp
     size_t n = r->stream_len + 2;
 
     /* Arity and key first, as for any request; then the allocation. */
-    if (check_call(c, (int)s->nargs, s->argv) != NULL) {
+    bool callable = check_call(c, (int)s->nargs, s->argv) != NULL;
+    if (callable && script_busy()) {
+        rs_error(c, SCRIPT_ERR_BUSY);   /* as dispatch() */
+    } else if (callable) {
         enum item_alloc_status st;
         const struct resp_arg *key = &s->argv[1];
         s->it = item_alloc_big(key->ptr, key->len, 0, 0, r->stream_len, resp_max_bulk(),

@@ -30,6 +30,7 @@
 #include <event2/event.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -818,6 +819,40 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn_drive(arg);
+}
+
+short conn_nested_events(const struct conn *c)
+{
+    const struct proto_ops *resp = protocols->resp;
+    if (resp == NULL || (c->proto != NULL && c->proto != resp))
+        return 0;
+    /* No protocol yet: only the first bytes tell, unless the listener did. */
+    if (c->proto == NULL && c->kind != LISTENER_RESP && !protocols->resp_by_first_byte)
+        return 0;
+    return (c->ev_flags & EV_WRITE) ? POLLOUT : POLLIN;
+}
+
+void conn_serve_nested(struct conn *c)
+{
+    if (c->proto == NULL && c->kind != LISTENER_RESP && c->state == CS_READ) {
+        /* Read the first bytes to learn the protocol. Anything but RESP is
+         * left, bytes buffered, to its own event, after the request that
+         * serves us here is over. */
+        if (conn_rlen(c) == 0) {
+            enum fill_result fr = conn_fill(c);
+            if (fr == FILL_AGAIN)
+                return;
+            if (fr == FILL_EOF) {
+                event_active(c->ev, EV_READ, 0);   /* its read finds the end again */
+                return;
+            }
+        }
+        if (!choose_proto(c) || c->proto != protocols->resp) {
+            event_active(c->ev, EV_READ, 0);
+            return;
+        }
+    }
+    conn_drive(c);
 }
 
 void conn_shutdown(struct conn *c)

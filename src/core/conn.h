@@ -143,6 +143,17 @@ enum flush_result { FLUSH_DONE, FLUSH_BLOCKED, FLUSH_ERROR };
  * FLUSH_DONE every item reference the output held is released. */
 enum flush_result conn_flush(struct conn *c);
 
+/*
+ * Serving a connection from inside another one's request (a script past
+ * busy-reply-threshold, through worker_serve_pending). Only RESP is
+ * served there: its dispatcher answers -BUSY to what may not run then.
+ * Other protocols wait, their bytes unread, for their own event.
+ */
+/* poll(2) events to wait for before conn_serve_nested(c), or 0: c waits. */
+short conn_nested_events(const struct conn *c);
+/* Run c as its event would. c may be closed (freed) on return. */
+void conn_serve_nested(struct conn *c);
+
 /* Close and free now (in the owner thread). */
 void conn_close(struct conn *c);
 /* The server stops: read nothing more, answer the requests already read

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,53 @@ void worker_teardown(int grace_s)
     workers = NULL;
     nworkers = 0;
     dispatched = 0;
+}
+
+/* c, if it is still on w's list: a connection served before it may have
+ * closed it. */
+static struct conn *find_conn(struct worker *w, const struct conn *c, uint64_t id)
+{
+    for (struct conn *p = w->conns; p != NULL; p = p->next)
+        if (p == c && p->id == id)
+            return p;
+    return NULL;
+}
+
+void worker_serve_pending(struct worker *w, const struct conn *skip)
+{
+    worker_notify(w->notify_rfd, EV_READ, w);
+    int n = 0;
+    for (struct conn *c = w->conns; c != NULL; c = c->next)
+        n += c != skip && conn_nested_events(c) != 0;
+    if (n == 0)
+        return;
+    /* Not a hot path: a busy script calls this every few tens of ms. */
+    struct pollfd *fds = malloc(sizeof(*fds) * (size_t)n);
+    struct conn **conns = malloc(sizeof(*conns) * (size_t)n);
+    uint64_t *ids = malloc(sizeof(*ids) * (size_t)n);
+    if (fds == NULL || conns == NULL || ids == NULL)
+        goto done;
+    int k = 0;
+    for (struct conn *c = w->conns; c != NULL && k < n; c = c->next) {
+        short ev = c != skip ? conn_nested_events(c) : 0;
+        if (ev == 0)
+            continue;
+        fds[k] = (struct pollfd){.fd = c->fd, .events = ev};
+        conns[k] = c;
+        ids[k++] = c->id;
+    }
+    if (poll(fds, (nfds_t)k, 0) < 0)
+        k = 0;
+    for (int i = 0; i < k; i++) {
+        /* Input already buffered (a yielded connection) needs no poll. */
+        struct conn *c = find_conn(w, conns[i], ids[i]);
+        if (c != NULL && (fds[i].revents != 0 || conn_rlen(c) > 0))
+            conn_serve_nested(c);
+    }
+done:
+    free(fds);
+    free(conns);
+    free(ids);
 }
 
 int worker_count(void)

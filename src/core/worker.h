@@ -50,6 +50,17 @@ void worker_teardown(int grace_s);
 int worker_count(void);
 struct worker *worker_get(int i);
 
+/*
+ * Serve w's connections now, without blocking, from inside skip's request
+ * (a script past busy-reply-threshold, whose worker's event loop is not
+ * running): take new connections (and a stop), then run each RESP
+ * connection that has input, or output the socket now takes, except skip.
+ * Owner thread only. skip is not touched; any other connection may be
+ * closed meanwhile. Each connection runs at most one event's request
+ * budget (-R), so a call is bounded.
+ */
+void worker_serve_pending(struct worker *w, const struct conn *skip);
+
 /* Called by conn.c in the owner thread. */
 void worker_conn_added(struct worker *w, struct conn *c);
 void worker_conn_removed(struct worker *w, struct conn *c);

@@ -7,10 +7,18 @@
  * generation; the worker then closes the interpreter and makes a fresh one
  * for its next script.
  *
- * Busy scripts and this design: a script runs on its client's worker, so
- * the other clients of that worker wait for it (they see no -BUSY, unlike
- * Redis, whose one thread answers everyone from inside the script);
- * clients of the other workers get -BUSY and can SCRIPT KILL it.
+ * Busy scripts and this design: a script runs on its client's worker,
+ * whose event loop is stopped meanwhile. Clients of the other workers get
+ * -BUSY from their dispatcher and can SCRIPT KILL it. Those of its own
+ * worker are served from the count hook, as Redis's one thread serves
+ * everyone from inside a script: past the threshold, every SERVE_EVERY_MS
+ * the hook calls worker_serve_pending(), which polls the worker's RESP
+ * connections without blocking and runs them through the usual path,
+ * where the dispatcher answers -BUSY (or runs SCRIPT KILL). The caller's
+ * connection, mid-request, is skipped. Memcached-protocol clients of this
+ * worker are not served: their commands would take the stripes this
+ * thread holds for the script as no-ops (item_hold), so they wait, bytes
+ * unread, until the script ends. So -t 1 can still kill a runaway script.
  *
  * redis.call() and redis.pcall() run a command through the RESP command
  * table (resp_cmd_find, resp_run) on this thread's script connection: a
@@ -33,9 +41,9 @@
  * Run time. A count hook (every HOOK_EVERY instructions) compares the
  * elapsed time with the busy threshold: a script past it sets its worker's
  * slot busy and bumps script_busy_, which the dispatcher reads. SCRIPT KILL
- * (from a client of another worker) marks a busy script that has run no
- * write command; its hook then raises Redis's error, and keeps raising on
- * every line so that a pcall cannot swallow it.
+ * (from any other client) marks a busy script that has run no write
+ * command; its hook then raises Redis's error, and keeps raising on every
+ * line so that a pcall cannot swallow it.
  */
 #include "script/script.h"
 
@@ -57,11 +65,13 @@
 #include "stats/stats.h"
 #include "storage/item.h"
 #include "storage/storage.h"
+#include "util/log.h"
 #include "util/sha1.h"
 
 #define HOOK_EVERY 100000       /* instructions between time checks, as Redis */
 #define REPLY_DEPTH_MAX 1000    /* nesting of a reply, either direction */
 #define GC_EVERY 50             /* runs between incremental GC steps */
+#define SERVE_EVERY_MS 20       /* a busy script serves its worker's other clients */
 
 #define ERR_KILLED "Script killed by user with SCRIPT KILL..."
 #define ERR_NOSCRIPT "NOSCRIPT No matching script. Please use EVAL."
@@ -91,6 +101,7 @@ struct run {
     struct slot *slot;         /* NULL outside a worker */
     uint64_t id;
     int64_t start_ms;
+    int64_t served_ms;         /* when the worker's other clients were last served */
     struct item_lockset held;  /* stripes held for the script */
 };
 
@@ -691,8 +702,15 @@ static void hook(lua_State *L, lua_Debug *ar)
         if (r->slot != NULL)
             __atomic_store_n(&r->slot->busy, 1, __ATOMIC_RELEASE);
         atomic_fetch_add_explicit(&script_busy_, 1, memory_order_relaxed);
-        fprintf(stderr, "script %s still running after %u ms: other clients get -BUSY\n",
-                r->sha, limit);
+        log_warn("script %s still running after %u ms: other clients get -BUSY", r->sha,
+                 limit);
+    }
+    if (r->busy && r->caller->worker != NULL) {
+        int64_t now = mono_ms();
+        if (now - r->served_ms >= SERVE_EVERY_MS) {
+            r->served_ms = now;
+            worker_serve_pending(r->caller->worker, r->caller);
+        }
     }
     if (r->slot != NULL && __atomic_load_n(&r->slot->kill_id, __ATOMIC_ACQUIRE) == r->id) {
         /* On every line from now on, so that pcall cannot catch it for good. */

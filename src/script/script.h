@@ -16,7 +16,9 @@
  * Run time: past busy-reply-threshold (CONFIG SET, default 5000 ms) a
  * script is busy; while any script is busy other clients' commands are
  * refused with -BUSY (script_busy(), one relaxed load per command), and
- * SCRIPT KILL stops a busy script that has not written.
+ * SCRIPT KILL stops a busy script that has not written. A busy script
+ * serves the RESP clients of its own worker every few tens of ms, so they
+ * get -BUSY too; see script.c.
  */
 #ifndef KIOKU_SCRIPT_H
 #define KIOKU_SCRIPT_H

@@ -257,8 +257,10 @@ static int l_log(lua_State *L)
     int level = (int)lua_tonumber(L, 1);
     if (level < 0 || level > 3)
         return script_lua_raise(L, "Invalid debug level.");
-    /* LOG_WARNING always reaches stderr; the others with -v (and -vv). */
-    if (level < 3 && log_level() < 3 - level)
+    /* LOG_WARNING is always written; VERBOSE with -v, DEBUG with -vv, ... */
+    static const enum log_sev sev_of[] = {LOG_SEV_TRACE, LOG_SEV_DEBUG, LOG_SEV_INFO,
+                                          LOG_SEV_WARN};
+    if (!log_sev_enabled(sev_of[level], log_level()))
         return 0;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -272,7 +274,7 @@ static int l_log(lua_State *L)
         luaL_addlstring(&b, s, len);
     }
     luaL_pushresult(&b);
-    fprintf(stderr, "script: %s\n", lua_tostring(L, -1));
+    log_write(sev_of[level], "script: %s", lua_tostring(L, -1));
     return 0;
 }
 

@@ -13,6 +13,11 @@ against a kioku this test starts itself, with redis-py and raw sockets.
   busy script    with busy-reply-threshold low, a script looping forever
                  makes other clients get -BUSY; SCRIPT KILL ends it; a
                  script that wrote is UNKILLABLE; the server serves again
+  -t 1           the same on one worker: the script's own thread answers
+                 -BUSY (before, pipelined, new connections, large SETs,
+                 one half sent before the script, QUIT) and SCRIPT KILL from inside the script; a memcached
+                 client waits for the script, then is served; every step
+                 equal to redis-server's replies
   atomicity      16 clients x 150 read-then-write increments by script on
                  one key (not atomic without the script's lock) add up
                  exactly; scripts reaching undeclared keys beside MSETs on
@@ -312,26 +317,44 @@ def lock_release(port):
     r.close()
 
 
-def compare_with_redis(port):
-    if not os.access(REDIS_SERVER, os.X_OK):
-        print("scripting: %s not installed; comparison skipped" % REDIS_SERVER)
-        return
+def start_redis():
+    """(process, port) of a redis-server started here and accepting, or
+    (process, None) if it did not start within 10 s."""
     rport = kioku_proc.free_port()
     d = tempfile.mkdtemp(prefix="kioku-scripting-")
     proc = subprocess.Popen([REDIS_SERVER, "--port", str(rport), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", d],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            Raw(rport).close()
+            return proc, rport
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                check(False, "redis-server did not start")
+                return proc, None
+            time.sleep(0.05)
+
+
+def stop_redis(proc):
+    proc.terminate()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                rr = Raw(rport)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    check(False, "redis-server did not start")
-                    return
-                time.sleep(0.05)
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def compare_with_redis(port):
+    if not os.access(REDIS_SERVER, os.X_OK):
+        print("scripting: %s not installed; comparison skipped" % REDIS_SERVER)
+        return
+    proc, rport = start_redis()
+    try:
+        if rport is None:
+            return
+        rr = Raw(rport)
         kr = Raw(port)
         rr.ask("flushall")
         kr.ask("flushall")
@@ -345,12 +368,7 @@ def compare_with_redis(port):
         kr.close()
         rr.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_redis(proc)
 
 
 LOOP = "while true do end"
@@ -367,16 +385,15 @@ def others(port, n=4):
 
 
 def first_reply_like(clients, req, prefix, deadline):
-    """Send req on each client in turn until one answers with prefix (the
-    others may be on the script's own worker, which waits for the script,
-    or ask before the script is busy). That reply and client, or None."""
+    """Send req on each client in turn until one answers with prefix (one
+    may ask before the script is busy). That reply and client, or None."""
     pending = list(clients)
     while pending and time.monotonic() < deadline:
         for c in list(pending):
             try:
                 got = c.ask(*req)
             except socket.timeout:
-                pending.remove(c)   # its worker runs the script: no reply yet
+                pending.remove(c)   # no reply in its 2 s: busy_one_worker tells why
                 continue
             if got.startswith(prefix):
                 return got, c
@@ -396,7 +413,7 @@ def busy_script(port):
     runner.send("eval", LOOP, "0")
     got, killer = first_reply_like(others(port), ["get", "x"], b"-BUSY", time.monotonic() + 20)
     check(got == b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or "
-                 b"SHUTDOWN NOSAVE.\r\n", "clients of other workers get -BUSY: %r" % got)
+                 b"SHUTDOWN NOSAVE.\r\n", "other clients get -BUSY: %r" % got)
     if killer is not None:
         check(killer.ask("script", "kill") == b"+OK\r\n", "SCRIPT KILL")
         got = runner.read()
@@ -421,6 +438,152 @@ def busy_script(port):
     check(r.ask("get", "wk") == b"$1\r\nw\r\n", "its write stands")
     check(r.ask("config", "set", "busy-reply-threshold", "5000") == b"+OK\r\n", "threshold back")
     r.close()
+
+
+BUSY = (b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or "
+        b"SHUTDOWN NOSAVE.\r\n")
+UNKILLABLE = (b"-UNKILLABLE Sorry the script already executed write commands against the "
+              b"dataset. You can either wait the script termination or kill the server in a "
+              b"hard way using the SHUTDOWN NOSAVE command.\r\n")
+
+
+def busy_same_worker(port, mc=None):
+    """What the clients of a busy script's own thread get, as a list of
+    (what, reply): redis-server (one thread) and kioku -t 1 must agree.
+    mc(phase) is called on kioku, for its memcached client."""
+    out = []
+    admin = Raw(port)
+    check(admin.ask("config", "set", "busy-reply-threshold", "100") == b"+OK\r\n",
+          "CONFIG SET busy-reply-threshold 100")
+    before = Raw(port, timeout=10)    # connected before the script
+    # A large SET whose value is half sent before the script starts.
+    partial = Raw(port, timeout=10)
+    value = b"p" * 100000
+    partial.s.sendall(b"*3\r\n$3\r\nset\r\n$7\r\npartial\r\n$100000\r\n" + value[:50000])
+    time.sleep(0.05)
+    runner = Raw(port, timeout=30)
+    runner.send("eval", LOOP, "0")
+    time.sleep(0.02)
+    if mc is not None:
+        mc("script running")
+    # Sent before the script is busy, answered once it is (10 s at most).
+    out.append(("GET from a client of the script's thread", before.ask("get", "x")))
+    before.s.sendall(enc(["get", "x"]) + enc(["ping"]) + enc(["eval", "return 1", "0"]))
+    out.append(("pipelined", [before.read() for _ in range(3)]))
+    after = Raw(port, timeout=10)     # accepted while the script runs
+    out.append(("PING from a new connection", after.ask("ping")))
+    partial.s.sendall(value[50000:] + b"\r\n")
+    out.append(("a SET whose value ends while the script is busy", partial.read()))
+    partial.close()
+    out.append(("a large SET", before.ask("set", "big", "v" * 100000)))
+    quitter = Raw(port, timeout=10)
+    out.append(("QUIT", quitter.ask("quit")))
+    try:
+        out.append(("after QUIT", quitter.f.readline()))
+    except OSError as e:
+        out.append(("after QUIT", repr(e)))
+    quitter.close()
+    gone = Raw(port, timeout=10)      # asks and goes away unanswered
+    gone.send("get", "x")
+    gone.close()
+    out.append(("SCRIPT KILL", after.ask("script", "kill")))
+    out.append(("the script's caller", runner.read()))
+    out.append(("SCRIPT KILL again", after.ask("script", "kill")))
+    out.append(("the large SET did not run", before.ask("get", "big")))
+    out.append(("nor the half-sent one", before.ask("get", "partial")))
+    out.append(("the caller again", runner.ask("ping")))
+    out.append(("SET", before.ask("set", "k", "v")))
+    out.append(("GET", after.ask("get", "k")))
+
+    # A script that wrote cannot be killed; it ends by itself (3 s).
+    runner.send("eval", WRITE_THEN_WAIT, "1", "wk")
+    time.sleep(0.02)
+    out.append(("SCRIPT KILL of a script that wrote", after.ask("script", "kill")))
+    out.append(("the unkillable script", runner.read()))
+    out.append(("its write stands", before.ask("get", "wk")))
+    check(admin.ask("config", "set", "busy-reply-threshold", "5000") == b"+OK\r\n",
+          "threshold back")
+    for c in (admin, before, runner, after):
+        c.close()
+    return out
+
+
+def busy_one_worker(port):
+    """kioku -t 1: the busy script's own thread serves its RESP clients from
+    the script's hook, while its memcached clients wait for the script."""
+    log = tempfile.TemporaryFile()
+    proc, kport = kioku_proc.start(BIN, ["-t", "1"], stderr=log)
+    mcs = {}
+
+    def mc(phase):
+        if phase == "script running":
+            m = socket.create_connection(("127.0.0.1", kport), timeout=10)
+            m.sendall(b"set mk 0 0 1\r\nm\r\n")
+            mcs["m"] = m
+
+    try:
+        got = busy_same_worker(kport, mc)
+        want = [
+            ("GET from a client of the script's thread", BUSY),
+            ("pipelined", [BUSY] * 3),
+            ("PING from a new connection", BUSY),
+            ("a SET whose value ends while the script is busy", BUSY),
+            ("a large SET", BUSY),
+            ("QUIT", b"+OK\r\n"),
+            ("after QUIT", b""),
+            ("SCRIPT KILL", b"+OK\r\n"),
+            ("the script's caller", b"-ERR Script killed by user with SCRIPT KILL..." + where(LOOP)),
+            ("SCRIPT KILL again", b"-NOTBUSY No scripts in execution right now.\r\n"),
+            ("the large SET did not run", b"$-1\r\n"),
+            ("nor the half-sent one", b"$-1\r\n"),
+            ("the caller again", b"+PONG\r\n"),
+            ("SET", b"+OK\r\n"),
+            ("GET", b"$1\r\nv\r\n"),
+            ("SCRIPT KILL of a script that wrote", UNKILLABLE),
+            ("the unkillable script", b"$4\r\ndone\r\n"),
+            ("its write stands", b"$1\r\nw\r\n"),
+        ]
+        for (what, a), (_, b) in zip(got, want):
+            check(a == b, "-t 1, %s: %r, want %r" % (what, a, b))
+        check(len(got) == len(want), "-t 1: %d steps, want %d" % (len(got), len(want)))
+        # The memcached client waited for the script, then got its reply.
+        m = mcs.get("m")
+        check(m is not None, "memcached client connected")
+        if m is not None:
+            m.settimeout(10)
+            check(m.recv(64) == b"STORED\r\n", "memcached set served after the script")
+            m.sendall(b"get mk\r\n")
+            check(m.recv(64) == b"VALUE mk 0 1\r\nm\r\nEND\r\n", "memcached get")
+            m.close()
+        r = Raw(kport)
+        check(r.ask("eval", "redis.log(redis.LOG_WARNING, 'from', 'a test') "
+                            "redis.log(redis.LOG_VERBOSE, 'not shown') return 1", "0") ==
+              b":1\r\n", "redis.log")
+        r.close()
+        check(proc.poll() is None, "kioku -t 1 still running")
+    finally:
+        kioku_proc.stop(proc)
+    # Through the log API: a warning's prefix, one line each.
+    log.seek(0)
+    lines = log.read().decode(errors="replace").splitlines()
+    log.close()
+    check("warning: script %s still running after 100 ms: other clients get -BUSY" % sha(LOOP)
+          in lines, "the busy script is logged: %r" % lines[:4])
+    check("warning: script: from a test" in lines, "redis.log(LOG_WARNING): %r" % lines[:4])
+    check(not any("not shown" in x for x in lines), "LOG_VERBOSE needs -v")
+    # The sanitizer builds report here, since stderr is read.
+    check(not any("Sanitizer" in x or "runtime error" in x for x in lines),
+          "no sanitizer report: %r" % [x for x in lines if "Sanitizer" in x][:2])
+    if not os.access(REDIS_SERVER, os.X_OK):
+        return
+    rproc, rport = start_redis()
+    try:
+        if rport is not None:
+            theirs = busy_same_worker(rport)
+            for (what, a), (_, b) in zip(got, theirs):
+                check(a == b, "-t 1 against redis-server, %s: kioku %r, redis %r" % (what, a, b))
+    finally:
+        stop_redis(rproc)
 
 
 INCR_SCRIPT = ("local v = redis.call('GET', KEYS[1]) "
@@ -514,7 +677,8 @@ def main():
     # RESP on the memcached port: the first byte tells.
     proc, port = kioku_proc.start(BIN, ["-t", "4"])
     try:
-        for phase in (lock_release, semantics, compare_with_redis, busy_script, atomicity):
+        for phase in (lock_release, semantics, compare_with_redis, busy_script,
+                      busy_one_worker, atomicity):
             t0 = time.monotonic()
             phase(port)
             print("scripting: %s took %.1f s" % (phase.__name__, time.monotonic() - t0))
