@@ -21,6 +21,7 @@ set -uo pipefail
 KIOKU=./src/kioku; KIOKU_ARGS=""
 MEMCACHED=""; REDIS=/usr/bin/redis-server
 SERVERS="kioku memcached kioku-resp redis"
+MC_PROTOCOL=memcache_text   # what memtier speaks to kioku and memcached
 MEMTIER=${MEMTIER:-}
 TOOL=auto
 REQUESTS=100000      # per pipeline depth and server
@@ -46,6 +47,8 @@ Usage: $0 --memtier PATH [options]
   --redis PATH         redis-server binary (default: $REDIS)
   --servers "LIST"     columns, from: kioku memcached kioku-resp redis
                        (default: "$SERVERS"; kioku-resp = kioku over RESP)
+  --mc-protocol P      memcache_text (default) | memcache_binary: what the
+                       kioku and memcached columns are sent
   --memtier PATH       memtier_benchmark (default: \$MEMTIER or on PATH)
   --tool T             auto | perf | strace (default: auto = perf if it can
                        count syscall tracepoints, else strace)
@@ -76,6 +79,7 @@ while [ $# -gt 0 ]; do
         --redis) REDIS=$val; shift ;;
         --servers) SERVERS=$val; shift ;;
         --memtier) MEMTIER=$val; shift ;;
+        --mc-protocol) MC_PROTOCOL=$val; shift ;;
         --tool) TOOL=$val; shift ;;
         --requests) REQUESTS=$val; shift ;;
         --clients) CLIENTS=$val; shift ;;
@@ -165,7 +169,7 @@ start_server() {
         kioku) cmd+=("$KIOKU" -l 127.0.0.1 -p "$port" -U 0 -t "$THREADS" -m 256 "${as[@]}")
                # shellcheck disable=SC2206
                [ -n "$KIOKU_ARGS" ] && cmd+=($KIOKU_ARGS)
-               PROTO=memcache_text ;;
+               PROTO=$MC_PROTOCOL ;;
         kioku-resp) mport=$(free_port) || return 1
                cmd+=("$KIOKU" -l 127.0.0.1 -p "$mport" --resp-port "$port" -U 0 -t "$THREADS" -m 256 "${as[@]}")
                # shellcheck disable=SC2206
@@ -173,7 +177,7 @@ start_server() {
                PROTO=redis ;;
         memcached) [ -n "$MEMCACHED" ] || die "no --memcached PATH for the memcached column"
                cmd+=("$MEMCACHED" -l 127.0.0.1 -p "$port" -U 0 -t "$THREADS" -m 256 "${as[@]}")
-               PROTO=memcache_text ;;
+               PROTO=$MC_PROTOCOL ;;
         redis) cmd+=("$REDIS" --port "$port" --bind 127.0.0.1 --save "" --appendonly no
                      --protected-mode no --daemonize no)
                PROTO=redis ;;
@@ -214,10 +218,7 @@ count() {
         perf stat -x, -e "$ev" -p "$SRV_PID" -o "$raw" &
         COUNTER_PID=$! ;;
     strace)
-        local tids
-        tids=$(ls "/proc/$SRV_PID/task" | sed 's/^/-p /')
-        # shellcheck disable=SC2086
-        strace -c -f -o "$raw" $tids &
+        strace -c -f -o "$raw" -p "$SRV_PID" &   # -p takes every thread
         COUNTER_PID=$! ;;
     esac
     sleep 1   # let the counter attach
@@ -246,7 +247,7 @@ count() {
     esac
 }
 
-echo "syscalls: $TOTAL_REQ requests per run ($CLIENTS clients x $PER_CLIENT), set:get $RATIO," \
+echo "syscalls: $TOTAL_REQ requests per run ($CLIENTS clients x $PER_CLIENT), set:get $RATIO, $MC_PROTOCOL," \
      "${DATA_SIZE}-byte values, server -t $THREADS on core $SERVER_CPU, counted with $TOOL; raw: $OUT_DIR"
 for pl in $PIPELINES; do
     for s in $SERVERS; do count "$s" "$pl"; done
