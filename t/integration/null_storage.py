@@ -8,6 +8,9 @@ $KIOKU_BIN:
   in pieces; a block without its CRLF gets "CLIENT_ERROR bad data chunk";
   noreply is honoured; a get of 20,000 keys is answered in full; nothing
   reaches storage (stats: curr_items 0, get_hits and cmd_set counted).
+- binary: Get/GetK answer a hit on "null" (flags 0, CAS 1; GetK with its
+  key), Set answers success with CAS 1, SetQ nothing, also for a value that
+  arrives in pieces; nothing is stored.
 - RESP: GET answers the bulk "null", SET +OK (a 1 MB value too), arity
   errors as usual, DBSIZE 0; other commands (PING) run as usual.
 - Without the option the same requests see the real store, and the option
@@ -18,6 +21,7 @@ Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
 import socket
+import struct
 import subprocess
 import sys
 
@@ -98,6 +102,52 @@ def test_text(port):
     s.close()
 
 
+def bin_req(opcode, key=b"", extras=b"", value=b"", opaque=0):
+    body = extras + key + value
+    return struct.pack(">BBHBBHIIQ", 0x80, opcode, len(key), len(extras), 0, 0,
+                       len(body), opaque, 0) + body
+
+
+def bin_recv(s):
+    """One response: (opcode, status, cas, extras, key, value)."""
+    hdr = b""
+    while len(hdr) < 24:
+        chunk = s.recv(24 - len(hdr))
+        if not chunk:
+            return None
+        hdr += chunk
+    _, op, klen, elen, _, status, blen, _, cas = struct.unpack(">BBHBBHIIQ", hdr)
+    body = b""
+    while len(body) < blen:
+        chunk = s.recv(blen - len(body))
+        if not chunk:
+            return None
+        body += chunk
+    return op, status, cas, body[:elen], body[elen:elen + klen], body[elen + klen:]
+
+
+def test_binary(port):
+    s = connect(port)
+    set_extras = struct.pack(">II", 7, 0)
+    s.sendall(bin_req(0x01, b"k", set_extras, b"hello"))
+    check(bin_recv(s) == (0x01, 0, 1, b"", b"", b""), "binary: Set answers success, CAS 1")
+    s.sendall(bin_req(0x00, b"k"))
+    check(bin_recv(s) == (0x00, 0, 1, struct.pack(">I", 0), b"", b"null"),
+          "binary: Get answers the fixed hit, not the value set")
+    s.sendall(bin_req(0x0c, b"other"))
+    check(bin_recv(s) == (0x0c, 0, 1, struct.pack(">I", 0), b"other", b"null"),
+          "binary: GetK names its key")
+    big = bin_req(0x11, b"q", set_extras, b"v" * 300000)   # SetQ, then a Noop
+    s.sendall(big[:5000])
+    s.sendall(big[5000:] + bin_req(0x0a))
+    check(bin_recv(s) == (0x0a, 0, 0, b"", b"", b""),
+          "binary: a 300 kB SetQ in pieces is skipped silently, Noop answered")
+    s.close()
+    s = connect(port)
+    check(stat(s, "curr_items") == 0, "binary: nothing was stored (curr_items 0)")
+    s.close()
+
+
 def test_resp(port):
     s = connect(port)
     check(talk(s, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n", b"\r\n") == b"+OK\r\n",
@@ -138,6 +188,7 @@ def main():
         try:
             if null:
                 test_text(port)
+                test_binary(port)
                 test_resp(rport)
             else:
                 test_off(port, rport)
