@@ -8,6 +8,9 @@ $KIOKU_BIN:
   in pieces; a block without its CRLF gets "CLIENT_ERROR bad data chunk";
   noreply is honoured; a get of 20,000 keys is answered in full; nothing
   reaches storage (stats: curr_items 0, get_hits and cmd_set counted).
+- meta: mg answers a hit on "null" with its flags echoed (c1 f0 t-1 s4 k),
+  ms answers HD (q hides it), a 300 kB ms in pieces is skipped, a block
+  without its CRLF gets "CLIENT_ERROR bad data chunk".
 - binary: Get/GetK answer a hit on "null" (flags 0, CAS 1; GetK with its
   key), Set answers success with CAS 1, SetQ nothing, also for a value that
   arrives in pieces; nothing is stored.
@@ -102,6 +105,25 @@ def test_text(port):
     s.close()
 
 
+def test_meta(port):
+    s = connect(port)
+    check(talk(s, b"ms foo 5 T0 c k\r\nhello\r\n", b"\r\n") == b"HD c1 kfoo\r\n",
+          "meta: ms answers HD with its flags")
+    check(talk(s, b"mg foo v c f t s k\r\n", b"null\r\n") ==
+          b"VA 4 c1 f0 t-1 s4 kfoo\r\nnull\r\n", "meta: mg answers the fixed hit")
+    check(talk(s, b"mg never\r\n", b"\r\n") == b"HD\r\n", "meta: mg without v answers HD")
+    check(talk(s, b"ms q 2 q\r\nab\r\nmn\r\n", b"MN\r\n") == b"MN\r\n",
+          "meta: ms q answers nothing")
+    check(talk(s, b"ms b 2\r\nabX\n", b"\r\n") == b"CLIENT_ERROR bad data chunk\r\n",
+          "meta: a data block without its CRLF is refused")
+    s.sendall(b"ms big 300000 T0\r\n" + b"v" * 1000)
+    s.sendall(b"v" * 299000 + b"\r\nmn\r\n")
+    check(recv_until(s, b"MN\r\n") == b"HD\r\nMN\r\n",
+          "meta: a 300 kB ms in pieces is skipped, HD, next request answered")
+    check(stat(s, "curr_items") == 0, "meta: nothing was stored (curr_items 0)")
+    s.close()
+
+
 def bin_req(opcode, key=b"", extras=b"", value=b"", opaque=0):
     body = extras + key + value
     return struct.pack(">BBHBBHIIQ", 0x80, opcode, len(key), len(extras), 0, 0,
@@ -188,6 +210,7 @@ def main():
         try:
             if null:
                 test_text(port)
+                test_meta(port)
                 test_binary(port)
                 test_resp(rport)
             else:
