@@ -808,8 +808,8 @@ static enum proc_result meta_debug(struct conn *c, const struct mc_meta_req *r)
  *
  * -o null_storage, a benchmark mode (see proto_mc_text.c): mg answers a hit
  * on the 4-byte value "null" (CAS 1, flags 0, no TTL), ms skips its data
- * block and answers HD (q hides it; a block without its CRLF gets
- * "CLIENT_ERROR bad data chunk"). Their flags are parsed and echoed as
+ * block and answers HD (q hides it; a block already read in full without
+ * its CRLF gets "CLIENT_ERROR bad data chunk"). Their flags are parsed and echoed as
  * usual; nothing is looked up or stored.
  */
 static enum proc_result null_get(struct conn *c, const struct mc_meta_req *r)

@@ -675,8 +675,8 @@ static bool auth_request(struct conn *c, struct text_state *st, enum proc_result
  * -o null_storage, a benchmark mode: the same reads, parser, dispatch and
  * writes, but get/gets/gat/gats answer every key as a hit on the 4-byte
  * value "null" (flags 0; cas 1 where one is shown) and the storage commands
- * skip their data block and answer STORED (a block without its CRLF gets
- * "CLIENT_ERROR bad data chunk", as in the real path). Nothing is looked up
+ * skip their data block and answer STORED (a block already read in full
+ * without its CRLF gets "CLIENT_ERROR bad data chunk"). Nothing is looked up
  * or stored; every other command runs as usual. bench/mc_ab.sh sets kioku
  * against this to see what share of a request the cache itself costs.
  */
@@ -724,7 +724,7 @@ static enum proc_result null_store(struct conn *c, const struct mc_text_req *r)
 {
     STAT_INC(c->stats, cmd_set);
     size_t n = (size_t)r->vlen + 2;
-    if (conn_rlen(c) < n) {   /* the rest is still coming: skip it as it does */
+    if (conn_rlen(c) < n) {   /* still arriving: skipped unseen, so no CRLF check */
         REPLY(c, r->noreply, "STORED\r\n");
         conn_swallow(c, n);
         return PROC_NREAD;
