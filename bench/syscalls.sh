@@ -218,7 +218,7 @@ count() {
         perf stat -x, -e "$ev" -p "$SRV_PID" -o "$raw" &
         COUNTER_PID=$! ;;
     strace)
-        strace -c -f -o "$raw" -p "$SRV_PID" &   # -p takes every thread
+        strace -c -f -o "$raw" -p "$SRV_PID" 2>>"$OUT_DIR/strace.log" &   # -p takes every thread
         COUNTER_PID=$! ;;
     esac
     sleep 1   # let the counter attach
