@@ -60,9 +60,17 @@ static const struct settings *settings;   /* read-only after setup */
 /* Incr/decr with this exptime never create a missing key. */
 #define BIN_NO_CREATE 0xffffffffu
 
+typedef enum proc_result (*bin_handler)(struct conn *c, const struct mc_bin_req *r);
+
+/* The command table in use, chosen once at setup: the real one, or under
+ * -o null_storage one whose get and store rows answer without storage. */
+static const bin_handler *rows;
+static void choose_rows(bool null_storage);
+
 void proto_mc_bin_setup(const struct settings *s)
 {
     settings = s;
+    choose_rows(s->null_storage);
 }
 
 /* Per-connection state kept while a value is read into its item. */
@@ -588,9 +596,41 @@ static bool sasl_gate(struct conn *c, const struct mc_bin_req *r, size_t used,
     return false;
 }
 
-/* ---- dispatch ---- */
+/* ---- null storage ----
+ *
+ * -o null_storage, a benchmark mode (see proto_mc_text.c): Get/GetK and
+ * their quiet forms answer a hit on the 4-byte value "null" (flags 0, CAS
+ * 1), the store opcodes skip their value and answer success (CAS 1; quiet
+ * ones say nothing). Nothing is looked up or stored.
+ */
 
-typedef enum proc_result (*bin_handler)(struct conn *c, const struct mc_bin_req *r);
+static enum proc_result null_get(struct conn *c, const struct mc_bin_req *r)
+{
+    uint8_t body[4 + MC_BIN_KEY_MAX + 4];
+    uint16_t keylen = mc_bin_opcode_returns_key(r->opcode) ? r->keylen : 0;
+    STAT_INC(c->stats, cmd_get);
+    STAT_INC(c->stats, get_hits);
+    put32(body, 0);
+    memcpy(body + 4, r->key, keylen);
+    memcpy(body + 4 + keylen, "null", 4);
+    respond(c, r->opcode, MC_BIN_SUCCESS, 4, keylen, 4, r->opaque, 1, body,
+            4 + (size_t)keylen + 4);
+    return PROC_MORE;
+}
+
+static enum proc_result null_store(struct conn *c, const struct mc_bin_req *r)
+{
+    STAT_INC(c->stats, cmd_set);
+    respond_ok(c, r, 1);
+    if (conn_rlen(c) >= r->vlen) {
+        conn_consume(c, r->vlen);
+        return PROC_MORE;
+    }
+    conn_swallow(c, r->vlen);
+    return PROC_NREAD;
+}
+
+/* ---- dispatch ---- */
 
 /* Indexed by the loud opcode; the decoder has already checked each
  * request's shape (extras, key, value) against its opcode. */
@@ -607,6 +647,24 @@ static const bin_handler handlers[256] = {
     [MC_BIN_SASL_LIST_MECHS] = cmd_unsupported, [MC_BIN_SASL_AUTH] = cmd_unsupported,
     [MC_BIN_SASL_STEP] = cmd_unsupported,
 };
+
+/* handlers, with get and store answered by the null rows. */
+static bin_handler null_handlers[256];
+
+static void choose_rows(bool null_storage)
+{
+    rows = handlers;
+    if (!null_storage)
+        return;
+    memcpy(null_handlers, handlers, sizeof(handlers));
+    for (int i = 0; i < 256; i++) {
+        if (handlers[i] == cmd_get)
+            null_handlers[i] = null_get;
+        else if (handlers[i] == cmd_store)
+            null_handlers[i] = null_store;
+    }
+    rows = null_handlers;
+}
 
 /* With a password file, the SASL rows instead of cmd_unsupported. */
 static const bin_handler sasl_handlers[256] = {
@@ -679,7 +737,7 @@ static enum proc_result bin_process(struct conn *c)
             /* The key stays where it is in the read buffer until the next
              * read, which cannot happen before the handler returns. */
             conn_consume(c, used);
-            bin_handler h = handlers[mc_bin_opcode_loud(r.opcode)];
+            bin_handler h = rows[mc_bin_opcode_loud(r.opcode)];
             if (auth_file_enabled() && sasl_handlers[mc_bin_opcode_loud(r.opcode)] != NULL)
                 h = sasl_handlers[mc_bin_opcode_loud(r.opcode)];
             if (h != NULL)

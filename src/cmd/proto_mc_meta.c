@@ -38,9 +38,21 @@
 
 static const struct settings *settings;   /* read-only after setup */
 
+static enum proc_result meta_get(struct conn *c, const struct mc_meta_req *r);
+static enum proc_result meta_set(struct conn *c, void *state, const struct mc_meta_req *r);
+static enum proc_result null_get(struct conn *c, const struct mc_meta_req *r);
+static enum proc_result null_set(struct conn *c, void *state, const struct mc_meta_req *r);
+
+/* mg and ms as chosen at setup: the real ones, or -o null_storage's. */
+static enum proc_result (*run_mg)(struct conn *c, const struct mc_meta_req *r) = meta_get;
+static enum proc_result (*run_ms)(struct conn *c, void *state,
+                                  const struct mc_meta_req *r) = meta_set;
+
 void proto_mc_meta_setup(const struct settings *s)
 {
     settings = s;
+    run_mg = s->null_storage ? null_get : meta_get;
+    run_ms = s->null_storage ? null_set : meta_set;
 }
 
 /* What an ms keeps while its data block is read: the line is gone by then. */
@@ -792,6 +804,55 @@ static enum proc_result meta_debug(struct conn *c, const struct mc_meta_req *r)
 
 /* ---- dispatch ---- */
 
+/* ---- null storage ----
+ *
+ * -o null_storage, a benchmark mode (see proto_mc_text.c): mg answers a hit
+ * on the 4-byte value "null" (CAS 1, flags 0, no TTL), ms skips its data
+ * block and answers HD (q hides it; a block already read in full without
+ * its CRLF gets "CLIENT_ERROR bad data chunk"). Their flags are parsed and echoed as
+ * usual; nothing is looked up or stored.
+ */
+static enum proc_result null_get(struct conn *c, const struct mc_meta_req *r)
+{
+    const struct mc_meta_vals v = { .have = HIT_VALUES, .cas = 1, .size = 4, .ttl = -1 };
+    uint64_t size = 4;
+
+    STAT_INC(c->stats, cmd_get);
+    STAT_INC(c->stats, get_hits);
+    if (r->flags & MC_META_F_RET_VALUE) {
+        out_status(c, "VA", &size, r, &v, 0);
+        CONN_OUT_LIT(c, "null\r\n");
+    } else {
+        out_status(c, "HD", NULL, r, &v, 0);
+    }
+    return PROC_MORE;
+}
+
+static enum proc_result null_set(struct conn *c, void *state, const struct mc_meta_req *r)
+{
+    const struct mc_meta_vals v = { .have = MC_META_F_RET_CAS | MC_META_F_RET_SIZE, .cas = 1,
+                                    .size = r->datalen };
+    size_t n = (size_t)r->datalen + 2;
+
+    (void)state;
+    STAT_INC(c->stats, cmd_set);
+    /* The reply is composed first: k and O point into the line, which a
+     * read for the rest of the block may overwrite. */
+    if (conn_rlen(c) < n) {
+        if (!(r->flags & MC_META_F_QUIET))
+            out_status(c, "HD", NULL, r, &v, 0);
+        conn_swallow(c, n);
+        return PROC_NREAD;
+    }
+    const char *end = conn_rbuf(c) + r->datalen;
+    if (end[0] != '\r' || end[1] != '\n')
+        out_line(c, "CLIENT_ERROR bad data chunk");
+    else if (!(r->flags & MC_META_F_QUIET))
+        out_status(c, "HD", NULL, r, &v, 0);
+    conn_consume(c, n);
+    return PROC_MORE;
+}
+
 enum proc_result proto_mc_meta_run(struct conn *c, void *state, enum mc_meta_cmd cmd,
                                    const char *key, size_t nkey,
                                    const char *args, size_t nargs)
@@ -815,8 +876,8 @@ enum proc_result proto_mc_meta_run(struct conn *c, void *state, enum mc_meta_cmd
         return PROC_MORE;
     }
     switch (cmd) {
-    case MC_META_MG: return meta_get(c, &r);
-    case MC_META_MS: return meta_set(c, state, &r);
+    case MC_META_MG: return run_mg(c, &r);
+    case MC_META_MS: return run_ms(c, state, &r);
     case MC_META_MD: return meta_delete(c, &r);
     case MC_META_MA: return meta_arith(c, &r);
     case MC_META_ME: return meta_debug(c, &r);

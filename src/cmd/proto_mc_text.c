@@ -51,9 +51,18 @@
 
 static const struct settings *settings;   /* read-only after setup */
 
+typedef enum proc_result (*text_handler)(struct conn *c, const struct mc_text_req *r);
+
+/* The command table and the get walk in use, chosen once at setup: the
+ * real ones, or under -o null_storage those that answer without storage. */
+static const text_handler *rows;
+static enum proc_result (*walk)(struct conn *c);
+static void choose_rows(bool null_storage);
+
 void proto_mc_text_setup(const struct settings *s)
 {
     settings = s;
+    choose_rows(s->null_storage);
     proto_mc_meta_setup(s);
 }
 
@@ -212,7 +221,7 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
     g->cur = r->keys != NULL ? (size_t)(r->keys - line) : 0;
     g->end = g->cur + r->keys_len;
     st->get_line = st->line;
-    return get_walk(c);
+    return walk(c);
 }
 
 /* ---- storage ---- */
@@ -711,9 +720,76 @@ static bool auth_request(struct conn *c, struct text_state *st, enum proc_result
     return true;
 }
 
-/* ---- dispatch ---- */
+/* ---- null storage ----
+ *
+ * -o null_storage, a benchmark mode: the same reads, parser, dispatch and
+ * writes, but get/gets/gat/gats answer every key as a hit on the 4-byte
+ * value "null" (flags 0; cas 1 where one is shown) and the storage commands
+ * skip their data block and answer STORED (a block already read in full
+ * without its CRLF gets "CLIENT_ERROR bad data chunk"). Nothing is looked up
+ * or stored; every other command runs as usual. bench/mc_ab.sh sets kioku
+ * against this to see what share of a request the cache itself costs.
+ */
 
-typedef enum proc_result (*text_handler)(struct conn *c, const struct mc_text_req *r);
+static enum proc_result null_walk(struct conn *c)
+{
+    struct text_state *st = state_of(c);
+    struct get_walk *g = &st->u.get;
+    bool with_cas = g->cmd == MC_GETS || g->cmd == MC_GATS;
+    const char *line = conn_rbuf(c);
+    const char *cur = line + g->cur, *end = line + g->end, *key;
+    size_t nkey;
+    while (mc_text_next_key(&cur, end, &key, &nkey)) {
+        STAT_INC(c->stats, cmd_get);
+        STAT_INC(c->stats, get_hits);
+        char *p = conn_out_reserve(c, 6 + nkey + 4 + 2 + 8);
+        if (p == NULL)
+            continue;
+        size_t n = 0;
+        memcpy(p, "VALUE ", 6);
+        n += 6;
+        memcpy(p + n, key, nkey);
+        n += nkey;
+        memcpy(p + n, " 0 4", 4);
+        n += 4;
+        if (with_cas) {
+            memcpy(p + n, " 1", 2);
+            n += 2;
+        }
+        memcpy(p + n, "\r\nnull\r\n", 8);
+        n += 8;
+        conn_out_commit(c, n);
+        if (conn_out_full(c) && cur < end) {
+            g->cur = (size_t)(cur - line);
+            return PROC_YIELD;
+        }
+    }
+    CONN_OUT_LIT(c, "END\r\n");
+    conn_consume(c, st->get_line);
+    st->get_line = 0;
+    return PROC_MORE;
+}
+
+static enum proc_result null_store(struct conn *c, const struct mc_text_req *r)
+{
+    STAT_INC(c->stats, cmd_set);
+    size_t n = (size_t)r->vlen + 2;
+    if (conn_rlen(c) < n) {   /* still arriving: skipped unseen, so no CRLF check */
+        REPLY(c, r->noreply, "STORED\r\n");
+        conn_swallow(c, n);
+        return PROC_NREAD;
+    }
+    const char *end = conn_rbuf(c) + r->vlen;
+    bool crlf = end[0] == '\r' && end[1] == '\n';
+    conn_consume(c, n);
+    if (crlf)
+        REPLY(c, r->noreply, "STORED\r\n");
+    else
+        REPLY(c, r->noreply, "CLIENT_ERROR bad data chunk\r\n");
+    return PROC_MORE;
+}
+
+/* ---- dispatch ---- */
 
 /* Commands are rows: a command the parser knows but this table lacks is
  * answered "ERROR" like an unknown one. */
@@ -729,6 +805,24 @@ static const text_handler handlers[MC_CMD_COUNT] = {
     [MC_META_GET] = cmd_meta, [MC_META_SET] = cmd_meta, [MC_META_DELETE] = cmd_meta,
     [MC_META_ARITH] = cmd_meta, [MC_META_NOOP] = cmd_meta, [MC_META_DEBUG] = cmd_meta,
 };
+
+/* handlers, with retrieval and storage answered by the null rows. */
+static text_handler null_handlers[MC_CMD_COUNT];
+
+static void choose_rows(bool null_storage)
+{
+    rows = handlers;
+    walk = get_walk;
+    if (!null_storage)
+        return;
+    memcpy(null_handlers, handlers, sizeof(handlers));
+    for (int i = 0; i < MC_CMD_COUNT; i++) {
+        if (handlers[i] == cmd_store)
+            null_handlers[i] = null_store;
+    }
+    rows = null_handlers;
+    walk = null_walk;
+}
 
 /* Handlers that consume their own line: a get may yield before it has
  * answered every key, and its keys are read from the line in place; an
@@ -764,7 +858,7 @@ static enum proc_result text_process(struct conn *c)
         if (conn_out_full(c) || !conn_budget(c))
             return PROC_YIELD;
         if (st->get_line != 0) {
-            enum proc_result res = st->dumping ? dump_walk(c) : get_walk(c);
+            enum proc_result res = st->dumping ? dump_walk(c) : walk(c);
             if (res != PROC_MORE)
                 return res;
             continue;
@@ -798,11 +892,11 @@ static enum proc_result text_process(struct conn *c)
         }
         if (log_level() > 1)
             log_command(c->fd, conn_rbuf(c), used);
-        if (ps == PARSE_OK && handlers[r.cmd] != NULL && keeps_line(r.cmd))
+        if (ps == PARSE_OK && rows[r.cmd] != NULL && keeps_line(r.cmd))
             st->line = used;
         else
             conn_consume(c, used);
-        if (ps == PARSE_OK && handlers[r.cmd] == NULL) {
+        if (ps == PARSE_OK && rows[r.cmd] == NULL) {
             ps = PARSE_UNKNOWN;
             r.error = "ERROR";
         }
@@ -824,7 +918,7 @@ static enum proc_result text_process(struct conn *c)
             continue;
         }
         STAT_INC(c->stats, commands_processed);
-        enum proc_result res = handlers[r.cmd](c, &r);
+        enum proc_result res = rows[r.cmd](c, &r);
         if (res != PROC_MORE)
             return res;
     }

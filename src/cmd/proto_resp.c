@@ -375,8 +375,10 @@ bool rs_arg_is(const struct resp_arg *a, const char *word)
 #define A RC_ADMIN
 #define S RC_STALE
 #define N RC_NOAUTH
-/* aux of expire/ttl rows: bit 0 milliseconds, bit 1 absolute time */
-static const struct resp_cmd commands[] = {
+/* aux of expire/ttl rows: bit 0 milliseconds, bit 1 absolute time.
+ * Read-only once proto_resp_setup() has run (which may swap handlers for
+ * -o null_storage). */
+static struct resp_cmd commands[] = {
     {"get", 2, R | F, 1, 1, 1, "string", "Get the value of a key", resp_cmd_get, 0},
     {"set", -3, W | M, 1, 1, 1, "string", "Set the string value of a key", resp_cmd_set, 0},
     {"setex", 4, W | M, 1, 1, 1, "string", "Set the value and expiration of a key", resp_cmd_setex, 0},
@@ -603,6 +605,27 @@ static int64_t mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * -o null_storage, a benchmark mode: GET answers every key with the bulk
+ * "null" and SET answers +OK (after the usual arity check; its options are
+ * not looked at), with no storage behind them; every other command runs as
+ * usual. A SET value is then never streamed into an item: it is buffered
+ * like any argument, so one over RESP_REQ_MAX closes the connection.
+ */
+static enum proc_result null_get(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    rs_bulk(c, "null", 4);
+    return PROC_MORE;
+}
+
+static enum proc_result null_set(struct conn *c, const struct resp_call *call)
+{
+    (void)call;
+    rs_ok(c);
+    return PROC_MORE;
+}
+
 void proto_resp_setup(const struct settings *s)
 {
     _Static_assert(NCOMMANDS * 2 < INDEX_SIZE && NCOMMANDS < 255, "grow INDEX_SIZE");
@@ -613,6 +636,12 @@ void proto_resp_setup(const struct settings *s)
         while (cmd_index[i] != 0)
             i = (i + 1) & (INDEX_SIZE - 1);
         cmd_index[i] = (uint8_t)(k + 1);
+    }
+    for (size_t k = 0; k < NCOMMANDS; k++) {
+        if (commands[k].fn == resp_cmd_get || commands[k].fn == null_get)
+            commands[k].fn = s->null_storage ? null_get : resp_cmd_get;
+        else if (commands[k].fn == resp_cmd_set || commands[k].fn == null_set)
+            commands[k].fn = s->null_storage ? null_set : resp_cmd_set;
     }
     resp_set_max_bulk(s->proto_max_bulk_len);
     limits.max_args = RESP_MAX_ARGS;

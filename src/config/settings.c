@@ -410,6 +410,12 @@ static int parse_extended_kv(struct settings *s, const char *kv, const char *val
             s->storage.slab_reassign = kv[0] != 'n';
         else
             s->storage.crawler = kv[0] != 'n';
+    } else if (strcmp(kv, "null_storage") == 0) {
+        if (val != NULL) {
+            snprintf(err, errlen, "-o %s takes no value", kv);
+            return -1;
+        }
+        s->null_storage = true;
     } else if (strcmp(kv, "maxconns_fast") == 0 || strcmp(kv, "modern") == 0) {
         /* kioku always refuses past -c at once; "modern" changes nothing. */
         if (val != NULL) {
@@ -846,5 +852,7 @@ const char *settings_usage(void)
 "                          handshake in this many seconds (default: 10)\n"
 "   - tls_port=<num>       same as --tls-port\n"
 "   - resp_tls             with -Z and --tls-port, --resp-port speaks TLS too\n"
+"   - null_storage         BENCHMARK ONLY, not a cache: parse every request but\n"
+"                          answer get/set without storage (bench/README.md)\n"
 "   TLS certificates are reloaded by the refresh_certs command and on SIGHUP.\n";
 }

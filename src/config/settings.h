@@ -58,6 +58,8 @@ struct settings {
     char prefix_delimiter;    /* -D, ':': per-prefix stats (stats detail) */
     bool detail_enabled;      /* per-prefix stats on at start (-D turns it on) */
     enum settings_binding binding;   /* -B auto|ascii|binary */
+    bool null_storage;        /* -o null_storage: benchmark mode, get/set answered
+                                 without storage (a null server, bench/) */
     struct storage_config storage;
     struct tls_config tls;    /* -Z, --tls-port, -o ssl_* (issue 9) */
 };

@@ -21,7 +21,10 @@
  *
  * Reads try not to cost an extra syscall: after a read that did not fill the
  * buffer the socket is taken as drained, and the connection waits for the
- * next event instead of reading again into EAGAIN.
+ * next event instead of reading again into EAGAIN. That holds for the reads
+ * that finish a value (or a skipped one) too, so a set whose value takes a
+ * second read costs two reads, not three (the poll is level-triggered: were
+ * bytes left after all, the next event says so).
  */
 #include "core/conn.h"
 
@@ -606,8 +609,10 @@ void conn_swallow(struct conn *c, size_t n)
     }
 }
 
-/* Move bytes towards the value being read. Returns FILL_OK when complete. */
-static enum fill_result nread_step(struct conn *c)
+/* Move bytes towards the value being read. Returns FILL_OK when complete.
+ * A socket read that came back short sets *drained (a full one clears it),
+ * so the parse that follows the value does not read again into EAGAIN. */
+static enum fill_result nread_step(struct conn *c, bool *drained)
 {
     size_t left = c->nread_len - c->nread_off;
     if (left > DIRECT_READ_MIN) {
@@ -625,11 +630,13 @@ static enum fill_result nread_step(struct conn *c)
         }
         STAT_ADD(c->stats, bytes_read, n);
         c->nread_off += (size_t)n;
+        *drained = (size_t)n < want;
     } else {
         if (conn_rlen(c) == 0) {
             enum fill_result r = conn_fill(c);
             if (r == FILL_AGAIN || r == FILL_EOF)
                 return r;
+            *drained = r == FILL_DRAINED;
         }
         size_t take = conn_rlen(c) < left ? conn_rlen(c) : left;
         item_value_write(c->nread_item, c->nread_off, conn_rbuf(c), take);
@@ -639,12 +646,14 @@ static enum fill_result nread_step(struct conn *c)
     return c->nread_off == c->nread_len ? FILL_OK : FILL_DRAINED;
 }
 
-static enum fill_result swallow_step(struct conn *c)
+/* Discard bytes of a refused value; *drained as for nread_step(). */
+static enum fill_result swallow_step(struct conn *c, bool *drained)
 {
     if (conn_rlen(c) == 0) {
         enum fill_result r = conn_fill(c);
         if (r == FILL_AGAIN || r == FILL_EOF)
             return r;
+        *drained = r == FILL_DRAINED;
     }
     size_t take = conn_rlen(c) < c->swallow ? conn_rlen(c) : c->swallow;
     conn_consume(c, take);
@@ -766,10 +775,10 @@ static void conn_drive(struct conn *c)
             fr = conn_fill(c);
             break;
         case CS_NREAD:
-            fr = nread_step(c);
+            fr = nread_step(c, &drained);
             break;
         case CS_SWALLOW:
-            fr = swallow_step(c);
+            fr = swallow_step(c, &drained);
             break;
         case CS_CLOSING:
         default:
