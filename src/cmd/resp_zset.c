@@ -29,6 +29,7 @@
 #include "cmd/resp_cmds.h"
 #include "storage/coll.h"
 #include "types/zset.h"
+#include "util/fmt.h"
 #include "util/glob.h"
 
 #define ZERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -165,7 +166,7 @@ static void reply_score(struct conn *c, double d)
     if (isinf(d))
         n = snprintf(buf, sizeof(buf), "%s", d > 0 ? "inf" : "-inf");
     else
-        n = snprintf(buf, sizeof(buf), "%.17g", d);
+        n = (int)fmt_g17(buf, sizeof(buf), d);
     if (resp_proto_version(c) == 3) {
         CONN_OUT_LIT(c, ",");
         conn_out(c, buf, (size_t)n);
@@ -825,7 +826,7 @@ static void zscan_one(void *arg, const void *m, size_t mlen, double score)
     else if (isinf(score))
         n = snprintf(buf, sizeof(buf), "%s", score > 0 ? "inf" : "-inf");
     else
-        n = snprintf(buf, sizeof(buf), "%.17g", score);
+        n = (int)fmt_g17(buf, sizeof(buf), score);
     rs_bulk(x->c, buf, (size_t)n);
 }
 
