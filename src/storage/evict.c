@@ -627,18 +627,41 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
 
 /* ---- page moves: the eviction side (rebalance.c decides) ---- */
 
-bool evict_move_begin(unsigned id)
+/* Whether page has a live item (or a chunk of one) without a TTL. Read
+ * without locks, so only a hint: the clearing pass checks again. */
+static bool page_has_untimed(unsigned id, const char *page, int64_t now)
+{
+    for (uint32_t i = 0; i < slab_chunks_per_page(id); i++) {
+        struct item *it = slot_item((char *)page + (size_t)i * slab_chunk_size(id));
+
+        if (it != NULL && item_exptime(it) == 0 && !looks_dead(it, now))
+            return true;
+    }
+    return false;
+}
+
+bool evict_move_begin(unsigned id, bool ttl_only, int64_t now)
 {
     struct eclass *e = &ecl[id];
-    uint32_t npages;
+    uint32_t npages, pi;
     bool ok = false;
 
     pthread_mutex_lock(&e->lock);
     npages = slab_class_pages(id);
     if (npages >= 2 && slab_moving_page(id) == NULL) {
-        /* The page under the main hand: its items are the next to go. The
-         * pool forgets its candidates, which may lie in that page. */
-        slab_move_begin(id, e->main.page < npages ? e->main.page : 0);
+        /* The page under the main hand: its items are the next to go. With
+         * ttl_only, the first from there whose items all have a TTL. */
+        pi = e->main.page < npages ? e->main.page : 0;
+        for (uint32_t k = 1; ttl_only && page_has_untimed(id, slab_class_page(id, pi), now);
+             k++) {
+            if (k >= npages || k >= EVICT_TTL_PAGES_MAX) {
+                pthread_mutex_unlock(&e->lock);
+                return false;
+            }
+            pi = (pi + 1) % npages;
+        }
+        /* The pool forgets its candidates, which may lie in that page. */
+        slab_move_begin(id, pi);
         e->npool = 0;
         ok = true;
     }
@@ -646,7 +669,7 @@ bool evict_move_begin(unsigned id)
     return ok;
 }
 
-uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted)
+uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, int64_t now, uint64_t *evicted)
 {
     struct eclass *e = &ecl[id];
     uint32_t left;
@@ -662,15 +685,30 @@ uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted)
         if (it == NULL || !lock_cand(it, slot, &hv))
             continue;
         if (!in_use(it)) {
-            if (!do_item_is_dead(it, hv, now))
-                (*evicted)++;
-            do_item_unlink_keep(it, hv, false);
+            bool dead = do_item_is_dead(it, hv, now);
+
+            /* A volatile policy may not take an item without a TTL: it
+             * keeps the page in its class (the caller cancels). */
+            if (dead || !ttl_only || item_exptime(it) != 0) {
+                if (!dead)
+                    (*evicted)++;
+                do_item_unlink_keep(it, hv, false);
+            }
         }
         unlock_cand(hv);
     }
     left = slab_move_in_use(id);
     pthread_mutex_unlock(&e->lock);
     return left;
+}
+
+void evict_move_cancel(unsigned id)
+{
+    struct eclass *e = &ecl[id];
+
+    pthread_mutex_lock(&e->lock);
+    slab_move_cancel(id);
+    pthread_mutex_unlock(&e->lock);
 }
 
 void evict_move_end(unsigned id, unsigned dst)

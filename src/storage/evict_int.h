@@ -18,6 +18,7 @@ struct storage_stats;
 
 #define ITEM_ATIME_MASK 0xffffffu   /* 24-bit access clock, seconds */
 #define EVICT_WALK_MAX 50           /* slots the main hand examines per call */
+#define EVICT_TTL_PAGES_MAX 8       /* pages a volatile page move looks at */
 
 /* Set up per-class state and the ghost of `ghost_entries` (rounded up to a
  * power of two). */
@@ -63,12 +64,17 @@ void evict_crawler_pause(bool paused);
 
 /* ---- page moves (rebalance.c drives them) ---- */
 /* Start moving the page under class id's main hand out of the class
- * (false if the class has fewer than two pages or a move is under way). */
-bool evict_move_begin(unsigned id);
+ * (false if the class has fewer than two pages or a move is under way).
+ * With ttl_only (a volatile policy), only a page whose live items all have
+ * a TTL, among the EVICT_TTL_PAGES_MAX from the hand on. */
+bool evict_move_begin(unsigned id, bool ttl_only, int64_t now);
 /* One pass over the moving page: unlink every item in it (or owning a value
- * chunk in it) that no reader holds, adding to *evicted the live ones.
- * Returns the chunks of the page still in use; 0 means it can go. */
-uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted);
+ * chunk in it) that no reader holds (with ttl_only, and alive, only if it
+ * has a TTL), adding to *evicted the live ones. Returns the chunks of the
+ * page still in use; 0 means it can go. */
+uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, int64_t now, uint64_t *evicted);
+/* Give up the move: the page serves class id again. */
+void evict_move_cancel(unsigned id);
 /* Hand the emptied page to class dst. */
 void evict_move_end(unsigned id, unsigned dst);
 /* Evictions so far in class id (for automove's windows). */

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "storage/evict.h"
 #include "storage/evict_int.h"
 #include "storage/slab.h"
 #include "storage/storage.h"
@@ -35,6 +36,8 @@
 #define PAGES_PER_WINDOW 10     /* at most, one a 50 ms tick */
 #define PASS_MS 1
 #define STREAK 3
+#define RESCUE_CLASSES 4        /* source classes one rescue may try */
+#define RESCUE_PASSES 2         /* and passes over a page (1 ms apart) */
 
 /* Module state, set up by rebalance_setup(); the request and counters are
  * guarded by lock. */
@@ -56,32 +59,41 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
+/* Empty one page of src (begun already) in passes 1 ms apart, at most
+ * max_passes, then give it to dst; on giving up, the page serves src
+ * again. Counts the move and the items it evicted. */
+static bool move_page(unsigned src, unsigned dst, bool ttl_only, int64_t now,
+                      unsigned max_passes)
 {
     uint64_t ev = 0;
+    bool done = false;
 
-    if (!evict_move_begin(src))
-        return false;
     for (unsigned pass = 0;; pass++) {
-        if (evict_clear_moving_page(src, now, &ev) == 0)
+        if (evict_clear_moving_page(src, ttl_only, now, &ev) == 0) {
+            done = true;
             break;
-        /* A reader still holds an item of the page. At shutdown (or when a
-         * test gives up) the page stays out of service; teardown frees it. */
-        if (pass >= max_passes || __atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-            pthread_mutex_lock(&lock);
-            reassign_evictions += ev;
-            pthread_mutex_unlock(&lock);
-            return false;
         }
+        /* A reader still holds an item of the page (or, ttl_only, an item
+         * without a TTL stays). */
+        if (pass >= max_passes || __atomic_load_n(&stop, __ATOMIC_RELAXED))
+            break;
         sleep_ms(PASS_MS);
         now = clock_now_ms();
     }
-    evict_move_end(src, dst);
+    if (done)
+        evict_move_end(src, dst);
+    else
+        evict_move_cancel(src);
     pthread_mutex_lock(&lock);
-    moved++;
+    moved += done;
     reassign_evictions += ev;
     pthread_mutex_unlock(&lock);
-    return true;
+    return done;
+}
+
+bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
+{
+    return evict_move_begin(src, false, now) && move_page(src, dst, false, now, max_passes);
 }
 
 /* The class (other than dst) with the oldest items and a page to spare. */
@@ -260,6 +272,49 @@ void rebalance_teardown(void)
     pthread_join(mover, NULL);
     pthread_cond_destroy(&cond);
     running_thread = false;
+}
+
+/*
+ * A page for class dst, taken now from the class whose items are idlest
+ * (then the others, most pages first), for an allocation that found dst
+ * with nothing to evict. Bounded: at most RESCUE_CLASSES source classes,
+ * RESCUE_PASSES passes each. Each class is tried once, so the chunks the
+ * caller already holds (or a reader's item) cost one failed page, not a wait.
+ */
+bool rebalance_rescue(unsigned dst, int64_t now)
+{
+    enum evict_policy p = evict_get_policy();
+    bool ttl_only = evict_policy_volatile(p);
+    unsigned n = slab_class_count(), order[STORAGE_CLASS_MAX], cnt = 0;
+    uint64_t age[STORAGE_CLASS_MAX + 1] = {0};
+
+    if (!enabled || p == EVICT_NOEVICTION)
+        return false;
+    for (unsigned id = 1; id <= n; id++) {
+        struct storage_class_stats cs;
+
+        if (id == dst || slab_class_pages(id) < 2)
+            continue;
+        storage_class_stats(id, now, &cs);
+        age[id] = cs.age_sec;
+        /* Insertion sort: idlest first, then more pages. */
+        unsigned k = cnt++;
+        for (; k > 0; k--) {
+            unsigned o = order[k - 1];
+
+            if (age[o] > age[id] ||
+                (age[o] == age[id] && slab_class_pages(o) >= slab_class_pages(id)))
+                break;
+            order[k] = o;
+        }
+        order[k] = id;
+    }
+    for (unsigned i = 0; i < cnt && i < RESCUE_CLASSES; i++) {
+        if (evict_move_begin(order[i], ttl_only, now) &&
+            move_page(order[i], dst, ttl_only, now, RESCUE_PASSES))
+            return true;
+    }
+    return false;
 }
 
 /* ---- storage.h entry points ---- */

@@ -13,8 +13,8 @@
  * hash chains and buckets are half the size, and the references stay valid
  * if the region is ever mapped at another address.
  *
- * A page never returns to the pool and never changes class, so every carved
- * chunk of a class stays a chunk of that class: the eviction sweep may read
+ * A page never returns to the pool; it changes class only through a page
+ * move, which empties it first and zeroes it: the eviction sweep may read
  * a chunk's header (with atomics) without a lock, and the first
  * SLAB_HEADER_ZONE bytes of a chunk are never poisoned under ASan.
  */
@@ -134,6 +134,10 @@ char *slab_moving_page(unsigned id);
 /* Chunks of the moving page still in use. */
 uint32_t slab_move_in_use(unsigned id);
 void slab_move_end(unsigned id, unsigned dst);
+/* Give up a move: the page's free chunks go back on the free list and the
+ * page serves class id again (its chunks still in use stay where they are).
+ * Same locking as slab_move_end(). */
+void slab_move_cancel(unsigned id);
 
 /* Fill the slab part of a class's stats (chunks, pages, mem_requested). */
 void slab_class_stats(unsigned id, struct storage_class_stats *out);
