@@ -640,7 +640,7 @@ static bool page_has_untimed(unsigned id, const char *page, int64_t now)
     return false;
 }
 
-bool evict_move_begin(unsigned id, bool ttl_only, int64_t now)
+bool evict_move_begin(unsigned id, uint32_t skip, bool ttl_only, int64_t now)
 {
     struct eclass *e = &ecl[id];
     uint32_t npages, pi;
@@ -649,9 +649,10 @@ bool evict_move_begin(unsigned id, bool ttl_only, int64_t now)
     pthread_mutex_lock(&e->lock);
     npages = slab_class_pages(id);
     if (npages >= 2 && slab_moving_page(id) == NULL) {
-        /* The page under the main hand: its items are the next to go. With
-         * ttl_only, the first from there whose items all have a TTL. */
-        pi = e->main.page < npages ? e->main.page : 0;
+        /* The page under the main hand: its items are the next to go (or
+         * `skip` pages on). With ttl_only, the first from there whose items
+         * all have a TTL. */
+        pi = ((e->main.page < npages ? e->main.page : 0) + skip) % npages;
         for (uint32_t k = 1; ttl_only && page_has_untimed(id, slab_class_page(id, pi), now);
              k++) {
             if (k >= npages || k >= EVICT_TTL_PAGES_MAX) {

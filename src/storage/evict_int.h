@@ -63,11 +63,11 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now);
 void evict_crawler_pause(bool paused);
 
 /* ---- page moves (rebalance.c drives them) ---- */
-/* Start moving the page under class id's main hand out of the class
- * (false if the class has fewer than two pages or a move is under way).
- * With ttl_only (a volatile policy), only a page whose live items all have
- * a TTL, among the EVICT_TTL_PAGES_MAX from the hand on. */
-bool evict_move_begin(unsigned id, bool ttl_only, int64_t now);
+/* Start moving the page under class id's main hand (or `skip` pages
+ * after it) out of the class (false if the class has fewer than two pages
+ * or a move is under way). With ttl_only (a volatile policy), only a page
+ * whose live items all have a TTL, among the EVICT_TTL_PAGES_MAX from there. */
+bool evict_move_begin(unsigned id, uint32_t skip, bool ttl_only, int64_t now);
 /* One pass over the moving page: unlink every item in it (or owning a value
  * chunk in it) that no reader holds (with ttl_only, and alive, only if it
  * has a TTL), adding to *evicted the live ones. Returns the chunks of the

@@ -36,8 +36,9 @@
 #define PAGES_PER_WINDOW 10     /* at most, one a 50 ms tick */
 #define PASS_MS 1
 #define STREAK 3
-#define RESCUE_CLASSES 4        /* source classes one rescue may try */
-#define RESCUE_PASSES 2         /* and passes over a page (1 ms apart) */
+#define RESCUE_PAGES 6          /* pages one rescue may try to empty */
+#define RESCUE_PAGES_PER_CLASS 3
+#define RESCUE_PASSES 2         /* passes over each (1 ms apart) */
 
 /* Module state, set up by rebalance_setup(); the request and counters are
  * guarded by lock. */
@@ -93,7 +94,7 @@ static bool move_page(unsigned src, unsigned dst, bool ttl_only, int64_t now,
 
 bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
 {
-    return evict_move_begin(src, false, now) && move_page(src, dst, false, now, max_passes);
+    return evict_move_begin(src, 0, false, now) && move_page(src, dst, false, now, max_passes);
 }
 
 /* The class (other than dst) with the oldest items and a page to spare. */
@@ -277,9 +278,11 @@ void rebalance_teardown(void)
 /*
  * A page for class dst, taken now from the class whose items are idlest
  * (then the others, most pages first), for an allocation that found dst
- * with nothing to evict. Bounded: at most RESCUE_CLASSES source classes,
- * RESCUE_PASSES passes each. Each class is tried once, so the chunks the
- * caller already holds (or a reader's item) cost one failed page, not a wait.
+ * with nothing to evict. Bounded: at most RESCUE_PAGES pages tried (round
+ * robin over the classes, RESCUE_PAGES_PER_CLASS each), RESCUE_PASSES passes
+ * each, so a page that cannot empty (a reader's item, one in the stripe the
+ * caller holds, the caller's own chunks) costs a millisecond or two, not a
+ * wait.
  */
 bool rebalance_rescue(unsigned dst, int64_t now)
 {
@@ -309,10 +312,20 @@ bool rebalance_rescue(unsigned dst, int64_t now)
         }
         order[k] = id;
     }
-    for (unsigned i = 0; i < cnt && i < RESCUE_CLASSES; i++) {
-        if (evict_move_begin(order[i], ttl_only, now) &&
-            move_page(order[i], dst, ttl_only, now, RESCUE_PASSES))
-            return true;
+    /* The next page of a class that failed: a page fails for a reason of
+     * its own (an item the caller's stripe guards, a reader's item), and
+     * under a volatile policy the scan goes on from there. */
+    for (unsigned k = 0, tries = 0; k < RESCUE_PAGES_PER_CLASS; k++) {
+        for (unsigned i = 0; i < cnt && tries < RESCUE_PAGES; i++) {
+            uint32_t skip = k * (ttl_only ? EVICT_TTL_PAGES_MAX : 1);
+
+            if (skip >= slab_class_pages(order[i]) ||
+                !evict_move_begin(order[i], skip, ttl_only, now))
+                continue;
+            tries++;
+            if (move_page(order[i], dst, ttl_only, now, RESCUE_PASSES))
+                return true;
+        }
     }
     return false;
 }
