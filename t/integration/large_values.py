@@ -5,7 +5,8 @@ over the memcached text protocol until evictions start, then a 10 MiB value
 over RESP (redis-py) and a 2 MiB one over the text protocol (-I 4m) are
 stored and read back byte for byte; pages moved and small items evicted.
 
-Under noeviction (-M) the same SET still fails with Redis's and memcached's
+Also while two clients keep storing small items. Under noeviction (-M)
+the same SET still fails with Redis's and memcached's
 out-of-memory errors, and under volatile-lru a cache whose small items have
 no TTL keeps them all and refuses the large value; with TTLs it is stored.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
@@ -14,6 +15,7 @@ import os
 import random
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -196,12 +198,61 @@ def test_volatile_keeps_keys_without_ttl():
         kioku_proc.stop(proc)
 
 
+def test_large_values_while_small_writers_run():
+    """Pages move while other clients store, read and evict small items."""
+    proc, port = kioku_proc.start(BIN, ["-t", "2", "-m", "64", "-I", "4m"])
+    errors = []
+    done = threading.Event()
+
+    def writer(w):
+        try:
+            c = Text(port)
+            deadline = time.time() + 60
+            i = 0
+            while not done.is_set() and i < 100000 and time.time() < deadline:
+                keys = ["w%d:%d" % (w, i + k) for k in range(200)]
+                if any(x != "STORED" for x in c.set_many(keys, SMALL)):
+                    errors.append("writer %d: a small set failed" % w)
+                    return
+                got = c.get(keys[-1])
+                if got not in (SMALL, None):
+                    errors.append("writer %d: bad small value" % w)
+                    return
+                i += 200
+            c.close()
+        except OSError as e:
+            errors.append("writer %d: %s" % (w, e))
+
+    try:
+        t = Text(port)
+        fill(t)
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(2)]
+        for th in threads:
+            th.start()
+        r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=60)
+        for k in range(6):
+            v = blob((3 << 20) + k * 65536, 10 + k)
+            check(r.set("big:%d" % k, v) is True, "large SET %d among writers" % k)
+            got = r.get("big:%d" % k)
+            check(got in (v, None), "large value %d whole or gone" % k)
+        done.set()
+        for th in threads:
+            th.join(timeout=90)
+        check(not errors, "; ".join(errors))
+        check(int(t.stats()["slabs_moved"]) > 0, "no page moved")
+        t.close()
+        r.close()
+    finally:
+        done.set()
+        kioku_proc.stop(proc)
+
+
 def main():
     if not BIN:
         print("large_values: KIOKU_BIN is not set; skipped")
         return 77
     for test in (test_large_values_evict_small_items, test_noeviction_still_refuses,
-                 test_volatile_keeps_keys_without_ttl):
+                 test_volatile_keeps_keys_without_ttl, test_large_values_while_small_writers_run):
         t0 = time.time()
         test()
         print("ok %s (%.1f s)" % (test.__name__, time.time() - t0))
