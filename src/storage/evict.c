@@ -77,6 +77,7 @@ struct eclass {
     uint64_t reclaimed;
     uint64_t expired_unfetched;
     uint64_t reflocked;
+    uint64_t rescued;           /* evicted by page moves for an allocation */
     struct hand crawl;          /* crawler thread only */
     uint64_t crawler_reclaimed; /* atomic */
     uint64_t crawler_expired_unfetched; /* atomic */
@@ -721,6 +722,15 @@ void evict_move_end(unsigned id, unsigned dst)
     pthread_mutex_unlock(&e->lock);
 }
 
+void evict_note_rescued(unsigned id, uint64_t n)
+{
+    struct eclass *e = &ecl[id];
+
+    pthread_mutex_lock(&e->lock);
+    e->rescued += n;
+    pthread_mutex_unlock(&e->lock);
+}
+
 uint64_t evict_class_evictions(unsigned id)
 {
     struct eclass *e = &ecl[id];
@@ -926,7 +936,7 @@ void evict_totals(struct storage_stats *out)
         struct eclass *e = &ecl[i];
 
         pthread_mutex_lock(&e->lock);
-        out->evictions += e->evicted;
+        out->evictions += e->evicted + e->rescued;
         out->evicted_unfetched += e->evicted_unfetched;
         out->evicted_active += e->evicted_active;
         out->expired_unfetched +=
@@ -947,7 +957,7 @@ void evict_stats_reset(void)
         pthread_mutex_lock(&e->lock);
         e->evicted = e->evicted_nonzero = e->evicted_time = 0;
         e->evicted_unfetched = e->evicted_active = e->outofmemory = 0;
-        e->reclaimed = e->expired_unfetched = e->reflocked = 0;
+        e->reclaimed = e->expired_unfetched = e->reflocked = e->rescued = 0;
         __atomic_store_n(&e->crawler_reclaimed, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&e->crawler_expired_unfetched, 0, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&e->lock);

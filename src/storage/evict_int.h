@@ -77,6 +77,10 @@ uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, int64_t now, uint64
 void evict_move_cancel(unsigned id);
 /* Hand the emptied page to class dst. */
 void evict_move_end(unsigned id, unsigned dst);
+/* n items of class id were evicted to give a page to an allocation that
+ * had nothing to evict: counted in `evictions` (Redis's evicted_keys), but
+ * not in the class's own, which automove reads. */
+void evict_note_rescued(unsigned id, uint64_t n);
 /* Evictions so far in class id (for automove's windows). */
 uint64_t evict_class_evictions(unsigned id);
 

@@ -62,8 +62,9 @@ static void sleep_ms(long ms)
 
 /* Empty one page of src (begun already) in passes 1 ms apart, at most
  * max_passes, then give it to dst; on giving up, the page serves src
- * again. Counts the move and the items it evicted. */
-static bool move_page(unsigned src, unsigned dst, bool ttl_only, int64_t now,
+ * again. Counts the move and the items it evicted (for a rescue, in
+ * `evictions` too). */
+static bool move_page(unsigned src, unsigned dst, bool rescue, bool ttl_only, int64_t now,
                       unsigned max_passes)
 {
     uint64_t ev = 0;
@@ -85,6 +86,8 @@ static bool move_page(unsigned src, unsigned dst, bool ttl_only, int64_t now,
         evict_move_end(src, dst);
     else
         evict_move_cancel(src);
+    if (rescue && ev > 0)
+        evict_note_rescued(src, ev);
     pthread_mutex_lock(&lock);
     moved += done;
     reassign_evictions += ev;
@@ -94,7 +97,8 @@ static bool move_page(unsigned src, unsigned dst, bool ttl_only, int64_t now,
 
 bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
 {
-    return evict_move_begin(src, 0, false, now) && move_page(src, dst, false, now, max_passes);
+    return evict_move_begin(src, 0, false, now) &&
+           move_page(src, dst, false, false, now, max_passes);
 }
 
 /* The class (other than dst) with the oldest items and a page to spare. */
@@ -323,7 +327,7 @@ bool rebalance_rescue(unsigned dst, int64_t now)
                 !evict_move_begin(order[i], skip, ttl_only, now))
                 continue;
             tries++;
-            if (move_page(order[i], dst, ttl_only, now, RESCUE_PASSES))
+            if (move_page(order[i], dst, true, ttl_only, now, RESCUE_PASSES))
                 return true;
         }
     }
