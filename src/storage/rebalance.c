@@ -18,6 +18,12 @@
  *     from the class with the oldest items.
  * A decision stands for its window; it moves a page per 50 ms tick, at most
  * ten, while the source still has a page to spare.
+ *
+ * A rescue does not wait for a window: an allocation whose class has
+ * nothing it may evict (a large value's chunks in a cache full of small
+ * items) moves a page itself, on the worker, with few passes and a few
+ * pages tried, as the eviction policy allows. A page that will not empty
+ * in time is given back to its class.
  */
 #include "storage/rebalance.h"
 
