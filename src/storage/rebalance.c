@@ -326,7 +326,7 @@ bool rebalance_rescue(unsigned dst, int64_t now)
      * its own (an item the caller's stripe guards, a reader's item), and
      * under a volatile policy the scan goes on from there. */
     for (unsigned k = 0, tries = 0; k < RESCUE_PAGES_PER_CLASS; k++) {
-        for (unsigned i = 0; i < cnt && tries < RESCUE_PAGES; i++) {
+        for (unsigned i = 0; i < cnt && i < RESCUE_PAGES && tries < RESCUE_PAGES; i++) {
             uint32_t skip = k * (ttl_only ? EVICT_TTL_PAGES_MAX : 1);
 
             if (skip >= slab_class_pages(order[i]) ||
