@@ -78,6 +78,7 @@ struct eclass {
     uint64_t reclaimed;
     uint64_t expired_unfetched;
     uint64_t reflocked;
+    uint64_t rescued;           /* evicted by page moves for an allocation */
     struct hand crawl;          /* crawler thread only */
     uint64_t crawler_reclaimed; /* atomic */
     uint64_t crawler_expired_unfetched; /* atomic */
@@ -641,18 +642,42 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
 
 /* ---- page moves: the eviction side (rebalance.c decides) ---- */
 
-bool evict_move_begin(unsigned id)
+/* Whether page has a live item (or a chunk of one) without a TTL. Read
+ * without locks, so only a hint: the clearing pass checks again. */
+static bool page_has_untimed(unsigned id, const char *page, int64_t now)
+{
+    for (uint32_t i = 0; i < slab_chunks_per_page(id); i++) {
+        struct item *it = slot_item((char *)page + (size_t)i * slab_chunk_size(id));
+
+        if (it != NULL && item_exptime(it) == 0 && !looks_dead(it, now))
+            return true;
+    }
+    return false;
+}
+
+bool evict_move_begin(unsigned id, uint32_t skip, bool ttl_only, int64_t now)
 {
     struct eclass *e = &ecl[id];
-    uint32_t npages;
+    uint32_t npages, pi;
     bool ok = false;
 
     pthread_mutex_lock(&e->lock);
     npages = slab_class_pages(id);
     if (npages >= 2 && slab_moving_page(id) == NULL) {
-        /* The page under the main hand: its items are the next to go. The
-         * pool forgets its candidates, which may lie in that page. */
-        slab_move_begin(id, e->main.page < npages ? e->main.page : 0);
+        /* The page under the main hand: its items are the next to go (or
+         * `skip` pages on). With ttl_only, the first from there whose items
+         * all have a TTL. */
+        pi = ((e->main.page < npages ? e->main.page : 0) + skip) % npages;
+        for (uint32_t k = 1; ttl_only && page_has_untimed(id, slab_class_page(id, pi), now);
+             k++) {
+            if (k >= npages || k >= EVICT_TTL_PAGES_MAX) {
+                pthread_mutex_unlock(&e->lock);
+                return false;
+            }
+            pi = (pi + 1) % npages;
+        }
+        /* The pool forgets its candidates, which may lie in that page. */
+        slab_move_begin(id, pi);
         e->npool = 0;
         ok = true;
     }
@@ -660,7 +685,7 @@ bool evict_move_begin(unsigned id)
     return ok;
 }
 
-uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted,
+uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, int64_t now, uint64_t *evicted,
                                  uint64_t *rescued)
 {
     struct eclass *e = &ecl[id];
@@ -678,12 +703,14 @@ uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted,
             continue;
         if (!in_use(it)) {
             /* A live item whose header is here moves to a free chunk of
-             * its class if there is one; otherwise it is evicted. */
+             * its class if there is one; otherwise it is evicted, unless a
+             * volatile policy may not take it (no TTL): then it keeps the
+             * page in its class (the caller cancels). */
             if (do_item_is_dead(it, hv, now)) {
                 do_item_unlink_keep(it, hv, false);
             } else if (slot == (char *)it && do_item_rescue(it, hv)) {
                 (*rescued)++;
-            } else {
+            } else if (!ttl_only || item_exptime(it) != 0) {
                 (*evicted)++;
                 do_item_unlink_keep(it, hv, false);
             }
@@ -695,12 +722,30 @@ uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted,
     return left;
 }
 
+void evict_move_cancel(unsigned id)
+{
+    struct eclass *e = &ecl[id];
+
+    pthread_mutex_lock(&e->lock);
+    slab_move_cancel(id);
+    pthread_mutex_unlock(&e->lock);
+}
+
 void evict_move_end(unsigned id, unsigned dst)
 {
     struct eclass *e = &ecl[id];
 
     pthread_mutex_lock(&e->lock);
     slab_move_end(id, dst);
+    pthread_mutex_unlock(&e->lock);
+}
+
+void evict_note_rescued(unsigned id, uint64_t n)
+{
+    struct eclass *e = &ecl[id];
+
+    pthread_mutex_lock(&e->lock);
+    e->rescued += n;
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -914,7 +959,7 @@ void evict_totals(struct storage_stats *out)
         struct eclass *e = &ecl[i];
 
         pthread_mutex_lock(&e->lock);
-        out->evictions += e->evicted;
+        out->evictions += e->evicted + e->rescued;
         out->evicted_unfetched += e->evicted_unfetched;
         out->evicted_active += e->evicted_active;
         out->expired_unfetched +=
@@ -937,7 +982,7 @@ void evict_stats_reset(void)
         pthread_mutex_lock(&e->lock);
         e->evicted = e->evicted_nonzero = e->evicted_time = 0;
         e->evicted_unfetched = e->evicted_active = e->outofmemory = 0;
-        e->reclaimed = e->expired_unfetched = e->reflocked = 0;
+        e->reclaimed = e->expired_unfetched = e->reflocked = e->rescued = 0;
         __atomic_store_n(&e->crawler_reclaimed, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&e->crawler_expired_unfetched, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&e->crawler_checked, 0, __ATOMIC_RELAXED);

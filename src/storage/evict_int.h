@@ -18,6 +18,7 @@ struct storage_stats;
 
 #define ITEM_ATIME_MASK 0xffffffu   /* 24-bit access clock, seconds */
 #define EVICT_WALK_MAX 50           /* slots the main hand examines per call */
+#define EVICT_TTL_PAGES_MAX 8       /* pages a volatile page move looks at */
 
 /* Set up per-class state and the ghost of `ghost_entries` (rounded up to a
  * power of two). */
@@ -64,18 +65,27 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now);
 void evict_crawler_pause(bool paused);
 
 /* ---- page moves (rebalance.c drives them) ---- */
-/* Start moving the page under class id's main hand out of the class
- * (false if the class has fewer than two pages or a move is under way). */
-bool evict_move_begin(unsigned id);
+/* Start moving the page under class id's main hand (or `skip` pages
+ * after it) out of the class (false if the class has fewer than two pages
+ * or a move is under way). With ttl_only (a volatile policy), only a page
+ * whose live items all have a TTL, among the EVICT_TTL_PAGES_MAX from there. */
+bool evict_move_begin(unsigned id, uint32_t skip, bool ttl_only, int64_t now);
 /* One pass over the moving page: every item in it (or owning a value chunk
  * in it) that no reader holds leaves it: a live unchunked one whose header
  * is here moves to a free chunk of the class if one is free (*rescued),
- * else it is unlinked (*evicted counts the live ones). Returns the chunks
- * of the page still in use; 0 means it can go. */
-uint32_t evict_clear_moving_page(unsigned id, int64_t now, uint64_t *evicted,
+ * else it is unlinked (*evicted counts the live ones) -- with ttl_only, a
+ * live item without a TTL stays. Returns the chunks of the page still in
+ * use; 0 means it can go. */
+uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, int64_t now, uint64_t *evicted,
                                  uint64_t *rescued);
+/* Give up the move: the page serves class id again. */
+void evict_move_cancel(unsigned id);
 /* Hand the emptied page to class dst (0: back to the page pool). */
 void evict_move_end(unsigned id, unsigned dst);
+/* n items of class id were evicted to give a page to an allocation that
+ * had nothing to evict: counted in `evictions` (Redis's evicted_keys), but
+ * not in the class's own, which automove reads. */
+void evict_note_rescued(unsigned id, uint64_t n);
 /* Evictions so far in class id (for automove's windows). */
 uint64_t evict_class_evictions(unsigned id);
 

@@ -37,6 +37,7 @@
 #include "storage/coll.h"
 #include "storage/evict.h"
 #include "storage/evict_int.h"
+#include "storage/rebalance.h"
 #include "storage/slab.h"
 #include "storage/storage.h"
 #include "util/clock.h"
@@ -45,6 +46,7 @@
 #define VHDR sizeof(struct item)                    /* a value chunk's header */
 #define VALUE_PER_CHUNK (SLAB_CHUNK_MAX - VHDR)
 #define ALLOC_RETRIES 8
+#define RESCUE_TRIES 2
 #define REL_EXPTIME_MAX (60 * 60 * 24 * 30)   /* memcached: 30 days */
 
 /* Module state, set by item_setup_limits() before any request. */
@@ -243,7 +245,9 @@ void item_set_exptime_unlinked(struct item *it, int64_t exptime)
 
 /* A chunk of class id, evicting from that class while memory is short. A
  * chunk the walk frees is handed to us directly, so a busy class cannot
- * starve this thread by taking every chunk it frees. */
+ * starve this thread by taking every chunk it frees. When the class has
+ * nothing to give, a page moves in from another class (rebalance.c). The
+ * caller may hold one stripe. */
 static void *alloc_chunk(unsigned id, size_t req, int64_t now)
 {
     unsigned tries;
@@ -268,6 +272,11 @@ static void *alloc_chunk(unsigned id, size_t req, int64_t now)
         }
     }
     p = slab_alloc(id, req);
+    /* Nothing here may go (e.g. a large value into a cache of small items):
+     * take a page from another class. Another thread may take its chunks
+     * first, hence a second try. */
+    for (tries = 0; p == NULL && tries < RESCUE_TRIES && rebalance_rescue(id, now); tries++)
+        p = slab_alloc(id, req);
     if (p == NULL)
         evict_note_oom(id);
     return p;

@@ -27,6 +27,12 @@
  * back to the page pool (dst 0), as memcached's mover returns such pages to
  * its global pool and frees them. A full cache keeps its pages until items
  * are deleted or expire, as in memcached.
+ *
+ * A rescue does not wait for a window: an allocation whose class has
+ * nothing it may evict (a large value's chunks in a cache full of small
+ * items) moves a page itself, on the worker, with few passes and a few
+ * pages tried, as the eviction policy allows. A page that will not empty
+ * in time is given back to its class.
  */
 #include "storage/rebalance.h"
 
@@ -35,6 +41,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "storage/evict.h"
 #include "storage/evict_int.h"
 #include "storage/slab.h"
 #include "storage/storage.h"
@@ -44,6 +51,9 @@
 #define PAGES_PER_WINDOW 10     /* at most, one a 50 ms tick */
 #define PASS_MS 1
 #define STREAK 3
+#define RESCUE_PAGES 6          /* pages one rescue may try to empty */
+#define RESCUE_PAGES_PER_CLASS 3
+#define RESCUE_PASSES 2         /* passes over each (1 ms apart) */
 
 /* Module state, set up by rebalance_setup(); the request and counters are
  * guarded by lock. */
@@ -65,39 +75,51 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
+/* Empty one page of src (begun already) in passes 1 ms apart, at most
+ * max_passes, then give it to dst; on giving up, the page serves src
+ * again. Counts the move and the items it evicted (for a rescue, in
+ * `evictions` too). */
+static bool move_page(unsigned src, unsigned dst, bool rescue, bool ttl_only, int64_t now,
+                      unsigned max_passes)
 {
     uint64_t ev = 0, resc = 0;
+    bool done = false;
 
-    if (!evict_move_begin(src))
-        return false;
     for (unsigned pass = 0;; pass++) {
-        uint32_t left = evict_clear_moving_page(src, now, &ev, &resc);
+        uint32_t left = evict_clear_moving_page(src, ttl_only, now, &ev, &resc);
 
-        if (left == 0)
+        if (left == 0) {
+            done = true;
             break;
+        }
         pthread_mutex_lock(&lock);
         busy_items += left;
         pthread_mutex_unlock(&lock);
-        /* A reader still holds an item of the page. At shutdown (or when a
-         * test gives up) the page stays out of service; teardown frees it. */
-        if (pass >= max_passes || __atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-            pthread_mutex_lock(&lock);
-            reassign_evictions += ev;
-            rescues += resc;
-            pthread_mutex_unlock(&lock);
-            return false;
-        }
+        /* A reader still holds an item of the page (or, ttl_only, an item
+         * without a TTL stays). */
+        if (pass >= max_passes || __atomic_load_n(&stop, __ATOMIC_RELAXED))
+            break;
         sleep_ms(PASS_MS);
         now = clock_now_ms();
     }
-    evict_move_end(src, dst);
+    if (done)
+        evict_move_end(src, dst);
+    else
+        evict_move_cancel(src);
+    if (rescue && ev > 0)
+        evict_note_rescued(src, ev);
     pthread_mutex_lock(&lock);
-    moved++;
+    moved += done;
     reassign_evictions += ev;
     rescues += resc;
     pthread_mutex_unlock(&lock);
-    return true;
+    return done;
+}
+
+bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
+{
+    return evict_move_begin(src, 0, false, now) &&
+           move_page(src, dst, false, false, now, max_passes);
 }
 
 /* The class (other than dst) with the oldest items and a page to spare. */
@@ -287,6 +309,61 @@ void rebalance_teardown(void)
     pthread_join(mover, NULL);
     pthread_cond_destroy(&cond);
     running_thread = false;
+}
+
+/*
+ * A page for class dst, taken now from the class whose items are idlest
+ * (then the others, most pages first), for an allocation that found dst
+ * with nothing to evict. Bounded: at most RESCUE_PAGES pages tried (round
+ * robin over the classes, RESCUE_PAGES_PER_CLASS each), RESCUE_PASSES passes
+ * each, so a page that cannot empty (a reader's item, one in the stripe the
+ * caller holds, the caller's own chunks) costs a millisecond or two, not a
+ * wait.
+ */
+bool rebalance_rescue(unsigned dst, int64_t now)
+{
+    enum evict_policy p = evict_get_policy();
+    bool ttl_only = evict_policy_volatile(p);
+    unsigned n = slab_class_count(), order[STORAGE_CLASS_MAX], cnt = 0;
+    uint64_t age[STORAGE_CLASS_MAX + 1] = {0};
+
+    if (!enabled || p == EVICT_NOEVICTION)
+        return false;
+    for (unsigned id = 1; id <= n; id++) {
+        struct storage_class_stats cs;
+
+        if (id == dst || slab_class_pages(id) < 2)
+            continue;
+        storage_class_stats(id, now, &cs);
+        age[id] = cs.age_sec;
+        /* Insertion sort: idlest first, then more pages. */
+        unsigned k = cnt++;
+        for (; k > 0; k--) {
+            unsigned o = order[k - 1];
+
+            if (age[o] > age[id] ||
+                (age[o] == age[id] && slab_class_pages(o) >= slab_class_pages(id)))
+                break;
+            order[k] = o;
+        }
+        order[k] = id;
+    }
+    /* The next page of a class that failed: a page fails for a reason of
+     * its own (an item the caller's stripe guards, a reader's item), and
+     * under a volatile policy the scan goes on from there. */
+    for (unsigned k = 0, tries = 0; k < RESCUE_PAGES_PER_CLASS; k++) {
+        for (unsigned i = 0; i < cnt && i < RESCUE_PAGES && tries < RESCUE_PAGES; i++) {
+            uint32_t skip = k * (ttl_only ? EVICT_TTL_PAGES_MAX : 1);
+
+            if (skip >= slab_class_pages(order[i]) ||
+                !evict_move_begin(order[i], skip, ttl_only, now))
+                continue;
+            tries++;
+            if (move_page(order[i], dst, true, ttl_only, now, RESCUE_PASSES))
+                return true;
+        }
+    }
+    return false;
 }
 
 /* ---- storage.h entry points ---- */

@@ -30,6 +30,17 @@ void rebalance_teardown(void);
  */
 bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes);
 
+/*
+ * An allocation in class dst found no free chunk, no page under the limit
+ * and nothing dst may evict: move a page into dst now, from another class,
+ * evicting its items as the policy allows (none under noeviction; under a
+ * volatile policy only a page whose items all have a TTL). True when dst
+ * got a page. Needs slab_reassign. The caller may hold one stripe (others
+ * are only trylocked) and no other storage lock; it blocks for at most a
+ * few milliseconds.
+ */
+bool rebalance_rescue(unsigned dst, int64_t now);
+
 /* The slabs_moved family of `stats` and the settings in force. */
 void rebalance_stats(struct storage_stats *out);
 

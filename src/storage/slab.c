@@ -72,6 +72,8 @@ struct slab_class {
     char *moving;           /* page being moved out, or NULL */
     uint32_t moving_pi;     /* its ordinal in dir */
     uint32_t moving_used;   /* its chunks still in use */
+    uint32_t moving_free;   /* its free chunks, linked, for a cancel */
+    uint32_t moving_nfree;
 } __attribute__((aligned(64)));
 
 /* Module state, written only by slab_setup()/slab_teardown() (and the
@@ -502,9 +504,13 @@ void slab_free(void *chunk, unsigned id, size_t requested)
 
     pthread_mutex_lock(&c->lock);
     if (in_page(c->moving, chunk)) {
-        /* Its page is leaving the class: count it, do not list it. */
+        /* Its page is leaving the class: not handed out again, but kept
+         * on the page's own list in case the move is cancelled. */
         c->moving_used--;
         c->requested -= requested;
+        *free_link(chunk) = c->moving_free;
+        c->moving_free = slab_ref(chunk);
+        c->moving_nfree++;
         POISON((char *)chunk + SLAB_HEADER_ZONE, c->size - SLAB_HEADER_ZONE);
         pthread_mutex_unlock(&c->lock);
         return;
@@ -534,20 +540,30 @@ void slab_move_begin(unsigned id, uint32_t pi)
 {
     struct slab_class *c = &classes[id];
     char *page = slab_class_page(id, pi);
-    uint32_t carved = c->perpage, on_list = 0;
+    uint32_t on_list = 0;
 
     pthread_mutex_lock(&c->lock);
-    if (in_page(page, c->end) || c->end == page + (size_t)c->perpage * c->size) {
-        if (in_page(page, c->end))
-            carved = c->perpage - c->end_left;
-        c->end_left = 0;                /* carve no more of it */
+    c->moving_free = 0;
+    c->moving_nfree = 0;
+    if (in_page(page, c->end)) {
+        /* Carve the rest now, onto the page's own list: a cancel then
+         * finds every free chunk of the page there. */
+        for (; c->end_left > 0; c->end_left--, c->end += c->size) {
+            *free_link(c->end) = c->moving_free;
+            c->moving_free = slab_ref(c->end);
+            c->moving_nfree++;
+            POISON(c->end + SLAB_HEADER_ZONE, c->size - SLAB_HEADER_ZONE);
+        }
     }
-    /* Unlink its chunks from the free list. */
+    /* Move its chunks from the free list to the page's own. */
     for (uint32_t *pp = &c->free_list; *pp != 0;) {
         char *ch = slab_ptr(*pp);
 
         if (in_page(page, ch)) {
             *pp = *free_link(ch);
+            *free_link(ch) = c->moving_free;
+            c->moving_free = slab_ref(ch);
+            c->moving_nfree++;
             on_list++;
         } else {
             pp = free_link(ch);
@@ -556,7 +572,7 @@ void slab_move_begin(unsigned id, uint32_t pi)
     c->free_chunks -= on_list;
     c->moving = page;
     c->moving_pi = pi;
-    c->moving_used = carved - on_list;
+    c->moving_used = c->perpage - c->moving_nfree;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -607,6 +623,8 @@ void slab_move_end(unsigned id, unsigned dst)
         c->dir[last / DIR_PAGES][last % DIR_PAGES];
     __atomic_store_n(&c->npages, last, __ATOMIC_RELEASE);
     c->moving = NULL;
+    c->moving_free = 0;
+    c->moving_nfree = 0;
     pthread_mutex_unlock(&c->lock);
     if (dst == 0) {
         release_page(page);
@@ -640,6 +658,25 @@ void slab_move_end(unsigned id, unsigned dst)
             POISON(page + (size_t)i * d->size + SLAB_HEADER_ZONE, d->size - SLAB_HEADER_ZONE);
     }
     pthread_mutex_unlock(&d->lock);
+}
+
+void slab_move_cancel(unsigned id)
+{
+    struct slab_class *c = &classes[id];
+
+    pthread_mutex_lock(&c->lock);
+    while (c->moving_free != 0) {
+        char *ch = slab_ptr(c->moving_free);
+
+        c->moving_free = *free_link(ch);
+        *free_link(ch) = c->free_list;
+        c->free_list = slab_ref(ch);
+    }
+    c->free_chunks += c->moving_nfree;
+    c->moving_nfree = 0;
+    c->moving_used = 0;
+    c->moving = NULL;
+    pthread_mutex_unlock(&c->lock);
 }
 
 void slab_class_stats(unsigned id, struct storage_class_stats *out)

@@ -137,6 +137,10 @@ uint32_t slab_move_in_use(unsigned id);
 /* dst 0: the page goes back to the page pool and its memory to the system
  * (a lower limit, slab_over_limit()). */
 void slab_move_end(unsigned id, unsigned dst);
+/* Give up a move: the page's free chunks go back on the free list and the
+ * page serves class id again (its chunks still in use stay where they are).
+ * Same locking as slab_move_end(). */
+void slab_move_cancel(unsigned id);
 
 /* Fill the slab part of a class's stats (chunks, pages, mem_requested). */
 void slab_class_stats(unsigned id, struct storage_class_stats *out);

@@ -724,11 +724,171 @@ START_TEST(test_page_move_waits_for_a_reader)
     }
     ck_assert(!rebalance_move_now(a0.id, class_of_size(20000).id, t0, 3));
     ck_assert_uint_eq(stats().slabs_moved, 0);
+    /* Given up, the move leaves the page (and its free chunks) in service. */
+    ck_assert_uint_eq(class_of_size(1000).total_pages, a0.total_pages);
+    ck_assert_uint_eq(class_of_size(1000).free_chunks + class_of_size(1000).free_chunks_end,
+                      a0.free_chunks + a0.free_chunks_end);
     held = all[0];
     for (unsigned i = 0; i < n; i++)
         item_put(all[i]);
     free(all);
     (void)held;
+}
+END_TEST
+
+/* ---- a large value into a store full of small items ---- */
+
+#define BIG_LEN (3 * MIB / 2 + 100000)  /* 3 whole chunks of the largest class: its first page has 2 */
+
+/* Store a chunked value of BIG_LEN bytes (a pattern from seed). */
+static enum item_result put_big(const char *key, unsigned seed)
+{
+    enum item_alloc_status st;
+    struct item *it = item_alloc_big(key, strlen(key), 0, 0, BIG_LEN, 2 * MIB, t0, &st);
+    enum item_result r;
+    char buf[4096];
+
+    if (it == NULL)
+        return st == ITEM_ALLOC_NOMEM ? ITEM_NOMEM : ITEM_TOO_LARGE;
+    for (size_t off = 0; off < BIG_LEN; off += sizeof(buf)) {
+        size_t n = BIG_LEN - off < sizeof(buf) ? BIG_LEN - off : sizeof(buf);
+
+        for (size_t k = 0; k < n; k++)
+            buf[k] = (char)((off + k) * 31 + seed);
+        item_value_write(it, off, buf, n);
+    }
+    r = item_store(it, STORE_SET, 0, t0, NULL);
+    item_put(it);
+    return r;
+}
+
+/* The value put_big() stored reads back byte for byte. */
+static void assert_big(const char *key, unsigned seed)
+{
+    struct item *it = item_get(key, strlen(key), t0, NULL);
+    char buf[4096];
+
+    ck_assert_msg(it != NULL, "%s is missing", key);
+    ck_assert_uint_eq(item_nbytes(it), BIG_LEN);
+    for (size_t off = 0; off < BIG_LEN; off += sizeof(buf)) {
+        size_t n = BIG_LEN - off < sizeof(buf) ? BIG_LEN - off : sizeof(buf);
+
+        ck_assert_uint_eq(item_value_read(it, off, buf, n), n);
+        for (size_t k = 0; k < n; k++)
+            ck_assert_int_eq(buf[k], (char)((off + k) * 31 + seed));
+    }
+    item_put(it);
+}
+
+/* Small items until the class evicts (or, without eviction, refuses). */
+static int fill_small(int64_t exptime)
+{
+    int i = 0;
+
+    while (i < MAX_KEYS && evictions() == 0 && put_at(i, exptime, t0) == ITEM_STORED)
+        i++;
+    return i;
+}
+
+START_TEST(test_large_value_into_full_store_of_small_items_evicts_them)
+{
+    uint64_t items0, moved0, ev0, class_ev0;
+    int n = fill_small(0);
+
+    ck_assert_uint_gt(evictions(), 0);
+    items0 = stats().curr_items;
+    moved0 = stats().slabs_moved;
+    ev0 = stats().evictions;
+    class_ev0 = evictions();
+    ck_assert_int_eq(put_big("big:a", 1), ITEM_STORED);
+    assert_big("big:a", 1);
+    ck_assert_uint_gt(stats().slabs_moved, moved0);
+    ck_assert_uint_gt(stats().slab_reassign_evictions_nomem, 0);
+    ck_assert_uint_eq(stats().curr_items, items0 + 1 - stats().slab_reassign_evictions_nomem);
+    /* Counted as evictions, but not as the small class's own, which would
+     * make automove think that class is short of memory. */
+    ck_assert_uint_eq(stats().evictions, ev0 + stats().slab_reassign_evictions_nomem);
+    ck_assert_uint_eq(evictions(), class_ev0);
+    ck_assert_uint_eq(stats().outofmemory, 0);
+    /* A second one (it may evict the first: eviction is per class). */
+    ck_assert_int_eq(put_big("big:b", 2), ITEM_STORED);
+    assert_big("big:b", 2);
+    /* Small items still store and the survivors read back whole. */
+    ck_assert_int_eq(put_at(n, 0, t0), ITEM_STORED);
+    for (int i = 0; i <= n; i++) {
+        struct item *it = item_get(key_of(i), strlen(key_of(i)), t0, NULL);
+
+        if (it != NULL) {
+            ck_assert_uint_eq(item_nbytes(it), VLEN);
+            ck_assert_int_eq(item_value(it)[VLEN - 1], 'a' + i % 26);
+            item_put(it);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_large_value_under_noeviction_moves_no_page)
+{
+    int n;
+
+    storage_teardown();
+    start_policy(EVICT_NOEVICTION);
+    n = fill_small(0);
+    ck_assert_int_lt(n, MAX_KEYS);
+    ck_assert_int_eq(put_big("big:a", 1), ITEM_NOMEM);
+    ck_assert_uint_eq(stats().slabs_moved, 0);
+    for (int i = 0; i < n; i++)
+        ck_assert(present(i, t0));
+}
+END_TEST
+
+START_TEST(test_large_value_under_volatile_takes_only_pages_of_items_with_ttl)
+{
+    int n;
+
+    /* Nothing has a TTL: nothing may go, so no page moves. */
+    storage_teardown();
+    start_policy(EVICT_VOLATILE_LRU);
+    n = fill_small(0);
+    ck_assert_int_lt(n, MAX_KEYS);
+    ck_assert_int_eq(put_big("big:a", 1), ITEM_NOMEM);
+    ck_assert_uint_eq(stats().slabs_moved, 0);
+    for (int i = 0; i < n; i++)
+        ck_assert(present(i, t0));
+    /* Every item has a TTL: pages move and the value is stored. */
+    storage_teardown();
+    start_policy(EVICT_VOLATILE_LRU);
+    n = fill_small(t0 + 3600 * 1000);
+    ck_assert_uint_gt(evictions(), 0);
+    ck_assert_int_eq(put_big("big:a", 1), ITEM_STORED);
+    assert_big("big:a", 1);
+    ck_assert_uint_gt(stats().slabs_moved, 0);
+}
+END_TEST
+
+START_TEST(test_large_value_skips_a_page_a_reader_holds)
+{
+    struct item *held[64];
+    unsigned nh = 0;
+    int n = fill_small(0);
+
+    /* Readers hold an item in each of the first pages of the class: the
+     * rescue gives those pages back and finds room elsewhere, or fails
+     * cleanly; either way no chunk is lost. */
+    for (int i = 0; i < n && nh < 64; i += 500) {
+        held[nh] = item_get(key_of(i), strlen(key_of(i)), t0, NULL);
+        if (held[nh] != NULL)
+            nh++;
+    }
+    enum item_result r = put_big("big:a", 3);
+    if (r == ITEM_STORED)
+        assert_big("big:a", 3);
+    for (unsigned i = 0; i < nh; i++) {
+        ck_assert_uint_eq(item_nbytes(held[i]), VLEN);
+        item_put(held[i]);
+    }
+    ck_assert_int_eq(put_big("big:b", 4), ITEM_STORED);
+    assert_big("big:b", 4);
 }
 END_TEST
 
@@ -758,6 +918,10 @@ static Suite *evict_suite(void)
     tcase_add_test(tc, test_lfu_counter_is_logarithmic_and_decays);
     tcase_add_test(tc, test_crawler_reclaims_expired_items_in_bounded_steps);
     tcase_add_test(tc, test_flush_generation_wrap_never_revives_an_item);
+    tcase_add_test(tc, test_large_value_into_full_store_of_small_items_evicts_them);
+    tcase_add_test(tc, test_large_value_under_noeviction_moves_no_page);
+    tcase_add_test(tc, test_large_value_under_volatile_takes_only_pages_of_items_with_ttl);
+    tcase_add_test(tc, test_large_value_skips_a_page_a_reader_holds);
     tcase_add_test(tc, test_page_move_empties_a_page_and_gives_it_to_another_class);
     tcase_add_test(tc, test_page_move_waits_for_a_reader);
     tcase_add_test(tc, test_concurrent_eviction_keeps_values_and_counts_consistent);

@@ -443,6 +443,78 @@ START_TEST(test_limit_fixed_with_prealloc)
 }
 END_TEST
 
+/* Page moves below eviction: chunks taken straight from one class. */
+static struct storage_class_stats class_stats(unsigned id)
+{
+    struct storage_class_stats cs;
+
+    storage_class_stats(id, t0, &cs);
+    return cs;
+}
+
+START_TEST(test_cancelled_move_gives_every_free_chunk_back)
+{
+    struct storage_config cfg;
+    struct storage_class_stats cs;
+    unsigned id;
+    uint32_t per, n;
+    char **ch;
+
+    storage_config_default(&cfg);
+    cfg.mem_limit = 8 * MIB;
+    cfg.crawler = false;
+    cfg.slab_automove = 0;
+    start(&cfg);
+    id = slab_clsid(1000);
+    per = slab_chunks_per_page(id);
+    /* Two whole pages and a third carved a quarter of the way. */
+    n = 2 * per + per / 4;
+    ch = calloc(n, sizeof(*ch));
+    for (uint32_t i = 0; i < n; i++) {
+        ch[i] = slab_alloc(id, 1000);
+        ck_assert_ptr_nonnull(ch[i]);
+    }
+    ck_assert_uint_eq(slab_class_pages(id), 3);
+    /* Half of the second page free. */
+    for (uint32_t i = per; i < per + per / 2; i++)
+        slab_free(ch[i], id, 1000);
+    cs = class_stats(id);
+    ck_assert_uint_eq(cs.free_chunks, per / 2);
+    ck_assert_uint_eq(cs.free_chunks_end, per - per / 4);
+
+    /* Move the carving page: its used chunks are counted, and while it
+     * moves none of its chunks is handed out, even after a free. */
+    slab_move_begin(id, 2);
+    ck_assert_uint_eq(slab_move_in_use(id), per / 4);
+    slab_free(ch[2 * per], id, 1000);
+    ck_assert_uint_eq(slab_move_in_use(id), per / 4 - 1);
+    for (uint32_t i = 0; i < per / 2; i++) {
+        char *p = slab_alloc(id, 1000);
+
+        ck_assert_ptr_nonnull(p);
+        ck_assert(p < slab_class_page(id, 2) || p >= slab_class_page(id, 2) + STORAGE_PAGE_SIZE);
+        slab_free(p, id, 1000);
+    }
+    slab_move_cancel(id);
+    ck_assert_ptr_null(slab_moving_page(id));
+
+    /* Back in service: every chunk is used or listed free, none lost. */
+    cs = class_stats(id);
+    ck_assert_uint_eq(cs.total_pages, 3);
+    ck_assert_uint_eq(cs.free_chunks_end, 0);
+    ck_assert_uint_eq(cs.free_chunks, per / 2 + (per - per / 4) + 1);
+    ck_assert_uint_eq(cs.used_chunks + cs.free_chunks, 3ull * per);
+    ck_assert_uint_eq(cs.mem_requested, (uint64_t)cs.used_chunks * 1000);
+    /* And they are handed out again before any new page is taken. */
+    for (uint64_t i = 0; i < cs.free_chunks; i++)
+        ck_assert_ptr_nonnull(slab_alloc(id, 1000));
+    ck_assert_uint_eq(slab_class_pages(id), 3);
+    ck_assert_uint_eq(class_stats(id).free_chunks, 0);
+    free(ch);
+    storage_teardown();
+}
+END_TEST
+
 static Suite *slab_suite(void)
 {
     Suite *s = suite_create("slab");
@@ -460,6 +532,7 @@ static Suite *slab_suite(void)
     tcase_add_test(tc, test_raised_limit_grows_past_the_startup_region);
     tcase_add_test(tc, test_lowered_limit_stops_pages_and_moves_give_them_back);
     tcase_add_test(tc, test_limit_fixed_with_prealloc);
+    tcase_add_test(tc, test_cancelled_move_gives_every_free_chunk_back);
     suite_add_tcase(s, tc);
     return s;
 }
