@@ -66,14 +66,17 @@ class Text:
         return data
 
     def stats(self):
-        self.s.sendall(b"stats\r\n")
+        """`stats`, with kioku's own counters (`stats kioku`) merged in."""
         out = {}
-        while True:
-            line = self.f.readline().decode().rstrip("\r\n")
-            if line == "END":
-                return out
-            _, k, v = line.split(" ", 2)
-            out[k] = v
+        for cmd in (b"stats\r\n", b"stats kioku\r\n"):
+            self.s.sendall(cmd)
+            while True:
+                line = self.f.readline().decode().rstrip("\r\n")
+                if line == "END":
+                    break
+                _, k, v = line.split(" ", 2)
+                out[k] = v
+        return out
 
     def close(self):
         self.s.close()
