@@ -19,6 +19,23 @@ def free_port():
     return port
 
 
+def connect(port):
+    """A connection to the server on 127.0.0.1:port, 10 s per operation."""
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def recv_until(s, end, limit=1 << 26):
+    """What s sends until it ends with `end`, closes, or limit bytes came
+    (the socket's own timeout bounds each wait)."""
+    buf = b""
+    while not buf.endswith(end) and len(buf) < limit:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 def start(binary, args, stderr=None):
     """(process, port) of `binary -p PORT -l 127.0.0.1 -U 0 ARGS`, accepting."""
     for _ in range(5):
