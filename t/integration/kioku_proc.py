@@ -2,6 +2,7 @@
 loopback port, wait until it accepts, stop by PID. Shared by the Python
 integration tests."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -53,6 +54,29 @@ def start(binary, args, stderr=None):
         proc.kill()
         proc.wait()
     sys.exit("could not start the server")
+
+
+def start_redis(args=()):
+    """(process, port) of a redis-server on a free loopback port, saving
+    nothing, accepting; (None, None) when it is not installed or will not
+    start."""
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.access(exe, os.X_OK):
+        return None, None
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--daemonize", "no"] + list(args),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return proc, port
+            except OSError:
+                time.sleep(0.05)
+        stop(proc)
+    return None, None
 
 
 def stop(proc):

@@ -112,27 +112,6 @@ class Raw:
         return r
 
 
-def start_redis():
-    if not os.access(REDIS, os.X_OK):
-        return None, None
-    for _ in range(5):
-        port = kioku_proc.free_port()
-        proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--daemonize", "no"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                if redis.Redis(port=port, socket_timeout=1).ping():
-                    return proc, port
-            except redis.exceptions.ConnectionError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-    return None, None
-
-
 # Requests whose replies must match redis-server 7 byte for byte. Run in
 # order on a flushed server, in RESP2 and again after HELLO 3.
 SCRIPT = [
@@ -224,7 +203,7 @@ SCRIPT = [
 
 
 def compare_with_redis(kport):
-    rproc, rport = start_redis()
+    rproc, rport = kioku_proc.start_redis()
     if rproc is None:
         print("skip: no %s to compare with" % REDIS)
         return

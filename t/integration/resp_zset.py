@@ -70,25 +70,11 @@ def start_kioku(args=()):
 
 
 def start_redis():
-    """redis-server 7 on a free port, or None when it is not installed."""
-    exe = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
-    if exe is None:
-        return None
-    for _ in range(5):
-        port = kioku_proc.free_port()
-        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--protected-mode", "no"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                atexit.register(kioku_proc.stop, proc)
-                return port
-            except OSError:
-                time.sleep(0.05)
-        kioku_proc.stop(proc)
-    return None
+    """The port of a redis-server 7 started here, or None when it is not installed."""
+    proc, port = kioku_proc.start_redis(["--protected-mode", "no"])
+    if proc is not None:
+        atexit.register(kioku_proc.stop, proc)
+    return port
 
 
 class Raw:
