@@ -337,15 +337,6 @@ def start_redis():
             time.sleep(0.05)
 
 
-def stop_redis(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def compare_with_redis(port):
     if not os.access(REDIS_SERVER, os.X_OK):
         print("scripting: %s not installed; comparison skipped" % REDIS_SERVER)
@@ -368,7 +359,7 @@ def compare_with_redis(port):
         kr.close()
         rr.close()
     finally:
-        stop_redis(proc)
+        kioku_proc.stop(proc)
 
 
 LOOP = "while true do end"
@@ -583,7 +574,7 @@ def busy_one_worker(port):
             for (what, a), (_, b) in zip(got, theirs):
                 check(a == b, "-t 1 against redis-server, %s: kioku %r, redis %r" % (what, a, b))
     finally:
-        stop_redis(rproc)
+        kioku_proc.stop(rproc)
 
 
 INCR_SCRIPT = ("local v = redis.call('GET', KEYS[1]) "
