@@ -156,6 +156,15 @@ static void out_value(struct conn *c, struct item *it, bool with_cas)
     conn_out_item(c, it, 0, (size_t)item_nbytes(it) + 2);
 }
 
+/* Every key answered: END, and the get line leaves the read buffer. */
+static enum proc_result walk_end(struct conn *c, struct text_state *st)
+{
+    CONN_OUT_LIT(c, "END\r\n");
+    conn_consume(c, st->get_line);
+    st->get_line = 0;
+    return PROC_MORE;
+}
+
 /* Answer the keys of the walk in progress: all of them, or as many as fit
  * before the queued output is full (then PROC_YIELD, to be called again). */
 static enum proc_result get_walk(struct conn *c)
@@ -202,10 +211,7 @@ static enum proc_result get_walk(struct conn *c)
             return PROC_YIELD;
         }
     }
-    CONN_OUT_LIT(c, "END\r\n");
-    conn_consume(c, st->get_line);
-    st->get_line = 0;
-    return PROC_MORE;
+    return walk_end(c, st);
 }
 
 /* get/gets/gat/gats: the line is still in the read buffer (keeps_line). */
@@ -764,10 +770,7 @@ static enum proc_result null_walk(struct conn *c)
             return PROC_YIELD;
         }
     }
-    CONN_OUT_LIT(c, "END\r\n");
-    conn_consume(c, st->get_line);
-    st->get_line = 0;
-    return PROC_MORE;
+    return walk_end(c, st);
 }
 
 static enum proc_result null_store(struct conn *c, const struct mc_text_req *r)

@@ -53,6 +53,26 @@ static struct hash_limits limits(void)
     return (struct hash_limits){coll_limit(COLL_HASH_ENTRIES), coll_limit(COLL_HASH_VALUE)};
 }
 
+/* The value of field f, or NULL when the field or the whole key is absent. */
+static const void *hfield(struct coll_handle *h, const struct resp_arg *f, size_t *vl)
+{
+    *vl = 0;
+    if (!coll_exists(h))
+        return NULL;
+    return hash_get(coll_arena(h), root(h), f->ptr, f->len, vl);
+}
+
+/* HGET's reply for one field: its value or a null. */
+static void send_field(struct conn *c, struct coll_handle *h, const struct resp_arg *f)
+{
+    size_t vl;
+    const void *v = hfield(h, f, &vl);
+    if (v != NULL)
+        rs_bulk(c, v, vl);
+    else
+        rs_null(c);
+}
+
 /* A field and value kioku cannot hold as one entry: a clear error. */
 static bool entry_fits(struct conn *c, const struct resp_arg *f, const struct resp_arg *v)
 {
@@ -119,18 +139,10 @@ enum proc_result resp_cmd_hsetnx(struct conn *c, const struct resp_call *call)
 
 enum proc_result resp_cmd_hget(struct conn *c, const struct resp_call *call)
 {
-    const struct resp_arg *f = &call->argv[2];
     struct coll_handle h;
     if (!hopen(c, &call->argv[1], false, &h))
         return PROC_MORE;
-    const void *v = NULL;
-    size_t vl = 0;
-    if (coll_exists(&h))
-        v = hash_get(coll_arena(&h), root(&h), f->ptr, f->len, &vl);
-    if (v != NULL)
-        rs_bulk(c, v, vl);
-    else
-        rs_null(c);
+    send_field(c, &h, &call->argv[2]);
     coll_close(&h);
     return PROC_MORE;
 }
@@ -141,17 +153,8 @@ enum proc_result resp_cmd_hmget(struct conn *c, const struct resp_call *call)
     if (!hopen(c, &call->argv[1], false, &h))
         return PROC_MORE;
     rs_array(c, (size_t)call->argc - 2);
-    for (int i = 2; i < call->argc; i++) {
-        const struct resp_arg *f = &call->argv[i];
-        const void *v = NULL;
-        size_t vl = 0;
-        if (coll_exists(&h))
-            v = hash_get(coll_arena(&h), root(&h), f->ptr, f->len, &vl);
-        if (v != NULL)
-            rs_bulk(c, v, vl);
-        else
-            rs_null(c);
-    }
+    for (int i = 2; i < call->argc; i++)
+        send_field(c, &h, &call->argv[i]);
     coll_close(&h);
     return PROC_MORE;
 }
@@ -209,14 +212,11 @@ enum proc_result resp_cmd_hdel(struct conn *c, const struct resp_call *call)
 /* HEXISTS (aux 0) and HSTRLEN (aux 1). */
 enum proc_result resp_cmd_hexists(struct conn *c, const struct resp_call *call)
 {
-    const struct resp_arg *f = &call->argv[2];
     struct coll_handle h;
     if (!hopen(c, &call->argv[1], false, &h))
         return PROC_MORE;
-    size_t vl = 0;
-    const void *v = NULL;
-    if (coll_exists(&h))
-        v = hash_get(coll_arena(&h), root(&h), f->ptr, f->len, &vl);
+    size_t vl;
+    const void *v = hfield(&h, &call->argv[2], &vl);
     coll_close(&h);
     if (call->cmd->aux)
         rs_int(c, v != NULL ? (int64_t)vl : 0);

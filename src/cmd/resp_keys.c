@@ -107,6 +107,14 @@ enum proc_result resp_cmd_type(struct conn *c, const struct resp_call *call)
     return PROC_MORE;
 }
 
+/* A HELP subcommand's reply: its lines as simple strings. */
+static void send_help(struct conn *c, const char *const *help, size_t n)
+{
+    rs_array(c, n);
+    for (size_t i = 0; i < n; i++)
+        rs_simple(c, help[i]);
+}
+
 /* Redis's encoding of a string value: "int" for what string2l takes,
  * "embstr" up to 44 bytes, "raw" beyond. */
 static const char *string_encoding(struct item *it)
@@ -142,9 +150,7 @@ enum proc_result resp_cmd_object(struct conn *c, const struct resp_call *call)
             "HELP",
             "    Print this help.",
         };
-        rs_array(c, sizeof(help) / sizeof(help[0]));
-        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
-            rs_simple(c, help[i]);
+        send_help(c, help, sizeof(help) / sizeof(help[0]));
         return PROC_MORE;
     }
     static const char *const subs[] = {"encoding", "refcount", "idletime", "freq", "help"};
@@ -208,9 +214,7 @@ enum proc_result resp_cmd_memory(struct conn *c, const struct resp_call *call)
             "HELP",
             "    Print this help.",
         };
-        rs_array(c, sizeof(help) / sizeof(help[0]));
-        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
-            rs_simple(c, help[i]);
+        send_help(c, help, sizeof(help) / sizeof(help[0]));
         return PROC_MORE;
     }
     if (!rs_arg_is(sub, "usage") || call->argc < 3) {

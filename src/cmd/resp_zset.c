@@ -296,6 +296,16 @@ enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
 
 /* ---- lookups ---- */
 
+/* ZSCORE's reply for one member: its score or a null. */
+static void send_score(struct conn *c, struct coll_handle *h, const struct resp_arg *m)
+{
+    double s;
+    if (coll_exists(h) && zset_score(coll_arena(h), zroot(h), m->ptr, m->len, &s))
+        reply_score(c, s);
+    else
+        rs_null(c);
+}
+
 enum proc_result resp_cmd_zcard(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
@@ -309,14 +319,9 @@ enum proc_result resp_cmd_zcard(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_zscore(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    const struct resp_arg *m = &call->argv[2];
-    double s;
     if (!zopen(c, &h, &call->argv[1], false))
         return PROC_MORE;
-    if (coll_exists(&h) && zset_score(coll_arena(&h), zroot(&h), m->ptr, m->len, &s))
-        reply_score(c, s);
-    else
-        rs_null(c);
+    send_score(c, &h, &call->argv[2]);
     coll_close(&h);
     return PROC_MORE;
 }
@@ -327,14 +332,8 @@ enum proc_result resp_cmd_zmscore(struct conn *c, const struct resp_call *call)
     if (!zopen(c, &h, &call->argv[1], false))
         return PROC_MORE;
     rs_array(c, (size_t)(call->argc - 2));
-    for (int i = 2; i < call->argc; i++) {
-        const struct resp_arg *m = &call->argv[i];
-        double s;
-        if (coll_exists(&h) && zset_score(coll_arena(&h), zroot(&h), m->ptr, m->len, &s))
-            reply_score(c, s);
-        else
-            rs_null(c);
-    }
+    for (int i = 2; i < call->argc; i++)
+        send_score(c, &h, &call->argv[i]);
     coll_close(&h);
     return PROC_MORE;
 }

@@ -12,9 +12,9 @@
  *   - no password in anything the server prints, even at -vvv.
  */
 #include "harness.h"
+#include "harness_resp.h"
 
 #include <arpa/inet.h>
-#include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -326,11 +326,8 @@ END_TEST
 
 static redisContext *resp_conn(void)
 {
-    int ms = kh_scale_ms(KH_IO_TIMEOUT_MS);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", g_resp_port, tv);
+    redisContext *rc = kh_resp_connect(g_resp_port);
     ck_assert_msg(rc != NULL && rc->err == 0, "cannot connect to port %d", g_resp_port);
-    redisSetTimeout(rc, tv);
     return rc;
 }
 

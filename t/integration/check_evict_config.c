@@ -14,8 +14,8 @@
  * socket.
  */
 #include "harness.h"
+#include "harness_resp.h"
 
-#include <hiredis/hiredis.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,11 +38,8 @@ static int g_fd = -1;
 static void start(const char *const *args)
 {
     kh_server_must_start(&g_srv, args);
-    int ms = kh_scale_ms(KH_IO_TIMEOUT_MS);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    g_rc = redisConnectWithTimeout("127.0.0.1", g_srv.port, tv);
+    g_rc = kh_resp_connect(g_srv.port);
     ck_assert_msg(g_rc != NULL && g_rc->err == 0, "cannot connect to port %d", g_srv.port);
-    redisSetTimeout(g_rc, tv);
     g_fd = kh_connect(g_srv.port);
     ck_assert_msg(g_fd >= 0, "cannot connect to port %d", g_srv.port);
 }
@@ -72,30 +69,6 @@ static void teardown(void)
 
 /* ---- RESP ---- */
 
-/* "+OK", "-ERR ...", "$v", "[$a,$b]": enough for CONFIG's replies. */
-static void render(const redisReply *r, char *out, size_t cap)
-{
-    switch (r->type) {
-    case REDIS_REPLY_STATUS: snprintf(out, cap, "+%s", r->str); return;
-    case REDIS_REPLY_ERROR: snprintf(out, cap, "-%s", r->str); return;
-    case REDIS_REPLY_STRING: snprintf(out, cap, "$%.*s", (int)r->len, r->str); return;
-    case REDIS_REPLY_ARRAY: {
-        size_t n = (size_t)snprintf(out, cap, "[");
-        for (size_t i = 0; i < r->elements && n < cap; i++) {
-            if (i > 0)
-                n += (size_t)snprintf(out + n, cap - n, ",");
-            if (n < cap)
-                render(r->element[i], out + n, cap - n);
-            n += strlen(out + n);
-        }
-        if (n < cap)
-            snprintf(out + n, cap - n, "]");
-        return;
-    }
-    default: snprintf(out, cap, "?type%d", r->type);
-    }
-}
-
 static void ex(const char *want, const char *fmt, ...)
 {
     char got[4096];
@@ -104,7 +77,7 @@ static void ex(const char *want, const char *fmt, ...)
     redisReply *r = redisvCommand(g_rc, fmt, ap);
     va_end(ap);
     ck_assert_msg(r != NULL, "no reply to \"%s\" (%s)", fmt, g_rc->errstr);
-    render(r, got, sizeof(got));
+    kh_resp_render(r, got, sizeof(got));
     freeReplyObject(r);
     ck_assert_msg(strcmp(got, want) == 0, "\"%s\": want <%s>, got <%s>", fmt, want, got);
 }

@@ -12,10 +12,10 @@
  * database) are the ones the issue asks for.
  */
 #include "harness.h"
+#include "harness_resp.h"
 
 #include <errno.h>
 
-#include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,38 +73,9 @@ static void server_stop(void)
 
 static redisContext *connect_to(int port)
 {
-    int ms = kh_scale_ms(KH_IO_TIMEOUT_MS);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisContext *rc = kh_resp_connect(port);
     ck_assert_msg(rc != NULL && rc->err == 0, "cannot connect to port %d", port);
-    redisSetTimeout(rc, tv);
     return rc;
-}
-
-/* Render a reply compactly; the caller frees nothing (static buffer per depth). */
-static void render(const redisReply *r, char *out, size_t cap)
-{
-    size_t n = 0;
-    switch (r->type) {
-    case REDIS_REPLY_STATUS: snprintf(out, cap, "+%s", r->str); return;
-    case REDIS_REPLY_ERROR: snprintf(out, cap, "-%s", r->str); return;
-    case REDIS_REPLY_INTEGER: snprintf(out, cap, ":%lld", r->integer); return;
-    case REDIS_REPLY_NIL: snprintf(out, cap, "(nil)"); return;
-    case REDIS_REPLY_STRING: snprintf(out, cap, "$%.*s", (int)r->len, r->str); return;
-    case REDIS_REPLY_ARRAY:
-        n = (size_t)snprintf(out, cap, "[");
-        for (size_t i = 0; i < r->elements && n < cap; i++) {
-            if (i > 0)
-                n += (size_t)snprintf(out + n, cap - n, ",");
-            if (n < cap)
-                render(r->element[i], out + n, cap - n);
-            n += strlen(out + n);
-        }
-        if (n < cap)
-            snprintf(out + n, cap - n, "]");
-        return;
-    default: snprintf(out, cap, "?type%d", r->type);
-    }
 }
 
 static redisReply *cmdv(redisContext *rc, const char *fmt, va_list ap)
@@ -131,7 +102,7 @@ static void expect_on(redisContext *rc, const char *want, const char *fmt, ...)
     va_start(ap, fmt);
     redisReply *r = cmdv(rc, fmt, ap);
     va_end(ap);
-    render(r, got, sizeof(got));
+    kh_resp_render(r, got, sizeof(got));
     freeReplyObject(r);
     ck_assert_msg(strcmp(got, want) == 0, "\"%s\": want <%s>, got <%s>", fmt, want, got);
 }

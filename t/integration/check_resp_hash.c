@@ -7,8 +7,8 @@
  * memcached client, which cannot change it.
  */
 #include "harness.h"
+#include "harness_resp.h"
 
-#include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -31,41 +31,6 @@ static void server_stop(void)
     kh_server_must_exit_cleanly(&g_srv, kh_scale_ms(10000));
 }
 
-static redisContext *connect_resp(void)
-{
-    int ms = kh_scale_ms(KH_IO_TIMEOUT_MS);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", g_srv.port, tv);
-    if (rc != NULL && rc->err == 0)
-        redisSetTimeout(rc, tv);
-    return rc;
-}
-
-static void render(const redisReply *r, char *out, size_t cap)
-{
-    size_t n;
-    switch (r->type) {
-    case REDIS_REPLY_STATUS: snprintf(out, cap, "+%s", r->str); return;
-    case REDIS_REPLY_ERROR: snprintf(out, cap, "-%s", r->str); return;
-    case REDIS_REPLY_INTEGER: snprintf(out, cap, ":%lld", r->integer); return;
-    case REDIS_REPLY_NIL: snprintf(out, cap, "(nil)"); return;
-    case REDIS_REPLY_STRING: snprintf(out, cap, "$%.*s", (int)r->len, r->str); return;
-    case REDIS_REPLY_ARRAY:
-        n = (size_t)snprintf(out, cap, "[");
-        for (size_t i = 0; i < r->elements && n < cap; i++) {
-            if (i > 0)
-                n += (size_t)snprintf(out + n, cap - n, ",");
-            if (n < cap)
-                render(r->element[i], out + n, cap - n);
-            n += strlen(out + n);
-        }
-        if (n < cap)
-            snprintf(out + n, cap - n, "]");
-        return;
-    default: snprintf(out, cap, "?type%d", r->type);
-    }
-}
-
 static void expect(const char *want, const char *fmt, ...)
 {
     char got[8192];
@@ -74,14 +39,14 @@ static void expect(const char *want, const char *fmt, ...)
     redisReply *r = redisvCommand(g_rc, fmt, ap);
     va_end(ap);
     ck_assert_msg(r != NULL, "no reply to \"%s\"", fmt);
-    render(r, got, sizeof(got));
+    kh_resp_render(r, got, sizeof(got));
     freeReplyObject(r);
     ck_assert_msg(strcmp(got, want) == 0, "\"%s\": want <%s>, got <%s>", fmt, want, got);
 }
 
 static void conn_open(void)
 {
-    g_rc = connect_resp();
+    g_rc = kh_resp_connect(g_srv.port);
     ck_assert(g_rc != NULL && g_rc->err == 0);
     expect("+OK", "FLUSHALL");
 }
@@ -180,7 +145,7 @@ struct worker {
 static void *incr_worker(void *arg)
 {
     struct worker *w = arg;
-    redisContext *rc = connect_resp();
+    redisContext *rc = kh_resp_connect(g_srv.port);
     w->ok = rc != NULL && rc->err == 0;
     for (int i = 0; i < w->n && w->ok; i++) {
         redisReply *r = redisCommand(rc, "HINCRBY counters shared 1");

@@ -9,8 +9,8 @@
  * connection and an empty store. Expected replies are redis-server 7.0's.
  */
 #include "harness.h"
+#include "harness_resp.h"
 
-#include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,16 +30,6 @@ static void server_stop(void)
     kh_server_must_exit_cleanly(&g_srv, kh_scale_ms(10000));
 }
 
-static redisContext *connect_srv(void)
-{
-    int ms = kh_scale_ms(KH_IO_TIMEOUT_MS);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", g_srv.port, tv);
-    if (rc != NULL && rc->err == 0)
-        redisSetTimeout(rc, tv);
-    return rc;
-}
-
 static redisReply *cmd(const char *fmt, ...)
 {
     va_list ap;
@@ -52,7 +42,7 @@ static redisReply *cmd(const char *fmt, ...)
 
 static void conn_open(void)
 {
-    g_rc = connect_srv();
+    g_rc = kh_resp_connect(g_srv.port);
     ck_assert_msg(g_rc != NULL && g_rc->err == 0, "cannot connect");
     freeReplyObject(cmd("FLUSHALL"));
 }
@@ -223,7 +213,7 @@ struct worker {
 static void *zincr_worker(void *arg)
 {
     struct worker *w = arg;
-    redisContext *rc = connect_srv();
+    redisContext *rc = kh_resp_connect(g_srv.port);
     if (rc == NULL || rc->err) {
         w->failures++;
         if (rc)

@@ -15,6 +15,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kioku_proc import recv_until  # noqa: E402
+
 # kioku, like memcached, refuses to run as root without -u.
 ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
 
@@ -55,16 +58,6 @@ def start():
         proc.kill()
         proc.wait()
     sys.exit("could not start the server")
-
-
-def recv_until(s, end, limit):
-    out = b""
-    while not out.endswith(end) and len(out) < limit:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-    return out
 
 
 def main():

@@ -19,6 +19,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kioku_proc import free_port  # noqa: E402
+
 # kioku, like memcached, refuses to run as root without -u.
 ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
 
@@ -26,14 +29,6 @@ BIN = os.environ.get("KIOKU_BIN")
 SEED = int(os.environ.get("KIOKU_GARBAGE_SEED", "20261123"))
 ROUNDS = int(os.environ.get("KIOKU_GARBAGE_ROUNDS", "4000"))
 DEADLINE = time.monotonic() + float(os.environ.get("KIOKU_GARBAGE_SECONDS", "120"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start():

@@ -2,6 +2,7 @@
 loopback port, wait until it accepts, stop by PID. Shared by the Python
 integration tests."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,12 +12,45 @@ import time
 ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
 
 
+def import_redis(name):
+    """The redis module, for test `name`. Without it, the test runs again
+    under the distribution's python (pyenv and virtualenvs hide its
+    packages), and failing that is skipped: exit 77."""
+    try:
+        import redis
+        return redis
+    except ImportError:
+        pass
+    if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_REDIS_REEXEC"):
+        os.environ["KIOKU_REDIS_REEXEC"] = "1"
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    print("%s: redis-py is not installed (python3-redis); skipped" % name)
+    sys.exit(77)
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def connect(port):
+    """A connection to the server on 127.0.0.1:port, 10 s per operation."""
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def recv_until(s, end, limit=1 << 26):
+    """What s sends until it ends with `end`, closes, or limit bytes came
+    (the socket's own timeout bounds each wait)."""
+    buf = b""
+    while not buf.endswith(end) and len(buf) < limit:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
 
 
 def start(binary, args, stderr=None):
@@ -36,6 +70,29 @@ def start(binary, args, stderr=None):
         proc.kill()
         proc.wait()
     sys.exit("could not start the server")
+
+
+def start_redis(args=()):
+    """(process, port) of a redis-server on a free loopback port, saving
+    nothing, accepting; (None, None) when it is not installed or will not
+    start."""
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.access(exe, os.X_OK):
+        return None, None
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--daemonize", "no"] + list(args),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return proc, port
+            except OSError:
+                time.sleep(0.05)
+        stop(proc)
+    return None, None
 
 
 def stop(proc):

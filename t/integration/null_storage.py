@@ -23,13 +23,13 @@ Every server is stopped by PID; every socket read is bounded by a timeout.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
-import socket
 import struct
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
+from kioku_proc import connect, recv_until  # noqa: E402
 
 BIN = os.environ.get("KIOKU_BIN")
 failures = []
@@ -39,20 +39,6 @@ def check(cond, what):
     print(("ok: " if cond else "FAIL: ") + what, flush=True)
     if not cond:
         failures.append(what)
-
-
-def connect(port):
-    return socket.create_connection(("127.0.0.1", port), timeout=10)
-
-
-def recv_until(s, end, limit=1 << 24):
-    buf = b""
-    while not buf.endswith(end) and len(buf) < limit:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    return buf
 
 
 def talk(s, req, end):

@@ -33,17 +33,10 @@ import sys
 import threading
 import time
 
-try:
-    import redis
-except ImportError:
-    if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_HASH_REEXEC"):
-        os.environ["KIOKU_HASH_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("resp_hash: redis-py is not installed (python3-redis); skipped")
-    sys.exit(77)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
+
+redis = kioku_proc.import_redis("resp_hash")
 
 BIN = os.environ.get("KIOKU_BIN") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                   "..", "..", "src", "kioku")
@@ -110,27 +103,6 @@ class Raw:
         end = self._reply_end(0)
         r, self.buf = self.buf[:end], self.buf[end:]
         return r
-
-
-def start_redis():
-    if not os.access(REDIS, os.X_OK):
-        return None, None
-    for _ in range(5):
-        port = kioku_proc.free_port()
-        proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--daemonize", "no"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                if redis.Redis(port=port, socket_timeout=1).ping():
-                    return proc, port
-            except redis.exceptions.ConnectionError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-    return None, None
 
 
 # Requests whose replies must match redis-server 7 byte for byte. Run in
@@ -224,7 +196,7 @@ SCRIPT = [
 
 
 def compare_with_redis(kport):
-    rproc, rport = start_redis()
+    rproc, rport = kioku_proc.start_redis()
     if rproc is None:
         print("skip: no %s to compare with" % REDIS)
         return

@@ -21,32 +21,18 @@ import atexit
 import math
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kioku_proc import free_port, import_redis  # noqa: E402
+
 # kioku, like memcached, refuses to run as root without -u.
 ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
 
-try:
-    import redis
-except ImportError:
-    # pyenv and virtualenvs hide the distribution's packages: try its python.
-    if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_IDIOMS_REEXEC"):
-        os.environ["KIOKU_IDIOMS_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("resp_idioms: redis-py is not installed (python3-redis); skipped")
-    sys.exit(77)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+redis = import_redis("resp_idioms")
 
 
 def kioku_bin():

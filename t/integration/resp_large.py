@@ -35,18 +35,10 @@ import sys
 import threading
 import time
 
-try:
-    import redis
-except ImportError:
-    # pyenv and virtualenvs hide the distribution's packages: try its python.
-    if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_LARGE_REEXEC"):
-        os.environ["KIOKU_LARGE_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("resp_large: redis-py is not installed (python3-redis); skipped")
-    sys.exit(77)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
+
+redis = kioku_proc.import_redis("resp_large")
 
 BIN = os.environ.get("KIOKU_BIN")
 MiB = 1024 * 1024

@@ -32,18 +32,10 @@ import sys
 import threading
 import time
 
-try:
-    import redis
-except ImportError:
-    # pyenv and virtualenvs hide the distribution's packages: try its python.
-    if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_ZSET_REEXEC"):
-        os.environ["KIOKU_ZSET_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("resp_zset: redis-py is not installed (python3-redis); skipped")
-    sys.exit(77)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
+
+redis = kioku_proc.import_redis("resp_zset")
 
 FAILED = []
 
@@ -70,25 +62,11 @@ def start_kioku(args=()):
 
 
 def start_redis():
-    """redis-server 7 on a free port, or None when it is not installed."""
-    exe = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
-    if exe is None:
-        return None
-    for _ in range(5):
-        port = kioku_proc.free_port()
-        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--protected-mode", "no"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                atexit.register(kioku_proc.stop, proc)
-                return port
-            except OSError:
-                time.sleep(0.05)
-        kioku_proc.stop(proc)
-    return None
+    """The port of a redis-server 7 started here, or None when it is not installed."""
+    proc, port = kioku_proc.start_redis(["--protected-mode", "no"])
+    if proc is not None:
+        atexit.register(kioku_proc.stop, proc)
+    return port
 
 
 class Raw:

@@ -34,18 +34,10 @@ import tempfile
 import threading
 import time
 
-try:
-    import redis
-except ImportError:
-    # pyenv and virtualenvs hide the distribution's packages: try its python.
-    if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_SCRIPTING_REEXEC"):
-        os.environ["KIOKU_SCRIPTING_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("scripting: redis-py is not installed (python3-redis); skipped")
-    sys.exit(77)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
+
+redis = kioku_proc.import_redis("scripting")
 
 BIN = os.environ.get("KIOKU_BIN") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "kioku")
@@ -337,15 +329,6 @@ def start_redis():
             time.sleep(0.05)
 
 
-def stop_redis(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def compare_with_redis(port):
     if not os.access(REDIS_SERVER, os.X_OK):
         print("scripting: %s not installed; comparison skipped" % REDIS_SERVER)
@@ -368,7 +351,7 @@ def compare_with_redis(port):
         kr.close()
         rr.close()
     finally:
-        stop_redis(proc)
+        kioku_proc.stop(proc)
 
 
 LOOP = "while true do end"
@@ -583,7 +566,7 @@ def busy_one_worker(port):
             for (what, a), (_, b) in zip(got, theirs):
                 check(a == b, "-t 1 against redis-server, %s: kioku %r, redis %r" % (what, a, b))
     finally:
-        stop_redis(rproc)
+        kioku_proc.stop(rproc)
 
 
 INCR_SCRIPT = ("local v = redis.call('GET', KEYS[1]) "

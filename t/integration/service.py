@@ -33,6 +33,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kioku_proc import free_port  # noqa: E402
+
 BIN = os.environ.get("KIOKU_BIN")
 BUILDDIR = os.environ.get("KIOKU_BUILDDIR") or (
     os.path.dirname(os.path.dirname(BIN)) if BIN else None)
@@ -49,14 +52,6 @@ def check(cond, what):
     print(("ok: " if cond else "FAIL: ") + what, flush=True)
     if not cond:
         failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def accepts(port):

@@ -34,6 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
+from kioku_proc import connect, recv_until  # noqa: E402
 
 BIN = os.environ.get("KIOKU_BIN")
 failures = []
@@ -46,20 +47,6 @@ def check(cond, what):
     print(("ok: " if cond else "FAIL: ") + what, flush=True)
     if not cond:
         failures.append(what)
-
-
-def connect(port):
-    return socket.create_connection(("127.0.0.1", port), timeout=10)
-
-
-def recv_until(s, end, limit=1 << 26):
-    buf = b""
-    while not buf.endswith(end) and len(buf) < limit:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    return buf
 
 
 def stats(port, group=b"", sock=None):

@@ -33,6 +33,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kioku_proc import free_port  # noqa: E402
+
 try:
     import redis
     from pymemcache.client.base import Client as McClient
@@ -57,14 +60,6 @@ failures_lock = threading.Lock()
 def fail(msg):
     with failures_lock:
         failures.append(msg)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start():

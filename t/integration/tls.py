@@ -33,6 +33,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kioku_proc import free_port  # noqa: E402
+
 # kioku, like memcached, refuses to run as root without -u.
 ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
 
@@ -44,14 +47,6 @@ def check(cond, what):
     print(("ok   " if cond else "FAIL ") + what, flush=True)
     if not cond:
         failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def run(args, **kw):
