@@ -23,15 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
 
-try:
-    import redis
-except ImportError:
-    # pyenv and virtualenvs hide the distribution's packages: try its python.
-    if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_EVICT_REEXEC"):
-        os.environ["KIOKU_EVICT_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("eviction_policies: redis-py is not installed (python3-redis); skipped")
-    sys.exit(77)
+redis = kioku_proc.import_redis("eviction_policies")
 
 BIN = os.environ.get("KIOKU_BIN")
 VAL = b"v" * 1000

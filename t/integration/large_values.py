@@ -21,15 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
 
-try:
-    import redis
-except ImportError:
-    # pyenv and virtualenvs hide the distribution's packages: try its python.
-    if os.path.exists("/usr/bin/python3") and not os.environ.get("KIOKU_LARGE_REEXEC"):
-        os.environ["KIOKU_LARGE_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("large_values: redis-py is not installed (python3-redis); skipped")
-    sys.exit(77)
+redis = kioku_proc.import_redis("large_values")
 
 BIN = os.environ.get("KIOKU_BIN")
 SMALL = b"s" * 1000
