@@ -425,9 +425,11 @@ static uint64_t splitmix(uint64_t *x)
 /* Rejection sampling: a random bucket and a random slot among FAIR_SLOTS
  * (or the chain's length if longer); the pick counts only if the chain has
  * an entry in that slot. So every entry is equally likely, except in a
- * chain longer than FAIR_SLOTS (rare at a load of at most 1). At a load of
- * 1/8 (the lowest before a shrink) a probe lands once in 32 on average. */
-#define FAIR_SLOTS 4u
+ * chain longer than FAIR_SLOTS: at a load of at most 1 about one bucket in
+ * a million has one (with 4 slots, one in 300 did, and a seed that made one
+ * showed in HRANDFIELD counts). At a load of 1/8 (the lowest before a
+ * shrink) a probe lands once in 64 on average. */
+#define FAIR_SLOTS 8u
 #define FAIR_PROBES 2000
 
 /* Bucket i of the two tables seen as one: the new table's first. */
