@@ -8,6 +8,8 @@
  * pauses briefly instead of spinning.
  *
  * A listener may speak TLS (-Z, --tls-port): its kind carries LISTENER_TLS
+ * (and, from memcached's -l prefixes notls:/btls:/mtls:, which of the main
+ * listeners do and whether they require client certificates)
  * and the worker's connection then reads and writes through the TLS
  * transport. Nothing here touches TLS itself; the handshake happens in the
  * worker, driven by its event loop, so a slow client never holds up accept.
@@ -37,7 +39,7 @@
 
 struct listen_slot {
     struct evconnlistener *lev;
-    int kind;                     /* enum conn_listener_kind | LISTENER_TLS */
+    int kind;                     /* enum conn_listener_kind | LISTENER_FLAGS */
     int tcp;
 };
 
@@ -61,7 +63,7 @@ static void reject(int fd, int kind)
     unsigned char in[4096];
     stats_conn_rejected();   /* first: counted before the client sees the close */
     ssize_t n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
-    bool resp = (kind & ~LISTENER_TLS) == LISTENER_RESP ||
+    bool resp = (kind & ~LISTENER_FLAGS) == LISTENER_RESP ||
                 (n > 0 && (in[0] == '*' || (in[0] >= 'A' && in[0] <= 'Z')));
     ssize_t w = resp ? write(fd, too_many_resp, sizeof(too_many_resp) - 1)
                      : write(fd, too_many, sizeof(too_many) - 1);
@@ -182,7 +184,9 @@ static int split_host_port(char *entry, const char **host, const char **port)
 
 /* Listen on every -l address. kind may carry LISTENER_TLS. An addr:port
  * entry chooses the port of the main listener only; fixed_port listeners
- * (RESP, --tls-port) use default_port on every address. */
+ * (RESP, --tls-port) use default_port on every address. Likewise an entry's
+ * TLS prefix (settings check it needs TLS) sets the main listener's TLS;
+ * the others only skip it. */
 static int bind_tcp_list(const char *list, int default_port, int kind, bool fixed_port,
                          int backlog, char *err, size_t errlen)
 {
@@ -192,6 +196,18 @@ static int bind_tcp_list(const char *list, int default_port, int kind, bool fixe
     for (char *entry = strtok_r(buf, ",", &save); entry != NULL; entry = strtok_r(NULL, ",", &save)) {
         const char *host, *port;
         char portbuf[16];
+        size_t skip;
+        enum tls_listen_mode mode = tls_listen_prefix(entry, &skip);
+        int k = kind;
+        entry += skip;
+        if (!fixed_port && mode != TLS_LISTEN_DEFAULT) {
+            static const int flags[] = {
+                [TLS_LISTEN_OFF] = 0,
+                [TLS_LISTEN_NOPEER] = LISTENER_TLS | LISTENER_TLS_NOPEER,
+                [TLS_LISTEN_PEER] = LISTENER_TLS | LISTENER_TLS_PEER,
+            };
+            k = (kind & ~LISTENER_FLAGS) | flags[mode];
+        }
         if (split_host_port(entry, &host, &port) != 0) {
             snprintf(err, errlen, "invalid listen address: %s", entry);
             return -1;
@@ -210,7 +226,7 @@ static int bind_tcp_list(const char *list, int default_port, int kind, bool fixe
             return -1;
         }
         for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-            if (add_listener(ai->ai_addr, ai->ai_addrlen, kind, backlog, 1, err, errlen) != 0) {
+            if (add_listener(ai->ai_addr, ai->ai_addrlen, k, backlog, 1, err, errlen) != 0) {
                 snprintf(err, errlen, "failed to listen on TCP port %s of %s: %s", port,
                          *host ? host : "*", strerror(errno));
                 freeaddrinfo(res);
