@@ -280,7 +280,7 @@ static void stats_settings(struct stat_sink *out)
     const struct tls_config *t = &s->tls;
     stat_fmt(out, "ssl_enabled", "%s", t->enabled ? "yes" : "no");
     stat_fmt(out, "ssl_session_cache", "%s", t->session_cache ? "yes" : "no");
-    stat_fmt(out, "ssl_kernel_tls", "%s", "no");
+    stat_fmt(out, "ssl_kernel_tls", "%s", t->kernel_tls ? "yes" : "no");
     stat_fmt(out, "ssl_chain_cert", "%s", t->chain_cert);
     stat_fmt(out, "ssl_key", "%s", t->key);
     stat_u64(out, "ssl_verify_mode", (uint64_t)t->verify_mode);

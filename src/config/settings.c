@@ -328,6 +328,12 @@ static int parse_tls_opt(struct tls_config *t, const char *kv, const char *val, 
             return -1;
         }
         t->session_cache = true;
+    } else if (strcmp(kv, "ssl_kernel_tls") == 0) {
+        if (val != NULL) {
+            snprintf(err, errlen, "-o ssl_kernel_tls takes no value");
+            return -1;
+        }
+        t->kernel_tls = true;
     } else {
         return 1;
     }
@@ -892,6 +898,8 @@ const char *settings_usage(void)
 "   - ssl_wbuf_size=<kb>   bytes gathered per TLS write, in KiB (default: 16);\n"
 "                          records are at most this and 16 KiB\n"
 "   - ssl_session_cache    let TLS clients resume sessions, cached server-side\n"
+"   - ssl_kernel_tls       let OpenSSL offload TLS records to the kernel where\n"
+"                          it can (kernel tls module, OpenSSL built for it)\n"
 "   - null_storage         BENCHMARK ONLY, not a cache: parse every request but\n"
 "                          answer get/set without storage (bench/README.md)\n"
 "   TLS certificates are reloaded by the refresh_certs command and on SIGHUP.\n";

@@ -137,6 +137,16 @@ static SSL_CTX *ctx_build(char *err, size_t errlen)
         SSL_CTX_set_num_tickets(c, 0);
     }
     SSL_CTX_set_session_id_context(c, (const unsigned char *)sid_default, sizeof(sid_default) - 1);
+    if (config.kernel_tls) {
+#ifdef SSL_OP_ENABLE_KTLS
+        /* OpenSSL uses kernel TLS where the kernel and cipher allow it and
+         * quietly does the work itself where not. */
+        SSL_CTX_set_options(c, SSL_OP_ENABLE_KTLS);
+#else
+        snprintf(err, errlen, "Kernel TLS offload is not available");
+        goto fail;
+#endif
+    }
 
     /* As memcached: the key may be in the chain file. */
     const char *key = config.key[0] != '\0' ? config.key : config.chain_cert;

@@ -36,6 +36,7 @@ struct tls_config {
     int handshake_timeout;           /* ssl_handshake_timeout: seconds to finish a handshake */
     size_t wbuf_size;                /* ssl_wbuf_size (KiB there): most bytes per SSL_write; 16 KiB */
     bool session_cache;              /* ssl_session_cache: resumable sessions, cached server-side */
+    bool kernel_tls;                 /* ssl_kernel_tls: let OpenSSL hand records to the kernel */
 };
 
 /* Bounds of ssl_wbuf_size, in KiB. */

@@ -9,7 +9,9 @@ certificates made with the openssl command for this run). Two servers:
      TLS listener that asks for no certificate, one that requires a client
      certificate signed by ssl_ca_cert; -o ssl_session_cache and
      ssl_wbuf_size=64 (KiB)
-  D  -Z, no session cache, ssl_wbuf_size=4 (KiB), and a notls: listener
+  D  -Z, no session cache, ssl_wbuf_size=4 (KiB), ssl_kernel_tls, and a
+     notls: listener (whether the kernel takes the records depends on its
+     tls module; either way the bytes must arrive intact)
 
 Python's ssl module is the client: resumption is a second connection
 offered the first one's session (SSLSocket.session_reused), for TLS 1.2
@@ -227,10 +229,12 @@ def test_wbuf(d, pport, tport, kb, big):
               f"ssl_wbuf_size={kb}: three pipelined 300 KiB replies to a slow reader intact ({len(got)} bytes)")
 
 
-def test_settings(pport, cache):
+def test_settings(pport, cache, ktls):
     s = stats(pport, b" settings")
     check(s.get("ssl_session_cache") == ("yes" if cache else "no"),
           f"stats settings: ssl_session_cache {s.get('ssl_session_cache')}")
+    check(s.get("ssl_kernel_tls") == ("yes" if ktls else "no"),
+          f"stats settings: ssl_kernel_tls {s.get('ssl_kernel_tls')}")
 
 
 def refused(args, want):
@@ -245,6 +249,7 @@ def test_bad_options(d):
     refused(["-Z", "-o", certs, "-o", "ssl_wbuf_size=1025"], "ssl_wbuf_size must be 1 to 1024 (KiB)")
     refused(["-Z", "-o", certs, "-o", "ssl_wbuf_size=4k"], "ssl_wbuf_size must be 1 to 1024 (KiB)")
     refused(["-Z", "-o", certs, "-o", "ssl_session_cache=yes"], "-o ssl_session_cache takes no value")
+    refused(["-Z", "-o", certs, "-o", "ssl_kernel_tls=yes"], "-o ssl_kernel_tls takes no value")
     refused(["-l", "notls:127.0.0.1"], "'notls' option is valid only when SSL is enabled")
     refused(["-l", "127.0.0.1,mtls:127.0.0.1:1"], "'mtls' option is valid only when SSL is enabled")
 
@@ -270,7 +275,7 @@ def main():
                                   f"ssl_ca_cert={d}/ca.crt,ssl_session_cache,ssl_wbuf_size=64"],
                            [pport, tport, mport])
         try:
-            test_settings(pport, True)
+            test_settings(pport, True, False)
             test_listeners(d, tport, pport, mport)
             test_resumption(d, tport, pport, mport)
             test_wbuf(d, pport, tport, 64, True)
@@ -279,10 +284,11 @@ def main():
 
         pport, tport = free_port(), free_port()
         dd, derr = kt.start(["-Z", "-p", str(tport), "-t", "1", "-l", f"127.0.0.1,notls:127.0.0.1:{pport}",
-                             "-o", f"ssl_chain_cert={d}/server.crt,ssl_key={d}/server.key,ssl_wbuf_size=4"],
+                             "-o", f"ssl_chain_cert={d}/server.crt,ssl_key={d}/server.key,ssl_wbuf_size=4,"
+                                   "ssl_kernel_tls"],
                             [pport, tport])
         try:
-            test_settings(pport, False)
+            test_settings(pport, False, True)
             test_no_resumption(d, tport, pport)
             test_wbuf(d, pport, tport, 4, False)
         finally:

@@ -539,13 +539,16 @@ START_TEST(test_ssl_wbuf_size_is_kib_and_session_cache_a_flag)
     ck_assert_int_eq(PARSE("-Z"), SETTINGS_RUN);
     ck_assert_uint_eq(s.tls.wbuf_size, 16384);
     ck_assert(!s.tls.session_cache);
-    ck_assert_int_eq(PARSE("-Z", "-o", "ssl_wbuf_size=64,ssl_session_cache"), SETTINGS_RUN);
+    ck_assert(!s.tls.kernel_tls);
+    ck_assert_int_eq(PARSE("-Z", "-o", "ssl_wbuf_size=64,ssl_session_cache,ssl_kernel_tls"), SETTINGS_RUN);
     ck_assert_uint_eq(s.tls.wbuf_size, 65536);
     ck_assert(s.tls.session_cache);
+    ck_assert(s.tls.kernel_tls);
     ck_assert_int_eq(PARSE("-o", "ssl_wbuf_size=1024"), SETTINGS_RUN);
     ck_assert_uint_eq(s.tls.wbuf_size, 1024 * 1024);
     const char *bad[] = {"ssl_wbuf_size=0", "ssl_wbuf_size=1025", "ssl_wbuf_size=16k",
-                         "ssl_wbuf_size=-1", "ssl_wbuf_size", "ssl_session_cache=yes"};
+                         "ssl_wbuf_size=-1", "ssl_wbuf_size", "ssl_session_cache=yes",
+                         "ssl_kernel_tls=1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(PARSE("-Z", "-o", bad[i]) == SETTINGS_ERROR, "%s", bad[i]);
 }
