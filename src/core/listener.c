@@ -186,13 +186,16 @@ static int split_host_port(char *entry, const char **host, const char **port)
  * entry chooses the port of the main listener only; fixed_port listeners
  * (RESP, --tls-port) use default_port on every address. Likewise an entry's
  * TLS prefix (settings check it needs TLS) sets the main listener's TLS;
- * the others only skip it. */
+ * the others only skip it, and bind an address listed twice (with two
+ * ports, say notls: and TLS) once. */
 static int bind_tcp_list(const char *list, int default_port, int kind, bool fixed_port,
                          int backlog, char *err, size_t errlen)
 {
     char buf[1024];
     snprintf(buf, sizeof(buf), "%s", list);
     char *save = NULL;
+    const char *seen[MAX_LISTENERS];   /* hosts bound so far, in buf */
+    int nseen = 0;
     for (char *entry = strtok_r(buf, ",", &save); entry != NULL; entry = strtok_r(NULL, ",", &save)) {
         const char *host, *port;
         char portbuf[16];
@@ -211,6 +214,15 @@ static int bind_tcp_list(const char *list, int default_port, int kind, bool fixe
         if (split_host_port(entry, &host, &port) != 0) {
             snprintf(err, errlen, "invalid listen address: %s", entry);
             return -1;
+        }
+        if (fixed_port) {
+            bool dup = false;
+            for (int i = 0; i < nseen && !dup; i++)
+                dup = strcmp(seen[i], host) == 0;
+            if (dup)
+                continue;
+            if (nseen < MAX_LISTENERS)
+                seen[nseen++] = host;
         }
         if (port == NULL || fixed_port) {
             snprintf(portbuf, sizeof(portbuf), "%d", default_port);

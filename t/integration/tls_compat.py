@@ -7,7 +7,8 @@ certificates made with the openssl command for this run). Two servers:
 
   C  -Z with -l notls:<plain>,<tls>,mtls:<mtls>: one plain listener, one
      TLS listener that asks for no certificate, one that requires a client
-     certificate signed by ssl_ca_cert; -o ssl_session_cache and
+     certificate signed by ssl_ca_cert; a --resp-port (TLS under -Z) on
+     that address, listed three times; -o ssl_session_cache and
      ssl_wbuf_size=64 (KiB)
   D  -Z, no session cache, ssl_wbuf_size=4 (KiB), ssl_kernel_tls, and a
      notls: listener (whether the kernel takes the records depends on its
@@ -112,7 +113,11 @@ def test_no_resumption(d, tport, pport):
               f"TLS {v}: without ssl_session_cache a session is not resumed (no cache, no tickets)")
 
 
-def test_listeners(d, tport, pport, mport):
+def test_listeners(d, tport, pport, mport, rport):
+    with kt.tls_connect(ctx_for(d), rport) as s:
+        s.sendall(b"PING\r\n")
+        check(kt.read_until(s, b"\r\n") == b"+PONG\r\n",
+              "--resp-port speaks TLS, bound once for an address -l lists thrice")
     check(plain(pport, b"set lk 0 0 2\r\nhi\r\nget lk\r\n", b"END\r\n") ==
           b"STORED\r\nVALUE lk 0 2\r\nhi\r\nEND\r\n", "-l notls: listener speaks plain text under -Z")
     with kt.tls_connect(ctx_for(d), tport) as s:
@@ -268,15 +273,15 @@ def main():
     try:
         kt.make_certs(d)
         test_bad_options(d)
-        pport, tport, mport = free_port(), free_port(), free_port()
-        c, cerr = kt.start(["-Z", "-p", str(tport), "-t", "2",
+        pport, tport, mport, rport = free_port(), free_port(), free_port(), free_port()
+        c, cerr = kt.start(["-Z", "-p", str(tport), "-t", "2", "--resp-port", str(rport),
                             "-l", f"notls:127.0.0.1:{pport},127.0.0.1:{tport},mtls:127.0.0.1:{mport}",
                             "-o", f"ssl_chain_cert={d}/server.crt,ssl_key={d}/server.key,"
                                   f"ssl_ca_cert={d}/ca.crt,ssl_session_cache,ssl_wbuf_size=64"],
-                           [pport, tport, mport])
+                           [pport, tport, mport, rport])
         try:
             test_settings(pport, True, False)
-            test_listeners(d, tport, pport, mport)
+            test_listeners(d, tport, pport, mport, rport)
             test_resumption(d, tport, pport, mport)
             test_wbuf(d, pport, tport, 64, True)
         finally:
