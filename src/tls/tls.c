@@ -351,7 +351,7 @@ static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt)
         }
     }
     while (i < iovcnt) {
-        /* Gather up to one record from where the last write stopped. */
+        /* Gather up to cap bytes from where the last write stopped. */
         size_t len = 0;
         int j = i;
         size_t off = skip;
@@ -369,36 +369,28 @@ static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt)
         }
         if (len == 0)
             break;
-        ERR_clear_error();
-        int rc = SSL_write(t->ssl, chunk, (int)len);
-        if (rc <= 0) {
-            if (done > 0)
-                return (ssize_t)done;
-            ssize_t r = tls_result(t, rc);
-            if (r == 0) {
-                errno = EPIPE;
-                r = -1;
+        /* With partial writes one SSL_write sends at most one record, so
+         * the gathered bytes go out in several calls, copied once. A
+         * retry after an error here starts from the unsent bytes, the
+         * ones OpenSSL expects again. */
+        for (size_t sent = 0; sent < len;) {
+            ERR_clear_error();
+            int rc = SSL_write(t->ssl, chunk + sent, (int)(len - sent));
+            if (rc <= 0) {
+                if (done > 0)
+                    return (ssize_t)done;
+                ssize_t r = tls_result(t, rc);
+                if (r == 0) {
+                    errno = EPIPE;
+                    r = -1;
+                }
+                return r;
             }
-            return r;
+            sent += (size_t)rc;
+            done += (size_t)rc;
         }
-        /* Advance past the rc bytes written (rc <= len). */
-        size_t left = (size_t)rc;
-        done += left;
-        while (left > 0) {
-            size_t rem = iov[i].iov_len - skip;
-            if (left >= rem) {
-                left -= rem;
-                i++;
-                skip = 0;
-            } else {
-                skip += left;
-                left = 0;
-            }
-        }
-        while (i < iovcnt && iov[i].iov_len == skip) {   /* empty entries */
-            i++;
-            skip = 0;
-        }
+        i = j;
+        skip = off;
     }
     return (ssize_t)done;
 }
