@@ -1046,14 +1046,14 @@ static void info_stats(struct text *t)
                 "total_commands_processed:%llu\r\n"
                 "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
                 "expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
-                "keyspace_misses:%llu\r\n\r\n",
+                "keyspace_misses:%llu\r\ntotal_error_replies:%llu\r\n\r\n",
              (unsigned long long)cs.total_connections, (unsigned long long)cs.rejected_connections,
              (unsigned long long)ts.output_limit_disconnects,
              (unsigned long long)ts.commands_processed,
              (unsigned long long)ts.bytes_read, (unsigned long long)ts.bytes_written,
              (unsigned long long)(ss.reclaimed + ts.get_expired),
              (unsigned long long)ss.evictions, (unsigned long long)ts.get_hits,
-             (unsigned long long)ts.get_misses);
+             (unsigned long long)ts.get_misses, (unsigned long long)ts.total_error_replies);
 }
 
 static void info_replication(struct text *t)
@@ -1115,12 +1115,43 @@ static void info_commandstats(struct text *t)
     text_add(t, "\r\n");
 }
 
+static int cmp_error_kind(const void *a, const void *b)
+{
+    return strcmp(stats_error_name(*(const int *)a), stats_error_name(*(const int *)b));
+}
+
+/* Error replies by their first word since start (or CONFIG RESETSTAT),
+ * in byte order as Redis lists them; words not seen since are left out. */
+static void info_errorstats(struct text *t)
+{
+    struct thread_stats ts;
+    int order[STATS_ERROR_KINDS];
+    int n = stats_error_kinds();
+    stats_aggregate(&ts);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    qsort(order, (size_t)n, sizeof(order[0]), cmp_error_kind);
+    text_add(t, "# Errorstats\r\n");
+    for (int i = 0; i < n; i++) {
+        if (ts.error_kind[order[i]] == 0)
+            continue;
+        char name[STATS_ERROR_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "%s", stats_error_name(order[i]));
+        for (char *p = name; *p != '\0'; p++)
+            if (strchr("#:\r\n", *p) != NULL)
+                *p = '_';   /* as Redis: the line must still parse */
+        text_add(t, "errorstat_%s:count=%llu\r\n", name,
+                 (unsigned long long)ts.error_kind[order[i]]);
+    }
+    text_add(t, "\r\n");
+}
+
 /* Redis 7's sections in its order. "default" (and no argument) names the
  * usual ones; "all" and "everything" add commandstats (Redis's
  * latencystats and modules kioku does not keep). */
 enum { S_SERVER = 1, S_CLIENTS = 2, S_MEMORY = 4, S_PERSIST = 8, S_STATS = 16, S_REPL = 32,
-       S_CPU = 64, S_CLUSTER = 128, S_KEYSPACE = 256, S_DEFAULT = 511, S_CMDSTATS = 512,
-       S_ALL = 1023 };
+       S_CPU = 64, S_CLUSTER = 128, S_KEYSPACE = 256, S_ERRSTATS = 1024,
+       S_DEFAULT = 511 | S_ERRSTATS, S_CMDSTATS = 512, S_ALL = 2047 };
 
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
 {
@@ -1128,7 +1159,7 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
         {"server", S_SERVER}, {"clients", S_CLIENTS}, {"memory", S_MEMORY},
         {"persistence", S_PERSIST}, {"stats", S_STATS}, {"replication", S_REPL},
         {"cpu", S_CPU}, {"cluster", S_CLUSTER}, {"keyspace", S_KEYSPACE},
-        {"commandstats", S_CMDSTATS},
+        {"commandstats", S_CMDSTATS}, {"errorstats", S_ERRSTATS},
         {"default", S_DEFAULT}, {"all", S_ALL}, {"everything", S_ALL},
     };
     unsigned want = call->argc == 1 ? S_DEFAULT : 0;
@@ -1154,6 +1185,8 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
         info_cpu(&t);
     if (want & S_CMDSTATS)
         info_commandstats(&t);
+    if (want & S_ERRSTATS)
+        info_errorstats(&t);
     if (want & S_CLUSTER)
         info_cluster(&t);
     if (want & S_KEYSPACE)

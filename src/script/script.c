@@ -218,6 +218,28 @@ static void reply_double(struct conn *c, double d)
     rs_bulk(c, buf, (size_t)n);
 }
 
+/* The field Redis sets in the error table of a redis.call that failed,
+ * whose error INFO errorstats has counted: the script's own error reply
+ * then does not count it again. */
+#define ERR_COUNTED_FIELD "ignore_error_stats_update"
+
+static void mark_counted(lua_State *L)
+{
+    lua_pushstring(L, ERR_COUNTED_FIELD);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+}
+
+/* Is the error table at idx one mark_counted() marked? */
+static bool is_counted(lua_State *L, int idx)
+{
+    lua_pushstring(L, ERR_COUNTED_FIELD);
+    lua_rawget(L, idx);
+    bool counted = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return counted;
+}
+
 /* Is the table at idx {field = <string>}? Leaves the string pushed if so. */
 static bool string_field(lua_State *L, int idx, const char *field)
 {
@@ -239,7 +261,10 @@ static void reply_table(struct conn *c, lua_State *L, int depth)
         const char *s = lua_tolstring(L, -1, &len);
         char buf[1024];
         snprintf(buf, sizeof(buf), "%.*s", (int)len, s);
-        rs_error(c, buf[0] == '-' ? buf + 1 : buf);
+        if (is_counted(L, t))
+            rs_error_counted(c, buf[0] == '-' ? buf + 1 : buf);
+        else
+            rs_error(c, buf[0] == '-' ? buf + 1 : buf);
         lua_pop(L, 1);
         return;
     }
@@ -423,7 +448,13 @@ static bool call_command(lua_State *L, struct run *r)
     else if ((cmd->flags & RC_WRITE) && r->read_only)
         refuse = "Write commands are not allowed from read-only scripts.";
     if (refuse != NULL) {
+        /* Counted here, as Redis counts a command a script may not run;
+         * a text with no code of its own counts as ERR. */
+        stats_error_reply(r->caller->stats, "ERR", 3);
+        if (cmd != NULL)
+            resp_cmdstat_rejected(r->caller, cmd);
         script_lua_push_error(L, refuse, strlen(refuse));
+        mark_counted(L);
         return true;
     }
     struct conn *sc = script_conn();
@@ -464,6 +495,8 @@ static bool call_command(lua_State *L, struct run *r)
         return true;
     }
     bool err = eng.cap_len > 0 && eng.cap[0] == '-';
+    if (err)
+        mark_counted(L);   /* the command's reply counted it */
     if (eng.cap_size > 65536) {   /* after a big reply, give the memory back */
         free(eng.cap);
         eng.cap = NULL;
@@ -753,7 +786,10 @@ static void reply_run_error(struct conn *c, lua_State *L, const char *sha)
     int n = snprintf(buf, sizeof(buf), "%s", msg);
     if (src != NULL && line != NULL && n >= 0 && (size_t)n < sizeof(buf))
         snprintf(buf + n, sizeof(buf) - (size_t)n, " script: %s, on %s:%s.", sha, src, line);
-    rs_error(c, buf[0] == '-' ? buf + 1 : buf);
+    if (is_counted(L, t))
+        rs_error_counted(c, buf[0] == '-' ? buf + 1 : buf);
+    else
+        rs_error(c, buf[0] == '-' ? buf + 1 : buf);
     lua_pop(L, 3);
 }
 
