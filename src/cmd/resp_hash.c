@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cmd/resp_cmds.h"
+#include "stats/stats.h"
 #include "storage/coll.h"
 #include "types/hash.h"
 #include "util/fmt.h"
@@ -41,6 +42,18 @@ static bool hopen(struct conn *c, const struct resp_arg *key, bool create, struc
     }
     rs_error(c, RS_ERR_OOM);
     return false;
+}
+
+/* hopen() for a command that only reads: counted in INFO's keyspace hits
+ * and misses as Redis counts a read lookup (a key of another type is a hit). */
+static bool hread(struct conn *c, const struct resp_arg *key, struct coll_handle *h)
+{
+    bool ok = hopen(c, key, false, h);
+    if (!ok || coll_exists(h))
+        STAT_INC(c->stats, coll_read_hits);   /* a failure: WRONGTYPE (no memory: none taken) */
+    else
+        STAT_INC(c->stats, coll_read_misses);
+    return ok;
 }
 
 static struct hash_root *root(struct coll_handle *h)
@@ -140,7 +153,7 @@ enum proc_result resp_cmd_hsetnx(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_hget(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     send_field(c, &h, &call->argv[2]);
     coll_close(&h);
@@ -150,7 +163,7 @@ enum proc_result resp_cmd_hget(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_hmget(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     rs_array(c, (size_t)call->argc - 2);
     for (int i = 2; i < call->argc; i++)
@@ -177,7 +190,7 @@ static void emit_pair(void *arg, const void *f, size_t flen, const void *v, size
 enum proc_result resp_cmd_hgetall(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     unsigned what = (unsigned)call->cmd->aux;
     size_t n = coll_exists(&h) ? hash_len(root(&h)) : 0;
@@ -213,7 +226,7 @@ enum proc_result resp_cmd_hdel(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_hexists(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     size_t vl;
     const void *v = hfield(&h, &call->argv[2], &vl);
@@ -228,7 +241,7 @@ enum proc_result resp_cmd_hexists(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_hlen(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     int64_t n = coll_exists(&h) ? hash_len(root(&h)) : 0;
     coll_close(&h);
@@ -435,7 +448,7 @@ enum proc_result resp_cmd_hrandfield(struct conn *c, const struct resp_call *cal
         }
     }
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     struct arena *a = coll_exists(&h) ? coll_arena(&h) : NULL;
     struct hash_root *r = a != NULL ? root(&h) : NULL;
@@ -531,7 +544,7 @@ enum proc_result resp_cmd_hscan(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     }
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     if (!coll_exists(&h)) {
         coll_close(&h);

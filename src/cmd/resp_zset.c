@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "cmd/resp_cmds.h"
+#include "stats/stats.h"
 #include "storage/coll.h"
 #include "types/zset.h"
 #include "util/fmt.h"
@@ -65,6 +66,18 @@ static bool zopen(struct conn *c, struct coll_handle *h, const struct resp_arg *
     }
     rs_error(c, RS_ERR_OOM);
     return false;
+}
+
+/* zopen() for a command that only reads: counted in INFO's keyspace hits
+ * and misses as Redis counts a read lookup (a key of another type is a hit). */
+static bool zread(struct conn *c, struct coll_handle *h, const struct resp_arg *key)
+{
+    bool ok = zopen(c, h, key, false);
+    if (!ok || coll_exists(h))
+        STAT_INC(c->stats, coll_read_hits);   /* a failure: WRONGTYPE (no memory: none taken) */
+    else
+        STAT_INC(c->stats, coll_read_misses);
+    return ok;
 }
 
 static struct zset *zroot(struct coll_handle *h)
@@ -309,7 +322,7 @@ static void send_score(struct conn *c, struct coll_handle *h, const struct resp_
 enum proc_result resp_cmd_zcard(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     rs_int(c, coll_exists(&h) ? (int64_t)zset_len(zroot(&h)) : 0);
     coll_close(&h);
@@ -319,7 +332,7 @@ enum proc_result resp_cmd_zcard(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_zscore(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     send_score(c, &h, &call->argv[2]);
     coll_close(&h);
@@ -329,7 +342,7 @@ enum proc_result resp_cmd_zscore(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_zmscore(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     rs_array(c, (size_t)(call->argc - 2));
     for (int i = 2; i < call->argc; i++)
@@ -356,7 +369,7 @@ enum proc_result resp_cmd_zrank(struct conn *c, const struct resp_call *call)
     }
     struct coll_handle h;
     const struct resp_arg *m = &call->argv[2];
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     double s = 0;
     long rank = coll_exists(&h) ? zset_rank(coll_arena(&h), zroot(&h), m->ptr, m->len, call->cmd->aux, &s) : -1;
@@ -387,7 +400,7 @@ enum proc_result resp_cmd_zcount(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     }
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     size_t n = 0;
     if (coll_exists(&h))
@@ -541,7 +554,7 @@ enum proc_result resp_cmd_zrange(struct conn *c, const struct resp_call *call)
     }
 
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     if (coll_exists(&h))
         range_reply(c, &h, &q);
@@ -770,7 +783,7 @@ enum proc_result resp_cmd_zrandmember(struct conn *c, const struct resp_call *ca
         }
     }
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     if (!coll_exists(&h)) {
         if (counted)
@@ -864,7 +877,7 @@ enum proc_result resp_cmd_zscan(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     }
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     if (!coll_exists(&h)) {
         CONN_OUT_LIT(c, "*2\r\n$1\r\n0\r\n*0\r\n");
