@@ -16,8 +16,8 @@
  * both walks on the same set.
  *
  * Out of memory (the arena could not grow under -m) answers Redis's OOM
- * error; members added before it by the same ZADD stay, as in Redis when
- * an element fails part way.
+ * error and changes nothing: a ZADD of several members takes back those it
+ * had added or rescored (Redis refuses such a command before it starts).
  */
 #include <errno.h>
 #include <math.h>
@@ -32,6 +32,7 @@
 #include "types/zset.h"
 #include "util/fmt.h"
 #include "util/glob.h"
+#include "util/log.h"
 
 #define ZERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 #define ZERR_NAN "ERR resulting score is not a number (NaN)"
@@ -217,6 +218,35 @@ static void reply_add_error(struct conn *c, int rc)
         rs_error(c, RS_ERR_OOM);
 }
 
+/*
+ * What a ZADD of several members changed, so that one that fails partway
+ * (no memory, a member too long) can be taken back: Redis refuses such a
+ * command before it starts, so a client never sees some members added.
+ * Per member: was it there, and its score before.
+ */
+struct zundo {
+    bool existed;
+    double score;
+};
+
+/* Undo members [0, n) newest first, so a member named twice gets its
+ * first score back. */
+static void zundo_apply(const struct zundo *u, struct coll_handle *h, const struct zset_limits *lim,
+                        const struct resp_call *call, int first, int n)
+{
+    for (int j = n - 1; j >= 0; j--) {
+        const struct resp_arg *m = &call->argv[first + 2 * j + 1];
+        int out;
+        double ns;
+        if (!u[j].existed)
+            zset_del(coll_arena(h), zroot(h), m->ptr, m->len);
+        else if (zset_add(coll_arena(h), zroot(h), lim, m->ptr, m->len, u[j].score, 0, &out,
+                          &ns) != ZSET_OK)
+            log_warn("ZADD rollback: no memory to restore a member of '%.*s'",
+                     (int)call->argv[1].len, call->argv[1].ptr);
+    }
+}
+
 /* ZADD, and ZINCRBY (aux ZADD_IN_INCR): its options are parsed too, as
  * Redis does, so "ZINCRBY k nx m" is the same syntax error. */
 enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
@@ -276,7 +306,10 @@ enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
     size_t added = 0, updated = 0, processed = 0;
     double score = 0;
     int rc = ZSET_OK;
-    if (coll_exists(&h)) {
+    struct zundo *undo = NULL;
+    if (coll_exists(&h) && pairs > 1 && (undo = malloc(sizeof(*undo) * (size_t)pairs)) == NULL)
+        rc = ZSET_NOMEM;
+    if (coll_exists(&h) && rc == ZSET_OK) {
         struct zset_limits lim = zlimits();
         struct zset *z = zroot(&h);
         for (int j = 0; j < pairs && rc == ZSET_OK; j++) {
@@ -284,9 +317,14 @@ enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
             double s, ns = 0;
             int out;
             parse_score(&call->argv[i + 2 * j], &s);
+            if (undo != NULL)
+                undo[j].existed = zset_score(coll_arena(&h), z, m->ptr, m->len, &undo[j].score);
             rc = zset_add(coll_arena(&h), z, &lim, m->ptr, m->len, s, flags, &out, &ns);
-            if (rc != ZSET_OK)
+            if (rc != ZSET_OK) {
+                if (undo != NULL)
+                    zundo_apply(undo, &h, &lim, call, i, j);
                 break;
+            }
             added += (out & ZADD_OUT_ADDED) != 0;
             updated += (out & ZADD_OUT_UPDATED) != 0;
             if (!(out & ZADD_OUT_NOP)) {
@@ -295,6 +333,7 @@ enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
             }
         }
     }
+    free(undo);
     if (rc != ZSET_OK)
         reply_add_error(c, rc);
     else if (incr && processed)
