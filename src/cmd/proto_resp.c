@@ -466,6 +466,7 @@ static struct resp_cmd commands[] = {
     {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0},
     {"flushall", -1, W, 0, 0, 0, "server", "Remove all keys from all databases", resp_cmd_flushall, 0},
     {"time", 1, F | S, 0, 0, 0, "server", "Return the current server time", resp_cmd_time, 0},
+    {"shutdown", -1, A | S, 0, 0, 0, "server", "Synchronously save the dataset to disk and then shut down the server", resp_cmd_shutdown, 0},
 
     {"multi", 1, F | S, 0, 0, 0, "transactions", "Mark the start of a transaction block", resp_cmd_multi, 0},
     {"exec", 1, S, 0, 0, 0, "transactions", "Execute all commands issued after MULTI", resp_cmd_exec, 0},
@@ -780,6 +781,12 @@ static enum proc_result dispatch(struct conn *c, int argc, const struct resp_arg
         resp_cmdstat_rejected(c, cmd);
         if (m != NULL)
             resp_multi_flag_error(m);
+        return PROC_MORE;
+    }
+    if (m != NULL && cmd != NULL && cmd->fn == resp_cmd_shutdown) {
+        rs_error(c, "ERR Command not allowed inside a transaction");
+        resp_cmdstat_rejected(c, cmd);
+        resp_multi_flag_error(m);
         return PROC_MORE;
     }
     if (m != NULL && (cmd == NULL || !resp_multi_runs_now(cmd))) {

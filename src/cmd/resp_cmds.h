@@ -236,6 +236,7 @@ enum proc_result resp_cmd_function(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_dbsize(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_flushall(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_shutdown(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_time(struct conn *c, const struct resp_call *call);
 
 /* resp_script.c: EVAL and its variants (aux bit 0 by digest, bit 1

@@ -32,6 +32,7 @@
 #include "auth/auth.h"
 #include "cmd/resp_cmds.h"
 #include "config/settings.h"
+#include "core/signals.h"
 #include "core/worker.h"
 #include "script/script.h"
 #include "script/script_cache.h"
@@ -42,6 +43,7 @@
 #include "storage/storage.h"
 #include "util/clock.h"
 #include "util/glob.h"
+#include "util/log.h"
 
 /* ---- sub-command tables ---- */
 
@@ -1202,6 +1204,67 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
     rs_verbatim(c, t.p, len);
     free(t.p);
     return PROC_MORE;
+}
+
+/* ---- SHUTDOWN ---- */
+
+/*
+ * SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], parsed as Redis 7.0 parses
+ * it. Off unless kioku runs with -A, as memcached's `shutdown` is (Redis
+ * has it on: a deliberate difference, so that no client of a shared cache
+ * can stop it by default). The stop is SIGTERM's (signals_request_stop());
+ * the client gets no reply, only its connection closed, as from Redis.
+ * SAVE / NOSAVE: the warm-restart save (-e) or not; by default as SIGTERM
+ * (saved with -e). SAVE without -e has nothing to save to, so it fails as
+ * a failed save fails Redis's SHUTDOWN, unless FORCE. NOW: kioku has no
+ * replicas to wait for. ABORT: a stop, once begun, is never taken back,
+ * so there is no shutdown in progress to abort.
+ */
+enum proc_result resp_cmd_shutdown(struct conn *c, const struct resp_call *call)
+{
+    const struct settings *s = resp_settings();
+    if (!s->enable_shutdown) {
+        rs_error(c, "ERR SHUTDOWN is disabled on this server (kioku -A enables it)");
+        return PROC_MORE;
+    }
+    bool nosave = false, save = false, now = false, force = false, abort_ = false;
+    for (int i = 1; i < call->argc; i++) {
+        const struct resp_arg *a = &call->argv[i];
+        if (rs_arg_is(a, "nosave"))
+            nosave = true;
+        else if (rs_arg_is(a, "save"))
+            save = true;
+        else if (rs_arg_is(a, "force"))
+            force = true;
+        else if (rs_arg_is(a, "abort"))
+            abort_ = true;
+        else if (rs_arg_is(a, "now"))
+            now = true;
+        else {
+            rs_error(c, RS_ERR_SYNTAX);
+            return PROC_MORE;
+        }
+    }
+    if ((abort_ && (nosave || save || now || force)) || (nosave && save)) {
+        rs_error(c, RS_ERR_SYNTAX);
+        return PROC_MORE;
+    }
+    if (abort_) {
+        rs_error(c, "ERR No shutdown in progress.");
+        return PROC_MORE;
+    }
+    if (!nosave && script_busy()) {
+        rs_error(c, SCRIPT_ERR_BUSY);   /* as Redis: only NOSAVE stops under a busy script */
+        return PROC_MORE;
+    }
+    bool have_file = s->storage.memory_file[0] != '\0';
+    if (save && !have_file && !force) {
+        log_warn("SHUTDOWN SAVE refused: no -e memory file to save to (FORCE stops anyway)");
+        rs_error(c, "ERR Errors trying to SHUTDOWN. Check logs.");
+        return PROC_MORE;
+    }
+    signals_request_stop("SHUTDOWN", !nosave);
+    return PROC_CLOSE;
 }
 
 /* ---- keyspace-wide ---- */

@@ -396,7 +396,8 @@ static bool denied_in_scripts(const struct resp_cmd *cmd)
 {
     static const char *const names[] = {
         "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "multi", "exec", "discard",
-        "watch", "unwatch", "client", "hello", "auth", "quit", "config", "function", NULL,
+        "watch", "unwatch", "client", "hello", "auth", "quit", "config", "function",
+        "shutdown", NULL,
     };
     for (int i = 0; names[i] != NULL; i++)
         if (strcmp(cmd->name, names[i]) == 0)
