@@ -1263,6 +1263,8 @@ enum proc_result resp_cmd_shutdown(struct conn *c, const struct resp_call *call)
         rs_error(c, "ERR Errors trying to SHUTDOWN. Check logs.");
         return PROC_MORE;
     }
+    if (nosave)
+        script_stop_all();   /* a busy script must not hold the stop up */
     signals_request_stop("SHUTDOWN", !nosave);
     return PROC_CLOSE;
 }

@@ -86,6 +86,7 @@ struct slot {
     uint64_t kill_id;    /* atomic: SCRIPT KILL asked run kill_id to stop */
 };
 
+static int stop_all;   /* atomic: script_stop_all() was called */
 static struct slot *slots;
 static int nslots;
 static unsigned busy_threshold = 5000;   /* atomic, ms */
@@ -746,7 +747,8 @@ static void hook(lua_State *L, lua_Debug *ar)
             worker_serve_pending(r->caller->worker, r->caller);
         }
     }
-    if (r->slot != NULL && __atomic_load_n(&r->slot->kill_id, __ATOMIC_ACQUIRE) == r->id) {
+    if ((r->slot != NULL && __atomic_load_n(&r->slot->kill_id, __ATOMIC_ACQUIRE) == r->id) ||
+        __atomic_load_n(&stop_all, __ATOMIC_RELAXED)) {
         /* On every line from now on, so that pcall cannot catch it for good. */
         lua_sethook(L, hook, LUA_MASKLINE, 0);
         script_lua_raise(L, ERR_KILLED);
@@ -922,6 +924,11 @@ void script_load(struct conn *c, const struct resp_arg *body)
     lua_settop(L, 0);
     if (ok)
         rs_bulk(c, sha, SHA1_HEX_LEN);
+}
+
+void script_stop_all(void)
+{
+    __atomic_store_n(&stop_all, 1, __ATOMIC_RELAXED);
 }
 
 void script_kill(struct conn *c)

@@ -17,7 +17,9 @@ writes and SHUTDOWN (issue 13) against a real $KIOKU_BIN, over raw RESP:
 - RESP SHUTDOWN and memcached's shutdown are refused without -A (the server
   stays up); with -A, SHUTDOWN closes the connection without a reply and
   the server exits 0, SAVE writes the -e warm-restart file, NOSAVE does
-  not, SAVE without -e fails unless FORCE; ABORT, bad options, MULTI.
+  not, SAVE without -e fails unless FORCE; ABORT, bad options, MULTI;
+  under a busy script SHUTDOWN is -BUSY and SHUTDOWN NOSAVE still stops it
+  (-t 1 and -t 2).
 
 Every server listens on 127.0.0.1, on free ports, and is stopped by PID;
 every loop is bounded. Exit: 0 pass, 1 fail.
@@ -417,6 +419,29 @@ def test_shutdown_save():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_shutdown_nosave_busy_script(threads):
+    proc, port = kioku_proc.start(BIN, ["-m", "16", "-A", "-t", str(threads)], stderr=subprocess.DEVNULL)
+    try:
+        a, b = Raw(port), Raw(port)
+        b.cmd("CONFIG", "SET", "busy-reply-threshold", "100")
+        a.send("EVAL", "while true do end", "0")
+        busy = b""
+        for _ in range(100):   # at most 10 s for the script to turn busy
+            busy = b.cmd("PING")
+            if busy.startswith(b"-BUSY"):
+                break
+            time.sleep(0.1)
+        check(busy.startswith(b"-BUSY"), "-t %d: a script past the threshold makes PING -BUSY" % threads)
+        check(b.cmd("SHUTDOWN").startswith(b"-BUSY"), "-t %d: SHUTDOWN under a busy script: -BUSY" % threads)
+        b.send("SHUTDOWN", "NOSAVE")
+        check(b.closed_without_reply(), "-t %d: SHUTDOWN NOSAVE closes the connection" % threads)
+        check(stopped(proc) == 0, "-t %d: SHUTDOWN NOSAVE stops the server under a busy script, "
+              "exit 0" % threads)
+    finally:
+        if proc.poll() is None:
+            kioku_proc.stop(proc)
+
+
 def main():
     proc, port = kioku_proc.start(BIN, ["-m", "64"])
     rproc, rport = kioku_proc.start_redis()
@@ -432,6 +457,8 @@ def main():
     test_oom_atomic()
     test_shutdown_refused()
     test_shutdown_save()
+    test_shutdown_nosave_busy_script(2)
+    test_shutdown_nosave_busy_script(1)
     if failures:
         print("%d FAILED:" % len(failures))
         for f in failures:
