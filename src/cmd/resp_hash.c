@@ -51,9 +51,9 @@ static bool hread(struct conn *c, const struct resp_arg *key, struct coll_handle
 {
     bool ok = hopen(c, key, false, h);
     if (!ok || coll_exists(h))
-        STAT_INC(c->stats, coll_read_hits);   /* a failure: WRONGTYPE (no memory: none taken) */
+        STAT_INC(c->stats, resp_read_hits);   /* a failure: WRONGTYPE (no memory: none taken) */
     else
-        STAT_INC(c->stats, coll_read_misses);
+        STAT_INC(c->stats, resp_read_misses);
     return ok;
 }
 

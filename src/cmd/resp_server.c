@@ -1055,8 +1055,8 @@ static void info_stats(struct text *t)
              (unsigned long long)ts.bytes_read, (unsigned long long)ts.bytes_written,
              (unsigned long long)(ss.reclaimed + ts.get_expired),
              (unsigned long long)ss.evictions,
-             (unsigned long long)(ts.get_hits + ts.coll_read_hits),
-             (unsigned long long)(ts.get_misses + ts.coll_read_misses),
+             (unsigned long long)(ts.get_hits + ts.resp_read_hits),
+             (unsigned long long)(ts.get_misses + ts.resp_read_misses),
              (unsigned long long)ts.total_error_replies);
 }
 

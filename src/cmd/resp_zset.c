@@ -75,9 +75,9 @@ static bool zread(struct conn *c, struct coll_handle *h, const struct resp_arg *
 {
     bool ok = zopen(c, h, key, false);
     if (!ok || coll_exists(h))
-        STAT_INC(c->stats, coll_read_hits);   /* a failure: WRONGTYPE (no memory: none taken) */
+        STAT_INC(c->stats, resp_read_hits);   /* a failure: WRONGTYPE (no memory: none taken) */
     else
-        STAT_INC(c->stats, coll_read_misses);
+        STAT_INC(c->stats, resp_read_misses);
     return ok;
 }
 

@@ -9,8 +9,9 @@ writes and SHUTDOWN (issue 13) against a real $KIOKU_BIN, over raw RESP:
   as redis-server 7 answers when /usr/bin/redis-server is installed, and
   CONFIG RESETSTAT empties them;
 - INFO keyspace_hits / keyspace_misses move for HGET, ZSCORE and the other
-  hash and sorted-set reads exactly as in redis-server (a read of a key of
-  another type is a hit; writes count nothing);
+  hash and sorted-set reads, EXISTS, TYPE, TTL, TOUCH, OBJECT, GETEX,
+  GETDEL, GETSET and SET GET exactly as in redis-server (a read of a key of
+  another type is a hit; writes and key walks count nothing);
 - under -m 8 -M (no eviction), an HSET / HMSET / ZADD of many fields that
   runs out of memory answers -OOM and changes nothing, on an existing key
   and on a new one, while memory for a few fields was there;
@@ -227,6 +228,12 @@ KEYSPACE_SCRIPT = [
     ["ZRANGEBYSCORE", "z", "0", "1"], ["ZRANGEBYLEX", "z", "-", "+"], ["ZRANDMEMBER", "z"],
     ["ZSCAN", "z", "0"], ["ZINCRBY", "z", "1", "a"], ["ZREM", "z", "q"], ["ZPOPMIN", "nz"],
     ["GET", "s"], ["GET", "h"],
+    ["EXISTS", "s", "nx", "h"], ["TYPE", "s"], ["TYPE", "nx"], ["TTL", "s"], ["PTTL", "nx"],
+    ["EXPIRETIME", "s"], ["STRLEN", "s"], ["GETRANGE", "s", "0", "1"], ["MGET", "s", "nx"],
+    ["TOUCH", "s", "nx"], ["OBJECT", "ENCODING", "s"], ["GETEX", "s"], ["GETDEL", "nx"],
+    ["GETSET", "s", "v"], ["SET", "s", "v", "GET"], ["SET", "n2", "v", "NX", "GET"],
+    ["APPEND", "s", "x"], ["INCR", "nx2"], ["EXPIRE", "s", "100"], ["PERSIST", "s"],
+    ["DEL", "nx"], ["SCAN", "0"], ["KEYS", "*"], ["RANDOMKEY"], ["MEMORY", "USAGE", "s"],
 ]
 
 
