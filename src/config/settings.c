@@ -788,7 +788,7 @@ const char *settings_usage(void)
 "-U, --udp-port=<num>      UDP port (default: 0, off; only 0 is supported)\n"
 "-s, --unix-socket=<file>  UNIX socket to listen on (disables network support)\n"
 "-a, --unix-mask=<mask>    access mask for UNIX socket, in octal (default: 700)\n"
-"-A, --enable-shutdown     enable ascii \"shutdown\" command\n"
+"-A, --enable-shutdown     enable the \"shutdown\" and RESP SHUTDOWN commands\n"
 "-l, --listen=<addr>       interfaces to listen on, comma separated; IPv6 as\n"
 "                          [::1]; addr:port overrides -p (default: 127.0.0.1);\n"
 "                          with TLS, an address prefixed notls: is plain, btls:\n"
