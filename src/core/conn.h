@@ -78,6 +78,11 @@ enum conn_listener_kind { LISTENER_MEMCACHED, LISTENER_RESP };
  * the connection uses the transport given to conn_set_tls(). */
 #define LISTENER_TLS 0x100
 
+/* Why a connection closed, as memcached's `watch connevents` names it. A
+ * protocol that closes on bad input sets CONN_CLOSE_ERROR before PROC_CLOSE. */
+enum conn_close_reason { CONN_CLOSE_NORMAL, CONN_CLOSE_ERROR, CONN_CLOSE_IDLE,
+                         CONN_CLOSE_SHUTDOWN };
+
 /* Protocol-private storage inside each connection. */
 #define CONN_PROTO_DATA 128
 
@@ -96,6 +101,7 @@ struct conn {
     bool yielded;
     bool out_over;                 /* past the output limit: closing */
     bool draining;                 /* stopping: answer what was read, read no more */
+    uint8_t close_reason;          /* enum conn_close_reason */
     int budget;                    /* requests left in this event (-R) */
     uint64_t id;                   /* unique per process */
     int64_t now;                   /* kioku ms, read once per event */
