@@ -374,6 +374,9 @@ static enum proc_result cmd_delta(struct conn *c, const struct mc_text_req *r)
     bool incr = r->cmd == MC_INCR;
     uint64_t value = 0;
     unsigned cls = 0;
+    uint32_t size;
+    if (watch_on(WATCH_FETCHERS))   /* memcached logs the lookup of incr/decr */
+        mc_watch_peek(c, r->key, r->nkey, &cls, &size);
     enum item_result res = item_delta_cls(r->key, r->nkey, incr, r->delta, 0, false, 0, 0,
                                           c->now, &value, NULL, &cls);
     if (res == ITEM_DELTA_OK) {
@@ -419,6 +422,9 @@ static enum proc_result cmd_touch(struct conn *c, const struct mc_text_req *r)
     int64_t exptime = item_exptime_from_seconds(r->exptime, c->now);
     STAT_INC(c->stats, cmd_touch);
     unsigned cls = 0;
+    uint32_t size;
+    if (watch_on(WATCH_FETCHERS))   /* and of touch */
+        mc_watch_peek(c, r->key, r->nkey, &cls, &size);
     if (item_touch_cls(r->key, r->nkey, exptime, c->now, &cls) == ITEM_TOUCHED) {
         STAT_INC(c->stats, touch_hits);
         STAT_SLAB_INC(c->stats, cls, touch_hits);
