@@ -644,6 +644,9 @@ static enum proc_result cmd_watch(struct conn *c, const struct mc_text_req *r)
         st->u.watch = w;
         st->watching = true;
         conn_consume(c, conn_rlen(c));   /* nothing after watch is a command */
+        /* It sends no requests by design: -o idle_timeout must not take it
+         * for idle (memcached never kicks a watcher either). */
+        c->streaming = true;
     }
     return res;
 }

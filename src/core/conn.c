@@ -891,7 +891,7 @@ void conn_shutdown(struct conn *c)
 bool conn_idle_kick(struct conn *c, int64_t now)
 {
     uint8_t st = c->state;
-    if (idle_timeout_ms == 0 || st == CS_NREAD || st == CS_SWALLOW)
+    if (idle_timeout_ms == 0 || st == CS_NREAD || st == CS_SWALLOW || c->streaming)
         return false;
     int64_t last = c->last_cmd > c->last_write ? c->last_cmd : c->last_write;
     if (now - last <= idle_timeout_ms)

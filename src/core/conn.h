@@ -102,6 +102,7 @@ struct conn {
     bool out_over;                 /* past the output limit: closing */
     bool draining;                 /* stopping: answer what was read, read no more */
     uint8_t close_reason;          /* enum conn_close_reason */
+    bool streaming;                /* a log stream (`watch`): never idle */
     int budget;                    /* requests left in this event (-R) */
     uint64_t id;                   /* unique per process */
     int64_t now;                   /* kioku ms, read once per event */
@@ -182,7 +183,8 @@ void conn_set_limits(size_t max_output, int idle_timeout);
  * request (or the rest of one) with none run, or for the client to read
  * its replies with nothing written, for that long. A value being read is
  * not idle (as in memcached, which kicks only connections waiting for a
- * command). Owner thread only; true when c was closed (idle_kicks).
+ * command), nor is a log stream (c->streaming, a `watch`). Owner thread
+ * only; true when c was closed (idle_kicks).
  */
 bool conn_idle_kick(struct conn *c, int64_t now);
 

@@ -18,6 +18,8 @@
   multi-gets finish in bounded time while its socket is full; the lines
   that did not fit are counted (log_watcher_skipped), and when it reads
   again a "skipped=N" line comes before the next real line.
+- Under -o idle_timeout a silent watcher stays (memcached never kicks one)
+  while an idle client is closed with reason=idle_timeout.
 - `watch foo` answers ERROR and the connection goes on; -W answers
   "CLIENT_ERROR watch commands not allowed"; verbosity still answers OK
   while a watcher is attached.
@@ -298,6 +300,23 @@ def test_refusals(port):
         kioku_proc.stop(proc)
 
 
+def test_watcher_is_never_idle():
+    proc, p2 = kioku_proc.start(BIN, ["-o", "idle_timeout=1"])
+    try:
+        w = Watcher(p2, b"connevents")
+        check(w.line() == "OK\r", "idle_timeout=1: watch answers OK")
+        time.sleep(2.5)   # the sweep runs every second
+        c = connect(p2)
+        ln = w.until(r"type=conn_new ")
+        check(ln is not None, "a silent watcher outlives -o idle_timeout: %s" % ln)
+        ln = w.until(r"type=conn_close .* reason=idle_timeout")
+        check(ln is not None, "while an idle client is kicked (reason=idle_timeout): %s" % ln)
+        c.close()
+        w.s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
 def main():
     if not BIN:
         print("skip: KIOKU_BIN not set")
@@ -313,6 +332,7 @@ def main():
         check(proc.poll() is None, "server still running")
     finally:
         kioku_proc.stop(proc)
+    test_watcher_is_never_idle()
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
 
