@@ -24,7 +24,9 @@ struct mc_watch;
  * "OK", sets *out and returns PROC_MORE: from then on the connection only
  * streams, and the protocol must discard its input and call
  * mc_watch_stop(*out) when it is released. Otherwise queues memcached's
- * error line and leaves *out NULL. enabled: false under -W.
+ * error line and leaves *out NULL: under -W (enabled false), after other
+ * requests of the same batch whose replies are still queued, or for an
+ * unknown stream.
  */
 enum proc_result mc_watch_start(struct conn *c, const char *args, size_t n, bool enabled,
                                 struct mc_watch **out);

@@ -646,7 +646,7 @@ static enum proc_result cmd_watch(struct conn *c, const struct mc_text_req *r)
         conn_consume(c, conn_rlen(c));   /* nothing after watch is a command */
         /* It sends no requests by design: -o idle_timeout must not take it
          * for idle (memcached never kicks a watcher either). */
-        c->streaming = true;
+        __atomic_store_n(&c->streaming, true, __ATOMIC_RELAXED);   /* stats conns reads it */
     }
     return res;
 }

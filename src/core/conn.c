@@ -923,6 +923,8 @@ void conn_peer_name(const struct conn *c, char *buf, size_t len)
 
 const char *conn_state_name(const struct conn *c)
 {
+    if (__atomic_load_n(&c->streaming, __ATOMIC_RELAXED))
+        return "conn_watch";   /* memcached's name for a `watch` stream */
     switch (__atomic_load_n(&c->state, __ATOMIC_RELAXED)) {
     case CS_READ: return "conn_parse_cmd";
     case CS_NREAD: return "conn_nread";

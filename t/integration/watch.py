@@ -20,7 +20,9 @@
   again a "skipped=N" line comes before the next real line.
 - Under -o idle_timeout a silent watcher stays (memcached never kicks one)
   while an idle client is closed with reason=idle_timeout.
-- `watch foo` answers ERROR and the connection goes on; -W answers
+- `watch foo` answers ERROR and the connection goes on, as does a watch
+  behind another request of the same batch (memcached's "ERROR cannot
+  pipeline other commands before watch"); -W answers
   "CLIENT_ERROR watch commands not allowed"; verbosity still answers OK
   while a watcher is attached.
 
@@ -153,6 +155,9 @@ def test_fetchers_and_mutations(port):
     # A watcher runs no commands: this gets no VERSION back.
     w.s.sendall(b"version\r\n")
     check(w.quiet(), "a watcher answers no commands")
+    wfd = conn_fd(w.s, c)
+    state = stats(c, b"conns").get("%s:state" % wfd)
+    check(state == "conn_watch", "stats conns shows the watcher as conn_watch (%s)" % state)
     st = stats(c)
     check(int(st["log_watchers"]) == 1, "log_watchers 1 (%s)" % st["log_watchers"])
     check(int(st["log_watcher_sent"]) >= 6 and int(st["log_worker_written"]) >= 6,
@@ -288,6 +293,11 @@ def test_refusals(port):
     check(talk(s, b"watch foo\r\n", b"\r\n") == b"ERROR\r\n", "watch foo: ERROR")
     check(talk(s, b"version\r\n", b"\r\n").startswith(b"VERSION "),
           "the connection goes on after a refused watch")
+    out = talk(s, b"version\r\nwatch\r\n", b"before watch\r\n")
+    check(re.fullmatch(rb"VERSION \S+\r\nERROR cannot pipeline other commands before watch\r\n",
+                       out) is not None,
+          "watch after a pipelined request: memcached's pipeline error (%r)" % out)
+    check(talk(s, b"version\r\n", b"\r\n").startswith(b"VERSION "), "and the connection goes on")
     s.close()
     proc, p2 = kioku_proc.start(BIN, ["-W"])
     try:
