@@ -6,6 +6,7 @@
   client's fd as `stats conns` names it); a set shows the lookup before it
   (status=not_found) then item_store (mutations) with cmd, ttl and size; a
   key with a comma is URI-encoded (n%2Cfoo).
+- The binary protocol's Set and Get show item_store and item_get too.
 - deletions: `delete` and `md` show type=deleted with cmd= and size=; a
   miss and `md I` (only marks stale) show nothing.
 - evictions: filling a small -m shows type=eviction lines.
@@ -32,6 +33,7 @@ Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 import os
 import re
 import socket
+import struct
 import sys
 import time
 
@@ -169,6 +171,39 @@ def test_fetchers_and_mutations(port):
     while time.monotonic() < deadline and int(stats(c)["log_watchers"]) != 0:
         time.sleep(0.05)
     check(int(stats(c)["log_watchers"]) == 0, "closing the watcher ends it (log_watchers 0)")
+    c.close()
+
+
+def bin_req(opcode, key=b"", extras=b"", value=b""):
+    body = extras + key + value
+    return struct.pack(">BBHBBHIIQ", 0x80, opcode, len(key), len(extras), 0, 0,
+                       len(body), 0, 0) + body
+
+
+def test_binary(port):
+    c = connect(port)
+    w = Watcher(port, b"mutations fetchers")
+    check(w.line() == "OK\r", "watch mutations fetchers answers OK")
+    probe = connect(port)
+    cfd = conn_fd(c, probe)
+    probe.close()
+    c.sendall(bin_req(0x01, b"bkey", struct.pack(">II", 0, 0), b"xyz"))   # Set
+    c.sendall(bin_req(0x00, b"bkey"))                                      # Get
+    c.sendall(bin_req(0x0A))                                               # Noop
+    got = b""
+    while len(got) < 24 + (24 + 4 + 3) + 24:   # Set's, Get's (flags, value), Noop's
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    check(len(got) == 79 and got[24:26] == b"\x81\x00", "binary Set, Get, Noop answered")
+    ln = w.until(r"type=item_store")
+    check(ln is not None and re.fullmatch(HEAD + r"type=item_store key=bkey status=stored cmd=set "
+                                          r"ttl=0 clsid=\d+ cfd=%d size=3" % cfd, ln) is not None,
+          "binary Set shows item_store: %s" % ln)
+    ln = w.until(r"type=item_get key=bkey status=found")
+    check(ln is not None and ln.endswith("cfd=%d size=3" % cfd), "binary Get shows item_get: %s" % ln)
+    w.s.close()
     c.close()
 
 
@@ -335,6 +370,7 @@ def main():
     try:
         test_fetchers_and_mutations(port)
         test_deletions(port)
+        test_binary(port)
         test_connevents(port)
         test_evictions(port)
         test_slow_watcher(port)
