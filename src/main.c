@@ -40,6 +40,7 @@
 #include "util/daemon.h"
 #include "util/log.h"
 #include "util/notify.h"
+#include "util/watch.h"
 
 #define EX_OSERR_CODE 71
 #define EX_NOUSER_CODE 67
@@ -189,6 +190,7 @@ int main(int argc, char **argv)
         log_warn("-k is set but memory could not be locked: %s", strerror(errno));
 
     clock_setup();
+    watch_setup(settings.watcher_logbuf_size);
     prefix_stats_setup(settings.prefix_delimiter, settings.detail_enabled);
     if (storage_setup(&settings.storage, err, sizeof(err)) != 0) {
         log_error("%s", err);
@@ -253,6 +255,7 @@ int main(int argc, char **argv)
     signals_teardown();
     listener_teardown();
     worker_teardown(settings.shutdown_timeout);
+    watch_teardown();
     int rc = 0;
     if (!signals_stop_saves()) {
         if (settings.storage.memory_file[0] != '\0')

@@ -35,6 +35,7 @@
 #include "tls/tls.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/watch.h"
 
 static const struct settings *settings;   /* read-only after setup */
 
@@ -95,7 +96,8 @@ static uint64_t misc_fds(uint64_t clients)
  * where the event cannot happen in kioku's design the value is an honest
  * 0: a move rescues only whole items (chunked ones are evicted, counted in
  * `stats kioku`), never allocates from its own page, never waits for
- * memory, no log buffers or watchers exist, threads are not chosen by NAPI
+ * memory, no per-worker log buffer drops a line (producers write straight
+ * to the watchers' buffers: log_worker_dropped), threads are not chosen by NAPI
  * id, and no freed buffers are kept. kioku's own counters are in `stats
  * kioku`, so memcached's tools count memcached's list.
  */
@@ -170,11 +172,13 @@ static void stats_general(struct stat_sink *out)
     }
     /* connection buffers are kioku's only allocations that fail softly */
     stat_u64(out, "malloc_fails", ts.read_buf_oom + ts.response_obj_oom);
-    stat_u64(out, "log_worker_dropped", 0);
-    stat_u64(out, "log_worker_written", 0);
-    stat_u64(out, "log_watcher_skipped", 0);
-    stat_u64(out, "log_watcher_sent", 0);
-    stat_u64(out, "log_watchers", 0);
+    struct watch_stats ws;
+    watch_stats_get(&ws);
+    stat_u64(out, "log_worker_dropped", ws.worker_dropped);
+    stat_u64(out, "log_worker_written", ws.worker_written);
+    stat_u64(out, "log_watcher_skipped", ws.watcher_skipped);
+    stat_u64(out, "log_watcher_sent", ws.watcher_sent);
+    stat_u64(out, "log_watchers", ws.watchers);
     if (settings->tls.enabled) {
         if (settings->tls.session_cache)
             stat_u64(out, "ssl_new_sessions", tls_new_sessions());
@@ -272,6 +276,7 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "temp_lru", "%s", "no");
     stat_fmt(out, "track_sizes", "%s", "no");
     stat_u64(out, "idle_timeout", (uint64_t)s->idle_timeout);
+    stat_u64(out, "watcher_logbuf_size", s->watcher_logbuf_size);
     stat_u64(out, "max_output_buffer", s->max_output);
     stat_fmt(out, "logfile", "%s", log_path()[0] ? log_path() : "NULL");
     stat_u64(out, "shutdown_timeout", (uint64_t)s->shutdown_timeout);
@@ -383,6 +388,21 @@ static void local_name(int fd, char *buf, size_t cap)
     }
 }
 
+/* One client of `stats conns`, copied under its worker's lock. */
+struct conn_row {
+    int fd;
+    bool tcp;
+    const char *state;          /* a static string */
+    int64_t last_cmd;
+    char peer[INET6_ADDRSTRLEN + 16];
+};
+
+static int conn_row_cmp(const void *a, const void *b)
+{
+    int x = ((const struct conn_row *)a)->fd, y = ((const struct conn_row *)b)->fd;
+    return (x > y) - (x < y);
+}
+
 /* As memcached: the listening sockets first (state conn_listening, their
  * own address), then each client with the address it connected to. */
 static void stats_conns_list(struct stat_sink *out)
@@ -401,24 +421,48 @@ static void stats_conns_list(struct stat_sink *out)
         snprintf(name, sizeof(name), "%d:secs_since_last_cmd", lfds[i]);
         stat_u64(out, name, (uint64_t)(up > 0 ? up : 0));
     }
+    /* Clients in fd order, as memcached walks its table of fds (tools
+     * and memcached's tests take the last line as the newest client). A
+     * snapshot of each worker's list, so no lock is held while sorting. */
+    size_t n = 0, cap = 0;
+    struct conn_row *rows = NULL;
     for (int i = 0; i < worker_count(); i++) {
         struct worker *w = worker_get(i);
         pthread_mutex_lock(&w->conns_lock);
         for (struct conn *o = w->conns; o != NULL; o = o->next) {
-            conn_peer_name(o, addr, sizeof(addr));
-            snprintf(name, sizeof(name), "%d:addr", o->fd);
-            stat_fmt(out, name, "%s%s", o->peer_len > 0 && addr[0] != 'u' ? "tcp:" : "", addr);
-            local_name(o->fd, addr, sizeof(addr));
-            snprintf(name, sizeof(name), "%d:listen_addr", o->fd);
-            stat_fmt(out, name, "%s", addr);
-            snprintf(name, sizeof(name), "%d:state", o->fd);
-            stat_fmt(out, name, "%s", conn_state_name(o));
-            snprintf(name, sizeof(name), "%d:secs_since_last_cmd", o->fd);
-            int64_t last = __atomic_load_n(&o->last_cmd, __ATOMIC_RELAXED);
-            stat_u64(out, name, (uint64_t)(out->now > last ? (out->now - last) / 1000 : 0));
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                struct conn_row *nr = realloc(rows, ncap * sizeof(*nr));
+                if (nr == NULL)
+                    break;
+                rows = nr;
+                cap = ncap;
+            }
+            struct conn_row *r = &rows[n++];
+            r->fd = o->fd;
+            conn_peer_name(o, r->peer, sizeof(r->peer));
+            r->tcp = o->peer_len > 0 && r->peer[0] != 'u';
+            r->state = conn_state_name(o);
+            r->last_cmd = __atomic_load_n(&o->last_cmd, __ATOMIC_RELAXED);
         }
         pthread_mutex_unlock(&w->conns_lock);
     }
+    if (n > 1)
+        qsort(rows, n, sizeof(*rows), conn_row_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const struct conn_row *r = &rows[i];
+        snprintf(name, sizeof(name), "%d:addr", r->fd);
+        stat_fmt(out, name, "%s%s", r->tcp ? "tcp:" : "", r->peer);
+        local_name(r->fd, addr, sizeof(addr));
+        snprintf(name, sizeof(name), "%d:listen_addr", r->fd);
+        stat_fmt(out, name, "%s", addr);
+        snprintf(name, sizeof(name), "%d:state", r->fd);
+        stat_fmt(out, name, "%s", r->state);
+        snprintf(name, sizeof(name), "%d:secs_since_last_cmd", r->fd);
+        stat_u64(out, name,
+                 (uint64_t)(out->now > r->last_cmd ? (out->now - r->last_cmd) / 1000 : 0));
+    }
+    free(rows);
 }
 
 static bool arg_is(const char *args, size_t len, const char *word)

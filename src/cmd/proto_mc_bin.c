@@ -45,6 +45,7 @@
 #include "auth/auth.h"
 #include "cmd/cmd_stats.h"
 #include "cmd/cmd_util.h"
+#include "cmd/mc_watch.h"
 #include "config/settings.h"
 #include "config/version.h"
 #include "proto/mc_bin.h"
@@ -172,6 +173,8 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_bin_req *r)
 {
     enum item_miss miss = ITEM_MISS_NONE;
     struct item *it = item_get((const char *)r->key, r->keylen, c->now, &miss);
+    if (watch_on(WATCH_FETCHERS))
+        mc_watch_fetch(c, (const char *)r->key, r->keylen, it, miss);
     STAT_INC(c->stats, cmd_get);
     if (prefix_stats_on())
         prefix_stats_record((const char *)r->key, r->keylen, PREFIX_GET, it != NULL);
@@ -195,6 +198,8 @@ static enum proc_result cmd_touch(struct conn *c, const struct mc_bin_req *r)
     int64_t exptime = item_exptime_from_seconds((int64_t)r->exptime, c->now);
     enum item_miss miss = ITEM_MISS_NONE;
     struct item *it = item_get_touch((const char *)r->key, r->keylen, exptime, c->now, &miss);
+    if (watch_on(WATCH_FETCHERS))
+        mc_watch_fetch(c, (const char *)r->key, r->keylen, it, miss);
     STAT_INC(c->stats, cmd_touch);
     if (it == NULL) {
         STAT_INC(c->stats, touch_misses);
@@ -243,13 +248,32 @@ static void count_cas(struct conn *c, const struct bin_state *st, enum item_resu
         cmd_count_cas_cls(c, res, cls);
 }
 
+static enum watch_store_cmd watch_cmd_of(enum store_op op)
+{
+    switch (op) {
+    case STORE_ADD: return WATCH_CMD_ADD;
+    case STORE_REPLACE: return WATCH_CMD_REPLACE;
+    case STORE_APPEND: return WATCH_CMD_APPEND;
+    case STORE_PREPEND: return WATCH_CMD_PREPEND;
+    case STORE_CAS: return WATCH_CMD_CAS;
+    default: return WATCH_CMD_SET;
+    }
+}
+
 /* The value is in the item: store it and answer. */
 static enum proc_result store_done(struct conn *c)
 {
     struct bin_state *st = state_of(c);
     struct item *it = conn_take_value(c);
     uint64_t cas = 0;
+    if (watch_on(WATCH_FETCHERS)) {   /* memcached reports a store's lookup */
+        unsigned cls;
+        uint32_t size;
+        mc_watch_peek(c, item_key(it), item_nkey(it), &cls, &size);
+    }
     enum item_result res = item_store(it, st->op, st->cas, c->now, &cas);
+    if (watch_on(WATCH_MUTATIONS))
+        mc_watch_store(c, it, res, watch_cmd_of(st->op));
     STAT_SLAB_INC(c->stats, item_clsid(it), cmd_set);
     count_cas(c, st, res, item_clsid(it));
     item_put(it);
@@ -324,6 +348,10 @@ static enum proc_result cmd_delete(struct conn *c, const struct mc_bin_req *r)
     unsigned cls = 0;
     if (prefix_stats_on())
         prefix_stats_record((const char *)r->key, r->keylen, PREFIX_DEL, false);
+    if (watch_on(WATCH_FETCHERS)) {   /* its lookup; memcached logs no binary deletion */
+        uint32_t size;
+        mc_watch_peek(c, (const char *)r->key, r->keylen, &cls, &size);
+    }
     enum item_result res = item_delete_cls((const char *)r->key, r->keylen, r->cas, c->now, &cls);
     if (res == ITEM_DELETED) {
         STAT_INC(c->stats, delete_hits);

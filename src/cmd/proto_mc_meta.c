@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "cmd/cmd_util.h"
+#include "cmd/mc_watch.h"
 #include "config/settings.h"
 #include "stats/stats.h"
 #include "storage/item.h"
@@ -288,6 +289,8 @@ static enum proc_result meta_get(struct conn *c, const struct mc_meta_req *r)
     if (it != NULL)
         mg_hit_locked(c, r, it, hv, &o);
     item_unlock(hv);
+    if (watch_on(WATCH_FETCHERS))
+        mc_watch_fetch(c, r->key, r->nkey, o.created ? NULL : it, miss);
 
     mg_count(c, r, it != NULL && !o.created, miss);
     if (it == NULL) {
@@ -515,6 +518,17 @@ static void ms_reply(struct conn *c, const struct ms_state *st, struct item *it,
     out_status(c, code, NULL, &r, &v, 0);
 }
 
+static enum watch_store_cmd watch_cmd_of_mode(uint8_t mode)
+{
+    switch (mode) {
+    case MC_META_MODE_ADD: return WATCH_CMD_ADD;
+    case MC_META_MODE_APPEND: return WATCH_CMD_APPEND;
+    case MC_META_MODE_PREPEND: return WATCH_CMD_PREPEND;
+    case MC_META_MODE_REPLACE: return WATCH_CMD_REPLACE;
+    default: return WATCH_CMD_SET;
+    }
+}
+
 enum proc_result proto_mc_meta_set_done(struct conn *c, void *state)
 {
     const struct ms_state *st = ms_state_of(state);
@@ -529,7 +543,14 @@ enum proc_result proto_mc_meta_set_done(struct conn *c, void *state)
         item_put(it);
         return PROC_MORE;
     }
+    if (watch_on(WATCH_FETCHERS)) {   /* memcached reports a store's lookup */
+        unsigned cls;
+        uint32_t osize;
+        mc_watch_peek(c, item_key(it), item_nkey(it), &cls, &osize);
+    }
     res = ms_store(st, it, c->now, &cas, &size);
+    if (watch_on(WATCH_MUTATIONS))
+        mc_watch_store(c, it, res, watch_cmd_of_mode(st->mode));
     STAT_SLAB_INC(c->stats, item_clsid(it), cmd_set);
     if (st->flags & MC_META_F_COMPARE_CAS)
         cmd_count_cas_cls(c, res, item_clsid(it));
@@ -591,8 +612,18 @@ static enum proc_result meta_delete(struct conn *c, const struct mc_meta_req *r)
     const char *code = "NF";
     struct item *it;
 
+    unsigned cls = 0;
+    uint32_t size = 0;
+    enum item_miss miss = ITEM_MISS_ABSENT;
+
     item_lock(hv);
-    it = do_item_find(r->key, r->nkey, hv, c->now, NULL);
+    it = do_item_find(r->key, r->nkey, hv, c->now, &miss);
+    if (it != NULL) {   /* for a watcher's line: md x replaces it */
+        cls = item_clsid(it);
+        size = item_nbytes(it);
+    }
+    if (watch_on(WATCH_FETCHERS))
+        mc_watch_fetch(c, r->key, r->nkey, it, miss);
     if (it != NULL && item_is_typed(it)) {
         /* Deleted like any key, but never kept as a stale string (I). */
         do_item_unlink(it, hv);
@@ -608,6 +639,9 @@ static enum proc_result meta_delete(struct conn *c, const struct mc_meta_req *r)
         out_line(c, "SERVER_ERROR out of memory");
         return PROC_MORE;
     }
+    /* A deletion, unless I only marked the item stale. */
+    if (code[0] == 'H' && !(r->flags & MC_META_F_INVALIDATE) && watch_on(WATCH_DELETIONS))
+        watch_deletion(r->key, r->nkey, "md", cls, size);
     if (code[0] == 'H')
         STAT_INC(c->stats, delete_hits);
     else

@@ -37,6 +37,7 @@
 #include "cmd/cmd_stats.h"
 #include "cmd/cmd_util.h"
 #include "cmd/mc_crawler_cmds.h"
+#include "cmd/mc_watch.h"
 #include "cmd/proto_mc_meta.h"
 #include "config/settings.h"
 #include "config/version.h"
@@ -48,6 +49,7 @@
 #include "tls/tls.h"
 #include "util/fmt.h"
 #include "util/log.h"
+#include "util/watch.h"
 
 static const struct settings *settings;   /* read-only after setup */
 
@@ -94,10 +96,13 @@ struct text_state {
     size_t scanned;             /* leading bytes of input already known to
                                    hold no newline (a long key list) */
     bool authed;                /* -Y: this client has authenticated */
+    bool watching;              /* `watch` ran: the connection only streams,
+                                   its watcher in u.watch */
     union {
         uint64_t meta[PROTO_MC_META_STATE / 8];   /* proto_mc_meta's ms state */
         struct get_walk get;    /* only while get_line != 0 */
         struct mc_crawler_dump dump;    /* only while dumping */
+        struct mc_watch *watch; /* only while watching */
     } u;
 };
 
@@ -200,6 +205,8 @@ static enum proc_result get_walk(struct conn *c)
         }
         if (prefix_stats_on())
             prefix_stats_record(key, nkey, PREFIX_GET, it != NULL);
+        if (watch_on(WATCH_FETCHERS))
+            mc_watch_fetch(c, key, nkey, it, miss);
         if (it == NULL) {
             cmd_count_miss(c, miss);
             continue;
@@ -232,6 +239,18 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_text_req *r)
 
 /* ---- storage ---- */
 
+static enum watch_store_cmd watch_cmd_of(enum mc_cmd cmd)
+{
+    switch (cmd) {
+    case MC_ADD: return WATCH_CMD_ADD;
+    case MC_REPLACE: return WATCH_CMD_REPLACE;
+    case MC_APPEND: return WATCH_CMD_APPEND;
+    case MC_PREPEND: return WATCH_CMD_PREPEND;
+    case MC_CAS: return WATCH_CMD_CAS;
+    default: return WATCH_CMD_SET;
+    }
+}
+
 static enum store_op store_op_of(enum mc_cmd cmd)
 {
     switch (cmd) {
@@ -256,7 +275,14 @@ static enum proc_result store_done(struct conn *c)
         item_put(it);
         return PROC_MORE;
     }
+    if (watch_on(WATCH_FETCHERS)) {   /* memcached reports a store's lookup */
+        unsigned cls;
+        uint32_t size;
+        mc_watch_peek(c, item_key(it), item_nkey(it), &cls, &size);
+    }
     enum item_result res = item_store(it, store_op_of(st->cmd), st->cas, c->now, NULL);
+    if (watch_on(WATCH_MUTATIONS))
+        mc_watch_store(c, it, res, watch_cmd_of(st->cmd));
     STAT_SLAB_INC(c->stats, item_clsid(it), cmd_set);
     if (st->cmd == MC_CAS)
         cmd_count_cas_cls(c, res, item_clsid(it));
@@ -290,6 +316,8 @@ static enum proc_result refuse_value(struct conn *c, const struct mc_text_req *r
         STAT_INC(c->stats, store_no_memory);
         REPLY(c, r->noreply, "SERVER_ERROR out of memory storing object\r\n");
     }
+    if (watch_on(WATCH_MUTATIONS))
+        mc_watch_refused(c, r->key, r->nkey, why == ITEM_ALLOC_TOO_LARGE, watch_cmd_of(r->cmd));
     if (r->cmd == MC_SET)
         item_delete(r->key, r->nkey, 0, c->now);
     conn_swallow(c, (size_t)r->vlen + 2);
@@ -322,9 +350,15 @@ static enum proc_result cmd_store(struct conn *c, const struct mc_text_req *r)
 static enum proc_result cmd_delete(struct conn *c, const struct mc_text_req *r)
 {
     unsigned cls = 0;
+    uint32_t size = 0;
+    bool watched = watch_on(WATCH_FETCHERS | WATCH_DELETIONS);
     if (prefix_stats_on())
         prefix_stats_record(r->key, r->nkey, PREFIX_DEL, false);
+    if (watched)   /* the size the deletion line shows */
+        mc_watch_peek(c, r->key, r->nkey, &cls, &size);
     if (item_delete_cls(r->key, r->nkey, 0, c->now, &cls) == ITEM_DELETED) {
+        if (watched && watch_on(WATCH_DELETIONS))
+            watch_deletion(r->key, r->nkey, "delete", cls, size);
         STAT_INC(c->stats, delete_hits);
         STAT_SLAB_INC(c->stats, cls, delete_hits);
         REPLY(c, r->noreply, "DELETED\r\n");
@@ -340,6 +374,9 @@ static enum proc_result cmd_delta(struct conn *c, const struct mc_text_req *r)
     bool incr = r->cmd == MC_INCR;
     uint64_t value = 0;
     unsigned cls = 0;
+    uint32_t size;
+    if (watch_on(WATCH_FETCHERS))   /* memcached logs the lookup of incr/decr */
+        mc_watch_peek(c, r->key, r->nkey, &cls, &size);
     enum item_result res = item_delta_cls(r->key, r->nkey, incr, r->delta, 0, false, 0, 0,
                                           c->now, &value, NULL, &cls);
     if (res == ITEM_DELTA_OK) {
@@ -385,6 +422,9 @@ static enum proc_result cmd_touch(struct conn *c, const struct mc_text_req *r)
     int64_t exptime = item_exptime_from_seconds(r->exptime, c->now);
     STAT_INC(c->stats, cmd_touch);
     unsigned cls = 0;
+    uint32_t size;
+    if (watch_on(WATCH_FETCHERS))   /* and of touch */
+        mc_watch_peek(c, r->key, r->nkey, &cls, &size);
     if (item_touch_cls(r->key, r->nkey, exptime, c->now, &cls) == ITEM_TOUCHED) {
         STAT_INC(c->stats, touch_hits);
         STAT_SLAB_INC(c->stats, cls, touch_hits);
@@ -593,6 +633,22 @@ static enum proc_result cmd_stats(struct conn *c, const struct mc_text_req *r)
 {
     cmd_stats_text(c, r->args, r->args_len);
     return PROC_MORE;
+}
+
+static enum proc_result cmd_watch(struct conn *c, const struct mc_text_req *r)
+{
+    struct text_state *st = state_of(c);
+    struct mc_watch *w = NULL;
+    enum proc_result res = mc_watch_start(c, r->args, r->args_len, settings->watch_enabled, &w);
+    if (w != NULL) {
+        st->u.watch = w;
+        st->watching = true;
+        conn_consume(c, conn_rlen(c));   /* nothing after watch is a command */
+        /* It sends no requests by design: -o idle_timeout must not take it
+         * for idle (memcached never kicks a watcher either). */
+        __atomic_store_n(&c->streaming, true, __ATOMIC_RELAXED);   /* stats conns reads it */
+    }
+    return res;
 }
 
 /* ---- meta commands (cmd/proto_mc_meta.c) ---- */
@@ -807,6 +863,7 @@ static const text_handler handlers[MC_CMD_COUNT] = {
     [MC_CACHE_MEMLIMIT] = cmd_cache_memlimit, [MC_LRU_CRAWLER] = cmd_lru_crawler,
     [MC_META_GET] = cmd_meta, [MC_META_SET] = cmd_meta, [MC_META_DELETE] = cmd_meta,
     [MC_META_ARITH] = cmd_meta, [MC_META_NOOP] = cmd_meta, [MC_META_DEBUG] = cmd_meta,
+    [MC_WATCH] = cmd_watch,
 };
 
 /* handlers, with retrieval and storage answered by the null rows. */
@@ -855,6 +912,10 @@ static bool keys_line_incomplete(struct text_state *st, const char *p, size_t n)
 static enum proc_result text_process(struct conn *c)
 {
     struct text_state *st = state_of(c);
+    if (st->watching) {   /* a watcher: input is dropped, see mc_watch.c */
+        conn_consume(c, conn_rlen(c));
+        return PROC_MORE;
+    }
     for (;;) {
         if (conn_rlen(c) == 0)
             return PROC_MORE;
@@ -890,6 +951,7 @@ static enum proc_result text_process(struct conn *c)
         }
         st->scanned = 0;
         if (ps == PARSE_TOO_LONG) {
+            c->close_reason = CONN_CLOSE_ERROR;
             reply_line(c, r.error);
             return PROC_CLOSE;
         }
@@ -904,8 +966,10 @@ static enum proc_result text_process(struct conn *c)
             r.error = "ERROR";
         }
         if (ps == PARSE_UNKNOWN) {
-            if (r.http)
+            if (r.http) {
+                c->close_reason = CONN_CLOSE_ERROR;
                 return PROC_CLOSE;   /* no reply to a browser, as memcached */
+            }
             reply_line(c, r.error);
             continue;
         }
@@ -936,9 +1000,19 @@ static enum proc_result text_value_done(struct conn *c)
     return store_done(c);
 }
 
+static void text_release(struct conn *c)
+{
+    struct text_state *st = state_of(c);
+
+    if (st->watching) {
+        mc_watch_stop(st->u.watch);
+        st->watching = false;
+    }
+}
+
 const struct proto_ops proto_mc_text = {
     .name = "text",
     .process = text_process,
     .value_done = text_value_done,
-    .release = NULL,
+    .release = text_release,
 };

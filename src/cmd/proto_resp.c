@@ -1017,8 +1017,10 @@ static enum proc_result resp_process(struct conn *c)
         if (ps != PARSE_OK)
             return protocol_error(c, r.error);
         enum proc_result res = PROC_MORE;
-        if (r.argc > 0 && r.is_inline && looks_like_http((int)r.argc, r.argv))
+        if (r.argc > 0 && r.is_inline && looks_like_http((int)r.argc, r.argv)) {
+            c->close_reason = CONN_CLOSE_ERROR;
             res = PROC_CLOSE;
+        }
         else if (r.argc > 0)
             res = dispatch(c, (int)r.argc, r.argv);
         conn_consume(c, used);

@@ -40,6 +40,8 @@ void settings_default(struct settings *s)
     s->proto_max_bulk_len = (size_t)512 << 20;   /* Redis's default */
     s->flush_enabled = true;
     s->prefix_delimiter = ':';
+    s->watch_enabled = true;
+    s->watcher_logbuf_size = (size_t)256 * 1024;
     storage_config_default(&s->storage);
     tls_config_default(&s->tls);
 }
@@ -263,10 +265,11 @@ static const struct option long_opts[] = {
     {"requirepass", required_argument, NULL, OPT_REQUIREPASS},
     {"logfile", required_argument, NULL, OPT_LOGFILE},
     {"config", required_argument, NULL, OPT_CONFIG},
+    {"disable-watch", no_argument, NULL, 'W'},
     {NULL, 0, NULL, 0},
 };
 
-static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:e:SY:ZD:B:";
+static const char short_opts[] = ":p:U:s:a:Al:dru:m:Mc:kvhVP:f:n:Lt:R:Cb:I:Fo:e:SY:ZD:B:W";
 
 /* One TLS -o option (memcached's names). 1: not a TLS option; 0 or -1. */
 static int parse_tls_opt(struct tls_config *t, const char *kv, const char *val, char *err,
@@ -448,6 +451,13 @@ static int parse_extended_kv(struct settings *s, const char *kv, const char *val
             s->storage.slab_reassign = kv[0] != 'n';
         else
             s->storage.crawler = kv[0] != 'n';
+    } else if (strcmp(kv, "watcher_logbuf_size") == 0) {
+        /* memcached's unit: KiB */
+        if (parse_int(val, 1, 1024 * 1024, &v) != 0) {
+            snprintf(err, errlen, "watcher_logbuf_size must be a number of kilobytes, 1 to 1048576");
+            return -1;
+        }
+        s->watcher_logbuf_size = (size_t)v * 1024;
     } else if (strcmp(kv, "null_storage") == 0) {
         if (val != NULL) {
             snprintf(err, errlen, "-o %s takes no value", kv);
@@ -598,6 +608,7 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
         s->storage.item_size_max = sz;
         break;
     case 'F': s->flush_enabled = false; break;
+    case 'W': s->watch_enabled = false; break;
     case 'S': s->sasl = true; break;
     case 'Y':
         if (*arg == '\0' || copy_str(s->auth_file, sizeof(s->auth_file), arg) != 0)
@@ -834,6 +845,7 @@ const char *settings_usage(void)
 "-b, --listen-backlog=<num> set the backlog queue limit (default: 1024)\n"
 "-I, --max-item-size=<num> max item size, k/m suffix (default: 1m, min: 1k, max: 1024m)\n"
 "-F, --disable-flush-all   disable flush_all command\n"
+"-W, --disable-watch       disable watch commands (live logging)\n"
 "-Y, --auth-file=<file>    require authentication from every client, checked\n"
 "                          against <file> of user:password lines: text clients\n"
 "                          send `set <any key> 0 0 <n>` with data \"user password\",\n"
@@ -900,6 +912,8 @@ const char *settings_usage(void)
 "   - ssl_session_cache    let TLS clients resume sessions, cached server-side\n"
 "   - ssl_kernel_tls       let OpenSSL offload TLS records to the kernel where\n"
 "                          it can (kernel tls module, OpenSSL built for it)\n"
+"   - watcher_logbuf_size=<KiB> bytes buffered per `watch` client; lines that\n"
+"                          do not fit are skipped (default: 256)\n"
 "   - null_storage         BENCHMARK ONLY, not a cache: parse every request but\n"
 "                          answer get/set without storage (bench/README.md)\n"
 "   TLS certificates are reloaded by the refresh_certs command and on SIGHUP.\n";

@@ -60,6 +60,9 @@ struct settings {
     enum settings_binding binding;   /* -B auto|ascii|binary */
     bool null_storage;        /* -o null_storage: benchmark mode, get/set answered
                                  without storage (a null server, bench/) */
+    bool watch_enabled;       /* false with -W: `watch` refused */
+    size_t watcher_logbuf_size; /* -o watcher_logbuf_size (KiB given): bytes
+                                 buffered per watcher; 256 KiB */
     struct storage_config storage;
     struct tls_config tls;    /* -Z, --tls-port, -o ssl_* (issue 9) */
 };

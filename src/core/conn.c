@@ -45,6 +45,7 @@
 #include "storage/item.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/watch.h"
 
 enum conn_state { CS_READ, CS_NREAD, CS_SWALLOW, CS_CLOSING };
 
@@ -202,6 +203,8 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
     STAT_INC(c->stats, response_obj_count);
     count_bufs(c, 0, 0);
     worker_conn_added(w, c);
+    if (watch_on(WATCH_CONNEVENTS))
+        watch_conn_new((struct sockaddr *)&c->peer, c->peer_len, fd);
     if (log_sev_enabled(LOG_SEV_TRACE, log_level())) {
         char name[INET6_ADDRSTRLEN + 16];
         conn_peer_name(c, name, sizeof(name));
@@ -267,6 +270,14 @@ void conn_close(struct conn *c)
      * from other threads and must not see a closed (or reused) fd. */
     worker_conn_removed(c->worker, c);
     log_trace("<%d connection closed.", c->fd);
+    if (watch_on(WATCH_CONNEVENTS)) {
+        static const enum watch_close_reason why[] = {
+            [CONN_CLOSE_NORMAL] = WATCH_CLOSE_NORMAL, [CONN_CLOSE_ERROR] = WATCH_CLOSE_ERROR,
+            [CONN_CLOSE_IDLE] = WATCH_CLOSE_IDLE_TIMEOUT,
+            [CONN_CLOSE_SHUTDOWN] = WATCH_CLOSE_SHUTDOWN,
+        };
+        watch_conn_close((struct sockaddr *)&c->peer, c->peer_len, c->fd, why[c->close_reason]);
+    }
     event_free(c->ev);
     if (c->proto != NULL && c->proto->release != NULL)
         c->proto->release(c);
@@ -719,6 +730,7 @@ static bool flush_or_wait(struct conn *c)
         return true;
     enum flush_result f = conn_flush(c);
     if (f == FLUSH_ERROR) {
+        c->close_reason = CONN_CLOSE_ERROR;
         conn_close(c);
         return false;
     }
@@ -873,18 +885,20 @@ void conn_shutdown(struct conn *c)
      * the connection closes once its output is written. Its own event runs
      * that, since it may be waiting for the socket to take output. */
     c->draining = true;
+    c->close_reason = CONN_CLOSE_SHUTDOWN;
     event_active(c->ev, EV_READ, 0);
 }
 
 bool conn_idle_kick(struct conn *c, int64_t now)
 {
     uint8_t st = c->state;
-    if (idle_timeout_ms == 0 || st == CS_NREAD || st == CS_SWALLOW)
+    if (idle_timeout_ms == 0 || st == CS_NREAD || st == CS_SWALLOW || c->streaming)
         return false;
     int64_t last = c->last_cmd > c->last_write ? c->last_cmd : c->last_write;
     if (now - last <= idle_timeout_ms)
         return false;
     STAT_INC(c->stats, idle_kicks);
+    c->close_reason = CONN_CLOSE_IDLE;
     conn_close(c);
     return true;
 }
@@ -910,6 +924,8 @@ void conn_peer_name(const struct conn *c, char *buf, size_t len)
 
 const char *conn_state_name(const struct conn *c)
 {
+    if (__atomic_load_n(&c->streaming, __ATOMIC_RELAXED))
+        return "conn_watch";   /* memcached's name for a `watch` stream */
     switch (__atomic_load_n(&c->state, __ATOMIC_RELAXED)) {
     case CS_READ: return "conn_parse_cmd";
     case CS_NREAD: return "conn_nread";

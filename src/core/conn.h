@@ -83,6 +83,11 @@ enum conn_listener_kind { LISTENER_MEMCACHED, LISTENER_RESP };
 #define LISTENER_TLS_NOPEER 0x400
 #define LISTENER_FLAGS (LISTENER_TLS | LISTENER_TLS_PEER | LISTENER_TLS_NOPEER)
 
+/* Why a connection closed, as memcached's `watch connevents` names it. A
+ * protocol that closes on bad input sets CONN_CLOSE_ERROR before PROC_CLOSE. */
+enum conn_close_reason { CONN_CLOSE_NORMAL, CONN_CLOSE_ERROR, CONN_CLOSE_IDLE,
+                         CONN_CLOSE_SHUTDOWN };
+
 /* Protocol-private storage inside each connection. */
 #define CONN_PROTO_DATA 128
 
@@ -102,6 +107,8 @@ struct conn {
     bool yielded;
     bool out_over;                 /* past the output limit: closing */
     bool draining;                 /* stopping: answer what was read, read no more */
+    uint8_t close_reason;          /* enum conn_close_reason */
+    bool streaming;                /* a log stream (`watch`): never idle */
     int budget;                    /* requests left in this event (-R) */
     uint64_t id;                   /* unique per process */
     int64_t now;                   /* kioku ms, read once per event */
@@ -182,7 +189,8 @@ void conn_set_limits(size_t max_output, int idle_timeout);
  * request (or the rest of one) with none run, or for the client to read
  * its replies with nothing written, for that long. A value being read is
  * not idle (as in memcached, which kicks only connections waiting for a
- * command). Owner thread only; true when c was closed (idle_kicks).
+ * command), nor is a log stream (c->streaming, a `watch`). Owner thread
+ * only; true when c was closed (idle_kicks).
  */
 bool conn_idle_kick(struct conn *c, int64_t now);
 

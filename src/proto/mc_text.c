@@ -450,6 +450,7 @@ static const struct mc_cmd_row mc_cmds[MC_CMD_COUNT] = {
     ROW(MC_REFRESH_CERTS, "refresh_certs", 0, 0, parse_bare),
     ROW(MC_CACHE_MEMLIMIT, "cache_memlimit", 0, 2, parse_memlimit),
     ROW(MC_LRU_CRAWLER, "lru_crawler", 0, 0, parse_rest),
+    ROW(MC_WATCH, "watch", 0, 0, parse_rest),
 };
 
 #undef ROW

@@ -46,6 +46,7 @@
 #include "storage/slab.h"
 #include "storage/storage.h"
 #include "util/clock.h"
+#include "util/watch.h"
 
 #define SMALL_WALK_MAX 256      /* slots the small hand may pass per call */
 #define POOL_SIZE 16            /* Redis's eviction pool: best candidates kept */
@@ -276,6 +277,15 @@ static bool in_use(const struct item *it)
     return __atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) > 1;
 }
 
+/* An eviction, for `watch evictions` (only called while someone watches). */
+static void report_eviction(const struct item *it, int64_t now)
+{
+    int64_t exp = item_exptime(it);
+    watch_eviction(item_key(it), item_nkey(it), (item_iflags(it) & ITEM_FETCHED) != 0,
+                   exp == 0 ? -1 : (long long)((exp - now) / 1000), item_idle_seconds(it, now),
+                   item_clsid(it), item_nbytes(it));
+}
+
 /* Unlink a dead or chosen item (stripe held, nobody else holds it) and
  * count it. Returns 1. */
 static int take(struct eclass *e, unsigned id, struct item *it, uint64_t hv, bool dead,
@@ -298,6 +308,8 @@ static int take(struct eclass *e, unsigned id, struct item *it, uint64_t hv, boo
         if (item_exptime(it) != 0)
             e->evicted_nonzero++;
         e->evicted_time = item_idle_seconds(it, now);
+        if (watch_on(WATCH_EVICTIONS))
+            report_eviction(it, now);
     }
     if (do_item_unlink_keep(it, hv, keep)) {
         *reuse = it;
@@ -712,6 +724,8 @@ uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, int64_t now, uint64
                 (*rescued)++;
             } else if (!ttl_only || item_exptime(it) != 0) {
                 (*evicted)++;
+                if (watch_on(WATCH_EVICTIONS))
+                    report_eviction(it, now);
                 do_item_unlink_keep(it, hv, false);
             }
         }

@@ -22,7 +22,7 @@
 # (the two of memcached's older defaults that kioku has), and -o
 # suboptions that only tune memcached's own machinery and that kioku does
 # not take (seccomp, the segmented LRU and its maintainer, the automover's
-# window, chunk sizes, the watcher's buffer; see drop_o below) are
+# window, chunk sizes; see drop_o below) are
 # dropped, so a test that merely asks for them still runs. Any other
 # option goes to kioku as given, and kioku refuses what it does not know:
 # that file then fails.
@@ -63,7 +63,7 @@ free_port() {
 # The scratch builddir: t/ from MEMCACHED_SRC, and two small scripts.
 mc_prepare() {
     mcdir=$out/mc-builddir
-    drop_o='^(relaxed_privileges|no_slab_automove|slab_automove_window=[0-9]+|slab_chunk_max=[0-9]+|lru_maintainer|no_lru_maintainer|watcher_logbuf_size=[0-9]+|hot_lru_pct=[0-9]+|warm_lru_pct=[0-9]+|temporary_ttl=[0-9]+)$'
+    drop_o='^(relaxed_privileges|no_slab_automove|slab_automove_window=[0-9]+|slab_chunk_max=[0-9]+|lru_maintainer|no_lru_maintainer|hot_lru_pct=[0-9]+|warm_lru_pct=[0-9]+|temporary_ttl=[0-9]+)$'
     mkdir -p "$mcdir"
     ln -sfn "$MEMCACHED_SRC/t" "$mcdir/t"
     cat >"$mcdir/memcached-debug" <<WRAP
