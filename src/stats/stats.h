@@ -32,10 +32,12 @@
  * INFO (total_commands_processed); output_limit_disconnects is kioku's
  * (`stats kioku`, INFO's client_output_buffer_limit_disconnections);
  * read_buf_oom and response_obj_oom count clients closed because their
- * read or reply buffer could not grow (memcached's names). */
+ * read or reply buffer could not grow (memcached's names); udp_* count
+ * datagrams dropped by core/udp.c (`stats kioku`). */
 #define THREAD_STATS_ALL(X) THREAD_STATS_CMDS(X) X(bytes_read) X(bytes_written) \
     X(conn_yields) X(ssl_handshake_errors) X(idle_kicks) X(commands_processed) \
-    X(output_limit_disconnects) X(read_buf_oom) X(response_obj_oom)
+    X(output_limit_disconnects) X(read_buf_oom) X(response_obj_oom) \
+    X(udp_bad_frames) X(udp_replies_dropped)
 
 /* Levels, not counters (`stats reset` leaves them): each connection's read
  * and write buffers (read_buf_*), and of those its reply buffer
