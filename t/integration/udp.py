@@ -262,8 +262,7 @@ def start_with_port_file(args, path):
     """A server started with MEMCACHED_PORT_FILENAME=path and args; waits
     (at most 10 s) for the file. (process, {"TCP INET": port, ...})."""
     env = dict(os.environ, MEMCACHED_PORT_FILENAME=path)
-    proc = subprocess.Popen([BIN, "-l", "127.0.0.1"] + kioku_proc.ROOT_ARGS + args, env=env,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([BIN, "-l", "127.0.0.1"] + kioku_proc.ROOT_ARGS + args, env=env)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not os.path.exists(path) and proc.poll() is None:
         time.sleep(0.05)
