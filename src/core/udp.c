@@ -70,6 +70,7 @@ struct udp_out {
 struct udp_port {
     struct conn *c;
     struct event *ev;
+    bool counted;                  /* in curr_connections */
     struct udp_out out;
 };
 
@@ -217,16 +218,17 @@ static void serve_datagram(struct udp_port *u, const struct udp_frame *f, size_t
     o->frame = (struct udp_frame){.request_id = f->request_id};
 
     /* Each round runs one request, or one more part of a reply too long
-     * to queue at once, and consumes input or output: bounded by the
-     * datagram's size and the reply's. */
-    for (;;) {
+     * to queue at once (a get of many keys), so a datagram of n bytes
+     * needs fewer than n rounds; the bound is a guard, not a limit. */
+    for (size_t round = 0; round < n; round++) {
         c->budget = 1;
         enum proc_result r = c->proto->process(c);
         bool cut = r == PROC_NREAD && conn_in_value(c);
         if (cut && conn_drop_input(c) && text)
             CONN_OUT_LIT(c, "CLIENT_ERROR bad data chunk\r\n");
         send_message(c, o, text);
-        if (cut || r == PROC_MORE || r == PROC_CLOSE)
+        /* close_after_write: past -o max_output_buffer, or out of memory */
+        if (cut || r == PROC_MORE || r == PROC_CLOSE || c->close_after_write)
             break;
     }
     if (c->proto->release != NULL)
@@ -284,6 +286,8 @@ static int port_open(struct udp_port *u, struct worker *w, int fd)
     u->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, udp_event, u);
     if (u->ev == NULL || event_add(u->ev, NULL) != 0)
         return -1;
+    stats_conn_opened();   /* as memcached counts its UDP conns in curr_connections */
+    u->counted = true;
     return 0;
 }
 
@@ -322,6 +326,8 @@ void udp_teardown(void)
             conn_buffers_free(u->c);
             free(u->c);
         }
+        if (u->counted)
+            stats_conn_closed();
         /* the first worker's descriptors are the sockets, closed below */
         if (u->out.fd >= 0 && i >= (size_t)nsocks)
             close(u->out.fd);
