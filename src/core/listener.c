@@ -49,6 +49,7 @@ struct listen_slot {
     int kind;                     /* enum conn_listener_kind | LISTENER_TLS */
     int tcp;
     bool main;                    /* -p's: the port file names it */
+    int fd;                       /* for `stats conns`, which may look during a stop */
 };
 
 static struct event_base *base;
@@ -162,6 +163,7 @@ static int add_listener(const struct sockaddr *sa, socklen_t len, int kind,
     if (slot->lev == NULL)
         return -1;
     evconnlistener_set_error_cb(slot->lev, on_accept_error);
+    slot->fd = (int)evconnlistener_get_fd(slot->lev);
     nslots++;
     return 0;
 }
@@ -350,9 +352,13 @@ int listener_setup(const struct settings *s, char *err, size_t errlen)
 
 size_t listener_fds(int *fds, size_t max)
 {
+    /* Workers call this while the main thread may be in listener_teardown:
+     * the count is read once, and only the descriptors, never the freed
+     * listeners, are read. */
+    int ns = __atomic_load_n(&nslots, __ATOMIC_ACQUIRE);
     size_t n = 0;
-    for (int i = 0; i < nslots && n < max; i++)
-        fds[n++] = (int)evconnlistener_get_fd(slots[i].lev);
+    for (int i = 0; i < ns && n < max; i++)
+        fds[n++] = slots[i].fd;
     return n;
 }
 
@@ -406,9 +412,10 @@ void listener_run(void)
 
 void listener_teardown(void)
 {
-    for (int i = 0; i < nslots; i++)
+    int ns = nslots;
+    __atomic_store_n(&nslots, 0, __ATOMIC_RELEASE);
+    for (int i = 0; i < ns; i++)
         evconnlistener_free(slots[i].lev);
-    nslots = 0;
     if (resume_ev != NULL)
         event_free(resume_ev);
     resume_ev = NULL;

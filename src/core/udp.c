@@ -34,6 +34,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,10 @@ static int socks[UDP_MAX_SOCKETS];
 static int nsocks;
 static struct udp_port *ports;     /* nworkers * nsocks, fixed once started */
 static size_t nports;
+/* `stats conns` reads ports in any worker, and the server stops while the
+ * workers still serve TCP: udp_teardown frees under this lock. Datagrams
+ * never take it. */
+static pthread_mutex_t ports_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct conn_protocols *protocols;
 
 int udp_add_socket(int fd)
@@ -297,6 +302,9 @@ int udp_start(const struct conn_protocols *protos, char *err, size_t errlen)
     if (nsocks == 0)
         return 0;
     int nw = worker_count();
+    /* Workers serve each descriptor as soon as it is added; one that
+     * answers `stats conns` meanwhile waits for the list to be whole. */
+    pthread_mutex_lock(&ports_lock);
     ports = calloc((size_t)nw * (size_t)nsocks, sizeof(*ports));
     if (ports == NULL)
         goto fail;
@@ -310,18 +318,26 @@ int udp_start(const struct conn_protocols *protos, char *err, size_t errlen)
                 goto fail;   /* udp_teardown() frees what was opened */
         }
     }
+    pthread_mutex_unlock(&ports_lock);
     return 0;
 fail:
+    pthread_mutex_unlock(&ports_lock);
     snprintf(err, errlen, "cannot serve UDP: %s", strerror(errno));
     return -1;
 }
 
 void udp_teardown(void)
 {
+    /* Not under ports_lock: a datagram being served (a `stats conns`) may
+     * take it, and event_free waits for that datagram. */
+    for (size_t i = 0; i < nports; i++) {
+        if (ports[i].ev != NULL)
+            event_free(ports[i].ev);
+        ports[i].ev = NULL;
+    }
+    pthread_mutex_lock(&ports_lock);
     for (size_t i = 0; i < nports; i++) {
         struct udp_port *u = &ports[i];
-        if (u->ev != NULL)
-            event_free(u->ev);   /* waits for a datagram being served */
         if (u->c != NULL) {
             conn_buffers_free(u->c);
             free(u->c);
@@ -338,16 +354,21 @@ void udp_teardown(void)
     for (int i = 0; i < nsocks; i++)
         close(socks[i]);
     nsocks = 0;
+    pthread_mutex_unlock(&ports_lock);
 }
 
 size_t udp_conns(struct udp_conn_info *out, size_t max)
 {
     size_t n = 0;
+    pthread_mutex_lock(&ports_lock);
     for (size_t i = 0; i < nports && n < max; i++) {
         const struct conn *c = ports[i].c;
+        if (c == NULL)
+            continue;
         out[n].fd = ports[i].out.fd;
         out[n].last_cmd = __atomic_load_n(&c->last_cmd, __ATOMIC_RELAXED);
         n++;
     }
+    pthread_mutex_unlock(&ports_lock);
     return n;
 }

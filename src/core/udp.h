@@ -35,8 +35,9 @@ struct udp_conn_info {
     int fd;
     int64_t last_cmd;   /* kioku ms of its last request (its start before any) */
 };
-/* Fills at most max entries; returns how many. Fixed between udp_start()
- * and udp_teardown(), so a worker may call it while the server runs. */
+/* Fills at most max entries; returns how many (none once udp_teardown()
+ * has run). Any thread; the descriptors may be closed by the time the
+ * caller looks at them, during a stop. */
 size_t udp_conns(struct udp_conn_info *out, size_t max);
 
 #endif
