@@ -238,7 +238,7 @@ int main(int argc, char **argv)
         log_error("failed to start worker threads");
         return EX_OSERR_CODE;
     }
-    if (udp_start(&protocols, err, sizeof(err)) != 0) {
+    if (udp_start(&protocols, udp_workers_per_socket(&settings), err, sizeof(err)) != 0) {
         log_error("%s", err);
         return EX_OSERR_CODE;
     }

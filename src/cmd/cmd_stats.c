@@ -231,6 +231,7 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "growth_factor", "%.2f", s->storage.growth_factor);
     stat_u64(out, "chunk_size", s->storage.chunk_size_min);
     stat_u64(out, "num_threads", (uint64_t)s->threads);
+    stat_u64(out, "num_threads_per_udp", (uint64_t)udp_workers_per_socket(s));
     stat_u64(out, "reqs_per_event", (uint64_t)s->reqs_per_event);
     stat_fmt(out, "cas_enabled", "%s", s->storage.use_cas ? "yes" : "no");
     stat_u64(out, "tcp_backlog", (uint64_t)s->backlog);

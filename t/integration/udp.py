@@ -14,7 +14,10 @@
   data block is cut off gets "CLIENT_ERROR bad data chunk" and leaves no
   item; the server keeps serving UDP and TCP after all of them;
 - `stats conns` lists a UDP descriptor per worker (addr
-  udp:127.0.0.1:<port>, state conn_read), `stats settings` shows udpport;
+  udp:127.0.0.1:<port>, state conn_read), `stats settings` shows udpport
+  and num_threads_per_udp, curr_connections counts the UDP descriptors;
+  with two -l addresses each UDP socket has one worker (memcached's
+  num_threads_per_udp 1) and both answer;
 - MEMCACHED_PORT_FILENAME: the file names "TCP INET: <port>" and
   "UDP INET: <port>" (with -p -1 -U -1 both kernel-chosen and served;
   with -p 0 no TCP line) and is gone once the server has stopped; -U
@@ -255,14 +258,20 @@ def test_stats(port, uport, threads):
     out = talk(t, b"stats settings\r\n", b"END\r\n").decode()
     check(stat_of(out, "udpport") == str(uport) and stat_of(out, "tcpport") == str(port),
           "stats settings: udpport %d, tcpport %d" % (uport, port))
+    check(stat_of(out, "num_threads_per_udp") == str(threads),
+          "stats settings: num_threads_per_udp %d, every worker" % threads)
+    out = talk(t, b"stats\r\n", b"END\r\n").decode()
+    check(stat_of(out, "curr_connections") == str(threads + 1),
+          "curr_connections counts each UDP descriptor, as memcached: %r" % stat_of(out, "curr_connections"))
     t.close()
 
 
-def start_with_port_file(args, path):
+def start_with_port_file(args, path, listen="127.0.0.1", lines=None):
     """A server started with MEMCACHED_PORT_FILENAME=path and args; waits
-    (at most 10 s) for the file. (process, {"TCP INET": port, ...})."""
+    (at most 10 s) for the file. (process, {"TCP INET": port, ...}); the
+    file's lines, as (kind, port), are appended to `lines` if given."""
     env = dict(os.environ, MEMCACHED_PORT_FILENAME=path)
-    proc = subprocess.Popen([BIN, "-l", "127.0.0.1"] + kioku_proc.ROOT_ARGS + args, env=env)
+    proc = subprocess.Popen([BIN, "-l", listen] + kioku_proc.ROOT_ARGS + args, env=env)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not os.path.exists(path) and proc.poll() is None:
         time.sleep(0.05)
@@ -272,6 +281,8 @@ def start_with_port_file(args, path):
             for line in f:
                 kind, _, port = line.strip().partition(": ")
                 ports[kind] = int(port)
+                if lines is not None:
+                    lines.append((kind, int(port)))
     return proc, ports
 
 
@@ -315,6 +326,34 @@ def test_port_file():
             check(message(request(u, uport, 1, b"version\r\n")) is not None,
                   "a UDP-only server answers")
             u.close()
+        finally:
+            kioku_proc.stop(proc)
+
+        # two -l addresses (the same one twice, on kernel-chosen ports): as
+        # memcached, one worker serves each UDP socket
+        lines = []
+        proc, ports = start_with_port_file(["-p", "-1", "-U", "-1", "-t", "2"], path,
+                                           listen="127.0.0.1,127.0.0.1", lines=lines)
+        try:
+            tcp = [p for k, p in lines if k == "TCP INET"]
+            udp = [p for k, p in lines if k == "UDP INET"]
+            check(len(tcp) == 2 and len(udp) == 2 and len(set(udp)) == 2,
+                  "two -l addresses: two TCP and two UDP lines: %r" % lines)
+            if len(tcp) == 2 and len(udp) == 2:
+                t = connect(tcp[0])
+                out = talk(t, b"stats conns\r\n", b"END\r\n").decode()
+                for p in udp:
+                    n = out.count(":addr udp:127.0.0.1:%d\r\n" % p)
+                    check(n == 1, "UDP port %d has one worker's descriptor (%d)" % (p, n))
+                out = talk(t, b"stats settings\r\n", b"END\r\n").decode()
+                check(stat_of(out, "num_threads_per_udp") == "1",
+                      "stats settings: num_threads_per_udp 1 with two addresses")
+                t.close()
+                u = udp_socket()
+                for i, p in enumerate(udp):
+                    check(message(request(u, p, 40 + i, b"version\r\n")) is not None,
+                          "UDP port %d of two answers" % p)
+                u.close()
         finally:
             kioku_proc.stop(proc)
 
