@@ -245,7 +245,8 @@ int main(int argc, char **argv)
     /* memcached's MEMCACHED_PORT_FILENAME: the ports bound, for whoever
      * started us with -p -1 or -U -1; removed at exit. As memcached, none
      * with a unix socket. */
-    const char *port_file = settings.socket_path[0] == '\0' ? getenv("MEMCACHED_PORT_FILENAME") : NULL;
+    const char *port_file =
+        settings.socket_path[0] == '\0' ? getenv("MEMCACHED_PORT_FILENAME") : NULL;
     if (port_file != NULL && port_file[0] != '\0' &&
         listener_write_ports(port_file, err, sizeof(err)) != 0) {
         log_error("%s", err);
