@@ -43,6 +43,7 @@
 #include "stats/stats.h"
 
 #define MAX_LISTENERS 64
+#define UDP_SNDBUF (4 * 1024 * 1024)
 
 struct listen_slot {
     struct evconnlistener *lev;
@@ -244,6 +245,10 @@ static int bind_udp(const struct addrinfo *ai)
         return -1;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* A reply's datagrams leave in one burst: room for a large one (the
+     * kernel caps this at net.core.wmem_max). */
+    int sndbuf = UDP_SNDBUF;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     if (ai->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || udp_add_socket(fd) != 0) {

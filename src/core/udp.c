@@ -12,15 +12,20 @@
  * socket one worker instead, round-robin, and no such wake-ups.
  *
  * For each of its descriptors a worker keeps one struct conn, which is on
- * no connection list and has no event of its own. A datagram is received
+ * no connection list (the descriptor's event is udp.c's). A datagram is received
  * straight into its read buffer; past the eight-byte frame header the
  * payload is run by the memcached protocol its first byte names (binary
  * at 0x80, else text and meta), one request at a time: a budget of one
  * request makes process() stop after each, and what it queued leaves as
  * one message through udp_transport, which cuts it into datagrams of 1392
  * payload bytes, each with the request id, its sequence number and the
- * total. So the commands run exactly as they do over TCP, and neither the
- * event loop nor the protocols know of frames.
+ * total. A reply longer than a connection queues at once (a get of many
+ * keys past 512 KiB) leaves as several messages, as memcached sends one
+ * per value. So the commands run exactly as they do over TCP, and neither
+ * the event loop nor the protocols know of frames.
+ *
+ * A reply leaves at once: a datagram the send buffer has no room for
+ * waits 10 ms at most, then that message is dropped (udp_replies_dropped).
  *
  * A request must fit its datagram (memcached's rule): a datagram that is
  * short or claims more than one datagram is dropped and counted
@@ -66,6 +71,7 @@ struct udp_out {
     socklen_t peer_len;
     struct udp_frame frame;        /* request id; seq and total of the message */
     bool discard;                  /* drop what is flushed (a refused reply) */
+    bool lost;                     /* a datagram of this message could not leave */
     size_t fill;                   /* payload bytes in dgram */
     uint8_t dgram[UDP_FRAME_MAX];
 };
@@ -106,12 +112,18 @@ size_t udp_sockets(int *fds, size_t max)
 
 /* ---- the transport: a reply as framed datagrams ---- */
 
+/* Send the datagram in o->dgram. A message whose datagram could not
+ * leave is lost to the client anyway: the rest of it is dropped, so a
+ * full send buffer costs a worker one short wait a message, not one a
+ * datagram. */
 static void send_dgram(struct conn *c, struct udp_out *o)
 {
     udp_frame_encode(o->dgram, &o->frame);
     size_t len = UDP_FRAME_HEADER + o->fill;
     o->frame.seq++;
     o->fill = 0;
+    if (o->lost)
+        return;
     for (int tries = 0; tries < 2; tries++) {
         ssize_t n = sendto(o->fd, o->dgram, len, MSG_DONTWAIT, (struct sockaddr *)&o->peer,
                            o->peer_len);
@@ -130,6 +142,7 @@ static void send_dgram(struct conn *c, struct udp_out *o)
         if (poll(&p, 1, UDP_SEND_WAIT_MS) <= 0)
             break;
     }
+    o->lost = true;
     STAT_INC(c->stats, udp_replies_dropped);
 }
 
@@ -207,6 +220,7 @@ static void send_message(struct conn *c, struct udp_out *o, bool text)
     o->frame.seq = 0;
     o->frame.total = (uint16_t)total;
     o->fill = 0;
+    o->lost = false;
     conn_flush(c);   /* never blocks: udp_writev takes everything */
 }
 
