@@ -270,7 +270,10 @@ int main(int argc, char **argv)
     udp_teardown();
     worker_teardown(settings.shutdown_timeout);
     int rc = 0;
-    if (storage_save(err, sizeof(err)) != 0) {
+    if (!signals_stop_saves()) {
+        if (settings.storage.memory_file[0] != '\0')
+            log_notice("warm restart: not saved (SHUTDOWN NOSAVE)");
+    } else if (storage_save(err, sizeof(err)) != 0) {
         log_error("warm restart: %s", err);
         rc = EX_OSERR_CODE;
     } else if (settings.storage.memory_file[0] != '\0') {

@@ -177,6 +177,8 @@ static void stats_general(struct stat_sink *out)
     stat_u64(out, "log_watcher_sent", 0);
     stat_u64(out, "log_watchers", 0);
     if (settings->tls.enabled) {
+        if (settings->tls.session_cache)
+            stat_u64(out, "ssl_new_sessions", tls_new_sessions());
         stat_u64(out, "ssl_handshake_errors", ts.ssl_handshake_errors);
         stat_u64(out, "time_since_server_cert_refresh",
                  (uint64_t)((now - tls_certs_loaded_ms()) / 1000));
@@ -281,14 +283,15 @@ static void stats_settings(struct stat_sink *out)
     /* TLS, as memcached built with TLS shows it */
     const struct tls_config *t = &s->tls;
     stat_fmt(out, "ssl_enabled", "%s", t->enabled ? "yes" : "no");
-    stat_fmt(out, "ssl_session_cache", "%s", "no");    /* tls.c turns it off */
-    stat_fmt(out, "ssl_kernel_tls", "%s", "no");
+    stat_fmt(out, "ssl_session_cache", "%s", t->session_cache ? "yes" : "no");
+    stat_fmt(out, "ssl_kernel_tls", "%s", t->kernel_tls ? "yes" : "no");
     stat_fmt(out, "ssl_chain_cert", "%s", t->chain_cert);
     stat_fmt(out, "ssl_key", "%s", t->key);
     stat_u64(out, "ssl_verify_mode", (uint64_t)t->verify_mode);
     stat_u64(out, "ssl_keyformat", 1);                 /* PEM, as memcached's 1 */
     stat_fmt(out, "ssl_ciphers", "%s", t->ciphers[0] ? t->ciphers : "NULL");
     stat_fmt(out, "ssl_ca_cert", "%s", t->ca_cert[0] ? t->ca_cert : "NULL");
+    stat_u64(out, "ssl_wbuf_size", t->wbuf_size);
     stat_fmt(out, "ssl_min_version", "%s", t->min_version == 3 ? "tlsv1.3" : "tlsv1.2");
     stat_u64(out, "tls_port", (uint64_t)t->port);
 }

@@ -97,7 +97,10 @@ struct resp_conn {
     bool authed;              /* AUTH or HELLO AUTH succeeded, or no password
                                  was required when the client arrived */
     bool started;             /* authed has been initialised */
-    uint32_t errors;          /* error replies queued: failed_calls */
+    uint32_t errors;          /* error replies queued */
+    uint32_t errors_seen;     /* errors when the last call began or ended:
+                                 a call that adds to errors failed, and an
+                                 EXEC is not failed by the calls it ran */
 };
 
 static __thread struct resp_arg small_argv[RESP_SMALL_ARGS];
@@ -202,13 +205,20 @@ void rs_simple(struct conn *c, const char *s)
         conn_out_commit(c, resp_put_simple(p, n + 3, s, n));
 }
 
-void rs_error(struct conn *c, const char *s)
+void rs_error_counted(struct conn *c, const char *s)
 {
     state_of(c)->errors++;
     size_t n = strlen(s);
     char *p = conn_out_reserve(c, n + 3);
     if (p != NULL)
         conn_out_commit(c, resp_put_error(p, n + 3, s, n));
+}
+
+void rs_error(struct conn *c, const char *s)
+{
+    if (c->stats != NULL)
+        stats_error_reply(c->stats, s, strlen(s));
+    rs_error_counted(c, s);
 }
 
 void rs_errorf(struct conn *c, const char *fmt, ...)
@@ -456,6 +466,7 @@ static struct resp_cmd commands[] = {
     {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0},
     {"flushall", -1, W, 0, 0, 0, "server", "Remove all keys from all databases", resp_cmd_flushall, 0},
     {"time", 1, F | S, 0, 0, 0, "server", "Return the current server time", resp_cmd_time, 0},
+    {"shutdown", -1, A | S, 0, 0, 0, "server", "Synchronously save the dataset to disk and then shut down the server", resp_cmd_shutdown, 0},
 
     {"multi", 1, F | S, 0, 0, 0, "transactions", "Mark the start of a transaction block", resp_cmd_multi, 0},
     {"exec", 1, S, 0, 0, 0, "transactions", "Execute all commands issued after MULTI", resp_cmd_exec, 0},
@@ -598,6 +609,13 @@ void resp_cmdstat_reset(void)
     __atomic_store_n(&(row)->field, __atomic_load_n(&(row)->field, __ATOMIC_RELAXED) + (n), \
                      __ATOMIC_RELAXED)
 
+void resp_cmdstat_rejected(const struct conn *c, const struct resp_cmd *cmd)
+{
+    struct resp_cmdstat *row = cmdstat_of(c, cmd);
+    if (row != NULL)
+        CMDSTAT_ADD(row, rejected, 1);
+}
+
 static int64_t mono_us(void)
 {
     struct timespec ts;
@@ -724,16 +742,18 @@ static enum proc_result run(struct conn *c, const struct resp_cmd *cmd, int argc
 {
     struct resp_call call = {cmd, argc, argv};
     struct resp_conn *rc = state_of(c);
-    uint32_t errors = rc->errors;
+    rc->errors_seen = rc->errors;
     int64_t t0 = mono_us();
     enum proc_result res = cmd->fn(c, &call);
     struct resp_cmdstat *row = cmdstat_of(c, cmd);
     if (row != NULL) {   /* after, as Redis: INFO does not count itself */
         CMDSTAT_ADD(row, calls, 1);
         CMDSTAT_ADD(row, usec, (uint64_t)(mono_us() - t0));
-        if (rc->errors != errors)
+        /* The error of a call EXEC ran is that call's (seen already). */
+        if (rc->errors != rc->errors_seen)
             CMDSTAT_ADD(row, failed, 1);
     }
+    rc->errors_seen = rc->errors;
     STAT_INC(c->stats, commands_processed);
     return res;
 }
@@ -751,14 +771,22 @@ static enum proc_result dispatch(struct conn *c, int argc, const struct resp_arg
     if (cmd != NULL && !(cmd->flags & RC_NOAUTH) && !resp_authed(c)) {
         /* After the name and arity checks, as Redis; inside MULTI too. */
         rs_error(c, "NOAUTH Authentication required.");
+        resp_cmdstat_rejected(c, cmd);
         if (m != NULL)
             resp_multi_flag_error(m);
         return PROC_MORE;
     }
     if (cmd != NULL && script_busy() && !resp_script_allowed_when_busy(cmd, argc, argv)) {
         rs_error(c, SCRIPT_ERR_BUSY);
+        resp_cmdstat_rejected(c, cmd);
         if (m != NULL)
             resp_multi_flag_error(m);
+        return PROC_MORE;
+    }
+    if (m != NULL && cmd != NULL && cmd->fn == resp_cmd_shutdown) {
+        rs_error(c, "ERR Command not allowed inside a transaction");
+        resp_cmdstat_rejected(c, cmd);
+        resp_multi_flag_error(m);
         return PROC_MORE;
     }
     if (m != NULL && (cmd == NULL || !resp_multi_runs_now(cmd))) {

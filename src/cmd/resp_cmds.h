@@ -74,6 +74,8 @@ void resp_cmdstat_sum(size_t i, struct resp_cmdstat *out);
 /* CONFIG RESETSTAT: read as zero from now on (the workers' counters are
  * theirs alone, so this records a baseline). */
 void resp_cmdstat_reset(void);
+/* Count a call of cmd refused before it ran (rejected_calls). */
+void resp_cmdstat_rejected(const struct conn *c, const struct resp_cmd *cmd);
 
 /* The command table (proto_resp.c) and a case-insensitive lookup. */
 const struct resp_cmd *resp_cmd_table(size_t *count);
@@ -120,6 +122,9 @@ void rs_ok(struct conn *c);
 void rs_simple(struct conn *c, const char *s);
 /* s is the error text without "-" and CRLF, starting with its code. */
 void rs_error(struct conn *c, const char *s);
+/* The same reply, for an error INFO errorstats has counted already (one a
+ * script's redis.call got): it still makes the call a failed one. */
+void rs_error_counted(struct conn *c, const char *s);
 void rs_errorf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rs_int(struct conn *c, int64_t v);
 void rs_bulk(struct conn *c, const void *data, size_t len);
@@ -231,6 +236,7 @@ enum proc_result resp_cmd_function(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_dbsize(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_flushall(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_shutdown(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_time(struct conn *c, const struct resp_call *call);
 
 /* resp_script.c: EVAL and its variants (aux bit 0 by digest, bit 1

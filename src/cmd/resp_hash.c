@@ -12,9 +12,9 @@
  * and deleted when its last field goes (coll_close).
  *
  * A string key, or a key of another type, answers WRONGTYPE. A change that
- * cannot get memory under -m answers Redis's OOM error; a multi-field HSET
- * may then have set the fields before the one that failed (each field is
- * consistent; Redis refuses such a command before it starts instead).
+ * cannot get memory under -m answers Redis's OOM error and changes
+ * nothing: a multi-field HSET takes back the fields it had set (Redis
+ * refuses such a command before it starts).
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,10 +22,12 @@
 #include <string.h>
 
 #include "cmd/resp_cmds.h"
+#include "stats/stats.h"
 #include "storage/coll.h"
 #include "types/hash.h"
 #include "util/fmt.h"
 #include "util/glob.h"
+#include "util/log.h"
 
 /* Open key as a hash; false (with the reply queued) on WRONGTYPE or OOM. */
 static bool hopen(struct conn *c, const struct resp_arg *key, bool create, struct coll_handle *h)
@@ -41,6 +43,18 @@ static bool hopen(struct conn *c, const struct resp_arg *key, bool create, struc
     }
     rs_error(c, RS_ERR_OOM);
     return false;
+}
+
+/* hopen() for a command that only reads: counted in INFO's keyspace hits
+ * and misses as Redis counts a read lookup (a key of another type is a hit). */
+static bool hread(struct conn *c, const struct resp_arg *key, struct coll_handle *h)
+{
+    bool ok = hopen(c, key, false, h);
+    if (!ok || coll_exists(h))
+        STAT_INC(c->stats, resp_read_hits);   /* a failure: WRONGTYPE (no memory: none taken) */
+    else
+        STAT_INC(c->stats, resp_read_misses);
+    return ok;
 }
 
 static struct hash_root *root(struct coll_handle *h)
@@ -82,7 +96,58 @@ static bool entry_fits(struct conn *c, const struct resp_arg *f, const struct re
     return false;
 }
 
-/* HSET (aux 0) and HMSET (aux 1): pairs, the count of new fields or OK. */
+/*
+ * What a multi-field HSET changed, so that one that runs out of memory
+ * partway can be taken back: Redis refuses such a command before it
+ * starts, so a client never sees some of its fields set. Per field set,
+ * whether it was there and its value before (copied to the heap: the
+ * arena's bytes move). Only for two or more fields; one hash_set() that
+ * fails leaves the hash as it was.
+ */
+struct hundo {
+    struct { bool existed; size_t off, len; } *ent;
+    char *old;
+    size_t used, cap;
+};
+
+static bool hundo_record(struct hundo *u, int j, const void *v, size_t vl)
+{
+    u->ent[j].existed = v != NULL;
+    u->ent[j].off = u->used;
+    u->ent[j].len = vl;
+    if (v == NULL || vl == 0)
+        return true;
+    if (u->used + vl > u->cap) {
+        size_t cap = (u->used + vl) * 2;
+        char *p = realloc(u->old, cap);
+        if (p == NULL)
+            return false;
+        u->old = p;
+        u->cap = cap;
+    }
+    memcpy(u->old + u->used, v, vl);
+    u->used += vl;
+    return true;
+}
+
+/* Undo fields [0, n) newest first, so a field named twice gets its first
+ * value back. A restore needs memory only as the set it undoes freed. */
+static void hundo_apply(struct hundo *u, struct coll_handle *h, const struct resp_call *call, int n,
+                        const struct hash_limits *lim)
+{
+    for (int j = n - 1; j >= 0; j--) {
+        const struct resp_arg *f = &call->argv[2 + 2 * j];
+        if (!u->ent[j].existed)
+            hash_del(coll_arena(h), root(h), f->ptr, f->len);
+        else if (hash_set(coll_arena(h), root(h), f->ptr, f->len, u->old + u->ent[j].off,
+                          u->ent[j].len, lim) < 0)
+            log_warn("HSET rollback: no memory to restore a field of '%.*s'",
+                     (int)call->argv[1].len, call->argv[1].ptr);
+    }
+}
+
+/* HSET (aux 0) and HMSET (aux 1): pairs, the count of new fields or OK;
+ * all of them, or none and -OOM. */
 enum proc_result resp_cmd_hset(struct conn *c, const struct resp_call *call)
 {
     if (call->argc % 2 != 0) {
@@ -92,21 +157,43 @@ enum proc_result resp_cmd_hset(struct conn *c, const struct resp_call *call)
     for (int i = 2; i < call->argc; i += 2)
         if (!entry_fits(c, &call->argv[i], &call->argv[i + 1]))
             return PROC_MORE;
-    struct coll_handle h;
-    if (!hopen(c, &call->argv[1], true, &h))
+    int pairs = (call->argc - 2) / 2;
+    struct hundo u = {NULL, NULL, 0, 0};
+    if (pairs > 1 && (u.ent = malloc(sizeof(*u.ent) * (size_t)pairs)) == NULL) {
+        rs_error(c, RS_ERR_OOM);
         return PROC_MORE;
+    }
+    struct coll_handle h;
+    if (!hopen(c, &call->argv[1], true, &h)) {
+        free(u.ent);
+        return PROC_MORE;
+    }
     struct hash_limits lim = limits();
     int64_t created = 0;
+    int j = 0;
     bool oom = false;
-    for (int i = 2; i < call->argc && !oom; i += 2) {
-        const struct resp_arg *f = &call->argv[i], *v = &call->argv[i + 1];
+    for (; j < pairs; j++) {
+        const struct resp_arg *f = &call->argv[2 + 2 * j], *v = &call->argv[3 + 2 * j];
+        if (u.ent != NULL) {
+            size_t ol;
+            const void *ov = hash_get(coll_arena(&h), root(&h), f->ptr, f->len, &ol);
+            if (!hundo_record(&u, j, ov, ol)) {
+                oom = true;
+                break;
+            }
+        }
         int rc = hash_set(coll_arena(&h), root(&h), f->ptr, f->len, v->ptr, v->len, &lim);
-        if (rc < 0)
+        if (rc < 0) {
             oom = true;
-        else
-            created += rc;
+            break;
+        }
+        created += rc;
     }
+    if (oom && u.ent != NULL)
+        hundo_apply(&u, &h, call, j, &lim);
     coll_close(&h);
+    free(u.ent);
+    free(u.old);
     if (oom)
         rs_error(c, RS_ERR_OOM);
     else if (call->cmd->aux)
@@ -140,7 +227,7 @@ enum proc_result resp_cmd_hsetnx(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_hget(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     send_field(c, &h, &call->argv[2]);
     coll_close(&h);
@@ -150,7 +237,7 @@ enum proc_result resp_cmd_hget(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_hmget(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     rs_array(c, (size_t)call->argc - 2);
     for (int i = 2; i < call->argc; i++)
@@ -177,7 +264,7 @@ static void emit_pair(void *arg, const void *f, size_t flen, const void *v, size
 enum proc_result resp_cmd_hgetall(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     unsigned what = (unsigned)call->cmd->aux;
     size_t n = coll_exists(&h) ? hash_len(root(&h)) : 0;
@@ -213,7 +300,7 @@ enum proc_result resp_cmd_hdel(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_hexists(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     size_t vl;
     const void *v = hfield(&h, &call->argv[2], &vl);
@@ -228,7 +315,7 @@ enum proc_result resp_cmd_hexists(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_hlen(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     int64_t n = coll_exists(&h) ? hash_len(root(&h)) : 0;
     coll_close(&h);
@@ -435,7 +522,7 @@ enum proc_result resp_cmd_hrandfield(struct conn *c, const struct resp_call *cal
         }
     }
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     struct arena *a = coll_exists(&h) ? coll_arena(&h) : NULL;
     struct hash_root *r = a != NULL ? root(&h) : NULL;
@@ -531,7 +618,7 @@ enum proc_result resp_cmd_hscan(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     }
     struct coll_handle h;
-    if (!hopen(c, &call->argv[1], false, &h))
+    if (!hread(c, &call->argv[1], &h))
         return PROC_MORE;
     if (!coll_exists(&h)) {
         coll_close(&h);

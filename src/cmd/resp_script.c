@@ -122,5 +122,6 @@ bool resp_script_allowed_when_busy(const struct resp_cmd *cmd, int argc,
 {
     if (cmd->fn == resp_cmd_script)
         return argc == 2 && rs_arg_is(&argv[1], "kill");
-    return cmd->fn == resp_cmd_auth || cmd->fn == resp_cmd_hello || cmd->fn == resp_cmd_quit;
+    return cmd->fn == resp_cmd_auth || cmd->fn == resp_cmd_hello || cmd->fn == resp_cmd_quit ||
+           cmd->fn == resp_cmd_shutdown;   /* which answers -BUSY itself, but to NOSAVE */
 }

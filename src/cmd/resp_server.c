@@ -32,6 +32,7 @@
 #include "auth/auth.h"
 #include "cmd/resp_cmds.h"
 #include "config/settings.h"
+#include "core/signals.h"
 #include "core/worker.h"
 #include "script/script.h"
 #include "script/script_cache.h"
@@ -42,6 +43,7 @@
 #include "storage/storage.h"
 #include "util/clock.h"
 #include "util/glob.h"
+#include "util/log.h"
 
 /* ---- sub-command tables ---- */
 
@@ -1046,14 +1048,16 @@ static void info_stats(struct text *t)
                 "total_commands_processed:%llu\r\n"
                 "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
                 "expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
-                "keyspace_misses:%llu\r\n\r\n",
+                "keyspace_misses:%llu\r\ntotal_error_replies:%llu\r\n\r\n",
              (unsigned long long)cs.total_connections, (unsigned long long)cs.rejected_connections,
              (unsigned long long)ts.output_limit_disconnects,
              (unsigned long long)ts.commands_processed,
              (unsigned long long)ts.bytes_read, (unsigned long long)ts.bytes_written,
              (unsigned long long)(ss.reclaimed + ts.get_expired),
-             (unsigned long long)ss.evictions, (unsigned long long)ts.get_hits,
-             (unsigned long long)ts.get_misses);
+             (unsigned long long)ss.evictions,
+             (unsigned long long)(ts.get_hits + ts.resp_read_hits),
+             (unsigned long long)(ts.get_misses + ts.resp_read_misses),
+             (unsigned long long)ts.total_error_replies);
 }
 
 static void info_replication(struct text *t)
@@ -1115,12 +1119,43 @@ static void info_commandstats(struct text *t)
     text_add(t, "\r\n");
 }
 
+static int cmp_error_kind(const void *a, const void *b)
+{
+    return strcmp(stats_error_name(*(const int *)a), stats_error_name(*(const int *)b));
+}
+
+/* Error replies by their first word since start (or CONFIG RESETSTAT),
+ * in byte order as Redis lists them; words not seen since are left out. */
+static void info_errorstats(struct text *t)
+{
+    struct thread_stats ts;
+    int order[STATS_ERROR_KINDS];
+    int n = stats_error_kinds();
+    stats_aggregate(&ts);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    qsort(order, (size_t)n, sizeof(order[0]), cmp_error_kind);
+    text_add(t, "# Errorstats\r\n");
+    for (int i = 0; i < n; i++) {
+        if (ts.error_kind[order[i]] == 0)
+            continue;
+        char name[STATS_ERROR_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "%s", stats_error_name(order[i]));
+        for (char *p = name; *p != '\0'; p++)
+            if (strchr("#:\r\n", *p) != NULL)
+                *p = '_';   /* as Redis: the line must still parse */
+        text_add(t, "errorstat_%s:count=%llu\r\n", name,
+                 (unsigned long long)ts.error_kind[order[i]]);
+    }
+    text_add(t, "\r\n");
+}
+
 /* Redis 7's sections in its order. "default" (and no argument) names the
  * usual ones; "all" and "everything" add commandstats (Redis's
  * latencystats and modules kioku does not keep). */
 enum { S_SERVER = 1, S_CLIENTS = 2, S_MEMORY = 4, S_PERSIST = 8, S_STATS = 16, S_REPL = 32,
-       S_CPU = 64, S_CLUSTER = 128, S_KEYSPACE = 256, S_DEFAULT = 511, S_CMDSTATS = 512,
-       S_ALL = 1023 };
+       S_CPU = 64, S_CLUSTER = 128, S_KEYSPACE = 256, S_ERRSTATS = 1024,
+       S_DEFAULT = 511 | S_ERRSTATS, S_CMDSTATS = 512, S_ALL = 2047 };
 
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
 {
@@ -1128,7 +1163,7 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
         {"server", S_SERVER}, {"clients", S_CLIENTS}, {"memory", S_MEMORY},
         {"persistence", S_PERSIST}, {"stats", S_STATS}, {"replication", S_REPL},
         {"cpu", S_CPU}, {"cluster", S_CLUSTER}, {"keyspace", S_KEYSPACE},
-        {"commandstats", S_CMDSTATS},
+        {"commandstats", S_CMDSTATS}, {"errorstats", S_ERRSTATS},
         {"default", S_DEFAULT}, {"all", S_ALL}, {"everything", S_ALL},
     };
     unsigned want = call->argc == 1 ? S_DEFAULT : 0;
@@ -1154,6 +1189,8 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
         info_cpu(&t);
     if (want & S_CMDSTATS)
         info_commandstats(&t);
+    if (want & S_ERRSTATS)
+        info_errorstats(&t);
     if (want & S_CLUSTER)
         info_cluster(&t);
     if (want & S_KEYSPACE)
@@ -1167,6 +1204,69 @@ enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call)
     rs_verbatim(c, t.p, len);
     free(t.p);
     return PROC_MORE;
+}
+
+/* ---- SHUTDOWN ---- */
+
+/*
+ * SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], parsed as Redis 7.0 parses
+ * it. Off unless kioku runs with -A, as memcached's `shutdown` is (Redis
+ * has it on: a deliberate difference, so that no client of a shared cache
+ * can stop it by default). The stop is SIGTERM's (signals_request_stop());
+ * the client gets no reply, only its connection closed, as from Redis.
+ * SAVE / NOSAVE: the warm-restart save (-e) or not; by default as SIGTERM
+ * (saved with -e). SAVE without -e has nothing to save to, so it fails as
+ * a failed save fails Redis's SHUTDOWN, unless FORCE. NOW: kioku has no
+ * replicas to wait for. ABORT: a stop, once begun, is never taken back,
+ * so there is no shutdown in progress to abort.
+ */
+enum proc_result resp_cmd_shutdown(struct conn *c, const struct resp_call *call)
+{
+    const struct settings *s = resp_settings();
+    if (!s->enable_shutdown) {
+        rs_error(c, "ERR SHUTDOWN is disabled on this server (kioku -A enables it)");
+        return PROC_MORE;
+    }
+    bool nosave = false, save = false, now = false, force = false, abort_ = false;
+    for (int i = 1; i < call->argc; i++) {
+        const struct resp_arg *a = &call->argv[i];
+        if (rs_arg_is(a, "nosave"))
+            nosave = true;
+        else if (rs_arg_is(a, "save"))
+            save = true;
+        else if (rs_arg_is(a, "force"))
+            force = true;
+        else if (rs_arg_is(a, "abort"))
+            abort_ = true;
+        else if (rs_arg_is(a, "now"))
+            now = true;
+        else {
+            rs_error(c, RS_ERR_SYNTAX);
+            return PROC_MORE;
+        }
+    }
+    if ((abort_ && (nosave || save || now || force)) || (nosave && save)) {
+        rs_error(c, RS_ERR_SYNTAX);
+        return PROC_MORE;
+    }
+    if (abort_) {
+        rs_error(c, "ERR No shutdown in progress.");
+        return PROC_MORE;
+    }
+    if (!nosave && script_busy()) {
+        rs_error(c, SCRIPT_ERR_BUSY);   /* as Redis: only NOSAVE stops under a busy script */
+        return PROC_MORE;
+    }
+    bool have_file = s->storage.memory_file[0] != '\0';
+    if (save && !have_file && !force) {
+        log_warn("SHUTDOWN SAVE refused: no -e memory file to save to (FORCE stops anyway)");
+        rs_error(c, "ERR Errors trying to SHUTDOWN. Check logs.");
+        return PROC_MORE;
+    }
+    if (nosave)
+        script_stop_all();   /* a busy script must not hold the stop up */
+    signals_request_stop("SHUTDOWN", !nosave);
+    return PROC_CLOSE;
 }
 
 /* ---- keyspace-wide ---- */

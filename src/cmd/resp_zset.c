@@ -16,8 +16,8 @@
  * both walks on the same set.
  *
  * Out of memory (the arena could not grow under -m) answers Redis's OOM
- * error; members added before it by the same ZADD stay, as in Redis when
- * an element fails part way.
+ * error and changes nothing: a ZADD of several members takes back those it
+ * had added or rescored (Redis refuses such a command before it starts).
  */
 #include <errno.h>
 #include <math.h>
@@ -27,10 +27,12 @@
 #include <time.h>
 
 #include "cmd/resp_cmds.h"
+#include "stats/stats.h"
 #include "storage/coll.h"
 #include "types/zset.h"
 #include "util/fmt.h"
 #include "util/glob.h"
+#include "util/log.h"
 
 #define ZERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 #define ZERR_NAN "ERR resulting score is not a number (NaN)"
@@ -65,6 +67,18 @@ static bool zopen(struct conn *c, struct coll_handle *h, const struct resp_arg *
     }
     rs_error(c, RS_ERR_OOM);
     return false;
+}
+
+/* zopen() for a command that only reads: counted in INFO's keyspace hits
+ * and misses as Redis counts a read lookup (a key of another type is a hit). */
+static bool zread(struct conn *c, struct coll_handle *h, const struct resp_arg *key)
+{
+    bool ok = zopen(c, h, key, false);
+    if (!ok || coll_exists(h))
+        STAT_INC(c->stats, resp_read_hits);   /* a failure: WRONGTYPE (no memory: none taken) */
+    else
+        STAT_INC(c->stats, resp_read_misses);
+    return ok;
 }
 
 static struct zset *zroot(struct coll_handle *h)
@@ -204,6 +218,35 @@ static void reply_add_error(struct conn *c, int rc)
         rs_error(c, RS_ERR_OOM);
 }
 
+/*
+ * What a ZADD of several members changed, so that one that fails partway
+ * (no memory, a member too long) can be taken back: Redis refuses such a
+ * command before it starts, so a client never sees some members added.
+ * Per member: was it there, and its score before.
+ */
+struct zundo {
+    bool existed;
+    double score;
+};
+
+/* Undo members [0, n) newest first, so a member named twice gets its
+ * first score back. */
+static void zundo_apply(const struct zundo *u, struct coll_handle *h, const struct zset_limits *lim,
+                        const struct resp_call *call, int first, int n)
+{
+    for (int j = n - 1; j >= 0; j--) {
+        const struct resp_arg *m = &call->argv[first + 2 * j + 1];
+        int out;
+        double ns;
+        if (!u[j].existed)
+            zset_del(coll_arena(h), zroot(h), m->ptr, m->len);
+        else if (zset_add(coll_arena(h), zroot(h), lim, m->ptr, m->len, u[j].score, 0, &out,
+                          &ns) != ZSET_OK)
+            log_warn("ZADD rollback: no memory to restore a member of '%.*s'",
+                     (int)call->argv[1].len, call->argv[1].ptr);
+    }
+}
+
 /* ZADD, and ZINCRBY (aux ZADD_IN_INCR): its options are parsed too, as
  * Redis does, so "ZINCRBY k nx m" is the same syntax error. */
 enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
@@ -263,7 +306,10 @@ enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
     size_t added = 0, updated = 0, processed = 0;
     double score = 0;
     int rc = ZSET_OK;
-    if (coll_exists(&h)) {
+    struct zundo *undo = NULL;
+    if (coll_exists(&h) && pairs > 1 && (undo = malloc(sizeof(*undo) * (size_t)pairs)) == NULL)
+        rc = ZSET_NOMEM;
+    if (coll_exists(&h) && rc == ZSET_OK) {
         struct zset_limits lim = zlimits();
         struct zset *z = zroot(&h);
         for (int j = 0; j < pairs && rc == ZSET_OK; j++) {
@@ -271,9 +317,14 @@ enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
             double s, ns = 0;
             int out;
             parse_score(&call->argv[i + 2 * j], &s);
+            if (undo != NULL)
+                undo[j].existed = zset_score(coll_arena(&h), z, m->ptr, m->len, &undo[j].score);
             rc = zset_add(coll_arena(&h), z, &lim, m->ptr, m->len, s, flags, &out, &ns);
-            if (rc != ZSET_OK)
+            if (rc != ZSET_OK) {
+                if (undo != NULL)
+                    zundo_apply(undo, &h, &lim, call, i, j);
                 break;
+            }
             added += (out & ZADD_OUT_ADDED) != 0;
             updated += (out & ZADD_OUT_UPDATED) != 0;
             if (!(out & ZADD_OUT_NOP)) {
@@ -282,6 +333,7 @@ enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
             }
         }
     }
+    free(undo);
     if (rc != ZSET_OK)
         reply_add_error(c, rc);
     else if (incr && processed)
@@ -309,7 +361,7 @@ static void send_score(struct conn *c, struct coll_handle *h, const struct resp_
 enum proc_result resp_cmd_zcard(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     rs_int(c, coll_exists(&h) ? (int64_t)zset_len(zroot(&h)) : 0);
     coll_close(&h);
@@ -319,7 +371,7 @@ enum proc_result resp_cmd_zcard(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_zscore(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     send_score(c, &h, &call->argv[2]);
     coll_close(&h);
@@ -329,7 +381,7 @@ enum proc_result resp_cmd_zscore(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_zmscore(struct conn *c, const struct resp_call *call)
 {
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     rs_array(c, (size_t)(call->argc - 2));
     for (int i = 2; i < call->argc; i++)
@@ -356,7 +408,7 @@ enum proc_result resp_cmd_zrank(struct conn *c, const struct resp_call *call)
     }
     struct coll_handle h;
     const struct resp_arg *m = &call->argv[2];
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     double s = 0;
     long rank = coll_exists(&h) ? zset_rank(coll_arena(&h), zroot(&h), m->ptr, m->len, call->cmd->aux, &s) : -1;
@@ -387,7 +439,7 @@ enum proc_result resp_cmd_zcount(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     }
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     size_t n = 0;
     if (coll_exists(&h))
@@ -541,7 +593,7 @@ enum proc_result resp_cmd_zrange(struct conn *c, const struct resp_call *call)
     }
 
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     if (coll_exists(&h))
         range_reply(c, &h, &q);
@@ -770,7 +822,7 @@ enum proc_result resp_cmd_zrandmember(struct conn *c, const struct resp_call *ca
         }
     }
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     if (!coll_exists(&h)) {
         if (counted)
@@ -864,7 +916,7 @@ enum proc_result resp_cmd_zscan(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     }
     struct coll_handle h;
-    if (!zopen(c, &h, &call->argv[1], false))
+    if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     if (!coll_exists(&h)) {
         CONN_OUT_LIT(c, "*2\r\n$1\r\n0\r\n*0\r\n");

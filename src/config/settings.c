@@ -315,10 +315,48 @@ static int parse_tls_opt(struct tls_config *t, const char *kv, const char *val, 
             return -1;
         }
         t->resp_tls = true;
+    } else if (strcmp(kv, "ssl_wbuf_size") == 0) {
+        int kb;
+        if (parse_int(val, TLS_WBUF_MIN_KB, TLS_WBUF_MAX_KB, &kb) != 0) {
+            snprintf(err, errlen, "ssl_wbuf_size must be %d to %d (KiB)", TLS_WBUF_MIN_KB, TLS_WBUF_MAX_KB);
+            return -1;
+        }
+        t->wbuf_size = (size_t)kb * 1024;
+    } else if (strcmp(kv, "ssl_session_cache") == 0) {
+        if (val != NULL) {
+            snprintf(err, errlen, "-o ssl_session_cache takes no value");
+            return -1;
+        }
+        t->session_cache = true;
+    } else if (strcmp(kv, "ssl_kernel_tls") == 0) {
+        if (val != NULL) {
+            snprintf(err, errlen, "-o ssl_kernel_tls takes no value");
+            return -1;
+        }
+        t->kernel_tls = true;
     } else {
         return 1;
     }
     return 0;
+}
+
+/* memcached: -l notls:/btls:/mtls: choose TLS per listener, so only with
+ * TLS on. Returns the first prefix used, or NULL. */
+static const char *tls_prefix_used(const char *list)
+{
+    static const char *const names[] = {
+        [TLS_LISTEN_OFF] = "notls", [TLS_LISTEN_NOPEER] = "btls", [TLS_LISTEN_PEER] = "mtls",
+    };
+    for (const char *p = list; *p != '\0'; p++) {
+        size_t skip;
+        enum tls_listen_mode m = tls_listen_prefix(p, &skip);
+        if (m != TLS_LISTEN_DEFAULT)
+            return names[m];
+        p += strcspn(p, ",");
+        if (*p == '\0')
+            break;
+    }
+    return NULL;
 }
 
 #define OUTPUT_LIMIT_MIN (64 * 1024)
@@ -668,6 +706,9 @@ static enum settings_action check_combination(struct settings *s, char *err, siz
         FAIL("--tls-port must differ from --port and --resp-port");
     if (s->tls.resp_tls && (!s->tls.enabled || s->resp_port == 0))
         FAIL("-o resp_tls needs -Z (or --tls-port) and --resp-port");
+    const char *prefix = tls_prefix_used(s->listen);
+    if (prefix != NULL && !s->tls.enabled && s->socket_path[0] == '\0')
+        FAIL("'%s' option is valid only when SSL is enabled", prefix);
     return SETTINGS_RUN;
 }
 
@@ -754,9 +795,11 @@ const char *settings_usage(void)
 "-U, --udp-port=<num>      UDP port to listen on (default: 0, off; -1 any)\n"
 "-s, --unix-socket=<file>  UNIX socket to listen on (disables network support)\n"
 "-a, --unix-mask=<mask>    access mask for UNIX socket, in octal (default: 700)\n"
-"-A, --enable-shutdown     enable ascii \"shutdown\" command\n"
+"-A, --enable-shutdown     enable the \"shutdown\" and RESP SHUTDOWN commands\n"
 "-l, --listen=<addr>       interfaces to listen on, comma separated; IPv6 as\n"
-"                          [::1]; addr:port overrides -p (default: 127.0.0.1)\n"
+"                          [::1]; addr:port overrides -p (default: 127.0.0.1);\n"
+"                          with TLS, an address prefixed notls: is plain, btls:\n"
+"                          TLS, mtls: TLS requiring client certificates\n"
 "-d, --daemon              run as a daemon\n"
 "-r, --enable-coredumps    maximize core file limit\n"
 "-u, --user=<user>         assume identity of <username> (only when run as root;\n"
@@ -859,6 +902,11 @@ const char *settings_usage(void)
 "                          handshake in this many seconds (default: 10)\n"
 "   - tls_port=<num>       same as --tls-port\n"
 "   - resp_tls             with -Z and --tls-port, --resp-port speaks TLS too\n"
+"   - ssl_wbuf_size=<kb>   bytes gathered per TLS write, in KiB (default: 16);\n"
+"                          records are at most this and 16 KiB\n"
+"   - ssl_session_cache    let TLS clients resume sessions, cached server-side\n"
+"   - ssl_kernel_tls       let OpenSSL offload TLS records to the kernel where\n"
+"                          it can (kernel tls module, OpenSSL built for it)\n"
 "   - null_storage         BENCHMARK ONLY, not a cache: parse every request but\n"
 "                          answer get/set without storage (bench/README.md)\n"
 "   TLS certificates are reloaded by the refresh_certs command and on SIGHUP.\n";

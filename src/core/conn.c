@@ -178,7 +178,8 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
     if (c->ev == NULL)
         goto fail;
     c->fd = fd;
-    c->kind = (enum conn_listener_kind)(kind & ~LISTENER_TLS);
+    c->kind = (enum conn_listener_kind)(kind & ~LISTENER_FLAGS);
+    c->listen_flags = kind & LISTENER_FLAGS;
     c->tp = &transport_plain;
     c->worker = w;
     c->stats = w->stats;

@@ -77,6 +77,11 @@ enum conn_listener_kind { LISTENER_MEMCACHED, LISTENER_RESP };
 /* Or-ed into the kind handed to conn_create(): the listener speaks TLS, so
  * the connection uses the transport given to conn_set_tls(). */
 #define LISTENER_TLS 0x100
+/* With LISTENER_TLS, from -l mtls: / btls: (tls/tls.h): client certificates
+ * required / not asked for on this listener, whatever ssl_verify_mode says. */
+#define LISTENER_TLS_PEER 0x200
+#define LISTENER_TLS_NOPEER 0x400
+#define LISTENER_FLAGS (LISTENER_TLS | LISTENER_TLS_PEER | LISTENER_TLS_NOPEER)
 
 /* Protocol-private storage inside each connection. */
 #define CONN_PROTO_DATA 128
@@ -84,6 +89,7 @@ enum conn_listener_kind { LISTENER_MEMCACHED, LISTENER_RESP };
 struct conn {
     int fd;
     enum conn_listener_kind kind;
+    int listen_flags;              /* the LISTENER_FLAGS of its listener */
     const struct transport *tp;
     void *tp_data;                 /* transport state (e.g. an SSL *) */
     const struct proto_ops *proto; /* NULL until the first byte arrives */

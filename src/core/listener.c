@@ -14,6 +14,8 @@
  * (listener_write_ports).
  *
  * A listener may speak TLS (-Z, --tls-port): its kind carries LISTENER_TLS
+ * (and, from memcached's -l prefixes notls:/btls:/mtls:, which of the main
+ * listeners do and whether they require client certificates)
  * and the worker's connection then reads and writes through the TLS
  * transport. Nothing here touches TLS itself; the handshake happens in the
  * worker, driven by its event loop, so a slow client never holds up accept.
@@ -47,7 +49,7 @@
 
 struct listen_slot {
     struct evconnlistener *lev;
-    int kind;                     /* enum conn_listener_kind | LISTENER_TLS */
+    int kind;                     /* enum conn_listener_kind | LISTENER_FLAGS */
     int tcp;
     bool main;                    /* -p's: the port file names it */
     int fd;                       /* for `stats conns`, which may look during a stop */
@@ -73,7 +75,7 @@ static void reject(int fd, int kind)
     unsigned char in[4096];
     stats_conn_rejected();   /* first: counted before the client sees the close */
     ssize_t n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
-    bool resp = (kind & ~LISTENER_TLS) == LISTENER_RESP ||
+    bool resp = (kind & ~LISTENER_FLAGS) == LISTENER_RESP ||
                 (n > 0 && (in[0] == '*' || (in[0] >= 'A' && in[0] <= 'Z')));
     ssize_t w = resp ? write(fd, too_many_resp, sizeof(too_many_resp) - 1)
                      : write(fd, too_many, sizeof(too_many) - 1);
@@ -196,19 +198,45 @@ static int split_host_port(char *entry, const char **host, const char **port)
 
 /* Listen on every -l address. kind may carry LISTENER_TLS. An addr:port
  * entry chooses the port of the main listener only; fixed_port listeners
- * (RESP, --tls-port) use default_port on every address. */
+ * (RESP, --tls-port) use default_port on every address. Likewise an entry's
+ * TLS prefix (settings check it needs TLS) sets the main listener's TLS;
+ * the others only skip it, and bind an address listed twice (with two
+ * ports, say notls: and TLS) once. */
 static int bind_tcp_list(const char *list, int default_port, int kind, bool fixed_port,
                          int backlog, char *err, size_t errlen)
 {
     char buf[1024];
     snprintf(buf, sizeof(buf), "%s", list);
     char *save = NULL;
+    const char *seen[MAX_LISTENERS];   /* hosts bound so far, in buf */
+    int nseen = 0;
     for (char *entry = strtok_r(buf, ",", &save); entry != NULL; entry = strtok_r(NULL, ",", &save)) {
         const char *host, *port;
         char portbuf[16];
+        size_t skip;
+        enum tls_listen_mode mode = tls_listen_prefix(entry, &skip);
+        int k = kind;
+        entry += skip;
+        if (!fixed_port && mode != TLS_LISTEN_DEFAULT) {
+            static const int flags[] = {
+                [TLS_LISTEN_OFF] = 0,
+                [TLS_LISTEN_NOPEER] = LISTENER_TLS | LISTENER_TLS_NOPEER,
+                [TLS_LISTEN_PEER] = LISTENER_TLS | LISTENER_TLS_PEER,
+            };
+            k = (kind & ~LISTENER_FLAGS) | flags[mode];
+        }
         if (split_host_port(entry, &host, &port) != 0) {
             snprintf(err, errlen, "invalid listen address: %s", entry);
             return -1;
+        }
+        if (fixed_port) {
+            bool dup = false;
+            for (int i = 0; i < nseen && !dup; i++)
+                dup = strcmp(seen[i], host) == 0;
+            if (dup)
+                continue;
+            if (nseen < MAX_LISTENERS)
+                seen[nseen++] = host;
         }
         if (port == NULL || fixed_port) {
             snprintf(portbuf, sizeof(portbuf), "%d", default_port < 0 ? 0 : default_port);
@@ -224,7 +252,7 @@ static int bind_tcp_list(const char *list, int default_port, int kind, bool fixe
             return -1;
         }
         for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-            if (add_listener(ai->ai_addr, ai->ai_addrlen, kind, backlog, 1, !fixed_port, err,
+            if (add_listener(ai->ai_addr, ai->ai_addrlen, k, backlog, 1, !fixed_port, err,
                              errlen) != 0) {
                 snprintf(err, errlen, "failed to listen on TCP port %s of %s: %s", port,
                          *host ? host : "*", strerror(errno));
@@ -260,19 +288,34 @@ static int bind_udp(const struct addrinfo *ai)
     return 0;
 }
 
-/* -U on every -l address (an addr:port entry's port is -p's alone); -1:
- * a port of the kernel's choosing for each. */
+/* -U on every -l address (an addr:port entry's port and its TLS prefix
+ * are the TCP listener's alone); -1: a port of the kernel's choosing for
+ * each. A fixed port binds an address listed twice once. */
 static int bind_udp_list(const char *list, int udp_port, char *err, size_t errlen)
 {
     char buf[1024], portbuf[16];
     snprintf(buf, sizeof(buf), "%s", list);
     snprintf(portbuf, sizeof(portbuf), "%d", udp_port < 0 ? 0 : udp_port);
     char *save = NULL;
+    const char *seen[MAX_LISTENERS];   /* hosts bound so far, in buf */
+    int nseen = 0;
     for (char *entry = strtok_r(buf, ",", &save); entry != NULL; entry = strtok_r(NULL, ",", &save)) {
         const char *host, *port;
+        size_t skip;
+        tls_listen_prefix(entry, &skip);
+        entry += skip;
         if (split_host_port(entry, &host, &port) != 0) {
             snprintf(err, errlen, "invalid listen address: %s", entry);
             return -1;
+        }
+        if (udp_port > 0) {
+            bool dup = false;
+            for (int i = 0; i < nseen && !dup; i++)
+                dup = strcmp(seen[i], host) == 0;
+            if (dup)
+                continue;
+            if (nseen < MAX_LISTENERS)
+                seen[nseen++] = host;
         }
         struct addrinfo hints = {0}, *res;
         hints.ai_family = AF_UNSPEC;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd_stats.h"
 #include "stats/stats.h"
@@ -23,6 +24,9 @@
 static struct event_base *base;
 static bool reload_tls;
 static bool stopping;   /* acceptor thread only */
+/* Set by signals_request_stop() before its SIGTERM (atomics: any thread). */
+static const char *stop_who;
+static bool stop_nosave;
 
 enum { ON_STOP, ON_HUP, ON_STATS };
 
@@ -95,9 +99,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     switch (handled[i].what) {
     case ON_STOP:
         if (!stopping) {
+            const char *who = __atomic_load_n(&stop_who, __ATOMIC_ACQUIRE);
             stopping = true;
-            log_info("%s: stopping; %llu connections to finish", handled[i].name,
-                     (unsigned long long)stats_curr_conns());
+            log_info("%s: stopping; %llu connections to finish",
+                     who != NULL ? who : handled[i].name, (unsigned long long)stats_curr_conns());
         }
         event_base_loopbreak(base);
         break;
@@ -108,6 +113,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         signals_log_stats();
         break;
     }
+}
+
+void signals_request_stop(const char *who, bool save)
+{
+    if (!save)
+        __atomic_store_n(&stop_nosave, true, __ATOMIC_RELAXED);
+    __atomic_store_n(&stop_who, who, __ATOMIC_RELEASE);
+    /* The acceptor's loop is not ours to break from a worker thread; the
+     * signal reaches it through libevent, as a SIGTERM from outside does. */
+    kill(getpid(), SIGTERM);
+}
+
+bool signals_stop_saves(void)
+{
+    return !__atomic_load_n(&stop_nosave, __ATOMIC_RELAXED);
 }
 
 void signals_ignore_early(void)

@@ -10,6 +10,9 @@
  *   SIGHUP           reopen the -o logfile, reload the TLS certificates
  *   SIGUSR1          log the `stats` counters (severity notice)
  *
+ * A command that stops the server (signals_request_stop()) sends this
+ * process SIGTERM, so it takes the very same path.
+ *
  * After signals_teardown() these signals are ignored, so one that comes
  * again while the server stops (a second SIGTERM, a logrotate SIGHUP)
  * changes nothing: the stop is bounded without it.
@@ -33,6 +36,14 @@ int signals_setup(struct event_base *base, bool tls);
 /* SIGUSR1's snapshot, callable from any thread: the general `stats`
  * counters as "name=value" pairs, on as few "stats:" lines as fit. */
 void signals_log_stats(void);
+
+/* A stop asked for by a command (memcached's `shutdown`, RESP SHUTDOWN),
+ * from any thread: the same stop as SIGTERM's, logged under `who` (a
+ * string that lives for ever). save false: skip the -e warm-restart save
+ * (SHUTDOWN NOSAVE), so the next start is a cold one. */
+void signals_request_stop(const char *who, bool save);
+/* After the stop: false if a request said not to save. */
+bool signals_stop_saves(void);
 
 /* Unregister (before the event_base is freed) and ignore the signals. */
 void signals_teardown(void);

@@ -86,6 +86,7 @@ struct slot {
     uint64_t kill_id;    /* atomic: SCRIPT KILL asked run kill_id to stop */
 };
 
+static int stop_all;   /* atomic: script_stop_all() was called */
 static struct slot *slots;
 static int nslots;
 static unsigned busy_threshold = 5000;   /* atomic, ms */
@@ -218,6 +219,28 @@ static void reply_double(struct conn *c, double d)
     rs_bulk(c, buf, (size_t)n);
 }
 
+/* The field Redis sets in the error table of a redis.call that failed,
+ * whose error INFO errorstats has counted: the script's own error reply
+ * then does not count it again. */
+#define ERR_COUNTED_FIELD "ignore_error_stats_update"
+
+static void mark_counted(lua_State *L)
+{
+    lua_pushstring(L, ERR_COUNTED_FIELD);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+}
+
+/* Is the error table at idx one mark_counted() marked? */
+static bool is_counted(lua_State *L, int idx)
+{
+    lua_pushstring(L, ERR_COUNTED_FIELD);
+    lua_rawget(L, idx);
+    bool counted = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return counted;
+}
+
 /* Is the table at idx {field = <string>}? Leaves the string pushed if so. */
 static bool string_field(lua_State *L, int idx, const char *field)
 {
@@ -239,7 +262,10 @@ static void reply_table(struct conn *c, lua_State *L, int depth)
         const char *s = lua_tolstring(L, -1, &len);
         char buf[1024];
         snprintf(buf, sizeof(buf), "%.*s", (int)len, s);
-        rs_error(c, buf[0] == '-' ? buf + 1 : buf);
+        if (is_counted(L, t))
+            rs_error_counted(c, buf[0] == '-' ? buf + 1 : buf);
+        else
+            rs_error(c, buf[0] == '-' ? buf + 1 : buf);
         lua_pop(L, 1);
         return;
     }
@@ -371,7 +397,8 @@ static bool denied_in_scripts(const struct resp_cmd *cmd)
 {
     static const char *const names[] = {
         "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "multi", "exec", "discard",
-        "watch", "unwatch", "client", "hello", "auth", "quit", "config", "function", NULL,
+        "watch", "unwatch", "client", "hello", "auth", "quit", "config", "function",
+        "shutdown", NULL,
     };
     for (int i = 0; names[i] != NULL; i++)
         if (strcmp(cmd->name, names[i]) == 0)
@@ -423,7 +450,13 @@ static bool call_command(lua_State *L, struct run *r)
     else if ((cmd->flags & RC_WRITE) && r->read_only)
         refuse = "Write commands are not allowed from read-only scripts.";
     if (refuse != NULL) {
+        /* Counted here, as Redis counts a command a script may not run;
+         * a text with no code of its own counts as ERR. */
+        stats_error_reply(r->caller->stats, "ERR", 3);
+        if (cmd != NULL)
+            resp_cmdstat_rejected(r->caller, cmd);
         script_lua_push_error(L, refuse, strlen(refuse));
+        mark_counted(L);
         return true;
     }
     struct conn *sc = script_conn();
@@ -464,6 +497,8 @@ static bool call_command(lua_State *L, struct run *r)
         return true;
     }
     bool err = eng.cap_len > 0 && eng.cap[0] == '-';
+    if (err)
+        mark_counted(L);   /* the command's reply counted it */
     if (eng.cap_size > 65536) {   /* after a big reply, give the memory back */
         free(eng.cap);
         eng.cap = NULL;
@@ -712,7 +747,8 @@ static void hook(lua_State *L, lua_Debug *ar)
             worker_serve_pending(r->caller->worker, r->caller);
         }
     }
-    if (r->slot != NULL && __atomic_load_n(&r->slot->kill_id, __ATOMIC_ACQUIRE) == r->id) {
+    if ((r->slot != NULL && __atomic_load_n(&r->slot->kill_id, __ATOMIC_ACQUIRE) == r->id) ||
+        __atomic_load_n(&stop_all, __ATOMIC_RELAXED)) {
         /* On every line from now on, so that pcall cannot catch it for good. */
         lua_sethook(L, hook, LUA_MASKLINE, 0);
         script_lua_raise(L, ERR_KILLED);
@@ -753,7 +789,10 @@ static void reply_run_error(struct conn *c, lua_State *L, const char *sha)
     int n = snprintf(buf, sizeof(buf), "%s", msg);
     if (src != NULL && line != NULL && n >= 0 && (size_t)n < sizeof(buf))
         snprintf(buf + n, sizeof(buf) - (size_t)n, " script: %s, on %s:%s.", sha, src, line);
-    rs_error(c, buf[0] == '-' ? buf + 1 : buf);
+    if (is_counted(L, t))
+        rs_error_counted(c, buf[0] == '-' ? buf + 1 : buf);
+    else
+        rs_error(c, buf[0] == '-' ? buf + 1 : buf);
     lua_pop(L, 3);
 }
 
@@ -885,6 +924,11 @@ void script_load(struct conn *c, const struct resp_arg *body)
     lua_settop(L, 0);
     if (ok)
         rs_bulk(c, sha, SHA1_HEX_LEN);
+}
+
+void script_stop_all(void)
+{
+    __atomic_store_n(&stop_all, 1, __ATOMIC_RELAXED);
 }
 
 void script_kill(struct conn *c)

@@ -54,6 +54,9 @@ void script_eval(struct conn *c, int argc, const struct resp_arg *argv, bool by_
 void script_load(struct conn *c, const struct resp_arg *body);
 /* SCRIPT KILL: reply +OK, -NOTBUSY or -UNKILLABLE. */
 void script_kill(struct conn *c);
+/* SHUTDOWN NOSAVE: every running script, busy or not, wrote or not, ends
+ * at its next hook, so that the workers can stop; from any thread, once. */
+void script_stop_all(void);
 
 /* busy-reply-threshold (alias lua-time-limit), milliseconds; 0: never busy. */
 unsigned script_get_busy_threshold(void);

@@ -18,6 +18,13 @@ static struct thread_stats baseline;   /* guarded by baseline_lock */
 
 static uint64_t curr_conns, total_conns, rejected_conns;
 
+/* The error kinds: names are written once, under kind_lock, before
+ * nkinds is raised past them (release), so a reader that loads nkinds
+ * (acquire) may read those names without the lock. */
+static pthread_mutex_t kind_lock = PTHREAD_MUTEX_INITIALIZER;
+static char kind_names[STATS_ERROR_KINDS][STATS_ERROR_NAME_MAX + 1];
+static int nkinds;
+
 int stats_setup(int n)
 {
     threads = aligned_alloc(64, sizeof(*threads) * (size_t)n);
@@ -54,6 +61,8 @@ static void sum_threads(struct thread_stats *out)
             SLAB_STATS_FIELDS(X)
 #undef X
         }
+        for (int k = 0; k < STATS_ERROR_KINDS; k++)
+            out->error_kind[k] += __atomic_load_n(&threads[i].error_kind[k], __ATOMIC_RELAXED);
     }
 }
 
@@ -69,6 +78,8 @@ void stats_aggregate(struct thread_stats *out)
         SLAB_STATS_FIELDS(X)
 #undef X
     }
+    for (int k = 0; k < STATS_ERROR_KINDS; k++)
+        out->error_kind[k] -= baseline.error_kind[k];
     pthread_mutex_unlock(&baseline_lock);
 }
 
@@ -81,6 +92,60 @@ void stats_reset(void)
     pthread_mutex_unlock(&baseline_lock);
     __atomic_store_n(&total_conns, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&rejected_conns, 0, __ATOMIC_RELAXED);
+}
+
+static int find_kind(const char *name, size_t len, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strncmp(kind_names[i], name, len) == 0 && kind_names[i][len] == '\0')
+            return i;
+    return -1;
+}
+
+/* The kind of the word name[0..len), added if new; -1 if the table is full. */
+static int error_kind(const char *name, size_t len)
+{
+    int i = find_kind(name, len, __atomic_load_n(&nkinds, __ATOMIC_ACQUIRE));
+    if (i >= 0)
+        return i;
+    pthread_mutex_lock(&kind_lock);
+    int n = nkinds;
+    i = find_kind(name, len, n);
+    if (i < 0 && n < STATS_ERROR_KINDS) {
+        memcpy(kind_names[n], name, len);
+        kind_names[n][len] = '\0';
+        __atomic_store_n(&nkinds, n + 1, __ATOMIC_RELEASE);
+        i = n;
+    }
+    pthread_mutex_unlock(&kind_lock);
+    return i;
+}
+
+void stats_error_reply(struct thread_stats *ts, const char *err, size_t len)
+{
+    STAT_INC(ts, total_error_replies);
+    /* A word with a NUL in it could not be told from a shorter one. */
+    size_t n = len < STATS_ERROR_NAME_MAX + 1 ? len : STATS_ERROR_NAME_MAX + 1;
+    const char *sp = memchr(err, ' ', n);
+    const char *word = "ERR";
+    size_t wlen = 3;
+    if (sp != NULL && memchr(err, '\0', (size_t)(sp - err)) == NULL) {
+        word = err;
+        wlen = (size_t)(sp - err);
+    }
+    int k = error_kind(word, wlen);
+    if (k >= 0)
+        STAT_INC(ts, error_kind[k]);
+}
+
+int stats_error_kinds(void)
+{
+    return __atomic_load_n(&nkinds, __ATOMIC_ACQUIRE);
+}
+
+const char *stats_error_name(int i)
+{
+    return kind_names[i];
 }
 
 void stats_conn_opened(void)

@@ -15,6 +15,7 @@
 #ifndef KIOKU_STATS_H
 #define KIOKU_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* X(name): a counter reported under memcached's stat name `name`, listed
@@ -32,11 +33,16 @@
  * INFO (total_commands_processed); output_limit_disconnects is kioku's
  * (`stats kioku`, INFO's client_output_buffer_limit_disconnections);
  * read_buf_oom and response_obj_oom count clients closed because their
- * read or reply buffer could not grow (memcached's names); udp_* count
- * datagrams dropped by core/udp.c (`stats kioku`). */
+ * read or reply buffer could not grow (memcached's names);
+ * total_error_replies is INFO's; resp_read_hits/misses count the RESP
+ * reads of a key other than GET's (HGET, ZSCORE, EXISTS, TTL...), which
+ * INFO's keyspace_hits/misses add to get_hits/misses, as Redis counts
+ * every read lookup (one that meets a key of another type is a hit);
+ * udp_* count datagrams dropped by core/udp.c (`stats kioku`). */
 #define THREAD_STATS_ALL(X) THREAD_STATS_CMDS(X) X(bytes_read) X(bytes_written) \
     X(conn_yields) X(ssl_handshake_errors) X(idle_kicks) X(commands_processed) \
-    X(output_limit_disconnects) X(read_buf_oom) X(response_obj_oom) \
+    X(output_limit_disconnects) X(read_buf_oom) X(response_obj_oom) X(total_error_replies) \
+    X(resp_read_hits) X(resp_read_misses) \
     X(udp_bad_frames) X(udp_replies_dropped)
 
 /* Levels, not counters (`stats reset` leaves them): each connection's read
@@ -54,6 +60,16 @@
     X(cas_hits) X(cas_badval) X(touch_hits)
 #define STATS_SLAB_CLASSES 64   /* class ids 0..63 (storage's STORAGE_CLASS_MAX + 1) */
 
+/* INFO errorstats: error replies by their first word ("ERR", "WRONGTYPE"),
+ * the kinds numbered in the order first seen. A Lua script can make up
+ * any word (redis.error_reply), so the kinds are bounded: past
+ * STATS_ERROR_KINDS distinct words, a new word counts in
+ * total_error_replies only. A word is at most STATS_ERROR_NAME_MAX bytes
+ * (Redis looks for the space in an error's first 32 bytes, dash
+ * included). */
+#define STATS_ERROR_KINDS 128
+#define STATS_ERROR_NAME_MAX 30
+
 struct slab_thread_stats {
 #define X(name) uint64_t name;
     SLAB_STATS_FIELDS(X)
@@ -66,6 +82,7 @@ struct thread_stats {
     THREAD_STATS_LEVELS(X)
 #undef X
     struct slab_thread_stats slab[STATS_SLAB_CLASSES];
+    uint64_t error_kind[STATS_ERROR_KINDS];   /* counters, by stats_error_name() */
 } __attribute__((aligned(64)));
 
 /* Owner-thread increment: no lock, no read-modify-write bus lock. */
@@ -87,6 +104,16 @@ void stats_aggregate(struct thread_stats *out);
 
 /* Make the counters read as zero from now on (baseline = current sums). */
 void stats_reset(void);
+
+/* Count one error reply in ts: total_error_replies and the count of its
+ * kind, the first word of err (Redis's rule: the text up to a space in
+ * its first 31 bytes, else "ERR"). err is the text after the '-'. Takes a
+ * lock only the first time a word is seen. */
+void stats_error_reply(struct thread_stats *ts, const char *err, size_t len);
+/* The kinds seen so far; kind i (< that) is named stats_error_name(i),
+ * a NUL-terminated string that never changes. */
+int stats_error_kinds(void);
+const char *stats_error_name(int i);
 
 /* Connection counters, changed only on accept/close (not per request). */
 struct conn_stats {

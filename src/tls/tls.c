@@ -16,11 +16,25 @@
  * assumes: no decrypted bytes are left behind in OpenSSL while the
  * connection waits for an event that would not come.
  *
- * Writes copy the iovecs into one record-sized stack buffer and hand it to
- * SSL_write() (partial writes on, moving buffer allowed): one TLS record
- * per 16 KiB instead of one per reply fragment. When the socket is full,
- * the connection retries from the same offset with at least as many bytes,
- * which is what OpenSSL requires of a retried write.
+ * Writes copy the iovecs into a buffer of ssl_wbuf_size bytes (16 KiB, one
+ * maximal record, unless configured) and hand it to SSL_write() (partial
+ * writes on, moving buffer allowed): one TLS record per 16 KiB instead of
+ * one per reply fragment; a smaller buffer makes smaller records, a larger
+ * one fewer SSL_write calls. The buffer belongs to the worker thread, as
+ * writes never wait: allocated on its first TLS write, freed when it exits.
+ * When the socket is full, the connection retries from the same offset
+ * with at least as many bytes, which is what OpenSSL requires of a retried
+ * write.
+ *
+ * Resumption: without ssl_session_cache there is none, no cache and no
+ * tickets, so every connection pays a full handshake. With it, sessions
+ * live in OpenSSL's server-side cache (bounded: 20480 sessions, 5 minutes
+ * each by default) and tickets only name them (TLS 1.2 session ids, TLS
+ * 1.3 stateful tickets), so no session state leaves the server under a
+ * ticket key. A listener that requires client certificates (-l mtls:)
+ * resumes only its own sessions: each kind of listener has its own session
+ * id context, or a session made without a certificate could skip the check.
+ * A certificate reload starts an empty cache with its new context.
  *
  * The context is swapped whole on a certificate reload, under ctx_lock; an
  * SSL object holds its own reference, so open connections are unaffected.
@@ -43,7 +57,6 @@
 #include "stats/stats.h"
 #include "util/clock.h"
 
-#define TLS_WRITE_CHUNK (16 * 1024)   /* one maximal TLS record */
 
 struct tls_conn {
     SSL *ssl;
@@ -56,6 +69,14 @@ static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static SSL_CTX *ctx;                  /* under ctx_lock */
 static int64_t loaded_ms;             /* under ctx_lock: when ctx was built */
 static struct tls_config config;      /* set once by tls_setup */
+static pthread_key_t wbuf_key;        /* each worker's write buffer */
+static uint64_t new_sessions;         /* atomic: ssl_new_sessions */
+
+/* Session id contexts: sessions resume only on the kind of listener that
+ * made them. */
+static const char sid_default[] = "kioku";
+static const char sid_nopeer[] = "kioku-btls";
+static const char sid_peer[] = "kioku-mtls";
 
 /* The most recent OpenSSL error of this thread as text; clears the queue. */
 static void last_error(char *buf, size_t len)
@@ -66,6 +87,21 @@ static void last_error(char *buf, size_t len)
     else
         ERR_error_string_n(e, buf, len);
     ERR_clear_error();
+}
+
+/* OpenSSL calls this in the worker thread for each session it caches. 0:
+ * we keep no reference. */
+static int session_created(SSL *ssl, SSL_SESSION *sess)
+{
+    (void)ssl;
+    (void)sess;
+    __atomic_add_fetch(&new_sessions, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+uint64_t tls_new_sessions(void)
+{
+    return __atomic_load_n(&new_sessions, __ATOMIC_RELAXED);
 }
 
 /* Build a context from the configured files. NULL with err filled. */
@@ -81,11 +117,36 @@ static SSL_CTX *ctx_build(char *err, size_t errlen)
     SSL_CTX_set_min_proto_version(c, config.min_version == 3 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                            SSL_OP_CIPHER_SERVER_PREFERENCE);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* A client that closes without close_notify (Python's ssl does) ends
+     * like one that sent it: OpenSSL 3 would call that a fatal error and
+     * drop its session from the cache. Requests carry their own length, so
+     * a cut cannot pass for a whole one. */
+    SSL_CTX_set_options(c, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                         SSL_MODE_RELEASE_BUFFERS);
-    /* No server-side session cache: it would grow with every client. */
-    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_session_id_context(c, (const unsigned char *)"kioku", 5);
+    /* Tickets off either way: with the cache they carry only an id. */
+    SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+    if (config.session_cache) {
+        SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_sess_set_new_cb(c, session_created);
+        SSL_CTX_set_num_tickets(c, 1);
+    } else {
+        SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_num_tickets(c, 0);
+    }
+    SSL_CTX_set_session_id_context(c, (const unsigned char *)sid_default, sizeof(sid_default) - 1);
+    if (config.kernel_tls) {
+#ifdef SSL_OP_ENABLE_KTLS
+        /* OpenSSL uses kernel TLS where the kernel and cipher allow it and
+         * quietly does the work itself where not. */
+        SSL_CTX_set_options(c, SSL_OP_ENABLE_KTLS);
+#else
+        snprintf(err, errlen, "Kernel TLS offload is not available");
+        goto fail;
+#endif
+    }
 
     /* As memcached: the key may be in the chain file. */
     const char *key = config.key[0] != '\0' ? config.key : config.chain_cert;
@@ -180,6 +241,14 @@ static int tls_open(struct conn *c)
     if (t->ssl == NULL || SSL_set_fd(t->ssl, c->fd) != 1)
         goto fail;
     SSL_set_accept_state(t->ssl);
+    /* -l mtls: / btls: override ssl_verify_mode on that listener */
+    if (c->listen_flags & LISTENER_TLS_PEER) {
+        SSL_set_verify(t->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        SSL_set_session_id_context(t->ssl, (const unsigned char *)sid_peer, sizeof(sid_peer) - 1);
+    } else if (c->listen_flags & LISTENER_TLS_NOPEER) {
+        SSL_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
+        SSL_set_session_id_context(t->ssl, (const unsigned char *)sid_nopeer, sizeof(sid_nopeer) - 1);
+    }
     struct timeval tv = {config.handshake_timeout, 0};
     t->timer = evtimer_new(c->worker->base, handshake_expired, c);
     if (t->timer == NULL || evtimer_add(t->timer, &tv) != 0)
@@ -266,21 +335,30 @@ static ssize_t tls_read(struct conn *c, void *buf, size_t n)
 static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 {
     struct tls_conn *t = c->tp_data;
-    char chunk[TLS_WRITE_CHUNK];
+    const size_t cap = config.wbuf_size;
     size_t done = 0;
     int i = 0;
     size_t skip = 0;   /* bytes of iov[i] already sent */
     if (!t->established && tls_handshake(c, t) != 1)
         return -1;
+    char *chunk = pthread_getspecific(wbuf_key);
+    if (chunk == NULL) {   /* this worker's first TLS write */
+        chunk = malloc(cap);
+        if (chunk == NULL || pthread_setspecific(wbuf_key, chunk) != 0) {
+            free(chunk);
+            errno = ENOMEM;
+            return -1;
+        }
+    }
     while (i < iovcnt) {
-        /* Gather up to one record from where the last write stopped. */
+        /* Gather up to cap bytes from where the last write stopped. */
         size_t len = 0;
         int j = i;
         size_t off = skip;
-        while (j < iovcnt && len < sizeof(chunk)) {
+        while (j < iovcnt && len < cap) {
             size_t take = iov[j].iov_len - off;
-            if (take > sizeof(chunk) - len)
-                take = sizeof(chunk) - len;
+            if (take > cap - len)
+                take = cap - len;
             memcpy(chunk + len, (const char *)iov[j].iov_base + off, take);
             len += take;
             off += take;
@@ -291,36 +369,28 @@ static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt)
         }
         if (len == 0)
             break;
-        ERR_clear_error();
-        int rc = SSL_write(t->ssl, chunk, (int)len);
-        if (rc <= 0) {
-            if (done > 0)
-                return (ssize_t)done;
-            ssize_t r = tls_result(t, rc);
-            if (r == 0) {
-                errno = EPIPE;
-                r = -1;
+        /* With partial writes one SSL_write sends at most one record, so
+         * the gathered bytes go out in several calls, copied once. A
+         * retry after an error here starts from the unsent bytes, the
+         * ones OpenSSL expects again. */
+        for (size_t sent = 0; sent < len;) {
+            ERR_clear_error();
+            int rc = SSL_write(t->ssl, chunk + sent, (int)(len - sent));
+            if (rc <= 0) {
+                if (done > 0)
+                    return (ssize_t)done;
+                ssize_t r = tls_result(t, rc);
+                if (r == 0) {
+                    errno = EPIPE;
+                    r = -1;
+                }
+                return r;
             }
-            return r;
+            sent += (size_t)rc;
+            done += (size_t)rc;
         }
-        /* Advance past the rc bytes written (rc <= len). */
-        size_t left = (size_t)rc;
-        done += left;
-        while (left > 0) {
-            size_t rem = iov[i].iov_len - skip;
-            if (left >= rem) {
-                left -= rem;
-                i++;
-                skip = 0;
-            } else {
-                skip += left;
-                left = 0;
-            }
-        }
-        while (i < iovcnt && iov[i].iov_len == skip) {   /* empty entries */
-            i++;
-            skip = 0;
-        }
+        i = j;
+        skip = off;
     }
     return (ssize_t)done;
 }
@@ -350,6 +420,10 @@ static const struct transport transport_tls = {
 const struct transport *tls_setup(const struct tls_config *cfg, char *err, size_t errlen)
 {
     config = *cfg;
+    if (config.wbuf_size < TLS_WBUF_MIN_KB * 1024 || config.wbuf_size > TLS_WBUF_MAX_KB * 1024) {
+        snprintf(err, errlen, "ssl_wbuf_size must be %d to %d (KiB)", TLS_WBUF_MIN_KB, TLS_WBUF_MAX_KB);
+        return NULL;
+    }
     if (config.verify_mode < 0 || config.verify_mode > 3) {
         snprintf(err, errlen, "ssl_verify_mode must be 0, 1, 2 or 3");
         return NULL;
@@ -361,6 +435,11 @@ const struct transport *tls_setup(const struct tls_config *cfg, char *err, size_
     SSL_CTX *c = ctx_build(err, errlen);
     if (c == NULL)
         return NULL;
+    if (pthread_key_create(&wbuf_key, free) != 0) {
+        snprintf(err, errlen, "cannot create a thread key for TLS write buffers");
+        SSL_CTX_free(c);
+        return NULL;
+    }
     pthread_mutex_lock(&ctx_lock);
     ctx = c;
     loaded_ms = clock_now_ms();

@@ -34,7 +34,22 @@ struct tls_config {
     int min_version;                 /* ssl_min_version: 2 (tlsv1.2, default) or 3 (tlsv1.3) */
     char ciphers[TLS_PATH_MAX];      /* ssl_ciphers: OpenSSL cipher list (TLS 1.2); "" default */
     int handshake_timeout;           /* ssl_handshake_timeout: seconds to finish a handshake */
+    size_t wbuf_size;                /* ssl_wbuf_size (KiB there): most bytes per SSL_write; 16 KiB */
+    bool session_cache;              /* ssl_session_cache: resumable sessions, cached server-side */
+    bool kernel_tls;                 /* ssl_kernel_tls: let OpenSSL hand records to the kernel */
 };
+
+/* Bounds of ssl_wbuf_size, in KiB. */
+#define TLS_WBUF_MIN_KB 1
+#define TLS_WBUF_MAX_KB 1024
+
+/* memcached's per-listener prefixes in -l: "notls:" (plain), "btls:" (TLS,
+ * no client certificate asked for) and "mtls:" (TLS, one required). */
+enum tls_listen_mode { TLS_LISTEN_DEFAULT, TLS_LISTEN_OFF, TLS_LISTEN_NOPEER, TLS_LISTEN_PEER };
+
+/* The prefix that begins one -l entry; *skip gets its length (0 for
+ * TLS_LISTEN_DEFAULT). Pure. */
+enum tls_listen_mode tls_listen_prefix(const char *entry, size_t *skip);
 
 void tls_config_default(struct tls_config *cfg);
 
@@ -53,6 +68,10 @@ int tls_refresh_certs(char *err, size_t errlen);
  * successful refresh); 0 without TLS. For memcached's
  * time_since_server_cert_refresh. */
 int64_t tls_certs_loaded_ms(void);
+
+/* memcached's ssl_new_sessions: sessions the cache has created (full
+ * handshakes, and each TLS 1.3 ticket). 0 without ssl_session_cache. */
+uint64_t tls_new_sessions(void);
 
 /* Free the context (after every TLS connection is closed). */
 void tls_teardown(void);

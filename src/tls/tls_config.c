@@ -11,6 +11,28 @@ void tls_config_default(struct tls_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->min_version = 2;
     cfg->handshake_timeout = 10;
+    cfg->wbuf_size = 16 * 1024;   /* memcached's default: one maximal record */
+}
+
+enum tls_listen_mode tls_listen_prefix(const char *entry, size_t *skip)
+{
+    static const struct {
+        const char *name;
+        enum tls_listen_mode mode;
+    } prefixes[] = {
+        {"notls:", TLS_LISTEN_OFF},
+        {"btls:", TLS_LISTEN_NOPEER},
+        {"mtls:", TLS_LISTEN_PEER},
+    };
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t n = strlen(prefixes[i].name);
+        if (strncmp(entry, prefixes[i].name, n) == 0) {
+            *skip = n;
+            return prefixes[i].mode;
+        }
+    }
+    *skip = 0;
+    return TLS_LISTEN_DEFAULT;
 }
 
 /* memcached takes the index of its version table (2, 3); its value names

@@ -26,6 +26,11 @@ int64_t tls_certs_loaded_ms(void)
     return 0;
 }
 
+uint64_t tls_new_sessions(void)
+{
+    return 0;
+}
+
 void tls_teardown(void)
 {
 }

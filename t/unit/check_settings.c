@@ -559,6 +559,51 @@ START_TEST(test_bad_tls_options_are_usage_errors)
 }
 END_TEST
 
+/* Issue 13: memcached's ssl_wbuf_size (KiB), ssl_session_cache and the -l
+ * prefixes that choose TLS per listener. */
+START_TEST(test_ssl_wbuf_size_is_kib_and_session_cache_a_flag)
+{
+    ck_assert_int_eq(PARSE("-Z"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.tls.wbuf_size, 16384);
+    ck_assert(!s.tls.session_cache);
+    ck_assert(!s.tls.kernel_tls);
+    ck_assert_int_eq(PARSE("-Z", "-o", "ssl_wbuf_size=64,ssl_session_cache,ssl_kernel_tls"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.tls.wbuf_size, 65536);
+    ck_assert(s.tls.session_cache);
+    ck_assert(s.tls.kernel_tls);
+    ck_assert_int_eq(PARSE("-o", "ssl_wbuf_size=1024"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.tls.wbuf_size, 1024 * 1024);
+    const char *bad[] = {"ssl_wbuf_size=0", "ssl_wbuf_size=1025", "ssl_wbuf_size=16k",
+                         "ssl_wbuf_size=-1", "ssl_wbuf_size", "ssl_session_cache=yes",
+                         "ssl_kernel_tls=1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(PARSE("-Z", "-o", bad[i]) == SETTINGS_ERROR, "%s", bad[i]);
+}
+END_TEST
+
+START_TEST(test_listen_prefixes_choose_tls_and_need_it)
+{
+    size_t skip = 99;
+    ck_assert_int_eq(tls_listen_prefix("notls:127.0.0.1:1", &skip), TLS_LISTEN_OFF);
+    ck_assert_uint_eq(skip, 6);
+    ck_assert_int_eq(tls_listen_prefix("btls:[::1]:1", &skip), TLS_LISTEN_NOPEER);
+    ck_assert_uint_eq(skip, 5);
+    ck_assert_int_eq(tls_listen_prefix("mtls:127.0.0.1", &skip), TLS_LISTEN_PEER);
+    ck_assert_uint_eq(skip, 5);
+    const char *plain[] = {"127.0.0.1", "notls", "notls127.0.0.1", "mtls", "", "[::1]:5"};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        ck_assert_int_eq(tls_listen_prefix(plain[i], &skip), TLS_LISTEN_DEFAULT);
+        ck_assert_uint_eq(skip, 0);
+    }
+    ck_assert_int_eq(PARSE("-Z", "-l", "notls:127.0.0.1:1,127.0.0.1:2,mtls:127.0.0.1:3"), SETTINGS_RUN);
+    ck_assert_int_eq(PARSE("--tls-port", "7000", "-l", "btls:127.0.0.1"), SETTINGS_RUN);
+    ck_assert_int_eq(PARSE("-l", "127.0.0.1,notls:127.0.0.1:2"), SETTINGS_ERROR);
+    ck_assert_str_eq(err, "'notls' option is valid only when SSL is enabled");
+    ck_assert_int_eq(PARSE("-l", "mtls:127.0.0.1"), SETTINGS_ERROR);
+    ck_assert_str_eq(err, "'mtls' option is valid only when SSL is enabled");
+}
+END_TEST
+
 static Suite *settings_suite(void)
 {
     Suite *su = suite_create("settings");
@@ -594,6 +639,8 @@ static Suite *settings_suite(void)
     tcase_add_test(tc, test_lfu_knobs_and_samples_by_long_flag_and_o);
     tcase_add_test(tc, test_bad_lfu_knobs_and_samples_are_usage_errors);
     tcase_add_test(tc, test_parse_ll_follows_redis_string2ll);
+    tcase_add_test(tc, test_ssl_wbuf_size_is_kib_and_session_cache_a_flag);
+    tcase_add_test(tc, test_listen_prefixes_choose_tls_and_need_it);
     suite_add_tcase(su, tc);
     return su;
 }
