@@ -32,6 +32,7 @@
 #include "core/conn.h"
 #include "core/listener.h"
 #include "core/signals.h"
+#include "core/udp.h"
 #include "core/worker.h"
 #include "stats/prefix_stats.h"
 #include "storage/storage.h"
@@ -239,6 +240,20 @@ int main(int argc, char **argv)
         log_error("failed to start worker threads");
         return EX_OSERR_CODE;
     }
+    if (udp_start(&protocols, udp_workers_per_socket(&settings), err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return EX_OSERR_CODE;
+    }
+    /* memcached's MEMCACHED_PORT_FILENAME: the ports bound, for whoever
+     * started us with -p -1 or -U -1; removed at exit. As memcached, none
+     * with a unix socket. */
+    const char *port_file =
+        settings.socket_path[0] == '\0' ? getenv("MEMCACHED_PORT_FILENAME") : NULL;
+    if (port_file != NULL && port_file[0] != '\0' &&
+        listener_write_ports(port_file, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return EX_CANTCREAT_CODE;
+    }
     if (settings.pid_file[0] != '\0' && write_pid_file(settings.pid_file) != 0)
         return EX_CANTCREAT_CODE;
     log_info("%s %s listening (threads %d, memory %zu MiB)", PACKAGE_NAME, PACKAGE_VERSION,
@@ -254,6 +269,7 @@ int main(int argc, char **argv)
     notify_stopping("stopping: finishing replies in flight");
     signals_teardown();
     listener_teardown();
+    udp_teardown();
     worker_teardown(settings.shutdown_timeout);
     watch_teardown();
     int rc = 0;
@@ -272,6 +288,8 @@ int main(int argc, char **argv)
     prefix_stats_teardown();
     if (settings.pid_file[0] != '\0')
         unlink(settings.pid_file);
+    if (port_file != NULL && port_file[0] != '\0')
+        unlink(port_file);
     log_info("stopped");
     return rc;
 }

@@ -27,6 +27,7 @@
 #include "config/version.h"
 #include "core/conn.h"
 #include "core/listener.h"
+#include "core/udp.h"
 #include "core/worker.h"
 #include "stats/prefix_stats.h"
 #include "stats/stats.h"
@@ -214,6 +215,8 @@ static void stats_kioku(struct stat_sink *out)
     stat_u64(out, "total_malloced", ss.total_malloced);
     stat_u64(out, "outofmemory", ss.outofmemory);
     stat_u64(out, "commands_processed", ts.commands_processed);
+    stat_u64(out, "udp_bad_frames", ts.udp_bad_frames);
+    stat_u64(out, "udp_replies_dropped", ts.udp_replies_dropped);
 }
 
 static void stats_settings(struct stat_sink *out)
@@ -221,8 +224,8 @@ static void stats_settings(struct stat_sink *out)
     const struct settings *s = settings;
     stat_u64(out, "maxbytes", storage_mem_limit());   /* cache_memlimit may change it */
     stat_u64(out, "maxconns", (uint64_t)s->max_conns);
-    stat_u64(out, "tcpport", (uint64_t)s->port);
-    stat_u64(out, "udpport", (uint64_t)s->udp_port);
+    stat_fmt(out, "tcpport", "%d", s->port);
+    stat_fmt(out, "udpport", "%d", s->udp_port);
     stat_fmt(out, "inter", "%s", s->listen);
     stat_u64(out, "verbosity", (uint64_t)log_level());
     stat_u64(out, "oldest", 0);
@@ -234,6 +237,7 @@ static void stats_settings(struct stat_sink *out)
     stat_fmt(out, "growth_factor", "%.2f", s->storage.growth_factor);
     stat_u64(out, "chunk_size", s->storage.chunk_size_min);
     stat_u64(out, "num_threads", (uint64_t)s->threads);
+    stat_u64(out, "num_threads_per_udp", (uint64_t)udp_workers_per_socket(s));
     stat_u64(out, "reqs_per_event", (uint64_t)s->reqs_per_event);
     stat_fmt(out, "cas_enabled", "%s", s->storage.use_cas ? "yes" : "no");
     stat_u64(out, "tcp_backlog", (uint64_t)s->backlog);
@@ -362,12 +366,16 @@ static void stats_slabs(struct stat_sink *out)
 }
 
 /* A socket's own address in memcached's form: "tcp:127.0.0.1:11211",
- * "tcp6:[::1]:11211", "unix:/path". */
+ * "tcp6:[::1]:11211", "udp:127.0.0.1:11211", "unix:/path". */
 static void local_name(int fd, char *buf, size_t cap)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     char host[INET6_ADDRSTRLEN] = "?";
+    int type = SOCK_STREAM;
+    socklen_t tlen = sizeof(type);
+    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen);
+    const char *proto = type == SOCK_DGRAM ? "udp" : "tcp";
 
     memset(&ss, 0, sizeof(ss));
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
@@ -375,11 +383,11 @@ static void local_name(int fd, char *buf, size_t cap)
     } else if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
         inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        snprintf(buf, cap, "tcp:%s:%u", host, ntohs(in->sin_port));
+        snprintf(buf, cap, "%s:%s:%u", proto, host, ntohs(in->sin_port));
     } else if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        snprintf(buf, cap, "tcp6:[%s]:%u", host, ntohs(in6->sin6_port));
+        snprintf(buf, cap, "%s6:[%s]:%u", proto, host, ntohs(in6->sin6_port));
     } else if (ss.ss_family == AF_UNIX) {
         const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
         snprintf(buf, cap, "unix:%.*s", (int)sizeof(un->sun_path), un->sun_path);
@@ -404,7 +412,8 @@ static int conn_row_cmp(const void *a, const void *b)
 }
 
 /* As memcached: the listening sockets first (state conn_listening, their
- * own address), then each client with the address it connected to. */
+ * own address), each worker's UDP descriptors (conn_read, waiting for a
+ * datagram), then each client with the address it connected to. */
 static void stats_conns_list(struct stat_sink *out)
 {
     char name[64], addr[128];
@@ -420,6 +429,20 @@ static void stats_conns_list(struct stat_sink *out)
         stat_fmt(out, name, "%s", "conn_listening");
         snprintf(name, sizeof(name), "%d:secs_since_last_cmd", lfds[i]);
         stat_u64(out, name, (uint64_t)(up > 0 ? up : 0));
+    }
+    struct udp_conn_info udp[64];
+    size_t nu = udp_conns(udp, sizeof(udp) / sizeof(udp[0]));
+    for (size_t i = 0; i < nu; i++) {
+        snprintf(name, sizeof(name), "%d:UDP", udp[i].fd);
+        stat_fmt(out, name, "%s", "UDP");
+        local_name(udp[i].fd, addr, sizeof(addr));
+        snprintf(name, sizeof(name), "%d:addr", udp[i].fd);
+        stat_fmt(out, name, "%s", addr);
+        snprintf(name, sizeof(name), "%d:state", udp[i].fd);
+        stat_fmt(out, name, "%s", "conn_read");
+        snprintf(name, sizeof(name), "%d:secs_since_last_cmd", udp[i].fd);
+        int64_t last = udp[i].last_cmd;
+        stat_u64(out, name, (uint64_t)(out->now > last ? (out->now - last) / 1000 : 0));
     }
     /* Clients in fd order, as memcached walks its table of fds (tools
      * and memcached's tests take the last line as the newest client). A

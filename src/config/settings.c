@@ -519,11 +519,11 @@ static enum settings_action apply_opt(struct settings *s, int c, const char *arg
     int v;
     switch (c) {
     case 'p':
-        if (parse_int(arg, 0, 65535, &s->port) != 0) FAIL("invalid port: %s", arg);
+        if (parse_int(arg, -1, 65535, &s->port) != 0) FAIL("invalid port: %s", arg);
+        s->port_given = true;
         break;
     case 'U':
-        if (parse_int(arg, 0, 65535, &s->udp_port) != 0) FAIL("invalid UDP port: %s", arg);
-        if (s->udp_port != 0) FAIL("UDP is not supported: use -U 0");
+        if (parse_int(arg, -1, 65535, &s->udp_port) != 0) FAIL("invalid UDP port: %s", arg);
         break;
     case 's':
         if (copy_str(s->socket_path, sizeof(s->socket_path), arg) != 0) FAIL("unix socket path too long");
@@ -699,8 +699,15 @@ static enum settings_action parse_argv(struct settings *s, int argc, char **argv
 }
 
 /* Rules across options, once every source has been applied. */
-static enum settings_action check_combination(const struct settings *s, char *err, size_t errlen)
+static enum settings_action check_combination(struct settings *s, char *err, size_t errlen)
 {
+    /* memcached: -U without -p puts TCP on the UDP port too */
+    if (s->udp_port != 0 && !s->port_given)
+        s->port = s->udp_port;
+    if (s->udp_port != 0 && s->auth_file[0] != '\0')
+        FAIL("Cannot use UDP with ascii authentication enabled (-U 0 to disable)");
+    if (s->udp_port != 0 && s->sasl)
+        FAIL("Cannot enable UDP while using binary SASL authentication");
     if (s->storage.item_size_max > s->storage.mem_limit / 2)
         FAIL("cannot set item size limit (-I) higher than 1/2 of memory max (-m, --maxmemory)");
     if (s->resp_port != 0 && s->resp_port == s->port && s->socket_path[0] == '\0')
@@ -795,8 +802,8 @@ enum settings_action settings_parse(struct settings *s, int argc, char **argv,
 const char *settings_usage(void)
 {
     return PACKAGE_NAME " " PACKAGE_VERSION "\n"
-"-p, --port=<num>          TCP port to listen on (default: 11211)\n"
-"-U, --udp-port=<num>      UDP port (default: 0, off; only 0 is supported)\n"
+"-p, --port=<num>          TCP port to listen on (default: 11211; 0 off, -1 any)\n"
+"-U, --udp-port=<num>      UDP port to listen on (default: 0, off; -1 any)\n"
 "-s, --unix-socket=<file>  UNIX socket to listen on (disables network support)\n"
 "-a, --unix-mask=<mask>    access mask for UNIX socket, in octal (default: 700)\n"
 "-A, --enable-shutdown     enable the \"shutdown\" and RESP SHUTDOWN commands\n"

@@ -27,8 +27,9 @@ enum settings_binding {
 };
 
 struct settings {
-    int port;                 /* -p, 11211 */
-    int udp_port;             /* -U, 0: only 0 is supported */
+    int port;                 /* -p, 11211; 0 off, -1 a port the kernel picks */
+    int udp_port;             /* -U, 0 off (memcached's default since 1.5.6); -1 any */
+    bool port_given;          /* -p was given: -U does not move TCP to its port */
     char listen[1024];        /* -l, comma-separated; "127.0.0.1" */
     char socket_path[256];    /* -s: unix socket instead of TCP */
     int socket_mask;          /* -a, octal, 0700 */

@@ -621,6 +621,24 @@ void conn_swallow(struct conn *c, size_t n)
     }
 }
 
+bool conn_drop_input(struct conn *c)
+{
+    bool cut = c->state == CS_NREAD;
+    if (c->nread_item != NULL)
+        item_put(c->nread_item);
+    c->nread_item = NULL;
+    c->nread_off = c->nread_len = c->swallow = 0;
+    c->rpos = c->rend = 0;
+    c->close_after_write = c->out_over = false;
+    set_state(c, CS_READ);
+    return cut;
+}
+
+bool conn_in_value(const struct conn *c)
+{
+    return c->state == CS_NREAD || c->state == CS_SWALLOW;
+}
+
 /* Move bytes towards the value being read. Returns FILL_OK when complete.
  * A socket read that came back short sets *drained (a full one clears it),
  * so the parse that follows the value does not read again into EAGAIN. */

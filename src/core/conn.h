@@ -230,6 +230,16 @@ bool conn_read_value(struct conn *c, struct item *it, size_t n);
 struct item *conn_take_value(struct conn *c);
 /* Discard the next n bytes of input (e.g. a refused value). */
 void conn_swallow(struct conn *c, size_t n);
+/*
+ * For a transport whose requests cannot continue in its next read (a UDP
+ * datagram, core/udp.c): forget the unparsed input and a value being read
+ * (its item released) or skipped, and any close or output-limit verdict,
+ * so the connection reads its next request afresh. Returns true when a
+ * value was being read, i.e. its request was cut short.
+ */
+bool conn_drop_input(struct conn *c);
+/* A value is being read or skipped: its bytes have not all come. */
+bool conn_in_value(const struct conn *c);
 /* Spend one request of this event's budget; false when it is used up. */
 bool conn_budget(struct conn *c);
 

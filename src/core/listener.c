@@ -7,6 +7,12 @@
  * already sent is a RESP one, and is closed; the acceptor keeps going. When the process runs out of descriptors, accepting
  * pauses briefly instead of spinning.
  *
+ * -U adds a UDP socket on every -l address; core/udp.c serves them in the
+ * workers, so nothing here reads a datagram. memcached's port numbers
+ * apply: -p 0 (or -U 0) is off, -1 is a port the kernel chooses, and
+ * MEMCACHED_PORT_FILENAME asks for a file naming the ports bound
+ * (listener_write_ports).
+ *
  * A listener may speak TLS (-Z, --tls-port): its kind carries LISTENER_TLS
  * (and, from memcached's -l prefixes notls:/btls:/mtls:, which of the main
  * listeners do and whether they require client certificates)
@@ -16,9 +22,11 @@
  */
 #include "core/listener.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -32,15 +40,19 @@
 
 #include "config/settings.h"
 #include "core/conn.h"
+#include "core/udp.h"
 #include "core/worker.h"
 #include "stats/stats.h"
 
 #define MAX_LISTENERS 64
+#define UDP_SNDBUF (4 * 1024 * 1024)
 
 struct listen_slot {
     struct evconnlistener *lev;
     int kind;                     /* enum conn_listener_kind | LISTENER_FLAGS */
     int tcp;
+    bool main;                    /* -p's: the port file names it */
+    int fd;                       /* for `stats conns`, which may look during a stop */
 };
 
 static struct event_base *base;
@@ -137,7 +149,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 }
 
 static int add_listener(const struct sockaddr *sa, socklen_t len, int kind,
-                        int backlog, int tcp, char *err, size_t errlen)
+                        int backlog, int tcp, bool main, char *err, size_t errlen)
 {
     if (nslots == MAX_LISTENERS) {
         snprintf(err, errlen, "too many listening addresses");
@@ -149,10 +161,12 @@ static int add_listener(const struct sockaddr *sa, socklen_t len, int kind,
         flags |= LEV_OPT_BIND_IPV6ONLY;
     slot->kind = kind;
     slot->tcp = tcp;
+    slot->main = main;
     slot->lev = evconnlistener_new_bind(base, on_accept, slot, flags, backlog, sa, (int)len);
     if (slot->lev == NULL)
         return -1;
     evconnlistener_set_error_cb(slot->lev, on_accept_error);
+    slot->fd = (int)evconnlistener_get_fd(slot->lev);
     nslots++;
     return 0;
 }
@@ -225,7 +239,7 @@ static int bind_tcp_list(const char *list, int default_port, int kind, bool fixe
                 seen[nseen++] = host;
         }
         if (port == NULL || fixed_port) {
-            snprintf(portbuf, sizeof(portbuf), "%d", default_port);
+            snprintf(portbuf, sizeof(portbuf), "%d", default_port < 0 ? 0 : default_port);
             port = portbuf;
         }
         struct addrinfo hints = {0}, *res;
@@ -238,8 +252,83 @@ static int bind_tcp_list(const char *list, int default_port, int kind, bool fixe
             return -1;
         }
         for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-            if (add_listener(ai->ai_addr, ai->ai_addrlen, k, backlog, 1, err, errlen) != 0) {
+            if (add_listener(ai->ai_addr, ai->ai_addrlen, k, backlog, 1, !fixed_port, err,
+                             errlen) != 0) {
                 snprintf(err, errlen, "failed to listen on TCP port %s of %s: %s", port,
+                         *host ? host : "*", strerror(errno));
+                freeaddrinfo(res);
+                return -1;
+            }
+        }
+        freeaddrinfo(res);
+    }
+    return 0;
+}
+
+/* One UDP socket, bound and non-blocking, for core/udp.c. */
+static int bind_udp(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* A reply's datagrams leave in one burst: room for a large one (the
+     * kernel caps this at net.core.wmem_max). */
+    int sndbuf = UDP_SNDBUF;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || udp_add_socket(fd) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* -U on every -l address (an addr:port entry's port and its TLS prefix
+ * are the TCP listener's alone); -1: a port of the kernel's choosing for
+ * each. A fixed port binds an address listed twice once. */
+static int bind_udp_list(const char *list, int udp_port, char *err, size_t errlen)
+{
+    char buf[1024], portbuf[16];
+    snprintf(buf, sizeof(buf), "%s", list);
+    snprintf(portbuf, sizeof(portbuf), "%d", udp_port < 0 ? 0 : udp_port);
+    char *save = NULL;
+    const char *seen[MAX_LISTENERS];   /* hosts bound so far, in buf */
+    int nseen = 0;
+    for (char *entry = strtok_r(buf, ",", &save); entry != NULL; entry = strtok_r(NULL, ",", &save)) {
+        const char *host, *port;
+        size_t skip;
+        tls_listen_prefix(entry, &skip);
+        entry += skip;
+        if (split_host_port(entry, &host, &port) != 0) {
+            snprintf(err, errlen, "invalid listen address: %s", entry);
+            return -1;
+        }
+        if (udp_port > 0) {
+            bool dup = false;
+            for (int i = 0; i < nseen && !dup; i++)
+                dup = strcmp(seen[i], host) == 0;
+            if (dup)
+                continue;
+            if (nseen < MAX_LISTENERS)
+                seen[nseen++] = host;
+        }
+        struct addrinfo hints = {0}, *res;
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_DGRAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        int rc = getaddrinfo(*host ? host : NULL, portbuf, &hints, &res);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+            return -1;
+        }
+        for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+            if (bind_udp(ai) != 0) {
+                snprintf(err, errlen, "failed to listen on UDP port %s of %s: %s", portbuf,
                          *host ? host : "*", strerror(errno));
                 freeaddrinfo(res);
                 return -1;
@@ -264,7 +353,8 @@ static int bind_unix(const char *path, int mask, int backlog, char *err, size_t 
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
         unlink(path);
     mode_t old = umask((mode_t)(~mask & 0777));
-    int rc = add_listener((struct sockaddr *)&sun, sizeof(sun), LISTENER_MEMCACHED, backlog, 0, err, errlen);
+    int rc = add_listener((struct sockaddr *)&sun, sizeof(sun), LISTENER_MEMCACHED, backlog, 0, false,
+                          err, errlen);
     umask(old);
     if (rc != 0)
         snprintf(err, errlen, "failed to listen on unix socket %s: %s", path, strerror(errno));
@@ -290,9 +380,13 @@ int listener_setup(const struct settings *s, char *err, size_t errlen)
     if (s->socket_path[0] != '\0') {
         if (bind_unix(s->socket_path, s->socket_mask, s->backlog, err, errlen) != 0)
             return -1;
-    } else if (bind_tcp_list(s->listen, s->port, LISTENER_MEMCACHED | main_tls, false, s->backlog,
-                             err, errlen) != 0) {
-        return -1;
+    } else {
+        if (s->port != 0 && bind_tcp_list(s->listen, s->port, LISTENER_MEMCACHED | main_tls, false,
+                                          s->backlog, err, errlen) != 0)
+            return -1;
+        /* as memcached: no UDP beside a unix socket */
+        if (s->udp_port != 0 && bind_udp_list(s->listen, s->udp_port, err, errlen) != 0)
+            return -1;
     }
     if (s->resp_port != 0 &&
         bind_tcp_list(s->listen, s->resp_port, LISTENER_RESP | resp_tls, true, s->backlog, err, errlen) != 0)
@@ -306,10 +400,52 @@ int listener_setup(const struct settings *s, char *err, size_t errlen)
 
 size_t listener_fds(int *fds, size_t max)
 {
+    /* Workers call this while the main thread may be in listener_teardown:
+     * the count is read once, and only the descriptors, never the freed
+     * listeners, are read. */
+    int ns = __atomic_load_n(&nslots, __ATOMIC_ACQUIRE);
     size_t n = 0;
-    for (int i = 0; i < nslots && n < max; i++)
-        fds[n++] = (int)evconnlistener_get_fd(slots[i].lev);
+    for (int i = 0; i < ns && n < max; i++)
+        fds[n++] = slots[i].fd;
     return n;
+}
+
+/* "TCP INET: 11211" for a socket, as memcached writes its port file. */
+static void port_line(FILE *f, int fd, const char *proto)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        fprintf(f, "%s INET: %u\n", proto, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    else if (ss.ss_family == AF_INET6)
+        fprintf(f, "%s INET6: %u\n", proto, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+}
+
+int listener_write_ports(const char *path, char *err, size_t errlen)
+{
+    char tmp[1100];
+    int udp[16];
+    snprintf(tmp, sizeof(tmp), "%s.lck", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot write the port file %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < nslots; i++)
+        if (slots[i].main && slots[i].tcp)
+            port_line(f, (int)evconnlistener_get_fd(slots[i].lev), "TCP");
+    size_t nu = udp_sockets(udp, sizeof(udp) / sizeof(udp[0]));
+    for (size_t i = 0; i < nu; i++)
+        port_line(f, udp[i], "UDP");
+    /* renamed only when complete: a reader polling for the file sees all of it */
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write the port file %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 struct event_base *listener_base(void)
@@ -324,9 +460,10 @@ void listener_run(void)
 
 void listener_teardown(void)
 {
-    for (int i = 0; i < nslots; i++)
+    int ns = nslots;
+    __atomic_store_n(&nslots, 0, __ATOMIC_RELEASE);
+    for (int i = 0; i < ns; i++)
         evconnlistener_free(slots[i].lev);
-    nslots = 0;
     if (resume_ev != NULL)
         event_free(resume_ev);
     resume_ev = NULL;

@@ -1,6 +1,7 @@
 /*
  * The acceptor: listening sockets (TCP on every -l address, or a unix
- * socket with -s, plus the optional RESP port) on one event_base run by the
+ * socket with -s, plus the optional RESP port; -U's UDP sockets are bound
+ * here too and served by core/udp.c) on one event_base run by the
  * main thread. It enforces -c and hands every other connection to a worker.
  * listener_run() returns when something breaks that loop (core/signals.c
  * does on SIGINT, SIGTERM and SIGUSR2).
@@ -16,6 +17,11 @@ struct settings;
 
 /* Bind everything. Returns 0, or -1 with a message in err. */
 int listener_setup(const struct settings *s, char *err, size_t errlen);
+/* Write the memcached TCP and UDP ports bound (after listener_setup) to
+ * path, as memcached does when MEMCACHED_PORT_FILENAME names a file: one
+ * "TCP INET: <port>" or "UDP INET6: <port>" line per socket, through
+ * path.lck renamed when complete. Returns 0, or -1 with a message in err. */
+int listener_write_ports(const char *path, char *err, size_t errlen);
 /* The acceptor's event_base (after listener_setup), for signal events. */
 struct event_base *listener_base(void);
 /* Accept until the loop is broken (event_base_loopbreak on listener_base). */

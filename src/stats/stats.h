@@ -37,11 +37,13 @@
  * total_error_replies is INFO's; resp_read_hits/misses count the RESP
  * reads of a key other than GET's (HGET, ZSCORE, EXISTS, TTL...), which
  * INFO's keyspace_hits/misses add to get_hits/misses, as Redis counts
- * every read lookup (one that meets a key of another type is a hit). */
+ * every read lookup (one that meets a key of another type is a hit);
+ * udp_* count datagrams dropped by core/udp.c (`stats kioku`). */
 #define THREAD_STATS_ALL(X) THREAD_STATS_CMDS(X) X(bytes_read) X(bytes_written) \
     X(conn_yields) X(ssl_handshake_errors) X(idle_kicks) X(commands_processed) \
     X(output_limit_disconnects) X(read_buf_oom) X(response_obj_oom) X(total_error_replies) \
-    X(resp_read_hits) X(resp_read_misses)
+    X(resp_read_hits) X(resp_read_misses) \
+    X(udp_bad_frames) X(udp_replies_dropped)
 
 /* Levels, not counters (`stats reset` leaves them): each connection's read
  * and write buffers (read_buf_*), and of those its reply buffer

@@ -16,9 +16,9 @@
 # builddir whose memcached-debug runs kioku, so every test file gets fresh
 # kioku servers started with that file's arguments, and files for features
 # kioku's help does not name (extstore, proxy, TLS, SASL) skip themselves.
-# Arguments with no meaning in kioku are rewritten: "-U <port>" becomes
-# "-U 0" (no UDP), "-l 0.0.0.0" becomes "-l 127.0.0.1" (test servers stay
-# on loopback), -o no_modern becomes kioku's no_lru_crawler,no_slab_reassign
+# Arguments with no meaning in kioku are rewritten: "-l 0.0.0.0" becomes
+# "-l 127.0.0.1" (test servers stay on loopback; -U, the UDP port, is
+# kioku's too since issue 13), -o no_modern becomes kioku's no_lru_crawler,no_slab_reassign
 # (the two of memcached's older defaults that kioku has), and -o
 # suboptions that only tune memcached's own machinery and that kioku does
 # not take (seccomp, the segmented LRU and its maintainer, the automover's
@@ -72,7 +72,6 @@ mc_prepare() {
 args=()
 while [ \$# -gt 0 ]; do
     case \$1 in
-    -U) args+=(-U 0); shift ;;
     -l) # never listen beyond loopback (stats-conns.t asks for 0.0.0.0)
         args+=(-l "\$(printf '%s' "\$2" | sed 's/0\.0\.0\.0/127.0.0.1/g')"); shift ;;
     -o) # no_modern: memcached's older defaults, of which kioku has two

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Safe defaults and limits (issue 9), each against a real $KIOKU_BIN:
 
-- without -l it listens on 127.0.0.1 only, and it has no UDP socket; -U
-  other than 0 is refused;
+- without -l it listens on 127.0.0.1 only, and it has no UDP socket
+  unless -U asks (then on 127.0.0.1 only); a bad -U port is refused;
 - as root it refuses to start without -u (memcached's message and exit 64),
   and -u nobody runs it as nobody (skipped when not root);
 - over -c a client is refused in its protocol: memcached's line on the
@@ -214,10 +214,18 @@ def test_defaults_loopback_only_and_no_udp():
         check(udp == [], "kioku has no UDP socket: %s" % udp)
     finally:
         srv.stop()
-    r = subprocess.run([BIN, "-p", str(free_port()), "-U", "11211"] + ROOT_ARGS,
+    # -U (issue 13) binds UDP where -l says: without -l, loopback only
+    srv = Server(["-U", "-1"], listen=False)
+    try:
+        udp = proc_net("udp", socket_inodes(srv.proc.pid)) + proc_net("udp6", socket_inodes(srv.proc.pid))
+        check(len(udp) == 1 and udp[0][0] == "0100007F",
+              "-U without -l: one UDP socket, on 127.0.0.1: %s" % udp)
+    finally:
+        srv.stop()
+    r = subprocess.run([BIN, "-p", str(free_port()), "-U", "65536"] + ROOT_ARGS,
                        capture_output=True, text=True, timeout=10)
     check(r.returncode == 64 and "UDP" in r.stderr,
-          "-U 11211 is refused with exit 64 (%d, %r)" % (r.returncode, r.stderr))
+          "-U 65536 is refused with exit 64 (%d, %r)" % (r.returncode, r.stderr))
 
 
 def test_root_needs_u_and_u_nobody_drops_root():

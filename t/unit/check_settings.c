@@ -194,10 +194,37 @@ START_TEST(test_malformed_values_are_usage_errors)
 }
 END_TEST
 
-START_TEST(test_udp_other_than_zero_is_refused)
+/* memcached's port rules (issue 13): -U without -p moves TCP to the UDP
+ * port, -1 is a port of the kernel's choosing, 0 is off. */
+START_TEST(test_udp_port_moves_tcp_to_it_unless_p_is_given)
 {
-    ck_assert_int_eq(PARSE("-U", "11211"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-U", "11222"), SETTINGS_RUN);
+    ck_assert_int_eq(s.udp_port, 11222);
+    ck_assert_int_eq(s.port, 11222);
+    ck_assert_int_eq(PARSE("-p", "11242", "-U", "11243"), SETTINGS_RUN);
+    ck_assert_int_eq(s.port, 11242);
+    ck_assert_int_eq(s.udp_port, 11243);
+    ck_assert_int_eq(PARSE("-U", "-1"), SETTINGS_RUN);
+    ck_assert_int_eq(s.port, -1);
     ck_assert_int_eq(PARSE("-U", "0"), SETTINGS_RUN);
+    ck_assert_int_eq(s.port, 11211);
+    ck_assert_int_eq(PARSE("-p", "0"), SETTINGS_RUN);
+    ck_assert_int_eq(s.port, 0);
+    ck_assert_int_eq(PARSE("-p", "-1", "--udp-port=-1"), SETTINGS_RUN);
+    ck_assert_int_eq(PARSE("-U", "-2"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-U", "65536"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-p", "-2"), SETTINGS_ERROR);
+}
+END_TEST
+
+/* As memcached: datagrams carry no login. */
+START_TEST(test_udp_with_authentication_is_refused)
+{
+    ck_assert_int_eq(PARSE("-U", "11222", "-Y", "/etc/pw"), SETTINGS_ERROR);
+    ck_assert_str_eq(err, "Cannot use UDP with ascii authentication enabled (-U 0 to disable)");
+    ck_assert_int_eq(PARSE("-U", "11222", "-S"), SETTINGS_ERROR);
+    ck_assert_str_eq(err, "Cannot enable UDP while using binary SASL authentication");
+    ck_assert_int_eq(PARSE("-U", "0", "-S", "-Y", "/etc/pw"), SETTINGS_RUN);
 }
 END_TEST
 
@@ -595,7 +622,8 @@ static Suite *settings_suite(void)
     tcase_add_test(tc, test_help_and_version_actions);
     tcase_add_test(tc, test_unknown_flag_is_a_usage_error);
     tcase_add_test(tc, test_malformed_values_are_usage_errors);
-    tcase_add_test(tc, test_udp_other_than_zero_is_refused);
+    tcase_add_test(tc, test_udp_port_moves_tcp_to_it_unless_p_is_given);
+    tcase_add_test(tc, test_udp_with_authentication_is_refused);
     tcase_add_test(tc, test_item_size_over_half_memory_is_refused);
     tcase_add_test(tc, test_extended_options);
     tcase_add_test(tc, test_idle_timeout_and_max_output_buffer);
