@@ -60,6 +60,8 @@ struct settings {
     enum settings_binding binding;   /* -B auto|ascii|binary */
     bool null_storage;        /* -o null_storage: benchmark mode, get/set answered
                                  without storage (a null server, bench/) */
+    bool io_uring;            /* -o io_uring: workers do socket I/O through an
+                                 io_uring (libevent where refused) */
     struct storage_config storage;
     struct tls_config tls;    /* -Z, --tls-port, -o ssl_* (issue 9) */
 };
