@@ -52,6 +52,10 @@
 #define TX_MAX (256 * 1024)         /* per buffer, two per connection */
 #define TX_KEEP (16 * 1024)         /* a send buffer kept after a large reply */
 #define TICK_MS 1000
+/* A closed connection's output not taken by its client in this long is
+ * dropped (the socket shut down), so a client that never reads cannot
+ * keep a socket and its buffers forever. */
+#define LINGER_MS 30000
 
 /* The low bits of a completion's user_data say what it was for. */
 enum { OP_NONE = 0, OP_RECV = 1, OP_SEND = 2, OP_NOTIFY = 3, OP_MASK = 7 };
@@ -61,8 +65,9 @@ struct uconn {
     struct uring *r;
     int fd;
     short want;                     /* EV_READ / EV_WRITE */
-    bool queued, dirty, recv_armed, sending, eof, closing;
+    bool queued, dirty, recv_armed, sending, eof, closing, cut;
     int rx_err, tx_err;             /* errno of a failed receive / send */
+    int64_t linger_until;           /* kioku ms, once closing */
     struct uconn *qprev, *qnext;    /* ready queue */
     struct uconn *dnext;            /* output to start */
     struct uconn *aprev, *anext;    /* every uconn of the ring */
@@ -86,6 +91,7 @@ struct uring {
     int nlinger;
     int64_t stop_at;                /* kioku ms, 0: none */
     int64_t next_tick;
+    int64_t next_linger_check;
 };
 
 static struct io_uring_sqe *sqe_get(struct uring *r)
@@ -431,6 +437,7 @@ void uring_conn_detach(struct conn *c)
     c->uc = NULL;
     uc->c = NULL;
     uc->closing = true;
+    uc->linger_until = clock_now_ms() + LINGER_MS;
     dequeue(uc);
     r->nlinger++;
     if (c->out_over) {
@@ -521,6 +528,22 @@ void uring_stop(struct uring *r, int delay_ms)
         r->stop_at = at;
 }
 
+/* Shut down the sockets of closed connections whose clients have not taken
+ * their last replies in LINGER_MS: the sends fail and the uconns go. One
+ * pass over the ring's uconns, at most once a second while any linger. */
+static void linger_expire(struct uring *r, int64_t now)
+{
+    if (r->nlinger == 0 || now < r->next_linger_check)
+        return;
+    r->next_linger_check = now + TICK_MS;
+    for (struct uconn *uc = r->all; uc != NULL; uc = uc->anext) {
+        if (uc->closing && !uc->cut && now >= uc->linger_until) {
+            uc->cut = true;
+            shutdown(uc->fd, SHUT_RDWR);
+        }
+    }
+}
+
 /* Run what was queued before this call; what they queue runs next time. */
 static void run_ready(struct uring *r)
 {
@@ -551,6 +574,8 @@ void uring_run(struct uring *r)
                 wait = r->stop_at - now;
             if (r->done)   /* only lingering output left: look again soon */
                 wait = wait < 0 || wait > 10 ? 10 : wait;
+            else if (r->nlinger > 0 && (wait < 0 || wait > TICK_MS))
+                wait = TICK_MS;
             if (wait < 0) {
                 io_uring_submit_and_wait(&r->ring, 1);
             } else {
@@ -561,8 +586,9 @@ void uring_run(struct uring *r)
             }
         }
         reap(r);
+        now = clock_now_ms();
+        linger_expire(r, now);
         if (r->hooks.tick != NULL) {
-            now = clock_now_ms();
             if (now >= r->next_tick) {
                 r->next_tick = now + TICK_MS;
                 r->hooks.tick(r->hooks.arg);
