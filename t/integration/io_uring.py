@@ -42,7 +42,7 @@ def rings(pid):
     n = 0
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
-            n += "io_uring" in os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "anon_inode:[io_uring]"
         except OSError:
             pass
     return n
@@ -248,7 +248,11 @@ def main():
               stderr_of(err).decode(errors="replace").strip())
         sys.exit(77)
     try:
-        check(rings(proc.pid) == 2, "one ring per worker (-t 2), found %d" % rings(proc.pid))
+        n = rings(proc.pid)
+        if n != 2:   # a worker may still be setting up: look again once
+            time.sleep(1)
+            n = rings(proc.pid)
+        check(n == 2, "one ring per worker (-t 2), found %d" % n)
         serve_all(port)
         backpressure(proc, port)
         check(proc.poll() is None, "server alive")
