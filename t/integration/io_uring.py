@@ -103,6 +103,16 @@ def stderr_of(err):
     return err.read()
 
 
+def settle(proc, err, want_rings):
+    """Wait (10 s at most) until the workers have made their rings or said
+    why not: the port accepts before the worker threads try."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if REFUSED in stderr_of(err) or rings(proc.pid) >= want_rings:
+            return
+        time.sleep(0.05)
+
+
 def ask(s, req, end):
     s.sendall(req)
     return kioku_proc.recv_until(s, end)
@@ -242,6 +252,7 @@ def serve_all(port):
 
 def main():
     proc, port, err = start([])
+    settle(proc, err, 2)
     if REFUSED in stderr_of(err):
         kioku_proc.stop(proc)
         print("io_uring.py: no io_uring here (%s); skipped" %
@@ -249,9 +260,6 @@ def main():
         sys.exit(77)
     try:
         n = rings(proc.pid)
-        if n != 2:   # a worker may still be setting up: look again once
-            time.sleep(1)
-            n = rings(proc.pid)
         check(n == 2, "one ring per worker (-t 2), found %d" % n)
         serve_all(port)
         backpressure(proc, port)
@@ -267,6 +275,7 @@ def main():
 
     proc, port, err = start([], preexec=refuse_io_uring)
     try:
+        settle(proc, err, 2)
         check(proc.poll() is None, "starts with io_uring refused")
         log = stderr_of(err)
         check(log.count(REFUSED) == 1 and b"libevent" in log,
