@@ -13,6 +13,7 @@ libevent.
   - replies queued just before a close (quit, RESP QUIT, a client that
     shuts down its side) still arrive
   - SIGTERM with clients connected: exit 0
+  - -o idle_timeout closes an idle client (the ring's once-a-second tick)
   - fallback: with io_uring_setup refused by a seccomp filter (EPERM), one
     line is logged and the same requests are served through libevent
 
@@ -272,6 +273,20 @@ def main():
         if proc.poll() is None:
             kioku_proc.stop(proc)
     print("io_uring.py: io_uring loop ok")
+
+    # The idle sweep runs from the ring's tick.
+    proc, port, err = start(["-o", "idle_timeout=1"])
+    try:
+        s = kioku_proc.connect(port)
+        check(ask(s, b"version\r\n", b"\r\n").startswith(b"VERSION"), "version")
+        t = time.monotonic()
+        check(s.recv(10) == b"" and time.monotonic() - t < 5, "idle client closed in about 1 s")
+        o = kioku_proc.connect(port)
+        check(b"STAT idle_kicks 1\r\n" in ask(o, b"stats\r\n", b"END\r\n"), "idle_kicks 1")
+        o.close()
+    finally:
+        kioku_proc.stop(proc)
+    print("io_uring.py: idle_timeout ok")
 
     proc, port, err = start([], preexec=refuse_io_uring)
     try:
