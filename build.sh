@@ -15,6 +15,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 run_deps="build-essential autoconf automake pkg-config libevent-dev libxxhash-dev libssl-dev \
 libsystemd-dev liblua5.1-0-dev lua-cjson-dev lua-bitop-dev"
+# io_uring worker loop (-o io_uring, issue 12).
+run_deps="$run_deps liburing-dev"
 # systemd: systemd-analyze and the unit directory; man-db, groff-base: the man page check.
 test_deps="check libmemcached-dev libmemcached-tools libhiredis-dev redis-tools redis-server \
 python3 python3-redis python3-pymemcache python3-pylibmc nutcracker netcat-openbsd openssl \

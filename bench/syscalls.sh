@@ -6,7 +6,9 @@
 # stopped by PID), its key range is prefilled, and then a fixed number of
 # requests (memtier_benchmark --requests per client, set:get 1:10 by default)
 # is sent at each pipeline depth while the server's system calls are counted.
-# The table gives calls per request, by name, for every server side by side.
+# The table gives calls per request, by name, for every server side by side,
+# and (with perf) the server's CPU time per request: its threads' task-clock
+# over the same requests, which other load on the machine does not add to.
 #
 # Counting: `perf stat` on the syscalls:sys_enter_* tracepoints of the server
 # process (all its threads; cheap, so the server batches as it would unwatched),
@@ -213,7 +215,7 @@ count() {
         >"$OUT_DIR/$name.prefill.log" 2>&1 || die "$name: prefill failed"
     case "$TOOL" in
     perf)
-        local ev="raw_syscalls:sys_enter" n
+        local ev="task-clock,raw_syscalls:sys_enter" n
         for n in $NAMES; do ev="$ev,syscalls:sys_enter_$n"; done
         perf stat -x, -e "$ev" -p "$SRV_PID" -o "$raw" &
         COUNTER_PID=$! ;;
@@ -233,9 +235,11 @@ count() {
         awk -F, -v names="$NAMES" '
             BEGIN { split(names, a, /[ \n]+/); for (i in a) want[a[i]] = 1 }
             $3 == "raw_syscalls:sys_enter" { total = $1 + 0 }
+            $3 == "task-clock" { cpu = $1 * 1000 }   # msec, as microseconds
             $3 ~ /^syscalls:sys_enter_/ { n = substr($3, 20); c[n] = $1 + 0; sum += $1 }
             END { for (n in c) if (c[n] > 0) print n, c[n]
-                  print "other", total - sum; print "TOTAL", total }' "$raw" > "$out" ;;
+                  print "other", total - sum; print "TOTAL", total; print "cpu_us", cpu }' \
+            "$raw" > "$out" ;;
     strace) # strace -c table: % time, seconds, usecs/call, calls, [errors,] syscall
         awk -v names="$NAMES" '
             BEGIN { split(names, a, /[ \n]+/); for (i in a) want[a[i]] = 1 }
@@ -261,7 +265,7 @@ for pl in $PIPELINES; do
     for s in $SERVERS; do files+=("$OUT_DIR/${s}_p$pl.counts"); done
     awk -v servers="$SERVERS" -v req="$TOTAL_REQ" '
         FNR == 1 { f++ }
-        { v[f, $1] = $2; if (!($1 in seen)) { seen[$1] = 1; if ($1 != "other" && $1 != "TOTAL") order[++n] = $1 } }
+        { v[f, $1] = $2; if (!($1 in seen)) { seen[$1] = 1; if ($1 != "other" && $1 != "TOTAL" && $1 != "cpu_us") order[++n] = $1 } }
         END {
             ns = split(servers, s, " ")
             order[++n] = "other"; order[++n] = "TOTAL"
@@ -272,6 +276,11 @@ for pl in $PIPELINES; do
                 if (!any && nm != "TOTAL") continue
                 printf "  %-16s", nm
                 for (i = 1; i <= ns; i++) printf " %11.3f", v[i, nm] / req
+                printf "\n"
+            }
+            if (("cpu_us") in seen) {   # perf: task-clock of the server threads
+                printf "  %-16s", "CPU us/req"
+                for (i = 1; i <= ns; i++) printf " %11.3f", v[i, "cpu_us"] / req
                 printf "\n"
             }
         }' "${files[@]}"

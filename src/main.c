@@ -236,6 +236,11 @@ int main(int argc, char **argv)
         log_error("cannot set up signal handling");
         return EX_OSERR_CODE;
     }
+    if (settings.io_uring && settings.tls.enabled)
+        log_warn("-o io_uring: not with TLS listeners; the workers use libevent");
+    else if (settings.io_uring && settings.udp_port != 0)
+        log_warn("-o io_uring: not with -U (UDP); the workers use libevent");
+    worker_use_io_uring(settings.io_uring && !settings.tls.enabled && settings.udp_port == 0);
     if (worker_setup(settings.threads, settings.idle_timeout) != 0) {
         log_error("failed to start worker threads");
         return EX_OSERR_CODE;

@@ -90,6 +90,12 @@ enum proc_result mc_watch_start(struct conn *c, const char *args, size_t n, bool
         CONN_OUT_LIT(c, "CLIENT_ERROR watch commands not allowed\r\n");
         return PROC_MORE;
     }
+    if (c->uc != NULL) {
+        /* Its wake-ups and write waits are libevent events, which a ring
+         * worker does not run. */
+        CONN_OUT_LIT(c, "CLIENT_ERROR watch commands not allowed with -o io_uring\r\n");
+        return PROC_MORE;
+    }
     if (c->out_bytes > 0) {
         /* Replies of earlier requests of the batch are still queued: the
          * stream would mix with them. memcached refuses so too. */

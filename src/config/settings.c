@@ -464,6 +464,12 @@ static int parse_extended_kv(struct settings *s, const char *kv, const char *val
             return -1;
         }
         s->null_storage = true;
+    } else if (strcmp(kv, "io_uring") == 0) {
+        if (val != NULL) {
+            snprintf(err, errlen, "-o %s takes no value", kv);
+            return -1;
+        }
+        s->io_uring = true;
     } else if (strcmp(kv, "maxconns_fast") == 0 || strcmp(kv, "modern") == 0) {
         /* kioku always refuses past -c at once; "modern" changes nothing. */
         if (val != NULL) {
@@ -923,5 +929,7 @@ const char *settings_usage(void)
 "                          do not fit are skipped (default: 256)\n"
 "   - null_storage         BENCHMARK ONLY, not a cache: parse every request but\n"
 "                          answer get/set without storage (bench/README.md)\n"
+"   - io_uring             workers do socket I/O through io_uring (Linux 5.7+),\n"
+"                          libevent where the kernel refuses it or with TLS\n"
 "   TLS certificates are reloaded by the refresh_certs command and on SIGHUP.\n";
 }

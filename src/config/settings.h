@@ -64,6 +64,8 @@ struct settings {
     bool watch_enabled;       /* false with -W: `watch` refused */
     size_t watcher_logbuf_size; /* -o watcher_logbuf_size (KiB given): bytes
                                  buffered per watcher; 256 KiB */
+    bool io_uring;            /* -o io_uring: workers do socket I/O through an
+                                 io_uring (libevent where refused) */
     struct storage_config storage;
     struct tls_config tls;    /* -Z, --tls-port, -o ssl_* (issue 9) */
 };

@@ -40,6 +40,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/uring.h"
 #include "core/worker.h"
 #include "stats/stats.h"
 #include "storage/item.h"
@@ -175,9 +176,11 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL || conn_buffers_init(c) != 0)
         goto fail;
-    c->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_event, c);
-    if (c->ev == NULL)
-        goto fail;
+    if (w->ring == NULL || (kind & LISTENER_TLS)) {
+        c->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_event, c);
+        if (c->ev == NULL)
+            goto fail;
+    }
     c->fd = fd;
     c->kind = (enum conn_listener_kind)(kind & ~LISTENER_FLAGS);
     c->listen_flags = kind & LISTENER_FLAGS;
@@ -197,8 +200,10 @@ struct conn *conn_create(struct worker *w, int fd, enum conn_listener_kind kind,
             goto fail;
         c->tp = tls_transport;
     }
-    if (event_add(c->ev, NULL) != 0)
+    if (c->ev != NULL ? event_add(c->ev, NULL) != 0 : uring_conn_attach(w->ring, c) != 0)
         goto fail;
+    if (c->uc != NULL)
+        uring_conn_want(c, EV_READ);
     STAT_ADD(c->stats, read_buf_count, 2);
     STAT_INC(c->stats, response_obj_count);
     count_bufs(c, 0, 0);
@@ -278,7 +283,10 @@ void conn_close(struct conn *c)
         };
         watch_conn_close((struct sockaddr *)&c->peer, c->peer_len, c->fd, why[c->close_reason]);
     }
-    event_free(c->ev);
+    if (c->uc != NULL)
+        uring_conn_detach(c);   /* before tp->close: the ring owns the socket */
+    else
+        event_free(c->ev);
     if (c->proto != NULL && c->proto->release != NULL)
         c->proto->release(c);
     c->tp->close(c);
@@ -695,12 +703,26 @@ static enum fill_result swallow_step(struct conn *c, bool *drained)
 
 static void set_interest(struct conn *c, short flags)
 {
+    if (c->uc != NULL) {   /* the ring arms a receive each time c waits */
+        c->ev_flags = flags;
+        uring_conn_want(c, flags);
+        return;
+    }
     if (c->ev_flags == flags)
         return;
     event_del(c->ev);
     event_assign(c->ev, c->worker->base, c->fd, flags | EV_PERSIST, conn_event, c);
     event_add(c->ev, NULL);
     c->ev_flags = flags;
+}
+
+/* Run c again soon, after the worker's other ready connections. */
+static void activate(struct conn *c)
+{
+    if (c->uc != NULL)
+        uring_conn_activate(c);
+    else
+        event_active(c->ev, EV_READ, 0);
 }
 
 static bool choose_proto(struct conn *c)
@@ -851,7 +873,7 @@ yield:
     if (!flush_or_wait(c))
         return;
     set_interest(c, EV_READ);
-    event_active(c->ev, EV_READ, 0);
+    activate(c);
 }
 
 static void conn_event(evutil_socket_t fd, short what, void *arg)
@@ -859,6 +881,11 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn_drive(arg);
+}
+
+void conn_ready(struct conn *c)
+{
+    conn_drive(c);
 }
 
 short conn_nested_events(const struct conn *c)
@@ -883,12 +910,12 @@ void conn_serve_nested(struct conn *c)
             if (fr == FILL_AGAIN)
                 return;
             if (fr == FILL_EOF) {
-                event_active(c->ev, EV_READ, 0);   /* its read finds the end again */
+                activate(c);   /* its read finds the end again */
                 return;
             }
         }
         if (!choose_proto(c) || c->proto != protocols->resp) {
-            event_active(c->ev, EV_READ, 0);
+            activate(c);
             return;
         }
     }
@@ -904,7 +931,7 @@ void conn_shutdown(struct conn *c)
      * that, since it may be waiting for the socket to take output. */
     c->draining = true;
     c->close_reason = CONN_CLOSE_SHUTDOWN;
-    event_active(c->ev, EV_READ, 0);
+    activate(c);
 }
 
 bool conn_idle_kick(struct conn *c, int64_t now)

@@ -13,8 +13,10 @@
  * behalf (conn_read_value): what the read buffer already holds is copied,
  * the rest is read from the socket straight into the item.
  *
- * All I/O goes through a transport (plain sockets, or TLS from src/tls/),
- * so protocol code never sees a file descriptor.
+ * All I/O goes through a transport (plain sockets, TLS from src/tls/, or
+ * an io_uring worker's ring from uring.c), so protocol code never sees a
+ * file descriptor. Waiting goes through the worker's loop: libevent
+ * events, or the ring's queue on an io_uring worker.
  *
  * A connection belongs to one worker thread and is touched only by it.
  */
@@ -33,6 +35,7 @@ struct item;
 struct worker;
 struct thread_stats;
 struct event;
+struct uconn;
 
 struct transport {
     const char *name;
@@ -100,8 +103,9 @@ struct conn {
     const struct proto_ops *proto; /* NULL until the first byte arrives */
     struct worker *worker;
     struct thread_stats *stats;    /* the worker's counters */
-    struct event *ev;
-    short ev_flags;                /* what ev is registered for */
+    struct event *ev;              /* libevent's, or NULL on an io_uring worker */
+    struct uconn *uc;              /* the io_uring worker's, or NULL */
+    short ev_flags;                /* what c waits for (EV_READ/EV_WRITE) */
     uint8_t state;                 /* enum conn_state in conn.c */
     bool close_after_write;
     bool yielded;
@@ -166,6 +170,10 @@ enum flush_result conn_flush(struct conn *c);
 short conn_nested_events(const struct conn *c);
 /* Run c as its event would. c may be closed (freed) on return. */
 void conn_serve_nested(struct conn *c);
+
+/* Run c's state machine, as its event would (an io_uring worker's loop
+ * calls it). c may be closed (freed) on return. */
+void conn_ready(struct conn *c);
 
 /* Close and free now (in the owner thread). */
 void conn_close(struct conn *c);

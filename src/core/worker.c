@@ -8,6 +8,11 @@
  * connection whose worker is waiting for its turn waits a whole scheduler
  * time slice: with -t 4 pinned to one core, one worker serves everything.
  *
+ * With -o io_uring a worker creates a ring in its own thread and runs
+ * uring_run() instead of its event_base: the ring watches the notification
+ * pipe, and the idle sweep runs from its once-a-second tick. A worker whose
+ * ring the kernel refuses runs libevent as usual.
+ *
  * Shutdown: the main thread writes 'q' to every pipe. A worker then stops
  * taking connections, lets each connection answer what it has read, write
  * it and close, and leaves its loop when none is left, or when -o
@@ -15,6 +20,8 @@
  * read), so a stop is bounded whatever the clients do.
  */
 #include "core/worker.h"
+
+#include "core/uring.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -81,9 +88,21 @@ static void worker_take_conns(struct worker *w)
     }
 }
 
+static bool use_io_uring;       /* set before the workers start */
+static int uring_refusals;      /* atomic: the first one is logged */
+
+void worker_use_io_uring(bool on)
+{
+    use_io_uring = on;
+}
+
 static void worker_check_done(struct worker *w)
 {
-    if (w->stopping && w->conns == NULL)
+    if (!w->stopping || w->conns != NULL)
+        return;
+    if (w->ring != NULL)
+        uring_stop(w->ring, 0);
+    else
         event_base_loopexit(w->base, NULL);
 }
 
@@ -91,7 +110,10 @@ static void worker_begin_stop(struct worker *w)
 {
     w->stopping = true;
     struct timeval grace = {__atomic_load_n(&shutdown_grace_s, __ATOMIC_RELAXED), 0};
-    event_base_loopexit(w->base, &grace);
+    if (w->ring != NULL)
+        uring_stop(w->ring, (int)grace.tv_sec * 1000 + (grace.tv_sec == 0));
+    else
+        event_base_loopexit(w->base, &grace);
     /* conn_shutdown only marks c (its own event answers and closes it);
      * a saved next pointer keeps the walk safe should that change */
     struct conn *c = w->conns;
@@ -108,13 +130,23 @@ static void worker_notify(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     char buf[64];
     (void)what;
-    ssize_t n = read(fd, buf, sizeof(buf));
-    for (ssize_t i = 0; i < n; i++) {
-        if (buf[i] == 'c')
-            worker_take_conns(w);
-        else if (buf[i] == 'q' && !w->stopping)
-            worker_begin_stop(w);
-    }
+    ssize_t n;
+    /* Until the pipe is empty: a ring's poll says only that bytes came. */
+    do {
+        n = read(fd, buf, sizeof(buf));
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == 'c')
+                worker_take_conns(w);
+            else if (buf[i] == 'q' && !w->stopping)
+                worker_begin_stop(w);
+        }
+    } while (n == (ssize_t)sizeof(buf));
+}
+
+static void worker_ring_notify(void *arg)
+{
+    struct worker *w = arg;
+    worker_notify(w->notify_rfd, EV_READ, w);
 }
 
 static int idle_timeout_ms;   /* 0: never; fixed before the workers start */
@@ -139,13 +171,38 @@ static void worker_idle_sweep(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void worker_ring_tick(void *arg)
+{
+    worker_idle_sweep(-1, 0, arg);
+}
+
+/* w's ring, made in w's thread (the ring belongs to the thread that made
+ * it), or NULL: libevent then. The first refusal is logged. */
+static struct uring *worker_ring(struct worker *w)
+{
+    struct uring_hooks hooks = {worker_ring_notify, idle_timeout_ms > 0 ? worker_ring_tick : NULL, w};
+    struct uring *r = uring_create(w->notify_rfd, &hooks);
+    if (r == NULL && __atomic_fetch_add(&uring_refusals, 1, __ATOMIC_RELAXED) == 0)
+        log_warn("-o io_uring: %s; the workers use libevent",
+#ifdef HAVE_LIBURING
+                 strerror(errno)
+#else
+                 "kioku was built without liburing"
+#endif
+        );
+    return r;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     char name[16];
     snprintf(name, sizeof(name), "kioku-w%d", w->id);   /* top -H, /proc/PID/task */
     pthread_setname_np(pthread_self(), name);
-    event_base_dispatch(w->base);
+    if (use_io_uring && (w->ring = worker_ring(w)) != NULL)
+        uring_run(w->ring);
+    else
+        event_base_dispatch(w->base);
     /* Grace period over: close whatever is still open. */
     if (w->nconns > 0)
         log_warn("worker %d: shutdown_timeout (%d s) passed; closing %d connections "
@@ -153,6 +210,8 @@ static void *worker_main(void *arg)
                  w->nconns);
     while (w->conns != NULL)
         conn_close(w->conns);
+    uring_destroy(w->ring);   /* in this thread, as it was made */
+    w->ring = NULL;
     return NULL;
 }
 
@@ -263,6 +322,10 @@ static struct conn *find_conn(struct worker *w, const struct conn *c, uint64_t i
 void worker_serve_pending(struct worker *w, const struct conn *skip)
 {
     worker_notify(w->notify_rfd, EV_READ, w);
+    if (w->ring != NULL) {   /* the ring knows which connections have input */
+        uring_serve_pending(w->ring, skip);
+        return;
+    }
     int n = 0;
     for (struct conn *c = w->conns; c != NULL; c = c->next)
         n += c != skip && conn_nested_events(c) != 0;

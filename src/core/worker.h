@@ -17,12 +17,14 @@
 struct event_base;
 struct event;
 struct pending_conn;
+struct uring;
 
 struct worker {
     struct thread_stats *stats;     /* this worker's counters (stats.c) */
     int id;
     pthread_t thread;
     struct event_base *base;
+    struct uring *ring;             /* -o io_uring: the loop instead of base, or NULL */
     struct event *notify_ev;
     struct event *idle_ev;          /* -o idle_timeout sweep, or NULL */
     int notify_rfd, notify_wfd;
@@ -38,6 +40,9 @@ struct worker {
  * request for that many seconds (memcached's -o idle_timeout). Returns 0
  * or -1. */
 int worker_setup(int n, int idle_timeout_s);
+/* Before worker_setup: each worker runs an io_uring loop (uring.h) where
+ * the kernel allows one, libevent where not (logged once). */
+void worker_use_io_uring(bool on);
 /* Hand an accepted socket to the next worker (round-robin). */
 void worker_dispatch(int fd, enum conn_listener_kind kind,
                      const struct sockaddr *peer, socklen_t peer_len);

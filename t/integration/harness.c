@@ -690,6 +690,16 @@ int kh_server_start(struct kh_server *srv, const char *const *extra)
             argv[n++] = "-u";
             argv[n++] = "root";
         }
+        /* KIOKU_EXTRA_ARGS: options every kioku of a run gets, to run the
+         * whole suite in another mode (KIOKU_EXTRA_ARGS='-o io_uring'). */
+        char extra_env[256] = "";
+        const char *env = getenv("KIOKU_EXTRA_ARGS");
+        if (env != NULL && kh_server_is_kioku() && strlen(env) < sizeof extra_env) {
+            strcpy(extra_env, env);
+            for (char *save = NULL, *tok = strtok_r(extra_env, " ", &save);
+                 tok != NULL && n < KH_MAX_ARGS - 1; tok = strtok_r(NULL, " ", &save))
+                argv[n++] = tok;
+        }
         for (int i = 0; extra && extra[i] && n < KH_MAX_ARGS - 1; i++)
             argv[n++] = extra[i];
         argv[n] = NULL;

@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 
-# kioku, like memcached, refuses to run as root without -u.
-ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+# kioku, like memcached, refuses to run as root without -u. KIOKU_EXTRA_ARGS
+# (e.g. "-o io_uring") runs every test's kioku in another mode.
+ROOT_ARGS = (["-u", "root"] if os.geteuid() == 0 else []) + \
+    os.environ.get("KIOKU_EXTRA_ARGS", "").split()
 
 
 def import_redis(name):

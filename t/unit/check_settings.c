@@ -246,6 +246,16 @@ START_TEST(test_null_storage_is_off_by_default_and_takes_no_value)
 }
 END_TEST
 
+START_TEST(test_io_uring_is_off_by_default_and_takes_no_value)
+{
+    ck_assert_int_eq(PARSE("-m", "64"), SETTINGS_RUN);
+    ck_assert(!s.io_uring);
+    ck_assert_int_eq(PARSE("-o", "io_uring"), SETTINGS_RUN);
+    ck_assert(s.io_uring);
+    ck_assert_int_eq(PARSE("-o", "io_uring=1"), SETTINGS_ERROR);
+}
+END_TEST
+
 START_TEST(test_slab_reassign_automove_and_crawler_options)
 {
     ck_assert_int_eq(PARSE("-m", "64"), SETTINGS_RUN);
@@ -610,6 +620,7 @@ static Suite *settings_suite(void)
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_defaults_match_memcached);
     tcase_add_test(tc, test_null_storage_is_off_by_default_and_takes_no_value);
+    tcase_add_test(tc, test_io_uring_is_off_by_default_and_takes_no_value);
     tcase_add_test(tc, test_auth_flags_by_short_long_and_o);
     tcase_add_test(tc, test_tls_options_take_memcacheds_names);
     tcase_add_test(tc, test_tls_defaults_and_port);
