@@ -111,6 +111,29 @@ START_TEST(test_fine_factor_grows_by_the_knee_where_class_ids_would_run_out)
 }
 END_TEST
 
+START_TEST(test_clsid_is_the_smallest_class_that_fits)
+{
+    struct storage_config cfg;
+    unsigned count;
+
+    storage_config_default(&cfg);
+    start(&cfg);
+    count = storage_class_count();
+    ck_assert_uint_eq(slab_clsid(0), 1);
+    for (size_t size = 1; size <= STORAGE_PAGE_SIZE / 2; size++) {
+        unsigned id = slab_clsid(size);
+
+        ck_assert_uint_ge(id, 1);
+        ck_assert_uint_le(id, count);
+        ck_assert_uint_ge(chunk_size(id), size);
+        if (id > 1)
+            ck_assert_uint_lt(chunk_size(id - 1), size);
+    }
+    ck_assert_uint_eq(slab_clsid(STORAGE_PAGE_SIZE / 2 + 1), 0);
+    storage_teardown();
+}
+END_TEST
+
 static struct item *alloc_kv(const char *key, size_t nbytes, enum item_alloc_status *st)
 {
     return item_alloc(key, strlen(key), 0, 0, nbytes, t0, st);
@@ -561,6 +584,7 @@ static Suite *slab_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_class_sizes_follow_n_and_f_and_end_at_chunk_max);
     tcase_add_test(tc, test_fine_factor_grows_by_the_knee_where_class_ids_would_run_out);
+    tcase_add_test(tc, test_clsid_is_the_smallest_class_that_fits);
     tcase_add_test(tc, test_memory_limit_respected_without_eviction);
     tcase_add_test(tc, test_free_chunks_are_reused);
     tcase_add_test(tc, test_chunked_items_round_trip_byte_exact);
