@@ -11,8 +11,10 @@
  * never wait for a move: they only find one page fewer to allocate from.
  *
  * Automove looks once per window (1 s) at each class's evictions:
- *   1 (default): once the same class has evicted in three windows in a row,
- *     and for as long as it goes on, take up to ten pages a window from a class
+ *   1 (default): once a class has evicted in three windows in a row, and
+ *     for as long as it goes on (of several, the one whose items leave
+ *     youngest, then the one that evicted most), take up to ten pages a
+ *     window from a class
  *     that evicted nothing and whose oldest items have been idle at least
  *     twice as long as the evicting class's, or that has more than two pages
  *     of free chunks;
@@ -66,7 +68,10 @@ static bool moving;                     /* a move is under way */
 static unsigned automove;               /* atomic */
 static uint64_t moved, reassign_evictions, busy_items, rescues;
 static uint64_t last_evicted[STORAGE_CLASS_MAX + 1];
-static unsigned streak_dst, streak;
+/* Windows in a row each class evicted in: a new size's items spread over
+ * several classes (at -f 1.10 each is 10 % wide), which take turns at
+ * evicting most. */
+static unsigned streak[STORAGE_CLASS_MAX + 1];
 
 static void sleep_ms(long ms)
 {
@@ -161,7 +166,7 @@ static unsigned spare_class(unsigned dst, int64_t now)
 /* One automove window: choose a move, or none (src 0). */
 static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned *dst)
 {
-    uint64_t top = 0, ev[STORAGE_CLASS_MAX + 1] = {0};
+    uint64_t top = 0, young = UINT64_MAX, ev[STORAGE_CLASS_MAX + 1] = {0};
     unsigned cand = 0, n = slab_class_count();
 
     *src = *dst = 0;
@@ -170,22 +175,33 @@ static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned 
 
         ev[id] = total - last_evicted[id];
         last_evicted[id] = total;
-        if (ev[id] > top) {
+        streak[id] = ev[id] > 0 ? streak[id] + 1 : 0;
+        if (mode == 2 ? ev[id] > top : streak[id] >= STREAK) {
+            uint64_t age = 0;
+
+            /* The most starved: a class a size shift left with one page
+             * evicts its items as soon as they come, while a wider one
+             * beside it may evict more and keep them for seconds. */
+            if (mode != 2) {
+                struct storage_class_stats cs;
+
+                storage_class_stats(id, now, &cs);
+                age = cs.age_sec;
+                if (age > young || (age == young && ev[id] <= top))
+                    continue;
+            }
+            young = age;
             top = ev[id];
             cand = id;
         }
     }
-    if (cand == 0) {
-        streak = 0;
+    if (cand == 0)
         return;
-    }
-    streak = cand == streak_dst ? streak + 1 : 1;
-    streak_dst = cand;
     if (mode == 2) {
         uint64_t age;
 
         *src = oldest_class(cand, now, &age);
-    } else if (streak >= STREAK) {
+    } else {
         struct storage_class_stats dcs;
         uint64_t age;
         unsigned old;
@@ -280,7 +296,7 @@ int rebalance_setup(bool on, unsigned mode, char *errbuf, size_t errlen)
     req_src = req_dst = 0;
     moved = reassign_evictions = busy_items = rescues = 0;
     memset(last_evicted, 0, sizeof(last_evicted));
-    streak = streak_dst = 0;
+    memset(streak, 0, sizeof(streak));
     __atomic_store_n(&automove, mode, __ATOMIC_RELAXED);
     running_thread = false;
     if (!on)

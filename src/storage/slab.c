@@ -105,7 +105,34 @@ static size_t align_up(size_t n)
     return (n + a - 1) & ~(a - 1);
 }
 
-/* Build the size table; fails only when the first class is too big. */
+/* The next class size after `size` growing by g (at least one alignment
+ * step). */
+static size_t grow(size_t size, double g)
+{
+    size_t next = align_up((size_t)((double)size * g));
+
+    return next > size ? next : size + align_up(1);
+}
+
+/* Classes from `size` up to and with the largest, growing by
+ * SLAB_KNEE_FACTOR. */
+static unsigned classes_to_max(size_t size)
+{
+    unsigned n = 1;
+
+    for (; (double)size <= SLAB_CHUNK_MAX / SLAB_KNEE_FACTOR; size = grow(size, SLAB_KNEE_FACTOR))
+        n++;
+    return n;
+}
+
+/*
+ * Build the size table; fails only when the first class is too big. Sizes
+ * grow by `factor`; but a factor below SLAB_KNEE_FACTOR would run out of
+ * class ids long before the largest chunk (-f 1.10 from 88 bytes needs 97
+ * classes), so from the class where the ids left could only reach it
+ * growing by SLAB_KNEE_FACTOR, they do: fine steps for small values, where
+ * most items are, and memcached's 1.25 above (about 8 KiB at -f 1.10).
+ */
 static int build_classes(size_t first_size, double factor, char *errbuf, size_t errlen)
 {
     size_t size = align_up(first_size);
@@ -116,12 +143,16 @@ static int build_classes(size_t first_size, double factor, char *errbuf, size_t 
                  size, SLAB_CHUNK_MAX);
         return -1;
     }
-    /* Keep at least one factor step between the last grown class and max. */
-    while (i < STORAGE_CLASS_MAX && (double)size <= SLAB_CHUNK_MAX / factor) {
-        size_t next = align_up((size_t)((double)size * factor));
+    while (i < STORAGE_CLASS_MAX) {
+        double g = factor;
 
+        if (g < SLAB_KNEE_FACTOR && i + classes_to_max(grow(size, g)) > STORAGE_CLASS_MAX)
+            g = SLAB_KNEE_FACTOR;
+        /* Keep at least one step between the last grown class and max. */
+        if ((double)size > SLAB_CHUNK_MAX / g)
+            break;
         classes[i++].size = (uint32_t)size;
-        size = next > size ? next : size + align_up(1);
+        size = grow(size, g);
     }
     classes[i].size = SLAB_CHUNK_MAX;
     nclasses = i;
@@ -395,17 +426,22 @@ unsigned slab_largest(void)
 
 /* Classes are few (<= 63) and sorted: a linear scan is a handful of
  * compares and touches only read-only data. */
+/* Binary search: with a fine -f there are 63 classes. */
 unsigned slab_clsid(size_t size)
 {
-    unsigned i;
+    unsigned lo = 1, hi = nclasses;
 
-    if (size == 0)
-        size = 1;
-    for (i = 1; i <= nclasses; i++) {
-        if (size <= classes[i].size)
-            return i;
+    if (nclasses == 0 || size > classes[nclasses].size)
+        return 0;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+
+        if (size <= classes[mid].size)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
-    return 0;
+    return lo;
 }
 
 uint32_t slab_chunk_size(unsigned id)

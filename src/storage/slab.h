@@ -29,6 +29,8 @@
 #include "storage/storage.h"
 
 #define SLAB_CHUNK_MAX (STORAGE_PAGE_SIZE / 2)
+/* A finer -f gives way to this factor where class ids would run out. */
+#define SLAB_KNEE_FACTOR 1.25
 #define SLAB_HEADER_ZONE 40     /* bytes of a chunk the sweep may read when free */
 
 struct storage_class_stats;

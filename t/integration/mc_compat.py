@@ -140,7 +140,7 @@ def test_cache_memlimit_replies():
 def test_cache_memlimit_grows_and_shrinks():
     """dyn-maxbytes.t's walk: 3 MiB full and evicting, raised to 8 and 16
     MiB, then lowered to 8 with everything deleted."""
-    proc, port = start(["-m", "3"])
+    proc, port = start(["-m", "3", "-f", "1.25"])   # dyn-maxbytes.t: memcached's classes
     try:
         s = connect(port)
         r = fill(s, 0, 40, 66560)

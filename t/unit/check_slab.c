@@ -41,11 +41,24 @@ static uint32_t chunk_size(unsigned id)
     return cs.chunk_size;
 }
 
-static void check_classes(size_t n, double f)
+/* The next class size growing by g: at least one alignment step. */
+static size_t grown(size_t size, double g)
+{
+    size_t next = align8((size_t)(size * g));
+
+    return next > size ? next : size + 8;
+}
+
+/* Sizes grow by f from HDR + n, then (f below the knee) by the knee factor
+ * from where the ids left would not reach the largest chunk otherwise; the
+ * largest chunk comes last. Returns the first size grown by the knee (0
+ * when none). */
+static size_t check_classes(size_t n, double f)
 {
     struct storage_config cfg;
     unsigned id, count;
-    size_t want;
+    size_t want, knee = 0;
+    double g = f;
 
     storage_config_default(&cfg);
     cfg.chunk_size_min = n;
@@ -57,19 +70,67 @@ static void check_classes(size_t n, double f)
     want = align8(HDR + n);
     for (id = 1; id < count; id++) {
         ck_assert_uint_eq(chunk_size(id), want);
-        ck_assert_uint_le(want * f, STORAGE_PAGE_SIZE / 2);
-        want = align8((size_t)(want * f));
+        if (id + 1 < count && knee == 0 && f < SLAB_KNEE_FACTOR &&
+            chunk_size(id + 1) != grown(want, f)) {
+            g = SLAB_KNEE_FACTOR;
+            knee = chunk_size(id + 1);
+        }
+        ck_assert_uint_le(grown(want, g), STORAGE_PAGE_SIZE / 2);
+        want = grown(want, g);
     }
     ck_assert_uint_eq(chunk_size(count), STORAGE_PAGE_SIZE / 2);
     ck_assert_uint_gt(chunk_size(count), chunk_size(count - 1));
+    if (knee != 0)
+        ck_assert_uint_eq(count, STORAGE_CLASS_MAX);
     storage_teardown();
+    return knee;
 }
 
 START_TEST(test_class_sizes_follow_n_and_f_and_end_at_chunk_max)
 {
-    check_classes(48, 1.25);
-    check_classes(100, 2.0);
-    check_classes(16, 1.07);
+    ck_assert_uint_eq(check_classes(48, 1.25), 0);
+    ck_assert_uint_eq(check_classes(100, 2.0), 0);
+    ck_assert_uint_ne(check_classes(16, 1.07), 0);
+}
+END_TEST
+
+START_TEST(test_fine_factor_grows_by_the_knee_where_class_ids_would_run_out)
+{
+    struct storage_config cfg;
+
+    /* The default: 10 % steps up to about 8 KiB, 25 % above, 63 classes
+     * in all, and no jump from a few KiB to the largest chunk. */
+    storage_config_default(&cfg);
+    ck_assert(cfg.growth_factor > 1.099 && cfg.growth_factor < 1.101);
+    size_t knee = check_classes(48, 1.10);
+    ck_assert_uint_gt(knee, 6 * 1024);
+    ck_assert_uint_lt(knee, 12 * 1024);
+    /* Too fine to reach even 1 KiB before the knee: still ends at the
+     * largest chunk, by 25 % steps. */
+    ck_assert_uint_ne(check_classes(8, 1.01), 0);
+}
+END_TEST
+
+START_TEST(test_clsid_is_the_smallest_class_that_fits)
+{
+    struct storage_config cfg;
+    unsigned count;
+
+    storage_config_default(&cfg);
+    start(&cfg);
+    count = storage_class_count();
+    ck_assert_uint_eq(slab_clsid(0), 1);
+    for (size_t size = 1; size <= STORAGE_PAGE_SIZE / 2; size++) {
+        unsigned id = slab_clsid(size);
+
+        ck_assert_uint_ge(id, 1);
+        ck_assert_uint_le(id, count);
+        ck_assert_uint_ge(chunk_size(id), size);
+        if (id > 1)
+            ck_assert_uint_lt(chunk_size(id - 1), size);
+    }
+    ck_assert_uint_eq(slab_clsid(STORAGE_PAGE_SIZE / 2 + 1), 0);
+    storage_teardown();
 }
 END_TEST
 
@@ -522,6 +583,8 @@ static Suite *slab_suite(void)
 
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_class_sizes_follow_n_and_f_and_end_at_chunk_max);
+    tcase_add_test(tc, test_fine_factor_grows_by_the_knee_where_class_ids_would_run_out);
+    tcase_add_test(tc, test_clsid_is_the_smallest_class_that_fits);
     tcase_add_test(tc, test_memory_limit_respected_without_eviction);
     tcase_add_test(tc, test_free_chunks_are_reused);
     tcase_add_test(tc, test_chunked_items_round_trip_byte_exact);
