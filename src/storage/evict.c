@@ -84,6 +84,7 @@ struct eclass {
     uint64_t crawler_expired_unfetched; /* atomic */
     uint64_t crawler_checked;   /* atomic: items the crawler examined */
     uint64_t crawler_passes;    /* atomic: crawls of the class begun */
+    uint64_t reused;            /* atomic: new items in chunks the crawler freed dead */
 } __attribute__((aligned(64)));
 
 /* Module state, set up by evict_setup(). */
@@ -315,19 +316,22 @@ static bool in_moving(unsigned id, const char *slot)
     return page != NULL && slot >= page && slot < page + STORAGE_PAGE_SIZE;
 }
 
+/* The hand is written with atomic stores: evict_reclaim_tail() reads the
+ * main hand without the class's lock. */
 static char *hand_next(struct hand *h, unsigned id, uint32_t npages)
 {
+    uint32_t page = h->page, sl = h->slot;
     char *slot;
 
-    if (h->page >= npages) {
-        h->page = 0;
-        h->slot = 0;
+    if (page >= npages)
+        page = sl = 0;
+    slot = slab_class_page(id, page) + (size_t)sl * slab_chunk_size(id);
+    if (++sl >= slab_chunks_per_page(id)) {
+        sl = 0;
+        page++;
     }
-    slot = slab_class_page(id, h->page) + (size_t)h->slot * slab_chunk_size(id);
-    if (++h->slot >= slab_chunks_per_page(id)) {
-        h->slot = 0;
-        h->page++;
-    }
+    __atomic_store_n(&h->page, page, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->slot, sl, __ATOMIC_RELAXED);
     return slot;
 }
 
@@ -598,6 +602,49 @@ static bool looks_dead(const struct item *it, int64_t now)
     return item_exptime_passed(item_exptime(it), now) || gen != (cur & ITEM_GEN_MASK);
 }
 
+/*
+ * memcached's look at the LRU tail before an allocation: the next
+ * EVICT_TAIL_PEEK items at the main hand (the oldest, in sweep order) are
+ * checked without a lock, and only a dead one costs the class's lock
+ * (trylocked: a busy class is left to its sweep) and its stripe. The hand
+ * does not move, so the policy sees nothing of it.
+ */
+int evict_reclaim_tail(unsigned id, int64_t now, void **reuse, size_t *old_req)
+{
+    struct eclass *e = &ecl[id];
+    uint32_t npages = slab_class_pages(id);
+    struct hand h;
+    int r = 0;
+
+    if (npages == 0)
+        return 0;
+    h.page = __atomic_load_n(&e->main.page, __ATOMIC_RELAXED);
+    h.slot = __atomic_load_n(&e->main.slot, __ATOMIC_RELAXED);
+    for (unsigned n = 0; n < EVICT_TAIL_PEEK; n++) {
+        char *slot = hand_next(&h, id, npages);
+        struct item *it = slot_item(slot);
+        uint64_t hv;
+
+        if (it == NULL || slot != (char *)it || !looks_dead(it, now))
+            continue;
+        if (pthread_mutex_trylock(&e->lock) != 0)
+            return 0;
+        if (!in_moving(id, slot) && lock_cand(it, slot, &hv)) {
+            if (!in_use(it) && do_item_is_dead(it, hv, now))
+                r = take(e, id, it, hv, true, now, reuse, old_req);
+            unlock_cand(hv);
+        }
+        pthread_mutex_unlock(&e->lock);
+        return r;
+    }
+    return 0;
+}
+
+void evict_note_reused(unsigned id)
+{
+    __atomic_add_fetch(&ecl[id].reused, 1, __ATOMIC_RELAXED);
+}
+
 unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
 {
     struct eclass *e = &ecl[id];
@@ -629,7 +676,9 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
         if (!in_use(it) && do_item_is_dead(it, hv, now)) {
             if (!(item_iflags(it) & ITEM_FETCHED))
                 __atomic_add_fetch(&e->crawler_expired_unfetched, 1, __ATOMIC_RELAXED);
-            do_item_unlink_keep(it, hv, false);
+            /* Its chunk is marked, for `reclaimed` when a new item takes it. */
+            if (do_item_unlink_keep(it, hv, true))
+                item_release_dead(it);
             __atomic_add_fetch(&e->crawler_reclaimed, 1, __ATOMIC_RELAXED);
             freed++;
         }
@@ -946,7 +995,7 @@ void evict_class_stats(unsigned id, int64_t now, struct storage_class_stats *out
     out->evicted_active = e->evicted_active;
     out->outofmemory = e->outofmemory;
     out->tailrepairs = 0;
-    out->reclaimed = e->reclaimed;
+    out->reclaimed = e->reclaimed + __atomic_load_n(&e->reused, __ATOMIC_RELAXED);
     out->expired_unfetched =
         e->expired_unfetched + __atomic_load_n(&e->crawler_expired_unfetched, __ATOMIC_RELAXED);
     out->crawler_reclaimed = __atomic_load_n(&e->crawler_reclaimed, __ATOMIC_RELAXED);
@@ -964,7 +1013,7 @@ void evict_totals(struct storage_stats *out)
         out->evicted_active += e->evicted_active;
         out->expired_unfetched +=
             e->expired_unfetched + __atomic_load_n(&e->crawler_expired_unfetched, __ATOMIC_RELAXED);
-        out->reclaimed += e->reclaimed;
+        out->reclaimed += e->reclaimed + __atomic_load_n(&e->reused, __ATOMIC_RELAXED);
         out->crawler_reclaimed += __atomic_load_n(&e->crawler_reclaimed, __ATOMIC_RELAXED);
         out->crawler_items_checked += __atomic_load_n(&e->crawler_checked, __ATOMIC_RELAXED);
         out->lru_crawler_starts += __atomic_load_n(&e->crawler_passes, __ATOMIC_RELAXED);
@@ -987,6 +1036,7 @@ void evict_stats_reset(void)
         __atomic_store_n(&e->crawler_expired_unfetched, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&e->crawler_checked, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&e->crawler_passes, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->reused, 0, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&e->lock);
     }
 }
