@@ -7,7 +7,12 @@ without memcached's sources:
   - `reclaimed` (issue_163.t, issue_183.t): a new item takes the chunk of an
     expired or flushed one in its class before free memory, found at the
     class's tail at allocation time or freed earlier by the crawler, and
-    counts it per class and in total; live items are never counted.
+    counts it per class and in total; live items are never counted;
+  - the global page pool (slabs-reassign2.t): at the limit the automover
+    parks the pages of a class with spare chunks there, still held
+    (total_malloced stays exactly -m), any class takes them first, and
+    `slabs reassign <id> 0` parks one; a lower cache_memlimit gives the
+    parked pages back to the system first.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
@@ -159,12 +164,79 @@ def test_chunk_freed_by_crawler_counts_when_reused():
         kioku_proc.stop(proc)
 
 
+def fill(s, prefix, count, size):
+    """count noreply sets of size-byte values, then a round trip."""
+    val = b"B" * size
+    for lo in range(0, count, 100):
+        s.sendall(b"".join(b"set %s%d 0 0 %d noreply\r\n%s\r\n" % (prefix, k, size, val)
+                           for k in range(lo, min(lo + 100, count))))
+    check(ask(s, b"version\r\n", b"\r\n").startswith(b"VERSION"), "round trip after the sets")
+
+
+def wait_stat(s, name, pred, secs):
+    t0 = time.time()
+    while True:
+        v = int(stats(s).get(name, "-1"))
+        if pred(v) or time.time() - t0 > secs:
+            return v
+        time.sleep(0.25)
+
+
+def test_automove_parks_pages_at_the_limit():
+    """slabs-reassign2.t at a small scale: pages parked at the limit stay
+    held and serve a new class; reassign to 0 parks; a lower limit frees."""
+    proc, port = start(["-m", "16", "-o", "slab_reassign,slab_automove"])
+    mib16 = 16 * 1024 * 1024
+    try:
+        s = connect(port)
+        fill(s, b"n", 2000, 11000)
+        st = stats(s)
+        check(int(st.get("evictions", "0")) > 0, "the cache is full: %s" % st.get("evictions"))
+        check(st.get("slab_global_page_pool") == "0", "no page parked while full: %s"
+              % st.get("slab_global_page_pool"))
+        check(stats(s, b"slabs").get("total_malloced") == str(mib16), "total_malloced is -m")
+        # Half the items go: every page of the class is half free.
+        s.sendall(b"".join(b"delete n%d noreply\r\n" % k for k in range(0, 2000, 2)))
+        pool = wait_stat(s, "slab_global_page_pool", lambda v: v >= 5, 20)
+        check(pool >= 5, "the automover parked pages: %d" % pool)
+        check(stats(s, b"slabs").get("total_malloced") == str(mib16),
+              "parked pages are still held: %s" % stats(s, b"slabs").get("total_malloced"))
+        # A new class takes the parked pages, not memory past -m.
+        ev0 = int(stats(s).get("evictions", "0"))
+        fill(s, b"i", 300, 6000)
+        st = stats(s)
+        check(int(st["slab_global_page_pool"]) < pool, "a new class took parked pages: %s -> %s"
+              % (pool, st["slab_global_page_pool"]))
+        check(int(st["evictions"]) == ev0, "without evicting: %d -> %s" % (ev0, st["evictions"]))
+        check(stats(s, b"slabs").get("total_malloced") == str(mib16), "still exactly -m")
+        hits = ask(s, b"get i0 i299\r\n", b"END\r\n").count(b"VALUE ")
+        check(hits == 2, "the new items read back: %d" % hits)
+        # slabs reassign to 0 parks a page by hand.
+        sl = stats(s, b"slabs")
+        big = max((k.split(":")[0] for k in sl if k.endswith(":total_pages")),
+                  key=lambda c: int(sl[c + ":total_pages"]))
+        before = int(stats(s)["slab_global_page_pool"])
+        check(ask(s, b"slabs reassign %s 0\r\n" % big.encode(), b"\r\n") == b"OK\r\n",
+              "slabs reassign %s 0" % big)
+        after = wait_stat(s, "slab_global_page_pool", lambda v: v > before, 5)
+        check(after > before, "the page was parked: %d -> %d" % (before, after))
+        check(stats(s, b"slabs").get("total_malloced") == str(mib16), "and still held")
+        # A lower limit gives parked pages back first.
+        check(ask(s, b"cache_memlimit 12\r\n", b"\r\n") == b"OK\r\n", "cache_memlimit 12")
+        tm = int(stats(s, b"slabs")["total_malloced"])
+        check(tm < mib16, "parked pages went back to the system: %d" % tm)
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
 def main():
     if not BIN:
         print("mc_machinery: KIOKU_BIN not set; skipped")
         return 77
     for t in (test_flushed_item_at_tail_is_reclaimed, test_expired_item_at_tail_is_reclaimed,
-              test_chunk_freed_by_crawler_counts_when_reused):
+              test_chunk_freed_by_crawler_counts_when_reused,
+              test_automove_parks_pages_at_the_limit):
         print("--", t.__name__)
         t()
     print("mc_machinery: %s" % ("FAIL" if FAILS else "PASS"))
