@@ -406,8 +406,9 @@ enum storage_reassign storage_slabs_reassign(int src, int dst)
     if (dst < 0 || (unsigned)dst > n || (src != -1 && (src < 1 || (unsigned)src > n)))
         return STORAGE_REASSIGN_BADCLASS;
     if (src == -1) {
-        /* memcached's "any class": the one with the most pages. */
-        uint32_t most = 0;
+        /* memcached's "any class": the one with the most pages, if one
+         * has a page to spare. */
+        uint32_t most = 1;
 
         for (unsigned id = 1; id <= n; id++) {
             if ((int)id != dst && slab_class_pages(id) > most) {
@@ -416,7 +417,9 @@ enum storage_reassign storage_slabs_reassign(int src, int dst)
             }
         }
     }
-    if (src == -1 || slab_class_pages((unsigned)src) < 2)
+    if (src == -1)
+        return STORAGE_REASSIGN_BADCLASS;   /* as memcached: no class to pick */
+    if (slab_class_pages((unsigned)src) < 2)
         return STORAGE_REASSIGN_NOSPARE;
     pthread_mutex_lock(&lock);
     if (moving || req_src != 0) {

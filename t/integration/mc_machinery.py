@@ -12,11 +12,17 @@ without memcached's sources:
     parks the pages of a class with spare chunks there, still held
     (total_malloced stays exactly -m), any class takes them first, and
     `slabs reassign <id> 0` parks one; a lower cache_memlimit gives the
-    parked pages back to the system first.
+    parked pages back to the system first;
+  - -o read_buf_mem_limit (conn-limits.t's option): connection buffers
+    past the ones each connection starts with stay within the limit; a
+    request that needs more read buffer gets memcached's "SERVER_ERROR out
+    of memory reading request" and is closed (read_buf_oom), while replies
+    wait for the write buffer to drain instead of growing it.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -230,13 +236,136 @@ def test_automove_parks_pages_at_the_limit():
         kioku_proc.stop(proc)
 
 
+def bufs(s):
+    st = stats(s)
+    return {k: int(st[k]) for k in st if k.startswith(("read_buf", "response_obj"))}
+
+
+def reader_conns(port, n):
+    cs = []
+    for _ in range(n):
+        # A small receive window, so replies pile up in the server.
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.settimeout(10)
+        c.connect(("127.0.0.1", port))
+        cs.append(c)
+    return cs
+
+
+def queued_reply_memory(limit_args):
+    """Growth of the worker's buffers while 6 clients that do not read have
+    each asked for about 4 MB of copied 400-byte values; then every reply
+    is read back whole."""
+    proc, port = start(["-t", "1"] + limit_args)
+    try:
+        s = connect(port)
+        fill(s, b"k", 2000, 400)
+        line = b"get " + b" ".join(b"k%d" % i for i in range(2000)) + b"\r\n"
+        cs = reader_conns(port, 6)
+        t0 = time.time()
+        while bufs(s)["read_buf_count"] < 2 * 7 and time.time() - t0 < 5:
+            time.sleep(0.05)    # the worker has taken them all
+        base = bufs(s)["read_buf_bytes"]
+        for c in cs:
+            c.sendall(line * 5)
+        peak = 0
+        for _ in range(10):
+            time.sleep(0.2)
+            peak = max(peak, bufs(s)["read_buf_bytes"] - base)
+        want = b"".join(b"VALUE k%d 0 400\r\n%s\r\n" % (i, b"B" * 400) for i in range(2000)) + b"END\r\n"
+        for c in cs:
+            c.settimeout(20)
+            got = bytearray(5 * len(want))
+            view, n = memoryview(got), 0
+            while n < len(got):
+                k = c.recv_into(view[n:])
+                if k == 0:
+                    break
+                n += k
+            check(n == len(got) and got == want * 5,
+                  "a client's five replies came whole (%d of %d bytes)" % (n, len(got)))
+            c.close()
+        oom = bufs(s)["response_obj_oom"]
+        s.close()
+        return peak, oom
+    finally:
+        kioku_proc.stop(proc)
+
+
+def test_read_buf_mem_limit_bounds_reply_buffers():
+    """Without a limit the six write buffers grow towards 512 KiB each; with
+    read_buf_mem_limit=1 (one worker) they stay within 1 MiB past their
+    first 2 KiB, and no client is dropped for it."""
+    free_peak, _ = queued_reply_memory([])
+    peak, oom = queued_reply_memory(["-o", "read_buf_mem_limit=1"])
+    print("   buffer growth: %d bytes without a limit, %d with 1 MiB" % (free_peak, peak))
+    check(free_peak > 1024 * 1024, "without a limit they grow: %d" % free_peak)
+    check(peak <= 1024 * 1024, "with it, within the limit: %d" % peak)
+    check(oom == 0, "no client dropped: response_obj_oom %d" % oom)
+
+
+def test_read_buf_mem_limit_refuses_long_requests():
+    """30 clients each send 40 KB of a 60 KB get line, which needs a 64 KiB
+    read buffer (48 KiB past the first one): 1 MiB holds 21 of those, the
+    others are told memcached's error and closed; the ones kept are
+    answered."""
+    proc, port = start(["-t", "1", "-o", "read_buf_mem_limit=1"])
+    try:
+        s = connect(port)
+        st = stats(s, b"settings")
+        check(st.get("read_buf_mem_limit") == str(1 << 20), "stats settings: %s"
+              % st.get("read_buf_mem_limit"))
+        keys = b" ".join(b"key%06d" % i for i in range(6000))
+        line = b"get " + keys + b"\r\n"
+        half = 40000
+        cs = [connect(port) for _ in range(30)]
+        for c in cs:
+            c.sendall(line[:half])
+        time.sleep(0.5)
+        refused, kept = 0, []
+        for c in cs:
+            c.settimeout(0.5)
+            try:
+                out = c.recv(4096)
+            except socket.timeout:
+                kept.append(c)
+                continue
+            check(out == b"SERVER_ERROR out of memory reading request\r\n",
+                  "memcached's error: %r" % out[:80])
+            c.settimeout(5)
+            try:
+                end = c.recv(4096)
+            except ConnectionResetError:    # closed with our bytes unread
+                end = b""
+            check(end == b"", "then closed")
+            refused += 1
+        check(len(kept) == 21 and refused == 9, "21 kept (%d), 9 refused (%d)" % (len(kept), refused))
+        check(bufs(s)["read_buf_oom"] == refused, "read_buf_oom counts them: %d"
+              % bufs(s)["read_buf_oom"])
+        for c in kept:
+            c.settimeout(10)
+            check(ask(c, line[half:], b"END\r\n") == b"END\r\n", "a kept client is answered")
+            c.close()
+        check(ask(s, b"version\r\n", b"\r\n").startswith(b"VERSION"), "the server serves on")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+    r = subprocess.run([BIN, "-p", "0", "-U", "0", "-o", "read_buf_mem_limit=x"] +
+                       kioku_proc.ROOT_ARGS, capture_output=True, text=True, timeout=10)
+    check(r.returncode != 0 and "read_buf_mem_limit must be 0 (no limit) to 4095 megabytes"
+          in r.stderr, "a bad value is refused: %d %r" % (r.returncode, r.stderr))
+
+
 def main():
     if not BIN:
         print("mc_machinery: KIOKU_BIN not set; skipped")
         return 77
     for t in (test_flushed_item_at_tail_is_reclaimed, test_expired_item_at_tail_is_reclaimed,
               test_chunk_freed_by_crawler_counts_when_reused,
-              test_automove_parks_pages_at_the_limit):
+              test_automove_parks_pages_at_the_limit,
+              test_read_buf_mem_limit_bounds_reply_buffers,
+              test_read_buf_mem_limit_refuses_long_requests):
         print("--", t.__name__)
         t()
     print("mc_machinery: %s" % ("FAIL" if FAILS else "PASS"))
