@@ -603,41 +603,80 @@ static bool looks_dead(const struct item *it, int64_t now)
 }
 
 /*
- * memcached's look at the LRU tail before an allocation: the next
- * EVICT_TAIL_PEEK items at the main hand (the oldest, in sweep order) are
- * checked without a lock, and only a dead one costs the class's lock
- * (trylocked: a busy class is left to its sweep) and its stripe. The hand
- * does not move, so the policy sees nothing of it.
+ * memcached's look at the LRU tail before an allocation. A hand is where
+ * the class's next victim stands (memcached's tail): if the first item
+ * there, past at most EVICT_TAIL_PEEK empty slots, is dead, it is
+ * reclaimed and the hand moves past it, as its sweep would have done, so
+ * the new item that takes the chunk stands behind the hand, in FIFO order.
+ * A live item stops the look without moving the hand, so the policy sees
+ * nothing of it. The look is lock-free; only a dead item found costs the
+ * class's lock (trylocked: a busy class is left to its sweep) and its
+ * stripe.
  */
-int evict_reclaim_tail(unsigned id, int64_t now, void **reuse, size_t *old_req)
+static bool dead_at(unsigned id, struct hand h, int64_t now)
 {
-    struct eclass *e = &ecl[id];
     uint32_t npages = slab_class_pages(id);
-    struct hand h;
-    int r = 0;
 
-    if (npages == 0)
-        return 0;
-    h.page = __atomic_load_n(&e->main.page, __ATOMIC_RELAXED);
-    h.slot = __atomic_load_n(&e->main.slot, __ATOMIC_RELAXED);
-    for (unsigned n = 0; n < EVICT_TAIL_PEEK; n++) {
+    for (unsigned n = 0; npages > 0 && n < EVICT_TAIL_PEEK; n++) {
         char *slot = hand_next(&h, id, npages);
         struct item *it = slot_item(slot);
+
+        if (it != NULL)
+            return slot == (char *)it && looks_dead(it, now);
+    }
+    return false;
+}
+
+/* The same under the class's lock, moving the hand. */
+static int take_dead_at(struct eclass *e, unsigned id, struct hand *h, int64_t now,
+                        void **reuse, size_t *old_req)
+{
+    uint32_t npages = slab_class_pages(id);
+    int r = 0;
+
+    for (unsigned n = 0; npages > 0 && n < EVICT_TAIL_PEEK; n++) {
+        struct hand before = *h;
+        char *slot = hand_next(h, id, npages);
+        struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
         uint64_t hv;
 
-        if (it == NULL || slot != (char *)it || !looks_dead(it, now))
+        if (it == NULL)
             continue;
-        if (pthread_mutex_trylock(&e->lock) != 0)
-            return 0;
-        if (!in_moving(id, slot) && lock_cand(it, slot, &hv)) {
+        if (slot == (char *)it && lock_cand(it, slot, &hv)) {
             if (!in_use(it) && do_item_is_dead(it, hv, now))
                 r = take(e, id, it, hv, true, now, reuse, old_req);
             unlock_cand(hv);
         }
-        pthread_mutex_unlock(&e->lock);
+        if (r == 0) {
+            __atomic_store_n(&h->page, before.page, __ATOMIC_RELAXED);
+            __atomic_store_n(&h->slot, before.slot, __ATOMIC_RELAXED);
+        }
         return r;
     }
     return 0;
+}
+
+int evict_reclaim_tail(unsigned id, int64_t now, void **reuse, size_t *old_req)
+{
+    struct eclass *e = &ecl[id];
+    struct hand hands[2];
+    int r = 0;
+
+    for (int i = 0; i < 2; i++) {
+        const struct hand *h = i == 0 ? &e->main : &e->small;
+
+        hands[i].page = __atomic_load_n(&h->page, __ATOMIC_RELAXED);
+        hands[i].slot = __atomic_load_n(&h->slot, __ATOMIC_RELAXED);
+    }
+    if (!dead_at(id, hands[0], now) && !dead_at(id, hands[1], now))
+        return 0;
+    if (pthread_mutex_trylock(&e->lock) != 0)
+        return 0;
+    r = take_dead_at(e, id, &e->main, now, reuse, old_req);
+    if (r == 0)
+        r = take_dead_at(e, id, &e->small, now, reuse, old_req);
+    pthread_mutex_unlock(&e->lock);
+    return r;
 }
 
 void evict_note_reused(unsigned id)

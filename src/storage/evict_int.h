@@ -19,7 +19,7 @@ struct storage_stats;
 #define ITEM_ATIME_MASK 0xffffffu   /* 24-bit access clock, seconds */
 #define EVICT_WALK_MAX 50           /* slots the main hand examines per call */
 #define EVICT_TTL_PAGES_MAX 8       /* pages a volatile page move looks at */
-#define EVICT_TAIL_PEEK 4           /* slots evict_reclaim_tail() looks at */
+#define EVICT_TAIL_PEEK 4           /* slots evict_reclaim_tail() looks at a hand */
 
 /* Set up per-class state and the ghost of `ghost_entries` (rounded up to a
  * power of two). */
@@ -52,10 +52,11 @@ uint32_t evict_access_init(int64_t now);
  */
 int evict_reclaim(unsigned id, int64_t now, void **reuse, size_t *old_req);
 /* Before an allocation in class id, as memcached looks at its LRU tail:
- * if one of the next EVICT_TAIL_PEEK items at the main hand is dead, it is
- * reclaimed (counted in `reclaimed`), its chunk handed over as with
- * evict_reclaim(). Returns 1 if one was freed. Lock-free unless it finds
- * one; never blocks. May be called holding one stripe. */
+ * if the item at a hand (past at most EVICT_TAIL_PEEK empty slots) is
+ * dead, it is reclaimed (counted in `reclaimed`) and the hand moves past
+ * it, its chunk handed over as with evict_reclaim(). Returns 1 if one was
+ * freed. Lock-free unless it finds one; never blocks. May be called
+ * holding one stripe. */
 int evict_reclaim_tail(unsigned id, int64_t now, void **reuse, size_t *old_req);
 /* A new item took a chunk the crawler freed from a dead one (marked by
  * item_release_dead()): counted in class id's `reclaimed`. Lock-free. */
