@@ -402,9 +402,18 @@ enum storage_reassign storage_slabs_reassign(int src, int dst)
         return STORAGE_REASSIGN_DISABLED;
     if (src == dst)
         return STORAGE_REASSIGN_SAME;
-    /* dst 0: memcached's global page pool. */
-    if (dst < 0 || (unsigned)dst > n || (src != -1 && (src < 1 || (unsigned)src > n)))
+    /* 0: memcached's global page pool, the parked pages. */
+    if (dst < 0 || (unsigned)dst > n || (src != -1 && (src < 0 || (unsigned)src > n)))
         return STORAGE_REASSIGN_BADCLASS;
+    if (src == 0) {
+        /* Nothing to empty: the page changes hands at once. */
+        if (slab_parked_pages() < 2 || !slab_unpark((unsigned)dst))
+            return STORAGE_REASSIGN_NOSPARE;
+        pthread_mutex_lock(&lock);
+        moved++;
+        pthread_mutex_unlock(&lock);
+        return STORAGE_REASSIGN_OK;
+    }
     if (src == -1) {
         /* memcached's "any class": the one with the most pages, if one
          * has a page to spare. */

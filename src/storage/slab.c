@@ -643,11 +643,13 @@ static void release_page(char *page)
     pthread_mutex_unlock(&page_lock);
 }
 
+static void give_page(struct slab_class *d, char *page);
+
 void slab_move_end(unsigned id, unsigned dst)
 {
     struct slab_class *c = &classes[id], *d = &classes[dst];
     char *page = c->moving;
-    uint32_t last, no, n;
+    uint32_t last;
 
     pthread_mutex_lock(&c->lock);
     last = c->npages - 1;
@@ -667,10 +669,16 @@ void slab_move_end(unsigned id, unsigned dst)
      * Word by word with atomic stores: a sweep elsewhere may still follow a
      * stale value-chunk link into this page and read a header atomically. */
     UNPOISON(page, STORAGE_PAGE_SIZE);
-    for (uint64_t *w = (uint64_t *)(void *)page;
-         (char *)w < page + STORAGE_PAGE_SIZE; w++)
-        __atomic_store_n(w, 0, __ATOMIC_RELAXED);
-    no = (uint32_t)((size_t)(page - region) / STORAGE_PAGE_SIZE);
+    zero_page(page);
+    give_page(d, page);
+}
+
+/* List every chunk of a zeroed page as free in class d, as its last page;
+ * the carving page stays as it is. */
+static void give_page(struct slab_class *d, char *page)
+{
+    uint32_t no = (uint32_t)((size_t)(page - region) / STORAGE_PAGE_SIZE), n;
+
     pthread_mutex_lock(&d->lock);
     n = d->npages;
     if (d->dir[n / DIR_PAGES] == NULL)
@@ -678,7 +686,6 @@ void slab_move_end(unsigned id, unsigned dst)
     if (d->dir[n / DIR_PAGES] != NULL) {
         d->dir[n / DIR_PAGES][n % DIR_PAGES] = no;
         __atomic_store_n(&d->npages, n + 1, __ATOMIC_RELEASE);
-        /* List every chunk of it as free; the carving page stays as it is. */
         for (uint32_t i = d->perpage; i > 0; i--) {
             char *ch = page + (size_t)(i - 1) * d->size;
 
@@ -787,6 +794,30 @@ size_t slab_limit(void)
     n = limit;
     pthread_mutex_unlock(&page_lock);
     return n;
+}
+
+uint32_t slab_parked_pages(void)
+{
+    uint32_t n;
+
+    pthread_mutex_lock(&page_lock);
+    n = (uint32_t)npark;
+    pthread_mutex_unlock(&page_lock);
+    return n;
+}
+
+bool slab_unpark(unsigned dst)
+{
+    size_t no = SIZE_MAX;
+
+    pthread_mutex_lock(&page_lock);
+    if (npark > 0)
+        no = park[--npark];
+    pthread_mutex_unlock(&page_lock);
+    if (no == SIZE_MAX)
+        return false;
+    give_page(&classes[dst], region + no * STORAGE_PAGE_SIZE);
+    return true;
 }
 
 bool slab_at_limit(void)

@@ -165,5 +165,9 @@ bool slab_over_limit(void);
 /* No class can take a new page without a parked one (memcached's
  * mem_limit_reached): the automover may park pages then. */
 bool slab_at_limit(void);
+/* Parked pages, and `slabs reassign 0 <dst>`: give one to class dst (its
+ * chunks all free); false if none is parked. */
+uint32_t slab_parked_pages(void);
+bool slab_unpark(unsigned dst);
 
 #endif

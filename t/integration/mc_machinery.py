@@ -10,9 +10,9 @@ without memcached's sources:
     counts it per class and in total; live items are never counted;
   - the global page pool (slabs-reassign2.t): at the limit the automover
     parks the pages of a class with spare chunks there, still held
-    (total_malloced stays exactly -m), any class takes them first, and
-    `slabs reassign <id> 0` parks one; a lower cache_memlimit gives the
-    parked pages back to the system first;
+    (total_malloced stays exactly -m), any class takes them first,
+    `slabs reassign <id> 0` parks one and `slabs reassign 0 <id>` hands
+    one out; a lower cache_memlimit gives the parked pages back first;
   - -o read_buf_mem_limit (conn-limits.t's option): connection buffers
     past the ones each connection starts with stay within the limit; a
     request that needs more read buffer gets memcached's "SERVER_ERROR out
@@ -195,6 +195,8 @@ def test_automove_parks_pages_at_the_limit():
     mib16 = 16 * 1024 * 1024
     try:
         s = connect(port)
+        check(ask(s, b"slabs reassign 0 1\r\n", b"\r\n") ==
+              b"NOSPARE source class has no spare pages\r\n", "an empty pool has no page to give")
         fill(s, b"n", 2000, 11000)
         st = stats(s)
         check(int(st.get("evictions", "0")) > 0, "the cache is full: %s" % st.get("evictions"))
@@ -227,6 +229,11 @@ def test_automove_parks_pages_at_the_limit():
         after = wait_stat(s, "slab_global_page_pool", lambda v: v > before, 5)
         check(after > before, "the page was parked: %d -> %d" % (before, after))
         check(stats(s, b"slabs").get("total_malloced") == str(mib16), "and still held")
+        # slabs reassign 0 <id> gives a parked page to a class, at once.
+        pages = int(stats(s, b"slabs").get("1:total_pages", "0"))
+        check(ask(s, b"slabs reassign 0 1\r\n", b"\r\n") == b"OK\r\n", "slabs reassign 0 1")
+        check(int(stats(s)["slab_global_page_pool"]) == after - 1, "one page left the pool")
+        check(int(stats(s, b"slabs").get("1:total_pages", "0")) == pages + 1, "class 1 has it")
         # A lower limit gives parked pages back first.
         check(ask(s, b"cache_memlimit 12\r\n", b"\r\n") == b"OK\r\n", "cache_memlimit 12")
         tm = int(stats(s, b"slabs")["total_malloced"])
