@@ -314,9 +314,9 @@ def test_read_buf_mem_limit_bounds_reply_buffers():
 
 def test_read_buf_mem_limit_refuses_long_requests():
     """30 clients each send 40 KB of a 60 KB get line, which needs a 64 KiB
-    read buffer (48 KiB past the first one): 1 MiB holds 21 of those, the
-    others are told memcached's error and closed; the ones kept are
-    answered."""
+    read buffer (48 KiB past the first one): 1 MiB holds at most 21 of
+    those, the others are told memcached's error and closed; the ones kept
+    are answered."""
     proc, port = start(["-t", "1", "-o", "read_buf_mem_limit=1"])
     try:
         s = connect(port)
@@ -347,7 +347,10 @@ def test_read_buf_mem_limit_refuses_long_requests():
                 end = b""
             check(end == b"", "then closed")
             refused += 1
-        check(len(kept) == 21 and refused == 9, "21 kept (%d), 9 refused (%d)" % (len(kept), refused))
+        # 21 when the clients are served one after another; fewer if some
+        # grew part way at the same time. More would break the bound.
+        check(15 <= len(kept) <= 21 and refused == 30 - len(kept),
+              "at most 21 kept (%d), the rest refused (%d)" % (len(kept), refused))
         check(bufs(s)["read_buf_oom"] == refused, "read_buf_oom counts them: %d"
               % bufs(s)["read_buf_oom"])
         for c in kept:
