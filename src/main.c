@@ -30,6 +30,7 @@
 #include "config/settings.h"
 #include "config/version.h"
 #include "core/conn.h"
+#include "core/connmem.h"
 #include "core/listener.h"
 #include "core/signals.h"
 #include "core/udp.h"
@@ -215,6 +216,7 @@ int main(int argc, char **argv)
         protocols.resp_by_first_byte = false;
     conn_setup(&protocols, settings.reqs_per_event);
     conn_set_limits(settings.max_output, settings.idle_timeout);
+    connmem_setup(settings.read_buf_mem_limit, settings.threads);
     proto_mc_text_setup(&settings);
     proto_resp_setup(&settings);
     proto_mc_bin_setup(&settings);

@@ -282,6 +282,7 @@ static void stats_settings(struct stat_sink *out)
     stat_u64(out, "idle_timeout", (uint64_t)s->idle_timeout);
     stat_u64(out, "watcher_logbuf_size", s->watcher_logbuf_size);
     stat_u64(out, "max_output_buffer", s->max_output);
+    stat_u64(out, "read_buf_mem_limit", s->read_buf_mem_limit);
     stat_fmt(out, "logfile", "%s", log_path()[0] ? log_path() : "NULL");
     stat_u64(out, "shutdown_timeout", (uint64_t)s->shutdown_timeout);
     stat_u64(out, "client_flags_size", 4);

@@ -423,6 +423,13 @@ static int parse_extended_kv(struct settings *s, const char *kv, const char *val
             return -1;
         }
         s->max_output = sz;
+    } else if (strcmp(kv, "read_buf_mem_limit") == 0) {
+        /* memcached's: megabytes for all workers' connection buffers. */
+        if (parse_int(val, 0, 4095, &v) != 0) {
+            snprintf(err, errlen, "read_buf_mem_limit must be 0 (no limit) to 4095 megabytes");
+            return -1;
+        }
+        s->read_buf_mem_limit = (size_t)v << 20;
     } else if (strcmp(kv, "proto_max_bulk_len") == 0) {
         size_t sz;
         if (val == NULL || settings_parse_redis_size(val, &sz) != 0 || sz < SETTINGS_BULK_MIN ||
@@ -897,6 +904,9 @@ const char *settings_usage(void)
 "                          flight before closing clients (default: 3)\n"
 "   - max_output_buffer=<size> disconnect a client whose unread replies would\n"
 "                          pass this size, k/m/g suffix; 0 none (default: 64m)\n"
+"   - read_buf_mem_limit=<mb> megabytes for all connections' read and write\n"
+"                          buffers, split over the worker threads; past it no\n"
+"                          buffer grows; 0 none (default: 0)\n"
 "   - proto_max_bulk_len=<size> longest RESP bulk string (value) accepted, in\n"
 "                          Redis units, at least 1mb (default: 512mb); a value\n"
 "                          may also take at most half of -m\n"

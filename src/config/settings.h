@@ -51,6 +51,7 @@ struct settings {
                                  drain on SIGTERM before clients are cut; 3 */
     int idle_timeout;         /* -o idle_timeout, seconds; 0 none */
     size_t max_output;        /* -o max_output_buffer, bytes; 64 MiB, 0 none */
+    size_t read_buf_mem_limit; /* -o read_buf_mem_limit (MiB), bytes; 0 none */
     int resp_port;            /* --resp-port / -o resp_port; 0 off (issue 4) */
     size_t proto_max_bulk_len; /* -o proto_max_bulk_len: longest RESP bulk; 512 MiB */
     char auth_file[256];      /* -Y: memcached's authfile of user:password lines */

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "core/uring.h"
+#include "core/connmem.h"
 #include "core/worker.h"
 #include "stats/stats.h"
 #include "storage/item.h"
@@ -73,6 +74,7 @@ struct out_entry {
  * atomics on the item) and sending one more iovec segment, and a reply that
  * is one segment can go out with write(). */
 #define OUT_COPY_MAX 512
+#define OUT_ROOM 1024                  /* a copied value, its header and END */
 
 static const struct conn_protocols *protocols;   /* set once in conn_setup */
 static const struct transport *tls_transport;    /* set once in conn_set_tls */
@@ -340,6 +342,17 @@ static bool out_admit_value(struct conn *c)
     return out_trip(c);
 }
 
+/* Whether the worker's buffers may grow by n more bytes past the ones its
+ * connections started with (read_buf_mem_limit; those are bounded by -c). */
+static bool bufs_may_grow(const struct conn *c, size_t n)
+{
+    if (c->stats == NULL || !connmem_limited())
+        return true;
+    int64_t held = (int64_t)__atomic_load_n(&c->stats->read_buf_bytes, __ATOMIC_RELAXED);
+    int64_t conns = (int64_t)__atomic_load_n(&c->stats->read_buf_count, __ATOMIC_RELAXED) / 2;
+    return connmem_admit((uint64_t)(held - conns * (RBUF_INIT + WBUF_INIT)), n);
+}
+
 static bool ensure_wbuf(struct conn *c, size_t n)
 {
     if (c->wcap - c->wlen >= n)
@@ -347,7 +360,7 @@ static bool ensure_wbuf(struct conn *c, size_t n)
     size_t cap = c->wcap;
     while (cap - c->wlen < n)
         cap *= 2;
-    char *p = realloc(c->wbuf, cap);
+    char *p = bufs_may_grow(c, cap - c->wcap) ? realloc(c->wbuf, cap) : NULL;
     if (p == NULL) {
         STAT_INC(c->stats, response_obj_oom);   /* the caller closes */
         return false;
@@ -467,7 +480,11 @@ void conn_out_value_end(struct conn *c)
 
 bool conn_out_full(const struct conn *c)
 {
-    return c->out_bytes >= OUT_FULL_BYTES || c->nout >= OUT_FULL_ENTRIES || c->out_over;
+    if (c->out_bytes >= OUT_FULL_BYTES || c->nout >= OUT_FULL_ENTRIES || c->out_over)
+        return true;
+    /* At the buffer memory limit, output that would need a larger write
+     * buffer waits for this one to be written: the protocol yields. */
+    return connmem_limited() && c->wcap - c->wlen < OUT_ROOM && !bufs_may_grow(c, c->wcap);
 }
 
 enum flush_result conn_flush(struct conn *c)
@@ -568,9 +585,11 @@ static enum fill_result conn_fill(struct conn *c)
         } else {
             if (c->rcap >= RBUF_MAX)
                 return FILL_EOF;   /* a protocol let a request outgrow every limit */
-            char *p = realloc(c->rbuf, c->rcap * 2);
+            char *p = bufs_may_grow(c, c->rcap) ? realloc(c->rbuf, c->rcap * 2) : NULL;
             if (p == NULL) {
                 STAT_INC(c->stats, read_buf_oom);
+                if (c->proto == protocols->text && c->proto != protocols->binary)
+                    CONN_OUT_LIT(c, "SERVER_ERROR out of memory reading request\r\n");
                 return FILL_EOF;
             }
             c->rbuf = p;

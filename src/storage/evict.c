@@ -89,6 +89,7 @@ struct eclass {
     uint64_t crawler_expired_unfetched; /* atomic */
     uint64_t crawler_checked;   /* atomic: items the crawler examined */
     uint64_t crawler_passes;    /* atomic: crawls of the class begun */
+    uint64_t reused;            /* atomic: new items in chunks the crawler freed dead */
 } __attribute__((aligned(64)));
 
 /* Module state, set up by evict_setup(). */
@@ -331,19 +332,22 @@ static bool in_moving(unsigned id, const char *slot)
     return page != NULL && slot >= page && slot < page + STORAGE_PAGE_SIZE;
 }
 
+/* The hand is written with atomic stores: evict_reclaim_tail() reads the
+ * main hand without the class's lock. */
 static char *hand_next(struct hand *h, unsigned id, uint32_t npages)
 {
+    uint32_t page = h->page, sl = h->slot;
     char *slot;
 
-    if (h->page >= npages) {
-        h->page = 0;
-        h->slot = 0;
+    if (page >= npages)
+        page = sl = 0;
+    slot = slab_class_page(id, page) + (size_t)sl * slab_chunk_size(id);
+    if (++sl >= slab_chunks_per_page(id)) {
+        sl = 0;
+        page++;
     }
-    slot = slab_class_page(id, h->page) + (size_t)h->slot * slab_chunk_size(id);
-    if (++h->slot >= slab_chunks_per_page(id)) {
-        h->slot = 0;
-        h->page++;
-    }
+    __atomic_store_n(&h->page, page, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->slot, sl, __ATOMIC_RELAXED);
     return slot;
 }
 
@@ -614,6 +618,88 @@ static bool looks_dead(const struct item *it, int64_t now)
     return item_exptime_passed(item_exptime(it), now) || gen != (cur & ITEM_GEN_MASK);
 }
 
+/*
+ * memcached's look at the LRU tail before an allocation. A hand is where
+ * the class's next victim stands (memcached's tail): if the first item
+ * there, past at most EVICT_TAIL_PEEK empty slots, is dead, it is
+ * reclaimed and the hand moves past it, as its sweep would have done, so
+ * the new item that takes the chunk stands behind the hand, in FIFO order.
+ * A live item stops the look without moving the hand, so the policy sees
+ * nothing of it. The look is lock-free; only a dead item found costs the
+ * class's lock (trylocked: a busy class is left to its sweep) and its
+ * stripe.
+ */
+static bool dead_at(unsigned id, struct hand h, int64_t now)
+{
+    uint32_t npages = slab_class_pages(id);
+
+    for (unsigned n = 0; npages > 0 && n < EVICT_TAIL_PEEK; n++) {
+        char *slot = hand_next(&h, id, npages);
+        struct item *it = slot_item(slot);
+
+        if (it != NULL)
+            return slot == (char *)it && looks_dead(it, now);
+    }
+    return false;
+}
+
+/* The same under the class's lock, moving the hand. */
+static int take_dead_at(struct eclass *e, unsigned id, struct hand *h, int64_t now,
+                        void **reuse, size_t *old_req)
+{
+    uint32_t npages = slab_class_pages(id);
+    int r = 0;
+
+    for (unsigned n = 0; npages > 0 && n < EVICT_TAIL_PEEK; n++) {
+        struct hand before = *h;
+        char *slot = hand_next(h, id, npages);
+        struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
+        uint64_t hv;
+
+        if (it == NULL)
+            continue;
+        if (slot == (char *)it && lock_cand(it, slot, &hv)) {
+            if (!in_use(it) && do_item_is_dead(it, hv, now))
+                r = take(e, id, it, hv, true, now, reuse, old_req);
+            unlock_cand(hv);
+        }
+        if (r == 0) {
+            __atomic_store_n(&h->page, before.page, __ATOMIC_RELAXED);
+            __atomic_store_n(&h->slot, before.slot, __ATOMIC_RELAXED);
+        }
+        return r;
+    }
+    return 0;
+}
+
+int evict_reclaim_tail(unsigned id, int64_t now, void **reuse, size_t *old_req)
+{
+    struct eclass *e = &ecl[id];
+    struct hand hands[2];
+    int r = 0;
+
+    for (int i = 0; i < 2; i++) {
+        const struct hand *h = i == 0 ? &e->main : &e->small;
+
+        hands[i].page = __atomic_load_n(&h->page, __ATOMIC_RELAXED);
+        hands[i].slot = __atomic_load_n(&h->slot, __ATOMIC_RELAXED);
+    }
+    if (!dead_at(id, hands[0], now) && !dead_at(id, hands[1], now))
+        return 0;
+    if (pthread_mutex_trylock(&e->lock) != 0)
+        return 0;
+    r = take_dead_at(e, id, &e->main, now, reuse, old_req);
+    if (r == 0)
+        r = take_dead_at(e, id, &e->small, now, reuse, old_req);
+    pthread_mutex_unlock(&e->lock);
+    return r;
+}
+
+void evict_note_reused(unsigned id)
+{
+    __atomic_add_fetch(&ecl[id].reused, 1, __ATOMIC_RELAXED);
+}
+
 unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
 {
     struct eclass *e = &ecl[id];
@@ -645,7 +731,9 @@ unsigned evict_crawl_step(unsigned id, unsigned max, int64_t now)
         if (!in_use(it) && do_item_is_dead(it, hv, now)) {
             if (!(item_iflags(it) & ITEM_FETCHED))
                 __atomic_add_fetch(&e->crawler_expired_unfetched, 1, __ATOMIC_RELAXED);
-            do_item_unlink_keep(it, hv, false);
+            /* Its chunk is marked, for `reclaimed` when a new item takes it. */
+            if (do_item_unlink_keep(it, hv, true))
+                item_release_dead(it);
             __atomic_add_fetch(&e->crawler_reclaimed, 1, __ATOMIC_RELAXED);
             freed++;
         }
@@ -964,7 +1052,7 @@ void evict_class_stats(unsigned id, int64_t now, struct storage_class_stats *out
     out->evicted_active = e->evicted_active;
     out->outofmemory = e->outofmemory;
     out->tailrepairs = 0;
-    out->reclaimed = e->reclaimed;
+    out->reclaimed = e->reclaimed + __atomic_load_n(&e->reused, __ATOMIC_RELAXED);
     out->expired_unfetched =
         e->expired_unfetched + __atomic_load_n(&e->crawler_expired_unfetched, __ATOMIC_RELAXED);
     out->crawler_reclaimed = __atomic_load_n(&e->crawler_reclaimed, __ATOMIC_RELAXED);
@@ -982,7 +1070,7 @@ void evict_totals(struct storage_stats *out)
         out->evicted_active += e->evicted_active;
         out->expired_unfetched +=
             e->expired_unfetched + __atomic_load_n(&e->crawler_expired_unfetched, __ATOMIC_RELAXED);
-        out->reclaimed += e->reclaimed;
+        out->reclaimed += e->reclaimed + __atomic_load_n(&e->reused, __ATOMIC_RELAXED);
         out->crawler_reclaimed += __atomic_load_n(&e->crawler_reclaimed, __ATOMIC_RELAXED);
         out->crawler_items_checked += __atomic_load_n(&e->crawler_checked, __ATOMIC_RELAXED);
         out->lru_crawler_starts += __atomic_load_n(&e->crawler_passes, __ATOMIC_RELAXED);
@@ -1005,6 +1093,7 @@ void evict_stats_reset(void)
         __atomic_store_n(&e->crawler_expired_unfetched, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&e->crawler_checked, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&e->crawler_passes, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->reused, 0, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&e->lock);
     }
 }

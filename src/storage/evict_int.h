@@ -19,6 +19,7 @@ struct storage_stats;
 #define ITEM_ATIME_MASK 0xffffffu   /* 24-bit access clock, seconds */
 #define EVICT_WALK_MAX 50           /* slots the main hand examines per call */
 #define EVICT_TTL_PAGES_MAX 8       /* pages a volatile page move looks at */
+#define EVICT_TAIL_PEEK 4           /* slots evict_reclaim_tail() looks at a hand */
 
 /* Set up per-class state and the ghost of `ghost_entries` (rounded up to a
  * power of two). */
@@ -50,6 +51,16 @@ uint32_t evict_access_init(int64_t now);
  * holding one stripe: stripes are only trylocked.
  */
 int evict_reclaim(unsigned id, int64_t now, void **reuse, size_t *old_req);
+/* Before an allocation in class id, as memcached looks at its LRU tail:
+ * if the item at a hand (past at most EVICT_TAIL_PEEK empty slots) is
+ * dead, it is reclaimed (counted in `reclaimed`) and the hand moves past
+ * it, its chunk handed over as with evict_reclaim(). Returns 1 if one was
+ * freed. Lock-free unless it finds one; never blocks. May be called
+ * holding one stripe. */
+int evict_reclaim_tail(unsigned id, int64_t now, void **reuse, size_t *old_req);
+/* A new item took a chunk the crawler freed from a dead one (marked by
+ * item_release_dead()): counted in class id's `reclaimed`. Lock-free. */
+void evict_note_reused(unsigned id);
 /* Whether a fruitless evict_reclaim() is worth repeating (false under
  * noeviction, where only dead items can be freed). */
 bool evict_may_retry(void);
@@ -107,6 +118,10 @@ bool do_item_is_dead(const struct item *it, uint64_t hv, int64_t now);
  * item whose last reference that was is not freed: returns true and the
  * caller owns the chunk. Caller holds the stripe. */
 bool do_item_unlink_keep(struct item *it, uint64_t hv, bool keep);
+/* Free the chunk of a dead one-chunk item that do_item_unlink_keep() handed
+ * over, marked so that the item that next takes it counts `reclaimed`
+ * (memory from an expired entry), as item_alloc() checks. */
+void item_release_dead(struct item *it);
 /* ---- warm restart (restart.c) ---- */
 /* A chunk of class id (chunk_size bytes) holds a linked item header that
  * is whole, unexpired at `now`, and whose chunk table names value chunks

@@ -47,6 +47,8 @@
 #define VALUE_PER_CHUNK (SLAB_CHUNK_MAX - VHDR)
 #define ALLOC_RETRIES 8
 #define RESCUE_TRIES 2
+/* In a free chunk: the crawler freed it from a dead item (item_release_dead). */
+#define REFCOUNT_DEAD_MARK 0xdeadu
 #define REL_EXPTIME_MAX (60 * 60 * 24 * 30)   /* memcached: 30 days */
 
 /* Module state, set by item_setup_limits() before any request. */
@@ -258,6 +260,12 @@ static void *alloc_chunk(unsigned id, size_t req, int64_t now)
 
         size_t old_req = 0;
 
+        /* As memcached, a dead item at the class's tail gives its chunk
+         * before free memory is taken. */
+        if (tries == 0 && evict_reclaim_tail(id, now, &reuse, &old_req) && reuse != NULL) {
+            slab_requested_adjust(reuse, id, old_req, req);
+            return reuse;
+        }
         p = slab_alloc(id, req);
         if (p != NULL)
             return p;
@@ -288,6 +296,15 @@ static void chunk_release(struct item *c, unsigned id, size_t req)
 {
     __atomic_store_n(&c->iflags, 0, __ATOMIC_RELEASE);
     slab_free(c, id, req);
+}
+
+void item_release_dead(struct item *it)
+{
+    size_t req = item_ntotal(it);
+
+    /* A free chunk's refcount is read by nobody but alloc_item(). */
+    it->refcount = REFCOUNT_DEAD_MARK;
+    chunk_release(it, it->clsid, req);
 }
 
 static void free_value_chunks(struct item *it, size_t upto)
@@ -432,6 +449,8 @@ static struct item *alloc_item(const char *key, size_t nkey, uint32_t flags,
     it = alloc_layout(nkey, nbytes, now, st);
     if (it == NULL)
         return NULL;
+    if (it->refcount == REFCOUNT_DEAD_MARK)
+        evict_note_reused(it->clsid);
     /* The chunk may just have been a value chunk or a collection's block,
      * whose owner field the sweep reads without a lock. */
     __atomic_store_n(&it->h_next, 0, __ATOMIC_RELAXED);

@@ -63,7 +63,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond;
 static pthread_t mover;
 static bool running_thread, stop, enabled;
-static int req_src, req_dst;            /* a queued `slabs reassign`, dst 0 none */
+static int req_src, req_dst;            /* a queued `slabs reassign`, src 0 none */
 static bool moving;                     /* a move is under way */
 static unsigned automove;               /* atomic */
 static uint64_t moved, reassign_evictions, busy_items, rescues;
@@ -163,6 +163,28 @@ static unsigned spare_class(unsigned dst, int64_t now)
     return 0;
 }
 
+static unsigned mode_now(void)
+{
+    return __atomic_load_n(&automove, __ATOMIC_RELAXED);
+}
+
+/* At the limit, memcached's automover parks pages of a class with more
+ * than 2.5 pages of free chunks that did not evict in the window, for any
+ * class to take. */
+static unsigned idle_spare_class(int64_t now)
+{
+    for (unsigned id = 1; id <= slab_class_count(); id++) {
+        struct storage_class_stats cs;
+
+        if (slab_class_pages(id) < 2 || evict_class_evictions(id) != last_evicted[id])
+            continue;
+        storage_class_stats(id, now, &cs);
+        if (cs.free_chunks * 2 > 5ull * cs.chunks_per_page)
+            return id;
+    }
+    return 0;
+}
+
 /* One automove window: choose a move, or none (src 0). */
 static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned *dst)
 {
@@ -234,15 +256,15 @@ static void *mover_main(void *arg)
         ts.tv_nsec += 50 * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
-        if (req_dst == 0)
+        if (req_src == 0)
             pthread_cond_timedwait(&cond, &lock, &ts);
         if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
             break;
         now = clock_now_ms();
-        if (req_dst != 0) {
+        if (req_src != 0) {
             src = (unsigned)req_src;
             dst = (unsigned)req_dst;
-            req_dst = 0;
+            req_src = 0;
         } else if (now >= next_window) {
             unsigned mode = __atomic_load_n(&automove, __ATOMIC_RELAXED);
 
@@ -261,15 +283,18 @@ static void *mover_main(void *arg)
         }
         /* A decision holds for its window: a page a tick while it lasts,
          * so a big shift of sizes is followed within seconds. */
-        if (dst == 0 && budget > 0 && slab_class_pages(auto_src) >= 2) {
+        if (src == 0 && budget > 0 && slab_class_pages(auto_src) >= 2) {
             src = auto_src;
             dst = auto_dst;
             budget--;
         }
-        if (dst == 0 && release_budget > 0) {
+        if (src == 0 && release_budget > 0) {
             release_budget--;
             pthread_mutex_unlock(&lock);
-            src = slab_over_limit() ? spare_class(0, now) : 0;
+            if (slab_over_limit())
+                src = spare_class(0, now);
+            else if (mode_now() != 0 && slab_at_limit())
+                src = idle_spare_class(now);
             pthread_mutex_lock(&lock);
             if (src == 0)
                 release_budget = 0;
@@ -393,11 +418,22 @@ enum storage_reassign storage_slabs_reassign(int src, int dst)
         return STORAGE_REASSIGN_DISABLED;
     if (src == dst)
         return STORAGE_REASSIGN_SAME;
-    if (dst < 1 || (unsigned)dst > n || (src != -1 && (src < 1 || (unsigned)src > n)))
+    /* 0: memcached's global page pool, the parked pages. */
+    if (dst < 0 || (unsigned)dst > n || (src != -1 && (src < 0 || (unsigned)src > n)))
         return STORAGE_REASSIGN_BADCLASS;
+    if (src == 0) {
+        /* Nothing to empty: the page changes hands at once. */
+        if (slab_parked_pages() < 2 || !slab_unpark((unsigned)dst))
+            return STORAGE_REASSIGN_NOSPARE;
+        pthread_mutex_lock(&lock);
+        moved++;
+        pthread_mutex_unlock(&lock);
+        return STORAGE_REASSIGN_OK;
+    }
     if (src == -1) {
-        /* memcached's "any class": the one with the most pages. */
-        uint32_t most = 0;
+        /* memcached's "any class": the one with the most pages, if one
+         * has a page to spare. */
+        uint32_t most = 1;
 
         for (unsigned id = 1; id <= n; id++) {
             if ((int)id != dst && slab_class_pages(id) > most) {
@@ -406,10 +442,12 @@ enum storage_reassign storage_slabs_reassign(int src, int dst)
             }
         }
     }
-    if (src == -1 || slab_class_pages((unsigned)src) < 2)
+    if (src == -1)
+        return STORAGE_REASSIGN_BADCLASS;   /* as memcached: no class to pick */
+    if (slab_class_pages((unsigned)src) < 2)
         return STORAGE_REASSIGN_NOSPARE;
     pthread_mutex_lock(&lock);
-    if (moving || req_dst != 0) {
+    if (moving || req_src != 0) {
         r = STORAGE_REASSIGN_BUSY;
     } else {
         req_src = src;
@@ -429,7 +467,7 @@ void rebalance_stats(struct storage_stats *out)
 {
     pthread_mutex_lock(&lock);
     out->slabs_moved = moved;
-    out->slab_reassign_running = moving || req_dst != 0;
+    out->slab_reassign_running = moving || req_src != 0;
     out->slab_reassign_evictions_nomem = reassign_evictions;
     out->slab_reassign_busy_items = busy_items;
     out->slab_reassign_rescues = rescues;

@@ -19,6 +19,12 @@
  * page again. A file region (-e) and a preallocated one (-L) keep their
  * limit, as memcached's do.
  *
+ * At the limit, the automover (or `slabs reassign <id> 0`) parks an emptied
+ * page instead, as in memcached's global page pool: zeroed but still held
+ * (counted in total_malloced), and the next class that needs a page takes
+ * it before any other, whatever the limit. Parked pages go back to the
+ * system only when the limit is lowered below what is held.
+ *
  * Every class keeps a free list (linked by 32-bit references written where
  * an item keeps its client flags, which nothing reads in a free chunk) and
  * the uncarved rest of its newest page, so a page costs nothing until its
@@ -94,6 +100,8 @@ static size_t pages_taken;      /* pages ever handed out: the next fresh one */
 static size_t pages_held;       /* of those, held by a class (not in the pool) */
 static uint32_t *pool;          /* page numbers given back, a stack of npool */
 static size_t npool;
+static uint32_t *park;          /* pages parked at the limit, still held */
+static size_t npark;
 static size_t prealloc_pages;   /* touched at set-up (-L) */
 
 static uint32_t *free_link(void *chunk);
@@ -242,7 +250,8 @@ static int setup_common(size_t mem_limit, size_t first_size, double factor, int 
     slab_region.ref_base = region - ((size_t)1 << slab_region.shift);
     ndir = (reserve_pages + DIR_PAGES - 1) / DIR_PAGES;
     pool = calloc(reserve_pages, sizeof(*pool));
-    if (pool == NULL) {
+    park = calloc(reserve_pages, sizeof(*park));
+    if (pool == NULL || park == NULL) {
         snprintf(errbuf, errlen, "out of memory for the slab page pool");
         slab_teardown();
         return -1;
@@ -257,7 +266,7 @@ static int setup_common(size_t mem_limit, size_t first_size, double factor, int 
         }
     }
     limit = mem_limit;
-    pages_taken = pages_held = npool = 0;
+    pages_taken = pages_held = npool = npark = 0;
     prealloc_pages = 0;
     return 0;
 }
@@ -407,6 +416,9 @@ void slab_teardown(void)
     }
     free(pool);
     pool = NULL;
+    free(park);
+    park = NULL;
+    npark = 0;
     region_shared = false;
     region = NULL;
     region_pages = reserve_pages = ndir = pages_taken = pages_held = npool = prealloc_pages = 0;
@@ -478,8 +490,10 @@ static bool grab_page(struct slab_class *c)
             return false;
     }
     pthread_mutex_lock(&page_lock);
-    if (pages_taken < prealloc_pages || (pages_held + 1) * STORAGE_PAGE_SIZE <= limit ||
-        n == 0) {
+    if (npark > 0) {
+        no = park[--npark];     /* held already, within the limit */
+    } else if (pages_taken < prealloc_pages || (pages_held + 1) * STORAGE_PAGE_SIZE <= limit ||
+               n == 0) {
         /* A page given back first: its memory went to the system, so it is
          * as fresh as a new one and keeps the region's used part small. */
         if (npool > 0)
@@ -631,11 +645,29 @@ uint32_t slab_move_in_use(unsigned id)
 /* A page that left its class goes back to the pool and its memory to the
  * system: it reads as zeros from now on, as an untouched page does (a
  * sweep that follows a stale link into it reads zeros too). */
+static void zero_page(char *page)
+{
+    for (uint64_t *w = (uint64_t *)(void *)page; (char *)w < page + STORAGE_PAGE_SIZE; w++)
+        __atomic_store_n(w, 0, __ATOMIC_RELAXED);
+}
+
 static void release_page(char *page)
 {
     uint32_t no = (uint32_t)((size_t)(page - region) / STORAGE_PAGE_SIZE);
+    bool keep;
 
     UNPOISON(page, STORAGE_PAGE_SIZE);
+    pthread_mutex_lock(&page_lock);
+    keep = pages_held * STORAGE_PAGE_SIZE <= limit;
+    pthread_mutex_unlock(&page_lock);
+    if (keep) {
+        /* Parked: within the limit, so it stays ours for the next class. */
+        zero_page(page);
+        pthread_mutex_lock(&page_lock);
+        park[npark++] = no;
+        pthread_mutex_unlock(&page_lock);
+        return;
+    }
     if (region_shared || madvise(page, STORAGE_PAGE_SIZE, MADV_DONTNEED) != 0) {
         for (uint64_t *w = (uint64_t *)(void *)page;
              (char *)w < page + STORAGE_PAGE_SIZE; w++)
@@ -647,11 +679,13 @@ static void release_page(char *page)
     pthread_mutex_unlock(&page_lock);
 }
 
+static void give_page(struct slab_class *d, char *page);
+
 void slab_move_end(unsigned id, unsigned dst)
 {
     struct slab_class *c = &classes[id], *d = &classes[dst];
     char *page = c->moving;
-    uint32_t last, no, n;
+    uint32_t last;
 
     pthread_mutex_lock(&c->lock);
     last = c->npages - 1;
@@ -671,10 +705,16 @@ void slab_move_end(unsigned id, unsigned dst)
      * Word by word with atomic stores: a sweep elsewhere may still follow a
      * stale value-chunk link into this page and read a header atomically. */
     UNPOISON(page, STORAGE_PAGE_SIZE);
-    for (uint64_t *w = (uint64_t *)(void *)page;
-         (char *)w < page + STORAGE_PAGE_SIZE; w++)
-        __atomic_store_n(w, 0, __ATOMIC_RELAXED);
-    no = (uint32_t)((size_t)(page - region) / STORAGE_PAGE_SIZE);
+    zero_page(page);
+    give_page(d, page);
+}
+
+/* List every chunk of a zeroed page as free in class d, as its last page;
+ * the carving page stays as it is. */
+static void give_page(struct slab_class *d, char *page)
+{
+    uint32_t no = (uint32_t)((size_t)(page - region) / STORAGE_PAGE_SIZE), n;
+
     pthread_mutex_lock(&d->lock);
     n = d->npages;
     if (d->dir[n / DIR_PAGES] == NULL)
@@ -682,7 +722,6 @@ void slab_move_end(unsigned id, unsigned dst)
     if (d->dir[n / DIR_PAGES] != NULL) {
         d->dir[n / DIR_PAGES][n % DIR_PAGES] = no;
         __atomic_store_n(&d->npages, n + 1, __ATOMIC_RELEASE);
-        /* List every chunk of it as free; the carving page stays as it is. */
         for (uint32_t i = d->perpage; i > 0; i--) {
             char *ch = page + (size_t)(i - 1) * d->size;
 
@@ -746,7 +785,7 @@ uint64_t slab_free_pages(void)
     uint64_t n;
 
     pthread_mutex_lock(&page_lock);
-    n = (pages_taken < prealloc_pages ? prealloc_pages - pages_taken : 0) + npool;
+    n = (pages_taken < prealloc_pages ? prealloc_pages - pages_taken : 0) + npool + npark;
     pthread_mutex_unlock(&page_lock);
     return n;
 }
@@ -770,6 +809,15 @@ int slab_set_limit(size_t bytes)
     }
     if (rc == 0)
         limit = bytes;
+    /* Parked pages are the first to go back to the system. */
+    while (rc == 0 && npark > 0 && pages_held * STORAGE_PAGE_SIZE > limit) {
+        char *page = region + (size_t)park[--npark] * STORAGE_PAGE_SIZE;
+
+        if (madvise(page, STORAGE_PAGE_SIZE, MADV_DONTNEED) != 0)
+            zero_page(page);
+        pool[npool++] = (uint32_t)((size_t)(page - region) / STORAGE_PAGE_SIZE);
+        pages_held--;
+    }
     pthread_mutex_unlock(&page_lock);
     return rc;
 }
@@ -782,6 +830,42 @@ size_t slab_limit(void)
     n = limit;
     pthread_mutex_unlock(&page_lock);
     return n;
+}
+
+uint32_t slab_parked_pages(void)
+{
+    uint32_t n;
+
+    pthread_mutex_lock(&page_lock);
+    n = (uint32_t)npark;
+    pthread_mutex_unlock(&page_lock);
+    return n;
+}
+
+bool slab_unpark(unsigned dst)
+{
+    size_t no = SIZE_MAX;
+
+    pthread_mutex_lock(&page_lock);
+    if (npark > 0)
+        no = park[--npark];
+    pthread_mutex_unlock(&page_lock);
+    if (no == SIZE_MAX)
+        return false;
+    give_page(&classes[dst], region + no * STORAGE_PAGE_SIZE);
+    return true;
+}
+
+bool slab_at_limit(void)
+{
+    bool at;
+
+    if (prealloc_pages > 0)
+        return false;
+    pthread_mutex_lock(&page_lock);
+    at = npool == 0 && (pages_held + 1) * STORAGE_PAGE_SIZE > limit;
+    pthread_mutex_unlock(&page_lock);
+    return at;
 }
 
 bool slab_over_limit(void)

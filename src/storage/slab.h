@@ -136,8 +136,9 @@ void slab_move_begin(unsigned id, uint32_t pi);
 char *slab_moving_page(unsigned id);
 /* Chunks of the moving page still in use. */
 uint32_t slab_move_in_use(unsigned id);
-/* dst 0: the page goes back to the page pool and its memory to the system
- * (a lower limit, slab_over_limit()). */
+/* dst 0: the page goes to the page pool: parked (still held, for any
+ * class) while no more pages are held than the limit allows, else its
+ * memory goes back to the system (a lower limit, slab_over_limit()). */
 void slab_move_end(unsigned id, unsigned dst);
 /* Give up a move: the page's free chunks go back on the free list and the
  * page serves class id again (its chunks still in use stay where they are).
@@ -146,7 +147,8 @@ void slab_move_cancel(unsigned id);
 
 /* Fill the slab part of a class's stats (chunks, pages, mem_requested). */
 void slab_class_stats(unsigned id, struct storage_class_stats *out);
-/* Bytes of pages taken so far, and pages taken but not yet given to a class. */
+/* Bytes of pages held (parked ones too), and pages a class can take
+ * without growing that (parked, given back, preallocated). */
 uint64_t slab_total_malloced(void);
 uint64_t slab_free_pages(void);
 
@@ -162,5 +164,12 @@ size_t slab_limit(void);
 /* More pages held than the limit allows (only after it was lowered): the
  * mover should give pages of classes with spare chunks back. */
 bool slab_over_limit(void);
+/* No class can take a new page without a parked one (memcached's
+ * mem_limit_reached): the automover may park pages then. */
+bool slab_at_limit(void);
+/* Parked pages, and `slabs reassign 0 <dst>`: give one to class dst (its
+ * chunks all free); false if none is parked. */
+uint32_t slab_parked_pages(void);
+bool slab_unpark(unsigned dst);
 
 #endif

@@ -296,6 +296,21 @@ START_TEST(test_idle_timeout_and_max_output_buffer)
 }
 END_TEST
 
+START_TEST(test_read_buf_mem_limit_takes_megabytes)
+{
+    ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.read_buf_mem_limit, 0);             /* memcached's default: none */
+    ck_assert_int_eq(PARSE("-o", "read_buf_mem_limit=1"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.read_buf_mem_limit, (size_t)1 << 20);
+    ck_assert_int_eq(PARSE("-o", "read_buf_mem_limit=4095"), SETTINGS_RUN);
+    ck_assert_uint_eq(s.read_buf_mem_limit, (size_t)4095 << 20);
+    ck_assert_int_eq(PARSE("-o", "read_buf_mem_limit=4096"), SETTINGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "read_buf_mem_limit"));
+    ck_assert_int_eq(PARSE("-o", "read_buf_mem_limit=1m"), SETTINGS_ERROR);
+    ck_assert_int_eq(PARSE("-o", "read_buf_mem_limit"), SETTINGS_ERROR);
+}
+END_TEST
+
 START_TEST(test_logfile_and_shutdown_timeout)
 {
     ck_assert_int_eq(PARSE("-p", "1"), SETTINGS_RUN);
@@ -638,6 +653,7 @@ static Suite *settings_suite(void)
     tcase_add_test(tc, test_item_size_over_half_memory_is_refused);
     tcase_add_test(tc, test_extended_options);
     tcase_add_test(tc, test_idle_timeout_and_max_output_buffer);
+    tcase_add_test(tc, test_read_buf_mem_limit_takes_megabytes);
     tcase_add_test(tc, test_logfile_and_shutdown_timeout);
     tcase_add_test(tc, test_proto_max_bulk_len_takes_redis_units_from_1mb);
     tcase_add_test(tc, test_slab_reassign_automove_and_crawler_options);
