@@ -457,12 +457,14 @@ START_TEST(test_lfu_counter_is_logarithmic_and_decays)
     for (int i = 0; i < 10000; i++)
         evict_on_hit(it, t0);
     c10k = it->access & 0xff;
-    /* Redis's table for lfu-log-factor 10: about 10 at 100 hits, 18 at 1k,
-     * 20-50 at 10k. */
+    /* Redis's table for lfu-log-factor 10: about 10 at 100 hits, 18 at 1k.
+     * At 10k a simulation of Redis's rule gives 50 in median, 39-71 over
+     * 2000 runs (60 was passed about one run in a hundred). */
     ck_assert_uint_ge(c100, 6);
     ck_assert_uint_le(c100, 16);
     ck_assert_uint_gt(c10k, c100);
-    ck_assert_uint_le(c10k, 60);
+    ck_assert_uint_ge(c10k, 30);
+    ck_assert_uint_le(c10k, 85);
     /* One step down per lfu-decay-time (1 minute) idle, then a hit. */
     evict_on_hit(it, t0 + 5 * 60 * 1000);
     ck_assert_uint_le(it->access & 0xff, c10k - 4);
