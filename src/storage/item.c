@@ -496,6 +496,11 @@ uint64_t item_hash(const char *key, size_t nkey)
     return assoc_hash(key, nkey);
 }
 
+void item_prefetch(const uint64_t *hv, size_t n)
+{
+    assoc_prefetch(hv, n);
+}
+
 void item_lock(uint64_t hv)
 {
     assoc_lock(hv);

@@ -341,6 +341,14 @@ bool item_parse_u64(const struct item *it, uint64_t *out);
  */
 void item_flush(int64_t delay_ms, int64_t now);
 
+/*
+ * Pipelined requests: before running a batch, a protocol may pass the
+ * hashes (item_hash) of the keys it is about to look up, and the memory
+ * they need is fetched in parallel rather than one miss per request.
+ * A hint: nothing is locked or looked up; at most n steps.
+ */
+void item_prefetch(const uint64_t *hv, size_t n);
+
 /* ---- primitives for compound operations: caller holds item_lock(hv) ---- */
 
 uint64_t item_hash(const char *key, size_t nkey);
