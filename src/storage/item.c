@@ -767,7 +767,12 @@ void do_item_bump(struct item *it, int64_t now)
 
 struct item *item_get(const char *key, size_t nkey, int64_t now, enum item_miss *miss)
 {
-    uint64_t hv = item_hash(key, nkey);
+    return item_get_hashed(key, nkey, item_hash(key, nkey), now, miss);
+}
+
+struct item *item_get_hashed(const char *key, size_t nkey, uint64_t hv, int64_t now,
+                             enum item_miss *miss)
+{
     struct item *it;
 
     item_lock(hv);

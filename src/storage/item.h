@@ -262,6 +262,10 @@ enum item_miss { ITEM_MISS_NONE, ITEM_MISS_ABSENT, ITEM_MISS_EXPIRED, ITEM_MISS_
  * Dead items (expired, flushed) are unlinked when found.
  */
 struct item *item_get(const char *key, size_t nkey, int64_t now, enum item_miss *miss);
+/* The same, with hv = item_hash(key, nkey) already computed (a pipelined
+ * batch hashes its keys once, to prefetch them). */
+struct item *item_get_hashed(const char *key, size_t nkey, uint64_t hv, int64_t now,
+                             enum item_miss *miss);
 /* item_get for the memcached protocols: a collection (ITEM_TYPED) is a
  * miss there. item_get_any also returns collections (RESP: WRONGTYPE). */
 struct item *item_get_any(const char *key, size_t nkey, int64_t now, enum item_miss *miss);
