@@ -143,6 +143,9 @@ static __thread struct key_hints {
 
 static uint64_t key_hash(const char *key, size_t nkey)
 {
+    /* Keys come in buffer order; skip those looked up another way (gat). */
+    while (hints.next < hints.n && hints.key[hints.next] < key)
+        hints.next++;
     if (hints.next < hints.n && hints.key[hints.next] == key)
         return hints.hv[hints.next++];
     return item_hash(key, nkey);
@@ -879,7 +882,8 @@ static bool keys_line_incomplete(struct text_state *st, const char *p, size_t n)
  * (struct ahead, on its stack: the buffer does not move during a call)
  * and the get keys' hashes for get_walk (key_hints), so neither is done
  * twice. Looks at most PF_KEYS keys or PF_REQS requests, and stops at an
- * incomplete request or one that is not a retrieval or storage command.
+ * incomplete request or after one that is not a retrieval or storage
+ * command.
  * A single request (no pipelining) is left alone: nothing to overlap.
  */
 #define PF_REQS 16
@@ -910,6 +914,7 @@ static void look_ahead(struct ahead *a, const char *p, size_t n)
         if (mc_text_parse(r, p + off, n - off, &used) != PARSE_OK)
             break;
         size_t next = off + used;
+        bool keyed = true;
         if (r->cmd == MC_GET || r->cmd == MC_GETS || r->cmd == MC_GAT || r->cmd == MC_GATS) {
             const char *cur = r->keys, *end = r->keys + r->keys_len, *key;
             size_t nkey;
@@ -921,11 +926,13 @@ static void look_ahead(struct ahead *a, const char *p, size_t n)
             hv[nk++] = item_hash(r->key, r->nkey);
             next += (size_t)r->vlen + 2;
         } else {
-            break;
+            keyed = false;
         }
         a->at[a->n] = p + off;
         a->used[a->n++] = used;
         off = next;
+        if (!keyed)
+            break;   /* kept, so it is not parsed again, but the look ends */
     }
     if (nk > 1)
         item_prefetch(hv, nk);
