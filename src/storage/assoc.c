@@ -253,7 +253,7 @@ chain_find(uint32_t ref, const char *key, size_t nkey)
  * stripes (lock word and table view), then the buckets, then the head item
  * of each chain (header with the key, and the next line, where a small
  * value ends). The bucket address comes from the stripe's view read with
- * relaxed atomics (the growth switches it with atomic stores), since
+ * atomics (the growth switches it with atomic stores), since
  * taking each lock here would serialise the misses; reading the bucket's
  * word itself needs the lock, as the table may be freed after a switch.
  */
@@ -270,8 +270,8 @@ void assoc_prefetch(const uint64_t *hv, size_t n)
     }
     for (i = 0; i < n; i++) {
         struct assoc_stripe *s = assoc_stripe(hv[i]);
+        unsigned power = __atomic_load_n(&s->power, __ATOMIC_ACQUIRE);
         const uint32_t *tab = __atomic_load_n(&s->tab, __ATOMIC_RELAXED);
-        unsigned power = __atomic_load_n(&s->power, __ATOMIC_RELAXED);
         __builtin_prefetch(&tab[hv[i] & mask_of(power)], 0, 3);
     }
     for (i = 0; i < n; i++) {
@@ -627,9 +627,11 @@ bool assoc_expand_step(unsigned max_buckets)
         if (s->old == NULL && s->tab == g_old) {
             s->old = g_old;
             s->old_power = g_old_power;
-            /* Atomic: assoc_prefetch reads the view without the lock. */
+            /* Atomic: assoc_prefetch reads the view without the lock; one
+             * that sees the new power sees the new table too, so it never
+             * aims past the end of the old one. */
             __atomic_store_n(&s->tab, g_tab, __ATOMIC_RELAXED);
-            __atomic_store_n(&s->power, g_power, __ATOMIC_RELAXED);
+            __atomic_store_n(&s->power, g_power, __ATOMIC_RELEASE);
         }
         for (j = migrate_next % per; n < max_buckets && j < per; j++, n++)
             migrate_bucket(s, idx + j * ASSOC_NSTRIPES);
