@@ -741,13 +741,48 @@ static enum proc_result refuse_request(struct conn *c, const struct mc_bin_req *
     return PROC_CLOSE;
 }
 
+/*
+ * Pipelining, as in proto_mc_text.c: with several requests buffered,
+ * decode ahead (the parser is pure) and prefetch the keys, so the lookups'
+ * cache misses overlap. Stops at an incomplete or refused request or after
+ * PF_KEYS keys; returns how far it looked. A lone request is left alone.
+ */
+#define PF_KEYS 16
+
+static size_t prefetch_ahead(const uint8_t *p, size_t n, size_t body_max)
+{
+    uint64_t hv[PF_KEYS];
+    size_t nk = 0, off = 0;
+
+    while (nk < PF_KEYS && off < n) {
+        struct mc_bin_req r;
+        size_t used = 0;
+        if (mc_bin_parse_prefix(&r, p + off, n - off, body_max, &used) != PARSE_OK)
+            break;
+        if (off == 0 && used + r.vlen >= n)
+            return n;
+        if (r.keylen > 0)
+            hv[nk++] = item_hash((const char *)r.key, r.keylen);
+        off += used + r.vlen;
+    }
+    if (nk > 1)
+        item_prefetch(hv, nk);
+    return off < n ? (off > 0 ? off : 1) : n;
+}
+
 static enum proc_result bin_process(struct conn *c)
 {
+    /* Input the last prefetch_ahead() covered, from conn_rbuf(); the
+     * buffer stays put during a call. */
+    const char *pf_end = conn_rbuf(c);
     for (;;) {
         if (conn_rlen(c) == 0)
             return PROC_MORE;
         if (conn_out_full(c) || !conn_budget(c))
             return PROC_YIELD;
+        if (conn_rbuf(c) >= pf_end && !settings->null_storage)
+            pf_end = conn_rbuf(c) + prefetch_ahead((const uint8_t *)conn_rbuf(c), conn_rlen(c),
+                                                   max_body());
         struct mc_bin_req r;
         size_t used = 0;
         enum parse_status ps = mc_bin_parse_prefix(&r, (const uint8_t *)conn_rbuf(c),

@@ -946,9 +946,54 @@ static bool stream_begin(struct conn *c, struct resp_conn *rc, const struct resp
     return true;
 }
 
+/*
+ * Pipelining, as in proto_mc_text.c: with several requests buffered, parse
+ * ahead (the parser is pure) and prefetch the keys the commands will look
+ * up (the table's key positions), so their cache misses overlap. Only
+ * multibulk requests: an inline one is decoded in place and must be
+ * parsed once. Stops at an incomplete or refused request, one with more
+ * than PF_ARGS arguments, or after PF_KEYS keys; returns how far it
+ * looked. A '*' after the first byte is the cheap sign of a second request
+ * (one inside a value only costs a look).
+ */
+#define PF_KEYS 16
+#define PF_ARGS 8
+
+static size_t prefetch_ahead(char *p, size_t n, const struct resp_limits *lim)
+{
+    struct resp_arg argv[PF_ARGS];
+    uint64_t hv[PF_KEYS];
+    size_t nk = 0, off = 0;
+
+    if (n < 2 || p[0] != '*' || memchr(p + 1, '*', n - 1) == NULL)
+        return n;
+    while (nk < PF_KEYS && off < n && p[off] == '*') {
+        struct resp_req r = {.argv = argv, .argv_cap = PF_ARGS};
+        struct resp_state st;
+        size_t used = 0;
+        resp_state_init(&st);
+        if (resp_parse(&r, &st, p + off, n - off, &used, lim) != PARSE_OK || r.argc == 0)
+            break;
+        const struct resp_cmd *cmd = resp_cmd_find(argv[0].ptr, argv[0].len);
+        if (cmd != NULL && cmd->first_key > 0) {
+            int argc = (int)r.argc;
+            int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+            for (int i = cmd->first_key; i <= last && i < argc && nk < PF_KEYS; i += cmd->key_step)
+                hv[nk++] = item_hash(argv[i].ptr, argv[i].len);
+        }
+        off += used;
+    }
+    if (nk > 1)
+        item_prefetch(hv, nk);
+    return off < n ? (off > 0 ? off : 1) : n;
+}
+
 static enum proc_result resp_process(struct conn *c)
 {
     struct resp_conn *rc = state_of(c);
+    /* Input the last prefetch_ahead() covered; the buffer stays put during
+     * a call. */
+    size_t pf_end = c->rpos;
     if (!rc->started) {
         /* As Redis 7: a client that arrives while the default user needs no
          * password stays authenticated if CONFIG SET requirepass adds one. */
@@ -972,6 +1017,8 @@ static enum proc_result resp_process(struct conn *c)
         struct resp_limits lim = limits;
         lim.max_bulk = resp_max_bulk();
         lim.unauthenticated = !resp_authed(c);
+        if (c->rpos >= pf_end && s == NULL && !lim.unauthenticated && !settings->null_storage)
+            pf_end = c->rpos + prefetch_ahead(c->rbuf + c->rpos, conn_rlen(c), &lim);
         size_t used = 0;
         enum parse_status ps = resp_parse(&r, &rc->st, c->rbuf + c->rpos, conn_rlen(c),
                                           &used, &lim);

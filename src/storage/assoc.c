@@ -248,6 +248,49 @@ chain_find(uint32_t ref, const char *key, size_t nkey)
     return NULL;
 }
 
+/*
+ * Three passes, so the misses of one pass overlap across keys: the
+ * stripes (lock word and table view), then the buckets, then the head item
+ * of each chain (header with the key, and the next line, where a small
+ * value ends). The bucket address comes from the stripe's view read with
+ * atomics (the growth switches it with atomic stores), since
+ * taking each lock here would serialise the misses; reading the bucket's
+ * word itself needs the lock, as the table may be freed after a switch.
+ */
+void assoc_prefetch(const uint64_t *hv, size_t n)
+{
+    const char *base = slab_region.ref_base;
+    unsigned shift = slab_region.shift;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        struct assoc_stripe *s = assoc_stripe(hv[i]);
+        __builtin_prefetch(s, 1, 3);
+        __builtin_prefetch((const char *)s + 64, 0, 3);
+    }
+    for (i = 0; i < n; i++) {
+        struct assoc_stripe *s = assoc_stripe(hv[i]);
+        unsigned power = __atomic_load_n(&s->power, __ATOMIC_ACQUIRE);
+        const uint32_t *tab = __atomic_load_n(&s->tab, __ATOMIC_RELAXED);
+        __builtin_prefetch(&tab[hv[i] & mask_of(power)], 0, 3);
+    }
+    for (i = 0; i < n; i++) {
+        unsigned idx = assoc_stripe_index(hv[i]);
+        struct assoc_stripe *s = &stripes[idx];
+        uint32_t ref;
+
+        if (held_here(idx) || pthread_mutex_trylock(&s->lock) != 0)
+            continue;
+        ref = s->tab[hv[i] & mask_of(s->power)];
+        pthread_mutex_unlock(&s->lock);
+        if (ref != 0) {
+            const char *it = base + ((size_t)ref << shift);
+            __builtin_prefetch(it, 0, 3);
+            __builtin_prefetch(it + 64, 0, 3);
+        }
+    }
+}
+
 struct item *assoc_find(const char *key, size_t nkey, uint64_t hv)
 {
     struct assoc_stripe *s = assoc_stripe(hv);
@@ -584,8 +627,11 @@ bool assoc_expand_step(unsigned max_buckets)
         if (s->old == NULL && s->tab == g_old) {
             s->old = g_old;
             s->old_power = g_old_power;
-            s->tab = g_tab;
-            s->power = g_power;
+            /* Atomic: assoc_prefetch reads the view without the lock; one
+             * that sees the new power sees the new table too, so it never
+             * aims past the end of the old one. */
+            __atomic_store_n(&s->tab, g_tab, __ATOMIC_RELAXED);
+            __atomic_store_n(&s->power, g_power, __ATOMIC_RELEASE);
         }
         for (j = migrate_next % per; n < max_buckets && j < per; j++, n++)
             migrate_bucket(s, idx + j * ASSOC_NSTRIPES);

@@ -69,6 +69,16 @@ void assoc_hold(const uint64_t *bits);
 /* 0 when taken, nonzero when busy (also when this thread holds it). */
 int assoc_trylock(uint64_t hv);
 
+/*
+ * Warm the cache lines that lookups of these n hashes will touch (stripe,
+ * bucket, head item), so that a batch of pipelined requests waits for
+ * memory once, overlapped, instead of once per request. Hints only: the
+ * lookups themselves still lock and search. Where a bucket is is read
+ * without the lock (a stale table wastes a prefetch, never faults); its
+ * head is read under a trylock, skipping a busy stripe. Bounded by n.
+ */
+void assoc_prefetch(const uint64_t *hv, size_t n);
+
 /* ---- caller holds the key's stripe ---- */
 struct item *assoc_find(const char *key, size_t nkey, uint64_t hv);
 void assoc_insert(struct item *it, uint64_t hv);

@@ -515,6 +515,11 @@ uint64_t item_hash(const char *key, size_t nkey)
     return assoc_hash(key, nkey);
 }
 
+void item_prefetch(const uint64_t *hv, size_t n)
+{
+    assoc_prefetch(hv, n);
+}
+
 void item_lock(uint64_t hv)
 {
     assoc_lock(hv);
@@ -781,7 +786,12 @@ void do_item_bump(struct item *it, int64_t now)
 
 struct item *item_get(const char *key, size_t nkey, int64_t now, enum item_miss *miss)
 {
-    uint64_t hv = item_hash(key, nkey);
+    return item_get_hashed(key, nkey, item_hash(key, nkey), now, miss);
+}
+
+struct item *item_get_hashed(const char *key, size_t nkey, uint64_t hv, int64_t now,
+                             enum item_miss *miss)
+{
     struct item *it;
 
     item_lock(hv);

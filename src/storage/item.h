@@ -262,6 +262,10 @@ enum item_miss { ITEM_MISS_NONE, ITEM_MISS_ABSENT, ITEM_MISS_EXPIRED, ITEM_MISS_
  * Dead items (expired, flushed) are unlinked when found.
  */
 struct item *item_get(const char *key, size_t nkey, int64_t now, enum item_miss *miss);
+/* The same, with hv = item_hash(key, nkey) already computed (a pipelined
+ * batch hashes its keys once, to prefetch them). */
+struct item *item_get_hashed(const char *key, size_t nkey, uint64_t hv, int64_t now,
+                             enum item_miss *miss);
 /* item_get for the memcached protocols: a collection (ITEM_TYPED) is a
  * miss there. item_get_any also returns collections (RESP: WRONGTYPE). */
 struct item *item_get_any(const char *key, size_t nkey, int64_t now, enum item_miss *miss);
@@ -340,6 +344,14 @@ bool item_parse_u64(const struct item *it, uint64_t *out);
  * a pending delayed flush. Cost is bounded by the number of stripes, not items.
  */
 void item_flush(int64_t delay_ms, int64_t now);
+
+/*
+ * Pipelined requests: before running a batch, a protocol may pass the
+ * hashes (item_hash) of the keys it is about to look up, and the memory
+ * they need is fetched in parallel rather than one miss per request.
+ * A hint: nothing is locked or looked up; at most n steps.
+ */
+void item_prefetch(const uint64_t *hv, size_t n);
 
 /* ---- primitives for compound operations: caller holds item_lock(hv) ---- */
 

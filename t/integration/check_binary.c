@@ -398,6 +398,47 @@ START_TEST(test_quiet_gets_pipeline_ended_by_noop)
 }
 END_TEST
 
+/* The server decodes a pipelined batch ahead to prefetch its keys: sets
+ * and gets in one write, the last request cut in two, all answered in
+ * order with the right values. */
+START_TEST(test_pipelined_sets_and_gets_in_one_write_are_all_answered)
+{
+    enum { N = 20 };
+    static uint8_t buf[8192];
+    char key[N][8], val[N][8];
+    uint8_t e[8];
+    size_t n = 0;
+    ext_store(e, 0, 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(key[i], sizeof key[i], "pb%d", i);
+        snprintf(val[i], sizeof val[i], "v%d", i);
+        n += pack(buf + n, &(struct req){.op = OP_SET, .key = key[i], .ext = e, .extlen = 8,
+                                         .val = val[i], .vlen = strlen(val[i]),
+                                         .opaque = (uint32_t)i});
+    }
+    for (int i = 0; i < N; i++)
+        n += pack(buf + n, &(struct req){.op = OP_GETK, .key = key[N - 1 - i],
+                                         .opaque = 100 + (uint32_t)i});
+    n += pack(buf + n, &(struct req){.op = OP_GETK, .key = "pb3", .opaque = 200});
+    ck_assert_int_eq(kh_send_all(g_fd, buf, n - 5), 0);
+    pause_ms(50);
+    ck_assert_int_eq(kh_send_all(g_fd, buf + n - 5, 5), 0);
+    for (int i = 0; i < N; i++)
+        expect_ok(g_fd, OP_SET, (uint32_t)i);
+    for (int i = 0; i <= N; i++) {
+        struct res r;
+        int k = i < N ? N - 1 - i : 3;
+        size_t kl = strlen(key[k]), vl = strlen(val[k]);
+        expect(g_fd, OP_GETK, ST_OK, i < N ? 100 + (uint32_t)i : 200, &r);
+        ck_assert_msg(r.keylen == kl && r.bodylen == 4 + kl + vl &&
+                      memcmp(r.body + 4, key[k], kl) == 0 &&
+                      memcmp(r.body + 4 + kl, val[k], vl) == 0,
+                      "getk %s: body \"%s\"", key[k], (const char *)r.body + 4);
+        res_free(&r);
+    }
+}
+END_TEST
+
 START_TEST(test_add_replace_statuses)
 {
     uint8_t e[8];
@@ -1068,6 +1109,7 @@ int main(void)
         {"opcodes", false, {test_noop_and_version_echo_opaque,
             test_set_get_getk_return_flags_value_cas,
             test_get_miss_not_found_getk_miss_names_key, test_quiet_gets_pipeline_ended_by_noop,
+            test_pipelined_sets_and_gets_in_one_write_are_all_answered,
             test_add_replace_statuses, test_append_prepend_keep_flags,
             test_set_with_cas_is_compare_and_swap, test_delete_hit_miss_and_cas,
             test_incr_decr_initial_wrap_floor, test_quiet_mutations_silent_on_success_errors_sent,

@@ -1051,6 +1051,42 @@ START_TEST(test_pipelined_burst)
 }
 END_TEST
 
+/* The server parses a pipelined batch ahead to prefetch its keys: SETs,
+ * GETs, an MGET, an inline request with quotes (decoded in place, so
+ * never parsed ahead) and a request cut in two, all answered in order. */
+START_TEST(test_pipelined_keys_inline_and_split_request)
+{
+    static char req[8192], want[8192];
+    size_t rl = 0, wl = 0;
+    for (int i = 0; i < 20; i++) {
+        rl += (size_t)snprintf(req + rl, sizeof req - rl,
+                               "*3\r\n$3\r\nSET\r\n$%d\r\npr%d\r\n$%d\r\nv%d\r\n",
+                               i < 10 ? 3 : 4, i, i < 10 ? 2 : 3, i);
+        wl += (size_t)snprintf(want + wl, sizeof want - wl, "+OK\r\n");
+    }
+    for (int i = 0; i < 20; i++) {
+        rl += (size_t)snprintf(req + rl, sizeof req - rl, "*2\r\n$3\r\nGET\r\n$%d\r\npr%d\r\n",
+                               i < 10 ? 3 : 4, i);
+        wl += (size_t)snprintf(want + wl, sizeof want - wl, "$%d\r\nv%d\r\n",
+                               i < 10 ? 2 : 3, i);
+    }
+    rl += (size_t)snprintf(req + rl, sizeof req - rl,
+                           "SET \"pr q\" \"a\\x41b\"\r\n"
+                           "*4\r\n$4\r\nMGET\r\n$3\r\npr1\r\n$4\r\npr q\r\n$2\r\nno\r\n"
+                           "*2\r\n$3\r\nGET\r\n$4\r\npr19\r\n*2\r\n$3\r\nGET\r\n$3\r\npr");
+    wl += (size_t)snprintf(want + wl, sizeof want - wl,
+                           "+OK\r\n*3\r\n$2\r\nv1\r\n$3\r\naAb\r\n$-1\r\n$3\r\nv19\r\n"
+                           "$2\r\nv7\r\n");
+    int fd = kh_connect(g_resp_port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(kh_send_all(fd, req, rl), 0);
+    sleep_ms(50);
+    char why[4096];
+    ck_assert_msg(kh_transact(fd, "7\r\n", 3, want, wl, why, sizeof why), "%s", why);
+    close(fd);
+}
+END_TEST
+
 /* redis-cli on both ports, when it is installed. */
 static bool run_cli(int port, const char *args, const char *want)
 {
@@ -1147,7 +1183,8 @@ static Suite *resp_suite(void)
         test_scan_count_is_work_per_call,
         test_cross_protocol_round_trip, test_big_value_round_trip,
         test_malformed_multibulk_closes_only_that_connection, test_huge_bulk_header_refused,
-        test_inline_on_resp_port, test_pipelined_burst, test_redis_cli_both_ports,
+        test_inline_on_resp_port, test_pipelined_burst,
+        test_pipelined_keys_inline_and_split_request, test_redis_cli_both_ports,
         test_multi_exec_discard, test_http_request_is_closed_without_reply,
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)

@@ -994,6 +994,44 @@ START_TEST(test_pipelined_requests_in_one_write_are_answered_in_order)
 }
 END_TEST
 
+/* The server parses a pipelined batch ahead to prefetch its keys: a get
+ * of more keys than one look covers, many gets, and a set whose data
+ * block ends in the next write must all still be answered in order. */
+START_TEST(test_pipelined_batch_with_long_get_and_split_data_block)
+{
+    static char req[8192], want[16384];
+    size_t rl = 0, wl = 0;
+    for (int i = 0; i < 40; i++) {
+        rl += (size_t)snprintf(req + rl, sizeof req - rl, "set pk%d %d 0 3\r\nv%02d\r\n",
+                               i, i, i);
+        wl += (size_t)snprintf(want + wl, sizeof want - wl, "STORED\r\n");
+    }
+    KH_EXPECT_N(g_fd, req, rl, want, wl);
+    rl = wl = 0;
+    rl += (size_t)snprintf(req + rl, sizeof req - rl, "get");
+    for (int i = 0; i < 40; i++) {
+        rl += (size_t)snprintf(req + rl, sizeof req - rl, " pk%d", 39 - i);
+        wl += (size_t)snprintf(want + wl, sizeof want - wl, "VALUE pk%d %d 3\r\nv%02d\r\n",
+                               39 - i, 39 - i, 39 - i);
+    }
+    rl += (size_t)snprintf(req + rl, sizeof req - rl, " nope\r\n");
+    wl += (size_t)snprintf(want + wl, sizeof want - wl, "END\r\n");
+    for (int i = 0; i < 30; i++) {
+        rl += (size_t)snprintf(req + rl, sizeof req - rl, "get pk%d\r\nget miss%d\r\n", i, i);
+        wl += (size_t)snprintf(want + wl, sizeof want - wl,
+                               "VALUE pk%d %d 3\r\nv%02d\r\nEND\r\nEND\r\n", i, i, i);
+    }
+    rl += (size_t)snprintf(req + rl, sizeof req - rl, "set split 7 0 10\r\n01234");
+    ck_assert_int_eq(kh_send_all(g_fd, req, rl), 0);
+    pause_ms(50);
+    static const char tail[] = "56789\r\nget split pk3\r\n";
+    wl += (size_t)snprintf(want + wl, sizeof want - wl,
+                           "STORED\r\nVALUE split 7 10\r\n0123456789\r\n"
+                           "VALUE pk3 3 3\r\nv03\r\nEND\r\n");
+    KH_EXPECT_N(g_fd, tail, sizeof tail - 1, want, wl);
+}
+END_TEST
+
 START_TEST(test_pipelined_batches_of_50_sets_of_10kb_are_all_answered)
 {
     enum { BATCH = 50, VSIZE = 10 * 1024, ROUNDS = 10 };
@@ -1342,6 +1380,7 @@ int main(void)
             NULL } },
         { "framing", false,
           { test_pipelined_requests_in_one_write_are_answered_in_order,
+            test_pipelined_batch_with_long_get_and_split_data_block,
             test_pipelined_batches_of_50_sets_of_10kb_are_all_answered,
             test_request_sent_one_byte_at_a_time_is_understood,
             test_half_closed_client_gets_every_reply, NULL } },

@@ -253,6 +253,45 @@ START_TEST(test_growth_by_thread_while_adding_and_removing)
 }
 END_TEST
 
+static uint64_t khash(const char *key)
+{
+    return item_hash(key, strlen(key));
+}
+
+/* item_prefetch is a hint: present, absent and locked keys, in the middle
+ * of a growth (stripes on either view), change nothing a lookup sees. */
+START_TEST(test_prefetch_is_a_hint_even_mid_growth_and_on_held_stripes)
+{
+    uint64_t hv[32];
+    char key[32];
+    int n;
+
+    assoc_pause_growth(true);
+    for (n = 0; n < 7000; n++)
+        ck_assert(put(kname(key, sizeof(key), 'p', n)));
+    ck_assert(assoc_expand_begin());
+    ck_assert(assoc_expand_step(ASSOC_NSTRIPES));   /* some stripes switched, most not */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 32; i++)
+            hv[i] = khash(kname(key, sizeof(key), i % 2 ? 'p' : 'x', i * 211));
+        /* a stripe this thread holds is skipped, not waited for */
+        item_lock(hv[0]);
+        item_prefetch(hv, 32);
+        item_unlock(hv[0]);
+        item_prefetch(hv, 0);
+        for (int i = 0; i < 32; i++)
+            ck_assert_int_eq(lookup(kname(key, sizeof(key), i % 2 ? 'p' : 'x', i * 211)),
+                             i % 2 ? 1 : 0);
+        while (assoc_expand_step(ASSOC_NSTRIPES))
+            ;
+        assoc_expand_end();
+    }
+    ck_assert_uint_eq(stats().hash_power_level, ASSOC_POWER_MIN + 1);
+    for (n = 0; n < 7000; n++)
+        ck_assert_int_eq(lookup(kname(key, sizeof(key), 'p', n)), 1);
+}
+END_TEST
+
 /* ---- concurrency ---- */
 
 enum { NTHREADS = 4, PER_THREAD = 12000 };
@@ -282,11 +321,14 @@ static void *worker_main(void *arg)
         }
         /* re-read one of my earlier keys: must match what I did */
         snprintf(key, sizeof(key), "t%d-%d", w->id, i / 2);
+        /* and someone else's: may be there or not, but never wrong;
+         * both prefetched first, as a pipelined batch is, racing growth */
+        snprintf(other, sizeof(other), "t%d-%d", (w->id + 1) % NTHREADS, i);
+        uint64_t hv[2] = { khash(key), khash(other) };
+        item_prefetch(hv, 2);
         r = lookup(key);
         if (r != (w->alive[i / 2] ? 1 : 0))
             w->errors++;
-        /* and someone else's: may be there or not, but never wrong */
-        snprintf(other, sizeof(other), "t%d-%d", (w->id + 1) % NTHREADS, i);
         if (lookup(other) < 0)
             w->errors++;
     }
@@ -522,6 +564,7 @@ static Suite *assoc_suite(void)
     tcase_add_test(tc, test_insert_find_delete_many_keys);
     tcase_add_test(tc, test_growth_by_hand_keeps_every_live_key_findable);
     tcase_add_test(tc, test_growth_by_thread_while_adding_and_removing);
+    tcase_add_test(tc, test_prefetch_is_a_hint_even_mid_growth_and_on_held_stripes);
     tcase_add_test(tc, test_concurrent_get_store_delete_during_growth);
     tcase_add_test(tc, test_scan_returns_every_key_once_without_growth);
     tcase_add_test(tc, test_scan_returns_every_key_during_growth);
