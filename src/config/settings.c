@@ -856,7 +856,7 @@ const char *settings_usage(void)
 "-e, --memory-file=<file>  keep item memory in <file> (on tmpfs, e.g. /dev/shm):\n"
 "                          a stop by SIGTERM or SIGUSR2 saves its layout, and the\n"
 "                          next start with the same settings finds every item again\n"
-"-f, --slab-growth-factor=<num> chunk size growth factor (default: 1.10)\n"
+"-f, --slab-growth-factor=<num> chunk size growth factor (default: 1.25)\n"
 "-n, --slab-min-size=<bytes> min space used for key+value+flags (default: 48)\n"
 "-L, --enable-largepages   preallocate all item memory at start-up\n"
 "-t, --threads=<num>       number of worker threads (default: 4)\n"

@@ -41,7 +41,7 @@ void storage_config_default(struct storage_config *cfg)
     cfg->mem_limit = 64 * MIB;
     cfg->item_size_max = 1 * MIB;
     cfg->chunk_size_min = 48;
-    cfg->growth_factor = 1.10;
+    cfg->growth_factor = 1.25;
     cfg->evict = true;
     cfg->use_cas = true;
     cfg->hashpower = 16;

@@ -59,7 +59,7 @@ START_TEST(test_defaults_match_memcached)
     ck_assert_int_eq(s.max_conns, 1024);
     ck_assert_int_eq(s.threads, 4);
     ck_assert_uint_eq(s.storage.item_size_max, 1u << 20);
-    ck_assert(s.storage.growth_factor > 1.099 && s.storage.growth_factor < 1.101);
+    ck_assert(s.storage.growth_factor > 1.249 && s.storage.growth_factor < 1.251);
     ck_assert_uint_eq(s.storage.chunk_size_min, 48);
     ck_assert(s.storage.evict);
     ck_assert(s.storage.use_cas);
