@@ -105,3 +105,62 @@ def stop(proc):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class RespRaw:
+    """A RESP client that returns each reply's exact bytes (RESP2 and 3)."""
+
+    def __init__(self, port, timeout=10):
+        self.s = connect(port)
+        self.s.settimeout(timeout)
+        self.buf = b""
+
+    def close(self):
+        self.s.close()
+
+    def _more(self):
+        d = self.s.recv(65536)
+        if not d:
+            raise ConnectionError("closed")
+        self.buf += d
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._more()
+        i = self.buf.index(b"\r\n")
+        line, self.buf = self.buf[:i + 2], self.buf[i + 2:]
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._more()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read(self):
+        """The next whole reply, nested aggregates included."""
+        line = self._line()
+        t = line[:1]
+        if t in (b"+", b"-", b":", b"_", b",", b"#", b"("):
+            return line
+        if t in (b"$", b"=", b"!"):
+            n = int(line[1:-2])
+            return line if n < 0 else line + self._exact(n + 2)
+        if t in (b"*", b"~", b">", b"%", b"|"):
+            n = int(line[1:-2])
+            if n < 0:
+                return line
+            k = n * 2 if t in (b"%", b"|") else n
+            return line + b"".join(self.read() for _ in range(k))
+        raise ValueError("bad reply %r" % line)
+
+    def send(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+
+    def cmd(self, *args):
+        self.send(*args)
+        return self.read()

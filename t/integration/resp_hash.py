@@ -52,57 +52,7 @@ def check(cond, what):
 
 # ---- a raw RESP client: the reply's exact bytes ----
 
-class Raw:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
-
-    def close(self):
-        self.s.close()
-
-    def _fill(self):
-        d = self.s.recv(65536)
-        if not d:
-            raise ConnectionError("closed")
-        self.buf += d
-
-    def _line(self, pos):
-        while True:
-            i = self.buf.find(b"\r\n", pos)
-            if i >= 0:
-                return i
-            self._fill()
-
-    def _reply_end(self, pos):
-        """Index just past the reply that starts at pos."""
-        e = self._line(pos)
-        t, head = self.buf[pos:pos + 1], self.buf[pos + 1:e]
-        if t in (b"$", b"="):
-            n = int(head)
-            if n < 0:
-                return e + 2
-            while len(self.buf) < e + 2 + n + 2:
-                self._fill()
-            return e + 2 + n + 2
-        if t in (b"*", b"~", b">", b"%"):
-            n = int(head)
-            if t == b"%":
-                n *= 2
-            p = e + 2
-            for _ in range(max(n, 0)):
-                p = self._reply_end(p)
-            return p
-        return e + 2
-
-    def cmd(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.s.sendall(out)
-        end = self._reply_end(0)
-        r, self.buf = self.buf[:end], self.buf[end:]
-        return r
+Raw = kioku_proc.RespRaw
 
 
 # Requests whose replies must match redis-server 7 byte for byte. Run in

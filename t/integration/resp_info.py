@@ -48,59 +48,8 @@ def check(cond, what):
         failures.append(what)
 
 
-class Raw:
-    """A RESP client that returns each reply's exact bytes."""
-
-    def __init__(self, port):
-        self.s = kioku_proc.connect(port)
-        self.buf = b""
-
-    def close(self):
-        self.s.close()
-
-    def _fill(self):
-        d = self.s.recv(65536)
-        if not d:
-            raise ConnectionError("closed")
-        self.buf += d
-
-    def _line(self, pos):
-        while True:
-            i = self.buf.find(b"\r\n", pos)
-            if i >= 0:
-                return i
-            self._fill()
-
-    def _end(self, pos):
-        e = self._line(pos)
-        t, head = self.buf[pos:pos + 1], self.buf[pos + 1:e]
-        if t in (b"$", b"="):
-            n = int(head)
-            if n < 0:
-                return e + 2
-            while len(self.buf) < e + 2 + n + 2:
-                self._fill()
-            return e + 2 + n + 2
-        if t in (b"*", b"%", b"~"):
-            n = int(head) * (2 if t == b"%" else 1)
-            p = e + 2
-            for _ in range(max(n, 0)):
-                p = self._end(p)
-            return p
-        return e + 2
-
-    def send(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.s.sendall(out)
-
-    def cmd(self, *args):
-        self.send(*args)
-        end = self._end(0)
-        r, self.buf = self.buf[:end], self.buf[end:]
-        return r
+class Raw(kioku_proc.RespRaw):
+    """kioku_proc's exact-bytes client, plus INFO and a silent close."""
 
     def info(self, section):
         body = self.cmd("INFO", section).split(b"\r\n", 1)[1]

@@ -69,55 +69,7 @@ def start_redis():
     return port
 
 
-class Raw:
-    """A RESP client that returns each reply's exact bytes."""
-
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise ConnectionError("closed")
-            self.buf += d
-        i = self.buf.index(b"\r\n")
-        line, self.buf = self.buf[:i + 2], self.buf[i + 2:]
-        return line
-
-    def _exact(self, n):
-        while len(self.buf) < n:
-            d = self.s.recv(65536)
-            if not d:
-                raise ConnectionError("closed")
-            self.buf += d
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def _reply(self):
-        line = self._line()
-        t = line[:1]
-        if t in (b"+", b"-", b":", b"_", b",", b"#", b"("):
-            return line
-        if t in (b"$", b"=", b"!"):
-            n = int(line[1:-2])
-            return line if n < 0 else line + self._exact(n + 2)
-        if t in (b"*", b"~", b">", b"%", b"|"):
-            n = int(line[1:-2])
-            if n < 0:
-                return line
-            k = n * 2 if t in (b"%", b"|") else n
-            return line + b"".join(self._reply() for _ in range(k))
-        raise ValueError("bad reply %r" % line)
-
-    def cmd(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.s.sendall(out)
-        return self._reply()
+Raw = kioku_proc.RespRaw
 
 
 # Each scenario starts from no keys; every reply is compared. A line is
