@@ -55,6 +55,23 @@ def recv_until(s, end, limit=1 << 26):
     return buf
 
 
+def mc_ask(s, req, end):
+    """Send req; read until the reply ends with end (at most 4 MiB)."""
+    s.sendall(req)
+    return recv_until(s, end, 1 << 22)
+
+
+def mc_stats(s, group=b""):
+    """A memcached `stats [group]` reply as a dict of name -> value."""
+    out = mc_ask(s, b"stats" + (b" " + group if group else b"") + b"\r\n", b"END\r\n")
+    vals = {}
+    for line in out.decode().split("\r\n"):
+        f = line.split(" ")
+        if len(f) == 3 and f[0] == "STAT":
+            vals[f[1]] = f[2]
+    return vals
+
+
 def start(binary, args, stderr=None):
     """(process, port) of `binary -p PORT -l 127.0.0.1 -U 0 ARGS`, accepting."""
     for _ in range(5):

@@ -49,30 +49,9 @@ def start(args):
     return kioku_proc.start(BIN, ["-t", "2"] + args)
 
 
-def connect(port):
-    return socket.create_connection(("127.0.0.1", port), timeout=10)
-
-
-def ask(s, req, end):
-    """Send req, read until the reply ends with end (bounded by the timeout)."""
-    s.sendall(req)
-    out = b""
-    while not out.endswith(end) and len(out) < 1 << 22:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
-def stats(s, group=b""):
-    out = ask(s, b"stats" + (b" " + group if group else b"") + b"\r\n", b"END\r\n")
-    vals = {}
-    for line in out.decode().split("\r\n"):
-        f = line.split(" ")
-        if len(f) == 3 and f[0] == "STAT":
-            vals[f[1]] = f[2]
-    return vals
+connect = kioku_proc.connect
+ask = kioku_proc.mc_ask
+stats = kioku_proc.mc_stats
 
 
 def resp(s, *args):
