@@ -202,6 +202,22 @@ static int split_host_port(char *entry, const char **host, const char **port)
  * TLS prefix (settings check it needs TLS) sets the main listener's TLS;
  * the others only skip it, and bind an address listed twice (with two
  * ports, say notls: and TLS) once. */
+/* The addresses to bind for one -l host (empty: every address). */
+static int resolve(const char *host, const char *port, int socktype, struct addrinfo **res,
+                   char *err, size_t errlen)
+{
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = socktype;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(*host ? host : NULL, port, &hints, res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 static int bind_tcp_list(const char *list, int default_port, int kind, bool fixed_port,
                          int backlog, char *err, size_t errlen)
 {
@@ -242,15 +258,9 @@ static int bind_tcp_list(const char *list, int default_port, int kind, bool fixe
             snprintf(portbuf, sizeof(portbuf), "%d", default_port < 0 ? 0 : default_port);
             port = portbuf;
         }
-        struct addrinfo hints = {0}, *res;
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-        int rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
-        if (rc != 0) {
-            snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+        struct addrinfo *res;
+        if (resolve(host, port, SOCK_STREAM, &res, err, errlen) != 0)
             return -1;
-        }
         for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
             if (add_listener(ai->ai_addr, ai->ai_addrlen, k, backlog, 1, !fixed_port, err,
                              errlen) != 0) {
@@ -317,15 +327,9 @@ static int bind_udp_list(const char *list, int udp_port, char *err, size_t errle
             if (nseen < MAX_LISTENERS)
                 seen[nseen++] = host;
         }
-        struct addrinfo hints = {0}, *res;
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_DGRAM;
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-        int rc = getaddrinfo(*host ? host : NULL, portbuf, &hints, &res);
-        if (rc != 0) {
-            snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+        struct addrinfo *res;
+        if (resolve(host, portbuf, SOCK_DGRAM, &res, err, errlen) != 0)
             return -1;
-        }
         for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
             if (bind_udp(ai) != 0) {
                 snprintf(err, errlen, "failed to listen on UDP port %s of %s: %s", portbuf,
