@@ -52,11 +52,22 @@ def check(cond, what):
 
 
 def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free for UDP and for TCP too: -U without -p takes both, and
+    other tests' servers hold TCP ports the kernel may give out for UDP."""
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            s.close()
+    sys.exit("udp.py: no port free for both TCP and UDP")
 
 
 def udp_socket():
