@@ -181,3 +181,54 @@ class RespRaw:
     def cmd(self, *args):
         self.send(*args)
         return self.read()
+
+
+class McText:
+    """A minimal memcached text client, so the replies are seen verbatim."""
+
+    def __init__(self, port, timeout=20):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.s.makefile("rb")
+
+    def set(self, key, value, ttl=0):
+        self.s.sendall(b"set %s 0 %d %d\r\n%s\r\n" % (key.encode(), ttl, len(value), value))
+        return self.f.readline().decode().rstrip("\r\n")
+
+    def set_many(self, keys, value, ttl=0):
+        """Pipelined sets; the replies, in order."""
+        self.s.sendall(b"".join(b"set %s 0 %d %d\r\n%s\r\n" % (k.encode(), ttl, len(value), value)
+                                for k in keys))
+        return [self.f.readline().decode().rstrip("\r\n") for _ in keys]
+
+    def get(self, key):
+        self.s.sendall(b"get %s\r\n" % key.encode())
+        line = self.f.readline()
+        if line.startswith(b"END"):
+            return None
+        n = int(line.split()[3])
+        data = self.f.read(n + 2)[:n]
+        self.f.readline()
+        return data
+
+    def delete(self, key):
+        self.s.sendall(b"delete %s\r\n" % key.encode())
+        return self.f.readline().decode().rstrip("\r\n")
+
+    def line(self, cmd):
+        self.s.sendall(cmd.encode() + b"\r\n")
+        return self.f.readline().decode().rstrip("\r\n")
+
+    def stats(self, what=""):
+        self.s.sendall(b"stats %s\r\n" % what.encode() if what else b"stats\r\n")
+        out = {}
+        while True:
+            line = self.f.readline().decode().rstrip("\r\n")
+            if line == "END":
+                return out
+            _, k, v = line.split(" ", 2)
+            out[k] = v
+
+    def close(self):
+        self.s.close()
+

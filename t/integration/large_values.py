@@ -29,49 +29,17 @@ FILL_MAX = 200000           # items, far more than -m 64 holds
 FILL_SECONDS = 60
 
 
-class Text:
-    """A minimal memcached text client, so the replies are seen verbatim."""
+class Text(kioku_proc.McText):
+    """kioku_proc's text client; stats() also merges `stats kioku`."""
 
     def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.f = self.s.makefile("rb")
+        super().__init__(port, timeout=30)
 
-    def set(self, key, value, ttl=0):
-        self.s.sendall(b"set %s 0 %d %d\r\n%s\r\n" % (key.encode(), ttl, len(value), value))
-        return self.f.readline().decode().rstrip("\r\n")
-
-    def set_many(self, keys, value, ttl=0):
-        """Pipelined sets; the replies, in order."""
-        self.s.sendall(b"".join(b"set %s 0 %d %d\r\n%s\r\n" % (k.encode(), ttl, len(value), value)
-                                for k in keys))
-        return [self.f.readline().decode().rstrip("\r\n") for _ in keys]
-
-    def get(self, key):
-        self.s.sendall(b"get %s\r\n" % key.encode())
-        line = self.f.readline()
-        if line.startswith(b"END"):
-            return None
-        n = int(line.split()[3])
-        data = self.f.read(n + 2)[:n]
-        self.f.readline()
-        return data
-
-    def stats(self):
-        """`stats`, with kioku's own counters (`stats kioku`) merged in."""
-        out = {}
-        for cmd in (b"stats\r\n", b"stats kioku\r\n"):
-            self.s.sendall(cmd)
-            while True:
-                line = self.f.readline().decode().rstrip("\r\n")
-                if line == "END":
-                    break
-                _, k, v = line.split(" ", 2)
-                out[k] = v
+    def stats(self, what=""):
+        out = super().stats(what)
+        if not what:
+            out.update(super().stats("kioku"))
         return out
-
-    def close(self):
-        self.s.close()
 
 
 def check(cond, what):
