@@ -351,6 +351,18 @@ static char *hand_next(struct hand *h, unsigned id, uint32_t npages)
     return slot;
 }
 
+/* A hand that reached the page being moved out goes on past it at once:
+ * nothing there is the policy's to take, and a walk's budget spent on its
+ * slots would leave a class whose hand stands at that page (a move takes
+ * the page under the main hand) nothing to evict. */
+static void hand_skip_page(struct hand *h)
+{
+    if (h->slot == 0)
+        return;     /* hand_next() left the page already */
+    __atomic_store_n(&h->page, h->page + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->slot, 0, __ATOMIC_RELAXED);
+}
+
 enum sweep_mode {
     SWEEP_MAIN,     /* S3-FIFO main queue */
     SWEEP_SMALL,    /* S3-FIFO small queue */
@@ -377,12 +389,17 @@ static int sweep(struct eclass *e, unsigned id, struct hand *h, enum sweep_mode 
         return 0;
     for (unsigned n = 0; n < max; n++) {
         char *slot = hand_next(h, id, npages);
-        struct item *it = in_moving(id, slot) ? NULL : slot_item(slot);
+        struct item *it;
         uint64_t hv;
         uint8_t f;
         unsigned fq;
         int64_t exp;
 
+        if (in_moving(id, slot)) {
+            hand_skip_page(h);
+            continue;
+        }
+        it = slot_item(slot);
         if (it == NULL)
             continue;
         f = item_iflags(it);
@@ -789,8 +806,35 @@ bool evict_move_begin(unsigned id, uint32_t skip, bool ttl_only, int64_t now)
     return ok;
 }
 
-uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, int64_t now, uint64_t *evicted,
-                                 uint64_t *rescued)
+/* An item of a page being moved that the policy would keep over its
+ * next victim: one read since it was stored (under S3-FIFO, since the main
+ * hand last passed it). The others of the page are as good victims as
+ * any. */
+static bool worth_keeping(const struct item *it)
+{
+    if (evict_get_policy() == EVICT_S3FIFO)
+        return __atomic_load_n(&it->freq, __ATOMIC_RELAXED) > 0;
+    return (item_iflags(it) & ITEM_FETCHED) != 0;
+}
+
+/* Free a chunk of class id outside the moving page, as an allocation
+ * would: the policy's victim, so that an item of the page worth keeping
+ * can move there. A page leaving a full class then costs the class its
+ * coldest items, not the read ones among its own. Caller holds e->lock. */
+static bool make_room(struct eclass *e, unsigned id, int64_t now)
+{
+    enum evict_policy p = evict_get_policy();
+    size_t old_req = 0;
+
+    if (p == EVICT_S3FIFO)
+        return s3fifo(e, id, now, NULL, &old_req) != 0;
+    if (p == EVICT_NOEVICTION)
+        return false;
+    return sampled(e, id, p, now, NULL, &old_req) != 0;
+}
+
+uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, bool room, int64_t now,
+                                 uint64_t *evicted, uint64_t *rescued)
 {
     struct eclass *e = &ecl[id];
     uint32_t left;
@@ -803,16 +847,25 @@ uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, int64_t now, uint64
         struct item *it = slot_item(slot);
         uint64_t hv;
 
+        /* Workers evicting in this class wait for the lock: let them in
+         * now and then (the page stays out of their sweeps meanwhile). */
+        if (room && i % 64 == 63) {
+            pthread_mutex_unlock(&e->lock);
+            pthread_mutex_lock(&e->lock);
+        }
         if (it == NULL || !lock_cand(it, slot, &hv))
             continue;
         if (!in_use(it)) {
-            /* A live item whose header is here moves to a free chunk of
-             * its class if there is one; otherwise it is evicted, unless a
-             * volatile policy may not take it (no TTL): then it keeps the
-             * page in its class (the caller cancels). */
+            /* A live item whose header is here moves (see evict_int.h);
+             * what cannot is evicted, unless a volatile policy may not take
+             * it (no TTL): then it keeps the page in its class (the caller
+             * cancels). */
             if (do_item_is_dead(it, hv, now)) {
                 do_item_unlink_keep(it, hv, false);
-            } else if (slot == (char *)it && do_item_rescue(it, hv)) {
+            } else if (slot == (char *)it &&
+                       (do_item_rescue(it, hv) ||
+                        (room && worth_keeping(it) && make_room(e, id, now) &&
+                         do_item_rescue(it, hv)))) {
                 (*rescued)++;
             } else if (!ttl_only || item_exptime(it) != 0) {
                 (*evicted)++;

@@ -83,11 +83,13 @@ void evict_crawler_pause(bool paused);
 bool evict_move_begin(unsigned id, uint32_t skip, bool ttl_only, int64_t now);
 /* One pass over the moving page: every item in it (or owning a value chunk
  * in it) that no reader holds leaves it: a live unchunked one whose header
- * is here moves to a free chunk of the class if one is free (*rescued),
- * else it is unlinked (*evicted counts the live ones) -- with ttl_only, a
- * live item without a TTL stays. Returns the chunks of the page still in
- * use; 0 means it can go. */
-uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, int64_t now, uint64_t *evicted,
+ * is here moves to a free chunk of the class if one is free, or, with
+ * make_room and if it was read, to the chunk of the policy's victim
+ * elsewhere in the class (*rescued), else it is unlinked (*evicted counts the live ones) -- with
+ * ttl_only, a live item without a TTL stays. Returns the chunks of the page
+ * still in use; 0 means it can go. */
+uint32_t evict_clear_moving_page(unsigned id, bool ttl_only, bool make_room, int64_t now,
+                                 uint64_t *evicted,
                                  uint64_t *rescued);
 /* Give up the move: the page serves class id again. */
 void evict_move_cancel(unsigned id);

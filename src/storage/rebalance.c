@@ -4,9 +4,9 @@
  * A move asks evict.c to take the page under the source class's main hand
  * out of service (no chunk of it is handed out again), then clears it in
  * passes: each pass moves every live item in the page that no reader holds
- * to a free chunk of the class, as memcached rescues them (same CAS), or
- * evicts it when none is free; a reader's item is left for the next pass,
- * 1 ms later. When no chunk of the
+ * to a free chunk of the class, as memcached rescues them (same CAS), or,
+ * in a full class, to the chunk of the item the policy evicts instead; a
+ * reader's item is left for the next pass, 1 ms later. When no chunk of the
  * page is in use, it is zeroed and listed in the destination class. Workers
  * never wait for a move: they only find one page fewer to allocate from.
  *
@@ -17,11 +17,14 @@
  *     window from a class
  *     that evicted nothing and whose oldest items have been idle at least
  *     twice as long as the evicting class's, or that has more than two pages
- *     of free chunks;
+ *     of free chunks; and when no class is starved so, balance the
+ *     classes of a full cache by the hits a page buys in each
+ *     (balance_decide());
  *   2 (aggressive, as memcached's): any eviction in a window moves pages
  *     from the class with the oldest items.
  * A decision stands for its window; it moves a page per 50 ms tick, at most
- * ten, while the source still has a page to spare.
+ * ten (a balancing move, as many as the receiver can fill), while the
+ * source still has a page to spare.
  *
  * After the limit was lowered (cache_memlimit, CONFIG SET maxmemory) and
  * while more pages are held than it allows, a window with no automove
@@ -91,7 +94,9 @@ static bool move_page(unsigned src, unsigned dst, bool rescue, bool ttl_only, in
     bool done = false;
 
     for (unsigned pass = 0;; pass++) {
-        uint32_t left = evict_clear_moving_page(src, ttl_only, now, &ev, &resc);
+        /* A rescue is an allocation waiting on a worker: it frees the
+         * page's own items rather than look for victims for each. */
+        uint32_t left = evict_clear_moving_page(src, ttl_only, !rescue, now, &ev, &resc);
 
         if (left == 0) {
             done = true;
@@ -127,6 +132,38 @@ bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_pa
            move_page(src, dst, false, false, now, max_passes);
 }
 
+/*
+ * Balance of a full cache whose classes all evict: a page should go where
+ * it buys the most hits. A class's items stay about T = items / evictions
+ * per second, and a byte of its last page earns about as many hits as its
+ * marginal item is read, per chunk byte. If that item were read once per
+ * T, the products T * chunk size would be equal at the best split; under
+ * Zipf the read rate at the margin falls faster than 1 / T, and both a
+ * model (Che's approximation of this workload) and bench/hitratio.sh put
+ * the best split at equal T * chunk size^1.5. Pages go from the class with
+ * the largest product to the one with the smallest until they meet (within
+ * BALANCE_SLACK, never past each other). Small items thus stay longer than
+ * large ones: more items, and more hits, from the same memory when how
+ * often a key is read does not depend on its size. The products are
+ * compared squared, T^2 * size^3, to need no square root.
+ */
+#define BALANCE_MIN_EVICTIONS 64    /* a window's evictions worth trusting */
+#define BALANCE_SLACK 1.25
+#define BALANCE_QUIET 3             /* windows a class that took a page is no source */
+
+static unsigned took_page_window[STORAGE_CLASS_MAX + 1];
+static unsigned gave_page_window[STORAGE_CLASS_MAX + 1];
+/* Evictions a window, smoothed (each window weighs half). */
+static double ev_rate[STORAGE_CLASS_MAX + 1];
+static unsigned window_no;
+
+/* A class that took a page lately is still filling it: its free chunks
+ * are not spare. */
+static bool filling(unsigned id)
+{
+    return took_page_window[id] != 0 && window_no - took_page_window[id] <= BALANCE_QUIET;
+}
+
 /* The class (other than dst) with the oldest items and a page to spare. */
 static unsigned oldest_class(unsigned dst, int64_t now, uint64_t *age_out)
 {
@@ -136,7 +173,7 @@ static unsigned oldest_class(unsigned dst, int64_t now, uint64_t *age_out)
     for (unsigned id = 1; id <= slab_class_count(); id++) {
         struct storage_class_stats cs;
 
-        if (id == dst || slab_class_pages(id) < 2)
+        if (id == dst || slab_class_pages(id) < 2 || filling(id))
             continue;
         storage_class_stats(id, now, &cs);
         if (best == 0 || cs.age_sec > best_age) {
@@ -154,7 +191,7 @@ static unsigned spare_class(unsigned dst, int64_t now)
     for (unsigned id = 1; id <= slab_class_count(); id++) {
         struct storage_class_stats cs;
 
-        if (id == dst || slab_class_pages(id) < 2)
+        if (id == dst || slab_class_pages(id) < 2 || filling(id))
             continue;
         storage_class_stats(id, now, &cs);
         if (cs.free_chunks > 2ull * cs.chunks_per_page)
@@ -176,7 +213,8 @@ static unsigned idle_spare_class(int64_t now)
     for (unsigned id = 1; id <= slab_class_count(); id++) {
         struct storage_class_stats cs;
 
-        if (slab_class_pages(id) < 2 || evict_class_evictions(id) != last_evicted[id])
+        if (slab_class_pages(id) < 2 || filling(id) ||
+            evict_class_evictions(id) != last_evicted[id])
             continue;
         storage_class_stats(id, now, &cs);
         if (cs.free_chunks * 2 > 5ull * cs.chunks_per_page)
@@ -185,19 +223,92 @@ static unsigned idle_spare_class(int64_t now)
     return 0;
 }
 
-/* One automove window: choose a move, or none (src 0). */
-static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned *dst)
+/* The balancing move of a window, if one is due: *pages pages from *src
+ * to *dst. */
+static void balance_decide(int64_t now, unsigned *src, unsigned *dst, unsigned *pages)
+{
+    double lo = 0, hi = 0;
+    unsigned lo_id = 0, hi_id = 0, fill = 1;
+    uint32_t lo_pages = 0, hi_pages = 0;
+
+    if (!slab_at_limit())
+        return;
+    for (unsigned id = 1; id <= slab_class_count(); id++) {
+        struct storage_class_stats cs;
+        uint32_t np = slab_class_pages(id);
+        double score;
+
+        /* Evicting for a while, or its rate means nothing yet (a class
+         * that just ran out of free chunks evicts little at first). */
+        if (np == 0 || streak[id] < STREAK || ev_rate[id] < 1)
+            continue;
+        storage_class_stats(id, now, &cs);
+        /* Filling a page it was given, or short of items: not at its
+         * steady state, so its T means nothing yet. */
+        if (cs.free_chunks > cs.chunks_per_page || cs.number == 0)
+            continue;
+        double t = (double)cs.number / ev_rate[id], size = cs.chunk_size;
+
+        score = t * t * size * size * size;
+        if (ev_rate[id] >= BALANCE_MIN_EVICTIONS && window_no - gave_page_window[id] > 1 &&
+            (lo_id == 0 || score < lo)) {
+            lo = score;
+            lo_id = id;
+            lo_pages = np;
+            /* Pages it can fill in two windows: more would lie idle. */
+            fill = (unsigned)(2 * ev_rate[id] / cs.chunks_per_page);
+        }
+        if (np >= 2 && !filling(id) &&
+            (hi_id == 0 || score > hi)) {
+            hi = score;
+            hi_id = id;
+            hi_pages = np;
+        }
+    }
+    if (lo_id == 0 || hi_id == 0 || lo_id == hi_id)
+        return;
+    /* T scales with the pages a class holds: move k pages while the
+     * source, k pages poorer, still earns less a byte than the
+     * destination, k pages richer. */
+    unsigned k = 0;
+
+    for (; k < PAGES_PER_WINDOW && (k == 0 || k < fill) && k + 1 < hi_pages; k++) {
+        double shrink = (double)(hi_pages - k - 1) / hi_pages;
+        double grow = (double)(lo_pages + k + 1) / lo_pages;
+
+        if (hi * shrink * shrink < BALANCE_SLACK * BALANCE_SLACK * lo * grow * grow)
+            break;
+    }
+    if (k == 0)
+        return;
+    *src = hi_id;
+    *dst = lo_id;
+    *pages = k;
+    took_page_window[lo_id] = window_no;
+    gave_page_window[hi_id] = window_no;
+}
+
+/* One automove window: choose a move, or none (src 0), and how many pages
+ * it may move. */
+static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned *dst,
+                            unsigned *pages)
 {
     uint64_t top = 0, young = UINT64_MAX, ev[STORAGE_CLASS_MAX + 1] = {0};
     unsigned cand = 0, n = slab_class_count();
 
     *src = *dst = 0;
+    *pages = PAGES_PER_WINDOW;
+    window_no++;
     for (unsigned id = 1; id <= n; id++) {
         uint64_t total = evict_class_evictions(id);
 
         ev[id] = total - last_evicted[id];
         last_evicted[id] = total;
         streak[id] = ev[id] > 0 ? streak[id] + 1 : 0;
+        /* Not while it fills a page it took, nor the window after it gave
+         * one: the move itself evicted, to keep the page's hot items. */
+        if (!filling(id) && window_no - gave_page_window[id] > 1)
+            ev_rate[id] = streak[id] > 1 ? (ev_rate[id] + (double)ev[id]) / 2 : (double)ev[id];
         if (mode == 2 ? ev[id] > top : streak[id] >= STREAK) {
             uint64_t age = 0;
 
@@ -217,8 +328,11 @@ static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned 
             cand = id;
         }
     }
-    if (cand == 0)
+    if (cand == 0) {
+        if (mode == 1)
+            balance_decide(now, src, dst, pages);
         return;
+    }
     if (mode == 2) {
         uint64_t age;
 
@@ -237,12 +351,14 @@ static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned 
     /* The streak is kept: while the class goes on evicting, a page a window. */
     if (*src != 0)
         *dst = cand;
+    else if (mode == 1)
+        balance_decide(now, src, dst, pages);
 }
 
 static void *mover_main(void *arg)
 {
     int64_t next_window = clock_now_ms() + WINDOW_MS;
-    unsigned auto_src = 0, auto_dst = 0, budget = 0, release_budget = 0;
+    unsigned auto_src = 0, auto_dst = 0, auto_pages = 0, budget = 0, release_budget = 0;
 
     (void)arg;
     pthread_setname_np(pthread_self(), "kioku-slabmove");
@@ -273,10 +389,10 @@ static void *mover_main(void *arg)
             auto_dst = 0;
             if (mode != 0) {
                 pthread_mutex_unlock(&lock);
-                automove_decide(mode, now, &auto_src, &auto_dst);
+                automove_decide(mode, now, &auto_src, &auto_dst, &auto_pages);
                 pthread_mutex_lock(&lock);
                 if (auto_dst != 0)
-                    budget = PAGES_PER_WINDOW;
+                    budget = auto_pages;
             }
             if (auto_dst == 0)
                 release_budget = PAGES_PER_WINDOW;
@@ -322,6 +438,10 @@ int rebalance_setup(bool on, unsigned mode, char *errbuf, size_t errlen)
     moved = reassign_evictions = busy_items = rescues = 0;
     memset(last_evicted, 0, sizeof(last_evicted));
     memset(streak, 0, sizeof(streak));
+    memset(took_page_window, 0, sizeof(took_page_window));
+    memset(gave_page_window, 0, sizeof(gave_page_window));
+    memset(ev_rate, 0, sizeof(ev_rate));
+    window_no = 0;
     __atomic_store_n(&automove, mode, __ATOMIC_RELAXED);
     running_thread = false;
     if (!on)

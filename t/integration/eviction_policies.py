@@ -11,6 +11,8 @@ memory bound under 3x oversubscription with mixed sizes.
 - allkeys-lfu and the default (allkeys-s3fifo) keep hot keys through a scan
   of cold keys.
 - CONFIG SET maxmemory-policy changes the policy of a running server.
+- Pages move to the class that needs them after a size shift, and in a
+  full cache toward small items' classes.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
@@ -203,6 +205,61 @@ def test_size_shift():
         stop(proc)
 
 
+def class_pages(c):
+    """{chunk_size: total_pages} of the classes holding pages."""
+    slabs = c.stats("slabs")
+    size = {k.split(":")[0]: int(v) for k, v in slabs.items() if k.endswith(":chunk_size")}
+    return {size[k.split(":")[0]]: int(v) for k, v in slabs.items()
+            if k.endswith(":total_pages") and int(v) > 0}
+
+
+def test_balance_favours_small_items():
+    """A full cache of 200-byte and 4000-byte values read equally often, every
+    class evicting: the default automove moves pages from the large values'
+    class to the small ones', where a page keeps 16 times the keys (it
+    balances T x chunk size^1.5, T = items / evictions a second). With
+    automove off, no page moves."""
+    small, big = b"s" * 200, b"b" * 4000
+    rng = random.Random(7)
+
+    def load(c, seconds):
+        end = time.time() + seconds
+        while time.time() < end:
+            for _ in range(200):
+                if rng.random() < 0.5:
+                    k, v = "s%d" % rng.randrange(100000), small
+                else:
+                    k, v = "b%d" % rng.randrange(20000), big
+                if c.get(k) is None:
+                    c.s.sendall(b"set %s 0 0 %d noreply\r\n%s\r\n" % (k.encode(), len(v), v))
+            assert c.line("mn") == "MN"
+            yield
+
+    for automove in ("1", "0"):
+        proc, port = start("-m", "16", "-o", "slab_automove=" + automove)
+        try:
+            c = Text(port)
+            for _ in load(c, 4):
+                pass
+            before = class_pages(c)
+            lo, hi = min(before), max(before)
+            moved0 = int(c.stats()["slabs_moved"])
+            after = before
+            for _ in load(c, 30 if automove == "1" else 4):
+                after = class_pages(c)
+                if automove == "1" and after.get(lo, 0) >= before[lo] + 3:
+                    break
+            moved = int(c.stats()["slabs_moved"]) - moved0
+            if automove == "1":
+                assert after.get(lo, 0) >= before[lo] + 3 and after[hi] < before[hi], \
+                    (before, after, moved)
+                assert moved >= 3, moved
+            else:
+                assert moved == 0 and after == before, (before, after, moved)
+        finally:
+            stop(proc)
+
+
 def test_crawler_frees_expired_items():
     """Expired items nobody asks for are freed in the background."""
     proc, port = start()
@@ -284,6 +341,7 @@ def main():
     test_scan_resistance([])
     test_config_set_switches_policy()
     test_size_shift()
+    test_balance_favours_small_items()
     test_crawler_frees_expired_items()
     test_rss_bound()
     print("eviction_policies: 1 passed, 0 failed")

@@ -704,6 +704,58 @@ START_TEST(test_page_move_empties_a_page_and_gives_it_to_another_class)
 }
 END_TEST
 
+/* In a full class, a page's items that were read move to the chunks of
+ * the policy's victims elsewhere in the class: only unread items go. */
+START_TEST(test_page_move_keeps_read_items)
+{
+    struct storage_class_stats a0, a1;
+    int n = 0, hot = 0, lost = -1;
+    bool *was_read;
+
+    for (; class_of_size(1000).evicted == 0; n++)
+        ck_assert_int_eq(put_size("s", n, 1000), ITEM_STORED);
+    put_size("L", 0, 20000);
+    a0 = class_of_size(1000);
+    ck_assert_uint_ge(a0.total_pages, 3);
+    /* Read every other key still present. */
+    was_read = calloc((size_t)n, sizeof(*was_read));
+    for (int i = 0; i < n; i += 2) {
+        char key[32];
+        struct item *it;
+
+        snprintf(key, sizeof(key), "s%d", i);
+        it = item_get(key, strlen(key), t0, NULL);
+        if (it != NULL) {
+            was_read[i] = true;
+            hot++;
+            item_put(it);
+        }
+    }
+    ck_assert(rebalance_move_now(a0.id, class_of_size(20000).id, t0, 100));
+    a1 = class_of_size(1000);
+    ck_assert_uint_eq(a1.total_pages, a0.total_pages - 1);
+    ck_assert_uint_eq(a1.free_chunks, 0);
+    /* A page's worth of items left the class, none of them read. */
+    for (int i = 0; i < n && lost < 0; i++) {
+        char key[32];
+        struct item *it;
+
+        if (!was_read[i])
+            continue;
+        snprintf(key, sizeof(key), "s%d", i);
+        it = item_get(key, strlen(key), t0, NULL);
+        if (it != NULL)
+            item_put(it);
+        else
+            lost = i;
+    }
+    free(was_read);
+    ck_assert_msg(lost < 0, "read key s%d was lost to the move", lost);
+    ck_assert_uint_ge(stats().slab_reassign_rescues, (uint64_t)hot / (a0.total_pages + 1));
+    ck_assert_uint_le(a1.number, a0.number - a0.chunks_per_page + 2);
+}
+END_TEST
+
 START_TEST(test_page_move_waits_for_a_reader)
 {
     struct storage_class_stats a0;
@@ -931,6 +983,7 @@ static Suite *evict_suite(void)
     tcase_add_test(tc, test_large_value_skips_a_page_a_reader_holds);
     tcase_add_test(tc, test_page_move_empties_a_page_and_gives_it_to_another_class);
     tcase_add_test(tc, test_page_move_waits_for_a_reader);
+    tcase_add_test(tc, test_page_move_keeps_read_items);
     tcase_add_test(tc, test_concurrent_eviction_keeps_values_and_counts_consistent);
     suite_add_tcase(s, tc);
     return s;
