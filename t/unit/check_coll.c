@@ -93,8 +93,13 @@ static int count_fields(const char *key, size_t vlen)
             const char *v = hash_get(coll_arena(&h), r, f, strlen(f), &vl);
             ck_assert_ptr_nonnull(v);
             ck_assert_uint_eq(vl, vlen);
-            for (size_t j = 0; j < vl; j++)
-                ck_assert_int_eq(v[j], 'a' + i % 26);
+            /* One assertion per value, naming the first wrong byte: Check
+             * sends each passing assertion to its parent. */
+            size_t j = 0;
+            while (j < vl && v[j] == 'a' + i % 26)
+                j++;
+            ck_assert_msg(j == vl, "%s %s: byte %zu is 0x%02x, want '%c'", key, f, j,
+                          j < vl ? (unsigned char)v[j] : 0, 'a' + i % 26);
         }
     }
     coll_close(&h);
