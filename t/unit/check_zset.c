@@ -767,6 +767,7 @@ START_TEST(test_million_members_rank_and_range)
     for (int i = 0; i < n && bad < 0; i++) {
         int k = (int)(((uint64_t)i * 2654435761u) % (uint64_t)n);
         int len = snprintf(m, sizeof(m), "user:%d", k);
+        add_out = -1;
         add_rc = zset_add(a, &z, &redis_limits, m, (size_t)len, k, 0, &add_out, NULL);
         if (add_rc != ZSET_OK || add_out != ZADD_OUT_ADDED)
             bad = i;
