@@ -524,8 +524,12 @@ START_TEST(test_get_of_one_key_70000_times_returns_every_copy)
     size_t want = 16 * (size_t)N + 5;
     size_t got = kh_read_n(g_fd, reply, want, kh_scale_ms(20000), &closed);
     ck_assert_uint_eq(got, want);
-    for (int i = 0; i < N; i++)
-        ck_assert_msg(memcmp(reply + 16 * (size_t)i, one, 16) == 0, "copy %d differs", i);
+    /* One assertion for the copies: Check sends each passing one to its
+     * parent. */
+    int c = 0;
+    while (c < N && memcmp(reply + 16 * (size_t)c, one, 16) == 0)
+        c++;
+    ck_assert_msg(c == N, "copy %d differs", c);
     ck_assert(memcmp(reply + 16 * (size_t)N, "END\r\n", 5) == 0);
     /* Had the reply freed a's chunk, these stores would take it over. */
     for (int i = 0; i < 8; i++) {

@@ -25,8 +25,11 @@ static void put(struct arena *a, struct adict *d, unsigned i)
     size_t kl = keyname(k, sizeof(k), i);
     size_t vl = (size_t)snprintf(v, sizeof(v), "v%u", i * 7);
     int created = -1;
-    ck_assert_ptr_nonnull(adict_set(a, d, k, kl, v, vl, &created));
-    ck_assert_int_eq(created, 1);
+    /* Asserts only when the set fails: Check sends each passing assertion
+     * to its parent, and the tests put tens of thousands of keys. */
+    void *p = adict_set(a, d, k, kl, v, vl, &created);
+    if (p == NULL || created != 1)
+        ck_abort_msg("set %s: %s, created %d", k, p ? "stored" : "NULL", created);
 }
 
 static void expect(struct arena *a, struct adict *d, unsigned i, int present)
@@ -39,9 +42,9 @@ static void expect(struct arena *a, struct adict *d, unsigned i, int present)
         ck_assert_ptr_null(p);
         return;
     }
-    ck_assert_ptr_nonnull(p);
-    ck_assert_uint_eq(got, vl);
-    ck_assert(memcmp(p, v, vl) == 0);
+    if (p == NULL || got != vl || memcmp(p, v, vl) != 0)
+        ck_abort_msg("get %s: %.*s (%zu bytes), want %s", k, p ? (int)got : 4, p ? (const char *)p : "NULL",
+                     got, v);
 }
 
 START_TEST(test_set_get_del_round_trip)
@@ -181,14 +184,19 @@ static void mark(void *arg, const void *k, size_t klen, const void *v, size_t vl
 {
     struct seen *s = arg;
     char buf[32];
-    ck_assert_uint_lt(klen, sizeof(buf));
+    /* Asserts only on a wrong entry: Check sends each passing assertion
+     * to its parent, and the walks visit a quarter million entries. */
+    if (klen >= sizeof(buf))
+        ck_abort_msg("a key of %zu bytes", klen);
     memcpy(buf, k, klen);
     buf[klen] = '\0';
     unsigned i = (unsigned)strtoul(buf + 4, NULL, 10);
-    ck_assert_uint_lt(i, s->n);
+    if (i >= s->n)
+        ck_abort_msg("key %s: not one of the %u put", buf, s->n);
     char want[32];
-    ck_assert_uint_eq(vlen, (size_t)snprintf(want, sizeof(want), "v%u", i * 7));
-    ck_assert(memcmp(v, want, vlen) == 0);
+    size_t wl = (size_t)snprintf(want, sizeof(want), "v%u", i * 7);
+    if (vlen != wl || memcmp(v, want, vlen) != 0)
+        ck_abort_msg("key %s: value %.*s, want %s", buf, (int)vlen, (const char *)v, want);
     if (s->hits[i] < 255)
         s->hits[i]++;
     s->visits++;
@@ -229,8 +237,8 @@ START_TEST(test_scan_returns_every_key_during_growth)
         /* The table doubles several times while the scan runs. */
         for (int j = 0; j < 8 && next < total; j++)
             put(a, &d, next++);
-        ck_assert_uint_lt(++calls, 1000000);
-    } while (cur != 0);
+    } while (++calls < 1000000 && cur != 0);
+    ck_assert_uint_lt(calls, 1000000);
     for (unsigned i = 0; i < first; i++)
         ck_assert_uint_ge(s.hits[i], 1);
     free(s.hits);
@@ -254,7 +262,9 @@ START_TEST(test_scan_returns_every_key_during_shrink)
         cur = adict_scan(a, &d, cur, mark, &s);
         for (int j = 0; j < 64 && del < n; j++) {
             char k[32];
-            ck_assert_int_eq(adict_del(a, &d, k, keyname(k, sizeof(k), del++)), 1);
+            size_t kl = keyname(k, sizeof(k), del++);
+            if (adict_del(a, &d, k, kl) != 1)
+                ck_abort_msg("delete %s failed", k);
         }
         ck_assert_uint_lt(++calls, 1000000);
     } while (cur != 0);
@@ -368,14 +378,17 @@ START_TEST(test_random_is_uniform_over_chained_entries)
         put(a, &d, i);
     struct seen s = { calloc(n, 1), n, 0 };
     unsigned *hits = calloc(n, sizeof(unsigned));
-    for (uint64_t r = 0; r < draws; r++) {
-        ck_assert_int_eq(adict_random(a, &d, r, &k, &kl, &v, &vl), 0);
+    uint64_t r;
+    for (r = 0; r < draws; r++) {
+        if (adict_random(a, &d, r, &k, &kl, &v, &vl) != 0)
+            break;
         mark(&s, k, kl, v, vl);
         char buf[32];
         memcpy(buf, k, kl);
         buf[kl] = '\0';
         hits[strtoul(buf + 4, NULL, 10)]++;
     }
+    ck_assert_msg(r == draws, "draw %llu: no entry", (unsigned long long)r);
     /* 1000 expected each, standard deviation about 31: 6 sigmas either way. */
     for (unsigned i = 0; i < n; i++) {
         ck_assert_uint_gt(hits[i], 810);
@@ -403,8 +416,11 @@ START_TEST(test_every_operation_works_mid_resize)
     struct seen s = { calloc(n, 1), n, 0 };
     adict_foreach(a, &d, mark, &s);
     ck_assert_uint_eq(s.visits, n);
+    /* The loops here assert only on a failure: Check sends each passing
+     * assertion to its parent. */
     for (unsigned i = 0; i < n; i++)
-        ck_assert_uint_eq(s.hits[i], 1);
+        if (s.hits[i] != 1)
+            ck_abort_msg("foreach: entry %u visited %u times", i, (unsigned)s.hits[i]);
     memset(s.hits, 0, n);
     s.visits = 0;
     uint64_t cur = 0;
@@ -413,14 +429,18 @@ START_TEST(test_every_operation_works_mid_resize)
     while (cur != 0);
     ck_assert_uint_eq(s.visits, n);
     for (unsigned i = 0; i < n; i++)
-        ck_assert_uint_eq(s.hits[i], 1);
+        if (s.hits[i] != 1)
+            ck_abort_msg("scan: entry %u returned %u times", i, (unsigned)s.hits[i]);
     const void *k, *v;
     size_t kl, vl;
     memset(s.hits, 0, n);
-    for (uint64_t r = 0; r < 20 * (uint64_t)n; r++) {
-        ck_assert_int_eq(adict_random(a, &d, r, &k, &kl, &v, &vl), 0);
+    uint64_t r;
+    for (r = 0; r < 20 * (uint64_t)n; r++) {
+        if (adict_random(a, &d, r, &k, &kl, &v, &vl) != 0)
+            break;
         mark(&s, k, kl, v, vl);
     }
+    ck_assert_msg(r == 20 * (uint64_t)n, "draw %llu: no entry", (unsigned long long)r);
     unsigned missed = 0;
     for (unsigned i = 0; i < n; i++)
         missed += s.hits[i] == 0;
@@ -429,7 +449,9 @@ START_TEST(test_every_operation_works_mid_resize)
     /* Deletes during the move, down to empty: back to the minimal table. */
     for (unsigned i = 0; i < n; i++) {
         char key[32];
-        ck_assert_int_eq(adict_del(a, &d, key, keyname(key, sizeof(key), i)), 1);
+        size_t klen = keyname(key, sizeof(key), i);
+        if (adict_del(a, &d, key, klen) != 1)
+            ck_abort_msg("delete %s failed", key);
     }
     ck_assert(d.old == ARENA_NONE);
     ck_assert_uint_eq((uint64_t)1 << d.log2, ADICT_MIN_BUCKETS);

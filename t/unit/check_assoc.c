@@ -98,13 +98,16 @@ static struct storage_stats stats(void)
 static void verify(const bool *alive, int n, char prefix)
 {
     char key[32];
-    int i;
+    int i, r = 0;
 
+    /* One assertion per call, for the first wrong key: Check sends each
+     * passing assertion to its parent, and this checks a million keys. */
     for (i = 0; i < n; i++) {
-        int r = lookup(kname(key, sizeof(key), prefix, i));
-
-        ck_assert_msg(r == (alive[i] ? 1 : 0), "key %s: lookup %d, alive %d", key, r, alive[i]);
+        r = lookup(kname(key, sizeof(key), prefix, i));
+        if (r != (alive[i] ? 1 : 0))
+            break;
     }
+    ck_assert_msg(i == n, "key %s: lookup %d, alive %d", key, r, alive[i]);
 }
 
 /* Hash flooding: every set-up draws a new seed, so the bucket (and the
@@ -147,13 +150,19 @@ START_TEST(test_insert_find_delete_many_keys)
     char key[32];
     int i;
 
+    /* Asserts only on a failure: Check sends each passing assertion to
+     * its parent. */
     for (i = 0; i < N; i++) {
-        ck_assert(put(kname(key, sizeof(key), 'k', i)));
+        if (!put(kname(key, sizeof(key), 'k', i)))
+            ck_abort_msg("put %s failed", key);
         alive[i] = true;
     }
     verify(alive, N, 'k');
     for (i = 0; i < N; i += 2) {
-        ck_assert_int_eq(item_delete(kname(key, sizeof(key), 'k', i), 7, 0, t0), ITEM_DELETED);
+        int r = item_delete(kname(key, sizeof(key), 'k', i), 7, 0, t0);
+
+        if (r != ITEM_DELETED)
+            ck_abort_msg("delete %s: %d", key, r);
         alive[i] = false;
     }
     verify(alive, N, 'k');
@@ -173,14 +182,16 @@ static void grow_by_hand(bool *alive, int *n, int cap)
     ck_assert_uint_eq(stats().hash_power_level, power + 1);
     verify(alive, *n, 'k');
     while (assoc_expand_step(16)) {
-        ck_assert_uint_lt(++steps, 1u << 20);
+        if (++steps >= 1u << 20)
+            ck_abort_msg("still growing after %u steps", steps);
         if (steps % 97 == 0) {
             for (i = (int)steps % 13; i < *n; i += 13) {        /* remove some */
                 item_delete(kname(key, sizeof(key), 'k', i), 7, 0, t0);
                 alive[i] = false;
             }
             for (i = 0; i < 50 && *n < cap; i++, (*n)++) {      /* add some */
-                ck_assert(put(kname(key, sizeof(key), 'k', *n)));
+                if (!put(kname(key, sizeof(key), 'k', *n)))
+                    ck_abort_msg("put %s failed", key);
                 alive[*n] = true;
             }
         }
@@ -203,7 +214,8 @@ START_TEST(test_growth_by_hand_keeps_every_live_key_findable)
 
     assoc_pause_growth(true);
     for (n = 0; n < 8000; n++) {
-        ck_assert(put(kname(key, sizeof(key), 'k', n)));
+        if (!put(kname(key, sizeof(key), 'k', n)))
+            ck_abort_msg("put %s failed", key);
         alive[n] = true;
     }
     ck_assert_uint_eq(stats().hash_power_level, ASSOC_POWER_MIN);
@@ -234,12 +246,17 @@ START_TEST(test_growth_by_thread_while_adding_and_removing)
     char key[32];
     int i, expanding_seen = 0;
 
+    /* Asserts only on a failure: Check sends each passing assertion to
+     * its parent. */
     for (i = 0; i < N; i++) {
-        ck_assert(put(kname(key, sizeof(key), 'k', i)));
+        if (!put(kname(key, sizeof(key), 'k', i)))
+            ck_abort_msg("put %s failed", key);
         alive[i] = true;
         if (i % 3 == 0 && i >= 100) {
-            ck_assert_int_eq(item_delete(kname(key, sizeof(key), 'k', i - 100), 7, 0, t0),
-                             ITEM_DELETED);
+            int r = item_delete(kname(key, sizeof(key), 'k', i - 100), 7, 0, t0);
+
+            if (r != ITEM_DELETED)
+                ck_abort_msg("delete %s: %d", key, r);
             alive[i - 100] = false;
         }
         if (i % 2000 == 0) {
@@ -268,7 +285,8 @@ START_TEST(test_prefetch_is_a_hint_even_mid_growth_and_on_held_stripes)
 
     assoc_pause_growth(true);
     for (n = 0; n < 7000; n++)
-        ck_assert(put(kname(key, sizeof(key), 'p', n)));
+        if (!put(kname(key, sizeof(key), 'p', n)))
+            ck_abort_msg("put %s failed", key);
     ck_assert(assoc_expand_begin());
     ck_assert(assoc_expand_step(ASSOC_NSTRIPES));   /* some stripes switched, most not */
     for (int round = 0; round < 2; round++) {
@@ -355,7 +373,12 @@ START_TEST(test_concurrent_get_store_delete_during_growth)
     for (t = 0; t < NTHREADS; t++) {
         for (i = 0; i < PER_THREAD; i++) {
             snprintf(key, sizeof(key), "t%d-%d", t, i);
-            ck_assert_int_eq(lookup(key), w[t].alive[i] ? 1 : 0);
+            int r = lookup(key);
+
+            /* Asserts only on a wrong key: Check sends each passing
+             * assertion to its parent. */
+            if (r != (w[t].alive[i] ? 1 : 0))
+                ck_abort_msg("key %s: lookup %d, alive %d", key, r, w[t].alive[i]);
         }
     }
     ck_assert_uint_eq(stats().curr_items, NTHREADS * PER_THREAD * 4 / 5);
@@ -393,9 +416,11 @@ START_TEST(test_scan_returns_every_key_once_without_growth)
 
     assoc_pause_growth(true);
     for (i = 0; i < NSTABLE; i++)
-        ck_assert(put(kname(key, sizeof(key), 's', i)));
+        if (!put(kname(key, sizeof(key), 's', i)))
+            ck_abort_msg("put %s failed", key);
     for (i = 0; i < 100; i++)
-        ck_assert(put(kname(key, sizeof(key), 'x', i)));
+        if (!put(kname(key, sizeof(key), 'x', i)))
+            ck_abort_msg("put %s failed", key);
     for (i = 0; i < 100; i++)
         item_delete(kname(key, sizeof(key), 'x', i), 7, 0, t0);
     do {
@@ -404,7 +429,8 @@ START_TEST(test_scan_returns_every_key_once_without_growth)
     } while (cursor != 0);
     ck_assert_uint_eq(calls, 1u << ASSOC_POWER_MIN);
     for (i = 0; i < NSTABLE; i++)
-        ck_assert_msg(seen.count[i] == 1, "key %d seen %d times", i, seen.count[i]);
+        if (seen.count[i] != 1)
+            ck_abort_msg("key %d seen %d times", i, seen.count[i]);
     ck_assert_int_eq(seen.others, 0);
 }
 END_TEST
@@ -420,11 +446,13 @@ START_TEST(test_scan_returns_every_key_during_growth)
 
     assoc_pause_growth(true);
     for (i = 0; i < NSTABLE; i++)
-        ck_assert(put(kname(key, sizeof(key), 's', i)));
+        if (!put(kname(key, sizeof(key), 's', i)))
+            ck_abort_msg("put %s failed", key);
     do {
         cursor = item_scan(cursor, t0, on_item, &seen);
         calls++;
-        ck_assert_uint_lt(calls, 1u << 20);
+        if (calls >= 1u << 20)
+            ck_abort_msg("scan not done after %u calls", calls);
         /* start a growth early in, and a second as soon as it is done */
         if (!growing && (calls == 100 || (growths == 1 && cursor != 0))) {
             ck_assert(assoc_expand_begin());
@@ -437,13 +465,15 @@ START_TEST(test_scan_returns_every_key_during_growth)
         }
         /* churn that the scan may or may not report */
         if (calls % 3 == 0 && v < 20000)
-            ck_assert(put(kname(key, sizeof(key), 'v', v++)));
+            if (!put(kname(key, sizeof(key), 'v', v++)))
+                ck_abort_msg("put %s failed", key);
         if (calls % 7 == 0 && v > 10)
             item_delete(kname(key, sizeof(key), 'v', v - 10), 7, 0, t0);
     } while (cursor != 0);
     ck_assert_uint_eq(growths, 2);
     for (i = 0; i < NSTABLE; i++)
-        ck_assert_msg(seen.count[i] >= 1, "key %d never seen", i);
+        if (seen.count[i] < 1)
+            ck_abort_msg("key %d never seen", i);
 }
 END_TEST
 
@@ -455,7 +485,8 @@ START_TEST(test_scan_skips_dead_items)
     int i;
 
     for (i = 0; i < 10; i++)
-        ck_assert(put(kname(key, sizeof(key), 's', i)));
+        if (!put(kname(key, sizeof(key), 's', i)))
+            ck_abort_msg("put %s failed", key);
     item_flush(0, t0);
     ck_assert(put(kname(key, sizeof(key), 's', 3)));
     do {
@@ -486,7 +517,8 @@ START_TEST(test_scan_batch_walks_one_stripe_run_per_hold)
 
     assoc_pause_growth(true);
     for (i = 0; i < NSTABLE; i++)
-        ck_assert(put(kname(key, sizeof(key), 's', i)));
+        if (!put(kname(key, sizeof(key), 's', i)))
+            ck_abort_msg("put %s failed", key);
     for (i = 0; i < 2; i++) {   /* 2^14 buckets: four per stripe */
         ck_assert(assoc_expand_begin());
         while (assoc_expand_step(64))
@@ -507,7 +539,8 @@ START_TEST(test_scan_batch_walks_one_stripe_run_per_hold)
     } while (cursor != 0);
     ck_assert_uint_eq(calls, ASSOC_NSTRIPES);
     for (i = 0; i < NSTABLE; i++)
-        ck_assert_msg(seen.count[i] == 1, "key %d seen %d times", i, seen.count[i]);
+        if (seen.count[i] != 1)
+            ck_abort_msg("key %d seen %d times", i, seen.count[i]);
 }
 END_TEST
 
@@ -523,7 +556,8 @@ START_TEST(test_scan_batch_stops_at_max_steps_and_max_items)
 
     assoc_pause_growth(true);
     for (i = 0; i < NSTABLE; i++)
-        ck_assert(put(kname(key, sizeof(key), 's', i)));
+        if (!put(kname(key, sizeof(key), 's', i)))
+            ck_abort_msg("put %s failed", key);
     for (i = 0; i < 2; i++) {   /* 2^14 buckets: four per stripe */
         ck_assert(assoc_expand_begin());
         while (assoc_expand_step(64))

@@ -329,10 +329,10 @@ START_TEST(test_agrees_with_naive_matcher_on_random_inputs)
             seed = seed * 1103515245u + 12345u;
             str[i] = salpha[(seed >> 16) % (sizeof(salpha) - 1)];
         }
-        ck_assert_msg(glob_match(pat, plen, str, slen, false) ==
-                      ref_match(pat, plen, str, slen),
-                      "pattern '%.*s' string '%.*s'", (int)plen, pat,
-                      (int)slen, str);
+        /* Asserts only on a mismatch: Check sends each passing assertion
+         * to its parent. */
+        if (glob_match(pat, plen, str, slen, false) != ref_match(pat, plen, str, slen))
+            ck_abort_msg("pattern '%.*s' string '%.*s'", (int)plen, pat, (int)slen, str);
     }
 }
 END_TEST

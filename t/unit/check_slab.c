@@ -121,15 +121,18 @@ START_TEST(test_clsid_is_the_smallest_class_that_fits)
     start(&cfg);
     count = storage_class_count();
     ck_assert_uint_eq(slab_clsid(0), 1);
-    for (size_t size = 1; size <= STORAGE_PAGE_SIZE / 2; size++) {
-        unsigned id = slab_clsid(size);
-
-        ck_assert_uint_ge(id, 1);
-        ck_assert_uint_le(id, count);
-        ck_assert_uint_ge(chunk_size(id), size);
-        if (id > 1)
-            ck_assert_uint_lt(chunk_size(id - 1), size);
+    /* One assertion for the half million sizes, naming the first wrong
+     * one: Check sends each passing assertion to its parent. */
+    size_t size;
+    unsigned id = 0;
+    for (size = 1; size <= STORAGE_PAGE_SIZE / 2; size++) {
+        id = slab_clsid(size);
+        if (id < 1 || id > count || chunk_size(id) < size || (id > 1 && chunk_size(id - 1) >= size))
+            break;
     }
+    ck_assert_msg(size > STORAGE_PAGE_SIZE / 2, "size %zu: class %u of %u, chunk %u, the class below %u", size,
+                  id, count, id >= 1 && id <= count ? chunk_size(id) : 0,
+                  id > 1 && id <= count ? chunk_size(id - 1) : 0);
     ck_assert_uint_eq(slab_clsid(STORAGE_PAGE_SIZE / 2 + 1), 0);
     storage_teardown();
 }
@@ -199,12 +202,19 @@ START_TEST(test_free_chunks_are_reused)
     b = alloc_kv("b", 100, &st);
     ck_assert_ptr_eq(a, b);
     item_put(b);
+    /* One assertion for the loop: Check sends each passing one to its
+     * parent. */
+    enum item_result sr = ITEM_STORED;
     for (i = 0; i < 100000; i++) {
         a = alloc_kv("a", 100, &st);
-        ck_assert_ptr_nonnull(a);
-        ck_assert_int_eq(item_store(a, STORE_SET, 0, t0, NULL), ITEM_STORED);
+        if (a == NULL)
+            break;
+        sr = item_store(a, STORE_SET, 0, t0, NULL);
         item_put(a);
+        if (sr != ITEM_STORED)
+            break;
     }
+    ck_assert_msg(i == 100000, "set %d: alloc status %d, store returned %d", i, (int)st, (int)sr);
     storage_class_stats(id, t0, &cs);
     ck_assert_uint_eq(cs.total_pages, 1);
     ck_assert_uint_eq(cs.used_chunks, 1);
@@ -403,6 +413,9 @@ static int fill_until_nomem(int from)
     char key[32];
     int i;
 
+    /* A store that fails ends the loop and is named below: Check sends
+     * each passing assertion to its parent. */
+    enum item_result sr = ITEM_STORED;
     for (i = from; i < from + 1000000; i++) {
         struct item *it;
 
@@ -410,11 +423,28 @@ static int fill_until_nomem(int from)
         it = alloc_kv(key, 1000, &st);
         if (it == NULL)
             break;
-        ck_assert_int_eq(item_store(it, STORE_SET, 0, t0, NULL), ITEM_STORED);
+        sr = item_store(it, STORE_SET, 0, t0, NULL);
         item_put(it);
+        if (sr != ITEM_STORED)
+            break;
     }
+    ck_assert_msg(sr == ITEM_STORED, "%s: store returned %d", key, (int)sr);
     ck_assert_int_eq(st, ITEM_ALLOC_NOMEM);
     return i - from;
+}
+
+/* Delete key0 .. key<n - 1>, stopping at the first that fails. */
+static void delete_keys(int n)
+{
+    enum item_result r = ITEM_DELETED;
+    char key[32];
+    int i;
+
+    for (i = 0; i < n && r == ITEM_DELETED; i++) {
+        snprintf(key, sizeof(key), "key%d", i);
+        r = item_delete(key, strlen(key), 0, t0);
+    }
+    ck_assert_msg(r == ITEM_DELETED, "delete %s: %d", key, (int)r);
 }
 
 START_TEST(test_raised_limit_grows_past_the_startup_region)
@@ -449,7 +479,6 @@ START_TEST(test_lowered_limit_stops_pages_and_moves_give_them_back)
     enum item_alloc_status st;
     struct item *it;
     unsigned id;
-    char key[32];
     int n;
 
     storage_config_default(&cfg);
@@ -463,16 +492,10 @@ START_TEST(test_lowered_limit_stops_pages_and_moves_give_them_back)
     item_put(it);
     ck_assert_int_eq(storage_set_mem_limit(8 * MIB), 0);
     ck_assert(slab_over_limit());
-    for (int i = 0; i < n; i++) {
-        snprintf(key, sizeof(key), "key%d", i);
-        ck_assert_int_eq(item_delete(key, strlen(key), 0, t0), ITEM_DELETED);
-    }
+    delete_keys(n);
     /* Free chunks are reused, but no page is taken over the lower limit. */
     ck_assert_int_eq(fill_until_nomem(0), n);
-    for (int i = 0; i < n; i++) {
-        snprintf(key, sizeof(key), "key%d", i);
-        ck_assert_int_eq(item_delete(key, strlen(key), 0, t0), ITEM_DELETED);
-    }
+    delete_keys(n);
     while (slab_over_limit())
         ck_assert(rebalance_move_now(id, 0, t0, 100));
     storage_stats(&ss);

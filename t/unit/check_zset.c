@@ -29,14 +29,20 @@ static int add(struct arena *a, struct zset *z, const struct zset_limits *lim,
     int o;
     double n;
     int rc = zset_add(a, z, lim, m, strlen(m), score, flags, out ? out : &o, ns ? ns : &n);
-    ck_assert_int_eq(zset_verify(a, z), 0);
+    /* These two assert only on a failure: Check sends each passing
+     * assertion to its parent, and tests add tens of thousands. */
+    int bad = zset_verify(a, z);
+    if (bad != 0)
+        ck_abort_msg("after adding %s: zset_verify returned %d", m, bad);
     return rc;
 }
 
 static void add_ok(struct arena *a, struct zset *z, const struct zset_limits *lim, const char *m, double s)
 {
     int out;
-    ck_assert_int_eq(add(a, z, lim, m, s, 0, &out, NULL), ZSET_OK);
+    int rc = add(a, z, lim, m, s, 0, &out, NULL);
+    if (rc != ZSET_OK)
+        ck_abort_msg("add %s %g: returned %d", m, s, rc);
 }
 
 /* The members from rank 0 up, joined with ',' ("m:score" when scores). */
@@ -623,19 +629,20 @@ static void check_against_model(struct arena *a, struct zset *z, struct ment *md
     qsort(md, (size_t)n, sizeof(*md), ment_cmp);
     if (n == 0)
         return;
+    /* One assertion per walk, naming the first rank that differs: Check
+     * sends every passing assertion to its parent. */
+    int r = 0;
     zset_iter_rank(&it, a, z, 0, (size_t)n - 1, false);
-    for (int i = 0; i < n; i++) {
-        ck_assert(zset_iter_next(&it, &e));
-        ck_assert_uint_eq(e.mlen, md[i].mlen);
-        ck_assert(memcmp(e.m, md[i].m, e.mlen) == 0);
-        ck_assert(e.score == md[i].s);
-    }
+    while (r < n && zset_iter_next(&it, &e) && e.mlen == md[r].mlen &&
+           memcmp(e.m, md[r].m, e.mlen) == 0 && e.score == md[r].s)
+        r++;
+    ck_assert_msg(r == n, "rank %d of %d: want %.*s (%g)", r, n, (int)md[r].mlen, md[r].m, md[r].s);
     ck_assert(!zset_iter_next(&it, &e));
     zset_iter_rank(&it, a, z, 0, (size_t)n - 1, true);
-    for (int i = n - 1; i >= 0; i--) {
-        ck_assert(zset_iter_next(&it, &e));
-        ck_assert(memcmp(e.m, md[i].m, e.mlen) == 0);
-    }
+    r = n - 1;
+    while (r >= 0 && zset_iter_next(&it, &e) && memcmp(e.m, md[r].m, e.mlen) == 0)
+        r--;
+    ck_assert_msg(r < 0, "reverse, rank %d of %d: want %.*s", r, n, (int)md[r].mlen, md[r].m);
     int i = rand() % n;
     ck_assert_int_eq(zset_rank(a, z, md[i].m, md[i].mlen, false, NULL), i);
     ck_assert_int_eq(zset_rank(a, z, md[i].m, md[i].mlen, true, NULL), n - 1 - i);
@@ -753,14 +760,20 @@ START_TEST(test_million_members_rank_and_range)
     struct timespec t0, t1, t2;
     zset_init(&z);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    /* Scores in a scrambled order so inserts land all over the list. */
-    for (int i = 0; i < n; i++) {
+    /* Scores in a scrambled order so inserts land all over the list. One
+     * assertion for the million adds, naming the first that failed: Check
+     * sends every passing assertion to its parent. */
+    int add_rc = ZSET_OK, add_out = ZADD_OUT_ADDED, bad = -1;
+    for (int i = 0; i < n && bad < 0; i++) {
         int k = (int)(((uint64_t)i * 2654435761u) % (uint64_t)n);
         int len = snprintf(m, sizeof(m), "user:%d", k);
-        int out;
-        ck_assert_int_eq(zset_add(a, &z, &redis_limits, m, (size_t)len, k, 0, &out, NULL), ZSET_OK);
-        ck_assert_int_eq(out, ZADD_OUT_ADDED);
+        add_out = -1;
+        add_rc = zset_add(a, &z, &redis_limits, m, (size_t)len, k, 0, &add_out, NULL);
+        if (add_rc != ZSET_OK || add_out != ZADD_OUT_ADDED)
+            bad = i;
     }
+    ck_assert_msg(bad < 0, "add %d, %s: returned %d (want %d), out %d (want %d)", bad, m, add_rc, ZSET_OK,
+                  add_out, ZADD_OUT_ADDED);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ck_assert_uint_eq(zset_len(&z), (size_t)n);
     ck_assert_str_eq(zset_encoding(&z), "skiplist");
