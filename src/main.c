@@ -168,7 +168,7 @@ int main(int argc, char **argv)
     memset(settings.requirepass, 0, sizeof(settings.requirepass));
 
     signal(SIGPIPE, SIG_IGN);
-    signals_ignore_early();
+    signals_hold_early();
     raise_fd_limit(settings.max_conns);
     if (settings.coredumps) {
         struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};

@@ -9,6 +9,7 @@
 #include "core/signals.h"
 
 #include <event2/event.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -130,10 +131,19 @@ bool signals_stop_saves(void)
     return !__atomic_load_n(&stop_nosave, __ATOMIC_RELAXED);
 }
 
-void signals_ignore_early(void)
+static void early_mask(int how)
 {
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGUSR1, SIG_IGN);
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(how, &set, NULL);
+}
+
+void signals_hold_early(void)
+{
+    early_mask(SIG_BLOCK);
 }
 
 int signals_setup(struct event_base *b, bool tls)
@@ -145,6 +155,9 @@ int signals_setup(struct event_base *b, bool tls)
         if (events[i] == NULL || event_add(events[i], NULL) != 0)
             return -1;
     }
+    /* One that came while we started (the port already listens) is
+     * delivered now, to libevent's handler. */
+    early_mask(SIG_UNBLOCK);
     return 0;
 }
 

@@ -25,9 +25,11 @@
 struct event_base;
 
 /* At start-up, before signals_setup(): SIGHUP and SIGUSR1 (a logrotate or
- * a monitor that comes early) are ignored rather than fatal. A stop signal
- * keeps its default action: nothing needs to be saved yet. */
-void signals_ignore_early(void);
+ * a monitor that comes early, even once the port accepts) are held, not
+ * fatal, and handled once signals_setup() has run. Threads started before
+ * then keep them blocked. A stop signal keeps its default action: nothing
+ * needs to be saved yet. */
+void signals_hold_early(void);
 
 /* Register the signals on base (the acceptor's). tls: SIGHUP reloads the
  * certificates. Returns 0, or -1. */
