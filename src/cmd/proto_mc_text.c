@@ -142,18 +142,34 @@ static uint64_t visible_cas(const struct item *it)
  * at every text_process call, so a pointer never outlives its buffer. */
 static __thread struct key_hints {
     const char *key[PF_KEYS];
+    size_t nkey[PF_KEYS];
     uint64_t hv[PF_KEYS];
     unsigned n, next;
 } hints;
 
-static uint64_t key_hash(const char *key, size_t nkey)
+/*
+ * mc_text_next_key() for get_walk: a key the look-ahead found is taken with
+ * its length and hash (*hinted) instead of being scanned and hashed again.
+ * Keys come in buffer order; hints of keys a walk skipped are passed over.
+ */
+static bool walk_next_key(const char **cur, const char *end, const char **key, size_t *nkey,
+                          uint64_t *hv, bool *hinted)
 {
-    /* Keys come in buffer order; skip those looked up another way (gat). */
-    while (hints.next < hints.n && hints.key[hints.next] < key)
+    const char *s = *cur;
+    while (s < end && *s == ' ')
+        s++;
+    while (hints.next < hints.n && hints.key[hints.next] < s)
         hints.next++;
-    if (hints.next < hints.n && hints.key[hints.next] == key)
-        return hints.hv[hints.next++];
-    return item_hash(key, nkey);
+    *hinted = hints.next < hints.n && hints.key[hints.next] == s;
+    if (!*hinted) {
+        *cur = s;
+        return mc_text_next_key(cur, end, key, nkey);
+    }
+    *key = s;
+    *nkey = hints.nkey[hints.next];
+    *hv = hints.hv[hints.next++];
+    *cur = s + *nkey;
+    return true;
 }
 
 /* ---- retrieval ---- */
@@ -203,10 +219,15 @@ static enum proc_result get_walk(struct conn *c)
     const char *line = conn_rbuf(c);
     const char *cur = line + g->cur, *end = line + g->end, *key;
     size_t nkey;
-    while (mc_text_next_key(&cur, end, &key, &nkey)) {
+    uint64_t hv = 0;
+    bool hinted;
+    while (walk_next_key(&cur, end, &key, &nkey, &hv, &hinted)) {
         enum item_miss miss = ITEM_MISS_NONE;
-        struct item *it = touch ? item_get_touch(key, nkey, exptime, c->now, &miss)
-                                : item_get_hashed(key, nkey, key_hash(key, nkey), c->now, &miss);
+        struct item *it;
+        if (touch)
+            it = item_get_touch(key, nkey, exptime, c->now, &miss);
+        else
+            it = item_get_hashed(key, nkey, hinted ? hv : item_hash(key, nkey), c->now, &miss);
         if (touch) {
             STAT_INC(c->stats, cmd_touch);
             if (it != NULL) {
@@ -977,6 +998,7 @@ static void look_ahead(struct ahead *a, const char *p, size_t n)
             size_t nkey;
             while (nk < PF_KEYS && mc_text_next_key(&cur, end, &key, &nkey)) {
                 hints.key[hints.n] = key;
+                hints.nkey[hints.n] = nkey;
                 hints.hv[hints.n++] = hv[nk++] = item_hash(key, nkey);
             }
         } else if (r->has_data) {
