@@ -140,12 +140,29 @@ static void respond_ok(struct conn *c, const struct mc_bin_req *r, uint64_t cas)
 
 /* A hit for Get/GAT/Touch: flags as extras, the key if the opcode returns it,
  * the value unless `with_value` is false (Touch), sent from the item. */
+/* Values up to this size are copied into the output with their header in
+ * one step (conn_out_item copies them too, but as a second entry). */
+#define VALUE_COPY_MAX 512
+
 static void respond_item(struct conn *c, const struct mc_bin_req *r, struct item *it,
                          bool with_value)
 {
     uint8_t pre[4 + MC_BIN_KEY_MAX];
     uint16_t keylen = mc_bin_opcode_returns_key(r->opcode) ? item_nkey(it) : 0;
     uint32_t vlen = with_value ? item_nbytes(it) : 0;
+    if (vlen <= VALUE_COPY_MAX && !item_is_chunked(it)) {
+        size_t n = MC_BIN_HEADER_LEN + 4 + (size_t)keylen;
+        char *p = conn_out_reserve(c, n + vlen);
+        if (p == NULL)
+            return;
+        mc_bin_write_header((uint8_t *)p, r->opcode, MC_BIN_SUCCESS, 4, keylen, vlen,
+                            r->opaque, visible_cas(it));
+        put32((uint8_t *)p + MC_BIN_HEADER_LEN, item_flags(it));
+        memcpy(p + MC_BIN_HEADER_LEN + 4, item_key(it), keylen);
+        memcpy(p + n, item_value(it), vlen);
+        conn_out_commit(c, n + vlen);
+        return;
+    }
     put32(pre, item_flags(it));
     memcpy(pre + 4, item_key(it), keylen);
     respond(c, r->opcode, MC_BIN_SUCCESS, 4, keylen, vlen, r->opaque, visible_cas(it), pre,

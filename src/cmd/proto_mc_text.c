@@ -174,9 +174,17 @@ static bool walk_next_key(const char **cur, const char *end, const char **key, s
 
 /* ---- retrieval ---- */
 
+/* Values up to this size are copied into the output with their VALUE line
+ * in one step (conn_out_item copies them too, but as a second entry). */
+#define VALUE_COPY_MAX 512
+
 static void out_value(struct conn *c, struct item *it, bool with_cas)
 {
-    char *p = conn_out_reserve(c, 6 + item_nkey(it) + 1 + 10 + 1 + 10 + 1 + 20 + 2);
+    size_t room = 6 + item_nkey(it) + 1 + 10 + 1 + 10 + 1 + 20 + 2;
+    size_t vlen = (size_t)item_nbytes(it) + 2;
+    char line[6 + STORAGE_KEY_MAX + 1 + 10 + 1 + 10 + 1 + 20 + 2];
+    bool copy = vlen <= VALUE_COPY_MAX && !item_is_chunked(it) && room <= sizeof(line);
+    char *p = copy ? line : conn_out_reserve(c, room);
     if (p == NULL)
         return;
     size_t n = 0;
@@ -194,8 +202,18 @@ static void out_value(struct conn *c, struct item *it, bool with_cas)
     }
     p[n++] = '\r';
     p[n++] = '\n';
-    conn_out_commit(c, n);
-    conn_out_item(c, it, 0, (size_t)item_nbytes(it) + 2);
+    if (!copy) {
+        conn_out_commit(c, n);
+        conn_out_item(c, it, 0, vlen);
+        return;
+    }
+    /* Admitted as the two steps would be: the line's room, then all. */
+    char *out = conn_out_reserve(c, n + vlen > room ? n + vlen : room);
+    if (out == NULL)
+        return;
+    memcpy(out, line, n);
+    memcpy(out + n, item_value(it), vlen);   /* with the item's own CRLF */
+    conn_out_commit(c, n + vlen);
 }
 
 /* Every key answered: END, and the get line leaves the read buffer. */

@@ -251,8 +251,30 @@ void rs_bulk_str(struct conn *c, const char *s)
     rs_bulk(c, s, strlen(s));
 }
 
+/* Values up to this size are copied into the output with their header in
+ * one step (conn_out_item copies them too, but as a second entry). */
+#define RS_COPY_MAX 512
+
 void rs_bulk_item(struct conn *c, struct item *it, size_t off, size_t len)
 {
+    if (len <= RS_COPY_MAX && !item_is_chunked(it)) {
+        char hdr[RESP_HDR_MAX];
+        size_t h = resp_put_bulk_hdr(hdr, sizeof(hdr), len), n = h + len + 2;
+        /* Admitted as the two steps below would be: the header's room
+         * (RESP_HDR_MAX), then everything. */
+        char *p = conn_out_reserve(c, n > RESP_HDR_MAX ? n : RESP_HDR_MAX);
+        if (p == NULL)
+            return;
+        memcpy(p, hdr, h);
+        if (off + len == item_nbytes(it)) {
+            memcpy(p + h, item_value(it) + off, len + 2);   /* the item's own CRLF */
+        } else {
+            memcpy(p + h, item_value(it) + off, len);
+            memcpy(p + h + len, "\r\n", 2);
+        }
+        conn_out_commit(c, n);
+        return;
+    }
     char *p = conn_out_reserve(c, RESP_HDR_MAX);
     if (p == NULL)
         return;

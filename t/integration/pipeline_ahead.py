@@ -16,7 +16,9 @@ must be equal, and a few replies are also checked against fixed values.
 Batches mix hits, misses, stores then reads of the same key inside one
 look, wrong arity, unknown commands, over-long keys, WRONGTYPE, MULTI/EXEC,
 commands without keys (which end a look), quiet binary requests, a
-request cut in two, and more requests than one look covers (16).
+request cut in two, and more requests than one look covers (16). Values
+either side of the size that is copied into a reply rather than sent from
+its item come back exact in every protocol.
 
 Every server is stopped by PID; every socket read is bounded by a timeout.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
@@ -272,6 +274,42 @@ def test_text():
           "text: a set then a get of the same key in one batch hits")
 
 
+def test_value_sizes():
+    """Small values are copied into the reply with their header in one
+    step, larger ones are sent from the item: either side of the bound
+    (512 bytes with the CRLF) every protocol returns the exact bytes."""
+    rport = kioku_proc.free_port()
+    proc, port = kioku_proc.start(BIN, ["--resp-port", str(rport)])
+    try:
+        t, b, r = connect(port), connect(port), kioku_proc.RespRaw(rport)
+        for size in (0, 1, 32, 508, 509, 510, 511, 512, 513, 2000, 70000):
+            v = bytes((97 + i % 26) for i in range(size))
+            k = b"sz%d" % size
+            t.sendall(b"set %s 9 0 %d\r\n%s\r\n" % (k, size, v))
+            check(recv_end(t, b"\r\n") == b"STORED\r\n", "size %d: stored" % size)
+            t.sendall(b"get %s\r\n" % k)
+            check(recv_end(t, b"END\r\n") == b"VALUE %s 9 %d\r\n%s\r\nEND\r\n" % (k, size, v),
+                  "size %d: text get" % size)
+            b.sendall(bin_req(GETK, k, opaque=size))
+            want = struct.pack(">II", 9, 0)[:4] + k + v
+            got = b""
+            while len(got) < 24 + len(want) and time.monotonic() < DEADLINE:
+                got += b.recv(65536)
+            h = struct.unpack(">BBHBBHIIQ", got[:24])
+            check(h[5] == 0 and h[6] == len(want) and got[24:] == want,
+                  "size %d: binary getk" % size)
+            check(r.cmd("GET", k) == b"$%d\r\n%s\r\n" % (size, v), "size %d: resp get" % size)
+            if size > 2:
+                check(r.cmd("GETRANGE", k, 1, size - 2) == b"$%d\r\n%s\r\n" % (size - 2, v[1:-1]),
+                      "size %d: resp getrange" % size)
+        t.close()
+        b.close()
+        r.close()
+        check(proc.poll() is None, "sizes: server alive")
+    finally:
+        kioku_proc.stop(proc)
+
+
 def main():
     if not BIN:
         print("skip: KIOKU_BIN not set")
@@ -279,6 +317,7 @@ def main():
     test_resp()
     test_bin()
     test_text()
+    test_value_sizes()
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
 
