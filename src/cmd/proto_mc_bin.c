@@ -138,11 +138,13 @@ static void respond_ok(struct conn *c, const struct mc_bin_req *r, uint64_t cas)
         respond(c, r->opcode, MC_BIN_SUCCESS, 0, 0, 0, r->opaque, cas, NULL, 0);
 }
 
-/* A hit for Get/GAT/Touch: flags as extras, the key if the opcode returns it,
- * the value unless `with_value` is false (Touch), sent from the item. */
 /* Values up to this size are copied into the output with their header in
  * one step (conn_out_item copies them too, but as a second entry). */
 #define VALUE_COPY_MAX 512
+
+/* A hit for Get/GAT/Touch: flags as extras, the key if the opcode returns it,
+ * the value unless `with_value` is false (Touch): copied, or sent from the
+ * item when larger than VALUE_COPY_MAX. */
 
 static void respond_item(struct conn *c, const struct mc_bin_req *r, struct item *it,
                          bool with_value)
@@ -858,7 +860,10 @@ static enum proc_result bin_process(struct conn *c)
         if (ps != PARSE_OK) {
             res = refuse_request(c, r, ps);
         } else if (auth_file_enabled() && sasl_gate(c, r, used, &res)) {
-            /* answered, refused or waiting for the SASL data */
+            /* answered, refused or waiting for the SASL data: then it
+             * is read first (going round again would spin, never reading) */
+            if (res == PROC_MORE)
+                return PROC_MORE;
         } else {
             /* The key stays where it is in the read buffer until the next
              * read, which cannot happen before the handler returns. */

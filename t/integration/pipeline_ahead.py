@@ -18,7 +18,8 @@ look, wrong arity, unknown commands, over-long keys, WRONGTYPE, MULTI/EXEC,
 commands without keys (which end a look), quiet binary requests, a
 request cut in two, and more requests than one look covers (16). Values
 either side of the size that is copied into a reply rather than sent from
-its item come back exact in every protocol.
+its item come back exact in every protocol. A binary SASL Auth cut in two
+is answered once whole, without stalling the worker.
 
 Every server is stopped by PID; every socket read is bounded by a timeout.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
@@ -310,6 +311,44 @@ def test_value_sizes():
         kioku_proc.stop(proc)
 
 
+def test_sasl_in_pieces():
+    """A binary SASL Auth whose data arrives in a second read is answered
+    once it is in, and the worker serves its other connections meanwhile
+    (it used to go round its loop without reading, for good)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "auth")
+        with open(path, "w") as f:
+            f.write("user:pass\n")
+        rport = kioku_proc.free_port()
+        proc, port = kioku_proc.start(BIN, ["-Y", path, "-t", "1", "--resp-port", str(rport)])
+        try:
+            s = connect(port)
+            mech, data = b"PLAIN", b"\0user\0pass"
+            req = bin_req(0x21, mech, b"", data, opaque=7)
+            s.sendall(req[:24 + len(mech) + 3])
+            time.sleep(0.2)
+            other = kioku_proc.RespRaw(rport, timeout=5)
+            try:
+                pong = other.cmd("PING")
+            except OSError as e:
+                pong = repr(e).encode()
+            other.close()
+            # -Y makes RESP ask for a password too: any answer will do.
+            check(pong in (b"+PONG\r\n", b"-NOAUTH Authentication required.\r\n"),
+                  "sasl in pieces: the worker still serves others: %r" % pong)
+            s.sendall(req[24 + len(mech) + 3:])
+            got = recv_end(s, b"Authenticated")
+            check(len(got) > 24 and got[1] == 0x21 and got[24:] == b"Authenticated",
+                  "sasl in pieces: answered once its data is in: %r" % got[:40])
+            s.sendall(bin_req(NOOP, opaque=9))
+            got = recv_end(s, struct.pack(">I", 9) + b"\0" * 8)
+            check(len(got) == 24 and got[1] == NOOP, "sasl in pieces: the next request runs")
+            s.close()
+        finally:
+            kioku_proc.stop(proc)
+
+
 def main():
     if not BIN:
         print("skip: KIOKU_BIN not set")
@@ -318,6 +357,7 @@ def main():
     test_bin()
     test_text()
     test_value_sizes()
+    test_sasl_in_pieces()
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
 
