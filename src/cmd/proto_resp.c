@@ -736,7 +736,8 @@ static bool looks_like_http(int argc, const struct resp_arg *argv)
            rs_arg_is(&argv[0], "host:") || rs_arg_is(&argv[0], "post");
 }
 
-/* The command for a request, or NULL after replying why it cannot run. */
+/* The command for a request, or NULL after replying why it cannot run;
+ * cmd is resp_cmd_find(argv[0]) (NULL: no such command). */
 static const struct resp_cmd *check_call(struct conn *c, const struct resp_cmd *cmd, int argc,
                                          const struct resp_arg *argv)
 {
@@ -783,7 +784,8 @@ static enum proc_result run(struct conn *c, const struct resp_cmd *cmd, int argc
 
 enum proc_result resp_run(struct conn *c, int argc, const struct resp_arg *argv)
 {
-    const struct resp_cmd *cmd = check_call(c, resp_cmd_find(argv[0].ptr, argv[0].len), argc, argv);
+    const struct resp_cmd *cmd = resp_cmd_find(argv[0].ptr, argv[0].len);
+    cmd = check_call(c, cmd, argc, argv);
     return cmd != NULL ? run(c, cmd, argc, argv) : PROC_MORE;
 }
 
