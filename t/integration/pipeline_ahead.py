@@ -87,7 +87,8 @@ def resp_batch():
             mb("MGET", "pa", "ph", "nokey", "pb"), mb("SET", "ph", "s"), mb("GET", "ph"),
             mb("PING"), mb("GET", "pa"), mb("DEL", "pa", "ph"), mb("GET", "pa")]
     for i in range(40):
-        reqs.append(mb("SET", "q%d" % i, "v%d" % i) if i % 3 == 0 else mb("GET", "q%d" % (i - i % 3)))
+        k = "q%d" % (i - i % 3)
+        reqs.append(mb("SET", k, "v%d" % i) if i % 3 == 0 else mb("GET", k))
     reqs.append(mb("SETEX", "px", "100", "vx"))
     reqs.append(mb("GET", "px"))
     reqs.append(b"SET inl \"a b\"\r\n")   # inline: never parsed ahead
@@ -170,7 +171,8 @@ def bin_batch():
             bin_req(NOOP, opaque=10),
             bin_req(INCR, b"bn", struct.pack(">QQI", 5, 10, 0), opaque=11),
             bin_req(GET, b"bn", opaque=12), bin_req(DELETE, b"ba", opaque=13),
-            bin_req(GET, b"ba", opaque=14), bin_req(TOUCH, b"bb", struct.pack(">I", 100), opaque=15),
+            bin_req(GET, b"ba", opaque=14),
+            bin_req(TOUCH, b"bb", struct.pack(">I", 100), opaque=15),
             bin_req(GAT, b"bb", struct.pack(">I", 100), opaque=16),
             bin_req(0x7e, b"", opaque=17)]   # unknown opcode
     for i in range(40):
