@@ -138,14 +138,33 @@ static void respond_ok(struct conn *c, const struct mc_bin_req *r, uint64_t cas)
         respond(c, r->opcode, MC_BIN_SUCCESS, 0, 0, 0, r->opaque, cas, NULL, 0);
 }
 
+/* Values up to this size are copied into the output with their header in
+ * one step (conn_out_item copies them too, but as a second entry). */
+#define VALUE_COPY_MAX 512
+
 /* A hit for Get/GAT/Touch: flags as extras, the key if the opcode returns it,
- * the value unless `with_value` is false (Touch), sent from the item. */
+ * the value unless `with_value` is false (Touch): copied, or sent from the
+ * item when larger than VALUE_COPY_MAX. */
+
 static void respond_item(struct conn *c, const struct mc_bin_req *r, struct item *it,
                          bool with_value)
 {
     uint8_t pre[4 + MC_BIN_KEY_MAX];
     uint16_t keylen = mc_bin_opcode_returns_key(r->opcode) ? item_nkey(it) : 0;
     uint32_t vlen = with_value ? item_nbytes(it) : 0;
+    if (vlen <= VALUE_COPY_MAX && !item_is_chunked(it)) {
+        size_t n = MC_BIN_HEADER_LEN + 4 + (size_t)keylen;
+        char *p = conn_out_reserve(c, n + vlen);
+        if (p == NULL)
+            return;
+        mc_bin_write_header((uint8_t *)p, r->opcode, MC_BIN_SUCCESS, 4, keylen, vlen,
+                            r->opaque, visible_cas(it));
+        put32((uint8_t *)p + MC_BIN_HEADER_LEN, item_flags(it));
+        memcpy(p + MC_BIN_HEADER_LEN + 4, item_key(it), keylen);
+        memcpy(p + n, item_value(it), vlen);
+        conn_out_commit(c, n + vlen);
+        return;
+    }
     put32(pre, item_flags(it));
     memcpy(pre + 4, item_key(it), keylen);
     respond(c, r->opcode, MC_BIN_SUCCESS, 4, keylen, vlen, r->opaque, visible_cas(it), pre,
@@ -168,11 +187,33 @@ static void respond_miss(struct conn *c, const struct mc_bin_req *r)
 
 /* ---- retrieval and touch ---- */
 
+/* Most keys the pipelining look-ahead (bin_process) hashes and prefetches. */
+#define PF_KEYS 16
+
+/* Hashes of the keys decoded ahead, in key order, for cmd_get. Reset at
+ * every bin_process call, so a pointer never outlives its buffer. */
+static __thread struct key_hints {
+    const uint8_t *key[PF_KEYS];
+    uint64_t hv[PF_KEYS];
+    unsigned n, next;
+} hints;
+
+static uint64_t key_hash(const uint8_t *key, size_t nkey)
+{
+    /* Keys come in buffer order; skip those looked up another way. */
+    while (hints.next < hints.n && hints.key[hints.next] < key)
+        hints.next++;
+    if (hints.next < hints.n && hints.key[hints.next] == key)
+        return hints.hv[hints.next++];
+    return item_hash((const char *)key, nkey);
+}
+
 /* Get, GetQ, GetK, GetKQ. */
 static enum proc_result cmd_get(struct conn *c, const struct mc_bin_req *r)
 {
     enum item_miss miss = ITEM_MISS_NONE;
-    struct item *it = item_get((const char *)r->key, r->keylen, c->now, &miss);
+    struct item *it = item_get_hashed((const char *)r->key, r->keylen,
+                                      key_hash(r->key, r->keylen), c->now, &miss);
     if (watch_on(WATCH_FETCHERS))
         mc_watch_fetch(c, (const char *)r->key, r->keylen, it, miss);
     STAT_INC(c->stats, cmd_get);
@@ -744,68 +785,95 @@ static enum proc_result refuse_request(struct conn *c, const struct mc_bin_req *
 /*
  * Pipelining, as in proto_mc_text.c: with several requests buffered,
  * decode ahead (the parser is pure) and prefetch the keys, so the lookups'
- * cache misses overlap. Stops at an incomplete or refused request or after
- * PF_KEYS keys; returns how far it looked. A lone request is left alone.
+ * cache misses overlap. The decoded requests are kept (struct ahead, on
+ * bin_process's stack: the buffer stays put during a call) and their keys'
+ * hashes too (hints, for cmd_get), so neither is done twice. Stops at an
+ * incomplete or refused request or after PF_KEYS keys. A lone request is
+ * left alone.
  */
-#define PF_KEYS 16
+struct ahead {
+    struct mc_bin_req req[PF_KEYS];
+    const char *at[PF_KEYS];    /* where request i starts in the buffer */
+    size_t used[PF_KEYS];
+    unsigned n, next;
+    const char *end;            /* no new look before the input gets here */
+};
 
-static size_t prefetch_ahead(const uint8_t *p, size_t n, size_t body_max)
+static void look_ahead(struct ahead *a, const char *buf, size_t n, size_t body_max)
 {
-    uint64_t hv[PF_KEYS];
-    size_t nk = 0, off = 0;
+    const uint8_t *p = (const uint8_t *)buf;
+    size_t off = 0;
 
-    while (nk < PF_KEYS && off < n) {
-        struct mc_bin_req r;
+    a->n = a->next = 0;
+    hints.n = hints.next = 0;
+    while (a->n < PF_KEYS && off < n) {
+        struct mc_bin_req *r = &a->req[a->n];
         size_t used = 0;
-        if (mc_bin_parse_prefix(&r, p + off, n - off, body_max, &used) != PARSE_OK)
+        if (mc_bin_parse_prefix(r, p + off, n - off, body_max, &used) != PARSE_OK)
             break;
-        if (off == 0 && used + r.vlen >= n)
-            return n;
-        if (r.keylen > 0)
-            hv[nk++] = item_hash((const char *)r.key, r.keylen);
-        off += used + r.vlen;
+        if (off == 0 && used + r->vlen >= n) {
+            a->end = buf + n;
+            return;
+        }
+        if (r->keylen > 0) {
+            hints.key[hints.n] = r->key;
+            hints.hv[hints.n++] = item_hash((const char *)r->key, r->keylen);
+        }
+        a->at[a->n] = buf + off;
+        a->used[a->n++] = used;
+        off += used + r->vlen;
     }
-    if (nk > 1)
-        item_prefetch(hv, nk);
-    return off < n ? (off > 0 ? off : 1) : n;
+    if (hints.n > 1)
+        item_prefetch(hints.hv, hints.n);
+    a->end = buf + (off < n ? (off > 0 ? off : 1) : n);
 }
 
 static enum proc_result bin_process(struct conn *c)
 {
-    /* Input the last prefetch_ahead() covered, from conn_rbuf(); the
-     * buffer stays put during a call. */
-    const char *pf_end = conn_rbuf(c);
+    struct ahead ah;
+    ah.n = ah.next = 0;
+    ah.end = conn_rbuf(c);
+    hints.n = hints.next = 0;
     for (;;) {
         if (conn_rlen(c) == 0)
             return PROC_MORE;
         if (conn_out_full(c) || !conn_budget(c))
             return PROC_YIELD;
-        if (conn_rbuf(c) >= pf_end && !settings->null_storage)
-            pf_end = conn_rbuf(c) + prefetch_ahead((const uint8_t *)conn_rbuf(c), conn_rlen(c),
-                                                   max_body());
-        struct mc_bin_req r;
+        if (conn_rbuf(c) >= ah.end && !settings->null_storage)
+            look_ahead(&ah, conn_rbuf(c), conn_rlen(c), max_body());
+        struct mc_bin_req parsed, *r = &parsed;
         size_t used = 0;
-        enum parse_status ps = mc_bin_parse_prefix(&r, (const uint8_t *)conn_rbuf(c),
-                                                   conn_rlen(c), max_body(), &used);
+        enum parse_status ps;
+        if (ah.next < ah.n && ah.at[ah.next] == conn_rbuf(c)) {
+            r = &ah.req[ah.next];
+            used = ah.used[ah.next++];
+            ps = PARSE_OK;
+        } else {
+            ps = mc_bin_parse_prefix(r, (const uint8_t *)conn_rbuf(c), conn_rlen(c), max_body(),
+                                     &used);
+        }
         if (ps == PARSE_AGAIN) {
             c->budget++;   /* an incomplete request is not a request */
             return PROC_MORE;
         }
         enum proc_result res;
         if (ps != PARSE_OK) {
-            res = refuse_request(c, &r, ps);
-        } else if (auth_file_enabled() && sasl_gate(c, &r, used, &res)) {
-            /* answered, refused or waiting for the SASL data */
+            res = refuse_request(c, r, ps);
+        } else if (auth_file_enabled() && sasl_gate(c, r, used, &res)) {
+            /* answered, refused or waiting for the SASL data: then it
+             * is read first (going round again would spin, never reading) */
+            if (res == PROC_MORE)
+                return PROC_MORE;
         } else {
             /* The key stays where it is in the read buffer until the next
              * read, which cannot happen before the handler returns. */
             conn_consume(c, used);
-            bin_handler h = rows[mc_bin_opcode_loud(r.opcode)];
-            if (auth_file_enabled() && sasl_handlers[mc_bin_opcode_loud(r.opcode)] != NULL)
-                h = sasl_handlers[mc_bin_opcode_loud(r.opcode)];
+            bin_handler h = rows[mc_bin_opcode_loud(r->opcode)];
+            if (auth_file_enabled() && sasl_handlers[mc_bin_opcode_loud(r->opcode)] != NULL)
+                h = sasl_handlers[mc_bin_opcode_loud(r->opcode)];
             if (h != NULL)
                 STAT_INC(c->stats, commands_processed);
-            res = h != NULL ? h(c, &r) : cmd_unsupported(c, &r);
+            res = h != NULL ? h(c, r) : cmd_unsupported(c, r);
         }
         if (res != PROC_MORE)
             return res;

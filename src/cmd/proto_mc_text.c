@@ -142,25 +142,49 @@ static uint64_t visible_cas(const struct item *it)
  * at every text_process call, so a pointer never outlives its buffer. */
 static __thread struct key_hints {
     const char *key[PF_KEYS];
+    size_t nkey[PF_KEYS];
     uint64_t hv[PF_KEYS];
     unsigned n, next;
 } hints;
 
-static uint64_t key_hash(const char *key, size_t nkey)
+/*
+ * mc_text_next_key() for get_walk: a key the look-ahead found is taken with
+ * its length and hash (*hinted) instead of being scanned and hashed again.
+ * Keys come in buffer order; hints of keys a walk skipped are passed over.
+ */
+static bool walk_next_key(const char **cur, const char *end, const char **key, size_t *nkey,
+                          uint64_t *hv, bool *hinted)
 {
-    /* Keys come in buffer order; skip those looked up another way (gat). */
-    while (hints.next < hints.n && hints.key[hints.next] < key)
+    const char *s = *cur;
+    while (s < end && *s == ' ')
+        s++;
+    while (hints.next < hints.n && hints.key[hints.next] < s)
         hints.next++;
-    if (hints.next < hints.n && hints.key[hints.next] == key)
-        return hints.hv[hints.next++];
-    return item_hash(key, nkey);
+    *hinted = hints.next < hints.n && hints.key[hints.next] == s;
+    if (!*hinted) {
+        *cur = s;
+        return mc_text_next_key(cur, end, key, nkey);
+    }
+    *key = s;
+    *nkey = hints.nkey[hints.next];
+    *hv = hints.hv[hints.next++];
+    *cur = s + *nkey;
+    return true;
 }
 
 /* ---- retrieval ---- */
 
+/* Values up to this size are copied into the output with their VALUE line
+ * in one step (conn_out_item copies them too, but as a second entry). */
+#define VALUE_COPY_MAX 512
+
 static void out_value(struct conn *c, struct item *it, bool with_cas)
 {
-    char *p = conn_out_reserve(c, 6 + item_nkey(it) + 1 + 10 + 1 + 10 + 1 + 20 + 2);
+    size_t room = 6 + item_nkey(it) + 1 + 10 + 1 + 10 + 1 + 20 + 2;
+    size_t vlen = (size_t)item_nbytes(it) + 2;
+    char line[6 + STORAGE_KEY_MAX + 1 + 10 + 1 + 10 + 1 + 20 + 2];
+    bool copy = vlen <= VALUE_COPY_MAX && !item_is_chunked(it) && room <= sizeof(line);
+    char *p = copy ? line : conn_out_reserve(c, room);
     if (p == NULL)
         return;
     size_t n = 0;
@@ -178,8 +202,18 @@ static void out_value(struct conn *c, struct item *it, bool with_cas)
     }
     p[n++] = '\r';
     p[n++] = '\n';
-    conn_out_commit(c, n);
-    conn_out_item(c, it, 0, (size_t)item_nbytes(it) + 2);
+    if (!copy) {
+        conn_out_commit(c, n);
+        conn_out_item(c, it, 0, vlen);
+        return;
+    }
+    /* Admitted as the two steps would be: the line's room, then all. */
+    char *out = conn_out_reserve(c, n + vlen > room ? n + vlen : room);
+    if (out == NULL)
+        return;
+    memcpy(out, line, n);
+    memcpy(out + n, item_value(it), vlen);   /* with the item's own CRLF */
+    conn_out_commit(c, n + vlen);
 }
 
 /* Every key answered: END, and the get line leaves the read buffer. */
@@ -203,10 +237,15 @@ static enum proc_result get_walk(struct conn *c)
     const char *line = conn_rbuf(c);
     const char *cur = line + g->cur, *end = line + g->end, *key;
     size_t nkey;
-    while (mc_text_next_key(&cur, end, &key, &nkey)) {
+    uint64_t hv = 0;
+    bool hinted;
+    while (walk_next_key(&cur, end, &key, &nkey, &hv, &hinted)) {
         enum item_miss miss = ITEM_MISS_NONE;
-        struct item *it = touch ? item_get_touch(key, nkey, exptime, c->now, &miss)
-                                : item_get_hashed(key, nkey, key_hash(key, nkey), c->now, &miss);
+        struct item *it;
+        if (touch)
+            it = item_get_touch(key, nkey, exptime, c->now, &miss);
+        else
+            it = item_get_hashed(key, nkey, hinted ? hv : item_hash(key, nkey), c->now, &miss);
         if (touch) {
             STAT_INC(c->stats, cmd_touch);
             if (it != NULL) {
@@ -977,6 +1016,7 @@ static void look_ahead(struct ahead *a, const char *p, size_t n)
             size_t nkey;
             while (nk < PF_KEYS && mc_text_next_key(&cur, end, &key, &nkey)) {
                 hints.key[hints.n] = key;
+                hints.nkey[hints.n] = nkey;
                 hints.hv[hints.n++] = hv[nk++] = item_hash(key, nkey);
             }
         } else if (r->has_data) {

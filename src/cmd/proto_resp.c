@@ -101,6 +101,7 @@ struct resp_conn {
     uint32_t errors_seen;     /* errors when the last call began or ended:
                                  a call that adds to errors failed, and an
                                  EXEC is not failed by the calls it ran */
+    struct ahead *ahead;      /* resp_process's look-ahead while it runs */
 };
 
 static __thread struct resp_arg small_argv[RESP_SMALL_ARGS];
@@ -250,8 +251,30 @@ void rs_bulk_str(struct conn *c, const char *s)
     rs_bulk(c, s, strlen(s));
 }
 
+/* Values up to this size are copied into the output with their header in
+ * one step (conn_out_item copies them too, but as a second entry). */
+#define RS_COPY_MAX 512
+
 void rs_bulk_item(struct conn *c, struct item *it, size_t off, size_t len)
 {
+    if (len <= RS_COPY_MAX && !item_is_chunked(it)) {
+        char hdr[RESP_HDR_MAX];
+        size_t h = resp_put_bulk_hdr(hdr, sizeof(hdr), len), n = h + len + 2;
+        /* Admitted as the two steps below would be: the header's room
+         * (RESP_HDR_MAX), then everything. */
+        char *p = conn_out_reserve(c, n > RESP_HDR_MAX ? n : RESP_HDR_MAX);
+        if (p == NULL)
+            return;
+        memcpy(p, hdr, h);
+        if (off + len == item_nbytes(it)) {
+            memcpy(p + h, item_value(it) + off, len + 2);   /* the item's own CRLF */
+        } else {
+            memcpy(p + h, item_value(it) + off, len);
+            memcpy(p + h + len, "\r\n", 2);
+        }
+        conn_out_commit(c, n);
+        return;
+    }
     char *p = conn_out_reserve(c, RESP_HDR_MAX);
     if (p == NULL)
         return;
@@ -713,10 +736,11 @@ static bool looks_like_http(int argc, const struct resp_arg *argv)
            rs_arg_is(&argv[0], "host:") || rs_arg_is(&argv[0], "post");
 }
 
-/* The command for a request, or NULL after replying why it cannot run. */
-static const struct resp_cmd *check_call(struct conn *c, int argc, const struct resp_arg *argv)
+/* The command for a request, or NULL after replying why it cannot run;
+ * cmd is resp_cmd_find(argv[0]) (NULL: no such command). */
+static const struct resp_cmd *check_call(struct conn *c, const struct resp_cmd *cmd, int argc,
+                                         const struct resp_arg *argv)
 {
-    const struct resp_cmd *cmd = resp_cmd_find(argv[0].ptr, argv[0].len);
     if (cmd == NULL) {
         unknown_command(c, argc, argv);
         return NULL;
@@ -760,14 +784,17 @@ static enum proc_result run(struct conn *c, const struct resp_cmd *cmd, int argc
 
 enum proc_result resp_run(struct conn *c, int argc, const struct resp_arg *argv)
 {
-    const struct resp_cmd *cmd = check_call(c, argc, argv);
+    const struct resp_cmd *cmd = resp_cmd_find(argv[0].ptr, argv[0].len);
+    cmd = check_call(c, cmd, argc, argv);
     return cmd != NULL ? run(c, cmd, argc, argv) : PROC_MORE;
 }
 
-static enum proc_result dispatch(struct conn *c, int argc, const struct resp_arg *argv)
+/* found: resp_cmd_find(argv[0]), done by the caller (maybe parsing ahead). */
+static enum proc_result dispatch(struct conn *c, const struct resp_cmd *found, int argc,
+                                 const struct resp_arg *argv)
 {
     struct resp_multi *m = state_of(c)->multi;
-    const struct resp_cmd *cmd = check_call(c, argc, argv);
+    const struct resp_cmd *cmd = check_call(c, found, argc, argv);
     if (cmd != NULL && !(cmd->flags & RC_NOAUTH) && !resp_authed(c)) {
         /* After the name and arity checks, as Redis; inside MULTI too. */
         rs_error(c, "NOAUTH Authentication required.");
@@ -914,7 +941,7 @@ static bool stream_begin(struct conn *c, struct resp_conn *rc, const struct resp
     size_t n = r->stream_len + 2;
 
     /* Arity and key first, as for any request; then the allocation. */
-    bool callable = check_call(c, (int)s->nargs, s->argv) != NULL;
+    bool callable = check_call(c, cmd, (int)s->nargs, s->argv) != NULL;
     if (callable && script_busy()) {
         rs_error(c, SCRIPT_ERR_BUSY);   /* as dispatch() */
     } else if (callable) {
@@ -949,51 +976,92 @@ static bool stream_begin(struct conn *c, struct resp_conn *rc, const struct resp
 /*
  * Pipelining, as in proto_mc_text.c: with several requests buffered, parse
  * ahead (the parser is pure) and prefetch the keys the commands will look
- * up (the table's key positions), so their cache misses overlap. Only
- * multibulk requests: an inline one is decoded in place and must be
- * parsed once. Stops at an incomplete or refused request, one with more
- * than PF_ARGS arguments, or after PF_KEYS keys; returns how far it
- * looked. A '*' after the first byte is the cheap sign of a second request
- * (one inside a value only costs a look).
+ * up (the table's key positions), so their cache misses overlap. The
+ * requests parsed there are kept (struct ahead, on resp_process's stack:
+ * the buffer stays put during a call), with their rows and their keys'
+ * hashes (resp_key_hash), so none is parsed, looked up or hashed twice.
+ * Only multibulk requests: an inline one is decoded in place and must be
+ * parsed once. Stops at an incomplete, refused or unknown request, one
+ * with more than PF_ARGS arguments, after PF_REQS requests or PF_KEYS
+ * keys, and after a command without keys (kept): those (AUTH, HELLO,
+ * CONFIG, MULTI, EVAL...) may change how the next requests parse or run.
+ * A '*' after the first byte is the cheap sign of a second request (one
+ * inside a value only costs a look).
  */
 #define PF_KEYS 16
+#define PF_REQS 16
 #define PF_ARGS 8
 
-static size_t prefetch_ahead(char *p, size_t n, const struct resp_limits *lim)
-{
-    struct resp_arg argv[PF_ARGS];
+struct ahead {
+    struct resp_arg argv[PF_REQS][PF_ARGS];
+    const struct resp_cmd *cmd[PF_REQS];
+    const char *at[PF_REQS];        /* where request i starts in the buffer */
+    size_t used[PF_REQS];
+    uint32_t argc[PF_REQS];
+    unsigned n, next;
+    const char *key[PF_KEYS];       /* hashed keys, in buffer order */
     uint64_t hv[PF_KEYS];
-    size_t nk = 0, off = 0;
+    unsigned nk, knext;
+    const char *end;                /* no new look before the input gets here */
+};
 
-    if (n < 2 || p[0] != '*' || memchr(p + 1, '*', n - 1) == NULL)
-        return n;
-    while (nk < PF_KEYS && off < n && p[off] == '*') {
-        struct resp_req r = {.argv = argv, .argv_cap = PF_ARGS};
+static void look_ahead(struct ahead *a, char *p, size_t n, const struct resp_limits *lim)
+{
+    size_t off = 0;
+
+    a->n = a->next = a->nk = a->knext = 0;
+    if (n < 2 || p[0] != '*' || memchr(p + 1, '*', n - 1) == NULL) {
+        a->end = p + n;
+        return;
+    }
+    while (a->nk < PF_KEYS && a->n < PF_REQS && off < n && p[off] == '*') {
+        struct resp_req r = {.argv = a->argv[a->n], .argv_cap = PF_ARGS};
         struct resp_state st;
         size_t used = 0;
         resp_state_init(&st);
         if (resp_parse(&r, &st, p + off, n - off, &used, lim) != PARSE_OK || r.argc == 0)
             break;
+        const struct resp_arg *argv = r.argv;
         const struct resp_cmd *cmd = resp_cmd_find(argv[0].ptr, argv[0].len);
-        if (cmd != NULL && cmd->first_key > 0) {
-            int argc = (int)r.argc;
+        if (cmd == NULL)
+            break;
+        int argc = (int)r.argc;
+        if (cmd->first_key > 0) {
             int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
-            for (int i = cmd->first_key; i <= last && i < argc && nk < PF_KEYS; i += cmd->key_step)
-                hv[nk++] = item_hash(argv[i].ptr, argv[i].len);
+            for (int i = cmd->first_key; i <= last && i < argc && a->nk < PF_KEYS;
+                 i += cmd->key_step) {
+                a->key[a->nk] = argv[i].ptr;
+                a->hv[a->nk++] = item_hash(argv[i].ptr, argv[i].len);
+            }
         }
+        a->cmd[a->n] = cmd;
+        a->at[a->n] = p + off;
+        a->used[a->n] = used;
+        a->argc[a->n++] = r.argc;
         off += used;
+        if (cmd->first_key <= 0)
+            break;
     }
-    if (nk > 1)
-        item_prefetch(hv, nk);
-    return off < n ? (off > 0 ? off : 1) : n;
+    if (a->nk > 1)
+        item_prefetch(a->hv, a->nk);
+    a->end = p + (off < n ? (off > 0 ? off : 1) : n);
 }
 
-static enum proc_result resp_process(struct conn *c)
+uint64_t resp_key_hash(const struct conn *c, const struct resp_arg *key)
 {
-    struct resp_conn *rc = state_of(c);
-    /* Input the last prefetch_ahead() covered; the buffer stays put during
-     * a call. */
-    size_t pf_end = c->rpos;
+    struct ahead *a = state_of(c)->ahead;
+    if (a != NULL) {
+        /* Keys come in buffer order; skip those a command did not look up. */
+        while (a->knext < a->nk && a->key[a->knext] < key->ptr)
+            a->knext++;
+        if (a->knext < a->nk && a->key[a->knext] == key->ptr)
+            return a->hv[a->knext++];
+    }
+    return item_hash(key->ptr, key->len);
+}
+
+static enum proc_result process(struct conn *c, struct resp_conn *rc, struct ahead *ah)
+{
     if (!rc->started) {
         /* As Redis 7: a client that arrives while the default user needs no
          * password stays authenticated if CONFIG SET requirepass adds one. */
@@ -1017,8 +1085,19 @@ static enum proc_result resp_process(struct conn *c)
         struct resp_limits lim = limits;
         lim.max_bulk = resp_max_bulk();
         lim.unauthenticated = !resp_authed(c);
-        if (c->rpos >= pf_end && s == NULL && !lim.unauthenticated && !settings->null_storage)
-            pf_end = c->rpos + prefetch_ahead(c->rbuf + c->rpos, conn_rlen(c), &lim);
+        const char *head = c->rbuf + c->rpos;
+        if (head >= ah->end && s == NULL && !lim.unauthenticated && !settings->null_storage)
+            look_ahead(ah, c->rbuf + c->rpos, conn_rlen(c), &lim);
+        if (ah->next < ah->n && ah->at[ah->next] == head && s == NULL) {
+            /* Parsed ahead: no partial parse can be pending for it. */
+            unsigned i = ah->next++;
+            resp_state_init(&rc->st);
+            enum proc_result res = dispatch(c, ah->cmd[i], (int)ah->argc[i], ah->argv[i]);
+            conn_consume(c, ah->used[i]);
+            if (res != PROC_MORE)
+                return res;
+            continue;
+        }
         size_t used = 0;
         enum parse_status ps = resp_parse(&r, &rc->st, c->rbuf + c->rpos, conn_rlen(c),
                                           &used, &lim);
@@ -1069,7 +1148,7 @@ static enum proc_result resp_process(struct conn *c)
             res = PROC_CLOSE;
         }
         else if (r.argc > 0)
-            res = dispatch(c, (int)r.argc, r.argv);
+            res = dispatch(c, resp_cmd_find(r.argv[0].ptr, r.argv[0].len), (int)r.argc, r.argv);
         conn_consume(c, used);
         if (rc->argv != NULL) {
             /* A big request's array is not kept for an idle connection. */
@@ -1080,6 +1159,19 @@ static enum proc_result resp_process(struct conn *c)
         if (res != PROC_MORE)
             return res;
     }
+}
+
+static enum proc_result resp_process(struct conn *c)
+{
+    struct resp_conn *rc = state_of(c);
+    struct ahead ah;
+    ah.n = ah.next = ah.nk = ah.knext = 0;
+    ah.end = c->rbuf + c->rpos;
+    struct ahead *outer = rc->ahead;   /* a script's hook may nest a call */
+    rc->ahead = &ah;
+    enum proc_result res = process(c, rc, &ah);
+    rc->ahead = outer;
+    return res;
 }
 
 static enum proc_result resp_value_done(struct conn *c)

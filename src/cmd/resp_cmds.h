@@ -81,6 +81,10 @@ void resp_cmdstat_rejected(const struct conn *c, const struct resp_cmd *cmd);
 const struct resp_cmd *resp_cmd_table(size_t *count);
 const struct resp_cmd *resp_cmd_find(const char *name, size_t len);
 
+/* item_hash(key) for a key argument of the call running on c; taken from
+ * the look-ahead of a pipelined batch when that hashed it already. */
+uint64_t resp_key_hash(const struct conn *c, const struct resp_arg *key);
+
 /* The settings, read-only after proto_resp_setup(). */
 const struct settings *resp_settings(void);
 /* The longest bulk argument accepted (proto-max-bulk-len), which also

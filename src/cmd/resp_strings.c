@@ -145,7 +145,8 @@ static void count_read(struct conn *c, const struct item *it)
 static struct item *get_item(struct conn *c, const struct resp_arg *key)
 {
     enum item_miss miss = ITEM_MISS_NONE;
-    struct item *it = item_get_any(key->ptr, key->len, c->now, &miss);
+    struct item *it = item_get_any_hashed(key->ptr, key->len, resp_key_hash(c, key), c->now,
+                                          &miss);
     STAT_INC(c->stats, cmd_get);
     if (it != NULL) {
         STAT_INC(c->stats, get_hits);
@@ -278,7 +279,7 @@ static int do_set(struct conn *c, const struct resp_call *call, int vi, unsigned
         it = new_value(c, key, val->ptr, val->len, at);
     if (it == NULL)
         return -1;
-    uint64_t hv = item_hash(key->ptr, key->len);
+    uint64_t hv = resp_key_hash(c, key);
     item_lock(hv);
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
     if (old_out != NULL)

@@ -804,7 +804,12 @@ struct item *item_get_hashed(const char *key, size_t nkey, uint64_t hv, int64_t 
 
 struct item *item_get_any(const char *key, size_t nkey, int64_t now, enum item_miss *miss)
 {
-    uint64_t hv = item_hash(key, nkey);
+    return item_get_any_hashed(key, nkey, item_hash(key, nkey), now, miss);
+}
+
+struct item *item_get_any_hashed(const char *key, size_t nkey, uint64_t hv, int64_t now,
+                                 enum item_miss *miss)
+{
     struct item *it;
 
     item_lock(hv);

@@ -269,6 +269,8 @@ struct item *item_get_hashed(const char *key, size_t nkey, uint64_t hv, int64_t 
 /* item_get for the memcached protocols: a collection (ITEM_TYPED) is a
  * miss there. item_get_any also returns collections (RESP: WRONGTYPE). */
 struct item *item_get_any(const char *key, size_t nkey, int64_t now, enum item_miss *miss);
+struct item *item_get_any_hashed(const char *key, size_t nkey, uint64_t hv, int64_t now,
+                                 enum item_miss *miss);
 /* Get and set a new exptime in one step (gat/gats); a collection is a miss. */
 struct item *item_get_touch(const char *key, size_t nkey, int64_t exptime,
                             int64_t now, enum item_miss *miss);
