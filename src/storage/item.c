@@ -743,7 +743,7 @@ bool do_item_rescue(struct item *it, uint64_t hv)
 
     if (item_is_chunked(it) || !(item_iflags(it) & ITEM_LINKED))
         return false;
-    n = slab_alloc(it->clsid, req);     /* a free chunk, never an eviction */
+    n = slab_alloc_free(it->clsid, req);   /* never an eviction, never a new page */
     if (n == NULL)
         return false;
     /* As item_alloc writes a header: what the sweep reads, atomically. */

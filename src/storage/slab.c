@@ -518,7 +518,7 @@ static uint32_t *free_link(void *chunk)
     return (uint32_t *)(void *)((char *)chunk + FREE_LINK_OFF);
 }
 
-void *slab_alloc(unsigned id, size_t requested)
+static void *alloc_in(unsigned id, size_t requested, bool new_page)
 {
     struct slab_class *c = &classes[id];
     void *p = NULL;
@@ -528,7 +528,7 @@ void *slab_alloc(unsigned id, size_t requested)
         p = slab_ptr(c->free_list);
         c->free_list = *free_link(p);
         c->free_chunks--;
-    } else if (c->end_left > 0 || grab_page(c)) {
+    } else if (c->end_left > 0 || (new_page && grab_page(c))) {
         p = c->end;
         c->end += c->size;
         c->end_left--;
@@ -541,6 +541,16 @@ void *slab_alloc(unsigned id, size_t requested)
     }
     pthread_mutex_unlock(&c->lock);
     return p;
+}
+
+void *slab_alloc(unsigned id, size_t requested)
+{
+    return alloc_in(id, requested, true);
+}
+
+void *slab_alloc_free(unsigned id, size_t requested)
+{
+    return alloc_in(id, requested, false);
 }
 
 static bool in_page(const char *page, const void *p)

@@ -110,6 +110,10 @@ uint32_t slab_chunks_per_page(unsigned id);
  * Takes the class lock (and maybe the page lock); never blocks on anything else.
  */
 void *slab_alloc(unsigned id, size_t requested);
+/* The same from the chunks the class holds already, never a new page: an
+ * item moved out of a page leaving the class must not take one, or the
+ * class keeps its size (memcached's mover allocates so too). */
+void *slab_alloc_free(unsigned id, size_t requested);
 /* Return a chunk taken with slab_alloc(id, requested). */
 void slab_free(void *chunk, unsigned id, size_t requested);
 

@@ -222,6 +222,35 @@ def test_automove_parks_pages_at_the_limit():
         kioku_proc.stop(proc)
 
 
+def test_reassign_to_pool_shrinks_the_class():
+    """slabs-mover.t's empty_class: each `slabs reassign <id> 0` takes a
+    page from the class, its items moving to the class's free chunks or
+    going; a move never takes a new page to hold them, so the loop ends in
+    NOSPARE with one page left."""
+    proc, port = start(["-m", "12", "-o", "no_lru_crawler,slab_reassign,slab_automove=0"])
+    try:
+        s = connect(port)
+        fill(s, b"r", 400, 20000)
+        sl = stats(s, b"slabs")
+        cls = max((k.split(":")[0] for k in sl if k.endswith(":total_pages")),
+                  key=lambda c: int(sl[c + ":total_pages"]))
+        pages = int(sl[cls + ":total_pages"])
+        check(pages >= 4, "the class holds pages: %d" % pages)
+        for n in range(1, pages):
+            moved = int(stats(s)["slabs_moved"])
+            check(ask(s, b"slabs reassign %s 0\r\n" % cls.encode(), b"\r\n") == b"OK\r\n",
+                  "slabs reassign %s 0 (%d)" % (cls, n))
+            wait_stat(s, "slabs_moved", lambda v: v > moved, 5)
+            left = int(stats(s, b"slabs").get(cls + ":total_pages", "0"))
+            check(left == pages - n, "the class gave a page: %d pages, %d moves" % (left, n))
+        check(ask(s, b"slabs reassign %s 0\r\n" % cls.encode(), b"\r\n") ==
+              b"NOSPARE source class has no spare pages\r\n", "its last page stays")
+        check(int(stats(s)["slab_global_page_pool"]) == pages - 1, "the pages are in the pool")
+        s.close()
+    finally:
+        kioku_proc.stop(proc)
+
+
 def bufs(s):
     st = stats(s)
     return {k: int(st[k]) for k in st if k.startswith(("read_buf", "response_obj"))}
@@ -352,7 +381,7 @@ def main():
         return 77
     for t in (test_flushed_item_at_tail_is_reclaimed, test_expired_item_at_tail_is_reclaimed,
               test_chunk_freed_by_crawler_counts_when_reused,
-              test_automove_parks_pages_at_the_limit,
+              test_automove_parks_pages_at_the_limit, test_reassign_to_pool_shrinks_the_class,
               test_read_buf_mem_limit_bounds_reply_buffers,
               test_read_buf_mem_limit_refuses_long_requests):
         print("--", t.__name__)
