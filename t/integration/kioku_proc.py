@@ -61,6 +61,15 @@ def mc_ask(s, req, end):
     return recv_until(s, end, 1 << 22)
 
 
+class Failures(list):
+    """The failed checks of a test file that goes on past a failure."""
+
+    def check(self, cond, what):
+        if not cond:
+            self.append(what)
+            print("FAIL:", what)
+
+
 def mc_stats(s, group=b""):
     """A memcached `stats [group]` reply as a dict of name -> value."""
     out = mc_ask(s, b"stats" + (b" " + group if group else b"") + b"\r\n", b"END\r\n")

@@ -35,14 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
 
 BIN = os.environ.get("KIOKU_BIN")
-FAILS = []
+FAILS = kioku_proc.Failures()
+check = FAILS.check
 MIB = 1024 * 1024
-
-
-def check(cond, what):
-    if not cond:
-        FAILS.append(what)
-        print("FAIL:", what)
 
 
 def start(args):

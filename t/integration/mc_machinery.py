@@ -30,13 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
 
 BIN = os.environ.get("KIOKU_BIN")
-FAILS = []
-
-
-def check(cond, what):
-    if not cond:
-        FAILS.append(what)
-        print("FAIL:", what)
+FAILS = kioku_proc.Failures()
+check = FAILS.check
 
 
 def start(args):
