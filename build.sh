@@ -99,6 +99,17 @@ fuzz_stage() {
     done
 }
 
+# After a failed make check in DIR: the end of each failed test's log, so
+# that a CI run shows why (automake keeps only the summary on screen).
+show_failures() {
+    for trs in $(find "$1" -name '*.trs' -newer "$1/Makefile" 2>/dev/null); do
+        grep -Eq '^:test-result: (FAIL|ERROR)' "$trs" || continue
+        echo "== ${trs%.trs}.log, its last 60 lines:"
+        tail -n 60 "${trs%.trs}.log"
+    done
+    exit 1
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -122,9 +133,11 @@ test)
     before=$(untracked)
     build_in build
     stage "build: kioku and its tests in build/"
-    make -s -C build -j"$jobs" check TESTS="$(make -s -C build print-unit-tests)"
+    make -s -C build -j"$jobs" check TESTS="$(make -s -C build print-unit-tests)" ||
+        show_failures build
     stage "unit: the Check suites, no sockets"
-    make -s -C build -j"$jobs" check TESTS="$(make -s -C build print-integration-tests)"
+    make -s -C build -j"$jobs" check TESTS="$(make -s -C build print-integration-tests)" ||
+        show_failures build
     stage "integration: the built server driven by real clients"
     # Sanitizers slow tests several-fold, more on a busy machine: give the
     # Check timeouts (and the harness's I/O deadlines) three times as long.
@@ -132,13 +145,15 @@ test)
     export CK_TIMEOUT_MULTIPLIER
     build_in build-asan --enable-sanitizer=address
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        make -s -C build-asan -j"$jobs" check
+        make -s -C build-asan -j"$jobs" check || show_failures build-asan
     stage "ASan+UBSan: every test, in build-asan/"
     build_in build-tsan --enable-sanitizer=thread
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        make -s -C build-tsan -j"$jobs" check TESTS="$(make -s -C build-tsan print-tsan-tests)"
+        make -s -C build-tsan -j"$jobs" check TESTS="$(make -s -C build-tsan print-tsan-tests)" ||
+        show_failures build-tsan
     TSAN_OPTIONS="halt_on_error=1 detect_deadlocks=0" \
-        make -s -C build-tsan -j"$jobs" check TESTS="$(make -s -C build-tsan print-tsan-nodeadlock-tests)"
+        make -s -C build-tsan -j"$jobs" check TESTS="$(make -s -C build-tsan print-tsan-nodeadlock-tests)" ||
+        show_failures build-tsan
     stage "TSan: the concurrent tests, in build-tsan/"
     fuzz_stage
     stage "fuzz: each libFuzzer target for ${FUZZ_SECONDS:-20} s, in build-fuzz/"
