@@ -473,7 +473,11 @@ uint32_t slab_class_pages(unsigned id)
 
 char *slab_class_page(unsigned id, uint32_t i)
 {
-    uint32_t no = classes[id].dir[i / DIR_PAGES][i % DIR_PAGES];
+    /* Atomic: the eviction tail look reads without the class's lock while
+     * a page move puts the class's last page in place of the moved one. A
+     * stale number is still a page of the region, and the look checks
+     * what it finds there. */
+    uint32_t no = __atomic_load_n(&classes[id].dir[i / DIR_PAGES][i % DIR_PAGES], __ATOMIC_RELAXED);
 
     return region + (size_t)no * STORAGE_PAGE_SIZE;
 }
@@ -508,7 +512,7 @@ static bool grab_page(struct slab_class *c)
         return false;
     c->end = region + no * STORAGE_PAGE_SIZE;
     c->end_left = c->perpage;
-    c->dir[n / DIR_PAGES][n % DIR_PAGES] = (uint32_t)no;
+    __atomic_store_n(&c->dir[n / DIR_PAGES][n % DIR_PAGES], (uint32_t)no, __ATOMIC_RELAXED);
     __atomic_store_n(&c->npages, n + 1, __ATOMIC_RELEASE);
     return true;
 }
@@ -699,8 +703,8 @@ void slab_move_end(unsigned id, unsigned dst)
 
     pthread_mutex_lock(&c->lock);
     last = c->npages - 1;
-    c->dir[c->moving_pi / DIR_PAGES][c->moving_pi % DIR_PAGES] =
-        c->dir[last / DIR_PAGES][last % DIR_PAGES];
+    __atomic_store_n(&c->dir[c->moving_pi / DIR_PAGES][c->moving_pi % DIR_PAGES],
+                     c->dir[last / DIR_PAGES][last % DIR_PAGES], __ATOMIC_RELAXED);
     __atomic_store_n(&c->npages, last, __ATOMIC_RELEASE);
     c->moving = NULL;
     c->moving_free = 0;
@@ -730,7 +734,7 @@ static void give_page(struct slab_class *d, char *page)
     if (d->dir[n / DIR_PAGES] == NULL)
         d->dir[n / DIR_PAGES] = calloc(DIR_PAGES, sizeof(uint32_t));
     if (d->dir[n / DIR_PAGES] != NULL) {
-        d->dir[n / DIR_PAGES][n % DIR_PAGES] = no;
+        __atomic_store_n(&d->dir[n / DIR_PAGES][n % DIR_PAGES], no, __ATOMIC_RELAXED);
         __atomic_store_n(&d->npages, n + 1, __ATOMIC_RELEASE);
         for (uint32_t i = d->perpage; i > 0; i--) {
             char *ch = page + (size_t)(i - 1) * d->size;
