@@ -281,7 +281,9 @@ def stampede_once(server):
     delta = 0.05                          # seconds a recompute takes
     state = {"recomputes": 0, "running": 0, "max_running": 0, "misses": 0, "reads": 0}
     mu = threading.Lock()
-    server.client().delete(key, lock)
+    c = server.client()
+    c.delete(key, lock)
+    c.close()
     stop = time.monotonic() + 2.5
 
     def recompute(r):
