@@ -318,9 +318,12 @@ START_TEST(test_idle_timeout_closes_silent_connections_only)
     int busy = kh_connect(g_srv.port);
     ck_assert(quiet >= 0 && busy >= 0);
     KH_EXPECT(quiet, "get k\r\n", "END\r\n");
-    for (int i = 0; i < 6; i++) {
+    /* Every 100 ms for 3 s: a stall of up to 900 ms (TSan on a busy
+     * machine) leaves the busy one within the second; at 500 ms a stall of
+     * half a second had it kicked. */
+    for (int i = 0; i < 30; i++) {
         KH_EXPECT(busy, "get k\r\n", "END\r\n");
-        pause_ms(500);
+        pause_ms(100);
     }
     ck_assert_msg(kh_wait_closed(quiet, kh_scale_ms(3000)), "idle connection still open");
     char buf[16384];

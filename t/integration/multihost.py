@@ -203,8 +203,24 @@ def check_proxy_stats(port, pools, stopped):
     """Before the stop: no server errors, time-outs, ejections or forwarding
     errors in either pool, and every server got requests. After it: each
     pool ejected the stopped server."""
-    time.sleep(0.3)  # two aggregation intervals
+    def settled(st):
+        for pool in pools:
+            p = st.get(pool, {})
+            servers = [v for v in p.values() if isinstance(v, dict)]
+            if stopped and p.get("server_ejects", 0) < 1:
+                return False
+            if not stopped and not all(sv.get("requests", 0) > 0 and sv.get("responses", 0) > 0
+                                       for sv in servers):
+                return False
+        return True
+    # Aggregated every 100 ms, if nutcracker gets the CPU: a fixed 0.3 s
+    # (two intervals) was not always enough on a busy machine.
+    time.sleep(0.3)
     st = nut_stats(port)
+    deadline = time.time() + 10
+    while not settled(st) and time.time() < deadline:
+        time.sleep(0.1)
+        st = nut_stats(port)
     for pool in pools:
         p = st.get(pool, {})
         servers = {k: v for k, v in p.items() if isinstance(v, dict)}

@@ -179,15 +179,23 @@ def idiom_rate_limiter(r):
             r.expire(key, window + 1)
         return n <= limit
 
-    # start at the beginning of a window so the burst stays inside it
-    time.sleep(window - (time.time() % window) + 0.01)
-    results = [allow("alice") for _ in range(10)]
+    # Start at the beginning of a window so the burst stays inside it; a
+    # stall of a sanitizer build past the window's end spoils the attempt
+    # (the counts start again), so it is made again, at most 5 times.
+    for attempt in range(5):
+        time.sleep(window - (time.time() % window) + 0.01)
+        start = int(time.time()) // window
+        results = [allow("alice%d" % attempt) for _ in range(10)]
+        bob = allow("bob%d" % attempt)
+        key = "rl:alice%d:%d" % (attempt, start)
+        ttl = r.ttl(key)
+        if int(time.time()) // window == start:
+            break
     check(results == [True] * 5 + [False] * 5, "rate limiter: burst %r" % results)
-    check(allow("bob"), "rate limiter: users are counted apart")
-    key = "rl:alice:%d" % (int(time.time()) // window)
-    check(r.ttl(key) in (1, 2), "rate limiter: window key expires (ttl %r)" % r.ttl(key))
+    check(bob, "rate limiter: users are counted apart")
+    check(ttl in (1, 2), "rate limiter: window key expires (ttl %r)" % ttl)
     time.sleep(window + 0.05)
-    check(allow("alice"), "rate limiter: a new window starts afresh")
+    check(allow("alice%d" % attempt), "rate limiter: a new window starts afresh")
     # the old window's key disappears by itself
     time.sleep(window + 1.1)
     check(r.get(key) is None, "rate limiter: the old window key expired")
@@ -230,7 +238,7 @@ def idiom_pipeline(r):
 # ---- short lock ----
 
 def idiom_short_lock(server):
-    n, ttl = 20, 1
+    n, ttl = 20, 2    # 2 s: a sanitizer build's stall of 1 s does not free it early
     barrier = threading.Barrier(n)
     winners, errors = [], []
     clients = [server.client() for _ in range(n)]
@@ -254,7 +262,7 @@ def idiom_short_lock(server):
     if winners:
         check(r.get("lock:invoice") == ("token-%d" % winners[0]).encode(), "short lock: token")
     check(not r.set("lock:invoice", "late", nx=True, ex=ttl), "short lock: held lock refused")
-    check(r.ttl("lock:invoice") in (0, 1), "short lock: ttl")
+    check(r.ttl("lock:invoice") in (0, 1, 2), "short lock: ttl")
     deadline = time.monotonic() + ttl + 2
     while r.exists("lock:invoice") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -266,11 +274,16 @@ def idiom_short_lock(server):
 
 # ---- stampede protection ----
 
-def idiom_stampede(server):
+def stampede_once(server):
+    """One run of 10 readers for 2.5 s over a 1 s-TTL key recomputed early
+    with probability (XFetch); the run's counts."""
     key, lock, ttl, beta = "hot:report", "lock:hot:report", 1, 1.0
     delta = 0.05                          # seconds a recompute takes
-    state = {"recomputes": 0, "running": 0, "max_running": 0, "misses": 0}
+    state = {"recomputes": 0, "running": 0, "max_running": 0, "misses": 0, "reads": 0}
     mu = threading.Lock()
+    c = server.client()
+    c.delete(key, lock)
+    c.close()
     stop = time.monotonic() + 2.5
 
     def recompute(r):
@@ -287,8 +300,9 @@ def idiom_stampede(server):
         r = server.client()
         while time.monotonic() < stop:
             v, left = r.get(key), r.pttl(key) / 1000.0
-            if v is None:
-                with mu:
+            with mu:
+                state["reads"] += 1
+                if v is None:
                     state["misses"] += 1
             early = v is not None and -delta * beta * math.log(random.random() or 1e-9) >= left
             if (v is None or early) and r.set(lock, "1", nx=True, ex=2):
@@ -305,10 +319,28 @@ def idiom_stampede(server):
         t.start()
     for t in threads:
         t.join(timeout=30)
+    return state
+
+
+def idiom_stampede(server):
+    # A miss is a matter of chance: before the key's last ~55 ms (the
+    # recompute's 50 ms and its SETEX), the N reads a second draw an early
+    # recompute with a total hazard of about N * 0.05 * exp(-1.1) = N / 60
+    # a period, so a period ends in a miss with probability exp(-N / 60):
+    # 1e-11 at the 1500 reads a second of a plain build, but 1e-3 at 400,
+    # which a sanitizer build on a busy machine can drop to. A run with a
+    # miss is made again, at most 3 times; without early recomputes every
+    # run misses.
+    for _ in range(3):
+        state = stampede_once(server)
+        if state["misses"] == 0:
+            break
+        print("stampede: %d misses in %d reads; again" % (state["misses"], state["reads"]))
     check(state["max_running"] == 1, "stampede: %d recomputes at once" % state["max_running"])
     check(2 <= state["recomputes"] <= 8,
           "stampede: %d recomputes in 2.5 s of a 1 s ttl" % state["recomputes"])
-    check(state["misses"] == 0, "stampede: readers missed %d times" % state["misses"])
+    check(state["misses"] == 0, "stampede: readers missed %d times in %d reads"
+          % (state["misses"], state["reads"]))
 
 
 def main():

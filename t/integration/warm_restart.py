@@ -119,6 +119,7 @@ def main():
         before = snapshot(c)
         assert len(before) == N - N // 8, len(before)
         ttl_before = c.line(b"mg k4 t")
+        t_before = time.monotonic()
         rc, text = stop(proc, log)
         assert rc == 0, (rc, text)
         assert "saved" in text, text
@@ -130,8 +131,13 @@ def main():
         assert after == before, "restored items differ: %d of %d" % (
             sum(after.get(k) == v for k, v in before.items()), len(before))
         ttl_after = c.line(b"mg k4 t")
+        took = time.monotonic() - t_before
+        # The TTL ran on through the stop, the start and the snapshot, by
+        # about the time they took (a fixed 10 s was too short for a
+        # sanitizer build on a busy machine); never back up.
         tb, ta = int(ttl_before.split(b"t")[-1]), int(ttl_after.split(b"t")[-1])
-        assert 0 <= tb - ta <= 10, (ttl_before, ttl_after)
+        assert 0 <= tb - ta <= took + 2, (ttl_before, ttl_after, took)
+        print("warm_restart: %.1f s from the TTL before the stop to the one after" % took)
         # New CAS values are above every restored one.
         top = max(v[1] for v in after.values())
         assert c.line(b"set fresh 0 0 1\r\nx") == b"STORED"
