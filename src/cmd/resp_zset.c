@@ -1241,11 +1241,27 @@ static void zop_diff(struct zop_res *res, struct zop_src *src, long n)
     }
 }
 
+/* Does a result go straight into a skiplist? Redis builds a ZUNIONSTORE
+ * (& co.) result as one and makes it a listpack only when it fits, and
+ * starts a ZRANGESTORE by rank in a skiplist when the range is longer than
+ * a listpack holds. It shows: a listpack keeps -0 as 0, a skiplist as -0. */
+static bool zop_skiplist_first(const struct zop_res *res, bool setop)
+{
+    struct zset_limits lim = zlimits();
+    if (res->n > lim.max_entries)
+        return true;
+    for (size_t i = 0; setop && i < res->n; i++)
+        if (res->e[i].len > lim.max_value)
+            return true;
+    return false;
+}
+
 /* Replace the destination (any type, its TTL too, as Redis's SET of a new
  * value does) with the result, or delete it when the result is empty; the
  * caller holds its stripe. Replies the new size, or OOM (the destination
  * is gone then: the old value was dropped first). */
-static void zop_store(struct conn *c, const struct resp_arg *key, uint64_t hv, struct zop_res *res)
+static void zop_store(struct conn *c, const struct resp_arg *key, uint64_t hv, struct zop_res *res,
+                      bool skiplist)
 {
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
     if (old != NULL) {
@@ -1264,6 +1280,8 @@ static void zop_store(struct conn *c, const struct resp_arg *key, uint64_t hv, s
     struct zset_limits lim = zlimits();
     struct zset *z = zroot(&h);
     int rc = ZSET_OK;
+    if (skiplist)
+        lim.max_entries = 0;    /* converts at the first member, never back */
     for (size_t i = 0; i < res->n && rc == ZSET_OK; i++) {
         int out;
         double ns;
@@ -1399,7 +1417,7 @@ enum proc_result resp_cmd_zsetop(struct conn *c, const struct resp_call *call)
     else if (op == ZOP_CARD)
         rs_int(c, (int64_t)card);
     else if (store)
-        zop_store(c, &call->argv[1], z.hvs[n], &z.res);
+        zop_store(c, &call->argv[1], z.hvs[n], &z.res, zop_skiplist_first(&z.res, true));
     else
         zop_reply(c, &z.res, o.scores);
 unlock:
@@ -1445,7 +1463,7 @@ enum proc_result resp_cmd_zrangestore(struct conn *c, const struct resp_call *ca
     if (res.nomem)
         rs_error(c, "ERR out of memory");
     else
-        zop_store(c, &call->argv[1], hvs[1], &res);
+        zop_store(c, &call->argv[1], hvs[1], &res, q.type == ZR_RANK && zop_skiplist_first(&res, false));
 unlock:
     item_unlock_many(&set);
     zres_free(&res);
