@@ -231,7 +231,12 @@ SCENARIOS = [
      "ZRANGESTORE d z 0", "ZRANGESTORE d nokey x 1 BYSCORE", "ZRANGESTORE d s x 1"],
     # Set operations inside MULTI/EXEC.
     ["ZADD a 1 x", "ZADD b 2 x 3 y", "MULTI", "ZUNIONSTORE d 2 a b", "ZINTER 2 a b WITHSCORES",
-     "ZRANGESTORE e d 0 0", "ZDIFF 2 d e", "ZINTERCARD 2 d e", "EXEC"],
+     "ZRANGESTORE e d 0 0", "ZDIFF 2 d e", "ZINTERCARD 2 d e", "EXEC",
+     # and from Lua
+     ["EVAL", "return redis.call('zunionstore', KEYS[1], 2, KEYS[2], KEYS[3], 'weights', 2, 3)", "3", "f", "a", "b"],
+     ["EVAL", "return redis.call('zinter', 2, KEYS[1], KEYS[2], 'withscores')", "2", "f", "b"],
+     ["EVAL", "return redis.call('zrangestore', KEYS[1], KEYS[2], 0, 0)", "2", "g", "f"],
+     ["EVAL", "return redis.pcall('zunion', 0, KEYS[1])", "1", "f"], "ZRANGE g 0 -1 WITHSCORES"],
     # Scores as Redis prints them.
     ["ZADD z 0.1 a 1e18 b 3.0 c -1.5e-7 d 123456789.123 e 1e-300 f", "ZRANGE z 0 -1 WITHSCORES",
      "ZSCORE z b", "ZINCRBY z 0.2 a", "ZMSCORE z a b c d e f"],
