@@ -537,6 +537,7 @@ static struct resp_cmd commands[] = {
     {"zdiff", -3, R, 2, -1, 1, "sorted-set", "Subtract multiple sorted sets", resp_cmd_zsetop, 2},
     {"zintercard", -3, R, 2, -1, 1, "sorted-set", "Intersect multiple sorted sets and return the cardinality of the result", resp_cmd_zsetop, 3},
     {"zrangestore", -5, W | M, 1, 2, 1, "sorted-set", "Store a range of members from sorted set into another key", resp_cmd_zrangestore, 0},
+    {"zmpop", -4, W, 2, -1, 1, "sorted-set", "Remove and return members with scores in a sorted set", resp_cmd_zmpop, 0},
 };
 #undef R
 #undef W

@@ -743,6 +743,26 @@ enum proc_result resp_cmd_zremrange(struct conn *c, const struct resp_call *call
     return PROC_MORE;
 }
 
+/* Pop n members (n <= the set's length) from the low end (high end with
+ * max), replying each as member, score ([member, score] when nested). */
+static void pop_some(struct conn *c, struct arena *a, struct zset *z, bool max, size_t n, bool nested)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct zset_iter it;
+        struct zset_entry e;
+        size_t end = zset_len(z) - 1;
+        zset_iter_rank(&it, a, z, max ? end : 0, max ? end : 0, false);
+        if (!zset_iter_next(&it, &e))
+            break;
+        if (nested)
+            rs_array(c, 2);
+        rs_bulk(c, e.m, e.mlen);
+        reply_score(c, e.score);
+        /* The reply holds a copy now; the entry may go. */
+        zset_remove_rank(a, z, max ? end : 0, max ? end : 0);
+    }
+}
+
 /* ZPOPMIN / ZPOPMAX (aux 1) key [count]. */
 enum proc_result resp_cmd_zpop(struct conn *c, const struct resp_call *call)
 {
@@ -772,20 +792,7 @@ enum proc_result resp_cmd_zpop(struct conn *c, const struct resp_call *call)
     bool nested = resp_proto_version(c) == 3 && count != -1;
     size_t n = count == -1 ? 1 : (uint64_t)count < zset_len(z) ? (size_t)count : zset_len(z);
     rs_array(c, nested ? n : n * 2);
-    for (size_t i = 0; i < n; i++) {
-        struct zset_iter it;
-        struct zset_entry e;
-        size_t end = zset_len(z) - 1;
-        zset_iter_rank(&it, a, z, max ? end : 0, max ? end : 0, false);
-        if (!zset_iter_next(&it, &e))
-            break;
-        if (nested)
-            rs_array(c, 2);
-        rs_bulk(c, e.m, e.mlen);
-        reply_score(c, e.score);
-        /* The reply holds a copy now; the entry may go. */
-        zset_remove_rank(a, z, max ? end : 0, max ? end : 0);
-    }
+    pop_some(c, a, z, max, n, nested);
     coll_close(&h);
     return PROC_MORE;
 }
@@ -1467,5 +1474,80 @@ enum proc_result resp_cmd_zrangestore(struct conn *c, const struct resp_call *ca
 unlock:
     item_unlock_many(&set);
     zres_free(&res);
+    return PROC_MORE;
+}
+
+/*
+ * ZMPOP numkeys key... MIN|MAX [COUNT count]: pops from the first of the
+ * keys that holds a set; a null array when none does. The keys' stripes
+ * are held together, so the "first" is decided on one snapshot.
+ */
+enum proc_result resp_cmd_zmpop(struct conn *c, const struct resp_call *call)
+{
+    int64_t n, count = -1;
+    bool max;
+
+    if (!rs_parse_i64(call->argv[1].ptr, call->argv[1].len, &n) || n < 1) {
+        rs_error(c, "ERR numkeys should be greater than 0");
+        return PROC_MORE;
+    }
+    if (n >= call->argc - 2) {
+        rs_error(c, RS_ERR_SYNTAX);
+        return PROC_MORE;
+    }
+    int where = 2 + (int)n;
+    if (rs_arg_is(&call->argv[where], "min") || rs_arg_is(&call->argv[where], "max")) {
+        max = rs_arg_is(&call->argv[where], "max");
+    } else {
+        rs_error(c, RS_ERR_SYNTAX);
+        return PROC_MORE;
+    }
+    for (int j = where + 1; j < call->argc; j++) {
+        if (count == -1 && j + 1 < call->argc && rs_arg_is(&call->argv[j], "count")) {
+            j++;
+            if (!rs_parse_i64(call->argv[j].ptr, call->argv[j].len, &count) || count < 1) {
+                rs_error(c, "ERR count should be greater than 0");
+                return PROC_MORE;
+            }
+        } else {
+            rs_error(c, RS_ERR_SYNTAX);
+            return PROC_MORE;
+        }
+    }
+    if (count == -1)
+        count = 1;
+
+    uint64_t *hvs = malloc(sizeof(*hvs) * (size_t)n);
+    if (hvs == NULL) {
+        rs_error(c, "ERR out of memory");
+        return PROC_MORE;
+    }
+    for (int i = 0; i < n; i++)
+        hvs[i] = item_hash(call->argv[2 + i].ptr, call->argv[2 + i].len);
+    struct item_lockset set;
+    item_lock_many(&set, hvs, (size_t)n);
+    int i;
+    struct coll_handle h;
+    for (i = 0; i < n; i++) {
+        const struct resp_arg *k = &call->argv[2 + i];
+        if (do_coll_open(&h, k->ptr, k->len, hvs[i], COLL_ZSET, false, c->now) != COLL_OK) {
+            rs_error(c, ZERR_WRONGTYPE);
+            break;
+        }
+        if (coll_exists(&h)) {
+            struct zset *z = zroot(&h);
+            size_t len = zset_len(z), m = (uint64_t)count < len ? (size_t)count : len;
+            rs_array(c, 2);
+            rs_bulk(c, k->ptr, k->len);
+            rs_array(c, m);
+            pop_some(c, coll_arena(&h), z, max, m, true);
+            do_coll_close(&h);
+            break;
+        }
+    }
+    if (i == n)
+        rs_null_array(c);
+    item_unlock_many(&set);
+    free(hvs);
     return PROC_MORE;
 }

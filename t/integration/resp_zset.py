@@ -229,6 +229,13 @@ SCENARIOS = [
      "ZRANGESTORE d z 0 -1 WITHSCORES", "ZRANGESTORE d z 0 -1 LIMIT 0 1", "ZRANGESTORE d l - + BYLEX WITHSCORES",
      "ZRANGESTORE d z a b", "ZRANGESTORE d z x 1 BYSCORE", "ZRANGESTORE d l a b BYLEX", "ZRANGESTORE d z 0 1 foo",
      "ZRANGESTORE d z 0", "ZRANGESTORE d nokey x 1 BYSCORE", "ZRANGESTORE d s x 1"],
+    # ZMPOP: the first key holding a set, its checks in Redis's order.
+    ["ZADD a 1 x 2 y 3 z", "ZMPOP 1 a MIN", "ZMPOP 1 a max COUNT 5", "EXISTS a", "ZMPOP 2 nx a MIN",
+     "ZADD b 1 x 2 y", "ZMPOP 2 nx b MAX COUNT 1", "SET s v", "ZMPOP 2 nx s MIN", "ZMPOP 2 b s MIN",
+     "ZMPOP 0 a MIN", "ZMPOP a a MIN", "ZMPOP -1 a MAX", "ZMPOP 1 a bad", "ZMPOP 1 a MIN bar",
+     "ZMPOP 1 a MAX MIN", "ZMPOP 1 a COUNT", "ZMPOP 1 a MAX COUNT 1 COUNT 2", "ZMPOP 2 a b bad",
+     "ZMPOP 1 a MIN COUNT 0", "ZMPOP 1 a MAX COUNT a", "ZMPOP 2 a b MAX COUNT -1", "ZMPOP 5 a MIN",
+     "ZMPOP 1 nokey MIN", "ZMPOP 1 a", "ZMPOP 1 b MIN COUNT 9223372036854775807", "EXISTS b"],
     # Set operations inside MULTI/EXEC.
     ["ZADD a 1 x", "ZADD b 2 x 3 y", "MULTI", "ZUNIONSTORE d 2 a b", "ZINTER 2 a b WITHSCORES",
      "ZRANGESTORE e d 0 0", "ZDIFF 2 d e", "ZINTERCARD 2 d e", "EXEC",
@@ -391,6 +398,16 @@ def random_commands(kport, rport, seed, n):
             if rnd.random() < 0.3:
                 args += ["LIMIT", idx(), idx()]
         else:
+            if rnd.random() < 0.15:
+                srcs = rnd.sample(keys + ["nokey"], rnd.randrange(1, 4))
+                args = ["ZMPOP", str(len(srcs))] + srcs + [rnd.choice(["MIN", "MAX"])]
+                if rnd.random() < 0.5:
+                    args += ["COUNT", rnd.choice(["1", "3", "0", "50"])]
+                got, want = k.cmd(*args), r.cmd(*args)
+                if got != want:
+                    check(False, "random (seed %d) %r: kioku %r, redis %r" % (seed, args, got[:300], want[:300]))
+                    return
+                continue
             args = [rnd.choice(["ZPOPMIN", "ZPOPMAX", "ZCARD", "ZMSCORE"]), key]
             if args[0] in ("ZPOPMIN", "ZPOPMAX") and rnd.random() < 0.6:
                 args.append(rnd.choice(["1", "3", "0", "-1", "x", "100"]))
