@@ -1308,7 +1308,8 @@ static void zop_store(struct conn *c, const struct resp_arg *key, uint64_t hv, s
 /* The result as ZUNION / ZINTER / ZDIFF answer it: by score, then member. */
 static void zop_reply(struct conn *c, struct zop_res *res, bool scores)
 {
-    qsort(res->e, res->n, sizeof(res->e[0]), ent_by_score);
+    if (res->n > 1)
+        qsort(res->e, res->n, sizeof(res->e[0]), ent_by_score);
     reply_list_hdr(c, res->n, scores);
     for (size_t i = 0; i < res->n; i++) {
         struct zset_entry e = { res->e[i].m, res->e[i].len, res->e[i].score };
