@@ -2,13 +2,16 @@
  * RESP sorted-set commands: ZADD and ZINCRBY, the lookups (ZSCORE,
  * ZMSCORE, ZCARD, ZRANK, ZCOUNT), the ranges (ZRANGE in all its forms and
  * the older ZRANGEBYSCORE/ZREVRANGE/... spellings), the removals (ZREM,
- * ZREMRANGEBY*, ZPOPMIN/MAX), ZRANDMEMBER and ZSCAN, answering as Redis 7
- * does.
+ * ZREMRANGEBY*, ZPOPMIN/MAX), ZRANDMEMBER and ZSCAN, and the commands on
+ * several keys (ZUNION/ZINTER/ZDIFF and their STORE forms, ZINTERCARD,
+ * ZRANGESTORE, ZMPOP), answering as Redis 7 does.
  *
  * Each handler checks its arguments first, in the order Redis does (so the
  * same bad request gets the same error), then opens the key with
  * coll_open(), which holds the key's stripe lock until coll_close(): the
- * whole command, reply included, is atomic per key. Replies are copied
+ * whole command, reply included, is atomic per key (a command on several
+ * keys holds all their stripes at once, see "set operations" below).
+ * Replies are copied
  * into the connection's output while the lock is held, never referenced,
  * since the set's blocks may change once it is released. A range whose
  * length is not known up front (BYSCORE/BYLEX with LIMIT) is walked twice,

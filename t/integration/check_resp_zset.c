@@ -2,8 +2,10 @@
  * Sorted sets (issue 11) through hiredis, against a real server started
  * from $KIOKU_BIN: the reply types a C client sees, a pipelined build of a
  * set past the compact encoding checked member by member, 16 threads with
- * their own connections ZINCRBY-ing the same members (exact totals), and
- * errors that leave the connection usable.
+ * their own connections ZINCRBY-ing the same members (exact totals),
+ * errors that leave the connection usable, the set operations on
+ * skiplist-sized sets, and threads running them over the same keys in
+ * opposite orders (no deadlock).
  *
  * One server for the TCase (unchecked fixture); each test gets a fresh
  * connection and an empty store. Expected replies are redis-server 7.0's.

@@ -9,10 +9,13 @@
                 without it
   leaderboard   the redis-py lines of the issue, verbatim, and a 2000-member
                 board (skiplist) whose ranks and ranges match a model
-  concurrency   16 clients ZINCRBY the same members: the totals are exact
+  concurrency   16 clients ZINCRBY the same members: the totals are exact;
+                8 clients run the set operations (ZUNIONSTORE...) over the
+                same keys in every order: no deadlock, no error
   redis-cli     its output for sorted-set replies, as from redis-server
   memory        a small -m: ZADD gets the OOM error, the set stays readable
-                and consistent, the server and other keys survive
+                and consistent, a ZUNIONSTORE copy of it is whole or an OOM
+                error, the server and other keys survive
   eviction      under -m, sets are evicted like strings, each one whole
   restart       a warm restart (-e) keeps both encodings and their TTL
 
@@ -616,6 +619,14 @@ def memory_bound():
         check(len(members) == n, "zrange returns zcard members")
         check(all(members[i][1] < members[i + 1][1] for i in range(len(members) - 1)), "scores in order")
         check(r.zrank("big", members[-1][0]) == n - 1, "rank of the last")
+        # A copy needs as much memory again: an OOM error and no copy, or
+        # (when eviction made room) a whole one.
+        try:
+            got = r.zunionstore("copy", ["big"])
+            check(got == r.zcard("copy"), "ZUNIONSTORE copy: reply %r, zcard %r" % (got, r.zcard("copy")))
+        except redis.exceptions.ResponseError as e:
+            check(str(e).startswith("OOM command not allowed"), "ZUNIONSTORE OOM text: %r" % str(e))
+            check(r.exists("copy") == 0, "no partial copy after OOM")
     check(r.ping(), "server alive after OOM")
     kioku_proc.stop(proc)
 
