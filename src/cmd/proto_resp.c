@@ -527,6 +527,17 @@ static struct resp_cmd commands[] = {
     {"zpopmax", -2, W | F, 1, 1, 1, "sorted-set", "Remove and return members with the highest scores in a sorted set", resp_cmd_zpop, 1},
     {"zscan", -3, R, 1, 1, 1, "sorted-set", "Incrementally iterate sorted sets elements and associated scores", resp_cmd_zscan, 0},
     {"zrandmember", -2, R, 1, 1, 1, "sorted-set", "Get one or multiple random elements from a sorted set", resp_cmd_zrandmember, 0},
+    /* set operations: every argument from the first key on counts as a key,
+     * so a script holds all their stripes; aux: ZOP_* | ZOP_STORE (0x10) */
+    {"zunionstore", -4, W | M, 1, -1, 1, "sorted-set", "Add multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 0 | 0x10},
+    {"zinterstore", -4, W | M, 1, -1, 1, "sorted-set", "Intersect multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 1 | 0x10},
+    {"zdiffstore", -4, W | M, 1, -1, 1, "sorted-set", "Subtract multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 2 | 0x10},
+    {"zunion", -3, R, 2, -1, 1, "sorted-set", "Add multiple sorted sets", resp_cmd_zsetop, 0},
+    {"zinter", -3, R, 2, -1, 1, "sorted-set", "Intersect multiple sorted sets", resp_cmd_zsetop, 1},
+    {"zdiff", -3, R, 2, -1, 1, "sorted-set", "Subtract multiple sorted sets", resp_cmd_zsetop, 2},
+    {"zintercard", -3, R, 2, -1, 1, "sorted-set", "Intersect multiple sorted sets and return the cardinality of the result", resp_cmd_zsetop, 3},
+    {"zrangestore", -5, W | M, 1, 2, 1, "sorted-set", "Store a range of members from sorted set into another key", resp_cmd_zrangestore, 0},
+    {"zmpop", -4, W, 2, -1, 1, "sorted-set", "Remove and return members with scores in a sorted set", resp_cmd_zmpop, 0},
 };
 #undef R
 #undef W

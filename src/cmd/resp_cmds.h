@@ -271,5 +271,8 @@ enum proc_result resp_cmd_zremrange(struct conn *c, const struct resp_call *call
 enum proc_result resp_cmd_zpop(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_zscan(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_zrandmember(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zsetop(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zrangestore(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_zmpop(struct conn *c, const struct resp_call *call);
 
 #endif

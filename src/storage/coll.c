@@ -104,21 +104,19 @@ static void arena_bind(struct coll_handle *h)
     h->arena.now = h->now;
 }
 
-enum coll_status coll_open(struct coll_handle *h, const char *key, size_t nkey, enum coll_type t,
-                           bool create, int64_t now)
+enum coll_status do_coll_open(struct coll_handle *h, const char *key, size_t nkey, uint64_t hv,
+                              enum coll_type t, bool create, int64_t now)
 {
     struct item *it;
 
     memset(h, 0, sizeof(*h));
-    h->hv = item_hash(key, nkey);
+    h->hv = hv;
     h->now = now;
     h->type = t;
-    item_lock(h->hv);
     it = do_item_find(key, nkey, h->hv, now, NULL);
     if (it != NULL) {
         if (coll_type_of(it) != t) {
             item_put(it);
-            item_unlock(h->hv);
             return COLL_WRONGTYPE;
         }
         h->item = it;
@@ -127,10 +125,8 @@ enum coll_status coll_open(struct coll_handle *h, const char *key, size_t nkey, 
         enum item_alloc_status st;
 
         it = item_alloc(key, nkey, (uint32_t)t, 0, ROOT_VALUE_BYTES, now, &st);
-        if (it == NULL) {
-            item_unlock(h->hv);
+        if (it == NULL)
             return COLL_NOMEM;
-        }
         memset(item_typed_root(it), 0, sizeof(struct coll_blocks) + COLL_ROOT_SIZE);
         item_iflags_set(it, ITEM_TYPED);
         h->item = it;
@@ -140,12 +136,24 @@ enum coll_status coll_open(struct coll_handle *h, const char *key, size_t nkey, 
     return COLL_OK;
 }
 
+enum coll_status coll_open(struct coll_handle *h, const char *key, size_t nkey, enum coll_type t,
+                           bool create, int64_t now)
+{
+    uint64_t hv = item_hash(key, nkey);
+
+    item_lock(hv);
+    enum coll_status st = do_coll_open(h, key, nkey, hv, t, create, now);
+    if (st != COLL_OK)
+        item_unlock(hv);
+    return st;
+}
+
 void *coll_root(struct coll_handle *h)
 {
     return root_of(h->item);
 }
 
-void coll_close(struct coll_handle *h)
+void do_coll_close(struct coll_handle *h)
 {
     struct item *it = h->item;
 
@@ -162,6 +170,11 @@ void coll_close(struct coll_handle *h)
         item_put(it);
         h->item = NULL;
     }
+}
+
+void coll_close(struct coll_handle *h)
+{
+    do_coll_close(h);
     item_unlock(h->hv);
 }
 

@@ -79,6 +79,11 @@ struct coll_handle {
 enum coll_status coll_open(struct coll_handle *h, const char *key, size_t nkey, enum coll_type t,
                            bool create, int64_t now);
 static inline bool coll_exists(const struct coll_handle *h) { return h->item != NULL; }
+/* coll_open() for a caller that already holds the key's stripe (hv is
+ * item_hash of the key), e.g. through item_lock_many() for a command on
+ * several keys: takes no lock and, on an error, leaves the stripe held. */
+enum coll_status do_coll_open(struct coll_handle *h, const char *key, size_t nkey, uint64_t hv,
+                              enum coll_type t, bool create, int64_t now);
 /* Only while open and coll_exists(). */
 static inline struct arena *coll_arena(struct coll_handle *h) { return &h->arena; }
 void *coll_root(struct coll_handle *h);
@@ -88,6 +93,9 @@ void *coll_root(struct coll_handle *h);
  * (Redis never keeps an empty hash or sorted set), release the lock.
  */
 void coll_close(struct coll_handle *h);
+
+/* coll_close() that keeps the stripe: the do_coll_open() caller releases it. */
+void do_coll_close(struct coll_handle *h);
 
 /* COLL_NONE for a string item. Any thread holding a reference. */
 enum coll_type coll_type_of(const struct item *it);

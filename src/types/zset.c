@@ -809,3 +809,30 @@ int zset_verify(struct arena *a, const struct zset *z)
 {
     return z->enc == ZSET_SKIPLIST ? verify_skiplist(a, z) : verify_compact(a, z);
 }
+
+/* ---- set operations ---- */
+
+double zset_weigh(double score, double weight)
+{
+    double v = score * weight;
+    return isnan(v) ? 0 : v;
+}
+
+void zset_aggregate(double *acc, double val, enum zset_agg agg)
+{
+    switch (agg) {
+    case ZAGG_SUM:
+        *acc += val;
+        if (isnan(*acc))
+            *acc = 0;
+        break;
+    case ZAGG_MIN:
+        if (val < *acc)
+            *acc = val;
+        break;
+    case ZAGG_MAX:
+        if (val > *acc)
+            *acc = val;
+        break;
+    }
+}

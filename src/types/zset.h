@@ -151,6 +151,13 @@ bool zset_iter_next(struct zset_iter *it, struct zset_entry *e);
 typedef void (*zset_scan_fn)(void *arg, const void *m, size_t mlen, double score);
 uint64_t zset_scan(struct arena *a, const struct zset *z, uint64_t cursor, zset_scan_fn fn, void *arg);
 
+/* ZUNION / ZINTER's AGGREGATE, and how a weighted score is folded in, as
+ * Redis does: a score times its weight that is NaN (inf * 0) counts as 0,
+ * a sum that is NaN (inf + -inf) is 0, MIN / MAX keep acc when val is NaN. */
+enum zset_agg { ZAGG_SUM, ZAGG_MIN, ZAGG_MAX };
+double zset_weigh(double score, double weight);
+void zset_aggregate(double *acc, double val, enum zset_agg agg);
+
 /* Check every invariant (order, spans, counts, index); 0 when sound.
  * For tests: O(n). */
 int zset_verify(struct arena *a, const struct zset *z);

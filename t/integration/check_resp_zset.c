@@ -2,8 +2,10 @@
  * Sorted sets (issue 11) through hiredis, against a real server started
  * from $KIOKU_BIN: the reply types a C client sees, a pipelined build of a
  * set past the compact encoding checked member by member, 16 threads with
- * their own connections ZINCRBY-ing the same members (exact totals), and
- * errors that leave the connection usable.
+ * their own connections ZINCRBY-ing the same members (exact totals),
+ * errors that leave the connection usable, the set operations on
+ * skiplist-sized sets, and threads running them over the same keys in
+ * opposite orders (no deadlock).
  *
  * One server for the TCase (unchecked fixture); each test gets a fresh
  * connection and an empty store. Expected replies are redis-server 7.0's.
@@ -260,6 +262,92 @@ START_TEST(test_sixteen_threads_zincrby_exact_totals)
 }
 END_TEST
 
+/* ZUNIONSTORE / ZINTERSTORE of two skiplist-sized sets: the counts and
+ * aggregated scores, ZRANGESTORE of a part, and errors in Redis's order. */
+START_TEST(test_set_operations_on_big_sets)
+{
+    for (int i = 0; i < 1000; i++) {
+        freeReplyObject(cmd("ZADD even %d e%d", 2 * i, 2 * i));
+        freeReplyObject(cmd("ZADD three %d e%d", 3 * i, 3 * i));
+    }
+    /* Multiples of 6 below 2000 are in both: 334 of them. */
+    expect_int(1000 + 1000 - 334, "ZUNIONSTORE u 2 even three WEIGHTS 1 10");
+    expect_str("66", "ZSCORE u e6");        /* 6 + 10 * 6 */
+    expect_str("30", "ZSCORE u e3");        /* only in three */
+    expect_str("4", "ZSCORE u e4");         /* only in even */
+    expect_int(334, "ZINTERSTORE i 2 even three AGGREGATE MIN");
+    expect_str("12", "ZSCORE i e12");
+    expect_int(334, "ZINTERCARD 2 even three");
+    expect_int(10, "ZINTERCARD 2 even three LIMIT 10");
+    expect_int(1000 - 334, "ZDIFFSTORE d 2 even three");
+    redisReply *r = cmd("ZSCORE d e6");
+    ck_assert_int_eq(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    expect_int(5, "ZRANGESTORE top u 0 4 REV");
+    r = cmd("ZRANGE top 0 -1");
+    ck_assert_uint_eq(r->elements, 5);
+    ck_assert_str_eq(r->element[4]->str, "e2997");   /* 10 * 2997, the highest */
+    freeReplyObject(r);
+    expect_int(0, "ZINTERSTORE top 2 even nokey");
+    expect_int(0, "EXISTS top");
+    freeReplyObject(cmd("SET s v"));
+    expect_err("ERR at least 1 input key is needed for 'zunionstore' command", "ZUNIONSTORE u 0 even");
+    expect_err("ERR syntax error", "ZUNIONSTORE u 3 even three");
+    expect_err("WRONGTYPE Operation against a key holding the wrong kind of value", "ZUNION 2 even s WEIGHTS x");
+    expect_err("ERR weight value is not a float", "ZUNION 2 even three WEIGHTS 1 x");
+    expect_int(1000, "ZUNIONSTORE s 1 even");   /* a destination of any type is replaced */
+}
+END_TEST
+
+/* Threads run ZUNIONSTORE over the same keys in opposite orders while
+ * others ZINCRBY them: every command holds all its keys, so none may wait
+ * for another forever (the join would time the test out). */
+struct setop_worker {
+    pthread_t tid;
+    int id;
+    int failures;
+};
+
+static void *setop_worker_run(void *arg)
+{
+    struct setop_worker *w = arg;
+    redisContext *rc = kh_resp_connect(g_srv.port);
+    if (rc == NULL || rc->err) {
+        w->failures++;
+        return NULL;
+    }
+    for (int j = 0; j < 300; j++) {
+        const char *a = w->id % 2 ? "ka" : "kb", *b = w->id % 2 ? "kb" : "ka";
+        redisReply *r = w->id % 3 == 0 ? redisCommand(rc, "ZINCRBY %s 1 m%d", a, j % 7)
+                                       : redisCommand(rc, "ZUNIONSTORE %s 2 %s %s AGGREGATE MAX", a, b, a);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            w->failures++;
+        if (r != NULL)
+            freeReplyObject(r);
+    }
+    redisFree(rc);
+    return NULL;
+}
+
+START_TEST(test_threads_set_operations_in_opposite_key_orders)
+{
+    struct setop_worker w[8];
+    freeReplyObject(cmd("ZADD ka 1 m0 2 m1"));
+    freeReplyObject(cmd("ZADD kb 5 m1 6 m2"));
+    for (int i = 0; i < 8; i++) {
+        w[i].id = i;
+        w[i].failures = 0;
+        ck_assert_int_eq(pthread_create(&w[i].tid, NULL, setop_worker_run, &w[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(w[i].tid, NULL);
+        ck_assert_int_eq(w[i].failures, 0);
+    }
+    /* Both keys hold a superset of what they started with. */
+    expect_int(3, "ZINTERCARD 2 ka kb LIMIT 3");
+}
+END_TEST
+
 static Suite *zset_suite(void)
 {
     Suite *s = suite_create("resp_zset");
@@ -271,6 +359,8 @@ static Suite *zset_suite(void)
     tcase_add_test(tc, test_errors_leave_the_connection_usable);
     tcase_add_test(tc, test_pipelined_build_past_the_compact_limit);
     tcase_add_test(tc, test_sixteen_threads_zincrby_exact_totals);
+    tcase_add_test(tc, test_set_operations_on_big_sets);
+    tcase_add_test(tc, test_threads_set_operations_in_opposite_key_orders);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,10 +9,13 @@
                 without it
   leaderboard   the redis-py lines of the issue, verbatim, and a 2000-member
                 board (skiplist) whose ranks and ranges match a model
-  concurrency   16 clients ZINCRBY the same members: the totals are exact
+  concurrency   16 clients ZINCRBY the same members: the totals are exact;
+                8 clients run the set operations (ZUNIONSTORE...) over the
+                same keys in every order: no deadlock, no error
   redis-cli     its output for sorted-set replies, as from redis-server
   memory        a small -m: ZADD gets the OOM error, the set stays readable
-                and consistent, the server and other keys survive
+                and consistent, a ZUNIONSTORE copy of it is whole or an OOM
+                error, the server and other keys survive
   eviction      under -m, sets are evicted like strings, each one whole
   restart       a warm restart (-e) keeps both encodings and their TTL
 
@@ -172,6 +175,78 @@ SCENARIOS = [
     # Inside MULTI/EXEC, and queued errors.
     ["MULTI", "ZADD m 1 a 2 b", "ZINCRBY m 5 a", "ZRANGE m 0 -1 WITHSCORES", "ZPOPMIN m", "EXEC",
      "MULTI", "ZADD m x a", "ZCARD m", "EXEC", "MULTI", "ZADD", "EXEC", "ZRANGE m 0 -1 WITHSCORES"],
+    # Set operations: union, intersection, difference, their options and
+    # the checks in Redis's order (numkeys, the keys' types, the options).
+    ["ZADD a 1 x 2 y 3 z", "ZADD b 10 y 20 z 30 w", "ZADD c 5 z 6 v",
+     "ZUNION 2 a b", "ZUNION 2 a b WITHSCORES", "ZUNION 3 a b c WITHSCORES", "ZUNION 2 a nokey WITHSCORES",
+     "ZUNION 2 a b WEIGHTS 2 3 WITHSCORES", "ZUNION 2 a b AGGREGATE MIN WITHSCORES",
+     "ZUNION 2 a b AGGREGATE max WITHSCORES", "ZUNION 2 a b aggregate sum weights 1 -1 withscores",
+     "ZINTER 2 a b WITHSCORES", "ZINTER 3 a b c WITHSCORES", "ZINTER 2 a nokey", "ZINTER 2 nokey a WITHSCORES",
+     "ZINTER 2 a b WEIGHTS 0.5 2 AGGREGATE MAX WITHSCORES", "ZINTER 1 a", "ZINTER 2 a a WEIGHTS 1 2 WITHSCORES",
+     "ZDIFF 2 a b WITHSCORES", "ZDIFF 3 b a c WITHSCORES", "ZDIFF 1 a", "ZDIFF 2 nokey a", "ZDIFF 2 a a",
+     "ZINTERCARD 2 a b", "ZINTERCARD 3 a b c", "ZINTERCARD 2 a b LIMIT 1", "ZINTERCARD 2 a b LIMIT 0",
+     "ZINTERCARD 2 a b LIMIT 10", "ZINTERCARD 1 nokey",
+     # errors
+     "ZUNION 0 a", "ZINTER 0 a", "ZDIFF 0 a", "ZINTERCARD 0 a", "ZUNION -1 a", "ZUNION x a", "ZUNION 3 a b",
+     "ZUNION 9223372036854775807 a", "ZUNION 2 a b WEIGHTS 1", "ZUNION 2 a b WEIGHTS 1 x", "ZUNION 2 a b WEIGHTS 1 nan",
+     "ZUNION 2 a b AGGREGATE", "ZUNION 2 a b AGGREGATE avg", "ZUNION 2 a b foo", "ZDIFF 2 a b WEIGHTS 1 2",
+     "ZDIFF 2 a b AGGREGATE MIN", "ZINTERCARD 2 a b WITHSCORES", "ZINTERCARD 2 a b LIMIT -1",
+     "ZINTERCARD 2 a b LIMIT x", "ZINTERCARD 2 a b LIMIT", "ZINTERCARD 2 a b WEIGHTS 1 1",
+     "SET s v", "ZUNION 2 a s", "ZINTER 2 s a WEIGHTS x", "ZDIFF 2 nokey s", "ZINTERCARD 2 a s LIMIT -1",
+     "ZUNION", "ZUNION 1", "ZINTERCARD 1"],
+    ["ZADD a 1 x 2 y 3 z", "ZADD b 10 y 20 z 30 w", "SET s v", "EXPIRE b 1000",
+     "ZUNIONSTORE d 2 a b", "ZRANGE d 0 -1 WITHSCORES", "OBJECT ENCODING d",
+     "ZINTERSTORE d 2 a b WEIGHTS 2 3 AGGREGATE MAX", "ZRANGE d 0 -1 WITHSCORES",
+     "ZDIFFSTORE d 2 a b", "ZRANGE d 0 -1 WITHSCORES",
+     "ZINTERSTORE d 2 a nokey", "EXISTS d", "ZDIFFSTORE d 2 a a", "EXISTS d",
+     "ZUNIONSTORE s 2 a b", "TYPE s", "ZRANGE s 0 -1", "ZUNIONSTORE b 1 a", "TTL b", "ZRANGE b 0 -1 WITHSCORES",
+     "ZINTERSTORE a 2 a b WEIGHTS 2 1", "ZRANGE a 0 -1 WITHSCORES", "SET t v",
+     "ZUNIONSTORE d 2 a t", "ZUNIONSTORE t 1 nokey", "EXISTS t",
+     "ZUNIONSTORE d 0 a", "ZINTERSTORE d 0 a", "ZDIFFSTORE d 0 a", "ZUNIONSTORE d 3 a",
+     "ZUNIONSTORE d 1 a WITHSCORES", "ZDIFFSTORE d 1 a WEIGHTS 1", "ZUNIONSTORE d 1 a LIMIT 1",
+     "ZUNIONSTORE", "ZUNIONSTORE d", "ZUNIONSTORE d 1"],
+    # inf and NaN: inf * 0 weights, inf + -inf sums, MIN/MAX against NaN.
+    ["ZADD i 1 p 0 q inf r", "ZADD j -1 p inf q -inf r",
+     "ZUNION 2 i j WEIGHTS inf inf WITHSCORES", "ZUNION 2 i j WEIGHTS 0 inf WITHSCORES",
+     "ZINTER 2 i j WEIGHTS inf 0 WITHSCORES", "ZINTER 2 i j WEIGHTS 0 inf WITHSCORES",
+     "ZINTER 2 i j WEIGHTS inf inf WITHSCORES", "ZINTER 2 i j WEIGHTS 0 inf AGGREGATE MIN WITHSCORES",
+     "ZINTER 2 i j WEIGHTS 0 inf AGGREGATE MAX WITHSCORES", "ZINTER 2 i j WEIGHTS 1 0 AGGREGATE MAX WITHSCORES",
+     "ZUNION 2 i j WEIGHTS -inf inf AGGREGATE MIN WITHSCORES", "ZUNION 2 i i WITHSCORES",
+     "ZINTER 3 i j i WEIGHTS 1 1 -1 WITHSCORES", "ZUNIONSTORE d 2 i j WEIGHTS inf -inf", "ZRANGE d 0 -1 WITHSCORES",
+     "ZUNION 2 i j WEIGHTS 1e308 1e308 WITHSCORES", "ZUNION 2 i j WEIGHTS -0 1 WITHSCORES"],
+    # Encoding of the result, as the listpack limits decide.
+    ["CONFIG SET zset-max-listpack-entries 3", "ZADD a 1 x 2 y", "ZADD b 3 z 4 w", "ZUNIONSTORE d 2 a b",
+     "OBJECT ENCODING d", "ZINTERSTORE d 2 a a", "OBJECT ENCODING d", "ZRANGESTORE d d 0 0", "OBJECT ENCODING d",
+     "ZADD big 1 a 2 b 3 c 4 d 5 e", "ZRANGESTORE d big 0 1", "OBJECT ENCODING d",
+     "ZRANGESTORE d big 0 -1", "OBJECT ENCODING d", "CONFIG SET zset-max-listpack-value 2",
+     "ZADD long 1 abcdef", "ZUNIONSTORE d 2 a long", "OBJECT ENCODING d",
+     "CONFIG SET zset-max-listpack-entries 128", "CONFIG SET zset-max-listpack-value 64"],
+    # ZRANGESTORE in all its forms.
+    ["ZADD z 1 a 2 b 3 c 4 d 5 e", "ZADD l 0 a 0 b 0 c 0 d", "ZRANGESTORE d z 0 -1", "ZRANGE d 0 -1 WITHSCORES",
+     "ZRANGESTORE d z 1 2 REV", "ZRANGE d 0 -1 WITHSCORES", "ZRANGESTORE d z (1 4 BYSCORE",
+     "ZRANGE d 0 -1 WITHSCORES", "ZRANGESTORE d z 4 (1 BYSCORE REV LIMIT 1 2", "ZRANGE d 0 -1 WITHSCORES",
+     "ZRANGESTORE d l [b + BYLEX", "ZRANGE d 0 -1", "ZRANGESTORE d l + [b BYLEX REV LIMIT 0 2", "ZRANGE d 0 -1",
+     "ZRANGESTORE d z 10 20", "EXISTS d", "ZRANGESTORE d z 0 -1", "ZRANGESTORE d nokey 0 -1", "EXISTS d",
+     "ZRANGESTORE d z 5 1 BYSCORE", "EXISTS d", "ZRANGESTORE z z 1 2", "ZRANGE z 0 -1 WITHSCORES",
+     "SET s v", "ZRANGESTORE d s 0 -1", "ZRANGESTORE s z 0 -1", "TYPE s",
+     "ZRANGESTORE d z 0 -1 WITHSCORES", "ZRANGESTORE d z 0 -1 LIMIT 0 1", "ZRANGESTORE d l - + BYLEX WITHSCORES",
+     "ZRANGESTORE d z a b", "ZRANGESTORE d z x 1 BYSCORE", "ZRANGESTORE d l a b BYLEX", "ZRANGESTORE d z 0 1 foo",
+     "ZRANGESTORE d z 0", "ZRANGESTORE d nokey x 1 BYSCORE", "ZRANGESTORE d s x 1"],
+    # ZMPOP: the first key holding a set, its checks in Redis's order.
+    ["ZADD a 1 x 2 y 3 z", "ZMPOP 1 a MIN", "ZMPOP 1 a max COUNT 5", "EXISTS a", "ZMPOP 2 nx a MIN",
+     "ZADD b 1 x 2 y", "ZMPOP 2 nx b MAX COUNT 1", "SET s v", "ZMPOP 2 nx s MIN", "ZMPOP 2 b s MIN",
+     "ZMPOP 0 a MIN", "ZMPOP a a MIN", "ZMPOP -1 a MAX", "ZMPOP 1 a bad", "ZMPOP 1 a MIN bar",
+     "ZMPOP 1 a MAX MIN", "ZMPOP 1 a COUNT", "ZMPOP 1 a MAX COUNT 1 COUNT 2", "ZMPOP 2 a b bad",
+     "ZMPOP 1 a MIN COUNT 0", "ZMPOP 1 a MAX COUNT a", "ZMPOP 2 a b MAX COUNT -1", "ZMPOP 5 a MIN",
+     "ZMPOP 1 nokey MIN", "ZMPOP 1 a", "ZMPOP 1 b MIN COUNT 9223372036854775807", "EXISTS b"],
+    # Set operations inside MULTI/EXEC.
+    ["ZADD a 1 x", "ZADD b 2 x 3 y", "MULTI", "ZUNIONSTORE d 2 a b", "ZINTER 2 a b WITHSCORES",
+     "ZRANGESTORE e d 0 0", "ZDIFF 2 d e", "ZINTERCARD 2 d e", "EXEC",
+     # and from Lua
+     ["EVAL", "return redis.call('zunionstore', KEYS[1], 2, KEYS[2], KEYS[3], 'weights', 2, 3)", "3", "f", "a", "b"],
+     ["EVAL", "return redis.call('zinter', 2, KEYS[1], KEYS[2], 'withscores')", "2", "f", "b"],
+     ["EVAL", "return redis.call('zrangestore', KEYS[1], KEYS[2], 0, 0)", "2", "g", "f"],
+     ["EVAL", "return redis.pcall('zunion', 0, KEYS[1])", "1", "f"], "ZRANGE g 0 -1 WITHSCORES"],
     # Scores as Redis prints them.
     ["ZADD z 0.1 a 1e18 b 3.0 c -1.5e-7 d 123456789.123 e 1e-300 f", "ZRANGE z 0 -1 WITHSCORES",
      "ZSCORE z b", "ZINCRBY z 0.2 a", "ZMSCORE z a b c d e f"],
@@ -193,6 +268,13 @@ RECORDED = {
     "ZSCAN nokey 0": b"*2\r\n$1\r\n0\r\n*0\r\n",
     "ZRANGE z 1 2 WITHSCORES": b"*4\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc\r\n$1\r\n3\r\n",
     "ZINCRBY z 0.2 a": b"$19\r\n0.30000000000000004\r\n",
+    "ZUNION 0 a": b"-ERR at least 1 input key is needed for 'zunion' command\r\n",
+    "ZINTERCARD 0 a": b"-ERR at least 1 input key is needed for 'zintercard' command\r\n",
+    "ZUNIONSTORE d 0 a": b"-ERR at least 1 input key is needed for 'zunionstore' command\r\n",
+    "ZUNION 2 a b WEIGHTS 1 x": b"-ERR weight value is not a float\r\n",
+    "ZINTERCARD 2 a b LIMIT -1": b"-ERR LIMIT can't be negative\r\n",
+    "ZINTERCARD 2 a s LIMIT -1": b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    "ZUNION 2 i j WEIGHTS inf inf WITHSCORES": b"*6\r\n$1\r\np\r\n$1\r\n0\r\n$1\r\nr\r\n$1\r\n0\r\n$1\r\nq\r\n$3\r\ninf\r\n",
     "ZSCORE z b": b"$5\r\n1e+18\r\n",
 }
 
@@ -252,7 +334,7 @@ def random_commands(kport, rport, seed, n):
 
     for _ in range(n):
         key = rnd.choice(keys)
-        op = rnd.randrange(14)
+        op = rnd.randrange(17)
         if op < 4:
             opts = [o for o in ("NX", "XX", "GT", "LT", "CH", "INCR") if rnd.random() < 0.12]
             pairs = []
@@ -295,7 +377,40 @@ def random_commands(kport, rport, seed, n):
             args = [rnd.choice(["ZSCORE", "ZRANK", "ZREVRANK"]), key, member()]
             if args[0] != "ZSCORE" and rnd.random() < 0.3:
                 args.append("WITHSCORE")
+        elif op in (14, 15):
+            # Set operations over every key; the destination is never "rl",
+            # whose scores must stay 0.
+            cmd = rnd.choice(["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZUNION", "ZINTER", "ZDIFF", "ZINTERCARD"])
+            srcs = [rnd.choice(keys + ["nokey"]) for _ in range(rnd.randrange(1, 4))]
+            num = str(len(srcs)) if rnd.random() < 0.95 else rnd.choice(["0", "-1", "9", "x"])
+            args = [cmd] + ([rnd.choice(["ra", "rb", "rc", "rd"])] if cmd.endswith("STORE") else []) + [num] + srcs
+            if rnd.random() < 0.4:
+                args += ["WEIGHTS"] + [rnd.choice(scores + ["0", "-2", "x"]) for _ in srcs]
+            if rnd.random() < 0.4:
+                args += ["AGGREGATE", rnd.choice(["SUM", "MIN", "MAX", "min", "avg"])]
+            if rnd.random() < 0.4:
+                args += ["WITHSCORES"]
+            if rnd.random() < 0.2:
+                args += ["LIMIT", rnd.choice(["0", "1", "3", "-1"])]
+        elif op == 16:
+            args = ["ZRANGESTORE", rnd.choice(["ra", "rb", "rc", "rd"]), key,
+                    rnd.choice([idx(), bound()]), rnd.choice([idx(), bound()])]
+            args += [o for o in ("BYSCORE", "REV") if rnd.random() < 0.4]
+            if key == "rl" and rnd.random() < 0.5:
+                args[3:] = [lex(), lex(), "BYLEX"] + (["REV"] if rnd.random() < 0.5 else [])
+            if rnd.random() < 0.3:
+                args += ["LIMIT", idx(), idx()]
         else:
+            if rnd.random() < 0.15:
+                srcs = rnd.sample(keys + ["nokey"], rnd.randrange(1, 4))
+                args = ["ZMPOP", str(len(srcs))] + srcs + [rnd.choice(["MIN", "MAX"])]
+                if rnd.random() < 0.5:
+                    args += ["COUNT", rnd.choice(["1", "3", "0", "50"])]
+                got, want = k.cmd(*args), r.cmd(*args)
+                if got != want:
+                    check(False, "random (seed %d) %r: kioku %r, redis %r" % (seed, args, got[:300], want[:300]))
+                    return
+                continue
             args = [rnd.choice(["ZPOPMIN", "ZPOPMAX", "ZCARD", "ZMSCORE"]), key]
             if args[0] in ("ZPOPMIN", "ZPOPMAX") and rnd.random() < 0.6:
                 args.append(rnd.choice(["1", "3", "0", "-1", "x", "100"]))
@@ -426,6 +541,58 @@ def concurrency(kport):
     print("resp_zset: %d clients x %d ZINCRBY in %.2fs" % (clients, rounds, time.monotonic() - t0))
 
 
+def setop_concurrency(kport):
+    """8 clients run set operations over the same 4 keys in every order
+    (each command holds all its keys' stripes), with ZINCRBY and RENAME
+    between them: no deadlock (bounded by socket timeouts), no error, and
+    each ZINTERSTORE of a key with itself gives back that key's members."""
+    clients, rounds, keys = 8, 200, ["c0", "c1", "c2", "c3"]
+    r = redis.Redis(host="127.0.0.1", port=kport)
+    for i, k in enumerate(keys):
+        r.delete(k)
+        r.zadd(k, {"m%d" % j: j + i for j in range(10 + 60 * i)})
+    errors = []
+
+    def worker(i):
+        rnd = random.Random(i)
+        c = redis.Redis(host="127.0.0.1", port=kport, socket_timeout=30)
+        try:
+            for _ in range(rounds):
+                ks = rnd.sample(keys, 3)
+                op = rnd.randrange(6)
+                if op == 0:
+                    c.zunionstore(ks[0], ks[1:])
+                elif op == 1:
+                    c.execute_command("ZINTER", 2, ks[0], ks[1], "WITHSCORES")
+                elif op == 2:
+                    c.execute_command("ZDIFFSTORE", ks[2], 2, ks[0], ks[1])
+                elif op == 3:
+                    c.execute_command("ZRANGESTORE", ks[0], ks[1], 0, 20)
+                elif op == 4:
+                    c.zincrby(ks[0], 1, "m%d" % rnd.randrange(50))
+                else:
+                    mine = "own%d" % i
+                    c.zadd(mine, {"a": 1, "b": 2})
+                    c.execute_command("ZINTERSTORE", mine, 2, mine, mine)
+                    got = c.zrange(mine, 0, -1, withscores=True)
+                    if got != [(b"a", 2.0), (b"b", 4.0)]:
+                        errors.append("ZINTERSTORE of %s with itself: %r" % (mine, got))
+                    c.delete(mine)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    t0 = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    check(not any(t.is_alive() for t in ts), "concurrent set operations finished (no deadlock)")
+    check(not errors, "concurrent set operation errors: %r" % errors[:3])
+    check(r.ping(), "PING after the concurrent set operations")
+    print("resp_zset: %d clients x %d set operations in %.2fs" % (clients, rounds, time.monotonic() - t0))
+
+
 def memory_bound():
     proc, port = start_kioku(["-m", "2"])
     r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=30)
@@ -452,6 +619,14 @@ def memory_bound():
         check(len(members) == n, "zrange returns zcard members")
         check(all(members[i][1] < members[i + 1][1] for i in range(len(members) - 1)), "scores in order")
         check(r.zrank("big", members[-1][0]) == n - 1, "rank of the last")
+        # A copy needs as much memory again: an OOM error and no copy, or
+        # (when eviction made room) a whole one.
+        try:
+            got = r.zunionstore("copy", ["big"])
+            check(got == r.zcard("copy"), "ZUNIONSTORE copy: reply %r, zcard %r" % (got, r.zcard("copy")))
+        except redis.exceptions.ResponseError as e:
+            check(str(e).startswith("OOM command not allowed"), "ZUNIONSTORE OOM text: %r" % str(e))
+            check(r.exists("copy") == 0, "no partial copy after OOM")
     check(r.ping(), "server alive after OOM")
     kioku_proc.stop(proc)
 
@@ -611,6 +786,7 @@ def main():
     randmember(kport)
     redis_cli(kport, rport)
     concurrency(kport)
+    setop_concurrency(kport)
     memory_bound()
     eviction()
     warm_restart()

@@ -811,6 +811,44 @@ START_TEST(test_million_members_rank_and_range)
 }
 END_TEST
 
+START_TEST(test_weigh_clears_nan_of_inf_times_zero)
+{
+    ck_assert(zset_weigh(INFINITY, 0) == 0 && !signbit(zset_weigh(INFINITY, 0)));
+    ck_assert(zset_weigh(0, -INFINITY) == 0);
+    ck_assert(zset_weigh(2, 3) == 6);
+    ck_assert(zset_weigh(-INFINITY, 2) == -INFINITY);
+    /* -0 stays -0: a skiplist result shows it. */
+    ck_assert(zset_weigh(0, -2) == 0 && signbit(zset_weigh(0, -2)));
+}
+END_TEST
+
+START_TEST(test_aggregate_sum_min_max_as_redis)
+{
+    double acc = INFINITY;
+    zset_aggregate(&acc, -INFINITY, ZAGG_SUM);
+    ck_assert(acc == 0 && !isnan(acc));         /* inf + -inf is 0 */
+    acc = 5;
+    zset_aggregate(&acc, NAN, ZAGG_SUM);
+    ck_assert(acc == 0);                        /* a NaN sum is 0 too */
+    acc = 1.5;
+    zset_aggregate(&acc, 2.25, ZAGG_SUM);
+    ck_assert(acc == 3.75);
+    acc = 5;
+    zset_aggregate(&acc, NAN, ZAGG_MIN);
+    ck_assert(acc == 5);                        /* NaN never wins */
+    zset_aggregate(&acc, NAN, ZAGG_MAX);
+    ck_assert(acc == 5);
+    zset_aggregate(&acc, -INFINITY, ZAGG_MIN);
+    ck_assert(acc == -INFINITY);
+    zset_aggregate(&acc, 7, ZAGG_MAX);
+    ck_assert(acc == 7);
+    zset_aggregate(&acc, 3, ZAGG_MAX);
+    ck_assert(acc == 7);
+    zset_aggregate(&acc, 9, ZAGG_MIN);
+    ck_assert(acc == 7);
+}
+END_TEST
+
 static Suite *zset_suite(void)
 {
     Suite *s = suite_create("zset");
@@ -828,6 +866,8 @@ static Suite *zset_suite(void)
     tcase_add_test(tc, test_too_long_member_is_refused);
     tcase_add_test(tc, test_out_of_memory_leaves_set_whole);
     tcase_add_test(tc, test_random_operations_match_a_sorted_array);
+    tcase_add_test(tc, test_weigh_clears_nan_of_inf_times_zero);
+    tcase_add_test(tc, test_aggregate_sum_min_max_as_redis);
     suite_add_tcase(s, tc);
     TCase *big = tcase_create("big");
     tcase_set_timeout(big, 300);
