@@ -438,6 +438,7 @@ static struct resp_cmd commands[] = {
     {"bitcount", -2, R, 1, 1, 1, "bitmap", "Count set bits in a string", resp_cmd_bitcount, 0},
     {"bitpos", -3, R, 1, 1, 1, "bitmap", "Find first bit set or clear in a string", resp_cmd_bitpos, 0},
     {"bitop", -4, W | M, 2, -1, 1, "bitmap", "Perform bitwise operations between strings", resp_cmd_bitop, 0},
+    {"lcs", -3, R, 1, 2, 1, "string", "Find longest common substring", resp_cmd_lcs, 0},
 
     {"del", -2, W, 1, -1, 1, "generic", "Delete a key", resp_cmd_del, 0},
     {"unlink", -2, W | F, 1, -1, 1, "generic", "Delete a key asynchronously in another thread", resp_cmd_del, 0},
