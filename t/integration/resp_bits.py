@@ -122,6 +122,14 @@ SCENARIOS = [
     ["SET k a EX 100", "SETBIT k 100 1", "TTL k", "SETBIT k 0 1", "TTL k", "MULTI",
      "SETBIT m 3 1", "GETBIT m 3", "BITCOUNT m", "BITPOS m 1", "BITOP NOT m2 m", "EXEC",
      "GET m2", "MULTI", "SETBIT m x 1", "EXEC"],
+    # Lua: the commands from a script; a read-only script may not SETBIT or BITOP.
+    [["EVAL", "return redis.call('setbit', KEYS[1], 7, 1)", "1", "k"],
+     ["EVAL", "return {redis.call('bitcount', KEYS[1]), redis.call('bitpos', KEYS[1], 1)}", "1", "k"],
+     ["EVAL_RO", "return redis.call('getbit', KEYS[1], 7)", "1", "k"],
+     ["EVAL_RO", "return redis.call('setbit', KEYS[1], 1, 1)", "1", "k"],
+     ["EVAL_RO", "return redis.call('bitop', 'not', KEYS[1], KEYS[2])", "2", "d", "k"],
+     ["EVAL", "return redis.call('setbit', KEYS[1], -1, 1)", "1", "k"],
+     ["EVAL", "return redis.pcall('lcs', KEYS[1], KEYS[2], 'IDX')", "2", "k", "d"], "GET k"],
     # LCS and its options, errors in Redis's order.
     ["SET a ohmytext", "SET b mynewtext", "LCS a b", "LCS a b LEN", "LCS a b IDX",
      "LCS a b IDX WITHMATCHLEN", "LCS a b IDX MINMATCHLEN 4", "LCS a b IDX MINMATCHLEN 4 WITHMATCHLEN",
