@@ -3,13 +3,15 @@
  * the same string values as resp_strings.c (a hash or sorted set key
  * answers WRONGTYPE). Bit 0 is the top bit of the first byte, as in Redis.
  *
- * A linked item is never changed in place (see resp_strings.c): SETBIT
- * that changes a bit or grows the string makes a new item under the key's
- * stripe lock, copies the old value into it and replaces it, so a reader
- * holding the old one keeps consistent bytes. A SETBIT that changes
- * nothing leaves the item alone. Values may be chunked: reads walk the
- * value's segments (item_value_iov()) and the pure counting in util/bits.c
- * runs per segment, so nothing is gathered or allocated.
+ * SETBIT changes a bit in place, with the key's stripe held, when nobody
+ * but the hash table holds the item (do_item_write_sole(): the common
+ * case, and no allocation). When a reader holds it (a reply still being
+ * sent) or the string must grow, it makes a new item as SETRANGE does,
+ * copies the old value into it and replaces it, so the reader keeps
+ * consistent bytes. A SETBIT that changes nothing leaves the item alone.
+ * Values may be chunked: reads walk the value's segments
+ * (item_value_iov()) and the pure counting in util/bits.c runs per
+ * segment, so nothing is gathered or allocated.
  *
  * Offsets are bounded by proto-max-bulk-len, as Redis bounds them: a bit
  * whose byte is at or past it is "out of range". A string that fits that
@@ -193,7 +195,10 @@ enum proc_result resp_cmd_setbit(struct conn *c, const struct resp_call *call)
     size_t oldlen = old != NULL ? item_nbytes(old) : 0;
     uint8_t b = value_byte(old, byte);
     int64_t was = (b & mask) != 0, result = was;
-    if (byte >= oldlen || was != on) {
+    uint8_t nb = (uint8_t)(on ? (b | mask) : (b & ~mask));
+    if (byte < oldlen && was != on && do_item_write_sole(old, hv, byte, &nb, 1)) {
+        /* changed in place: nobody else holds the item */
+    } else if (byte >= oldlen || was != on) {
         size_t len = byte >= oldlen ? byte + 1 : oldlen;
         enum item_alloc_status st;
         struct item *it = item_alloc_big(key->ptr, key->len, old != NULL ? item_flags(old) : 0,
@@ -204,8 +209,7 @@ enum proc_result resp_cmd_setbit(struct conn *c, const struct resp_call *call)
             result = -1;
         } else {
             copy_grow(it, old, oldlen, len);
-            b = (uint8_t)(on ? (b | mask) : (b & ~mask));
-            item_value_write(it, byte, &b, 1);
+            item_value_write(it, byte, &nb, 1);
             if (old != NULL)
                 do_item_replace(old, it, hv);
             else

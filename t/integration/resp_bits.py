@@ -12,6 +12,8 @@ LCS), against a kioku this script starts.
                 must be redis-server's
   large         values of 1-3 MB (chunked items): counts, searches, SETBIT
                 growing them, BITOP over them, against a Python model
+  in place      SETBIT inside a string changes its item in place (no new
+                item, a new CAS), but never under a reader still sending it
   limits        offsets at and past proto-max-bulk-len (also after CONFIG
                 SET lowers it); a bitmap larger than the memory gets a clear
                 error and the server survives; MULTI/EXEC runs them
@@ -24,7 +26,9 @@ the byte-for-byte comparison.
 import atexit
 import os
 import random
+import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kioku_proc  # noqa: E402
@@ -330,6 +334,47 @@ def large_values(kport):
     k.close()
 
 
+def in_place(kport):
+    """SETBIT inside a string changes it in place (no new item: total_items
+    stays, the CAS changes), except while a reader holds the item: a GET
+    pipelined before a SETBIT still sends the old bytes."""
+    k, mc = Raw(kport, timeout=60), kioku_proc.McText(kport)
+    k.cmd("FLUSHALL")
+    k.cmd("SET", "bm", b"\x00" * 1000)
+    before = int(mc.stats()["total_items"])
+    cas0 = mc.line("gets bm").split()[4]
+    mc.f.read(1002 + 5)   # the value, CRLF, END CRLF
+    for i in range(0, 8000, 7):
+        check(k.cmd("SETBIT", "bm", str(i), "1") == b":0\r\n", "SETBIT bm %d" % i)
+    check(int(mc.stats()["total_items"]) == before, "SETBIT inside the string made no new item")
+    cas1 = mc.line("gets bm").split()[4]
+    mc.f.read(1002 + 5)
+    check(cas1 != cas0, "SETBIT in place gives a new CAS (%s, %s)" % (cas0, cas1))
+    want = bytearray(1000)
+    for i in range(0, 8000, 7):
+        want[i >> 3] |= 0x80 >> (i & 7)
+    check(k.cmd("GET", "bm") == b"$1000\r\n%s\r\n" % bytes(want), "value after in-place SETBITs")
+    # A 24 MB value to a client that does not read yet (small receive
+    # buffer): its GET reply is still being sent from the item when another
+    # client sets the last bit, which must then go to a new item.
+    size = 24 << 20
+    k.cmd("SET", "bm", b"\x00" * size)
+    slow = Raw(kport, timeout=60)
+    slow.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
+    slow.send("GET", "bm")
+    time.sleep(0.5)
+    last = str(size * 8 - 1)
+    check(k.cmd("SETBIT", "bm", last, "1") == b":0\r\n", "SETBIT while a reader holds the item")
+    first = slow.read()
+    hdr = b"$%d\r\n" % size
+    check(len(first) == len(hdr) + size + 2 and first[-3:] == b"\x00\r\n",
+          "a GET being sent keeps the old bytes")
+    check(k.cmd("GETBIT", "bm", last) == b":1\r\n", "the bit is set for the next reader")
+    slow.close()
+    k.close()
+    mc.close()
+
+
 def limits(kport, rport):
     k = Raw(kport)
     r = Raw(rport) if rport else None
@@ -396,6 +441,7 @@ def main():
             random_commands(kport, rport, seed, 2000)
         print("resp_bits: 6000 random commands compared with redis-server")
     large_values(kport)
+    in_place(kport)
     limits(kport, rport)
     memory_bound()
     if FAILED:
