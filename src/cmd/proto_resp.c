@@ -433,6 +433,12 @@ static struct resp_cmd commands[] = {
     {"incrby", 3, W | M | F, 1, 1, 1, "string", "Increment the integer value of a key by the given amount", resp_cmd_incrby, 1},
     {"decrby", 3, W | M | F, 1, 1, 1, "string", "Decrement the integer value of a key by the given number", resp_cmd_incrby, -1},
     {"incrbyfloat", 3, W | M | F, 1, 1, 1, "string", "Increment the float value of a key by the given amount", resp_cmd_incrbyfloat, 0},
+    {"setbit", 4, W | M, 1, 1, 1, "bitmap", "Sets or clears the bit at offset in the string value stored at key", resp_cmd_setbit, 0},
+    {"getbit", 3, R | F, 1, 1, 1, "bitmap", "Returns the bit value at offset in the string value stored at key", resp_cmd_getbit, 0},
+    {"bitcount", -2, R, 1, 1, 1, "bitmap", "Count set bits in a string", resp_cmd_bitcount, 0},
+    {"bitpos", -3, R, 1, 1, 1, "bitmap", "Find first bit set or clear in a string", resp_cmd_bitpos, 0},
+    {"bitop", -4, W | M, 2, -1, 1, "bitmap", "Perform bitwise operations between strings", resp_cmd_bitop, 0},
+    {"lcs", -3, R, 1, 2, 1, "string", "Find longest common substring", resp_cmd_lcs, 0},
 
     {"del", -2, W, 1, -1, 1, "generic", "Delete a key", resp_cmd_del, 0},
     {"unlink", -2, W | F, 1, -1, 1, "generic", "Delete a key asynchronously in another thread", resp_cmd_del, 0},

@@ -195,6 +195,15 @@ enum proc_result resp_cmd_incr(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_incrby(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_incrbyfloat(struct conn *c, const struct resp_call *call);
 
+/* resp_bits.c */
+enum proc_result resp_cmd_setbit(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_getbit(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_bitcount(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_bitpos(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_bitop(struct conn *c, const struct resp_call *call);
+/* resp_lcs.c */
+enum proc_result resp_cmd_lcs(struct conn *c, const struct resp_call *call);
+
 /* resp_keys.c */
 enum proc_result resp_cmd_del(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_exists(struct conn *c, const struct resp_call *call);

@@ -1072,6 +1072,16 @@ static enum item_result do_delta(struct item *it, bool incr, uint64_t delta, uin
     return ITEM_DELTA_OK;
 }
 
+bool do_item_write_sole(struct item *it, uint64_t hv, size_t off, const void *src, size_t n)
+{
+    /* Readers take their reference under the stripe, which we hold. */
+    if (off + n > it->nbytes || __atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) != 2)
+        return false;
+    item_value_write(it, off, src, n);
+    item_set_cas(it, assoc_next_cas(assoc_stripe(hv), assoc_stripe_index(hv)));
+    return true;
+}
+
 enum item_result item_delta(const char *key, size_t nkey, bool incr, uint64_t delta,
                             uint64_t cas, bool create, uint64_t initial, int64_t exptime,
                             int64_t now, uint64_t *value_out, uint64_t *cas_out)

@@ -416,6 +416,12 @@ bool do_item_rescue(struct item *it, uint64_t hv);
 void do_item_set_exptime(struct item *it, uint64_t hv, int64_t exptime);
 /* Mark a hit (fetched, access count, access time) as item_get does. */
 void do_item_bump(struct item *it, int64_t now);
+/* Overwrite n bytes of linked `it`'s value at off in place (off + n <=
+ * nbytes) and give it a fresh CAS, but only while the hash table and the
+ * caller hold its only references, so no reader sees the bytes change.
+ * False, and nothing written, otherwise: the caller makes a new item.
+ * Caller holds the stripe. */
+bool do_item_write_sole(struct item *it, uint64_t hv, size_t off, const void *src, size_t n);
 
 /*
  * Redis-style SCAN over all linked, live items: visits the bucket(s) named by
