@@ -12,9 +12,11 @@
  * GETDEL, GETEX, APPEND, SETRANGE, INCR*, ...) finds, checks and replaces
  * under the key's stripe lock with the do_item_* primitives, so it is atomic
  * with respect to every other client of either protocol. A linked item's
- * value is never changed in place: a new item is allocated (item_alloc()
- * may be called with one stripe held) and replaces it, so readers that hold
- * the old one keep sending consistent bytes. The reply is queued after the
+ * value is changed in place only where nothing but the hash table holds it
+ * (SETBIT's do_item_write_sole(), as INCR's do_delta); otherwise a new item
+ * is allocated (item_alloc() may be called with one stripe held) and
+ * replaces it, so readers that hold the old one keep sending consistent
+ * bytes. The reply is queued after the
  * lock is released whenever an item reference can carry it.
  *
  * Large values: the value of SET, SETNX, GETSET, SETEX, PSETEX, APPEND and
