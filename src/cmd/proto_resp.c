@@ -554,7 +554,7 @@ static struct resp_cmd commands[] = {
 #undef N
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
-#define INDEX_SIZE 256            /* power of two, > 2 * NCOMMANDS */
+#define INDEX_SIZE 512            /* power of two, > 2 * NCOMMANDS */
 #define NAME_MAX_LEN 16
 
 static uint8_t cmd_index[INDEX_SIZE];   /* row + 1; 0 = empty */
