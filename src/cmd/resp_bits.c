@@ -46,17 +46,6 @@ static bool bit_offset(struct conn *c, const struct resp_arg *a, uint64_t *out)
     return true;
 }
 
-/* A read lookup, counted in INFO's keyspace hits and misses (a key of
- * another type is a hit). */
-static struct item *read_item(struct conn *c, const struct resp_arg *key)
-{
-    struct item *it = item_get_any_hashed(key->ptr, key->len, resp_key_hash(c, key), c->now, NULL);
-    if (it != NULL)
-        STAT_INC(c->stats, resp_read_hits);
-    else
-        STAT_INC(c->stats, resp_read_misses);
-    return it;
-}
 
 /* True (and WRONGTYPE replied, the reference dropped) for a collection. */
 static bool not_string(struct conn *c, struct item *it)
@@ -230,7 +219,7 @@ enum proc_result resp_cmd_getbit(struct conn *c, const struct resp_call *call)
     uint64_t off;
     if (!bit_offset(c, &call->argv[2], &off))
         return PROC_MORE;
-    struct item *it = read_item(c, &call->argv[1]);
+    struct item *it = resp_read_item(c, &call->argv[1]);
     if (not_string(c, it))
         return PROC_MORE;
     rs_int(c, (value_byte(it, (size_t)(off >> 3)) & (0x80u >> (off & 7))) != 0);
@@ -244,7 +233,7 @@ enum proc_result resp_cmd_getbit(struct conn *c, const struct resp_call *call)
 /* BITCOUNT key [start end [BYTE|BIT]] */
 enum proc_result resp_cmd_bitcount(struct conn *c, const struct resp_call *call)
 {
-    struct item *it = read_item(c, &call->argv[1]);
+    struct item *it = resp_read_item(c, &call->argv[1]);
     if (it == NULL) {
         rs_int(c, 0);
         return PROC_MORE;
@@ -285,7 +274,7 @@ enum proc_result resp_cmd_bitpos(struct conn *c, const struct resp_call *call)
         rs_error(c, "ERR The bit argument must be 1 or 0.");
         return PROC_MORE;
     }
-    struct item *it = read_item(c, &call->argv[1]);
+    struct item *it = resp_read_item(c, &call->argv[1]);
     if (it == NULL) {
         /* An absent key is an endless run of zeros. */
         rs_int(c, bit ? -1 : 0);
@@ -368,7 +357,7 @@ enum proc_result resp_cmd_bitop(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     }
     for (; got < nsrc; got++) {
-        src[got] = read_item(c, &call->argv[3 + got]);
+        src[got] = resp_read_item(c, &call->argv[3 + got]);
         if (src[got] != NULL && item_is_typed(src[got])) {
             rs_error(c, RS_ERR_WRONGTYPE);
             got++;

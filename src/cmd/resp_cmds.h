@@ -85,6 +85,13 @@ const struct resp_cmd *resp_cmd_find(const char *name, size_t len);
  * the look-ahead of a pipelined batch when that hashed it already. */
 uint64_t resp_key_hash(const struct conn *c, const struct resp_arg *key);
 
+/* Count a lookup Redis makes with lookupKeyRead (EXISTS, TTL, GETBIT, LCS,
+ * GETSET...) in INFO's keyspace_hits or keyspace_misses; not in memcached's
+ * get stats, as it is not a get. */
+void resp_count_read(struct conn *c, const struct item *it);
+/* That lookup itself: the key's item (a collection too), counted. */
+struct item *resp_read_item(struct conn *c, const struct resp_arg *key);
+
 /* The settings, read-only after proto_resp_setup(). */
 const struct settings *resp_settings(void);
 /* The longest bulk argument accepted (proto-max-bulk-len), which also

@@ -50,14 +50,20 @@ static struct item *peek(struct conn *c, const struct resp_arg *key)
     return it;
 }
 
-/* A lookup Redis makes with lookupKeyRead (EXISTS, TYPE, TTL, TOUCH,
- * OBJECT): counted in INFO's keyspace_hits or keyspace_misses. */
-static void count_read(struct conn *c, const struct item *it)
+void resp_count_read(struct conn *c, const struct item *it)
 {
     if (it != NULL)
         STAT_INC(c->stats, resp_read_hits);
     else
         STAT_INC(c->stats, resp_read_misses);
+}
+
+struct item *resp_read_item(struct conn *c, const struct resp_arg *key)
+{
+    struct item *it = item_get_any_hashed(key->ptr, key->len, resp_key_hash(c, key), c->now, NULL);
+
+    resp_count_read(c, it);
+    return it;
 }
 
 /* DEL and UNLINK (memory is returned at once either way). */
@@ -82,7 +88,7 @@ enum proc_result resp_cmd_exists(struct conn *c, const struct resp_call *call)
     int64_t n = 0;
     for (int i = 1; i < call->argc; i++) {
         struct item *it = peek(c, &call->argv[i]);
-        count_read(c, it);
+        resp_count_read(c, it);
         if (it != NULL) {
             n++;
             item_put(it);
@@ -97,7 +103,7 @@ enum proc_result resp_cmd_touch(struct conn *c, const struct resp_call *call)
     int64_t n = 0;
     for (int i = 1; i < call->argc; i++) {
         struct item *it = item_get_any(call->argv[i].ptr, call->argv[i].len, c->now, NULL);
-        count_read(c, it);
+        resp_count_read(c, it);
         if (it != NULL) {
             n++;
             item_put(it);
@@ -110,7 +116,7 @@ enum proc_result resp_cmd_touch(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_type(struct conn *c, const struct resp_call *call)
 {
     struct item *it = peek(c, &call->argv[1]);
-    count_read(c, it);
+    resp_count_read(c, it);
     if (it != NULL) {
         rs_simple(c, coll_type_name(coll_type_of(it)));
         item_put(it);
@@ -197,7 +203,7 @@ enum proc_result resp_cmd_object(struct conn *c, const struct resp_call *call)
     uint64_t hv = item_hash(key->ptr, key->len);
     item_lock(hv);
     struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    count_read(c, it);
+    resp_count_read(c, it);
     if (it == NULL)
         rs_null(c);
     else if (what == 0)
@@ -352,7 +358,7 @@ enum proc_result resp_cmd_expire(struct conn *c, const struct resp_call *call)
 enum proc_result resp_cmd_ttl(struct conn *c, const struct resp_call *call)
 {
     struct item *it = peek(c, &call->argv[1]);
-    count_read(c, it);
+    resp_count_read(c, it);
     if (it == NULL) {
         rs_int(c, -2);
         return PROC_MORE;

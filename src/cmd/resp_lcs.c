@@ -55,19 +55,10 @@ static void on_range(void *arg, const struct lcs_range *r)
         rs_int(e->c, len);
 }
 
-static struct item *lookup(struct conn *c, const struct resp_arg *key)
-{
-    struct item *it = item_get_any_hashed(key->ptr, key->len, resp_key_hash(c, key), c->now, NULL);
-    if (it != NULL)
-        STAT_INC(c->stats, resp_read_hits);
-    else
-        STAT_INC(c->stats, resp_read_misses);
-    return it;
-}
 
 enum proc_result resp_cmd_lcs(struct conn *c, const struct resp_call *call)
 {
-    struct item *ia = lookup(c, &call->argv[1]), *ib = lookup(c, &call->argv[2]);
+    struct item *ia = resp_read_item(c, &call->argv[1]), *ib = resp_read_item(c, &call->argv[2]);
     uint8_t *ca = NULL, *cb = NULL, *out = NULL;
     uint32_t *t = NULL;
     bool getlen = false, getidx = false;

@@ -131,17 +131,6 @@ static bool wrongtype(struct conn *c, const struct item *it)
     return true;
 }
 
-/* The lookup of GETSET, SET ... GET, GETDEL and GETEX: counted in INFO's
- * keyspace_hits or keyspace_misses, as Redis counts a read lookup (not in
- * memcached's get stats: they are not gets). */
-static void count_read(struct conn *c, const struct item *it)
-{
-    if (it != NULL)
-        STAT_INC(c->stats, resp_read_hits);
-    else
-        STAT_INC(c->stats, resp_read_misses);
-}
-
 /* GET's lookup: counts as an access (LRU bump) and in the get stats. A
  * collection is returned too: callers check with wrongtype(). */
 static struct item *get_item(struct conn *c, const struct resp_arg *key)
@@ -285,7 +274,7 @@ static int do_set(struct conn *c, const struct resp_call *call, int vi, unsigned
     item_lock(hv);
     struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
     if (old_out != NULL)
-        count_read(c, old);
+        resp_count_read(c, old);
     if (old_out != NULL && old != NULL && item_is_typed(old)) {
         /* SET ... GET and GETSET read the old value first. */
         item_unlock(hv);
@@ -381,7 +370,7 @@ enum proc_result resp_cmd_getdel(struct conn *c, const struct resp_call *call)
     uint64_t hv = item_hash(key->ptr, key->len);
     item_lock(hv);
     struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    count_read(c, it);
+    resp_count_read(c, it);
     bool wrong = wrongtype(c, it);
     if (it != NULL && !wrong)
         do_item_unlink(it, hv);
@@ -402,7 +391,7 @@ enum proc_result resp_cmd_getex(struct conn *c, const struct resp_call *call)
     uint64_t hv = item_hash(key->ptr, key->len);
     item_lock(hv);
     struct item *it = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    count_read(c, it);
+    resp_count_read(c, it);
     if (wrongtype(c, it)) {
         item_unlock(hv);
         item_put(it);
