@@ -344,9 +344,17 @@ def in_place(kport):
     before = int(mc.stats()["total_items"])
     cas0 = mc.line("gets bm").split()[4]
     mc.f.read(1002 + 5)   # the value, CRLF, END CRLF
+    # The gets reply's reference is let go after its write, which may come
+    # after the client read it: a reply to the next command proves it went.
+    mc.line("version")
+    n = 0
     for i in range(0, 8000, 7):
         check(k.cmd("SETBIT", "bm", str(i), "1") == b":0\r\n", "SETBIT bm %d" % i)
-    check(int(mc.stats()["total_items"]) == before, "SETBIT inside the string made no new item")
+        n += 1
+    # A background thread (crawler, eviction sweep) holding the item for a
+    # moment makes that one SETBIT copy it, rightly; copying was every time.
+    made = int(mc.stats()["total_items"]) - before
+    check(made <= n // 100, "SETBIT inside the string made no new item (%d of %d did)" % (made, n))
     cas1 = mc.line("gets bm").split()[4]
     mc.f.read(1002 + 5)
     check(cas1 != cas0, "SETBIT in place gives a new CAS (%s, %s)" % (cas0, cas1))
@@ -362,7 +370,8 @@ def in_place(kport):
     slow = Raw(kport, timeout=60)
     slow.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
     slow.send("GET", "bm")
-    time.sleep(0.5)
+    # The reply has begun (so the GET holds the item) once a byte arrives.
+    slow.s.recv(1, socket.MSG_PEEK)
     last = str(size * 8 - 1)
     check(k.cmd("SETBIT", "bm", last, "1") == b":0\r\n", "SETBIT while a reader holds the item")
     first = slow.read()
