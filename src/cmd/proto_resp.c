@@ -509,7 +509,7 @@ static struct resp_cmd commands[] = {
     {"evalsha_ro", -3, R | S, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 3},
     {"script", -2, S, 0, 0, 0, "scripting", "A container for Lua scripts management commands", resp_cmd_script, 0},
 
-    /* sorted sets (resp_zset.c); ZRANGE's aux: range type | direction << 4 */
+    /* sorted sets (resp_zset.c, resp_zsetops.c); ZRANGE's aux: range type | direction << 4 */
     {"zadd", -4, W | M | F, 1, 1, 1, "sorted-set", "Add one or more members to a sorted set, or update its score if it already exists", resp_cmd_zadd, 0},
     {"zincrby", 4, W | M | F, 1, 1, 1, "sorted-set", "Increment the score of a member in a sorted set", resp_cmd_zadd, 1},
     {"zcard", 2, R | F, 1, 1, 1, "sorted-set", "Get the number of members in a sorted set", resp_cmd_zcard, 0},

@@ -274,7 +274,7 @@ enum proc_result resp_cmd_discard(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_watch(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_unwatch(struct conn *c, const struct resp_call *call);
 
-/* resp_zset.c (sorted sets) */
+/* resp_zset.c and resp_zsetops.c (sorted sets) */
 enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_zcard(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_zscore(struct conn *c, const struct resp_call *call);

@@ -2,15 +2,15 @@
  * RESP sorted-set commands: ZADD and ZINCRBY, the lookups (ZSCORE,
  * ZMSCORE, ZCARD, ZRANK, ZCOUNT), the ranges (ZRANGE in all its forms and
  * the older ZRANGEBYSCORE/ZREVRANGE/... spellings), the removals (ZREM,
- * ZREMRANGEBY*, ZPOPMIN/MAX), ZRANDMEMBER and ZSCAN, and the commands on
- * several keys (ZUNION/ZINTER/ZDIFF and their STORE forms, ZINTERCARD,
- * ZRANGESTORE, ZMPOP), answering as Redis 7 does.
+ * ZREMRANGEBY*, ZPOPMIN/MAX), ZRANDMEMBER and ZSCAN, answering as Redis 7
+ * does. The commands on several keys (ZUNION/ZINTER/ZDIFF and their STORE
+ * forms, ZINTERCARD, ZRANGESTORE, ZMPOP) are in resp_zsetops.c.
  *
  * Each handler checks its arguments first, in the order Redis does (so the
  * same bad request gets the same error), then opens the key with
  * coll_open(), which holds the key's stripe lock until coll_close(): the
  * whole command, reply included, is atomic per key (a command on several
- * keys holds all their stripes at once, see "set operations" below).
+ * keys holds all their stripes at once, see resp_zsetops.c).
  * Replies are copied
  * into the connection's output while the lock is held, never referenced,
  * since the set's blocks may change once it is released. A range whose
@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "cmd/resp_cmds.h"
+#include "cmd/resp_zset_int.h"
 #include "stats/stats.h"
 #include "storage/coll.h"
 #include "storage/item.h"
@@ -38,7 +39,6 @@
 #include "util/glob.h"
 #include "util/log.h"
 
-#define ZERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 #define ZERR_NAN "ERR resulting score is not a number (NaN)"
 #define ZERR_RANGE "ERR min or max is not a float"
 #define ZERR_LEX "ERR min or max not valid string range item"
@@ -49,10 +49,6 @@
  * has no limit; DBL_MAX written out in full is 309 digits). */
 #define NUM_MAX 1024
 
-/* ZRANGE's row variants (aux): range type in the low bits, direction above. */
-enum { ZR_AUTO = 0, ZR_RANK = 1, ZR_SCORE = 2, ZR_LEX = 3 };
-enum { ZD_AUTO = 0, ZD_FWD = 1, ZD_REV = 2 };
-#define ZR_AUX(type, dir) ((type) | ((dir) << 4))
 
 /* ---- opening the key ---- */
 
@@ -85,13 +81,13 @@ static bool zread(struct conn *c, struct coll_handle *h, const struct resp_arg *
     return ok;
 }
 
-static struct zset *zroot(struct coll_handle *h)
+struct zset *zs_root(struct coll_handle *h)
 {
     _Static_assert(sizeof(struct zset) <= COLL_ROOT_SIZE, "zset root fits");
     return coll_root(h);
 }
 
-static struct zset_limits zlimits(void)
+struct zset_limits zs_limits(void)
 {
     struct zset_limits l = { (size_t)coll_limit(COLL_ZSET_ENTRIES), (size_t)coll_limit(COLL_ZSET_VALUE) };
     return l;
@@ -111,7 +107,7 @@ static bool arg_cstr(const struct resp_arg *a, char *buf, size_t cap)
 
 /* A score as ZADD takes it: the whole string is a number, no leading
  * blank, no overflow, not NaN ("inf" and "-inf" are fine). */
-static bool parse_score(const struct resp_arg *a, double *out)
+bool zs_parse_score(const struct resp_arg *a, double *out)
 {
     char buf[NUM_MAX], *end;
     if (a->len == 0 || !arg_cstr(a, buf, sizeof(buf)) || buf[0] == ' ' ||
@@ -196,12 +192,12 @@ static void reply_score(struct conn *c, double d)
 
 /* The header of a list of n members, with scores or not: RESP2 flat,
  * RESP3 a [member, score] pair each. */
-static void reply_list_hdr(struct conn *c, size_t n, bool scores)
+void zs_reply_list_hdr(struct conn *c, size_t n, bool scores)
 {
     rs_array(c, scores && resp_proto_version(c) == 2 ? n * 2 : n);
 }
 
-static void reply_entry(struct conn *c, const struct zset_entry *e, bool scores)
+void zs_reply_entry(struct conn *c, const struct zset_entry *e, bool scores)
 {
     if (scores && resp_proto_version(c) == 3)
         rs_array(c, 2);
@@ -243,8 +239,8 @@ static void zundo_apply(const struct zundo *u, struct coll_handle *h, const stru
         int out;
         double ns;
         if (!u[j].existed)
-            zset_del(coll_arena(h), zroot(h), m->ptr, m->len);
-        else if (zset_add(coll_arena(h), zroot(h), lim, m->ptr, m->len, u[j].score, 0, &out,
+            zset_del(coll_arena(h), zs_root(h), m->ptr, m->len);
+        else if (zset_add(coll_arena(h), zs_root(h), lim, m->ptr, m->len, u[j].score, 0, &out,
                           &ns) != ZSET_OK)
             log_warn("ZADD rollback: no memory to restore a member of '%.*s'",
                      (int)call->argv[1].len, call->argv[1].ptr);
@@ -298,7 +294,7 @@ enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
     }
     for (int j = 0; j < pairs; j++) {
         double s;
-        if (!parse_score(&call->argv[i + 2 * j], &s)) {
+        if (!zs_parse_score(&call->argv[i + 2 * j], &s)) {
             rs_error(c, RS_ERR_NOT_FLOAT);
             return PROC_MORE;
         }
@@ -314,13 +310,13 @@ enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
     if (coll_exists(&h) && pairs > 1 && (undo = malloc(sizeof(*undo) * (size_t)pairs)) == NULL)
         rc = ZSET_NOMEM;
     if (coll_exists(&h) && rc == ZSET_OK) {
-        struct zset_limits lim = zlimits();
-        struct zset *z = zroot(&h);
+        struct zset_limits lim = zs_limits();
+        struct zset *z = zs_root(&h);
         for (int j = 0; j < pairs && rc == ZSET_OK; j++) {
             const struct resp_arg *m = &call->argv[i + 2 * j + 1];
             double s, ns = 0;
             int out;
-            parse_score(&call->argv[i + 2 * j], &s);
+            zs_parse_score(&call->argv[i + 2 * j], &s);
             if (undo != NULL)
                 undo[j].existed = zset_score(coll_arena(&h), z, m->ptr, m->len, &undo[j].score);
             rc = zset_add(coll_arena(&h), z, &lim, m->ptr, m->len, s, flags, &out, &ns);
@@ -356,7 +352,7 @@ enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call)
 static void send_score(struct conn *c, struct coll_handle *h, const struct resp_arg *m)
 {
     double s;
-    if (coll_exists(h) && zset_score(coll_arena(h), zroot(h), m->ptr, m->len, &s))
+    if (coll_exists(h) && zset_score(coll_arena(h), zs_root(h), m->ptr, m->len, &s))
         reply_score(c, s);
     else
         rs_null(c);
@@ -367,7 +363,7 @@ enum proc_result resp_cmd_zcard(struct conn *c, const struct resp_call *call)
     struct coll_handle h;
     if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
-    rs_int(c, coll_exists(&h) ? (int64_t)zset_len(zroot(&h)) : 0);
+    rs_int(c, coll_exists(&h) ? (int64_t)zset_len(zs_root(&h)) : 0);
     coll_close(&h);
     return PROC_MORE;
 }
@@ -415,7 +411,7 @@ enum proc_result resp_cmd_zrank(struct conn *c, const struct resp_call *call)
     if (!zread(c, &h, &call->argv[1]))
         return PROC_MORE;
     double s = 0;
-    long rank = coll_exists(&h) ? zset_rank(coll_arena(&h), zroot(&h), m->ptr, m->len, call->cmd->aux, &s) : -1;
+    long rank = coll_exists(&h) ? zset_rank(coll_arena(&h), zs_root(&h), m->ptr, m->len, call->cmd->aux, &s) : -1;
     if (rank < 0 && withscore) {
         rs_null_array(c);
     } else if (rank < 0) {
@@ -447,7 +443,7 @@ enum proc_result resp_cmd_zcount(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     size_t n = 0;
     if (coll_exists(&h))
-        n = lex ? zset_count_lex(coll_arena(&h), zroot(&h), &lr) : zset_count_score(coll_arena(&h), zroot(&h), &sr);
+        n = lex ? zset_count_lex(coll_arena(&h), zs_root(&h), &lr) : zset_count_score(coll_arena(&h), zs_root(&h), &sr);
     rs_int(c, (int64_t)n);
     coll_close(&h);
     return PROC_MORE;
@@ -455,28 +451,7 @@ enum proc_result resp_cmd_zcount(struct conn *c, const struct resp_call *call)
 
 /* ---- results copied out of sets ---- */
 
-/*
- * Members copied out of one or more sets: a command on several keys
- * (ZUNIONSTORE & co., ZRANGESTORE) computes its whole result before it
- * writes the destination, which may be one of its sources. Heap memory,
- * bounded by the sources' sizes (Redis builds such a result whole too).
- */
-struct zop_ent {
-    const char *m;              /* into buf, set by zres_seal() */
-    size_t off, len;
-    double score;
-    uint32_t src;               /* ZUNION: the source's place in the fold order */
-};
-
-struct zop_res {
-    struct zop_ent *e;
-    size_t n, cap;
-    char *buf;
-    size_t used, bcap;
-    bool nomem;                 /* an add failed: the result is not whole */
-};
-
-static bool zres_add(struct zop_res *r, const struct zset_entry *e, uint32_t src)
+bool zs_res_add(struct zop_res *r, const struct zset_entry *e, uint32_t src)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
@@ -507,13 +482,13 @@ nomem:
 }
 
 /* Point every entry at its bytes: the buffer grows no more. */
-static void zres_seal(struct zop_res *r)
+void zs_res_seal(struct zop_res *r)
 {
     for (size_t i = 0; i < r->n; i++)
         r->e[i].m = r->buf + r->e[i].off;
 }
 
-static void zres_free(struct zop_res *r)
+void zs_res_free(struct zop_res *r)
 {
     free(r->e);
     free(r->buf);
@@ -523,7 +498,7 @@ static void zres_free(struct zop_res *r)
 
 /* Redis's rank arithmetic: negative counts from the end, clipped; false
  * when nothing is left. */
-static bool clip_ranks(int64_t start, int64_t end, size_t len, size_t *s, size_t *e)
+bool zs_clip_ranks(int64_t start, int64_t end, size_t len, size_t *s, size_t *e)
 {
     int64_t n = (int64_t)len;
     if (start < 0)
@@ -541,32 +516,23 @@ static bool clip_ranks(int64_t start, int64_t end, size_t len, size_t *s, size_t
     return true;
 }
 
-struct range_req {
-    int type;
-    bool reverse, scores;
-    int64_t start, end;         /* ZR_RANK */
-    int64_t offset, limit;      /* LIMIT; limit < 0: all */
-    struct zrange_score score;
-    struct zrange_lex lex;
-};
-
 static void range_iter(struct zset_iter *it, struct coll_handle *h, const struct range_req *q)
 {
     if (q->type == ZR_SCORE)
-        zset_iter_score(it, coll_arena(h), zroot(h), &q->score, q->reverse);
+        zset_iter_score(it, coll_arena(h), zs_root(h), &q->score, q->reverse);
     else
-        zset_iter_lex(it, coll_arena(h), zroot(h), &q->lex, q->reverse);
+        zset_iter_lex(it, coll_arena(h), zs_root(h), &q->lex, q->reverse);
 }
 
 /* Walk a score or lex range past offset, up to limit entries; reply them
  * when c is not NULL, copy them into res when it is not NULL. Returns how
  * many (or 0 when res runs out of memory, with res->nomem set). */
-static size_t range_walk(struct conn *c, struct zop_res *res, struct coll_handle *h, const struct range_req *q)
+size_t zs_range_walk(struct conn *c, struct zop_res *res, struct coll_handle *h, const struct range_req *q)
 {
     struct zset_iter it;
     struct zset_entry e;
     size_t n = 0;
-    if (q->offset < 0 || (q->offset > 0 && (uint64_t)q->offset >= zset_len(zroot(h))))
+    if (q->offset < 0 || (q->offset > 0 && (uint64_t)q->offset >= zset_len(zs_root(h))))
         return 0;
     range_iter(&it, h, q);
     for (int64_t skip = q->offset; skip > 0; skip--)
@@ -574,8 +540,8 @@ static size_t range_walk(struct conn *c, struct zop_res *res, struct coll_handle
             return 0;
     while ((q->limit < 0 || (int64_t)n < q->limit) && zset_iter_next(&it, &e)) {
         if (c != NULL)
-            reply_entry(c, &e, q->scores);
-        if (res != NULL && !zres_add(res, &e, 0))
+            zs_reply_entry(c, &e, q->scores);
+        if (res != NULL && !zs_res_add(res, &e, 0))
             return 0;
         n++;
     }
@@ -588,26 +554,26 @@ static void range_reply(struct conn *c, struct coll_handle *h, const struct rang
         size_t s, e;
         struct zset_iter it;
         struct zset_entry ent;
-        if (!clip_ranks(q->start, q->end, zset_len(zroot(h)), &s, &e)) {
+        if (!zs_clip_ranks(q->start, q->end, zset_len(zs_root(h)), &s, &e)) {
             rs_array(c, 0);
             return;
         }
-        reply_list_hdr(c, e - s + 1, q->scores);
-        zset_iter_rank(&it, coll_arena(h), zroot(h), s, e, q->reverse);
+        zs_reply_list_hdr(c, e - s + 1, q->scores);
+        zset_iter_rank(&it, coll_arena(h), zs_root(h), s, e, q->reverse);
         while (zset_iter_next(&it, &ent))
-            reply_entry(c, &ent, q->scores);
+            zs_reply_entry(c, &ent, q->scores);
         return;
     }
-    reply_list_hdr(c, range_walk(NULL, NULL, h, q), q->scores);
-    range_walk(c, NULL, h, q);
+    zs_reply_list_hdr(c, zs_range_walk(NULL, NULL, h, q), q->scores);
+    zs_range_walk(c, NULL, h, q);
 }
 
 /*
  * Parse ZRANGE's arguments from the key at argv[first] on (ZRANGESTORE:
  * first 2, store, and no WITHSCORES): false after replying the error.
  */
-static bool parse_range_req(struct conn *c, const struct resp_call *call, int first, bool store,
-                            struct range_req *q)
+bool zs_parse_range_req(struct conn *c, const struct resp_call *call, int first, bool store,
+                        struct range_req *q)
 {
     int type = call->cmd->aux & 0xf, dir = call->cmd->aux >> 4;
 
@@ -673,7 +639,7 @@ static bool parse_range_req(struct conn *c, const struct resp_call *call, int fi
 enum proc_result resp_cmd_zrange(struct conn *c, const struct resp_call *call)
 {
     struct range_req q;
-    if (!parse_range_req(c, call, 1, false, &q))
+    if (!zs_parse_range_req(c, call, 1, false, &q))
         return PROC_MORE;
     struct coll_handle h;
     if (!zread(c, &h, &call->argv[1]))
@@ -695,7 +661,7 @@ enum proc_result resp_cmd_zrem(struct conn *c, const struct resp_call *call)
     if (!zopen(c, &h, &call->argv[1], false))
         return PROC_MORE;
     if (coll_exists(&h)) {
-        struct zset *z = zroot(&h);
+        struct zset *z = zs_root(&h);
         for (int i = 2; i < call->argc && zset_len(z) > 0; i++)
             n += zset_del(coll_arena(&h), z, call->argv[i].ptr, call->argv[i].len);
     }
@@ -730,10 +696,10 @@ enum proc_result resp_cmd_zremrange(struct conn *c, const struct resp_call *call
     size_t n = 0;
     if (coll_exists(&h)) {
         struct arena *a = coll_arena(&h);
-        struct zset *z = zroot(&h);
+        struct zset *z = zs_root(&h);
         size_t s, e;
         if (type == ZR_RANK) {
-            if (clip_ranks(start, end, zset_len(z), &s, &e))
+            if (zs_clip_ranks(start, end, zset_len(z), &s, &e))
                 n = zset_remove_rank(a, z, s, e);
         } else if (type == ZR_SCORE) {
             n = zset_remove_score(a, z, &sr);
@@ -748,7 +714,7 @@ enum proc_result resp_cmd_zremrange(struct conn *c, const struct resp_call *call
 
 /* Pop n members (n <= the set's length) from the low end (high end with
  * max), replying each as member, score ([member, score] when nested). */
-static void pop_some(struct conn *c, struct arena *a, struct zset *z, bool max, size_t n, bool nested)
+void zs_pop_some(struct conn *c, struct arena *a, struct zset *z, bool max, size_t n, bool nested)
 {
     for (size_t i = 0; i < n; i++) {
         struct zset_iter it;
@@ -791,11 +757,11 @@ enum proc_result resp_cmd_zpop(struct conn *c, const struct resp_call *call)
         return PROC_MORE;
     }
     struct arena *a = coll_arena(&h);
-    struct zset *z = zroot(&h);
+    struct zset *z = zs_root(&h);
     bool nested = resp_proto_version(c) == 3 && count != -1;
     size_t n = count == -1 ? 1 : (uint64_t)count < zset_len(z) ? (size_t)count : zset_len(z);
     rs_array(c, nested ? n : n * 2);
-    pop_some(c, a, z, max, n, nested);
+    zs_pop_some(c, a, z, max, n, nested);
     coll_close(&h);
     return PROC_MORE;
 }
@@ -824,9 +790,9 @@ static void reply_rank(struct conn *c, struct coll_handle *h, size_t rank, bool 
 {
     struct zset_iter it;
     struct zset_entry e;
-    zset_iter_rank(&it, coll_arena(h), zroot(h), rank, rank, false);
+    zset_iter_rank(&it, coll_arena(h), zs_root(h), rank, rank, false);
     if (zset_iter_next(&it, &e))
-        reply_entry(c, &e, scores);
+        zs_reply_entry(c, &e, scores);
 }
 
 /* At most this many distinct members are drawn by retrying; more are
@@ -836,7 +802,7 @@ static void reply_rank(struct conn *c, struct coll_handle *h, size_t rank, bool 
 
 static void zrand_count(struct conn *c, struct coll_handle *h, int64_t l, bool scores)
 {
-    size_t size = zset_len(zroot(h));
+    size_t size = zset_len(zs_root(h));
     uint64_t count = l < 0 ? (uint64_t)(-l) : (uint64_t)l;
     if (count == 0) {
         rs_array(c, 0);
@@ -844,7 +810,7 @@ static void zrand_count(struct conn *c, struct coll_handle *h, int64_t l, bool s
     }
     if (l < 0 || count == 1) {
         /* Repeats allowed: count independent picks, in random order. */
-        reply_list_hdr(c, count, scores);
+        zs_reply_list_hdr(c, count, scores);
         for (uint64_t i = 0; i < count && !c->out_over; i++)
             reply_rank(c, h, (size_t)(rnd64() % size), scores);
         return;
@@ -853,13 +819,13 @@ static void zrand_count(struct conn *c, struct coll_handle *h, int64_t l, bool s
         /* The whole set, from the highest score down as Redis walks it. */
         struct zset_iter it;
         struct zset_entry e;
-        reply_list_hdr(c, size, scores);
-        zset_iter_rank(&it, coll_arena(h), zroot(h), 0, size - 1, true);
+        zs_reply_list_hdr(c, size, scores);
+        zset_iter_rank(&it, coll_arena(h), zs_root(h), 0, size - 1, true);
         while (zset_iter_next(&it, &e))
-            reply_entry(c, &e, scores);
+            zs_reply_entry(c, &e, scores);
         return;
     }
-    reply_list_hdr(c, count, scores);
+    zs_reply_list_hdr(c, count, scores);
     if (count <= RAND_PICK_MAX) {
         size_t picked[RAND_PICK_MAX], n = 0;
         while (n < count) {
@@ -877,10 +843,10 @@ static void zrand_count(struct conn *c, struct coll_handle *h, int64_t l, bool s
     struct zset_iter it;
     struct zset_entry e;
     uint64_t need = count;
-    zset_iter_rank(&it, coll_arena(h), zroot(h), 0, size - 1, false);
+    zset_iter_rank(&it, coll_arena(h), zs_root(h), 0, size - 1, false);
     for (size_t i = 0; need > 0 && zset_iter_next(&it, &e); i++) {
         if (rnd64() % (size - i) < need) {
-            reply_entry(c, &e, scores);
+            zs_reply_entry(c, &e, scores);
             need--;
         }
     }
@@ -922,7 +888,7 @@ enum proc_result resp_cmd_zrandmember(struct conn *c, const struct resp_call *ca
     } else if (counted) {
         zrand_count(c, &h, l, scores);
     } else {
-        reply_rank(c, &h, (size_t)(rnd64() % zset_len(zroot(&h))), false);
+        reply_rank(c, &h, (size_t)(rnd64() % zset_len(zs_root(&h))), false);
     }
     coll_close(&h);
     return PROC_MORE;
@@ -978,7 +944,7 @@ static uint64_t zscan_run(struct coll_handle *h, uint64_t cursor, int64_t count,
     int64_t steps = count > INT64_MAX / 10 ? INT64_MAX : count * 10;
     x->visited = x->matched = 0;
     do {
-        cursor = zset_scan(coll_arena(h), zroot(h), cursor, zscan_one, x);
+        cursor = zset_scan(coll_arena(h), zs_root(h), cursor, zscan_one, x);
     } while (cursor != 0 && steps-- > 0 && (int64_t)x->visited < count);
     return cursor;
 }
@@ -1032,7 +998,7 @@ enum proc_result resp_cmd_zscan(struct conn *c, const struct resp_call *call)
             goto out;
         }
     }
-    struct zset *z = zroot(&h);
+    struct zset *z = zs_root(&h);
     struct zscan_ctx x = { NULL, pat, z->enc == ZSET_COMPACT, 0, 0 };
     uint64_t next = zscan_run(&h, cursor, count, &x);
     char cur[24];
@@ -1044,514 +1010,5 @@ enum proc_result resp_cmd_zscan(struct conn *c, const struct resp_call *call)
     zscan_run(&h, cursor, count, &x);
 out:
     coll_close(&h);
-    return PROC_MORE;
-}
-
-/* ---- set operations: ZUNION[STORE], ZINTER[STORE], ZDIFF[STORE],
- *      ZINTERCARD, ZRANGESTORE ---- */
-
-/*
- * A command on several keys holds all their stripes at once
- * (item_lock_many: index order, so it cannot deadlock with RENAME, MSET or
- * another of these) and opens each key under them with do_coll_open(), so
- * the sources are read and the destination written as one step. Inside a
- * script the stripes are the script's already (the table names every
- * argument from the first key on, so the script holds them all).
- */
-
-/* aux: the operation, and whether a destination key comes first. */
-enum { ZOP_UNION = 0, ZOP_INTER = 1, ZOP_DIFF = 2, ZOP_CARD = 3 };
-#define ZOP_STORE 0x10
-
-struct zop_src {
-    const struct resp_arg *key;
-    struct coll_handle h;
-    bool open;
-    size_t len;
-    double weight;
-    uint32_t pos;               /* place on the command line */
-};
-
-struct zop_opts {
-    enum zset_agg agg;
-    bool scores;
-    int64_t limit;              /* ZINTERCARD; 0: none */
-    const char *err;            /* the first bad option's error, replied after the type checks */
-};
-
-/* Options after the keys, read as Redis reads them (WEIGHTS takes one
- * value per key). Redis checks the sources' types first, so an error is
- * kept in o->err for later. */
-static void zop_parse_opts(const struct resp_call *call, int j, int op, bool store,
-                           struct zop_src *src, long setnum, struct zop_opts *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->agg = ZAGG_SUM;
-    while (j < call->argc) {
-        const struct resp_arg *a = &call->argv[j];
-        long remaining = call->argc - j;
-        if (op != ZOP_DIFF && op != ZOP_CARD && remaining >= setnum + 1 && rs_arg_is(a, "weights")) {
-            j++;
-            for (long i = 0; i < setnum; i++, j++) {
-                if (!parse_score(&call->argv[j], &src[i].weight)) {
-                    o->err = "ERR weight value is not a float";
-                    return;
-                }
-            }
-        } else if (op != ZOP_DIFF && op != ZOP_CARD && remaining >= 2 && rs_arg_is(a, "aggregate")) {
-            const struct resp_arg *v = &call->argv[j + 1];
-            if (rs_arg_is(v, "sum")) {
-                o->agg = ZAGG_SUM;
-            } else if (rs_arg_is(v, "min")) {
-                o->agg = ZAGG_MIN;
-            } else if (rs_arg_is(v, "max")) {
-                o->agg = ZAGG_MAX;
-            } else {
-                o->err = RS_ERR_SYNTAX;
-                return;
-            }
-            j += 2;
-        } else if (!store && op != ZOP_CARD && rs_arg_is(a, "withscores")) {
-            o->scores = true;
-            j++;
-        } else if (op == ZOP_CARD && remaining >= 2 && rs_arg_is(a, "limit")) {
-            /* A non-number and a negative number get the same error. */
-            if (!rs_parse_i64(call->argv[j + 1].ptr, call->argv[j + 1].len, &o->limit) || o->limit < 0) {
-                o->err = "ERR LIMIT can't be negative";
-                return;
-            }
-            j += 2;
-        } else {
-            o->err = RS_ERR_SYNTAX;
-            return;
-        }
-    }
-}
-
-/* Smallest first, ties in command-line order (Redis's qsort is a stable
- * merge sort here): the fold order of ZUNION and ZINTER. */
-static int src_by_len(const void *x, const void *y)
-{
-    const struct zop_src *a = x, *b = y;
-    if (a->len != b->len)
-        return a->len < b->len ? -1 : 1;
-    return a->pos < b->pos ? -1 : a->pos > b->pos;
-}
-
-static int ent_by_member(const void *x, const void *y)
-{
-    const struct zop_ent *a = x, *b = y;
-    int r = zsl_cmp(a->m, a->len, b->m, b->len);
-    if (r != 0)
-        return r;
-    return a->src < b->src ? -1 : a->src > b->src;
-}
-
-static int ent_by_score(const void *x, const void *y)
-{
-    const struct zop_ent *a = x, *b = y;
-    if (a->score != b->score)
-        return a->score < b->score ? -1 : 1;
-    return zsl_cmp(a->m, a->len, b->m, b->len);
-}
-
-/* Add every member of an open source to res (scores weighed). */
-static bool zop_copy_all(struct zop_res *res, struct zop_src *s, uint32_t order)
-{
-    struct zset_iter it;
-    struct zset_entry e;
-    if (s->len == 0)
-        return true;
-    zset_iter_rank(&it, coll_arena(&s->h), zroot(&s->h), 0, s->len - 1, false);
-    while (zset_iter_next(&it, &e)) {
-        e.score = zset_weigh(e.score, s->weight);
-        if (!zres_add(res, &e, order))
-            return false;
-    }
-    return true;
-}
-
-/* ZUNION: every source's members, then one entry per member with the
- * scores folded in source order. */
-static void zop_union(struct zop_res *res, struct zop_src *src, long n, enum zset_agg agg)
-{
-    for (long i = 0; i < n; i++)
-        if (!zop_copy_all(res, &src[i], (uint32_t)i))
-            return;
-    zres_seal(res);
-    if (res->n == 0)
-        return;
-    qsort(res->e, res->n, sizeof(res->e[0]), ent_by_member);
-    size_t w = 0;
-    for (size_t i = 0; i < res->n; i++) {
-        struct zop_ent *last = w > 0 ? &res->e[w - 1] : NULL;
-        if (last != NULL && zsl_cmp(last->m, last->len, res->e[i].m, res->e[i].len) == 0)
-            zset_aggregate(&last->score, res->e[i].score, agg);
-        else
-            res->e[w++] = res->e[i];
-    }
-    res->n = w;
-}
-
-/* ZINTER / ZINTERCARD: the smallest source's members found in every other
- * one; returns how many (stopping at limit when it is not 0). Only a
- * cardinality is wanted when res is NULL. */
-static size_t zop_inter(struct zop_res *res, struct zop_src *src, long n, enum zset_agg agg, int64_t limit)
-{
-    struct zset_iter it;
-    struct zset_entry e;
-    size_t card = 0;
-    if (src[0].len == 0)
-        return 0;
-    zset_iter_rank(&it, coll_arena(&src[0].h), zroot(&src[0].h), 0, src[0].len - 1, false);
-    while (zset_iter_next(&it, &e)) {
-        double score = zset_weigh(e.score, src[0].weight), v;
-        long j;
-        for (j = 1; j < n; j++) {
-            /* Only the first weighed score is cleared of NaN, as in Redis. */
-            if (src[j].h.item == src[0].h.item)
-                v = e.score * src[j].weight;
-            else if (zset_score(coll_arena(&src[j].h), zroot(&src[j].h), e.m, e.mlen, &v))
-                v *= src[j].weight;
-            else
-                break;
-            zset_aggregate(&score, v, agg);
-        }
-        if (j < n)
-            continue;
-        card++;
-        if (res == NULL) {
-            if (limit > 0 && card >= (uint64_t)limit)
-                break;
-            continue;
-        }
-        e.score = score;
-        if (!zres_add(res, &e, 0))
-            break;
-    }
-    return card;
-}
-
-/* ZDIFF: the first source's members in none of the others. */
-static void zop_diff(struct zop_res *res, struct zop_src *src, long n)
-{
-    struct zset_iter it;
-    struct zset_entry e;
-    if (src[0].len == 0)
-        return;
-    zset_iter_rank(&it, coll_arena(&src[0].h), zroot(&src[0].h), 0, src[0].len - 1, false);
-    while (zset_iter_next(&it, &e)) {
-        double v;
-        long j;
-        for (j = 1; j < n; j++)
-            if (src[j].len > 0 && zset_score(coll_arena(&src[j].h), zroot(&src[j].h), e.m, e.mlen, &v))
-                break;
-        if (j == n && !zres_add(res, &e, 0))
-            break;
-    }
-}
-
-/* Does a result go straight into a skiplist? Redis builds a ZUNIONSTORE
- * (& co.) result as one and makes it a listpack only when it fits, and
- * starts a ZRANGESTORE by rank in a skiplist when the range is longer than
- * a listpack holds. It shows: a listpack keeps -0 as 0, a skiplist as -0. */
-static bool zop_skiplist_first(const struct zop_res *res, bool setop)
-{
-    struct zset_limits lim = zlimits();
-    if (res->n > lim.max_entries)
-        return true;
-    for (size_t i = 0; setop && i < res->n; i++)
-        if (res->e[i].len > lim.max_value)
-            return true;
-    return false;
-}
-
-/* Replace the destination (any type, its TTL too, as Redis's SET of a new
- * value does) with the result, or delete it when the result is empty; the
- * caller holds its stripe. Replies the new size, or OOM (the destination
- * is gone then: the old value was dropped first). */
-static void zop_store(struct conn *c, const struct resp_arg *key, uint64_t hv, struct zop_res *res,
-                      bool skiplist)
-{
-    struct item *old = do_item_find(key->ptr, key->len, hv, c->now, NULL);
-    if (old != NULL) {
-        do_item_unlink(old, hv);
-        item_put(old);
-    }
-    if (res->n == 0) {
-        rs_int(c, 0);
-        return;
-    }
-    struct coll_handle h;
-    if (do_coll_open(&h, key->ptr, key->len, hv, COLL_ZSET, true, c->now) != COLL_OK) {
-        rs_error(c, RS_ERR_OOM);
-        return;
-    }
-    struct zset_limits lim = zlimits();
-    struct zset *z = zroot(&h);
-    int rc = ZSET_OK;
-    if (skiplist)
-        lim.max_entries = 0;    /* converts at the first member, never back */
-    for (size_t i = 0; i < res->n && rc == ZSET_OK; i++) {
-        int out;
-        double ns;
-        rc = zset_add(coll_arena(&h), z, &lim, res->e[i].m, res->e[i].len, res->e[i].score, 0, &out, &ns);
-    }
-    if (rc != ZSET_OK) {
-        /* Left empty, the new key is freed by do_coll_close(). */
-        zset_free(coll_arena(&h), z);
-        zset_init(z);
-        rs_error(c, RS_ERR_OOM);
-    } else {
-        rs_int(c, (int64_t)zset_len(z));
-    }
-    do_coll_close(&h);
-}
-
-/* The result as ZUNION / ZINTER / ZDIFF answer it: by score, then member. */
-static void zop_reply(struct conn *c, struct zop_res *res, bool scores)
-{
-    if (res->n > 1)
-        qsort(res->e, res->n, sizeof(res->e[0]), ent_by_score);
-    reply_list_hdr(c, res->n, scores);
-    for (size_t i = 0; i < res->n; i++) {
-        struct zset_entry e = { res->e[i].m, res->e[i].len, res->e[i].score };
-        reply_entry(c, &e, scores);
-    }
-}
-
-/* Open the n sources under their held stripes, counting each lookup as a
- * read; false after replying WRONGTYPE (those opened are closed again). */
-static bool zop_open_sources(struct conn *c, struct zop_src *src, const uint64_t *hvs, long n)
-{
-    for (long i = 0; i < n; i++) {
-        const struct resp_arg *k = src[i].key;
-        if (do_coll_open(&src[i].h, k->ptr, k->len, hvs[i], COLL_ZSET, false, c->now) != COLL_OK) {
-            STAT_INC(c->stats, resp_read_hits);
-            for (long j = 0; j < i; j++)
-                do_coll_close(&src[j].h);
-            rs_error(c, ZERR_WRONGTYPE);
-            return false;
-        }
-        src[i].open = true;
-        if (coll_exists(&src[i].h)) {
-            STAT_INC(c->stats, resp_read_hits);
-            src[i].len = zset_len(zroot(&src[i].h));
-        } else {
-            STAT_INC(c->stats, resp_read_misses);
-        }
-    }
-    return true;
-}
-
-/* Everything of one call that lives on the heap. */
-struct zop_call {
-    struct zop_src *src;
-    uint64_t *hvs;              /* sources' hashes, then the destination's */
-    struct zop_res res;
-};
-
-static void zop_call_free(struct zop_call *z)
-{
-    free(z->src);
-    free(z->hvs);
-    zres_free(&z->res);
-}
-
-/*
- * ZUNIONSTORE / ZINTERSTORE / ZDIFFSTORE dst numkeys key... [options],
- * ZUNION / ZINTER / ZDIFF / ZINTERCARD numkeys key... [options]; aux:
- * ZOP_* | ZOP_STORE. Checks in Redis's order: numkeys, the keys' types,
- * then the options.
- */
-enum proc_result resp_cmd_zsetop(struct conn *c, const struct resp_call *call)
-{
-    int op = call->cmd->aux & 0xf;
-    bool store = call->cmd->aux & ZOP_STORE;
-    int nidx = store ? 2 : 1;
-    int64_t setnum;
-    struct zop_call z;
-
-    memset(&z, 0, sizeof(z));
-    if (!rs_arg_i64(c, &call->argv[nidx], &setnum))
-        return PROC_MORE;
-    if (setnum < 1) {
-        rs_errorf(c, "ERR at least 1 input key is needed for '%s' command", call->cmd->name);
-        return PROC_MORE;
-    }
-    if (setnum > call->argc - (nidx + 1)) {
-        rs_error(c, RS_ERR_SYNTAX);
-        return PROC_MORE;
-    }
-    long n = (long)setnum;
-    z.src = calloc((size_t)n, sizeof(*z.src));
-    z.hvs = malloc(sizeof(*z.hvs) * (size_t)(n + 1));
-    if (z.src == NULL || z.hvs == NULL) {
-        rs_error(c, "ERR out of memory");
-        goto out;
-    }
-    for (long i = 0; i < n; i++) {
-        z.src[i].key = &call->argv[nidx + 1 + i];
-        z.src[i].weight = 1.0;
-        z.src[i].pos = (uint32_t)i;
-        z.hvs[i] = item_hash(z.src[i].key->ptr, z.src[i].key->len);
-    }
-    if (store)
-        z.hvs[n] = item_hash(call->argv[1].ptr, call->argv[1].len);
-    struct zop_opts o;
-    zop_parse_opts(call, nidx + 1 + (int)n, op, store, z.src, n, &o);
-
-    struct item_lockset set;
-    item_lock_many(&set, z.hvs, (size_t)(store ? n + 1 : n));
-    if (!zop_open_sources(c, z.src, z.hvs, n))
-        goto unlock;
-    size_t card = 0;
-    if (o.err == NULL) {
-        if (op != ZOP_DIFF)
-            qsort(z.src, (size_t)n, sizeof(z.src[0]), src_by_len);
-        if (op == ZOP_UNION)
-            zop_union(&z.res, z.src, n, o.agg);
-        else if (op == ZOP_INTER)
-            zop_inter(&z.res, z.src, n, o.agg, 0);
-        else if (op == ZOP_CARD)
-            card = zop_inter(NULL, z.src, n, ZAGG_SUM, o.limit);
-        else
-            zop_diff(&z.res, z.src, n);
-        zres_seal(&z.res);
-    }
-    for (long i = 0; i < n; i++)
-        do_coll_close(&z.src[i].h);
-    if (o.err != NULL)
-        rs_error(c, o.err);
-    else if (z.res.nomem)
-        rs_error(c, "ERR out of memory");
-    else if (op == ZOP_CARD)
-        rs_int(c, (int64_t)card);
-    else if (store)
-        zop_store(c, &call->argv[1], z.hvs[n], &z.res, zop_skiplist_first(&z.res, true));
-    else
-        zop_reply(c, &z.res, o.scores);
-unlock:
-    item_unlock_many(&set);
-out:
-    zop_call_free(&z);
-    return PROC_MORE;
-}
-
-/* ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]. */
-enum proc_result resp_cmd_zrangestore(struct conn *c, const struct resp_call *call)
-{
-    struct range_req q;
-    struct zop_res res;
-    struct zop_src s;
-    uint64_t hvs[2];
-
-    if (!parse_range_req(c, call, 2, true, &q))
-        return PROC_MORE;
-    memset(&res, 0, sizeof(res));
-    memset(&s, 0, sizeof(s));
-    s.key = &call->argv[2];
-    hvs[0] = item_hash(s.key->ptr, s.key->len);
-    hvs[1] = item_hash(call->argv[1].ptr, call->argv[1].len);
-    struct item_lockset set;
-    item_lock_many(&set, hvs, 2);
-    if (!zop_open_sources(c, &s, hvs, 1))
-        goto unlock;
-    if (coll_exists(&s.h) && q.type == ZR_RANK) {
-        size_t from, to;
-        struct zset_iter it;
-        struct zset_entry e;
-        if (clip_ranks(q.start, q.end, s.len, &from, &to)) {
-            zset_iter_rank(&it, coll_arena(&s.h), zroot(&s.h), from, to, q.reverse);
-            while (zset_iter_next(&it, &e) && zres_add(&res, &e, 0))
-                ;
-        }
-    } else if (coll_exists(&s.h)) {
-        range_walk(NULL, &res, &s.h, &q);
-    }
-    zres_seal(&res);
-    do_coll_close(&s.h);
-    if (res.nomem)
-        rs_error(c, "ERR out of memory");
-    else
-        zop_store(c, &call->argv[1], hvs[1], &res, q.type == ZR_RANK && zop_skiplist_first(&res, false));
-unlock:
-    item_unlock_many(&set);
-    zres_free(&res);
-    return PROC_MORE;
-}
-
-/*
- * ZMPOP numkeys key... MIN|MAX [COUNT count]: pops from the first of the
- * keys that holds a set; a null array when none does. The keys' stripes
- * are held together, so the "first" is decided on one snapshot.
- */
-enum proc_result resp_cmd_zmpop(struct conn *c, const struct resp_call *call)
-{
-    int64_t n, count = -1;
-    bool max;
-
-    if (!rs_parse_i64(call->argv[1].ptr, call->argv[1].len, &n) || n < 1) {
-        rs_error(c, "ERR numkeys should be greater than 0");
-        return PROC_MORE;
-    }
-    if (n >= call->argc - 2) {
-        rs_error(c, RS_ERR_SYNTAX);
-        return PROC_MORE;
-    }
-    int where = 2 + (int)n;
-    if (rs_arg_is(&call->argv[where], "min") || rs_arg_is(&call->argv[where], "max")) {
-        max = rs_arg_is(&call->argv[where], "max");
-    } else {
-        rs_error(c, RS_ERR_SYNTAX);
-        return PROC_MORE;
-    }
-    for (int j = where + 1; j < call->argc; j++) {
-        if (count == -1 && j + 1 < call->argc && rs_arg_is(&call->argv[j], "count")) {
-            j++;
-            if (!rs_parse_i64(call->argv[j].ptr, call->argv[j].len, &count) || count < 1) {
-                rs_error(c, "ERR count should be greater than 0");
-                return PROC_MORE;
-            }
-        } else {
-            rs_error(c, RS_ERR_SYNTAX);
-            return PROC_MORE;
-        }
-    }
-    if (count == -1)
-        count = 1;
-
-    uint64_t *hvs = malloc(sizeof(*hvs) * (size_t)n);
-    if (hvs == NULL) {
-        rs_error(c, "ERR out of memory");
-        return PROC_MORE;
-    }
-    for (int i = 0; i < n; i++)
-        hvs[i] = item_hash(call->argv[2 + i].ptr, call->argv[2 + i].len);
-    struct item_lockset set;
-    item_lock_many(&set, hvs, (size_t)n);
-    int i;
-    struct coll_handle h;
-    for (i = 0; i < n; i++) {
-        const struct resp_arg *k = &call->argv[2 + i];
-        if (do_coll_open(&h, k->ptr, k->len, hvs[i], COLL_ZSET, false, c->now) != COLL_OK) {
-            rs_error(c, ZERR_WRONGTYPE);
-            break;
-        }
-        if (coll_exists(&h)) {
-            struct zset *z = zroot(&h);
-            size_t len = zset_len(z), m = (uint64_t)count < len ? (size_t)count : len;
-            rs_array(c, 2);
-            rs_bulk(c, k->ptr, k->len);
-            rs_array(c, m);
-            pop_some(c, coll_arena(&h), z, max, m, true);
-            do_coll_close(&h);
-            break;
-        }
-    }
-    if (i == n)
-        rs_null_array(c);
-    item_unlock_many(&set);
-    free(hvs);
     return PROC_MORE;
 }
