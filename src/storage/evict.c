@@ -806,6 +806,54 @@ bool evict_move_begin(unsigned id, uint32_t skip, bool ttl_only, int64_t now)
     return ok;
 }
 
+/* Live items in a page (a value chunk counts for its item), at most
+ * `enough`: a lock-free hint, as page_has_untimed(). */
+static uint32_t page_live(unsigned id, const char *page, int64_t now, uint32_t enough)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < slab_chunks_per_page(id) && n < enough; i++) {
+        struct item *it = slot_item((char *)page + (size_t)i * slab_chunk_size(id));
+
+        if (it != NULL && !looks_dead(it, now))
+            n++;
+    }
+    return n;
+}
+
+bool evict_move_begin_spare(unsigned id, int64_t now)
+{
+    struct eclass *e = &ecl[id];
+    uint32_t npages = slab_class_pages(id), start, best, best_n = UINT32_MAX;
+    bool ok = false;
+
+    if (npages < 2)
+        return false;
+    /* A chunked item's value chunks cannot move (only unchunked items are
+     * rescued), and the hand's page may hold one while whole pages lie
+     * free: a large value deleted or replaced leaves them so. The look
+     * takes no lock (workers evicting here wait for the class's): a page
+     * moved meanwhile only makes the choice a worse one. */
+    start = best = __atomic_load_n(&e->main.page, __ATOMIC_RELAXED) % npages;
+    for (uint32_t k = 0; k < npages && k < EVICT_SPARE_PAGES_MAX && best_n > 0; k++) {
+        uint32_t pi = (start + k) % npages;
+        uint32_t n = page_live(id, slab_class_page(id, pi), now, best_n);
+
+        if (n < best_n) {
+            best = pi;
+            best_n = n;
+        }
+    }
+    pthread_mutex_lock(&e->lock);
+    if (slab_class_pages(id) >= 2 && slab_moving_page(id) == NULL) {
+        slab_move_begin(id, best < slab_class_pages(id) ? best : 0);
+        e->npool = 0;
+        ok = true;
+    }
+    pthread_mutex_unlock(&e->lock);
+    return ok;
+}
+
 /* An item of a page being moved that the policy would keep over its
  * next victim: one read since it was stored (under S3-FIFO, since the main
  * hand last passed it). The others of the page are as good victims as

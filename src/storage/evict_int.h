@@ -19,6 +19,7 @@ struct storage_stats;
 #define ITEM_ATIME_MASK 0xffffffu   /* 24-bit access clock, seconds */
 #define EVICT_WALK_MAX 50           /* slots the main hand examines per call */
 #define EVICT_TTL_PAGES_MAX 8       /* pages a volatile page move looks at */
+#define EVICT_SPARE_PAGES_MAX 64    /* pages a move of spare chunks looks at */
 #define EVICT_TAIL_PEEK 4           /* slots evict_reclaim_tail() looks at a hand */
 
 /* Set up per-class state and the ghost of `ghost_entries` (rounded up to a
@@ -81,6 +82,11 @@ void evict_crawler_pause(bool paused);
  * or a move is under way). With ttl_only (a volatile policy), only a page
  * whose live items all have a TTL, among the EVICT_TTL_PAGES_MAX from there. */
 bool evict_move_begin(unsigned id, uint32_t skip, bool ttl_only, int64_t now);
+/* The same for a move of a class's spare chunks: the page with the fewest
+ * live items among the EVICT_SPARE_PAGES_MAX from the main hand (the first
+ * empty one ends the look), so that freeing memory evicts nothing it need
+ * not. */
+bool evict_move_begin_spare(unsigned id, int64_t now);
 /* One pass over the moving page: every item in it (or owning a value chunk
  * in it) that no reader holds leaves it: a live unchunked one whose header
  * is here moves to a free chunk of the class if one is free, or, with

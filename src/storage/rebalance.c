@@ -33,6 +33,11 @@
  * its global pool and frees them. A full cache keeps its pages until items
  * are deleted or expire, as in memcached.
  *
+ * A page taken for its class's free chunks (a spare class's, or one given
+ * back) is the emptiest near the main hand, not the hand's own: a chunked
+ * value's chunks cannot be rescued, so the hand's page could cost a live
+ * large value while whole pages of the class lie free.
+ *
  * A rescue does not wait for a window: an allocation whose class has
  * nothing it may evict (a large value's chunks in a cache full of small
  * items) moves a page itself, on the worker, with few passes and a few
@@ -129,6 +134,12 @@ static bool move_page(unsigned src, unsigned dst, bool rescue, bool ttl_only, in
 bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
 {
     return evict_move_begin(src, 0, false, now) &&
+           move_page(src, dst, false, false, now, max_passes);
+}
+
+bool rebalance_move_spare_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes)
+{
+    return evict_move_begin_spare(src, now) &&
            move_page(src, dst, false, false, now, max_passes);
 }
 
@@ -291,13 +302,14 @@ static void balance_decide(int64_t now, unsigned *src, unsigned *dst, unsigned *
 /* One automove window: choose a move, or none (src 0), and how many pages
  * it may move. */
 static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned *dst,
-                            unsigned *pages)
+                            unsigned *pages, bool *spare)
 {
     uint64_t top = 0, young = UINT64_MAX, ev[STORAGE_CLASS_MAX + 1] = {0};
     unsigned cand = 0, n = slab_class_count();
 
     *src = *dst = 0;
     *pages = PAGES_PER_WINDOW;
+    *spare = false;
     window_no++;
     for (unsigned id = 1; id <= n; id++) {
         uint64_t total = evict_class_evictions(id);
@@ -344,6 +356,7 @@ static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned 
 
         storage_class_stats(cand, now, &dcs);
         *src = spare_class(cand, now);
+        *spare = *src != 0;
         old = oldest_class(cand, now, &age);
         if (*src == 0 && old != 0 && ev[old] == 0 && age >= 2 * dcs.age_sec && age > 0)
             *src = old;
@@ -359,6 +372,7 @@ static void *mover_main(void *arg)
 {
     int64_t next_window = clock_now_ms() + WINDOW_MS;
     unsigned auto_src = 0, auto_dst = 0, auto_pages = 0, budget = 0, release_budget = 0;
+    bool auto_spare = false;
 
     (void)arg;
     pthread_setname_np(pthread_self(), "kioku-slabmove");
@@ -366,6 +380,7 @@ static void *mover_main(void *arg)
     while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
         struct timespec ts;
         unsigned src = 0, dst = 0;
+        bool spare = false;     /* src was chosen for its free chunks */
         int64_t now;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -389,7 +404,7 @@ static void *mover_main(void *arg)
             auto_dst = 0;
             if (mode != 0) {
                 pthread_mutex_unlock(&lock);
-                automove_decide(mode, now, &auto_src, &auto_dst, &auto_pages);
+                automove_decide(mode, now, &auto_src, &auto_dst, &auto_pages, &auto_spare);
                 pthread_mutex_lock(&lock);
                 if (auto_dst != 0)
                     budget = auto_pages;
@@ -402,6 +417,7 @@ static void *mover_main(void *arg)
         if (src == 0 && budget > 0 && slab_class_pages(auto_src) >= 2) {
             src = auto_src;
             dst = auto_dst;
+            spare = auto_spare;
             budget--;
         }
         if (src == 0 && release_budget > 0) {
@@ -414,12 +430,16 @@ static void *mover_main(void *arg)
             pthread_mutex_lock(&lock);
             if (src == 0)
                 release_budget = 0;
+            spare = true;
         }
         if (src == 0)
             continue;
         moving = true;
         pthread_mutex_unlock(&lock);
-        rebalance_move_now(src, dst, now, UINT32_MAX);
+        if (spare)
+            rebalance_move_spare_now(src, dst, now, UINT32_MAX);
+        else
+            rebalance_move_now(src, dst, now, UINT32_MAX);
         pthread_mutex_lock(&lock);
         moving = false;
     }

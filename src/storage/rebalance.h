@@ -29,6 +29,10 @@ void rebalance_teardown(void);
  * no storage lock.
  */
 bool rebalance_move_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes);
+/* The same for a page taken for src's free chunks (automove's spare class,
+ * a page given back to the pool): the page with the fewest live items, not
+ * the one under the main hand. */
+bool rebalance_move_spare_now(unsigned src, unsigned dst, int64_t now, unsigned max_passes);
 
 /*
  * An allocation in class dst found no free chunk, no page under the limit

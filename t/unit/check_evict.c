@@ -853,6 +853,44 @@ static void assert_big(const char *key, unsigned seed)
     item_put(it);
 }
 
+/* A page taken for a class's free chunks (automove's spare class, a page
+ * given back to the pool) is the emptiest, not the one under the main
+ * hand: a chunked value's chunks cannot move, so the hand's page would
+ * cost a live value while whole pages lie free. */
+START_TEST(test_spare_page_move_takes_a_free_page_not_a_live_value)
+{
+    struct storage_config cfg;
+    char err[256] = "";
+    unsigned big;
+    struct storage_class_stats c0, c1;
+
+    storage_teardown();
+    storage_config_default(&cfg);
+    cfg.mem_limit = 16 * MIB;
+    cfg.item_size_max = MIB;
+    cfg.crawler = false;
+    cfg.slab_automove = 0;
+    ck_assert(storage_setup(&cfg, err, sizeof(err)) == 0);
+    big = slab_class_count();
+    /* Three chunks each of the largest class (two a page): a fills the
+     * first page, under the hand, and half the second; b's go free. */
+    ck_assert_int_eq(put_big("a", 1), ITEM_STORED);
+    ck_assert_int_eq(put_big("b", 2), ITEM_STORED);
+    ck_assert_int_eq(put_big("c", 3), ITEM_STORED);
+    ck_assert_int_eq(item_delete("b", 1, 0, t0), ITEM_DELETED);
+    storage_class_stats(big, t0, &c0);
+    ck_assert_uint_ge(c0.total_pages, 4);
+    ck_assert(rebalance_move_spare_now(big, 0, t0, 100));
+    storage_class_stats(big, t0, &c1);
+    ck_assert_uint_eq(c1.total_pages, c0.total_pages - 1);
+    ck_assert_uint_eq(stats().evictions, 0);
+    ck_assert_uint_eq(stats().slab_reassign_evictions_nomem, 0);
+    ck_assert_uint_eq(stats().slabs_moved, 1);
+    assert_big("a", 1);
+    assert_big("c", 3);
+}
+END_TEST
+
 /* Small items until the class evicts (or, without eviction, refuses). */
 static int fill_small(int64_t exptime)
 {
@@ -998,6 +1036,7 @@ static Suite *evict_suite(void)
     tcase_add_test(tc, test_page_move_empties_a_page_and_gives_it_to_another_class);
     tcase_add_test(tc, test_page_move_waits_for_a_reader);
     tcase_add_test(tc, test_page_move_keeps_read_items);
+    tcase_add_test(tc, test_spare_page_move_takes_a_free_page_not_a_live_value);
     tcase_add_test(tc, test_concurrent_eviction_keeps_values_and_counts_consistent);
     suite_add_tcase(s, tc);
     return s;
