@@ -458,6 +458,7 @@ static struct resp_cmd commands[] = {
     {"memory", -2, R, 2, 2, 1, "server", "A container for memory diagnostics commands", resp_cmd_memory, 0},
     {"rename", 3, W, 1, 2, 1, "generic", "Rename a key", resp_cmd_rename, 0},
     {"renamenx", 3, W | F, 1, 2, 1, "generic", "Rename a key, only if the new key does not exist", resp_cmd_rename, 1},
+    {"copy", -3, W | M, 1, 2, 1, "generic", "Copy a key", resp_cmd_copy, 0},
     {"randomkey", 1, R, 0, 0, 0, "generic", "Return a random key from the keyspace", resp_cmd_randomkey, 0},
     {"keys", 2, R, 0, 0, 0, "generic", "Find all keys matching the given pattern", resp_cmd_keys, 0},
     {"scan", -2, R, 0, 0, 0, "generic", "Incrementally iterate the keys space", resp_cmd_scan, 0},

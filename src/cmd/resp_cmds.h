@@ -222,11 +222,16 @@ enum proc_result resp_cmd_type(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_object(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_memory(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_rename(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_copy(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_randomkey(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_keys(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_scan(struct conn *c, const struct resp_call *call);
 
 /* resp_hash.c */
+struct coll_handle;
+/* COPY: every field of open hash src into dst, which is new and empty.
+ * False when no memory (dst is emptied again). */
+bool resp_hash_copy(struct coll_handle *src, struct coll_handle *dst);
 enum proc_result resp_cmd_hset(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_hsetnx(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_hget(struct conn *c, const struct resp_call *call);
@@ -275,6 +280,8 @@ enum proc_result resp_cmd_watch(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_unwatch(struct conn *c, const struct resp_call *call);
 
 /* resp_zset.c and resp_zsetops.c (sorted sets) */
+/* COPY: resp_hash_copy() for a sorted set. */
+bool resp_zset_copy(struct coll_handle *src, struct coll_handle *dst);
 enum proc_result resp_cmd_zadd(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_zcard(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_zscore(struct conn *c, const struct resp_call *call);

@@ -67,6 +67,32 @@ static struct hash_limits limits(void)
     return (struct hash_limits){coll_limit(COLL_HASH_ENTRIES), coll_limit(COLL_HASH_VALUE)};
 }
 
+/* ---- COPY of a hash (resp_keys.c) ---- */
+
+struct copy_ctx {
+    struct coll_handle *dst;
+    struct hash_limits lim;
+    bool failed;
+};
+
+static void copy_field(void *arg, const void *f, size_t flen, const void *v, size_t vlen)
+{
+    struct copy_ctx *x = arg;
+
+    if (!x->failed && hash_set(coll_arena(x->dst), root(x->dst), f, flen, v, vlen, &x->lim) < 0)
+        x->failed = true;
+}
+
+bool resp_hash_copy(struct coll_handle *src, struct coll_handle *dst)
+{
+    struct copy_ctx x = {dst, limits(), false};
+
+    hash_foreach(coll_arena(src), root(src), copy_field, &x);
+    if (x.failed)
+        hash_free(coll_arena(dst), root(dst));
+    return !x.failed;
+}
+
 /* The value of field f, or NULL when the field or the whole key is absent. */
 static const void *hfield(struct coll_handle *h, const struct resp_arg *f, size_t *vl)
 {

@@ -21,7 +21,7 @@
  * so a full iteration over N keys takes about N/COUNT calls. KEYS and
  * RANDOMKEY walk as far as they must.
  *
- * RENAME holds both keys' stripes (item_lock2(), in a fixed order) while it
+ * RENAME (and COPY) holds both keys' stripes (item_lock2(), in a fixed order) while it
  * copies the value under the new key, links it and unlinks the source, so
  * no client ever sees both keys or neither. A collection is not copied:
  * coll_rename() gives its blocks to a new header item under the new key.
@@ -473,6 +473,110 @@ enum proc_result resp_cmd_rename(struct conn *c, const struct resp_call *call)
         rs_int(c, res);
     else
         rs_ok(c);
+    return PROC_MORE;
+}
+
+/* ---- COPY ---- */
+
+/*
+ * A collection copied member by member into a new one under dst's key
+ * (both stripes held): its blocks name their owner and hold references
+ * into their own collection, so they cannot be shared or copied bytewise.
+ * Returns the linked copy (referenced) or NULL when no memory.
+ */
+static struct item *copy_coll(struct conn *c, struct item *src, const struct resp_arg *from,
+                              uint64_t hf, const struct resp_arg *to, uint64_t ht)
+{
+    struct coll_handle hs, hd;
+    enum coll_type t = coll_type_of(src);
+    bool ok;
+
+    if (do_coll_open(&hs, from->ptr, from->len, hf, t, false, c->now) != COLL_OK)
+        return NULL;
+    if (do_coll_open(&hd, to->ptr, to->len, ht, t, true, c->now) != COLL_OK) {
+        do_coll_close(&hs);
+        return NULL;
+    }
+    ok = t == COLL_HASH ? resp_hash_copy(&hs, &hd) : resp_zset_copy(&hs, &hd);
+    do_coll_close(&hd);     /* links the copy; an emptied one is dropped */
+    do_coll_close(&hs);
+    if (!ok)
+        return NULL;
+    struct item *copy = do_item_find(to->ptr, to->len, ht, c->now, NULL);
+    if (copy != NULL)
+        do_item_set_exptime(copy, ht, item_exptime(src));
+    return copy;
+}
+
+/* COPY source destination [DB destination-db] [REPLACE]: 1 copied, 0 when
+ * the source is absent or the destination taken (without REPLACE). There
+ * is one database, 0. */
+enum proc_result resp_cmd_copy(struct conn *c, const struct resp_call *call)
+{
+    const struct resp_arg *from = &call->argv[1], *to = &call->argv[2];
+    bool replace = false;
+
+    for (int j = 3; j < call->argc; j++) {
+        int64_t db;
+
+        if (rs_arg_is(&call->argv[j], "replace")) {
+            replace = true;
+        } else if (rs_arg_is(&call->argv[j], "db") && j + 1 < call->argc) {
+            if (!rs_arg_i64(c, &call->argv[++j], &db))
+                return PROC_MORE;
+            if (db != 0) {
+                rs_error(c, "ERR DB index is out of range");
+                return PROC_MORE;
+            }
+        } else {
+            rs_error(c, RS_ERR_SYNTAX);
+            return PROC_MORE;
+        }
+    }
+    if (from->len == to->len && memcmp(from->ptr, to->ptr, from->len) == 0) {
+        rs_error(c, "ERR source and destination objects are the same");
+        return PROC_MORE;
+    }
+    uint64_t hf = item_hash(from->ptr, from->len), ht = item_hash(to->ptr, to->len);
+    enum item_alloc_status st = ITEM_ALLOC_NOMEM;
+    struct item *dst = NULL, *copy = NULL;
+    int res = 0;    /* 1 copied, 0 not, -1 no memory */
+
+    item_lock2(hf, ht);
+    struct item *src = do_item_find(from->ptr, from->len, hf, c->now, NULL);
+    resp_count_read(c, src);
+    if (src != NULL) {
+        dst = do_item_find(to->ptr, to->len, ht, c->now, NULL);
+        if (dst != NULL && !replace) {
+            res = 0;
+        } else if (item_is_typed(src)) {
+            /* The new collection takes the key: what REPLACE overwrites
+             * goes first, so no memory then loses it (as RENAME's does). */
+            if (dst != NULL)
+                do_item_unlink(dst, ht);
+            copy = copy_coll(c, src, from, hf, to, ht);
+            res = copy != NULL ? 1 : -1;
+        } else if ((copy = copy_as(src, to, c->now, &st)) != NULL) {
+            if (dst != NULL)
+                do_item_replace(dst, copy, ht);
+            else
+                do_item_link(copy, ht);
+            res = 1;
+        } else {
+            res = -1;
+        }
+    }
+    item_unlock2(hf, ht);
+    if (src != NULL)
+        item_put(src);
+    if (dst != NULL)
+        item_put(dst);
+    if (copy != NULL)
+        item_put(copy);
+    if (res < 0)
+        rs_alloc_error(c, (int)st);
+    else
+        rs_int(c, res);
     return PROC_MORE;
 }
 

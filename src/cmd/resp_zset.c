@@ -93,6 +93,30 @@ struct zset_limits zs_limits(void)
     return l;
 }
 
+/* COPY of a sorted set (resp_keys.c): every member into dst, which is
+ * empty; on no memory dst is emptied again and false returned. */
+bool resp_zset_copy(struct coll_handle *src, struct coll_handle *dst)
+{
+    struct zset_limits lim = zs_limits();
+    struct zset *z = zs_root(src);
+    struct zset_iter it;
+    struct zset_entry e;
+    int out;
+    double score;
+
+    if (zset_len(z) == 0)
+        return true;
+    zset_iter_rank(&it, coll_arena(src), z, 0, zset_len(z) - 1, false);
+    while (zset_iter_next(&it, &e)) {
+        if (zset_add(coll_arena(dst), zs_root(dst), &lim, e.m, e.mlen, e.score, 0, &out,
+                     &score) != ZSET_OK) {
+            zset_free(coll_arena(dst), zs_root(dst));
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- numbers ---- */
 
 /* An argument as a NUL-terminated string in buf; false when too long. */

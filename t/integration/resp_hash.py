@@ -142,6 +142,21 @@ SCRIPT = [
     ["config", "get", "zset-max-listpack-entries"], ["config", "get", "zset-max-ziplist-value"],
     ["hset", "", "", ""], ["hgetall", ""], ["hstrlen", "", ""], ["del", ""],
     ["hset", "bin", "\x00\xff", "\r\n"], ["hget", "bin", "\x00\xff"], ["hgetall", "bin"],
+    # COPY: a hash is copied field by field, in either encoding, with its TTL;
+    # the copy is independent of the original.
+    ["del", "cp", "cp2", "cp3"], ["hset", "cp", "a", "1", "b", "2", "c", "3"],
+    ["copy", "cp", "cp2"], ["hgetall", "cp2"], ["object", "encoding", "cp2"], ["ttl", "cp2"],
+    ["hset", "cp2", "a", "changed"], ["hget", "cp", "a"], ["copy", "cp", "cp2"],
+    ["copy", "cp", "cp2", "replace"], ["hget", "cp2", "a"], ["expire", "cp", "100"],
+    ["copy", "cp", "cp3"], ["ttl", "cp3"], ["del", "cp"], ["hgetall", "cp3"],
+    ["config", "set", "hash-max-listpack-entries", "2"],
+    ["hset", "cpd", "1", "x", "2", "y", "3", "z"], ["copy", "cpd", "cpd2"],
+    ["object", "encoding", "cpd2"], ["hlen", "cpd2"], ["hget", "cpd2", "3"],
+    ["config", "set", "hash-max-listpack-entries", "512"],
+    ["set", "cps", "str"], ["copy", "cpd", "cps"], ["type", "cps"], ["copy", "cpd", "cps", "replace"],
+    ["type", "cps"], ["hlen", "cps"], ["copy", "cps", "cps"], ["copy", "nokey", "cpx"],
+    ["exists", "cpx"], ["copy", "cpd", "cpx", "db", "0"], ["copy", "cpd", "cpx", "db", "x"],
+    ["copy", "cpd", "cpx", "nope"], ["copy", "cpd"],
 ]
 
 

@@ -154,6 +154,15 @@ SCENARIOS = [
      "PERSIST z", "TTL z", "RENAME z z2", "EXISTS z", "ZRANGE z2 0 -1 WITHSCORES", "SCAN 0 TYPE zset",
      "GET z2", "APPEND z2 x", "INCR z2", "STRLEN z2", "MGET z2 nokey", "ZADD q 1 a", "SET z2 x",
      "TYPE z2", "GET z2", "DEL q", "EXISTS q", "DBSIZE"],
+    # COPY of a sorted set (either encoding), with its TTL, REPLACE, a string.
+    ["ZADD z 1 a 2 b 3 c", "COPY z z2", "ZRANGE z2 0 -1 WITHSCORES", "OBJECT ENCODING z2", "TTL z2",
+     "ZADD z2 9 a", "ZSCORE z a", "COPY z z2", "COPY z z2 REPLACE", "ZSCORE z2 a", "EXPIRE z 100",
+     "COPY z z3", "TTL z3", "DEL z", "ZCARD z3", "CONFIG SET zset-max-listpack-entries 2",
+     "ZADD big 1 a 2 b 3 c 4 d", "COPY big big2", "OBJECT ENCODING big2", "ZRANGE big2 0 -1 WITHSCORES",
+     "ZRANK big2 c", "CONFIG SET zset-max-listpack-entries 128", "SET s v", "COPY s z3",
+     "COPY s z3 REPLACE", "TYPE z3", "GET z3", "COPY big s REPLACE", "TYPE s", "ZCARD s",
+     "COPY big big", "COPY nokey x", "EXISTS x", "COPY big x DB 0", "COPY big y DB x", "COPY big y REPLACE x",
+     "DBSIZE"],
     # The compact encoding's limits, and no way back.
     ["CONFIG SET zset-max-listpack-entries 4", "ZADD z 1 a 2 b 3 c 4 d", "OBJECT ENCODING z",
      "ZADD z 5 e", "OBJECT ENCODING z", "ZREM z a b c d", "OBJECT ENCODING z",
