@@ -408,6 +408,11 @@ bool rs_arg_is(const struct resp_arg *a, const char *word)
 #define A RC_ADMIN
 #define S RC_STALE
 #define N RC_NOAUTH
+#define L RC_LOADING
+/* What Redis gives the commands a client may send while a script is busy
+ * (AUTH, HELLO, QUIT, MULTI, DISCARD, WATCH, UNWATCH). */
+#define BUSY_OK (RC_NOSCRIPT | RC_LOADING | RC_ALLOW_BUSY)
+#define SCRIPT_FLAGS (RC_NOSCRIPT | RC_SKIP_MONITOR | RC_NO_MANDATORY_KEYS | RC_MOVABLE)
 /* aux of expire/ttl rows: bit 0 milliseconds, bit 1 absolute time.
  * Read-only once proto_resp_setup() has run (which may swap handlers for
  * -o null_storage). */
@@ -454,8 +459,8 @@ static struct resp_cmd commands[] = {
     {"pexpiretime", 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key in milliseconds", resp_cmd_ttl, 3},
     {"persist", 2, W | F, 1, 1, 1, "generic", "Remove the expiration from a key", resp_cmd_persist, 0},
     {"type", 2, R | F, 1, 1, 1, "generic", "Determine the type stored at key", resp_cmd_type, 0},
-    {"object", -2, R, 2, 2, 1, "generic", "A container for object introspection commands", resp_cmd_object, 0},
-    {"memory", -2, R, 2, 2, 1, "server", "A container for memory diagnostics commands", resp_cmd_memory, 0},
+    {"object", -2, R | RC_CONTAINER, 2, 2, 1, "generic", "A container for object introspection commands", resp_cmd_object, 0},
+    {"memory", -2, R | RC_CONTAINER, 2, 2, 1, "server", "A container for memory diagnostics commands", resp_cmd_memory, 0},
     {"rename", 3, W, 1, 2, 1, "generic", "Rename a key", resp_cmd_rename, 0},
     {"renamenx", 3, W | F, 1, 2, 1, "generic", "Rename a key, only if the new key does not exist", resp_cmd_rename, 1},
     {"copy", -3, W | M, 1, 2, 1, "generic", "Copy a key", resp_cmd_copy, 0},
@@ -481,34 +486,34 @@ static struct resp_cmd commands[] = {
     {"hrandfield", -2, R, 1, 1, 1, "hash", "Get one or multiple random fields from a hash", resp_cmd_hrandfield, 0},
     {"hscan", -3, R, 1, 1, 1, "hash", "Incrementally iterate hash fields and associated values", resp_cmd_hscan, 0},
 
-    {"ping", -1, F | S, 0, 0, 0, "connection", "Ping the server", resp_cmd_ping, 0},
-    {"echo", 2, F | S, 0, 0, 0, "connection", "Echo the given string", resp_cmd_echo, 0},
-    {"quit", -1, F | S | N, 0, 0, 0, "connection", "Close the connection", resp_cmd_quit, 0},
-    {"select", 2, F | S, 0, 0, 0, "connection", "Change the selected database for the current connection", resp_cmd_select, 0},
-    {"hello", -1, F | S | N, 0, 0, 0, "connection", "Handshake with Redis", resp_cmd_hello, 0},
-    {"auth", -2, F | S | N, 0, 0, 0, "connection", "Authenticate to the server", resp_cmd_auth, 0},
-    {"client", -2, S, 0, 0, 0, "connection", "A container for client connection commands", resp_cmd_client, 0},
-    {"command", -1, S, 0, 0, 0, "server", "Get array of Redis command details", resp_cmd_command, 0},
-    {"config", -2, A | S, 0, 0, 0, "server", "A container for server configuration commands", resp_cmd_config, 0},
-    {"function", -2, S, 0, 0, 0, "scripting", "A container for function commands", resp_cmd_function, 0},
-    {"info", -1, S, 0, 0, 0, "server", "Get information and statistics about the server", resp_cmd_info, 0},
+    {"ping", -1, F, 0, 0, 0, "connection", "Ping the server", resp_cmd_ping, 0},
+    {"echo", 2, F | S | L, 0, 0, 0, "connection", "Echo the given string", resp_cmd_echo, 0},
+    {"quit", -1, F | S | N | BUSY_OK, 0, 0, 0, "connection", "Close the connection", resp_cmd_quit, 0},
+    {"select", 2, F | S | L, 0, 0, 0, "connection", "Change the selected database for the current connection", resp_cmd_select, 0},
+    {"hello", -1, F | S | N | BUSY_OK, 0, 0, 0, "connection", "Handshake with Redis", resp_cmd_hello, 0},
+    {"auth", -2, F | S | N | BUSY_OK, 0, 0, 0, "connection", "Authenticate to the server", resp_cmd_auth, 0},
+    {"client", -2, S | RC_CONTAINER, 0, 0, 0, "connection", "A container for client connection commands", resp_cmd_client, 0},
+    {"command", -1, S | L, 0, 0, 0, "server", "Get array of Redis command details", resp_cmd_command, 0},
+    {"config", -2, A | S | RC_CONTAINER, 0, 0, 0, "server", "A container for server configuration commands", resp_cmd_config, 0},
+    {"function", -2, S | RC_CONTAINER, 0, 0, 0, "scripting", "A container for function commands", resp_cmd_function, 0},
+    {"info", -1, S | L, 0, 0, 0, "server", "Get information and statistics about the server", resp_cmd_info, 0},
     {"dbsize", 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", resp_cmd_dbsize, 0},
     {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0},
     {"flushall", -1, W, 0, 0, 0, "server", "Remove all keys from all databases", resp_cmd_flushall, 0},
-    {"time", 1, F | S, 0, 0, 0, "server", "Return the current server time", resp_cmd_time, 0},
-    {"shutdown", -1, A | S, 0, 0, 0, "server", "Synchronously save the dataset to disk and then shut down the server", resp_cmd_shutdown, 0},
+    {"time", 1, F | S | L, 0, 0, 0, "server", "Return the current server time", resp_cmd_time, 0},
+    {"shutdown", -1, A | S | RC_NOSCRIPT | RC_LOADING | RC_NO_MULTI | RC_ALLOW_BUSY, 0, 0, 0, "server", "Synchronously save the dataset to disk and then shut down the server", resp_cmd_shutdown, 0},
 
-    {"multi", 1, F | S, 0, 0, 0, "transactions", "Mark the start of a transaction block", resp_cmd_multi, 0},
-    {"exec", 1, S, 0, 0, 0, "transactions", "Execute all commands issued after MULTI", resp_cmd_exec, 0},
-    {"discard", 1, F | S, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", resp_cmd_discard, 0},
-    {"watch", -2, F | S, 1, -1, 1, "transactions", "Watch the given keys to determine execution of the MULTI/EXEC block", resp_cmd_watch, 0},
-    {"unwatch", 1, F | S, 0, 0, 0, "transactions", "Forget about all watched keys", resp_cmd_unwatch, 0},
+    {"multi", 1, F | S | BUSY_OK, 0, 0, 0, "transactions", "Mark the start of a transaction block", resp_cmd_multi, 0},
+    {"exec", 1, S | RC_NOSCRIPT | RC_LOADING | RC_SKIP_SLOWLOG, 0, 0, 0, "transactions", "Execute all commands issued after MULTI", resp_cmd_exec, 0},
+    {"discard", 1, F | S | BUSY_OK, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", resp_cmd_discard, 0},
+    {"watch", -2, F | S | BUSY_OK, 1, -1, 1, "transactions", "Watch the given keys to determine execution of the MULTI/EXEC block", resp_cmd_watch, 0},
+    {"unwatch", 1, F | S | BUSY_OK, 0, 0, 0, "transactions", "Forget about all watched keys", resp_cmd_unwatch, 0},
 
-    {"eval", -3, S, 0, 0, 0, "scripting", "Execute a Lua script server side", resp_cmd_eval, 0},
-    {"evalsha", -3, S, 0, 0, 0, "scripting", "Execute a Lua script server side", resp_cmd_eval, 1},
-    {"eval_ro", -3, R | S, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 2},
-    {"evalsha_ro", -3, R | S, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 3},
-    {"script", -2, S, 0, 0, 0, "scripting", "A container for Lua scripts management commands", resp_cmd_script, 0},
+    {"eval", -3, S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a Lua script server side", resp_cmd_eval, 0},
+    {"evalsha", -3, S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a Lua script server side", resp_cmd_eval, 1},
+    {"eval_ro", -3, R | S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 2},
+    {"evalsha_ro", -3, R | S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 3},
+    {"script", -2, S | RC_CONTAINER, 0, 0, 0, "scripting", "A container for Lua scripts management commands", resp_cmd_script, 0},
 
     /* sorted sets (resp_zset.c, resp_zsetops.c); ZRANGE's aux: range type | direction << 4 */
     {"zadd", -4, W | M | F, 1, 1, 1, "sorted-set", "Add one or more members to a sorted set, or update its score if it already exists", resp_cmd_zadd, 0},
@@ -536,15 +541,15 @@ static struct resp_cmd commands[] = {
     {"zrandmember", -2, R, 1, 1, 1, "sorted-set", "Get one or multiple random elements from a sorted set", resp_cmd_zrandmember, 0},
     /* set operations: every argument from the first key on counts as a key,
      * so a script holds all their stripes; aux: ZOP_* | ZOP_STORE (0x10) */
-    {"zunionstore", -4, W | M, 1, -1, 1, "sorted-set", "Add multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 0 | 0x10},
-    {"zinterstore", -4, W | M, 1, -1, 1, "sorted-set", "Intersect multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 1 | 0x10},
-    {"zdiffstore", -4, W | M, 1, -1, 1, "sorted-set", "Subtract multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 2 | 0x10},
-    {"zunion", -3, R, 2, -1, 1, "sorted-set", "Add multiple sorted sets", resp_cmd_zsetop, 0},
-    {"zinter", -3, R, 2, -1, 1, "sorted-set", "Intersect multiple sorted sets", resp_cmd_zsetop, 1},
-    {"zdiff", -3, R, 2, -1, 1, "sorted-set", "Subtract multiple sorted sets", resp_cmd_zsetop, 2},
-    {"zintercard", -3, R, 2, -1, 1, "sorted-set", "Intersect multiple sorted sets and return the cardinality of the result", resp_cmd_zsetop, 3},
+    {"zunionstore", -4, W | M | RC_MOVABLE, 1, -1, 1, "sorted-set", "Add multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 0 | 0x10},
+    {"zinterstore", -4, W | M | RC_MOVABLE, 1, -1, 1, "sorted-set", "Intersect multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 1 | 0x10},
+    {"zdiffstore", -4, W | M | RC_MOVABLE, 1, -1, 1, "sorted-set", "Subtract multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 2 | 0x10},
+    {"zunion", -3, R | RC_MOVABLE, 2, -1, 1, "sorted-set", "Add multiple sorted sets", resp_cmd_zsetop, 0},
+    {"zinter", -3, R | RC_MOVABLE, 2, -1, 1, "sorted-set", "Intersect multiple sorted sets", resp_cmd_zsetop, 1},
+    {"zdiff", -3, R | RC_MOVABLE, 2, -1, 1, "sorted-set", "Subtract multiple sorted sets", resp_cmd_zsetop, 2},
+    {"zintercard", -3, R | RC_MOVABLE, 2, -1, 1, "sorted-set", "Intersect multiple sorted sets and return the cardinality of the result", resp_cmd_zsetop, 3},
     {"zrangestore", -5, W | M, 1, 2, 1, "sorted-set", "Store a range of members from sorted set into another key", resp_cmd_zrangestore, 0},
-    {"zmpop", -4, W, 2, -1, 1, "sorted-set", "Remove and return members with scores in a sorted set", resp_cmd_zmpop, 0},
+    {"zmpop", -4, W | RC_MOVABLE, 2, -1, 1, "sorted-set", "Remove and return members with scores in a sorted set", resp_cmd_zmpop, 0},
 };
 #undef R
 #undef W
@@ -553,6 +558,9 @@ static struct resp_cmd commands[] = {
 #undef A
 #undef S
 #undef N
+#undef L
+#undef BUSY_OK
+#undef SCRIPT_FLAGS
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 #define INDEX_SIZE 512            /* power of two, > 2 * NCOMMANDS */

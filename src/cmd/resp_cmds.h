@@ -34,8 +34,21 @@ enum {
     RC_FAST = 1 << 2,      /* "fast": O(1) or O(log n) */
     RC_ADMIN = 1 << 3,     /* "admin" */
     RC_DENYOOM = 1 << 4,   /* "denyoom": may allocate memory */
-    RC_STALE = 1 << 5,     /* "stale" / "loading": connection commands */
+    RC_STALE = 1 << 5,     /* "stale" */
     RC_NOAUTH = 1 << 6,    /* "no_auth": runs before the client authenticates */
+    /* Reported only, as Redis 7.0 reports them (kioku has no replicas, no
+     * loading phase and no MONITOR, so they change nothing here). */
+    RC_LOADING = 1 << 7,        /* "loading" */
+    RC_NOSCRIPT = 1 << 8,       /* "noscript" */
+    RC_SKIP_MONITOR = 1 << 9,   /* "skip_monitor" */
+    RC_SKIP_SLOWLOG = 1 << 10,  /* "skip_slowlog" */
+    RC_NO_MANDATORY_KEYS = 1 << 11, /* "no_mandatory_keys" */
+    RC_NO_MULTI = 1 << 12,      /* "no_multi" */
+    RC_MOVABLE = 1 << 13,       /* "movablekeys": COMMAND INFO shows only the
+                                 * fixed keys (a destination as key 1) */
+    RC_ALLOW_BUSY = 1 << 14,    /* "allow_busy" */
+    RC_CONTAINER = 1 << 15,     /* has subcommands: COMMAND INFO shows no
+                                 * flags and no keys, as Redis does */
 };
 
 struct resp_cmd;

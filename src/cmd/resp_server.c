@@ -376,28 +376,95 @@ enum proc_result resp_cmd_client(struct conn *c, const struct resp_call *call)
 
 /* ---- COMMAND ---- */
 
+/* Redis's ACL categories, in the order COMMAND INFO lists them. */
+enum {
+    ACL_KEYSPACE = 1 << 0, ACL_READ = 1 << 1, ACL_WRITE = 1 << 2, ACL_SORTEDSET = 1 << 3,
+    ACL_HASH = 1 << 4, ACL_STRING = 1 << 5, ACL_BITMAP = 1 << 6, ACL_ADMIN = 1 << 7,
+    ACL_FAST = 1 << 8, ACL_SLOW = 1 << 9, ACL_DANGEROUS = 1 << 10, ACL_CONNECTION = 1 << 11,
+    ACL_TRANSACTION = 1 << 12, ACL_SCRIPTING = 1 << 13,
+};
+
+static const char *const acl_names[] = {
+    "@keyspace", "@read", "@write", "@sortedset", "@hash", "@string", "@bitmap", "@admin",
+    "@fast", "@slow", "@dangerous", "@connection", "@transaction", "@scripting",
+};
+
+/* A command's categories as Redis 7.0 derives them: its group's, the ones
+ * its command table entry names (the exceptions below), then @write,
+ * @read, @admin with @dangerous, and @fast or else @slow from its flags. */
+static unsigned acl_categories(const struct resp_cmd *cmd)
+{
+    static const struct { const char *group; unsigned cat; } groups[] = {
+        {"generic", ACL_KEYSPACE}, {"string", ACL_STRING}, {"bitmap", ACL_BITMAP},
+        {"hash", ACL_HASH}, {"sorted-set", ACL_SORTEDSET}, {"connection", ACL_CONNECTION},
+        {"transactions", ACL_TRANSACTION}, {"scripting", ACL_SCRIPTING},
+    };
+    static const struct { const char *name; unsigned cat; } named[] = {
+        {"dbsize", ACL_KEYSPACE}, {"flushall", ACL_KEYSPACE | ACL_DANGEROUS},
+        {"flushdb", ACL_KEYSPACE | ACL_DANGEROUS}, {"keys", ACL_DANGEROUS},
+        {"info", ACL_DANGEROUS}, {"command", ACL_CONNECTION},
+    };
+    unsigned cat = 0;
+
+    if (cmd->flags & RC_CONTAINER)
+        return ACL_SLOW;     /* the subcommands carry the rest */
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+        if (strcmp(cmd->group, groups[i].group) == 0)
+            cat |= groups[i].cat;
+    for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+        if (strcmp(cmd->name, named[i].name) == 0)
+            cat |= named[i].cat;
+    if (cmd->flags & RC_WRITE)
+        cat |= ACL_WRITE;
+    if ((cmd->flags & RC_READONLY) && !(cat & ACL_SCRIPTING))
+        cat |= ACL_READ;
+    if (cmd->flags & RC_ADMIN)
+        cat |= ACL_ADMIN | ACL_DANGEROUS;
+    cat |= (cmd->flags & RC_FAST) ? ACL_FAST : ACL_SLOW;
+    return cat;
+}
+
 static void command_info_one(struct conn *c, const struct resp_cmd *cmd)
 {
+    /* Redis's order. */
     static const struct { uint32_t flag; const char *name; } names[] = {
         {RC_WRITE, "write"}, {RC_READONLY, "readonly"}, {RC_DENYOOM, "denyoom"},
-        {RC_ADMIN, "admin"}, {RC_NOAUTH, "no_auth"}, {RC_STALE, "stale"}, {RC_FAST, "fast"},
+        {RC_ADMIN, "admin"}, {RC_NOSCRIPT, "noscript"}, {RC_LOADING, "loading"},
+        {RC_STALE, "stale"}, {RC_SKIP_MONITOR, "skip_monitor"},
+        {RC_SKIP_SLOWLOG, "skip_slowlog"}, {RC_FAST, "fast"}, {RC_NOAUTH, "no_auth"},
+        {RC_NO_MANDATORY_KEYS, "no_mandatory_keys"}, {RC_NO_MULTI, "no_multi"},
+        {RC_MOVABLE, "movablekeys"}, {RC_ALLOW_BUSY, "allow_busy"},
     };
-    size_t nflags = 0;
+    uint32_t flags = (cmd->flags & RC_CONTAINER) ? 0 : cmd->flags;
+    unsigned cat = acl_categories(cmd);
+    int first = cmd->first_key, last = cmd->last_key, step = cmd->key_step;
+    size_t n = 0;
+
+    /* Keys found by parsing (a numkeys argument) are not shown; a
+     * destination before them is, as key 1. */
+    if ((cmd->flags & RC_CONTAINER) || ((cmd->flags & RC_MOVABLE) && first != 1))
+        first = last = step = 0;
+    else if (cmd->flags & RC_MOVABLE)
+        last = step = 1;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        nflags += (cmd->flags & names[i].flag) != 0;
+        n += (flags & names[i].flag) != 0;
     rs_array(c, 10);
     rs_bulk_str(c, cmd->name);
     rs_int(c, cmd->arity);
-    rs_set(c, nflags);
+    rs_set(c, n);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (cmd->flags & names[i].flag)
+        if (flags & names[i].flag)
             rs_simple(c, names[i].name);
-    rs_int(c, cmd->first_key);
-    rs_int(c, cmd->last_key);
-    rs_int(c, cmd->key_step);
-    rs_set(c, 1);
-    rs_simple(c, strcmp(cmd->group, "string") == 0 ? "@string"
-                 : strcmp(cmd->group, "generic") == 0 ? "@keyspace" : "@connection");
+    rs_int(c, first);
+    rs_int(c, last);
+    rs_int(c, step);
+    n = 0;
+    for (size_t i = 0; i < sizeof(acl_names) / sizeof(acl_names[0]); i++)
+        n += (cat >> i) & 1;
+    rs_set(c, n);
+    for (size_t i = 0; i < sizeof(acl_names) / sizeof(acl_names[0]); i++)
+        if ((cat >> i) & 1)
+            rs_simple(c, acl_names[i]);
     rs_set(c, 0);     /* tips */
     rs_array(c, 0);   /* key specs */
     rs_array(c, 0);   /* subcommands */

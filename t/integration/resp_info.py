@@ -398,12 +398,81 @@ def test_shutdown_nosave_busy_script(threads):
             kioku_proc.stop(proc)
 
 
+def parse_reply(data, i=0):
+    """(value, next index) of one RESP2/RESP3 reply in data: lists for
+    arrays, sets and maps, str for strings, int, None."""
+    j = data.index(b"\r\n", i)
+    t, body = data[i:i + 1], data[i + 1:j]
+    if t in (b"+", b"-"):
+        return body.decode(), j + 2
+    if t == b":":
+        return int(body), j + 2
+    if t == b"$":
+        n = int(body)
+        return (None, j + 2) if n < 0 else (data[j + 2:j + 2 + n].decode(), j + 4 + n)
+    n = int(body) * (2 if t == b"%" else 1)
+    if n < 0:
+        return None, j + 2
+    out, k = [], j + 2
+    for _ in range(n):
+        v, k = parse_reply(data, k)
+        out.append(v)
+    return out, k
+
+
+# Redis 7.2 added ZRANK/ZREVRANK's WITHSCORE, which kioku takes: arity -3.
+COMMAND_INFO_DIFFERENT = {("zrank", "arity"), ("zrevrank", "arity")}
+
+
+def test_command_info(port, rport):
+    """COMMAND INFO's arity, flags (in Redis's order), key positions and ACL
+    categories of every command kioku has, as redis-server 7 gives them.
+    Key specs, tips and subcommands are Redis 7's own additions: kioku's
+    are empty."""
+    r = Raw(port)
+    names = sorted(row[0] for row in parse_reply(r.cmd("COMMAND"))[0])
+    want = {
+        "get": [2, ["readonly", "fast"], 1, 1, 1, ["@read", "@string", "@fast"]],
+        "zunionstore": [-4, ["write", "denyoom", "movablekeys"], 1, 1, 1,
+                        ["@write", "@sortedset", "@slow"]],
+        "zunion": [-3, ["readonly", "movablekeys"], 0, 0, 0, ["@read", "@sortedset", "@slow"]],
+        "config": [-2, [], 0, 0, 0, ["@slow"]],
+        "flushall": [-1, ["write"], 0, 0, 0, ["@keyspace", "@write", "@slow", "@dangerous"]],
+        "auth": [-2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0,
+                 ["@fast", "@connection"]],
+    }
+    for name, row in want.items():
+        got = parse_reply(r.cmd("COMMAND", "INFO", name))[0][0]
+        check(got[1:7] == row, "COMMAND INFO %s: %r" % (name, got[1:7]))
+    if rport is None:
+        print("redis-server not installed: COMMAND INFO not compared with it")
+        r.close()
+        return
+    rr = Raw(rport)
+    fields = ["arity", "flags", "first key", "last key", "key step", "ACL categories"]
+    differ = []
+    for name in names:
+        got = parse_reply(r.cmd("COMMAND", "INFO", name))[0][0]
+        ref = parse_reply(rr.cmd("COMMAND", "INFO", name))[0][0]
+        if ref is None:
+            differ.append("%s: redis-server has no such command" % name)
+            continue
+        for k, field in enumerate(fields, 1):
+            if got[k] != ref[k] and (name, field.split()[0]) not in COMMAND_INFO_DIFFERENT:
+                differ.append("%s %s: kioku %r, redis %r" % (name, field, got[k], ref[k]))
+    check(not differ, "COMMAND INFO of all %d commands as redis-server's%s" %
+          (len(names), "".join("\n    " + d for d in differ)))
+    r.close()
+    rr.close()
+
+
 def main():
     proc, port = kioku_proc.start(BIN, ["-m", "64"])
     rproc, rport = kioku_proc.start_redis()
     try:
         test_errorstats(port, rport)
         test_keyspace(port, rport)
+        test_command_info(port, rport)
         test_shutdown_options(rport)
     finally:
         kioku_proc.stop(proc)
