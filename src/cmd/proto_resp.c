@@ -412,144 +412,144 @@ bool rs_arg_is(const struct resp_arg *a, const char *word)
 /* What Redis gives the commands a client may send while a script is busy
  * (AUTH, HELLO, QUIT, MULTI, DISCARD, WATCH, UNWATCH). */
 #define BUSY_OK (RC_NOSCRIPT | RC_LOADING | RC_ALLOW_BUSY)
-#define SCRIPT_FLAGS (RC_NOSCRIPT | RC_SKIP_MONITOR | RC_NO_MANDATORY_KEYS | RC_MOVABLE)
+#define SCRIPT_FLAGS (RC_NOSCRIPT | RC_SKIP_MONITOR | RC_NO_MANDATORY_KEYS)
 /* aux of expire/ttl rows: bit 0 milliseconds, bit 1 absolute time.
  * Read-only once proto_resp_setup() has run (which may swap handlers for
  * -o null_storage). */
 static struct resp_cmd commands[] = {
-    {"get", 2, R | F, 1, 1, 1, "string", "Get the value of a key", resp_cmd_get, 0},
-    {"set", -3, W | M, 1, 1, 1, "string", "Set the string value of a key", resp_cmd_set, 0},
-    {"setex", 4, W | M, 1, 1, 1, "string", "Set the value and expiration of a key", resp_cmd_setex, 0},
-    {"psetex", 4, W | M, 1, 1, 1, "string", "Set the value and expiration in milliseconds of a key", resp_cmd_setex, 1},
-    {"setnx", 3, W | M | F, 1, 1, 1, "string", "Set the value of a key, only if the key does not exist", resp_cmd_setnx, 0},
-    {"getset", 3, W | M | F, 1, 1, 1, "string", "Set the string value of a key and return its old value", resp_cmd_getset, 0},
-    {"getdel", 2, W | F, 1, 1, 1, "string", "Get the value of a key and delete the key", resp_cmd_getdel, 0},
-    {"getex", -2, W | F, 1, 1, 1, "string", "Get the value of a key and optionally set its expiration", resp_cmd_getex, 0},
-    {"mget", -2, R | F, 1, -1, 1, "string", "Get the values of all the given keys", resp_cmd_mget, 0},
-    {"mset", -3, W | M, 1, -1, 2, "string", "Set multiple keys to multiple values", resp_cmd_mset, 0},
-    {"msetnx", -3, W | M, 1, -1, 2, "string", "Set multiple keys to multiple values, only if none of the keys exist", resp_cmd_msetnx, 0},
-    {"append", 3, W | M | F, 1, 1, 1, "string", "Append a value to a key", resp_cmd_append, 0},
-    {"strlen", 2, R | F, 1, 1, 1, "string", "Get the length of the value stored in a key", resp_cmd_strlen, 0},
-    {"getrange", 4, R, 1, 1, 1, "string", "Get a substring of the string stored at a key", resp_cmd_getrange, 0},
-    {"substr", 4, R, 1, 1, 1, "string", "Get a substring of the string stored at a key", resp_cmd_getrange, 0},
-    {"setrange", 4, W | M, 1, 1, 1, "string", "Overwrite part of a string at key starting at the specified offset", resp_cmd_setrange, 0},
-    {"incr", 2, W | M | F, 1, 1, 1, "string", "Increment the integer value of a key by one", resp_cmd_incr, 1},
-    {"decr", 2, W | M | F, 1, 1, 1, "string", "Decrement the integer value of a key by one", resp_cmd_incr, -1},
-    {"incrby", 3, W | M | F, 1, 1, 1, "string", "Increment the integer value of a key by the given amount", resp_cmd_incrby, 1},
-    {"decrby", 3, W | M | F, 1, 1, 1, "string", "Decrement the integer value of a key by the given number", resp_cmd_incrby, -1},
-    {"incrbyfloat", 3, W | M | F, 1, 1, 1, "string", "Increment the float value of a key by the given amount", resp_cmd_incrbyfloat, 0},
-    {"setbit", 4, W | M, 1, 1, 1, "bitmap", "Sets or clears the bit at offset in the string value stored at key", resp_cmd_setbit, 0},
-    {"getbit", 3, R | F, 1, 1, 1, "bitmap", "Returns the bit value at offset in the string value stored at key", resp_cmd_getbit, 0},
-    {"bitcount", -2, R, 1, 1, 1, "bitmap", "Count set bits in a string", resp_cmd_bitcount, 0},
-    {"bitpos", -3, R, 1, 1, 1, "bitmap", "Find first bit set or clear in a string", resp_cmd_bitpos, 0},
-    {"bitop", -4, W | M, 2, -1, 1, "bitmap", "Perform bitwise operations between strings", resp_cmd_bitop, 0},
-    {"lcs", -3, R, 1, 2, 1, "string", "Find longest common substring", resp_cmd_lcs, 0},
+    {"get", 2, R | F, 1, 1, 1, "string", "Get the value of a key", resp_cmd_get, 0, 0},
+    {"set", -3, W | M, 1, 1, 1, "string", "Set the string value of a key", resp_cmd_set, 0, 0},
+    {"setex", 4, W | M, 1, 1, 1, "string", "Set the value and expiration of a key", resp_cmd_setex, 0, 0},
+    {"psetex", 4, W | M, 1, 1, 1, "string", "Set the value and expiration in milliseconds of a key", resp_cmd_setex, 1, 0},
+    {"setnx", 3, W | M | F, 1, 1, 1, "string", "Set the value of a key, only if the key does not exist", resp_cmd_setnx, 0, 0},
+    {"getset", 3, W | M | F, 1, 1, 1, "string", "Set the string value of a key and return its old value", resp_cmd_getset, 0, 0},
+    {"getdel", 2, W | F, 1, 1, 1, "string", "Get the value of a key and delete the key", resp_cmd_getdel, 0, 0},
+    {"getex", -2, W | F, 1, 1, 1, "string", "Get the value of a key and optionally set its expiration", resp_cmd_getex, 0, 0},
+    {"mget", -2, R | F, 1, -1, 1, "string", "Get the values of all the given keys", resp_cmd_mget, 0, 0},
+    {"mset", -3, W | M, 1, -1, 2, "string", "Set multiple keys to multiple values", resp_cmd_mset, 0, 0},
+    {"msetnx", -3, W | M, 1, -1, 2, "string", "Set multiple keys to multiple values, only if none of the keys exist", resp_cmd_msetnx, 0, 0},
+    {"append", 3, W | M | F, 1, 1, 1, "string", "Append a value to a key", resp_cmd_append, 0, 0},
+    {"strlen", 2, R | F, 1, 1, 1, "string", "Get the length of the value stored in a key", resp_cmd_strlen, 0, 0},
+    {"getrange", 4, R, 1, 1, 1, "string", "Get a substring of the string stored at a key", resp_cmd_getrange, 0, 0},
+    {"substr", 4, R, 1, 1, 1, "string", "Get a substring of the string stored at a key", resp_cmd_getrange, 0, 0},
+    {"setrange", 4, W | M, 1, 1, 1, "string", "Overwrite part of a string at key starting at the specified offset", resp_cmd_setrange, 0, 0},
+    {"incr", 2, W | M | F, 1, 1, 1, "string", "Increment the integer value of a key by one", resp_cmd_incr, 1, 0},
+    {"decr", 2, W | M | F, 1, 1, 1, "string", "Decrement the integer value of a key by one", resp_cmd_incr, -1, 0},
+    {"incrby", 3, W | M | F, 1, 1, 1, "string", "Increment the integer value of a key by the given amount", resp_cmd_incrby, 1, 0},
+    {"decrby", 3, W | M | F, 1, 1, 1, "string", "Decrement the integer value of a key by the given number", resp_cmd_incrby, -1, 0},
+    {"incrbyfloat", 3, W | M | F, 1, 1, 1, "string", "Increment the float value of a key by the given amount", resp_cmd_incrbyfloat, 0, 0},
+    {"setbit", 4, W | M, 1, 1, 1, "bitmap", "Sets or clears the bit at offset in the string value stored at key", resp_cmd_setbit, 0, 0},
+    {"getbit", 3, R | F, 1, 1, 1, "bitmap", "Returns the bit value at offset in the string value stored at key", resp_cmd_getbit, 0, 0},
+    {"bitcount", -2, R, 1, 1, 1, "bitmap", "Count set bits in a string", resp_cmd_bitcount, 0, 0},
+    {"bitpos", -3, R, 1, 1, 1, "bitmap", "Find first bit set or clear in a string", resp_cmd_bitpos, 0, 0},
+    {"bitop", -4, W | M, 2, -1, 1, "bitmap", "Perform bitwise operations between strings", resp_cmd_bitop, 0, 0},
+    {"lcs", -3, R, 1, 2, 1, "string", "Find longest common substring", resp_cmd_lcs, 0, 0},
 
-    {"del", -2, W, 1, -1, 1, "generic", "Delete a key", resp_cmd_del, 0},
-    {"unlink", -2, W | F, 1, -1, 1, "generic", "Delete a key asynchronously in another thread", resp_cmd_del, 0},
-    {"exists", -2, R | F, 1, -1, 1, "generic", "Determine if a key exists", resp_cmd_exists, 0},
-    {"touch", -2, R | F, 1, -1, 1, "generic", "Alters the last access time of a key(s)", resp_cmd_touch, 0},
-    {"expire", -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in seconds", resp_cmd_expire, 0},
-    {"pexpire", -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in milliseconds", resp_cmd_expire, 1},
-    {"expireat", -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp", resp_cmd_expire, 2},
-    {"pexpireat", -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp specified in milliseconds", resp_cmd_expire, 3},
-    {"ttl", 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in seconds", resp_cmd_ttl, 0},
-    {"pttl", 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in milliseconds", resp_cmd_ttl, 1},
-    {"expiretime", 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key", resp_cmd_ttl, 2},
-    {"pexpiretime", 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key in milliseconds", resp_cmd_ttl, 3},
-    {"persist", 2, W | F, 1, 1, 1, "generic", "Remove the expiration from a key", resp_cmd_persist, 0},
-    {"type", 2, R | F, 1, 1, 1, "generic", "Determine the type stored at key", resp_cmd_type, 0},
-    {"object", -2, R | RC_CONTAINER, 2, 2, 1, "generic", "A container for object introspection commands", resp_cmd_object, 0},
-    {"memory", -2, R | RC_CONTAINER, 2, 2, 1, "server", "A container for memory diagnostics commands", resp_cmd_memory, 0},
-    {"rename", 3, W, 1, 2, 1, "generic", "Rename a key", resp_cmd_rename, 0},
-    {"renamenx", 3, W | F, 1, 2, 1, "generic", "Rename a key, only if the new key does not exist", resp_cmd_rename, 1},
-    {"copy", -3, W | M, 1, 2, 1, "generic", "Copy a key", resp_cmd_copy, 0},
-    {"randomkey", 1, R, 0, 0, 0, "generic", "Return a random key from the keyspace", resp_cmd_randomkey, 0},
-    {"keys", 2, R, 0, 0, 0, "generic", "Find all keys matching the given pattern", resp_cmd_keys, 0},
-    {"scan", -2, R, 0, 0, 0, "generic", "Incrementally iterate the keys space", resp_cmd_scan, 0},
+    {"del", -2, W, 1, -1, 1, "generic", "Delete a key", resp_cmd_del, 0, 0},
+    {"unlink", -2, W | F, 1, -1, 1, "generic", "Delete a key asynchronously in another thread", resp_cmd_del, 0, 0},
+    {"exists", -2, R | F, 1, -1, 1, "generic", "Determine if a key exists", resp_cmd_exists, 0, 0},
+    {"touch", -2, R | F, 1, -1, 1, "generic", "Alters the last access time of a key(s)", resp_cmd_touch, 0, 0},
+    {"expire", -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in seconds", resp_cmd_expire, 0, 0},
+    {"pexpire", -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in milliseconds", resp_cmd_expire, 1, 0},
+    {"expireat", -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp", resp_cmd_expire, 2, 0},
+    {"pexpireat", -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp specified in milliseconds", resp_cmd_expire, 3, 0},
+    {"ttl", 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in seconds", resp_cmd_ttl, 0, 0},
+    {"pttl", 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in milliseconds", resp_cmd_ttl, 1, 0},
+    {"expiretime", 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key", resp_cmd_ttl, 2, 0},
+    {"pexpiretime", 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key in milliseconds", resp_cmd_ttl, 3, 0},
+    {"persist", 2, W | F, 1, 1, 1, "generic", "Remove the expiration from a key", resp_cmd_persist, 0, 0},
+    {"type", 2, R | F, 1, 1, 1, "generic", "Determine the type stored at key", resp_cmd_type, 0, 0},
+    {"object", -2, R | RC_CONTAINER, 2, 2, 1, "generic", "A container for object introspection commands", resp_cmd_object, 0, 0},
+    {"memory", -2, R | RC_CONTAINER, 2, 2, 1, "server", "A container for memory diagnostics commands", resp_cmd_memory, 0, 0},
+    {"rename", 3, W, 1, 2, 1, "generic", "Rename a key", resp_cmd_rename, 0, 0},
+    {"renamenx", 3, W | F, 1, 2, 1, "generic", "Rename a key, only if the new key does not exist", resp_cmd_rename, 1, 0},
+    {"copy", -3, W | M, 1, 2, 1, "generic", "Copy a key", resp_cmd_copy, 0, 0},
+    {"randomkey", 1, R, 0, 0, 0, "generic", "Return a random key from the keyspace", resp_cmd_randomkey, 0, 0},
+    {"keys", 2, R, 0, 0, 0, "generic", "Find all keys matching the given pattern", resp_cmd_keys, 0, 0},
+    {"scan", -2, R, 0, 0, 0, "generic", "Incrementally iterate the keys space", resp_cmd_scan, 0, 0},
 
     /* Hashes (issue 11). aux of hgetall: bit 0 fields, bit 1 values. */
-    {"hset", -4, W | M | F, 1, 1, 1, "hash", "Set the string value of a hash field", resp_cmd_hset, 0},
-    {"hmset", -4, W | M | F, 1, 1, 1, "hash", "Set multiple hash fields to multiple values", resp_cmd_hset, 1},
-    {"hsetnx", 4, W | M | F, 1, 1, 1, "hash", "Set the value of a hash field, only if the field does not exist", resp_cmd_hsetnx, 0},
-    {"hget", 3, R | F, 1, 1, 1, "hash", "Get the value of a hash field", resp_cmd_hget, 0},
-    {"hmget", -3, R | F, 1, 1, 1, "hash", "Get the values of all the given hash fields", resp_cmd_hmget, 0},
-    {"hgetall", 2, R, 1, 1, 1, "hash", "Get all the fields and values in a hash", resp_cmd_hgetall, 3},
-    {"hkeys", 2, R, 1, 1, 1, "hash", "Get all the fields in a hash", resp_cmd_hgetall, 1},
-    {"hvals", 2, R, 1, 1, 1, "hash", "Get all the values in a hash", resp_cmd_hgetall, 2},
-    {"hdel", -3, W | F, 1, 1, 1, "hash", "Delete one or more hash fields", resp_cmd_hdel, 0},
-    {"hexists", 3, R | F, 1, 1, 1, "hash", "Determine if a hash field exists", resp_cmd_hexists, 0},
-    {"hstrlen", 3, R | F, 1, 1, 1, "hash", "Get the length of the value of a hash field", resp_cmd_hexists, 1},
-    {"hlen", 2, R | F, 1, 1, 1, "hash", "Get the number of fields in a hash", resp_cmd_hlen, 0},
-    {"hincrby", 4, W | M | F, 1, 1, 1, "hash", "Increment the integer value of a hash field by the given number", resp_cmd_hincrby, 0},
-    {"hincrbyfloat", 4, W | M | F, 1, 1, 1, "hash", "Increment the float value of a hash field by the given amount", resp_cmd_hincrbyfloat, 0},
-    {"hrandfield", -2, R, 1, 1, 1, "hash", "Get one or multiple random fields from a hash", resp_cmd_hrandfield, 0},
-    {"hscan", -3, R, 1, 1, 1, "hash", "Incrementally iterate hash fields and associated values", resp_cmd_hscan, 0},
+    {"hset", -4, W | M | F, 1, 1, 1, "hash", "Set the string value of a hash field", resp_cmd_hset, 0, 0},
+    {"hmset", -4, W | M | F, 1, 1, 1, "hash", "Set multiple hash fields to multiple values", resp_cmd_hset, 1, 0},
+    {"hsetnx", 4, W | M | F, 1, 1, 1, "hash", "Set the value of a hash field, only if the field does not exist", resp_cmd_hsetnx, 0, 0},
+    {"hget", 3, R | F, 1, 1, 1, "hash", "Get the value of a hash field", resp_cmd_hget, 0, 0},
+    {"hmget", -3, R | F, 1, 1, 1, "hash", "Get the values of all the given hash fields", resp_cmd_hmget, 0, 0},
+    {"hgetall", 2, R, 1, 1, 1, "hash", "Get all the fields and values in a hash", resp_cmd_hgetall, 3, 0},
+    {"hkeys", 2, R, 1, 1, 1, "hash", "Get all the fields in a hash", resp_cmd_hgetall, 1, 0},
+    {"hvals", 2, R, 1, 1, 1, "hash", "Get all the values in a hash", resp_cmd_hgetall, 2, 0},
+    {"hdel", -3, W | F, 1, 1, 1, "hash", "Delete one or more hash fields", resp_cmd_hdel, 0, 0},
+    {"hexists", 3, R | F, 1, 1, 1, "hash", "Determine if a hash field exists", resp_cmd_hexists, 0, 0},
+    {"hstrlen", 3, R | F, 1, 1, 1, "hash", "Get the length of the value of a hash field", resp_cmd_hexists, 1, 0},
+    {"hlen", 2, R | F, 1, 1, 1, "hash", "Get the number of fields in a hash", resp_cmd_hlen, 0, 0},
+    {"hincrby", 4, W | M | F, 1, 1, 1, "hash", "Increment the integer value of a hash field by the given number", resp_cmd_hincrby, 0, 0},
+    {"hincrbyfloat", 4, W | M | F, 1, 1, 1, "hash", "Increment the float value of a hash field by the given amount", resp_cmd_hincrbyfloat, 0, 0},
+    {"hrandfield", -2, R, 1, 1, 1, "hash", "Get one or multiple random fields from a hash", resp_cmd_hrandfield, 0, 0},
+    {"hscan", -3, R, 1, 1, 1, "hash", "Incrementally iterate hash fields and associated values", resp_cmd_hscan, 0, 0},
 
-    {"ping", -1, F, 0, 0, 0, "connection", "Ping the server", resp_cmd_ping, 0},
-    {"echo", 2, F | S | L, 0, 0, 0, "connection", "Echo the given string", resp_cmd_echo, 0},
-    {"quit", -1, F | S | N | BUSY_OK, 0, 0, 0, "connection", "Close the connection", resp_cmd_quit, 0},
-    {"select", 2, F | S | L, 0, 0, 0, "connection", "Change the selected database for the current connection", resp_cmd_select, 0},
-    {"hello", -1, F | S | N | BUSY_OK, 0, 0, 0, "connection", "Handshake with Redis", resp_cmd_hello, 0},
-    {"auth", -2, F | S | N | BUSY_OK, 0, 0, 0, "connection", "Authenticate to the server", resp_cmd_auth, 0},
-    {"client", -2, S | RC_CONTAINER, 0, 0, 0, "connection", "A container for client connection commands", resp_cmd_client, 0},
-    {"command", -1, S | L, 0, 0, 0, "server", "Get array of Redis command details", resp_cmd_command, 0},
-    {"config", -2, A | S | RC_CONTAINER, 0, 0, 0, "server", "A container for server configuration commands", resp_cmd_config, 0},
-    {"function", -2, S | RC_CONTAINER, 0, 0, 0, "scripting", "A container for function commands", resp_cmd_function, 0},
-    {"info", -1, S | L, 0, 0, 0, "server", "Get information and statistics about the server", resp_cmd_info, 0},
-    {"dbsize", 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", resp_cmd_dbsize, 0},
-    {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0},
-    {"flushall", -1, W, 0, 0, 0, "server", "Remove all keys from all databases", resp_cmd_flushall, 0},
-    {"time", 1, F | S | L, 0, 0, 0, "server", "Return the current server time", resp_cmd_time, 0},
-    {"shutdown", -1, A | S | RC_NOSCRIPT | RC_LOADING | RC_NO_MULTI | RC_ALLOW_BUSY, 0, 0, 0, "server", "Synchronously save the dataset to disk and then shut down the server", resp_cmd_shutdown, 0},
+    {"ping", -1, F, 0, 0, 0, "connection", "Ping the server", resp_cmd_ping, 0, 0},
+    {"echo", 2, F | S | L, 0, 0, 0, "connection", "Echo the given string", resp_cmd_echo, 0, 0},
+    {"quit", -1, F | S | N | BUSY_OK, 0, 0, 0, "connection", "Close the connection", resp_cmd_quit, 0, 0},
+    {"select", 2, F | S | L, 0, 0, 0, "connection", "Change the selected database for the current connection", resp_cmd_select, 0, 0},
+    {"hello", -1, F | S | N | BUSY_OK, 0, 0, 0, "connection", "Handshake with Redis", resp_cmd_hello, 0, 0},
+    {"auth", -2, F | S | N | BUSY_OK, 0, 0, 0, "connection", "Authenticate to the server", resp_cmd_auth, 0, 0},
+    {"client", -2, S | RC_CONTAINER, 0, 0, 0, "connection", "A container for client connection commands", resp_cmd_client, 0, 0},
+    {"command", -1, S | L, 0, 0, 0, "server", "Get array of Redis command details", resp_cmd_command, 0, 0},
+    {"config", -2, A | S | RC_CONTAINER, 0, 0, 0, "server", "A container for server configuration commands", resp_cmd_config, 0, 0},
+    {"function", -2, S | RC_CONTAINER, 0, 0, 0, "scripting", "A container for function commands", resp_cmd_function, 0, 0},
+    {"info", -1, S | L, 0, 0, 0, "server", "Get information and statistics about the server", resp_cmd_info, 0, 0},
+    {"dbsize", 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", resp_cmd_dbsize, 0, 0},
+    {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0, 0},
+    {"flushall", -1, W, 0, 0, 0, "server", "Remove all keys from all databases", resp_cmd_flushall, 0, 0},
+    {"time", 1, F | S | L, 0, 0, 0, "server", "Return the current server time", resp_cmd_time, 0, 0},
+    {"shutdown", -1, A | S | RC_NOSCRIPT | RC_LOADING | RC_NO_MULTI | RC_ALLOW_BUSY, 0, 0, 0, "server", "Synchronously save the dataset to disk and then shut down the server", resp_cmd_shutdown, 0, 0},
 
-    {"multi", 1, F | S | BUSY_OK, 0, 0, 0, "transactions", "Mark the start of a transaction block", resp_cmd_multi, 0},
-    {"exec", 1, S | RC_NOSCRIPT | RC_LOADING | RC_SKIP_SLOWLOG, 0, 0, 0, "transactions", "Execute all commands issued after MULTI", resp_cmd_exec, 0},
-    {"discard", 1, F | S | BUSY_OK, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", resp_cmd_discard, 0},
-    {"watch", -2, F | S | BUSY_OK, 1, -1, 1, "transactions", "Watch the given keys to determine execution of the MULTI/EXEC block", resp_cmd_watch, 0},
-    {"unwatch", 1, F | S | BUSY_OK, 0, 0, 0, "transactions", "Forget about all watched keys", resp_cmd_unwatch, 0},
+    {"multi", 1, F | S | BUSY_OK, 0, 0, 0, "transactions", "Mark the start of a transaction block", resp_cmd_multi, 0, 0},
+    {"exec", 1, S | RC_NOSCRIPT | RC_LOADING | RC_SKIP_SLOWLOG, 0, 0, 0, "transactions", "Execute all commands issued after MULTI", resp_cmd_exec, 0, 0},
+    {"discard", 1, F | S | BUSY_OK, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", resp_cmd_discard, 0, 0},
+    {"watch", -2, F | S | BUSY_OK, 1, -1, 1, "transactions", "Watch the given keys to determine execution of the MULTI/EXEC block", resp_cmd_watch, 0, 0},
+    {"unwatch", 1, F | S | BUSY_OK, 0, 0, 0, "transactions", "Forget about all watched keys", resp_cmd_unwatch, 0, 0},
 
-    {"eval", -3, S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a Lua script server side", resp_cmd_eval, 0},
-    {"evalsha", -3, S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a Lua script server side", resp_cmd_eval, 1},
-    {"eval_ro", -3, R | S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 2},
-    {"evalsha_ro", -3, R | S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 3},
-    {"script", -2, S | RC_CONTAINER, 0, 0, 0, "scripting", "A container for Lua scripts management commands", resp_cmd_script, 0},
+    {"eval", -3, S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a Lua script server side", resp_cmd_eval, 0, 2},
+    {"evalsha", -3, S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a Lua script server side", resp_cmd_eval, 1, 2},
+    {"eval_ro", -3, R | S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 2, 2},
+    {"evalsha_ro", -3, R | S | SCRIPT_FLAGS, 0, 0, 0, "scripting", "Execute a read-only Lua script server side", resp_cmd_eval, 3, 2},
+    {"script", -2, S | RC_CONTAINER, 0, 0, 0, "scripting", "A container for Lua scripts management commands", resp_cmd_script, 0, 0},
 
     /* sorted sets (resp_zset.c, resp_zsetops.c); ZRANGE's aux: range type | direction << 4 */
-    {"zadd", -4, W | M | F, 1, 1, 1, "sorted-set", "Add one or more members to a sorted set, or update its score if it already exists", resp_cmd_zadd, 0},
-    {"zincrby", 4, W | M | F, 1, 1, 1, "sorted-set", "Increment the score of a member in a sorted set", resp_cmd_zadd, 1},
-    {"zcard", 2, R | F, 1, 1, 1, "sorted-set", "Get the number of members in a sorted set", resp_cmd_zcard, 0},
-    {"zscore", 3, R | F, 1, 1, 1, "sorted-set", "Get the score associated with the given member in a sorted set", resp_cmd_zscore, 0},
-    {"zmscore", -3, R | F, 1, 1, 1, "sorted-set", "Get the score associated with the given members in a sorted set", resp_cmd_zmscore, 0},
-    {"zrank", -3, R | F, 1, 1, 1, "sorted-set", "Determine the index of a member in a sorted set", resp_cmd_zrank, 0},
-    {"zrevrank", -3, R | F, 1, 1, 1, "sorted-set", "Determine the index of a member in a sorted set, with scores ordered from high to low", resp_cmd_zrank, 1},
-    {"zcount", 4, R | F, 1, 1, 1, "sorted-set", "Count the members in a sorted set with scores within the given values", resp_cmd_zcount, 2},
-    {"zlexcount", 4, R | F, 1, 1, 1, "sorted-set", "Count the number of members in a sorted set between a given lexicographical range", resp_cmd_zcount, 3},
-    {"zrange", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set", resp_cmd_zrange, 0},
-    {"zrevrange", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by index, with scores ordered from high to low", resp_cmd_zrange, 1 | 2 << 4},
-    {"zrangebyscore", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by score", resp_cmd_zrange, 2 | 1 << 4},
-    {"zrevrangebyscore", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by score, with scores ordered from high to low", resp_cmd_zrange, 2 | 2 << 4},
-    {"zrangebylex", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by lexicographical range", resp_cmd_zrange, 3 | 1 << 4},
-    {"zrevrangebylex", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.", resp_cmd_zrange, 3 | 2 << 4},
-    {"zrem", -3, W | F, 1, 1, 1, "sorted-set", "Remove one or more members from a sorted set", resp_cmd_zrem, 0},
-    {"zremrangebyrank", 4, W, 1, 1, 1, "sorted-set", "Remove all members in a sorted set within the given indexes", resp_cmd_zremrange, 1},
-    {"zremrangebyscore", 4, W, 1, 1, 1, "sorted-set", "Remove all members in a sorted set within the given scores", resp_cmd_zremrange, 2},
-    {"zremrangebylex", 4, W, 1, 1, 1, "sorted-set", "Remove all members in a sorted set between the given lexicographical range", resp_cmd_zremrange, 3},
-    {"zpopmin", -2, W | F, 1, 1, 1, "sorted-set", "Remove and return members with the lowest scores in a sorted set", resp_cmd_zpop, 0},
-    {"zpopmax", -2, W | F, 1, 1, 1, "sorted-set", "Remove and return members with the highest scores in a sorted set", resp_cmd_zpop, 1},
-    {"zscan", -3, R, 1, 1, 1, "sorted-set", "Incrementally iterate sorted sets elements and associated scores", resp_cmd_zscan, 0},
-    {"zrandmember", -2, R, 1, 1, 1, "sorted-set", "Get one or multiple random elements from a sorted set", resp_cmd_zrandmember, 0},
+    {"zadd", -4, W | M | F, 1, 1, 1, "sorted-set", "Add one or more members to a sorted set, or update its score if it already exists", resp_cmd_zadd, 0, 0},
+    {"zincrby", 4, W | M | F, 1, 1, 1, "sorted-set", "Increment the score of a member in a sorted set", resp_cmd_zadd, 1, 0},
+    {"zcard", 2, R | F, 1, 1, 1, "sorted-set", "Get the number of members in a sorted set", resp_cmd_zcard, 0, 0},
+    {"zscore", 3, R | F, 1, 1, 1, "sorted-set", "Get the score associated with the given member in a sorted set", resp_cmd_zscore, 0, 0},
+    {"zmscore", -3, R | F, 1, 1, 1, "sorted-set", "Get the score associated with the given members in a sorted set", resp_cmd_zmscore, 0, 0},
+    {"zrank", -3, R | F, 1, 1, 1, "sorted-set", "Determine the index of a member in a sorted set", resp_cmd_zrank, 0, 0},
+    {"zrevrank", -3, R | F, 1, 1, 1, "sorted-set", "Determine the index of a member in a sorted set, with scores ordered from high to low", resp_cmd_zrank, 1, 0},
+    {"zcount", 4, R | F, 1, 1, 1, "sorted-set", "Count the members in a sorted set with scores within the given values", resp_cmd_zcount, 2, 0},
+    {"zlexcount", 4, R | F, 1, 1, 1, "sorted-set", "Count the number of members in a sorted set between a given lexicographical range", resp_cmd_zcount, 3, 0},
+    {"zrange", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set", resp_cmd_zrange, 0, 0},
+    {"zrevrange", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by index, with scores ordered from high to low", resp_cmd_zrange, 1 | 2 << 4, 0},
+    {"zrangebyscore", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by score", resp_cmd_zrange, 2 | 1 << 4, 0},
+    {"zrevrangebyscore", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by score, with scores ordered from high to low", resp_cmd_zrange, 2 | 2 << 4, 0},
+    {"zrangebylex", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by lexicographical range", resp_cmd_zrange, 3 | 1 << 4, 0},
+    {"zrevrangebylex", -4, R, 1, 1, 1, "sorted-set", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.", resp_cmd_zrange, 3 | 2 << 4, 0},
+    {"zrem", -3, W | F, 1, 1, 1, "sorted-set", "Remove one or more members from a sorted set", resp_cmd_zrem, 0, 0},
+    {"zremrangebyrank", 4, W, 1, 1, 1, "sorted-set", "Remove all members in a sorted set within the given indexes", resp_cmd_zremrange, 1, 0},
+    {"zremrangebyscore", 4, W, 1, 1, 1, "sorted-set", "Remove all members in a sorted set within the given scores", resp_cmd_zremrange, 2, 0},
+    {"zremrangebylex", 4, W, 1, 1, 1, "sorted-set", "Remove all members in a sorted set between the given lexicographical range", resp_cmd_zremrange, 3, 0},
+    {"zpopmin", -2, W | F, 1, 1, 1, "sorted-set", "Remove and return members with the lowest scores in a sorted set", resp_cmd_zpop, 0, 0},
+    {"zpopmax", -2, W | F, 1, 1, 1, "sorted-set", "Remove and return members with the highest scores in a sorted set", resp_cmd_zpop, 1, 0},
+    {"zscan", -3, R, 1, 1, 1, "sorted-set", "Incrementally iterate sorted sets elements and associated scores", resp_cmd_zscan, 0, 0},
+    {"zrandmember", -2, R, 1, 1, 1, "sorted-set", "Get one or multiple random elements from a sorted set", resp_cmd_zrandmember, 0, 0},
     /* set operations: every argument from the first key on counts as a key,
      * so a script holds all their stripes; aux: ZOP_* | ZOP_STORE (0x10) */
-    {"zunionstore", -4, W | M | RC_MOVABLE, 1, -1, 1, "sorted-set", "Add multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 0 | 0x10},
-    {"zinterstore", -4, W | M | RC_MOVABLE, 1, -1, 1, "sorted-set", "Intersect multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 1 | 0x10},
-    {"zdiffstore", -4, W | M | RC_MOVABLE, 1, -1, 1, "sorted-set", "Subtract multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 2 | 0x10},
-    {"zunion", -3, R | RC_MOVABLE, 2, -1, 1, "sorted-set", "Add multiple sorted sets", resp_cmd_zsetop, 0},
-    {"zinter", -3, R | RC_MOVABLE, 2, -1, 1, "sorted-set", "Intersect multiple sorted sets", resp_cmd_zsetop, 1},
-    {"zdiff", -3, R | RC_MOVABLE, 2, -1, 1, "sorted-set", "Subtract multiple sorted sets", resp_cmd_zsetop, 2},
-    {"zintercard", -3, R | RC_MOVABLE, 2, -1, 1, "sorted-set", "Intersect multiple sorted sets and return the cardinality of the result", resp_cmd_zsetop, 3},
-    {"zrangestore", -5, W | M, 1, 2, 1, "sorted-set", "Store a range of members from sorted set into another key", resp_cmd_zrangestore, 0},
-    {"zmpop", -4, W | RC_MOVABLE, 2, -1, 1, "sorted-set", "Remove and return members with scores in a sorted set", resp_cmd_zmpop, 0},
+    {"zunionstore", -4, W | M, 1, 0, 0, "sorted-set", "Add multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 0 | 0x10, 2},
+    {"zinterstore", -4, W | M, 1, 0, 0, "sorted-set", "Intersect multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 1 | 0x10, 2},
+    {"zdiffstore", -4, W | M, 1, 0, 0, "sorted-set", "Subtract multiple sorted sets and store the resulting sorted set in a new key", resp_cmd_zsetop, 2 | 0x10, 2},
+    {"zunion", -3, R, 0, 0, 0, "sorted-set", "Add multiple sorted sets", resp_cmd_zsetop, 0, 1},
+    {"zinter", -3, R, 0, 0, 0, "sorted-set", "Intersect multiple sorted sets", resp_cmd_zsetop, 1, 1},
+    {"zdiff", -3, R, 0, 0, 0, "sorted-set", "Subtract multiple sorted sets", resp_cmd_zsetop, 2, 1},
+    {"zintercard", -3, R, 0, 0, 0, "sorted-set", "Intersect multiple sorted sets and return the cardinality of the result", resp_cmd_zsetop, 3, 1},
+    {"zrangestore", -5, W | M, 1, 2, 1, "sorted-set", "Store a range of members from sorted set into another key", resp_cmd_zrangestore, 0, 0},
+    {"zmpop", -4, W, 0, 0, 0, "sorted-set", "Remove and return members with scores in a sorted set", resp_cmd_zmpop, 0, 1},
 };
 #undef R
 #undef W
@@ -740,13 +740,49 @@ static void unknown_command(struct conn *c, int argc, const struct resp_arg *arg
               (int)(nlen < 128 ? nlen : 128), argv[0].ptr, args);
 }
 
+void resp_keys_begin(struct resp_keys *k, const struct resp_cmd *cmd, int argc,
+                     const struct resp_arg *argv)
+{
+    int at = cmd->numkeys_at;
+    int64_t n;
+
+    k->dest = 0;
+    k->next = 0;
+    k->last = -1;
+    k->step = 1;
+    k->bad = false;
+    if (at == 0) {
+        if (cmd->first_key <= 0)
+            return;
+        k->next = cmd->first_key;
+        k->last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+        if (k->last >= argc)
+            k->last = argc - 1;
+        k->step = cmd->key_step;
+        return;
+    }
+    if (at >= argc || !rs_parse_i64(argv[at].ptr, argv[at].len, &n) || n < 0 || n >= argc - at ||
+        (n == 0 && !(cmd->flags & RC_NO_MANDATORY_KEYS))) {
+        k->bad = true;
+        return;
+    }
+    if (cmd->first_key > 0 && cmd->first_key < argc)
+        k->dest = cmd->first_key;
+    k->next = at + 1;
+    k->last = at + (int)n;
+}
+
 /* Every key argument must fit a kioku key. */
 static bool keys_fit(const struct resp_cmd *cmd, int argc, const struct resp_arg *argv)
 {
-    if (cmd->first_key <= 0)
+    struct resp_keys k;
+    int i;
+
+    /* A script's keys are only its arguments: its calls check their own. */
+    if (cmd->flags & RC_NO_MANDATORY_KEYS)
         return true;
-    int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
-    for (int i = cmd->first_key; i <= last && i < argc; i += cmd->key_step)
+    resp_keys_begin(&k, cmd, argc, argv);
+    while (resp_keys_next(&k, &i))
         if (argv[i].len > STORAGE_KEY_MAX)
             return false;
     return true;
@@ -1052,20 +1088,19 @@ static void look_ahead(struct ahead *a, char *p, size_t n, const struct resp_lim
         if (cmd == NULL)
             break;
         int argc = (int)r.argc;
-        if (cmd->first_key > 0) {
-            int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
-            for (int i = cmd->first_key; i <= last && i < argc && a->nk < PF_KEYS;
-                 i += cmd->key_step) {
-                a->key[a->nk] = argv[i].ptr;
-                a->hv[a->nk++] = item_hash(argv[i].ptr, argv[i].len);
-            }
+        struct resp_keys k;
+        int i;
+        resp_keys_begin(&k, cmd, argc, argv);
+        while (a->nk < PF_KEYS && resp_keys_next(&k, &i)) {
+            a->key[a->nk] = argv[i].ptr;
+            a->hv[a->nk++] = item_hash(argv[i].ptr, argv[i].len);
         }
         a->cmd[a->n] = cmd;
         a->at[a->n] = p + off;
         a->used[a->n] = used;
         a->argc[a->n++] = r.argc;
         off += used;
-        if (cmd->first_key <= 0)
+        if (!resp_cmd_has_keys(cmd))
             break;
     }
     if (a->nk > 1)

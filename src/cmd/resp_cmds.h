@@ -44,10 +44,8 @@ enum {
     RC_SKIP_SLOWLOG = 1 << 10,  /* "skip_slowlog" */
     RC_NO_MANDATORY_KEYS = 1 << 11, /* "no_mandatory_keys" */
     RC_NO_MULTI = 1 << 12,      /* "no_multi" */
-    RC_MOVABLE = 1 << 13,       /* "movablekeys": COMMAND INFO shows only the
-                                 * fixed keys (a destination as key 1) */
-    RC_ALLOW_BUSY = 1 << 14,    /* "allow_busy" */
-    RC_CONTAINER = 1 << 15,     /* has subcommands: COMMAND INFO shows no
+    RC_ALLOW_BUSY = 1 << 13,    /* "allow_busy" */
+    RC_CONTAINER = 1 << 14,     /* has subcommands: COMMAND INFO shows no
                                  * flags and no keys, as Redis does */
 };
 
@@ -73,7 +71,44 @@ struct resp_cmd {
     const char *summary;   /* COMMAND DOCS "summary" */
     resp_handler fn;
     int aux;               /* handler-specific variant (e.g. time unit) */
+    /* Movable keys ("movablekeys"): the index of the numkeys argument, the
+     * keys right after it; first_key is then 0 or a destination before it.
+     * 0 for the commands whose keys are the range above. */
+    int numkeys_at;
 };
+
+/* The keys of one call, in argument order:
+ *     struct resp_keys k; int i;
+ *     resp_keys_begin(&k, cmd, argc, argv);
+ *     while (resp_keys_next(&k, &i)) ... argv[i] ...
+ * A movable-key call whose numkeys is not a count that fits (0 fits only
+ * a script) is `bad` and has no keys: the command refuses it anyway. */
+struct resp_keys {
+    int dest;       /* a destination still to give, 0 none */
+    int next, last, step;
+    bool bad;
+};
+void resp_keys_begin(struct resp_keys *k, const struct resp_cmd *cmd, int argc,
+                     const struct resp_arg *argv);
+/* Whether the command names keys at all (else it works on the keyspace as
+ * a whole, or on none). */
+static inline bool resp_cmd_has_keys(const struct resp_cmd *cmd)
+{
+    return cmd->first_key > 0 || cmd->numkeys_at > 0;
+}
+static inline bool resp_keys_next(struct resp_keys *k, int *idx)
+{
+    if (k->dest > 0) {
+        *idx = k->dest;
+        k->dest = 0;
+        return true;
+    }
+    if (k->next <= 0 || k->next > k->last)
+        return false;
+    *idx = k->next;
+    k->next += k->step;
+    return true;
+}
 
 /* INFO commandstats for one row of the command table: calls that ran, the
  * microseconds they took, calls refused before running (arity, key size)

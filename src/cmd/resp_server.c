@@ -433,28 +433,33 @@ static void command_info_one(struct conn *c, const struct resp_cmd *cmd)
         {RC_STALE, "stale"}, {RC_SKIP_MONITOR, "skip_monitor"},
         {RC_SKIP_SLOWLOG, "skip_slowlog"}, {RC_FAST, "fast"}, {RC_NOAUTH, "no_auth"},
         {RC_NO_MANDATORY_KEYS, "no_mandatory_keys"}, {RC_NO_MULTI, "no_multi"},
-        {RC_MOVABLE, "movablekeys"}, {RC_ALLOW_BUSY, "allow_busy"},
+        {RC_ALLOW_BUSY, "allow_busy"},
     };
     uint32_t flags = (cmd->flags & RC_CONTAINER) ? 0 : cmd->flags;
+    bool movable = cmd->numkeys_at != 0;
     unsigned cat = acl_categories(cmd);
     int first = cmd->first_key, last = cmd->last_key, step = cmd->key_step;
     size_t n = 0;
 
     /* Keys found by parsing (a numkeys argument) are not shown; a
-     * destination before them is, as key 1. */
-    if ((cmd->flags & RC_CONTAINER) || ((cmd->flags & RC_MOVABLE) && first != 1))
+     * destination before them is. */
+    if (cmd->flags & RC_CONTAINER)
         first = last = step = 0;
-    else if (cmd->flags & RC_MOVABLE)
-        last = step = 1;
+    else if (cmd->numkeys_at != 0 && first > 0)
+        last = first, step = 1;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         n += (flags & names[i].flag) != 0;
     rs_array(c, 10);
     rs_bulk_str(c, cmd->name);
     rs_int(c, cmd->arity);
-    rs_set(c, n);
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    rs_set(c, n + movable);
+    /* movablekeys comes just before allow_busy in Redis's order. */
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (movable && names[i].flag == RC_ALLOW_BUSY)
+            rs_simple(c, "movablekeys");
         if (flags & names[i].flag)
             rs_simple(c, names[i].name);
+    }
     rs_int(c, first);
     rs_int(c, last);
     rs_int(c, step);
@@ -558,7 +563,10 @@ static void command_getkeys(struct conn *c, const struct resp_call *call)
         rs_error(c, "ERR Invalid command specified");
         return;
     }
-    if (cmd->first_key == 0) {
+    struct resp_keys k;
+    size_t n = 0;
+    int i;
+    if (!resp_cmd_has_keys(cmd)) {
         rs_error(c, "ERR The command has no key arguments");
         return;
     }
@@ -566,9 +574,16 @@ static void command_getkeys(struct conn *c, const struct resp_call *call)
         rs_error(c, "ERR Invalid number of arguments specified for command");
         return;
     }
-    int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
-    rs_array(c, (size_t)((last - cmd->first_key) / cmd->key_step + 1));
-    for (int i = cmd->first_key; i <= last; i += cmd->key_step)
+    resp_keys_begin(&k, cmd, argc, argv);
+    if (k.bad) {
+        rs_error(c, "ERR Invalid arguments specified for command");
+        return;
+    }
+    while (resp_keys_next(&k, &i))
+        n++;
+    rs_array(c, n);
+    resp_keys_begin(&k, cmd, argc, argv);
+    while (resp_keys_next(&k, &i))
         rs_bulk(c, argv[i].ptr, argv[i].len);
 }
 

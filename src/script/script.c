@@ -370,9 +370,11 @@ static void hold_keys_of(struct run *r, const struct resp_cmd *cmd, int argc,
 {
     struct item_lockset want;
     memset(&want, 0, sizeof(want));
-    int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+    struct resp_keys k;
+    int i;
     bool extra = false;
-    for (int i = cmd->first_key; i > 0 && i <= last && i < argc; i += cmd->key_step) {
+    resp_keys_begin(&k, cmd, argc, argv);
+    while (resp_keys_next(&k, &i)) {
         if (argv[i].len > STORAGE_KEY_MAX)
             continue;   /* refused by the dispatcher anyway */
         item_lockset_add(&want, item_hash(argv[i].ptr, argv[i].len));
@@ -470,7 +472,7 @@ static bool call_command(lua_State *L, struct run *r)
     sc->stats = r->caller->stats;
     sc->now = r->caller->now;
     resp_set_proto_version(sc, r->resp);
-    bool global = cmd->first_key <= 0 && !lock_free(cmd);
+    bool global = !resp_cmd_has_keys(cmd) && !lock_free(cmd);
     if (global)
         hold_release(r);
     else

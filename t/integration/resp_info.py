@@ -462,6 +462,15 @@ def test_command_info(port, rport):
                 differ.append("%s %s: kioku %r, redis %r" % (name, field, got[k], ref[k]))
     check(not differ, "COMMAND INFO of all %d commands as redis-server's%s" %
           (len(names), "".join("\n    " + d for d in differ)))
+    # COMMAND GETKEYS, movable keys found through numkeys as Redis finds them.
+    for args in (["zunion", "2", "a", "b", "withscores"], ["zunionstore", "d", "2", "a", "b", "weights", "1", "2"],
+                 ["zinterstore", "d", "-1", "a"], ["zdiffstore", "d", "1", "a"], ["zunion", "x", "a"],
+                 ["zunion", "3", "a"], ["zunion", "0", "a"], ["zintercard", "2", "a", "b", "limit", "3"],
+                 ["zmpop", "2", "a", "b", "min", "count", "1"], ["eval", "x", "2", "k1", "k2", "a1"],
+                 ["eval", "x", "0"], ["evalsha_ro", "x", "1", "k"], ["mset", "a", "1", "b", "2"],
+                 ["get"], ["ping"], ["object", "encoding", "k"], ["nosuch", "a"]):
+        got, ref = r.cmd("COMMAND", "GETKEYS", *args), rr.cmd("COMMAND", "GETKEYS", *args)
+        check(got == ref, "COMMAND GETKEYS %s: %r (redis %r)" % (" ".join(args), got, ref))
     r.close()
     rr.close()
 
