@@ -397,6 +397,28 @@ enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call)
 
 /* ---- RENAME, RENAMENX (aux 1) ---- */
 
+/* Put copy under its key: in place of dst when the key was taken. */
+static void link_over(struct item *dst, struct item *copy, uint64_t ht)
+{
+    if (dst != NULL)
+        do_item_replace(dst, copy, ht);
+    else
+        do_item_link(copy, ht);
+}
+
+/* Release item_lock2(), then the references the command held. */
+static void unlock2_put(uint64_t hf, uint64_t ht, struct item *src, struct item *dst,
+                        struct item *copy)
+{
+    item_unlock2(hf, ht);
+    if (src != NULL)
+        item_put(src);
+    if (dst != NULL)
+        item_put(dst);
+    if (copy != NULL)
+        item_put(copy);
+}
+
 /* A copy of src's value, flags and expiry under a new key. */
 static struct item *copy_as(struct item *src, const struct resp_arg *key, int64_t now,
                             enum item_alloc_status *st)
@@ -451,20 +473,11 @@ enum proc_result resp_cmd_rename(struct conn *c, const struct resp_call *call)
             res = copy != NULL ? 1 : -2;
         }
         if (copy != NULL) {
-            if (dst != NULL)
-                do_item_replace(dst, copy, ht);
-            else
-                do_item_link(copy, ht);
+            link_over(dst, copy, ht);
             do_item_unlink(src, hf);
         }
     }
-    item_unlock2(hf, ht);
-    if (src != NULL)
-        item_put(src);
-    if (dst != NULL)
-        item_put(dst);
-    if (copy != NULL)
-        item_put(copy);
+    unlock2_put(hf, ht, src, dst, copy);
     if (res == -1)
         rs_error(c, "ERR no such key");
     else if (res == -2)
@@ -557,22 +570,13 @@ enum proc_result resp_cmd_copy(struct conn *c, const struct resp_call *call)
             copy = copy_coll(c, src, from, hf, to, ht);
             res = copy != NULL ? 1 : -1;
         } else if ((copy = copy_as(src, to, c->now, &st)) != NULL) {
-            if (dst != NULL)
-                do_item_replace(dst, copy, ht);
-            else
-                do_item_link(copy, ht);
+            link_over(dst, copy, ht);
             res = 1;
         } else {
             res = -1;
         }
     }
-    item_unlock2(hf, ht);
-    if (src != NULL)
-        item_put(src);
-    if (dst != NULL)
-        item_put(dst);
-    if (copy != NULL)
-        item_put(copy);
+    unlock2_put(hf, ht, src, dst, copy);
     if (res < 0)
         rs_alloc_error(c, (int)st);
     else
