@@ -275,6 +275,19 @@ enum proc_result resp_cmd_randomkey(struct conn *c, const struct resp_call *call
 enum proc_result resp_cmd_keys(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_scan(struct conn *c, const struct resp_call *call);
 
+/* Container commands (resp_server.c): a sub-command table, run by name with
+ * Redis's arity and unknown-subcommand errors. */
+typedef void (*resp_sub_handler)(struct conn *c, const struct resp_call *call);
+struct resp_sub {
+    const char *name;
+    int arity;          /* counting the container and the sub-command name */
+    resp_sub_handler fn;
+};
+void resp_run_sub(struct conn *c, const struct resp_call *call, const struct resp_sub *subs,
+                  size_t n, const char *upper);
+/* A HELP reply: the NULL-terminated lines as simple strings. */
+void resp_reply_help(struct conn *c, const char *const *lines);
+
 /* resp_hash.c */
 struct coll_handle;
 /* COPY: every field of open hash src into dst, which is new and empty.

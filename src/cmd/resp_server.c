@@ -1,6 +1,7 @@
 /*
  * RESP connection and server commands: PING, ECHO, QUIT, SELECT, HELLO,
- * AUTH, CLIENT, COMMAND, CONFIG, INFO, DBSIZE, FLUSHDB/FLUSHALL, TIME.
+ * AUTH, CLIENT, CONFIG, INFO, DBSIZE, FLUSHDB/FLUSHALL, TIME (COMMAND is in
+ * resp_command.c).
  *
  * kioku has one database (0), no persistence and no passwords, and its
  * settings are fixed at start-up; the replies say so in Redis's terms:
@@ -47,16 +48,8 @@
 
 /* ---- sub-command tables ---- */
 
-typedef void (*sub_handler)(struct conn *c, const struct resp_call *call);
-
-struct resp_sub {
-    const char *name;
-    int arity;          /* counting the container and the sub-command name */
-    sub_handler fn;
-};
-
-static void run_sub(struct conn *c, const struct resp_call *call, const struct resp_sub *subs,
-                    size_t n, const char *upper)
+void resp_run_sub(struct conn *c, const struct resp_call *call, const struct resp_sub *subs,
+                  size_t n, const char *upper)
 {
     const struct resp_arg *a = &call->argv[1];
     for (size_t i = 0; i < n; i++) {
@@ -75,7 +68,7 @@ static void run_sub(struct conn *c, const struct resp_call *call, const struct r
               a->ptr, upper);
 }
 
-static void reply_help(struct conn *c, const char *const *lines)
+void resp_reply_help(struct conn *c, const char *const *lines)
 {
     size_t n = 0;
     while (lines[n] != NULL)
@@ -359,7 +352,7 @@ static void client_help(struct conn *c, const struct resp_call *call)
         "HELP", "    Print this help.", NULL,
     };
     (void)call;
-    reply_help(c, lines);
+    resp_reply_help(c, lines);
 }
 
 static const struct resp_sub client_subs[] = {
@@ -370,250 +363,7 @@ static const struct resp_sub client_subs[] = {
 
 enum proc_result resp_cmd_client(struct conn *c, const struct resp_call *call)
 {
-    run_sub(c, call, client_subs, sizeof(client_subs) / sizeof(client_subs[0]), "CLIENT");
-    return PROC_MORE;
-}
-
-/* ---- COMMAND ---- */
-
-/* Redis's ACL categories, in the order COMMAND INFO lists them. */
-enum {
-    ACL_KEYSPACE = 1 << 0, ACL_READ = 1 << 1, ACL_WRITE = 1 << 2, ACL_SORTEDSET = 1 << 3,
-    ACL_HASH = 1 << 4, ACL_STRING = 1 << 5, ACL_BITMAP = 1 << 6, ACL_ADMIN = 1 << 7,
-    ACL_FAST = 1 << 8, ACL_SLOW = 1 << 9, ACL_DANGEROUS = 1 << 10, ACL_CONNECTION = 1 << 11,
-    ACL_TRANSACTION = 1 << 12, ACL_SCRIPTING = 1 << 13,
-};
-
-static const char *const acl_names[] = {
-    "@keyspace", "@read", "@write", "@sortedset", "@hash", "@string", "@bitmap", "@admin",
-    "@fast", "@slow", "@dangerous", "@connection", "@transaction", "@scripting",
-};
-
-/* A command's categories as Redis 7.0 derives them: its group's, the ones
- * its command table entry names (the exceptions below), then @write,
- * @read, @admin with @dangerous, and @fast or else @slow from its flags. */
-static unsigned acl_categories(const struct resp_cmd *cmd)
-{
-    static const struct { const char *group; unsigned cat; } groups[] = {
-        {"generic", ACL_KEYSPACE}, {"string", ACL_STRING}, {"bitmap", ACL_BITMAP},
-        {"hash", ACL_HASH}, {"sorted-set", ACL_SORTEDSET}, {"connection", ACL_CONNECTION},
-        {"transactions", ACL_TRANSACTION}, {"scripting", ACL_SCRIPTING},
-    };
-    static const struct { const char *name; unsigned cat; } named[] = {
-        {"dbsize", ACL_KEYSPACE}, {"flushall", ACL_KEYSPACE | ACL_DANGEROUS},
-        {"flushdb", ACL_KEYSPACE | ACL_DANGEROUS}, {"keys", ACL_DANGEROUS},
-        {"info", ACL_DANGEROUS}, {"command", ACL_CONNECTION},
-    };
-    unsigned cat = 0;
-
-    if (cmd->flags & RC_CONTAINER)
-        return ACL_SLOW;     /* the subcommands carry the rest */
-    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
-        if (strcmp(cmd->group, groups[i].group) == 0)
-            cat |= groups[i].cat;
-    for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
-        if (strcmp(cmd->name, named[i].name) == 0)
-            cat |= named[i].cat;
-    if (cmd->flags & RC_WRITE)
-        cat |= ACL_WRITE;
-    if ((cmd->flags & RC_READONLY) && !(cat & ACL_SCRIPTING))
-        cat |= ACL_READ;
-    if (cmd->flags & RC_ADMIN)
-        cat |= ACL_ADMIN | ACL_DANGEROUS;
-    cat |= (cmd->flags & RC_FAST) ? ACL_FAST : ACL_SLOW;
-    return cat;
-}
-
-static void command_info_one(struct conn *c, const struct resp_cmd *cmd)
-{
-    /* Redis's order. */
-    static const struct { uint32_t flag; const char *name; } names[] = {
-        {RC_WRITE, "write"}, {RC_READONLY, "readonly"}, {RC_DENYOOM, "denyoom"},
-        {RC_ADMIN, "admin"}, {RC_NOSCRIPT, "noscript"}, {RC_LOADING, "loading"},
-        {RC_STALE, "stale"}, {RC_SKIP_MONITOR, "skip_monitor"},
-        {RC_SKIP_SLOWLOG, "skip_slowlog"}, {RC_FAST, "fast"}, {RC_NOAUTH, "no_auth"},
-        {RC_NO_MANDATORY_KEYS, "no_mandatory_keys"}, {RC_NO_MULTI, "no_multi"},
-        {RC_ALLOW_BUSY, "allow_busy"},
-    };
-    uint32_t flags = (cmd->flags & RC_CONTAINER) ? 0 : cmd->flags;
-    bool movable = cmd->numkeys_at != 0;
-    unsigned cat = acl_categories(cmd);
-    int first = cmd->first_key, last = cmd->last_key, step = cmd->key_step;
-    size_t n = 0;
-
-    /* Keys found by parsing (a numkeys argument) are not shown; a
-     * destination before them is. */
-    if (cmd->flags & RC_CONTAINER)
-        first = last = step = 0;
-    else if (cmd->numkeys_at != 0 && first > 0)
-        last = first, step = 1;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        n += (flags & names[i].flag) != 0;
-    rs_array(c, 10);
-    rs_bulk_str(c, cmd->name);
-    rs_int(c, cmd->arity);
-    rs_set(c, n + movable);
-    /* movablekeys comes just before allow_busy in Redis's order. */
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (movable && names[i].flag == RC_ALLOW_BUSY)
-            rs_simple(c, "movablekeys");
-        if (flags & names[i].flag)
-            rs_simple(c, names[i].name);
-    }
-    rs_int(c, first);
-    rs_int(c, last);
-    rs_int(c, step);
-    n = 0;
-    for (size_t i = 0; i < sizeof(acl_names) / sizeof(acl_names[0]); i++)
-        n += (cat >> i) & 1;
-    rs_set(c, n);
-    for (size_t i = 0; i < sizeof(acl_names) / sizeof(acl_names[0]); i++)
-        if ((cat >> i) & 1)
-            rs_simple(c, acl_names[i]);
-    rs_set(c, 0);     /* tips */
-    rs_array(c, 0);   /* key specs */
-    rs_array(c, 0);   /* subcommands */
-}
-
-static void command_docs_one(struct conn *c, const struct resp_cmd *cmd)
-{
-    rs_bulk_str(c, cmd->name);
-    rs_map(c, 3);
-    rs_bulk_str(c, "summary");
-    rs_bulk_str(c, cmd->summary);
-    rs_bulk_str(c, "since");
-    rs_bulk_str(c, "1.0.0");
-    rs_bulk_str(c, "group");
-    rs_bulk_str(c, cmd->group);
-}
-
-static void command_all(struct conn *c, const struct resp_call *call)
-{
-    (void)call;
-    size_t n;
-    const struct resp_cmd *t = resp_cmd_table(&n);
-    rs_array(c, n);
-    for (size_t i = 0; i < n; i++)
-        command_info_one(c, &t[i]);
-}
-
-static void command_count(struct conn *c, const struct resp_call *call)
-{
-    (void)call;
-    size_t n;
-    resp_cmd_table(&n);
-    rs_int(c, (int64_t)n);
-}
-
-static void command_info(struct conn *c, const struct resp_call *call)
-{
-    if (call->argc == 2) {
-        command_all(c, call);
-        return;
-    }
-    rs_array(c, (size_t)call->argc - 2);
-    for (int i = 2; i < call->argc; i++) {
-        const struct resp_cmd *cmd = resp_cmd_find(call->argv[i].ptr, call->argv[i].len);
-        if (cmd == NULL)
-            rs_null(c);
-        else
-            command_info_one(c, cmd);
-    }
-}
-
-static void command_docs(struct conn *c, const struct resp_call *call)
-{
-    size_t n, found = 0;
-    const struct resp_cmd *t = resp_cmd_table(&n);
-    if (call->argc == 2) {
-        rs_map(c, n);
-        for (size_t i = 0; i < n; i++)
-            command_docs_one(c, &t[i]);
-        return;
-    }
-    for (int i = 2; i < call->argc; i++)
-        found += resp_cmd_find(call->argv[i].ptr, call->argv[i].len) != NULL;
-    rs_map(c, found);
-    for (int i = 2; i < call->argc; i++) {
-        const struct resp_cmd *cmd = resp_cmd_find(call->argv[i].ptr, call->argv[i].len);
-        if (cmd != NULL)
-            command_docs_one(c, cmd);
-    }
-}
-
-static void command_list(struct conn *c, const struct resp_call *call)
-{
-    size_t n;
-    const struct resp_cmd *t = resp_cmd_table(&n);
-    if (call->argc != 2) {
-        rs_error(c, RS_ERR_SYNTAX);
-        return;
-    }
-    rs_array(c, n);
-    for (size_t i = 0; i < n; i++)
-        rs_bulk_str(c, t[i].name);
-}
-
-static void command_getkeys(struct conn *c, const struct resp_call *call)
-{
-    const struct resp_cmd *cmd = resp_cmd_find(call->argv[2].ptr, call->argv[2].len);
-    int argc = call->argc - 2;
-    const struct resp_arg *argv = call->argv + 2;
-    if (cmd == NULL) {
-        rs_error(c, "ERR Invalid command specified");
-        return;
-    }
-    struct resp_keys k;
-    size_t n = 0;
-    int i;
-    if (!resp_cmd_has_keys(cmd)) {
-        rs_error(c, "ERR The command has no key arguments");
-        return;
-    }
-    if ((cmd->arity > 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity)) {
-        rs_error(c, "ERR Invalid number of arguments specified for command");
-        return;
-    }
-    resp_keys_begin(&k, cmd, argc, argv);
-    if (k.bad) {
-        rs_error(c, "ERR Invalid arguments specified for command");
-        return;
-    }
-    while (resp_keys_next(&k, &i))
-        n++;
-    rs_array(c, n);
-    resp_keys_begin(&k, cmd, argc, argv);
-    while (resp_keys_next(&k, &i))
-        rs_bulk(c, argv[i].ptr, argv[i].len);
-}
-
-static void command_help(struct conn *c, const struct resp_call *call)
-{
-    static const char *const lines[] = {
-        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "(no subcommand)", "    Return details about all commands.",
-        "COUNT", "    Return the total number of commands in this server.",
-        "LIST", "    Return a list of all commands in this server.",
-        "INFO [<command-name> ...]", "    Return details about the given commands.",
-        "DOCS [<command-name> ...]", "    Return documentation details about the given commands.",
-        "GETKEYS <full-command>", "    Return the keys from a full command.",
-        "HELP", "    Print this help.", NULL,
-    };
-    (void)call;
-    reply_help(c, lines);
-}
-
-static const struct resp_sub command_subs[] = {
-    {"count", 2, command_count}, {"info", -2, command_info}, {"docs", -2, command_docs},
-    {"list", -2, command_list}, {"getkeys", -4, command_getkeys}, {"help", 2, command_help},
-};
-
-enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call)
-{
-    if (call->argc == 1)
-        command_all(c, call);
-    else
-        run_sub(c, call, command_subs, sizeof(command_subs) / sizeof(command_subs[0]), "COMMAND");
+    resp_run_sub(c, call, client_subs, sizeof(client_subs) / sizeof(client_subs[0]), "CLIENT");
     return PROC_MORE;
 }
 
@@ -964,7 +714,7 @@ static void config_help(struct conn *c, const struct resp_call *call)
         "HELP", "    Print this help.", NULL,
     };
     (void)call;
-    reply_help(c, lines);
+    resp_reply_help(c, lines);
 }
 
 static const struct resp_sub config_subs[] = {
@@ -974,7 +724,7 @@ static const struct resp_sub config_subs[] = {
 
 enum proc_result resp_cmd_config(struct conn *c, const struct resp_call *call)
 {
-    run_sub(c, call, config_subs, sizeof(config_subs) / sizeof(config_subs[0]), "CONFIG");
+    resp_run_sub(c, call, config_subs, sizeof(config_subs) / sizeof(config_subs[0]), "CONFIG");
     return PROC_MORE;
 }
 
@@ -1014,7 +764,7 @@ static void function_help(struct conn *c, const struct resp_call *call)
         "HELP", "    Print this help.", NULL,
     };
     (void)call;
-    reply_help(c, lines);
+    resp_reply_help(c, lines);
 }
 
 static const struct resp_sub function_subs[] = {
@@ -1023,7 +773,7 @@ static const struct resp_sub function_subs[] = {
 
 enum proc_result resp_cmd_function(struct conn *c, const struct resp_call *call)
 {
-    run_sub(c, call, function_subs, sizeof(function_subs) / sizeof(function_subs[0]),
+    resp_run_sub(c, call, function_subs, sizeof(function_subs) / sizeof(function_subs[0]),
             "FUNCTION");
     return PROC_MORE;
 }

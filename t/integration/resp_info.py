@@ -460,8 +460,36 @@ def test_command_info(port, rport):
         for k, field in enumerate(fields, 1):
             if got[k] != ref[k] and (name, field.split()[0]) not in COMMAND_INFO_DIFFERENT:
                 differ.append("%s %s: kioku %r, redis %r" % (name, field, got[k], ref[k]))
+        # A container's subcommands: kioku lists those it runs, each as Redis
+        # gives it.
+        ref_subs = {row[0]: row for row in ref[9]}
+        if ref[9] and not got[9]:
+            differ.append("%s: no subcommands listed" % name)
+        for sub in got[9]:
+            rsub = ref_subs.get(sub[0])
+            if rsub is None or sub[1:7] != rsub[1:7]:
+                differ.append("%s: kioku %r, redis %r" % (sub[0], sub[1:7], rsub and rsub[1:7]))
     check(not differ, "COMMAND INFO of all %d commands as redis-server's%s" %
           (len(names), "".join("\n    " + d for d in differ)))
+    # A subcommand by its full name; COMMAND LIST and its filters.
+    for args in (["INFO", "config|get"], ["INFO", "object|freq", "get|key", "config|get|key"],
+                 ["LIST", "FILTERBY", "ACLCAT", "nosuch"], ["LIST", "FILTERBY", "PATTERN", "config|*re*"],
+                 ["LIST", "FILTERBY", "PATTERN", "set"], ["LIST", "FILTERBY", "MODULE", "x"],
+                 ["LIST", "bad"], ["LIST", "FILTERBY", "bad", "x"], ["LIST", "FILTERBY", "PATTERN"]):
+        got, ref = parse_reply(r.cmd("COMMAND", *args))[0], parse_reply(rr.cmd("COMMAND", *args))[0]
+        if args[0] == "INFO":   # key specs and tips are Redis's own
+            got = [x and x[:7] for x in got]
+            ref = [x and x[:7] for x in ref]
+        check(got == ref, "COMMAND %s: %r (redis %r)" % (" ".join(args), got, ref))
+    mine = set(parse_reply(r.cmd("COMMAND", "LIST"))[0])
+    theirs = set(parse_reply(rr.cmd("COMMAND", "LIST"))[0])
+    check("client|list" in mine and "config|get" in mine and not mine - theirs,
+          "COMMAND LIST: commands and subcommands, all known to Redis (%r)" % sorted(mine - theirs))
+    for cat in ("scripting", "keyspace", "sortedset", "dangerous", "fast"):
+        got = set(parse_reply(r.cmd("COMMAND", "LIST", "FILTERBY", "ACLCAT", cat))[0])
+        ref = set(parse_reply(rr.cmd("COMMAND", "LIST", "FILTERBY", "ACLCAT", cat))[0]) & mine
+        check(got == ref, "COMMAND LIST FILTERBY ACLCAT %s: as redis-server's, for kioku's commands "
+              "(only kioku %r, only redis %r)" % (cat, sorted(got - ref), sorted(ref - got)))
     # COMMAND GETKEYS, movable keys found through numkeys as Redis finds them.
     for args in (["zunion", "2", "a", "b", "withscores"], ["zunionstore", "d", "2", "a", "b", "weights", "1", "2"],
                  ["zinterstore", "d", "-1", "a"], ["zdiffstore", "d", "1", "a"], ["zunion", "x", "a"],
