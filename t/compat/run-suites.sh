@@ -190,7 +190,8 @@ run_redis() {
     command -v redis-cli >/dev/null || { echo "redis-cli not found: skipping Redis's suite"; return 0; }
     skipfile=${REDIS_SKIPFILE:-$top/t/compat/redis-skip.txt}
     if [ $# -gt 0 ]; then units=("$@"); else
-        units=(unit/type/string unit/type/incr unit/type/hash unit/keyspace unit/expire unit/info-command)
+        units=(unit/type/string unit/type/incr unit/type/hash unit/keyspace unit/expire unit/info-command
+               unit/introspection-2)
     fi
     for u in "${units[@]}"; do
         redis_run_unit "$u"
