@@ -46,6 +46,7 @@ static const struct subcmd subcmds[] = {
     {"client", "id", 2, NS | L | S, 0, 0, 0},
     {"client", "list", -2, RC_ADMIN | NS | L | S, 0, 0, 0},
     {"client", "info", 2, NS | L | S, 0, 0, 0},
+    {"client", "kill", -3, RC_ADMIN | NS | L | S, 0, 0, 0},
     {"client", "help", 2, L | S, 0, 0, 0},
     {"command", "count", 2, L | S, 0, 0, 0},
     {"command", "info", -2, L | S, 0, 0, 0},

@@ -17,6 +17,7 @@
  * ("client|setname", "Try CLIENT HELP."). None of this is a hot path:
  * snprintf and a malloc per INFO are fine here.
  */
+#include <ctype.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -235,62 +236,108 @@ enum proc_result resp_cmd_hello(struct conn *c, const struct resp_call *call)
 
 /* ---- CLIENT ---- */
 
-/* One CLIENT LIST line for o (self: the calling connection). The caller
- * holds o's worker's conns_lock when o is not self. */
-static int client_line(char *buf, size_t cap, const struct conn *o, const struct conn *self)
+/* The connection's own address, "ip:port" as CLIENT LIST shows it. */
+static void local_name(const struct conn *o, char *buf, size_t len)
 {
-    char addr[96], laddr[96] = "?";
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    conn_peer_name(o, addr, sizeof(addr));
+    snprintf(buf, len, "?");
     if (getsockname(o->fd, (struct sockaddr *)&ss, &sl) == 0) {
         struct conn tmp;
         memset(&tmp, 0, sizeof(tmp));
         memcpy(&tmp.peer, &ss, sl);
         tmp.peer_len = sl;
-        conn_peer_name(&tmp, laddr, sizeof(laddr));
+        conn_peer_name(&tmp, buf, len);
+    }
+}
+
+/* One CLIENT LIST line for o. The calling connection (self) shows the
+ * CLIENT subcommand it runs and its query buffer; of another connection,
+ * whose buffers its own thread owns, the command is NULL and the buffer 0.
+ * The caller holds o's worker's conns_lock when o is not self. */
+static int client_line(char *buf, size_t cap, const struct conn *o, const struct conn *self,
+                       const struct resp_call *call)
+{
+    char addr[96], laddr[96], cmd[32] = "NULL";
+    conn_peer_name(o, addr, sizeof(addr));
+    local_name(o, laddr, sizeof(laddr));
+    if (o == self) {
+        const struct resp_arg *sub = &call->argv[1];
+        size_t n = sub->len < 16 ? sub->len : 16;
+        memcpy(cmd, "client|", 7);
+        for (size_t i = 0; i < n; i++)
+            cmd[7 + i] = (char)tolower((unsigned char)sub->ptr[i]);
+        cmd[7 + n] = '\0';
     }
     int64_t last = __atomic_load_n(&o->last_cmd, __ATOMIC_RELAXED);
     int64_t now = self->now;
     return snprintf(buf, cap,
                     "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=N db=0 "
-                    "sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
+                    "sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 "
                     "rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default "
                     "redir=-1 resp=%d\n",
                     (unsigned long long)o->id, addr, laddr, o->fd, o->name,
                     (long long)((now - o->created) / 1000),
                     (long long)(now > last ? (now - last) / 1000 : 0),
-                    o == self ? "client" : "NULL", o == self ? resp_proto_version(self) : 2);
+                    o == self ? conn_rlen(self) : (size_t)0, cmd,
+                    o == self ? resp_proto_version(self) : 2);
 }
 
+/* CLIENT LIST [TYPE normal|master|replica|slave|pubsub] [ID id ...]: kioku's
+ * clients are all normal ones. */
 static void client_list(struct conn *c, const struct resp_call *call)
 {
     bool none = false;
+    int ids = 0;   /* argv index of the first ID, 0 for all */
     if (call->argc == 4 && rs_arg_is(&call->argv[2], "type")) {
-        none = !rs_arg_is(&call->argv[3], "normal");
+        const struct resp_arg *t = &call->argv[3];
+        if (!rs_arg_is(t, "normal") && !rs_arg_is(t, "master") && !rs_arg_is(t, "replica") &&
+            !rs_arg_is(t, "slave") && !rs_arg_is(t, "pubsub")) {
+            size_t tl = strnlen(t->ptr, t->len);
+            rs_errorf(c, "ERR Unknown client type '%.*s'", (int)(tl < 128 ? tl : 128), t->ptr);
+            return;
+        }
+        none = !rs_arg_is(t, "normal");
+    } else if (call->argc > 3 && rs_arg_is(&call->argv[2], "id")) {
+        ids = 3;
+        for (int j = ids; j < call->argc; j++) {
+            int64_t id;
+            if (!rs_parse_i64(call->argv[j].ptr, call->argv[j].len, &id)) {
+                rs_error(c, "ERR Invalid client ID");
+                return;
+            }
+        }
     } else if (call->argc != 2) {
         rs_error(c, RS_ERR_SYNTAX);
         return;
     }
     size_t len = 0, cap = 4096;
     char *out = malloc(cap);
-    for (int i = 0; i < worker_count() && out != NULL && !none; i++) {
-        struct worker *w = worker_get(i);
-        pthread_mutex_lock(&w->conns_lock);
-        for (struct conn *o = w->conns; o != NULL && out != NULL; o = o->next) {
-            if (cap - len < 1024) {
-                char *p = realloc(out, cap * 2);
-                if (p == NULL) {
-                    free(out);
-                    out = NULL;
-                    break;
+    /* With IDs, each listed once, in the order asked. */
+    for (int j = ids > 0 ? ids : call->argc - 1; j < call->argc && out != NULL && !none; j++) {
+        int64_t want = 0;
+        if (ids > 0)
+            rs_parse_i64(call->argv[j].ptr, call->argv[j].len, &want);
+        for (int i = 0; i < worker_count() && out != NULL; i++) {
+            struct worker *w = worker_get(i);
+            pthread_mutex_lock(&w->conns_lock);
+            for (struct conn *o = w->conns; o != NULL && out != NULL; o = o->next) {
+                if (ids > 0 && (int64_t)o->id != want)
+                    continue;
+                if (cap - len < 1024) {
+                    char *p = realloc(out, cap * 2);
+                    if (p == NULL) {
+                        free(out);
+                        out = NULL;
+                        break;
+                    }
+                    out = p;
+                    cap *= 2;
                 }
-                out = p;
-                cap *= 2;
+                len += (size_t)client_line(out + len, cap - len, o, c, call);
             }
-            len += (size_t)client_line(out + len, cap - len, o, c);
+            pthread_mutex_unlock(&w->conns_lock);
         }
-        pthread_mutex_unlock(&w->conns_lock);
     }
     if (out == NULL && !none)
         rs_error(c, RS_ERR_OOM);
@@ -299,12 +346,109 @@ static void client_list(struct conn *c, const struct resp_call *call)
     free(out);
 }
 
+static bool arg_eq(const struct resp_arg *a, const char *s)
+{
+    return a->len == strlen(s) && memcmp(a->ptr, s, a->len) == 0;
+}
+
+/*
+ * CLIENT KILL ip:port, or CLIENT KILL [ID id] [TYPE type] [USER name]
+ * [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no]: marks every connection
+ * that matches all filters (by default not the caller) and has its worker
+ * close it; the caller, when it matches, closes after this reply.
+ */
+static void client_kill(struct conn *c, const struct resp_call *call)
+{
+    const struct resp_arg *addr = NULL, *laddr = NULL;
+    int64_t id = 0;
+    bool skipme = true, typed_none = false;
+
+    if (call->argc == 3) {
+        addr = &call->argv[2];
+        skipme = false;
+    } else if (call->argc % 2 != 0) {
+        rs_error(c, RS_ERR_SYNTAX);
+        return;
+    }
+    for (int i = 2; call->argc > 3 && i < call->argc; i += 2) {
+        const struct resp_arg *k = &call->argv[i], *v = &call->argv[i + 1];
+        size_t vl = strnlen(v->ptr, v->len);
+        if (rs_arg_is(k, "id")) {
+            if (!rs_parse_i64(v->ptr, v->len, &id) || id < 1) {
+                rs_error(c, "ERR client-id should be greater than 0");
+                return;
+            }
+        } else if (rs_arg_is(k, "type")) {
+            if (!rs_arg_is(v, "normal") && !rs_arg_is(v, "master") && !rs_arg_is(v, "replica") &&
+                !rs_arg_is(v, "slave") && !rs_arg_is(v, "pubsub")) {
+                rs_errorf(c, "ERR Unknown client type '%.*s'", (int)(vl < 128 ? vl : 128), v->ptr);
+                return;
+            }
+            typed_none = !rs_arg_is(v, "normal");
+        } else if (rs_arg_is(k, "user")) {
+            if (!arg_eq(v, "default")) {
+                rs_errorf(c, "ERR No such user '%.*s'", (int)(vl < 128 ? vl : 128), v->ptr);
+                return;
+            }
+        } else if (rs_arg_is(k, "addr")) {
+            addr = v;
+        } else if (rs_arg_is(k, "laddr")) {
+            laddr = v;
+        } else if (rs_arg_is(k, "skipme")) {
+            if (rs_arg_is(v, "yes") || rs_arg_is(v, "no")) {
+                skipme = rs_arg_is(v, "yes");
+            } else {
+                rs_error(c, RS_ERR_SYNTAX);
+                return;
+            }
+        } else {
+            rs_error(c, RS_ERR_SYNTAX);
+            return;
+        }
+    }
+    int64_t killed = 0;
+    bool me = false;
+    for (int i = 0; i < worker_count() && !typed_none; i++) {
+        struct worker *w = worker_get(i);
+        int64_t marked = 0;
+        pthread_mutex_lock(&w->conns_lock);
+        for (struct conn *o = w->conns; o != NULL; o = o->next) {
+            char name[96];
+            if (id != 0 && (int64_t)o->id != id)
+                continue;
+            if (addr != NULL && (conn_peer_name(o, name, sizeof(name)), !arg_eq(addr, name)))
+                continue;
+            if (laddr != NULL && (local_name(o, name, sizeof(name)), !arg_eq(laddr, name)))
+                continue;
+            if (o == c && skipme)
+                continue;
+            killed++;
+            if (o == c) {
+                me = true;
+            } else {
+                o->kill_asked = true;
+                marked++;
+            }
+        }
+        pthread_mutex_unlock(&w->conns_lock);
+        if (marked > 0)
+            worker_kill_marked(w);
+    }
+    if (call->argc == 3 && killed == 0)
+        rs_error(c, "ERR No such client");
+    else if (call->argc == 3)
+        rs_ok(c);
+    else
+        rs_int(c, killed);
+    if (me)
+        c->close_after_write = true;
+}
+
 static void client_info(struct conn *c, const struct resp_call *call)
 {
-    (void)call;
     char line[1024];
     pthread_mutex_lock(&c->worker->conns_lock);
-    int n = client_line(line, sizeof(line), c, c);
+    int n = client_line(line, sizeof(line), c, c, call);
     pthread_mutex_unlock(&c->worker->conns_lock);
     rs_verbatim(c, line, (size_t)n);
 }
@@ -347,7 +491,17 @@ static void client_help(struct conn *c, const struct resp_call *call)
         "GETNAME", "    Return the name of the current connection.",
         "ID", "    Return the ID of the current connection.",
         "INFO", "    Return information about the current client connection.",
-        "LIST [TYPE normal]", "    Return information about client connections.",
+        "KILL <ip:port>", "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are:",
+        "    * ADDR (<ip:port>|<unixsocket>:0)", "      Kill connections made from the specified address",
+        "    * LADDR (<ip:port>|<unixsocket>:0)", "      Kill connections made to specified local address",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Kill connections by type.",
+        "    * USER <username>", "      Kill connections authenticated by <username>.",
+        "    * SKIPME (YES|NO)", "      Skip killing current connection (default: yes).",
+        "    * ID <client-id>", "      Kill connections by client id.",
+        "LIST [TYPE normal|master|replica|pubsub] [ID <id> [<id> ...]]",
+        "    Return information about client connections.",
         "SETNAME <name>", "    Assign the name <name> to the current connection.",
         "HELP", "    Print this help.", NULL,
     };
@@ -357,7 +511,8 @@ static void client_help(struct conn *c, const struct resp_call *call)
 
 static const struct resp_sub client_subs[] = {
     {"setname", 3, client_setname}, {"getname", 2, client_getname}, {"id", 2, client_id},
-    {"list", -2, client_list}, {"info", 2, client_info}, {"setinfo", 4, client_setinfo},
+    {"list", -2, client_list}, {"info", 2, client_info}, {"kill", -3, client_kill},
+    {"setinfo", 4, client_setinfo},
     {"help", 2, client_help},
 };
 

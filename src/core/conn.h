@@ -113,6 +113,9 @@ struct conn {
     bool draining;                 /* stopping: answer what was read, read no more */
     uint8_t close_reason;          /* enum conn_close_reason */
     bool streaming;                /* a log stream (`watch`): never idle */
+    bool kill_asked;               /* CLIENT KILL from another connection; set
+                                    * under the worker's conns_lock, acted on
+                                    * by the owner (worker_kill_marked) */
     int budget;                    /* requests left in this event (-R) */
     uint64_t id;                   /* unique per process */
     int64_t now;                   /* kioku ms, read once per event */

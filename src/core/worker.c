@@ -125,6 +125,28 @@ static void worker_begin_stop(struct worker *w)
     worker_check_done(w);
 }
 
+/* The connections CLIENT KILL marked: each drains and closes, from its
+ * own event (conn_shutdown only marks it and wakes that event). */
+static void worker_kill_asked(struct worker *w)
+{
+    pthread_mutex_lock(&w->conns_lock);
+    for (struct conn *c = w->conns; c != NULL; c = c->next) {
+        if (c->kill_asked) {
+            c->kill_asked = false;
+            conn_shutdown(c);
+            c->close_reason = CONN_CLOSE_NORMAL;
+        }
+    }
+    pthread_mutex_unlock(&w->conns_lock);
+}
+
+void worker_kill_marked(struct worker *w)
+{
+    char b = 'k';
+    while (write(w->notify_wfd, &b, 1) < 0 && errno == EINTR)
+        ;
+}
+
 static void worker_notify(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -137,6 +159,8 @@ static void worker_notify(evutil_socket_t fd, short what, void *arg)
         for (ssize_t i = 0; i < n; i++) {
             if (buf[i] == 'c')
                 worker_take_conns(w);
+            else if (buf[i] == 'k')
+                worker_kill_asked(w);
             else if (buf[i] == 'q' && !w->stopping)
                 worker_begin_stop(w);
         }

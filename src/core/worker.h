@@ -66,6 +66,11 @@ struct worker *worker_get(int i);
  */
 void worker_serve_pending(struct worker *w, const struct conn *skip);
 
+/* Another thread marked some of w's connections kill_asked (holding w's
+ * conns_lock): w closes them soon, as a stop does (replies to requests
+ * already read still go out). */
+void worker_kill_marked(struct worker *w);
+
 /* Called by conn.c in the owner thread. */
 void worker_conn_added(struct worker *w, struct conn *c);
 void worker_conn_removed(struct worker *w, struct conn *c);

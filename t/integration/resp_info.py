@@ -503,6 +503,51 @@ def test_command_info(port, rport):
     rr.close()
 
 
+def closed_soon(sock, timeout=10):
+    """True when the server closes sock (EOF) within timeout seconds."""
+    sock.settimeout(timeout)
+    try:
+        while True:
+            if sock.recv(4096) == b"":
+                return True
+    except (ConnectionResetError, socket.timeout):
+        return False
+
+
+def client_id(r):
+    return int(r.cmd("CLIENT", "ID")[1:-2])
+
+
+def test_client_kill(port):
+    """CLIENT KILL: by ID, by address (the old form), LADDR, a memcached
+    connection too, SKIPME; the caller itself closes after its reply."""
+    a, b, c = Raw(port), Raw(port), Raw(port)
+    m = socket.create_connection(("127.0.0.1", port))
+    m.sendall(b"version\r\n")
+    m.recv(100)
+    bid = client_id(b)
+    check(a.cmd("CLIENT", "KILL", "ID", str(bid)) == b":1\r\n", "CLIENT KILL ID of another client: 1")
+    check(closed_soon(b.s), "the killed client's connection closes")
+    check(a.cmd("PING") == b"+PONG\r\n", "the caller goes on")
+    line = [l for l in a.cmd("CLIENT", "LIST").decode().split("\n") if ("id=%d " % client_id(c)) in l][0]
+    caddr = re.search(r"addr=(\S+)", line).group(1)
+    check(a.cmd("CLIENT", "KILL", caddr) == b"+OK\r\n", "CLIENT KILL ip:port (old form): OK")
+    check(closed_soon(c.s), "the client at that address closes")
+    check(a.cmd("CLIENT", "KILL", caddr) == b"-ERR No such client\r\n", "no client there any more")
+    laddr = "127.0.0.1:%d" % port
+    n = a.cmd("CLIENT", "KILL", "LADDR", laddr, "SKIPME", "yes")
+    check(n == b":1\r\n", "CLIENT KILL LADDR: the memcached connection, not the caller: %r" % n)
+    check(closed_soon(m), "a memcached-protocol connection is killed too")
+    check(a.cmd("CLIENT", "KILL", "ID", str(client_id(a)), "SKIPME", "no") == b":1\r\n",
+          "CLIENT KILL of the caller itself answers first")
+    check(closed_soon(a.s), "then the caller's connection closes")
+    d = Raw(port)
+    check(d.cmd("PING") == b"+PONG\r\n", "the server still serves new clients")
+    for x in (a, b, c, d):
+        x.close()
+    m.close()
+
+
 def main():
     proc, port = kioku_proc.start(BIN, ["-m", "64"])
     rproc, rport = kioku_proc.start_redis()
@@ -510,6 +555,7 @@ def main():
         test_errorstats(port, rport)
         test_keyspace(port, rport)
         test_command_info(port, rport)
+        test_client_kill(port)
         test_shutdown_options(rport)
     finally:
         kioku_proc.stop(proc)
