@@ -480,6 +480,8 @@ def test_command_info(port, rport):
         if args[0] == "INFO":   # key specs and tips are Redis's own
             got = [x and x[:7] for x in got]
             ref = [x and x[:7] for x in ref]
+        elif isinstance(got, list) and isinstance(ref, list):   # Redis's in its dict's order
+            got, ref = sorted(got), sorted(ref)
         check(got == ref, "COMMAND %s: %r (redis %r)" % (" ".join(args), got, ref))
     mine = set(parse_reply(r.cmd("COMMAND", "LIST"))[0])
     theirs = set(parse_reply(rr.cmd("COMMAND", "LIST"))[0])
