@@ -106,33 +106,39 @@ enum proc_result mc_watch_start(struct conn *c, const char *args, size_t n, bool
         CONN_OUT_LIT(c, "ERROR\r\n");
         return PROC_MORE;
     }
-    struct mc_watch *mw = calloc(1, sizeof(*mw));
-    if (mw == NULL)
-        goto failed;
-    mw->c = c;
-    mw->wake_ev = event_new(c->worker->base, -1, 0, drain, mw);
-    mw->write_ev = event_new(c->worker->base, c->fd, EV_WRITE, drain, mw);
-    if (mw->wake_ev == NULL || mw->write_ev == NULL)
-        goto failed;
     enum watch_add_result why;
-    mw->w = watch_add(flags, wake, mw, &why);
-    if (mw->w == NULL) {
-        if (why == WATCH_ADD_TOO_MANY) {
-            CONN_OUT_LIT(c, "WATCHER_TOO_MANY log watcher limit reached\r\n");
-            mc_watch_stop(mw);
-            return PROC_MORE;
-        }
-        goto failed;
+    struct mc_watch *mw = mc_watch_open(c, flags, &why);
+    if (mw == NULL && why == WATCH_ADD_TOO_MANY) {
+        CONN_OUT_LIT(c, "WATCHER_TOO_MANY log watcher limit reached\r\n");
+        return PROC_MORE;
+    }
+    if (mw == NULL) {
+        CONN_OUT_LIT(c, "WATCHER_FAILED failed to add log watcher\r\n");
+        return PROC_MORE;
     }
     /* Queued before any line can be: the wake-up runs on this thread,
      * after this request. */
     CONN_OUT_LIT(c, "OK\r\n");
     *out = mw;
     return PROC_MORE;
-failed:
-    mc_watch_stop(mw);
-    CONN_OUT_LIT(c, "WATCHER_FAILED failed to add log watcher\r\n");
-    return PROC_MORE;
+}
+
+struct mc_watch *mc_watch_open(struct conn *c, unsigned flags, enum watch_add_result *why)
+{
+    struct mc_watch *mw = calloc(1, sizeof(*mw));
+    *why = WATCH_ADD_FAILED;
+    if (mw == NULL)
+        return NULL;
+    mw->c = c;
+    mw->wake_ev = event_new(c->worker->base, -1, 0, drain, mw);
+    mw->write_ev = event_new(c->worker->base, c->fd, EV_WRITE, drain, mw);
+    if (mw->wake_ev != NULL && mw->write_ev != NULL)
+        mw->w = watch_add(flags, wake, mw, why);
+    if (mw->w == NULL) {
+        mc_watch_stop(mw);
+        return NULL;
+    }
+    return mw;
 }
 
 void mc_watch_stop(struct mc_watch *mw)

@@ -32,6 +32,10 @@ enum proc_result mc_watch_start(struct conn *c, const char *args, size_t n, bool
                                 struct mc_watch **out);
 /* The connection closes (owner thread): stop streaming, free mw. */
 void mc_watch_stop(struct mc_watch *mw);
+/* The stream alone, for another protocol's command (RESP MONITOR): c's
+ * worker sends it the lines of flags from now on; no reply is queued.
+ * NULL with *why when no watcher could be added. Libevent workers only. */
+struct mc_watch *mc_watch_open(struct conn *c, unsigned flags, enum watch_add_result *why);
 
 /* ---- events from the memcached commands ---- */
 

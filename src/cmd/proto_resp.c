@@ -48,6 +48,7 @@
 
 #include "auth/auth.h"
 #include "cmd/resp_cmds.h"
+#include "cmd/mc_watch.h"
 #include "cmd/resp_multi.h"
 #include "config/settings.h"
 #include "proto/resp.h"
@@ -102,6 +103,7 @@ struct resp_conn {
                                  a call that adds to errors failed, and an
                                  EXEC is not failed by the calls it ran */
     struct ahead *ahead;      /* resp_process's look-ahead while it runs */
+    struct mc_watch *monitor; /* MONITOR's stream, or NULL */
 };
 
 static __thread struct resp_arg small_argv[RESP_SMALL_ARGS];
@@ -500,6 +502,7 @@ static struct resp_cmd commands[] = {
     {"dbsize", 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", resp_cmd_dbsize, 0, 0},
     {"flushdb", -1, W, 0, 0, 0, "server", "Remove all keys from the current database", resp_cmd_flushall, 0, 0},
     {"flushall", -1, W, 0, 0, 0, "server", "Remove all keys from all databases", resp_cmd_flushall, 0, 0},
+    {"monitor", 1, A | S | L | RC_NOSCRIPT, 0, 0, 0, "server", "Listen for all requests received by the server in real time", resp_cmd_monitor, 0, 0},
     {"time", 1, F | S | L, 0, 0, 0, "server", "Return the current server time", resp_cmd_time, 0, 0},
     {"shutdown", -1, A | S | RC_NOSCRIPT | RC_LOADING | RC_NO_MULTI | RC_ALLOW_BUSY, 0, 0, 0, "server", "Synchronously save the dataset to disk and then shut down the server", resp_cmd_shutdown, 0, 0},
 
@@ -823,6 +826,105 @@ static const struct resp_cmd *check_call(struct conn *c, const struct resp_cmd *
     return cmd;
 }
 
+/* ---- MONITOR ---- */
+
+#define MONITOR_LINE_MAX (16 * 1024)
+#define MONITOR_ARG_MAX 1024     /* bytes of one argument shown */
+
+/* An argument as Redis quotes it ("...", with \\, \", \n, \r, \t, \a,
+ * \b and \xHH), at most MONITOR_ARG_MAX bytes of it. */
+static size_t quote_arg(char *p, size_t room, const char *s, size_t n)
+{
+    size_t o = 0;
+    if (room < 8)
+        return 0;
+    room -= 6;   /* the quotes, a "...", the space */
+    p[o++] = '"';
+    for (size_t i = 0; i < n && i < MONITOR_ARG_MAX && o + 4 < room; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        switch (ch) {
+        case '\\': case '"': p[o++] = '\\'; p[o++] = (char)ch; break;
+        case '\n': p[o++] = '\\'; p[o++] = 'n'; break;
+        case '\r': p[o++] = '\\'; p[o++] = 'r'; break;
+        case '\t': p[o++] = '\\'; p[o++] = 't'; break;
+        case '\a': p[o++] = '\\'; p[o++] = 'a'; break;
+        case '\b': p[o++] = '\\'; p[o++] = 'b'; break;
+        default:
+            if (ch >= 0x20 && ch < 0x7f)
+                p[o++] = (char)ch;
+            else
+                o += (size_t)snprintf(p + o, 5, "\\x%02x", ch);
+        }
+    }
+    if (n > MONITOR_ARG_MAX) {
+        memcpy(p + o, "...", 3);
+        o += 3;
+    }
+    p[o++] = '"';
+    return o;
+}
+
+/* One request, for the monitors: "+<time> [0 <client>] "arg" ...", AUTH's
+ * and HELLO AUTH's secrets as "(redacted)", as Redis. */
+static void monitor_feed(struct conn *c, int argc, const struct resp_arg *argv)
+{
+    static __thread char line[MONITOR_LINE_MAX];
+    char who[96];
+    struct timespec ts;
+    size_t o;
+    int redact_from = argc > 0 && rs_arg_is(&argv[0], "auth") ? 1 : argc;
+
+    if (argc > 0 && rs_arg_is(&argv[0], "hello"))
+        for (int i = 1; i + 1 < argc && redact_from == argc; i++)
+            if (rs_arg_is(&argv[i], "auth"))
+                redact_from = i + 1;
+    if (c->fd < 0)
+        snprintf(who, sizeof(who), "lua");
+    else
+        conn_peer_name(c, who, sizeof(who));
+    clock_gettime(CLOCK_REALTIME, &ts);
+    o = (size_t)snprintf(line, sizeof(line), "+%lld.%06ld [0 %s]", (long long)ts.tv_sec,
+                         ts.tv_nsec / 1000, who);
+    for (int i = 0; i < argc && o + 16 < sizeof(line); i++) {
+        line[o++] = ' ';
+        if (i >= redact_from)
+            o += (size_t)snprintf(line + o, sizeof(line) - o, "\"(redacted)\"");
+        else
+            o += quote_arg(line + o, sizeof(line) - o - 2, argv[i].ptr, argv[i].len);
+    }
+    line[o++] = '\r';
+    line[o++] = '\n';
+    watch_emit(WATCH_MONITOR, line, o);
+}
+
+/* MONITOR: +OK, then every request any client makes, as it runs. */
+enum proc_result resp_cmd_monitor(struct conn *c, const struct resp_call *call)
+{
+    struct resp_conn *rc = state_of(c);
+    enum watch_add_result why;
+    (void)call;
+    if (rc->monitor != NULL)
+        return PROC_MORE;   /* already one: Redis ignores it too */
+    if (c->uc != NULL || c->fd < 0) {
+        /* Its stream runs on libevent events, which a ring worker (or a
+         * script) does not have. */
+        rs_error(c, "ERR MONITOR is not available with -o io_uring");
+        return PROC_MORE;
+    }
+    rc->monitor = mc_watch_open(c, WATCH_MONITOR, &why);
+    if (rc->monitor == NULL) {
+        rs_error(c, why == WATCH_ADD_TOO_MANY ? "ERR max number of monitors reached"
+                                              : "ERR out of memory");
+        return PROC_MORE;
+    }
+    /* Queued before any line: the stream's wake-up runs on this thread,
+     * after this request. */
+    rs_ok(c);
+    /* A monitor sends no requests: -o idle_timeout must not close it. */
+    __atomic_store_n(&c->streaming, true, __ATOMIC_RELAXED);
+    return PROC_MORE;
+}
+
 static enum proc_result run(struct conn *c, const struct resp_cmd *cmd, int argc,
                             const struct resp_arg *argv)
 {
@@ -830,7 +932,14 @@ static enum proc_result run(struct conn *c, const struct resp_cmd *cmd, int argc
     struct resp_conn *rc = state_of(c);
     rc->errors_seen = rc->errors;
     int64_t t0 = mono_us();
+    /* Monitors see a request once it ran; a script (skip_monitor) before
+     * it runs, so that its calls follow it, as Redis shows them. */
+    bool shown = watch_on(WATCH_MONITOR) && !(cmd->flags & RC_ADMIN);
+    if (shown && (cmd->flags & RC_SKIP_MONITOR))
+        monitor_feed(c, argc, argv);
     enum proc_result res = cmd->fn(c, &call);
+    if (shown && !(cmd->flags & RC_SKIP_MONITOR))
+        monitor_feed(c, argc, argv);
     struct resp_cmdstat *row = cmdstat_of(c, cmd);
     if (row != NULL) {   /* after, as Redis: INFO does not count itself */
         CMDSTAT_ADD(row, calls, 1);
@@ -1130,6 +1239,10 @@ static enum proc_result process(struct conn *c, struct resp_conn *rc, struct ahe
         rc->authed = !auth_resp_required();
     }
     for (;;) {
+        if (rc->monitor != NULL) {   /* a monitor only listens: input is dropped */
+            conn_consume(c, conn_rlen(c));
+            return PROC_MORE;
+        }
         if (conn_rlen(c) == 0)
             return PROC_MORE;
         if (conn_out_full(c) || !conn_budget(c))
@@ -1246,6 +1359,8 @@ static enum proc_result resp_value_done(struct conn *c)
 static void resp_release(struct conn *c)
 {
     struct resp_conn *rc = state_of(c);
+    mc_watch_stop(rc->monitor);
+    rc->monitor = NULL;
     stream_free(rc);
     resp_multi_free(rc->multi);
     rc->multi = NULL;

@@ -317,6 +317,7 @@ enum proc_result resp_cmd_hello(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_auth(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_client(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_command(struct conn *c, const struct resp_call *call);
+enum proc_result resp_cmd_monitor(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_config(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_function(struct conn *c, const struct resp_call *call);
 enum proc_result resp_cmd_info(struct conn *c, const struct resp_call *call);

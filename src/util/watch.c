@@ -209,7 +209,7 @@ static void deliver(struct watcher *w, const char *line, size_t n)
 {
     char skip[40];
     size_t sn = 0;
-    if (w->skipped > 0)
+    if (w->skipped > 0 && !(w->flags & WATCH_MONITOR))
         sn = (size_t)snprintf(skip, sizeof(skip), "skipped=%llu\n",
                               (unsigned long long)w->skipped);
     if (cap - w->len < sn + n) {

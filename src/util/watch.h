@@ -34,6 +34,10 @@ enum watch_flag {
     WATCH_PROXYREQS = 1u << 7,
     WATCH_PROXYEVENTS = 1u << 8,
     WATCH_PROXYUSER = 1u << 9,
+    /* RESP MONITOR: each line is a whole RESP simple string, so a line that
+     * does not fit is dropped without memcached's "skipped=" line. Not a
+     * word of `watch`. */
+    WATCH_MONITOR = 1u << 10,
 };
 
 /* memcached's limit on watchers at once. */

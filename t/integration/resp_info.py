@@ -550,6 +550,49 @@ def test_client_kill(port):
     m.close()
 
 
+MONITOR_SCRIPT = [
+    ["SET", "foo", 'bar baz"q'], ["GET", "foo"], ["GET", "a\x01\n\\"], ["AUTH", "secret"],
+    ["HELLO", "2", "AUTH", "default", "pw"], ["EVAL", "return redis.call('get', 'foo')", "0"],
+    ["CONFIG", "GET", "maxmemory"], ["MULTI"], ["SET", "k", "1"], ["EXEC"], ["NOSUCH"],
+    ["GET"], ["PING"],
+]
+
+
+def monitor_lines(port):
+    """What a MONITOR client sees of MONITOR_SCRIPT, time and port cut."""
+    mon = Raw(port)
+    first = mon.cmd("MONITOR")
+    r = Raw(port)
+    for args in MONITOR_SCRIPT:
+        r.cmd(*args)
+    lines = []
+    mon.s.settimeout(10)
+    while len(lines) < 11:
+        line = mon._line()[:-2]
+        line = re.sub(rb"^\+\d+\.\d{6} \[0 127\.0\.0\.1:\d+\]", b"+T [0 client]", line)
+        lines.append(re.sub(rb"^\+\d+\.\d{6} \[0 lua\]", b"+T [0 lua]", line))
+    r.close()
+    mon.close()
+    return first, lines
+
+
+def test_monitor(port, rport):
+    """MONITOR: every request once it ran (a script before its calls, which
+    show as [0 lua]), quoted and redacted as Redis does; admin commands and
+    refused ones are not shown."""
+    first, lines = monitor_lines(port)
+    check(first == b"+OK\r\n", "MONITOR: +OK")
+    check(lines[0] == b'+T [0 client] "SET" "foo" "bar baz\\"q"',
+          "MONITOR shows a request, quoted: %r" % lines[0])
+    check(any(l == b'+T [0 client] "AUTH" "(redacted)"' for l in lines), "AUTH's password redacted")
+    check(any(l.startswith(b"+") and b'[0 lua] "get" "foo"' in l for l in lines), "a script's call as [0 lua]")
+    check(not any(b'"CONFIG"' in l or b'"NOSUCH"' in l for l in lines),
+          "CONFIG (admin) and unknown commands are not shown")
+    if rport is not None:
+        _, ref = monitor_lines(rport)
+        check(lines == ref, "MONITOR's lines as redis-server's:\n  %r\n  %r" % (lines, ref))
+
+
 def main():
     proc, port = kioku_proc.start(BIN, ["-m", "64"])
     rproc, rport = kioku_proc.start_redis()
@@ -558,6 +601,7 @@ def main():
         test_keyspace(port, rport)
         test_command_info(port, rport)
         test_client_kill(port)
+        test_monitor(port, rport)
         test_shutdown_options(rport)
     finally:
         kioku_proc.stop(proc)
