@@ -441,10 +441,7 @@ static enum item_result ms_store_locked(const struct ms_state *st, struct item *
         item_iflags_set(it, (uint8_t)(ITEM_STALE | (item_iflags(old) & ITEM_TOKEN)));
         break;
     }
-    if (old != NULL)
-        do_item_replace(old, it, hv);
-    else
-        do_item_link(it, hv);
+    do_item_replace(old, it, hv);
     item_incref(it);
     *linked = it;
     return ITEM_STORED;
@@ -668,10 +665,7 @@ static struct item *ma_put_number(struct conn *c, const struct mc_meta_req *r, s
     if (nit == NULL)
         return NULL;
     item_value_write(nit, 0, num, len);
-    if (old != NULL)
-        do_item_replace(old, nit, hv);
-    else
-        do_item_link(nit, hv);
+    do_item_replace(old, nit, hv);
     return nit;
 }
 

@@ -199,10 +199,7 @@ enum proc_result resp_cmd_setbit(struct conn *c, const struct resp_call *call)
         } else {
             copy_grow(it, old, oldlen, len);
             item_value_write(it, byte, &nb, 1);
-            if (old != NULL)
-                do_item_replace(old, it, hv);
-            else
-                do_item_link(it, hv);
+            do_item_replace(old, it, hv);
             item_put(it);
         }
     }
@@ -392,10 +389,8 @@ enum proc_result resp_cmd_bitop(struct conn *c, const struct resp_call *call)
     uint64_t hv = item_hash(dkey->ptr, dkey->len);
     item_lock(hv);
     struct item *old = do_item_find(dkey->ptr, dkey->len, hv, c->now, NULL);
-    if (it != NULL && old != NULL)
+    if (it != NULL)
         do_item_replace(old, it, hv);
-    else if (it != NULL)
-        do_item_link(it, hv);
     else if (old != NULL)
         do_item_unlink(old, hv);   /* an empty result deletes the key */
     item_unlock(hv);

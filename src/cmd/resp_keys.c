@@ -397,15 +397,6 @@ enum proc_result resp_cmd_persist(struct conn *c, const struct resp_call *call)
 
 /* ---- RENAME, RENAMENX (aux 1) ---- */
 
-/* Put copy under its key: in place of dst when the key was taken. */
-static void link_over(struct item *dst, struct item *copy, uint64_t ht)
-{
-    if (dst != NULL)
-        do_item_replace(dst, copy, ht);
-    else
-        do_item_link(copy, ht);
-}
-
 /* Release item_lock2(), then the references the command held. */
 static void unlock2_put(uint64_t hf, uint64_t ht, struct item *src, struct item *dst,
                         struct item *copy)
@@ -473,7 +464,7 @@ enum proc_result resp_cmd_rename(struct conn *c, const struct resp_call *call)
             res = copy != NULL ? 1 : -2;
         }
         if (copy != NULL) {
-            link_over(dst, copy, ht);
+            do_item_replace(dst, copy, ht);
             do_item_unlink(src, hf);
         }
     }
@@ -570,7 +561,7 @@ enum proc_result resp_cmd_copy(struct conn *c, const struct resp_call *call)
             copy = copy_coll(c, src, from, hf, to, ht);
             res = copy != NULL ? 1 : -1;
         } else if ((copy = copy_as(src, to, c->now, &st)) != NULL) {
-            link_over(dst, copy, ht);
+            do_item_replace(dst, copy, ht);
             res = 1;
         } else {
             res = -1;

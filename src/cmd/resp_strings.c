@@ -290,10 +290,8 @@ static int do_set(struct conn *c, const struct resp_call *call, int vi, unsigned
         if (item_exptime_passed(item_exptime(it), c->now)) {
             if (old != NULL)
                 do_item_unlink(old, hv);
-        } else if (old != NULL) {
-            do_item_replace(old, it, hv);
         } else {
-            do_item_link(it, hv);
+            do_item_replace(old, it, hv);
         }
     }
     item_unlock(hv);
@@ -481,12 +479,9 @@ static int set_pairs(struct conn *c, const struct resp_call *call, bool nx)
     for (int i = 0; result == 1 && i < npairs; i++) {
         const struct resp_arg *key = &call->argv[1 + 2 * i];
         struct item *old = do_item_find(key->ptr, key->len, hvs[i], c->now, NULL);
-        if (old != NULL) {
-            do_item_replace(old, its[i], hvs[i]);
+        do_item_replace(old, its[i], hvs[i]);
+        if (old != NULL)
             item_put(old);
-        } else {
-            do_item_link(its[i], hvs[i]);
-        }
     }
     item_unlock_many(&set);
 out:
@@ -536,10 +531,7 @@ enum proc_result resp_cmd_append(struct conn *c, const struct resp_call *call)
         if (old != NULL)
             copy_value(it, 0, old, 0, oldlen);
         write_arg(c, call, 2, it, oldlen);
-        if (old != NULL)
-            do_item_replace(old, it, hv);
-        else
-            do_item_link(it, hv);
+        do_item_replace(old, it, hv);
     }
     item_unlock(hv);
     if (old != NULL)
@@ -583,10 +575,7 @@ enum proc_result resp_cmd_setrange(struct conn *c, const struct resp_call *call)
             if ((size_t)off > oldlen)
                 zero_value(it, oldlen, (size_t)off - oldlen);
             write_arg(c, call, 3, it, (size_t)off);
-            if (old != NULL)
-                do_item_replace(old, it, hv);
-            else
-                do_item_link(it, hv);
+            do_item_replace(old, it, hv);
             item_put(it);
             result = (int64_t)len;
         }
@@ -662,10 +651,7 @@ static bool do_store_number(struct conn *c, const struct resp_arg *key, struct i
     if (it == NULL)
         return false;
     item_value_write(it, 0, text, len);
-    if (old != NULL)
-        do_item_replace(old, it, hv);
-    else
-        do_item_link(it, hv);
+    do_item_replace(old, it, hv);
     item_put(it);
     return true;
 }

@@ -730,7 +730,8 @@ bool do_item_unlink_keep(struct item *it, uint64_t hv, bool keep)
 
 void do_item_replace(struct item *old, struct item *new_it, uint64_t hv)
 {
-    do_item_unlink(old, hv);
+    if (old != NULL)
+        do_item_unlink(old, hv);
     do_item_link(new_it, hv);
 }
 
@@ -915,10 +916,7 @@ static enum item_result do_store(struct item *it, struct item *old, enum store_o
     case STORE_CAS:
         break;
     }
-    if (old != NULL)
-        do_item_replace(old, it, hv);
-    else
-        do_item_link(it, hv);
+    do_item_replace(old, it, hv);
     *cas_out = item_cas(it);
     return ITEM_STORED;
 }

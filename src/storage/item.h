@@ -403,7 +403,7 @@ struct item *do_item_find_value(const char *key, size_t nkey, uint64_t hv, int64
 /* Link a new item (assigns its CAS); it must not be linked already. */
 void do_item_link(struct item *it, uint64_t hv);
 void do_item_unlink(struct item *it, uint64_t hv);
-/* Unlink old, link new (new gets a fresh CAS). */
+/* Unlink old (if not NULL), link new (new gets a fresh CAS). */
 void do_item_replace(struct item *old, struct item *new_it, uint64_t hv);
 /* A page move (memcached's rescue): copy linked, live, unchunked `it`,
  * which no reader holds, into a free chunk of its class (the moving page's

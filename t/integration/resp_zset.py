@@ -49,6 +49,16 @@ def check(cond, what):
         print("FAIL: %s" % what)
 
 
+def run_threads(worker, n, timeout=120):
+    """worker(i) on n threads at once; True when all ended in timeout s."""
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout)
+    return not any(t.is_alive() for t in ts)
+
+
 def kioku_bin():
     b = os.environ.get("KIOKU_BIN")
     if not b:
@@ -531,12 +541,8 @@ def concurrency(kport):
         except Exception as e:  # noqa: BLE001 (reported below)
             errors.append(repr(e))
 
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
     t0 = time.monotonic()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
+    run_threads(worker, clients)
     check(not errors, "concurrent ZINCRBY errors: %r" % errors[:3])
     total = sum(s for _, s in r.zrange("hot", 0, -1, withscores=True))
     check(total == clients * (rounds // 2) * 3, "total of all increments: %r" % total)
@@ -590,13 +596,8 @@ def setop_concurrency(kport):
         except Exception as e:  # noqa: BLE001 (reported below)
             errors.append(repr(e))
 
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
     t0 = time.monotonic()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
-    check(not any(t.is_alive() for t in ts), "concurrent set operations finished (no deadlock)")
+    check(run_threads(worker, clients), "concurrent set operations finished (no deadlock)")
     check(not errors, "concurrent set operation errors: %r" % errors[:3])
     check(r.ping(), "PING after the concurrent set operations")
     print("resp_zset: %d clients x %d set operations in %.2fs" % (clients, rounds, time.monotonic() - t0))
