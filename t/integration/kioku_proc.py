@@ -82,15 +82,26 @@ def mc_stats(s, group=b""):
 
 
 def start(binary, args, stderr=None):
-    """(process, port) of `binary -p PORT -l 127.0.0.1 -U 0 ARGS`, accepting."""
+    """(process, port) of `binary -p PORT -l 127.0.0.1 -U 0 ARGS`, accepting
+    on PORT and on the --resp-port in ARGS, if any: kioku listens on its
+    ports one after another, so the first one accepting says nothing of the
+    next on a slow (sanitizer) run."""
+    args = list(args)
+    extra = [int(args[i + 1]) for i, a in enumerate(args[:-1]) if a == "--resp-port"]
     for _ in range(5):
         port = free_port()
+        while port in extra:   # the kernel may hand out the same free port twice
+            port = free_port()
         proc = subprocess.Popen([binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0"] +
-                                ROOT_ARGS + list(args), stderr=stderr)
+                                ROOT_ARGS + args, stderr=stderr)
+        waiting = [port] + extra
         for _ in range(200):
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return proc, port
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=1).close()
+                waiting.pop(0)
+                if not waiting:
+                    return proc, port
+                continue
             except OSError:
                 if proc.poll() is not None:
                     break
