@@ -169,7 +169,7 @@ void mc_watch_fetch(const struct conn *c, const char *key, size_t nkey, const st
                     enum item_miss miss)
 {
     if (it != NULL)
-        watch_item_get(key, nkey, WATCH_GET_FOUND, item_clsid(it), c->fd, item_nbytes(it));
+        watch_item_get(key, nkey, WATCH_GET_FOUND, item_class_id(it), c->fd, item_nbytes(it));
     else
         watch_item_get(key, nkey, get_status(miss), 0, c->fd, 0);
 }
@@ -183,7 +183,7 @@ void mc_watch_peek(const struct conn *c, const char *key, size_t nkey, unsigned 
     /* Not item_get(): a look for the log must not count as a read. */
     struct item *it = do_item_find_value(key, nkey, hv, c->now, &miss);
     item_unlock(hv);
-    *cls = it != NULL ? item_clsid(it) : 0;
+    *cls = it != NULL ? item_class_id(it) : 0;
     *size = it != NULL ? item_nbytes(it) : 0;
     if (watch_on(WATCH_FETCHERS))
         mc_watch_fetch(c, key, nkey, it, miss);
@@ -210,7 +210,7 @@ void mc_watch_store(const struct conn *c, const struct item *it, enum item_resul
     uint32_t ttl = 0;
     if (exp > c->now)   /* seconds left, rounded up: "set k 0 100 .." shows 100 */
         ttl = (uint32_t)((exp - c->now + 999) / 1000);
-    watch_item_store(item_key(it), item_nkey(it), store_status(res), cmd, ttl, item_clsid(it),
+    watch_item_store(item_key(it), item_nkey(it), store_status(res), cmd, ttl, item_class_id(it),
                      c->fd, item_nbytes(it));
 }
 

@@ -226,7 +226,7 @@ static enum proc_result cmd_get(struct conn *c, const struct mc_bin_req *r)
         return PROC_MORE;
     }
     STAT_INC(c->stats, get_hits);
-    STAT_SLAB_INC(c->stats, item_clsid(it), get_hits);
+    STAT_SLAB_INC(c->stats, item_class_id(it), get_hits);
     respond_item(c, r, it, true);
     item_put(it);
     return PROC_MORE;
@@ -248,7 +248,7 @@ static enum proc_result cmd_touch(struct conn *c, const struct mc_bin_req *r)
         return PROC_MORE;
     }
     STAT_INC(c->stats, touch_hits);
-    STAT_SLAB_INC(c->stats, item_clsid(it), touch_hits);
+    STAT_SLAB_INC(c->stats, item_class_id(it), touch_hits);
     respond_item(c, r, it, r->opcode != MC_BIN_TOUCH);
     item_put(it);
     return PROC_MORE;
@@ -315,8 +315,8 @@ static enum proc_result store_done(struct conn *c)
     enum item_result res = item_store(it, st->op, st->cas, c->now, &cas);
     if (watch_on(WATCH_MUTATIONS))
         mc_watch_store(c, it, res, watch_cmd_of(st->op));
-    STAT_SLAB_INC(c->stats, item_clsid(it), cmd_set);
-    count_cas(c, st, res, item_clsid(it));
+    STAT_SLAB_INC(c->stats, item_class_id(it), cmd_set);
+    count_cas(c, st, res, item_class_id(it));
     item_put(it);
     switch (res) {
     case ITEM_STORED:

@@ -548,9 +548,9 @@ enum proc_result proto_mc_meta_set_done(struct conn *c, void *state)
     res = ms_store(st, it, c->now, &cas, &size);
     if (watch_on(WATCH_MUTATIONS))
         mc_watch_store(c, it, res, watch_cmd_of_mode(st->mode));
-    STAT_SLAB_INC(c->stats, item_clsid(it), cmd_set);
+    STAT_SLAB_INC(c->stats, item_class_id(it), cmd_set);
     if (st->flags & MC_META_F_COMPARE_CAS)
-        cmd_count_cas_cls(c, res, item_clsid(it));
+        cmd_count_cas_cls(c, res, item_class_id(it));
     ms_reply(c, st, it, res, cas, size);
     item_put(it);
     return PROC_MORE;
@@ -616,7 +616,7 @@ static enum proc_result meta_delete(struct conn *c, const struct mc_meta_req *r)
     item_lock(hv);
     it = do_item_find(r->key, r->nkey, hv, c->now, &miss);
     if (it != NULL) {   /* for a watcher's line: md x replaces it */
-        cls = item_clsid(it);
+        cls = item_class_id(it);
         size = item_nbytes(it);
     }
     if (watch_on(WATCH_FETCHERS))
@@ -819,7 +819,7 @@ static enum proc_result meta_debug(struct conn *c, const struct mc_meta_req *r)
     }
     memcpy(line + n, " cls=", 5);
     n += 5;
-    n += fmt_u64(line + n, item_clsid(it));
+    n += fmt_u64(line + n, item_class_id(it));
     memcpy(line + n, " size=", 6);
     n += 6;
     /* header + key + value + CRLF, as memcached's ITEM_ntotal */

@@ -250,7 +250,7 @@ static enum proc_result get_walk(struct conn *c)
             STAT_INC(c->stats, cmd_touch);
             if (it != NULL) {
                 STAT_INC(c->stats, touch_hits);
-                STAT_SLAB_INC(c->stats, item_clsid(it), touch_hits);
+                STAT_SLAB_INC(c->stats, item_class_id(it), touch_hits);
             } else {
                 STAT_INC(c->stats, touch_misses);
             }
@@ -258,7 +258,7 @@ static enum proc_result get_walk(struct conn *c)
             STAT_INC(c->stats, cmd_get);
             if (it != NULL) {
                 STAT_INC(c->stats, get_hits);
-                STAT_SLAB_INC(c->stats, item_clsid(it), get_hits);
+                STAT_SLAB_INC(c->stats, item_class_id(it), get_hits);
             } else {
                 STAT_INC(c->stats, get_misses);
             }
@@ -343,9 +343,9 @@ static enum proc_result store_done(struct conn *c)
     enum item_result res = item_store(it, store_op_of(st->cmd), st->cas, c->now, NULL);
     if (watch_on(WATCH_MUTATIONS))
         mc_watch_store(c, it, res, watch_cmd_of(st->cmd));
-    STAT_SLAB_INC(c->stats, item_clsid(it), cmd_set);
+    STAT_SLAB_INC(c->stats, item_class_id(it), cmd_set);
     if (st->cmd == MC_CAS)
-        cmd_count_cas_cls(c, res, item_clsid(it));
+        cmd_count_cas_cls(c, res, item_class_id(it));
     item_put(it);
     switch (res) {
     case ITEM_STORED: REPLY(c, st->noreply, "STORED\r\n"); break;

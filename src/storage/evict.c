@@ -288,7 +288,7 @@ static void report_eviction(const struct item *it, int64_t now)
     int64_t exp = item_exptime(it);
     watch_eviction(item_key(it), item_nkey(it), (item_iflags(it) & ITEM_FETCHED) != 0,
                    exp == 0 ? -1 : (long long)((exp - now) / 1000), item_idle_seconds(it, now),
-                   item_clsid(it), item_nbytes(it));
+                   item_class_id(it), item_nbytes(it));
 }
 
 /* Unlink a dead or chosen item (stripe held, nobody else holds it) and

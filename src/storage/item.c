@@ -845,7 +845,7 @@ enum item_result item_touch_cls(const char *key, size_t nkey, int64_t exptime, i
     if (it == NULL)
         return ITEM_NOT_FOUND;
     if (cls != NULL)
-        *cls = it->clsid;
+        *cls = item_class_id(it);
     item_put(it);
     return ITEM_TOUCHED;
 }
@@ -958,7 +958,7 @@ enum item_result item_delete_cls(const char *key, size_t nkey, uint64_t cas, int
         res = ITEM_NOT_FOUND;
     } else {
         if (cls != NULL)
-            *cls = it->clsid;
+            *cls = item_class_id(it);
         if (cas != 0 && cas != item_cas(it))
             res = ITEM_EXISTS;
         else
@@ -1110,7 +1110,7 @@ enum item_result item_delta_cls(const char *key, size_t nkey, bool incr, uint64_
             res = ITEM_NOT_FOUND;
     } else {
         if (cls != NULL)
-            *cls = it->clsid;
+            *cls = item_class_id(it);
         if (cas != 0 && cas != item_cas(it))
             res = ITEM_EXISTS;
         else

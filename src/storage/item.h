@@ -66,6 +66,8 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "storage/slab.h"
+
 enum {
     ITEM_LINKED  = 1 << 0,  /* in the hash table */
     ITEM_FETCHED = 1 << 1,  /* read at least once since stored */
@@ -140,6 +142,9 @@ static inline size_t item_nkey(const struct item *it) { return it->nkey; }
 static inline uint32_t item_nbytes(const struct item *it) { return it->nbytes; }
 static inline uint32_t item_flags(const struct item *it) { return it->flags; }
 static inline unsigned item_clsid(const struct item *it) { return it->clsid; }
+/* The class id as stats, watch and `me` report it (memcached's classes,
+ * which may hold two of kioku's: slab.c build_classes). */
+static inline unsigned item_class_id(const struct item *it) { return slab_shown_of(it->clsid); }
 /* Last access (bits 8-31) and the LFU counter (bits 0-7), see above. */
 static inline uint32_t item_access(const struct item *it)
 {

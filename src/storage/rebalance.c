@@ -186,7 +186,7 @@ static unsigned oldest_class(unsigned dst, int64_t now, uint64_t *age_out)
 
         if (id == dst || slab_class_pages(id) < 2 || filling(id))
             continue;
-        storage_class_stats(id, now, &cs);
+        storage_slab_class_stats(id, now, &cs);
         if (best == 0 || cs.age_sec > best_age) {
             best = id;
             best_age = cs.age_sec;
@@ -204,7 +204,7 @@ static unsigned spare_class(unsigned dst, int64_t now)
 
         if (id == dst || slab_class_pages(id) < 2 || filling(id))
             continue;
-        storage_class_stats(id, now, &cs);
+        storage_slab_class_stats(id, now, &cs);
         if (cs.free_chunks > 2ull * cs.chunks_per_page)
             return id;
     }
@@ -227,7 +227,7 @@ static unsigned idle_spare_class(int64_t now)
         if (slab_class_pages(id) < 2 || filling(id) ||
             evict_class_evictions(id) != last_evicted[id])
             continue;
-        storage_class_stats(id, now, &cs);
+        storage_slab_class_stats(id, now, &cs);
         if (cs.free_chunks * 2 > 5ull * cs.chunks_per_page)
             return id;
     }
@@ -253,7 +253,7 @@ static void balance_decide(int64_t now, unsigned *src, unsigned *dst, unsigned *
          * that just ran out of free chunks evicts little at first). */
         if (np == 0 || streak[id] < STREAK || ev_rate[id] < 1)
             continue;
-        storage_class_stats(id, now, &cs);
+        storage_slab_class_stats(id, now, &cs);
         /* Filling a page it was given, or short of items: not at its
          * steady state, so its T means nothing yet. */
         if (cs.free_chunks > cs.chunks_per_page || cs.number == 0)
@@ -330,7 +330,7 @@ static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned 
             if (mode != 2) {
                 struct storage_class_stats cs;
 
-                storage_class_stats(id, now, &cs);
+                storage_slab_class_stats(id, now, &cs);
                 age = cs.age_sec;
                 if (age > young || (age == young && ev[id] <= top))
                     continue;
@@ -354,7 +354,7 @@ static void automove_decide(unsigned mode, int64_t now, unsigned *src, unsigned 
         uint64_t age;
         unsigned old;
 
-        storage_class_stats(cand, now, &dcs);
+        storage_slab_class_stats(cand, now, &dcs);
         *src = spare_class(cand, now);
         *spare = *src != 0;
         old = oldest_class(cand, now, &age);
@@ -515,7 +515,7 @@ bool rebalance_rescue(unsigned dst, int64_t now)
 
         if (id == dst || slab_class_pages(id) < 2)
             continue;
-        storage_class_stats(id, now, &cs);
+        storage_slab_class_stats(id, now, &cs);
         age[id] = cs.age_sec;
         /* Insertion sort: idlest first, then more pages. */
         unsigned k = cnt++;
@@ -549,9 +549,26 @@ bool rebalance_rescue(unsigned dst, int64_t now)
 
 /* ---- storage.h entry points ---- */
 
+/* Of the classes a reported class is made of, the one holding the most
+ * pages (the larger on a tie): the one in use. */
+static int class_in(int shown)
+{
+    unsigned first, last, best;
+
+    if (shown <= 0 || !slab_shown_range((unsigned)shown, &first, &last))
+        return shown;
+    best = last;
+    for (unsigned k = first; k < last; k++)
+        if (slab_class_pages(k) > slab_class_pages(best))
+            best = k;
+    return (int)best;
+}
+
+/* src and dst are reported class ids (memcached's), 0 the page pool, src
+ * -1 any class. */
 enum storage_reassign storage_slabs_reassign(int src, int dst)
 {
-    unsigned n = slab_class_count();
+    unsigned n = slab_class_count(), shown = slab_shown_count();
     enum storage_reassign r = STORAGE_REASSIGN_OK;
 
     if (!enabled)
@@ -559,8 +576,10 @@ enum storage_reassign storage_slabs_reassign(int src, int dst)
     if (src == dst)
         return STORAGE_REASSIGN_SAME;
     /* 0: memcached's global page pool, the parked pages. */
-    if (dst < 0 || (unsigned)dst > n || (src != -1 && (src < 0 || (unsigned)src > n)))
+    if (dst < 0 || (unsigned)dst > shown || (src != -1 && (src < 0 || (unsigned)src > shown)))
         return STORAGE_REASSIGN_BADCLASS;
+    src = class_in(src);
+    dst = class_in(dst);
     if (src == 0) {
         /* Nothing to empty: the page changes hands at once. */
         if (slab_parked_pages() < 2 || !slab_unpark((unsigned)dst))

@@ -39,6 +39,8 @@ struct storage_class_stats;
 struct slab_region {
     char *ref_base;         /* region start minus one alignment unit: ref 0 is NULL */
     unsigned shift;         /* log2 of the chunk alignment */
+    /* The reported (memcached's) class of each class: see build_classes. */
+    uint8_t shown[STORAGE_CLASS_MAX + 1];
 };
 extern struct slab_region slab_region;
 
@@ -102,6 +104,12 @@ unsigned slab_largest(void);
 /* Smallest class whose chunks hold `size` bytes; 0 if none does. */
 unsigned slab_clsid(size_t size);
 uint32_t slab_chunk_size(unsigned id);
+/* The reported classes (memcached's ids, 1..slab_shown_count()): the
+ * classes first..last make up reported class `shown`, whose chunk size is
+ * last's. false for an id that names none. */
+unsigned slab_shown_count(void);
+bool slab_shown_range(unsigned shown, unsigned *first, unsigned *last);
+static inline unsigned slab_shown_of(unsigned id) { return slab_region.shown[id]; }
 uint32_t slab_chunks_per_page(unsigned id);
 
 /*

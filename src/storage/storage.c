@@ -273,12 +273,7 @@ size_t storage_mem_limit(void)
     return slab_limit();
 }
 
-unsigned storage_class_count(void)
-{
-    return slab_class_count();
-}
-
-void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *out)
+void storage_slab_class_stats(unsigned id, int64_t now, struct storage_class_stats *out)
 {
     memset(out, 0, sizeof(*out));
     if (id < 1 || id > slab_class_count())
@@ -286,6 +281,55 @@ void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *o
     out->id = id;
     slab_class_stats(id, out);
     evict_class_stats(id, now, out);
+}
+
+/* Class ids here are the reported ones (slab_shown_*): each sums the
+ * classes it is made of. */
+unsigned storage_class_count(void)
+{
+    return slab_shown_count();
+}
+
+void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *out)
+{
+    unsigned first, last;
+    uint64_t most_evicted = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!slab_shown_range(id, &first, &last))
+        return;
+    out->id = id;
+    out->chunk_size = slab_chunk_size(last);
+    out->chunks_per_page = slab_chunks_per_page(last);
+    for (unsigned k = first; k <= last; k++) {
+        struct storage_class_stats c;
+
+        storage_slab_class_stats(k, now, &c);
+        out->total_pages += c.total_pages;
+        out->total_chunks += c.total_chunks;
+        out->used_chunks += c.used_chunks;
+        out->free_chunks += c.free_chunks;
+        out->free_chunks_end += c.free_chunks_end;
+        out->mem_requested += c.mem_requested;
+        out->number += c.number;
+        out->number_small += c.number_small;
+        if (c.age_sec > out->age_sec)
+            out->age_sec = c.age_sec;
+        /* The one that evicts most speaks for the last eviction. */
+        if (c.evicted > most_evicted) {
+            most_evicted = c.evicted;
+            out->evicted_time = c.evicted_time;
+        }
+        out->evicted += c.evicted;
+        out->evicted_nonzero += c.evicted_nonzero;
+        out->evicted_unfetched += c.evicted_unfetched;
+        out->evicted_active += c.evicted_active;
+        out->outofmemory += c.outofmemory;
+        out->tailrepairs += c.tailrepairs;
+        out->reclaimed += c.reclaimed;
+        out->expired_unfetched += c.expired_unfetched;
+        out->crawler_reclaimed += c.crawler_reclaimed;
+    }
 }
 
 struct dump_walk {
@@ -305,8 +349,11 @@ void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct stora
                         void *arg)
 {
     struct dump_walk w = {visit, arg};
-    if (id >= 1 && id <= slab_class_count())
-        evict_walk(id, dump_one, &w);
+    unsigned first, last;
+
+    if (slab_shown_range(id, &first, &last))
+        for (unsigned k = first; k <= last; k++)
+            evict_walk(k, dump_one, &w);
 }
 
 /* ---- memcached's lru_crawler commands ---- */
@@ -342,17 +389,22 @@ bool storage_crawler_on(void)
 
 uint64_t storage_crawl_class(unsigned id, uint64_t max, int64_t now)
 {
-    uint64_t chunks, freed = 0;
+    unsigned first, last;
+    uint64_t left = max, freed = 0;
 
-    if (id < 1 || id > slab_class_count())
+    if (!slab_shown_range(id, &first, &last))
         return 0;
-    chunks = (uint64_t)slab_class_pages(id) * slab_chunks_per_page(id);
-    if (max == 0 || max > chunks)
-        max = chunks;
-    for (uint64_t done = 0; done < max; done += CRAWL_STEP) {
-        uint64_t n = max - done < CRAWL_STEP ? max - done : CRAWL_STEP;
+    for (unsigned k = first; k <= last && (max == 0 || left > 0); k++) {
+        uint64_t chunks = (uint64_t)slab_class_pages(k) * slab_chunks_per_page(k);
 
-        freed += evict_crawl_step(id, (unsigned)n, now);
+        if (max != 0 && chunks > left)
+            chunks = left;
+        left -= max != 0 ? chunks : 0;
+        for (uint64_t done = 0; done < chunks; done += CRAWL_STEP) {
+            uint64_t n = chunks - done < CRAWL_STEP ? chunks - done : CRAWL_STEP;
+
+            freed += evict_crawl_step(k, (unsigned)n, now);
+        }
     }
     return freed;
 }
@@ -367,7 +419,7 @@ struct meta_walk {
 static void meta_one(struct item *it, void *arg)
 {
     const struct meta_walk *w = arg;
-    unsigned id = item_clsid(it);
+    unsigned id = item_class_id(it);
     struct storage_meta_entry e;
 
     if (id >= 64 || !(w->classes & ((uint64_t)1 << id)))

@@ -154,8 +154,13 @@ struct storage_class_stats {
 };
 /* Number of classes (ids 1..n). */
 unsigned storage_class_count(void);
-/* Fill stats of class id (1..storage_class_count()); now is kioku ms. */
+/* Fill stats of class id (1..storage_class_count()); now is kioku ms. The
+ * ids are memcached's classes, each the sum of the one or two classes of
+ * kioku's that make it up (slab.c, build_classes). */
 void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *out);
+/* The same for one of kioku's own classes (an item's clsid), for storage's
+ * page mover and the unit tests. */
+void storage_slab_class_stats(unsigned id, int64_t now, struct storage_class_stats *out);
 
 /* One listed item of storage_class_dump(); exptime is kioku ms, 0 never. */
 struct storage_dump_entry {

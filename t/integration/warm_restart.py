@@ -25,7 +25,9 @@ import kioku_proc  # noqa: E402
 BIN = os.environ.get("KIOKU_BIN")
 
 
-def start(path, mem="64", extra=()):
+# 80 MiB: room for every item of the load (about 55 MB over some 20 classes,
+# each with a part-filled page), so none is evicted before the restart.
+def start(path, mem="80", extra=()):
     log = tempfile.TemporaryFile()
     proc, port = kioku_proc.start(BIN, ["-t", "2", "-m", mem, "-I", "1m", "-e", path] +
                                   list(extra), stderr=log)

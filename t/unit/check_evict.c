@@ -106,7 +106,7 @@ static uint64_t evictions(void)
 {
     struct storage_class_stats cs;
 
-    storage_class_stats(slab_clsid(item_header_size() + strlen(key_of(0)) + VLEN + 2), t0, &cs);
+    storage_slab_class_stats(slab_clsid(item_header_size() + strlen(key_of(0)) + VLEN + 2), t0, &cs);
     return cs.evicted;
 }
 
@@ -512,7 +512,7 @@ START_TEST(test_crawler_reclaims_expired_items_in_bounded_steps)
     ck_assert_uint_eq(stats().curr_items, (uint64_t)n);
     ck_assert_uint_eq(stats().crawler_reclaimed, (uint64_t)n);
     ck_assert_uint_eq(stats().expired_unfetched, (uint64_t)n);
-    storage_class_stats(id, t0, &cs);
+    storage_slab_class_stats(id, t0, &cs);
     ck_assert_uint_eq(cs.crawler_reclaimed, (uint64_t)n);
     ck_assert_int_eq(count_present(n, 2 * n, t0 + 2000), n);
 }
@@ -666,7 +666,7 @@ static struct storage_class_stats class_of_size(size_t vlen)
 {
     struct storage_class_stats cs;
 
-    storage_class_stats(slab_clsid(item_header_size() + 8 + vlen + 2), t0, &cs);
+    storage_slab_class_stats(slab_clsid(item_header_size() + 8 + vlen + 2), t0, &cs);
     return cs;
 }
 
@@ -878,10 +878,10 @@ START_TEST(test_spare_page_move_takes_a_free_page_not_a_live_value)
     ck_assert_int_eq(put_big("b", 2), ITEM_STORED);
     ck_assert_int_eq(put_big("c", 3), ITEM_STORED);
     ck_assert_int_eq(item_delete("b", 1, 0, t0), ITEM_DELETED);
-    storage_class_stats(big, t0, &c0);
+    storage_slab_class_stats(big, t0, &c0);
     ck_assert_uint_ge(c0.total_pages, 4);
     ck_assert(rebalance_move_spare_now(big, 0, t0, 100));
-    storage_class_stats(big, t0, &c1);
+    storage_slab_class_stats(big, t0, &c1);
     ck_assert_uint_eq(c1.total_pages, c0.total_pages - 1);
     ck_assert_uint_eq(stats().evictions, 0);
     ck_assert_uint_eq(stats().slab_reassign_evictions_nomem, 0);

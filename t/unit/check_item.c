@@ -620,10 +620,10 @@ START_TEST(test_unlinked_item_readable_until_put)
     store("k", "new value", STORE_SET, 0, NULL);
     ck_assert(item_holds(held, "old value"));
     ck_assert(value_is("k", "new value", t0));
-    storage_class_stats(id, t0, &cs);
+    storage_slab_class_stats(id, t0, &cs);
     used = cs.used_chunks;
     item_put(held);     /* the last reference frees the chunk */
-    storage_class_stats(id, t0, &cs);
+    storage_slab_class_stats(id, t0, &cs);
     ck_assert_uint_eq(cs.used_chunks, used - 1);
 }
 END_TEST

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage/item.h"
 #include "storage/rebalance.h"
@@ -119,7 +120,7 @@ START_TEST(test_clsid_is_the_smallest_class_that_fits)
 
     storage_config_default(&cfg);
     start(&cfg);
-    count = storage_class_count();
+    count = slab_class_count();
     ck_assert_uint_eq(slab_clsid(0), 1);
     /* One assertion for the half million sizes, naming the first wrong
      * one: Check sends each passing assertion to its parent. */
@@ -127,12 +128,12 @@ START_TEST(test_clsid_is_the_smallest_class_that_fits)
     unsigned id = 0;
     for (size = 1; size <= STORAGE_PAGE_SIZE / 2; size++) {
         id = slab_clsid(size);
-        if (id < 1 || id > count || chunk_size(id) < size || (id > 1 && chunk_size(id - 1) >= size))
+        if (id < 1 || id > count || slab_chunk_size(id) < size || (id > 1 && slab_chunk_size(id - 1) >= size))
             break;
     }
     ck_assert_msg(size > STORAGE_PAGE_SIZE / 2, "size %zu: class %u of %u, chunk %u, the class below %u", size,
-                  id, count, id >= 1 && id <= count ? chunk_size(id) : 0,
-                  id > 1 && id <= count ? chunk_size(id - 1) : 0);
+                  id, count, id >= 1 && id <= count ? slab_chunk_size(id) : 0,
+                  id > 1 && id <= count ? slab_chunk_size(id - 1) : 0);
     ck_assert_uint_eq(slab_clsid(STORAGE_PAGE_SIZE / 2 + 1), 0);
     storage_teardown();
 }
@@ -176,7 +177,7 @@ START_TEST(test_memory_limit_respected_without_eviction)
     ck_assert_uint_eq(ss.curr_items, (uint64_t)stored);
     ck_assert_uint_eq(ss.evictions, 0);
     ck_assert_uint_ge(ss.outofmemory, 1);
-    storage_class_stats(id, t0, &cs);
+    storage_slab_class_stats(id, t0, &cs);
     ck_assert_uint_eq(cs.total_pages, 4);
     ck_assert_uint_eq(cs.used_chunks, (uint64_t)stored);
     ck_assert_uint_eq((uint64_t)stored, 4 * cs.chunks_per_page);
@@ -215,7 +216,7 @@ START_TEST(test_free_chunks_are_reused)
             break;
     }
     ck_assert_msg(i == 100000, "set %d: alloc status %d, store returned %d", i, (int)st, (int)sr);
-    storage_class_stats(id, t0, &cs);
+    storage_slab_class_stats(id, t0, &cs);
     ck_assert_uint_eq(cs.total_pages, 1);
     ck_assert_uint_eq(cs.used_chunks, 1);
     storage_teardown();
@@ -533,7 +534,7 @@ static struct storage_class_stats class_stats(unsigned id)
 {
     struct storage_class_stats cs;
 
-    storage_class_stats(id, t0, &cs);
+    storage_slab_class_stats(id, t0, &cs);
     return cs;
 }
 
@@ -600,6 +601,136 @@ START_TEST(test_cancelled_move_gives_every_free_chunk_back)
 }
 END_TEST
 
+/* kioku reports memcached's classes; with a page of the limit for each
+ * class, the smaller ones are split in two, and a reported class sums its
+ * halves. */
+static struct item *put_in(const char *key, unsigned id)
+{
+    enum item_alloc_status st;
+    /* The largest value whose item fits class id. */
+    size_t vlen = slab_chunk_size(id) - HDR - strlen(key) - 2;
+    struct item *it = alloc_kv(key, vlen, &st);
+
+    ck_assert_ptr_nonnull(it);
+    ck_assert_uint_eq(item_clsid(it), id);
+    ck_assert_int_eq(item_store(it, STORE_SET, 0, t0, NULL), ITEM_STORED);
+    return it;
+}
+
+static bool count_dumped(void *arg, const struct storage_dump_entry *e)
+{
+    (void)e;
+    (*(unsigned *)arg)++;
+    return true;
+}
+
+START_TEST(test_reported_classes_are_memcacheds_and_the_smaller_are_split)
+{
+    struct storage_config cfg;
+    struct storage_class_stats rs, ks;
+    unsigned shown, first, last, r, split = 0, dumped = 0;
+    uint32_t below = 0;
+    char key[32];
+
+    storage_config_default(&cfg);       /* 64 MiB */
+    start(&cfg);
+    shown = storage_class_count();
+    ck_assert_uint_eq(slab_class_count(), STORAGE_CLASS_MAX);
+    for (r = 1; r <= shown; r++) {
+        ck_assert(slab_shown_range(r, &first, &last));
+        ck_assert_uint_eq(slab_chunk_size(last), chunk_size(r));
+        ck_assert_uint_le(last - first, 1);
+        for (unsigned k = first; k <= last; k++) {
+            ck_assert_uint_eq(slab_shown_of(k), r);
+            ck_assert_uint_gt(slab_chunk_size(k), below);
+        }
+        if (first < last) {
+            uint32_t half = (chunk_size(r) - below) / 2;
+
+            split++;
+            ck_assert_uint_ge(slab_chunk_size(first) - below, half);
+            ck_assert_uint_le(slab_chunk_size(first) - below, half + 8);
+            ck_assert_uint_eq(split, r - 1);    /* the smallest ones */
+        }
+        below = chunk_size(r);
+    }
+    ck_assert_uint_eq(split, STORAGE_CLASS_MAX - shown);
+    ck_assert(!slab_shown_range(0, &first, &last));
+    ck_assert(!slab_shown_range(shown + 1, &first, &last));
+
+    /* Items of both halves of class 10, reported as class 10. */
+    ck_assert(slab_shown_range(10, &first, &last) && first < last);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%03d", i);
+        struct item *it = put_in(key, i < 70 ? first : last);
+        ck_assert_uint_eq(item_class_id(it), 10);
+        item_put(it);
+    }
+    storage_class_stats(10, t0, &rs);
+    storage_slab_class_stats(first, t0, &ks);
+    ck_assert_uint_eq(ks.number, 70);
+    ck_assert_uint_eq(rs.number, 100);
+    ck_assert_uint_eq(rs.used_chunks, 100);
+    ck_assert_uint_eq(rs.total_pages, 2);
+    ck_assert_uint_eq(rs.chunk_size, slab_chunk_size(last));
+    ck_assert_uint_eq(rs.total_chunks, ks.total_chunks + slab_chunks_per_page(last));
+    storage_class_dump(10, count_dumped, &dumped);
+    ck_assert_uint_eq(dumped, 100);
+    storage_teardown();
+
+    /* Without a page of the limit for each class: memcached's alone. */
+    cfg.mem_limit = 16 * MIB;
+    start(&cfg);
+    ck_assert_uint_eq(slab_class_count(), storage_class_count());
+    storage_teardown();
+    cfg.mem_limit = (shown + 5) * MIB;
+    start(&cfg);
+    ck_assert_uint_eq(slab_class_count(), shown + 5);
+    storage_teardown();
+}
+END_TEST
+
+/* `slabs reassign` names reported classes: the page comes from the half in
+ * use, and goes to the half in use (the larger of an unused pair). */
+START_TEST(test_reassign_moves_between_the_halves_in_use)
+{
+    struct storage_config cfg;
+    struct storage_stats ss;
+    unsigned first, last, dfirst, dlast;
+    char key[32];
+    int i;
+
+    storage_config_default(&cfg);
+    cfg.crawler = false;
+    cfg.slab_automove = 0;
+    start(&cfg);
+    ck_assert(slab_shown_range(10, &first, &last) && first < last);
+    ck_assert(slab_shown_range(20, &dfirst, &dlast) && dfirst < dlast);
+    for (i = 0; slab_class_pages(first) < 3; i++) {
+        snprintf(key, sizeof(key), "k%06d", i);
+        item_put(put_in(key, first));
+    }
+    ck_assert_uint_eq(slab_class_pages(last), 0);
+    ck_assert_int_eq(storage_slabs_reassign(10, 10), STORAGE_REASSIGN_SAME);
+    ck_assert_int_eq(storage_slabs_reassign(10, (int)storage_class_count() + 1),
+                     STORAGE_REASSIGN_BADCLASS);
+    ck_assert_int_eq(storage_slabs_reassign(10, 20), STORAGE_REASSIGN_OK);
+    for (int w = 0; w < 300; w++) {
+        storage_stats(&ss);
+        if (ss.slabs_moved > 0 && !ss.slab_reassign_running)
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_uint_eq(ss.slabs_moved, 1);
+    ck_assert_uint_eq(slab_class_pages(first), 2);
+    ck_assert_uint_eq(slab_class_pages(last), 0);
+    ck_assert_uint_eq(slab_class_pages(dlast), 1);
+    ck_assert_uint_eq(slab_class_pages(dfirst), 0);
+    storage_teardown();
+}
+END_TEST
+
 static Suite *slab_suite(void)
 {
     Suite *s = suite_create("slab");
@@ -609,6 +740,8 @@ static Suite *slab_suite(void)
     tcase_add_test(tc, test_class_sizes_follow_n_and_f_and_end_at_chunk_max);
     tcase_add_test(tc, test_fine_factor_grows_by_the_knee_where_class_ids_would_run_out);
     tcase_add_test(tc, test_clsid_is_the_smallest_class_that_fits);
+    tcase_add_test(tc, test_reported_classes_are_memcacheds_and_the_smaller_are_split);
+    tcase_add_test(tc, test_reassign_moves_between_the_halves_in_use);
     tcase_add_test(tc, test_memory_limit_respected_without_eviction);
     tcase_add_test(tc, test_free_chunks_are_reused);
     tcase_add_test(tc, test_chunked_items_round_trip_byte_exact);
