@@ -17,7 +17,9 @@ without memcached's sources:
     past the ones each connection starts with stay within the limit; a
     request that needs more read buffer gets memcached's "SERVER_ERROR out
     of memory reading request" and is closed (read_buf_oom), while replies
-    wait for the write buffer to drain instead of growing it.
+    wait for the write buffer to drain instead of growing it;
+  - class ids (slabs-cas.t, slabs_reassign.t): memcached's table in every
+    stat, a class summing the two halves kioku splits it into.
 Exit: 0 pass, 1 fail, 77 skip without KIOKU_BIN.
 """
 import os
@@ -246,6 +248,42 @@ def test_reassign_to_pool_shrinks_the_class():
         kioku_proc.stop(proc)
 
 
+def test_classes_are_memcacheds_and_a_class_sums_its_halves():
+    """memcached's class ids in every stat (slabs-cas.t and slabs_reassign.t
+    name them), while with -m 63 or more kioku splits the smaller classes
+    in two (doc/memory.md): an item just above the class below and one that
+    fills its chunk both count in that class, which then holds a page per
+    half; with -m 32 there is no split and they share one page."""
+    for mem, pages_want in (("64", 2), ("32", 1)):
+        proc, port = start(["-m", mem, "-o", "slab_reassign,slab_automove=0"])
+        try:
+            s = connect(port)
+            check(setkey(s, b"probe0", 500) == b"STORED\r\n", "set probe0")
+            cls = class_of(s, {})
+            size = int(stats(s, b"slabs")[cls + ":chunk_size"])
+            below = int(size / 1.25)
+            # An item is 40 bytes of header, the 6-byte key, the value, CRLF.
+            check(ask(s, b"delete probe0\r\n", b"\r\n") == b"DELETED\r\n", "delete probe0")
+            for i, item in enumerate((below + 8, size)):
+                key = b"half%02d" % i
+                check(setkey(s, key[:6], item - 48) == b"STORED\r\n", "set %r" % key)
+            items = stats(s, b"items")
+            check(items.get("items:%s:number" % cls) == "2",
+                  "-m %s: both halves counted in class %s: %r" %
+                  (mem, cls, {k: v for k, v in items.items() if k.endswith(":number")}))
+            sl = stats(s, b"slabs")
+            check(int(sl[cls + ":total_pages"]) == pages_want,
+                  "-m %s: class %s holds %s pages, want %d" %
+                  (mem, cls, sl[cls + ":total_pages"], pages_want))
+            check(int(sl[cls + ":chunk_size"]) == size, "the reported chunk size is the class's")
+            dump = ask(s, b"stats cachedump %s 0\r\n" % cls.encode(), b"END\r\n")
+            check(b"ITEM half00 " in dump and b"ITEM half01 " in dump,
+                  "cachedump lists both halves: %r" % dump)
+            s.close()
+        finally:
+            kioku_proc.stop(proc)
+
+
 def bufs(s):
     st = stats(s)
     return {k: int(st[k]) for k in st if k.startswith(("read_buf", "response_obj"))}
@@ -387,6 +425,7 @@ def main():
     for t in (test_flushed_item_at_tail_is_reclaimed, test_expired_item_at_tail_is_reclaimed,
               test_chunk_freed_by_crawler_counts_when_reused,
               test_automove_parks_pages_at_the_limit, test_reassign_to_pool_shrinks_the_class,
+              test_classes_are_memcacheds_and_a_class_sums_its_halves,
               test_read_buf_mem_limit_bounds_reply_buffers,
               test_read_buf_mem_limit_refuses_long_requests):
         print("--", t.__name__)
