@@ -595,7 +595,9 @@ enum storage_reassign storage_slabs_reassign(int src, int dst)
         uint32_t most = 1;
 
         for (unsigned id = 1; id <= n; id++) {
-            if ((int)id != dst && slab_class_pages(id) > most) {
+            /* Never a half of the destination's reported class. */
+            if (slab_shown_of(id) != slab_shown_of((unsigned)dst) &&
+                slab_class_pages(id) > most) {
                 most = slab_class_pages(id);
                 src = (int)id;
             }

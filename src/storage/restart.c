@@ -151,7 +151,7 @@ int restart_meta_check(const struct restart_meta *m, const struct slab_layout *n
     if (m->layout.region_bytes != now->region_bytes || m->layout.shift != now->shift ||
         m->layout.nclasses != now->nclasses ||
         memcmp(m->layout.chunk_size, now->chunk_size, sizeof(now->chunk_size)) != 0) {
-        snprintf(why, whylen, "slab classes differ (-n, -f or -I changed)");
+        snprintf(why, whylen, "slab classes differ (-m, -n, -f or -I changed)");
         return -1;
     }
     if (m->layout.pages_taken * STORAGE_PAGE_SIZE > now->region_bytes) {

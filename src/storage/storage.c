@@ -335,24 +335,27 @@ void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *o
 struct dump_walk {
     bool (*visit)(void *arg, const struct storage_dump_entry *e);
     void *arg;
+    bool stop;          /* visit said so: the other half is not walked */
 };
 
 static bool dump_one(void *arg, const struct item *it)
 {
-    const struct dump_walk *w = arg;
+    struct dump_walk *w = arg;
     struct storage_dump_entry e = {item_key(it), item_nkey(it), item_nbytes(it),
                                    item_exptime(it)};
-    return w->visit(w->arg, &e);
+
+    w->stop = !w->visit(w->arg, &e);
+    return !w->stop;
 }
 
 void storage_class_dump(unsigned id, bool (*visit)(void *arg, const struct storage_dump_entry *e),
                         void *arg)
 {
-    struct dump_walk w = {visit, arg};
+    struct dump_walk w = {visit, arg, false};
     unsigned first, last;
 
     if (slab_shown_range(id, &first, &last))
-        for (unsigned k = first; k <= last; k++)
+        for (unsigned k = first; k <= last && !w.stop; k++)
             evict_walk(k, dump_one, &w);
 }
 

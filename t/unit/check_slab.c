@@ -624,6 +624,13 @@ static bool count_dumped(void *arg, const struct storage_dump_entry *e)
     return true;
 }
 
+static bool dump_one_only(void *arg, const struct storage_dump_entry *e)
+{
+    (void)e;
+    (*(unsigned *)arg)++;
+    return false;
+}
+
 START_TEST(test_reported_classes_are_memcacheds_and_the_smaller_are_split)
 {
     struct storage_config cfg;
@@ -676,6 +683,9 @@ START_TEST(test_reported_classes_are_memcacheds_and_the_smaller_are_split)
     ck_assert_uint_eq(rs.total_chunks, ks.total_chunks + slab_chunks_per_page(last));
     storage_class_dump(10, count_dumped, &dumped);
     ck_assert_uint_eq(dumped, 100);
+    dumped = 0;     /* a visitor that stops stops the walk of both halves */
+    storage_class_dump(10, dump_one_only, &dumped);
+    ck_assert_uint_eq(dumped, 1);
     storage_teardown();
 
     /* Without a page of the limit for each class: memcached's alone. */
@@ -727,6 +737,13 @@ START_TEST(test_reassign_moves_between_the_halves_in_use)
     ck_assert_uint_eq(slab_class_pages(last), 0);
     ck_assert_uint_eq(slab_class_pages(dlast), 1);
     ck_assert_uint_eq(slab_class_pages(dfirst), 0);
+    /* "Any class" to class 10: only 10's own halves have a page to spare,
+     * and a page never moves between the halves of one class. */
+    for (; slab_class_pages(last) < 2; i++) {
+        snprintf(key, sizeof(key), "k%06d", i);
+        item_put(put_in(key, last));
+    }
+    ck_assert_int_eq(storage_slabs_reassign(-1, 10), STORAGE_REASSIGN_BADCLASS);
     storage_teardown();
 }
 END_TEST
