@@ -283,6 +283,13 @@ void storage_slab_class_stats(unsigned id, int64_t now, struct storage_class_sta
     evict_class_stats(id, now, out);
 }
 
+/* The counters a reported class sums over its halves. */
+#define CLASS_SUMS(X)                                                                      \
+    X(total_pages) X(total_chunks) X(used_chunks) X(free_chunks) X(free_chunks_end)        \
+    X(mem_requested) X(number) X(number_small) X(evicted) X(evicted_nonzero)              \
+    X(evicted_unfetched) X(evicted_active) X(outofmemory) X(tailrepairs) X(reclaimed)     \
+    X(expired_unfetched) X(crawler_reclaimed)
+
 /* Class ids here are the reported ones (slab_shown_*): each sums the
  * classes it is made of. */
 unsigned storage_class_count(void)
@@ -305,14 +312,9 @@ void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *o
         struct storage_class_stats c;
 
         storage_slab_class_stats(k, now, &c);
-        out->total_pages += c.total_pages;
-        out->total_chunks += c.total_chunks;
-        out->used_chunks += c.used_chunks;
-        out->free_chunks += c.free_chunks;
-        out->free_chunks_end += c.free_chunks_end;
-        out->mem_requested += c.mem_requested;
-        out->number += c.number;
-        out->number_small += c.number_small;
+#define ADD(f) out->f += c.f;
+        CLASS_SUMS(ADD)
+#undef ADD
         if (c.age_sec > out->age_sec)
             out->age_sec = c.age_sec;
         /* The one that evicts most speaks for the last eviction. */
@@ -320,15 +322,6 @@ void storage_class_stats(unsigned id, int64_t now, struct storage_class_stats *o
             most_evicted = c.evicted;
             out->evicted_time = c.evicted_time;
         }
-        out->evicted += c.evicted;
-        out->evicted_nonzero += c.evicted_nonzero;
-        out->evicted_unfetched += c.evicted_unfetched;
-        out->evicted_active += c.evicted_active;
-        out->outofmemory += c.outofmemory;
-        out->tailrepairs += c.tailrepairs;
-        out->reclaimed += c.reclaimed;
-        out->expired_unfetched += c.expired_unfetched;
-        out->crawler_reclaimed += c.crawler_reclaimed;
     }
 }
 
