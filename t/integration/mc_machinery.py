@@ -301,9 +301,14 @@ def reader_conns(port, n):
     return cs
 
 
+REPLIES = 8     # multi-gets of 2000 400-byte values each client sends
+
+
 def queued_reply_memory(limit_args):
     """Growth of the worker's buffers while 6 clients that do not read have
-    each asked for about 4 MB of copied 400-byte values; then every reply
+    each asked for about 7 MB of copied 400-byte values (more than the
+    kernel holds for a socket: tcp_wmem's 4 MiB, which a slow server, as
+    under ASan, lets it reach); then every reply
     is read back whole."""
     proc, port = start(["-t", "1"] + limit_args)
     try:
@@ -316,7 +321,7 @@ def queued_reply_memory(limit_args):
             time.sleep(0.05)    # the worker has taken them all
         base = bufs(s)["read_buf_bytes"]
         for c in cs:
-            c.sendall(line * 5)
+            c.sendall(line * REPLIES)
         peak = 0
         for _ in range(10):
             time.sleep(0.2)
@@ -324,15 +329,15 @@ def queued_reply_memory(limit_args):
         want = b"".join(b"VALUE k%d 0 400\r\n%s\r\n" % (i, b"B" * 400) for i in range(2000)) + b"END\r\n"
         for c in cs:
             c.settimeout(20)
-            got = bytearray(5 * len(want))
+            got = bytearray(REPLIES * len(want))
             view, n = memoryview(got), 0
             while n < len(got):
                 k = c.recv_into(view[n:])
                 if k == 0:
                     break
                 n += k
-            check(n == len(got) and got == want * 5,
-                  "a client's five replies came whole (%d of %d bytes)" % (n, len(got)))
+            check(n == len(got) and got == want * REPLIES,
+                  "a client's replies came whole (%d of %d bytes)" % (n, len(got)))
             c.close()
         oom = bufs(s)["response_obj_oom"]
         s.close()
