@@ -25,12 +25,16 @@ import kioku_proc  # noqa: E402
 BIN = os.environ.get("KIOKU_BIN")
 
 
+STARTED = []   # every server started, so a failed check still stops it
+
+
 # 80 MiB: room for every item of the load (about 55 MB over some 20 classes,
 # each with a part-filled page), so none is evicted before the restart.
 def start(path, mem="80", extra=()):
     log = tempfile.TemporaryFile()
     proc, port = kioku_proc.start(BIN, ["-t", "2", "-m", mem, "-I", "1m", "-e", path] +
                                   list(extra), stderr=log)
+    STARTED.append(proc)
     return proc, port, log
 
 
@@ -182,6 +186,9 @@ def main():
         assert "no metadata" in read_log(log), read_log(log)
         stop(proc, log)
     finally:
+        for proc in STARTED:
+            if proc.poll() is None:
+                kioku_proc.stop(proc)
         for name in os.listdir(d):
             os.unlink(os.path.join(d, name))
         os.rmdir(d)
