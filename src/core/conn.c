@@ -114,10 +114,10 @@ static ssize_t plain_read(struct conn *c, void *buf, size_t n)
 
 static ssize_t plain_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 {
-    struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-
     if (iovcnt == 1)   /* the common small reply: send() skips the iovec import */
         return send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+
+    struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
     return sendmsg(c->fd, &m, MSG_NOSIGNAL);
 }
 
