@@ -940,7 +940,7 @@ const char *settings_usage(void)
 "                          do not fit are skipped (default: 256)\n"
 "   - null_storage         BENCHMARK ONLY, not a cache: parse every request but\n"
 "                          answer get/set without storage (bench/README.md)\n"
-"   - io_uring             workers do socket I/O through io_uring (Linux 5.7+),\n"
+"   - io_uring             workers do socket I/O through io_uring (Linux 6.1+),\n"
 "                          libevent where the kernel refuses it or with TLS\n"
 "   TLS certificates are reloaded by the refresh_certs command and on SIGHUP.\n";
 }

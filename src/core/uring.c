@@ -16,9 +16,18 @@
  *          from the receive buffer, its writev copies into a send buffer
  *   send   each connection with output gets one send for all of it
  *
- * A connection has at most one receive in flight, armed only when it waits
- * for input and its buffer is empty, so a client that does not read its
- * replies stops being read, as with libevent (backpressure). Output is
+ * Receives are multishot and take their buffers from a ring of NBUF
+ * buffers the worker shares among its connections (provided buffers), so
+ * an idle connection holds no receive memory and a waiting one costs no
+ * new request: the receive stays armed. A connection with RX_PAUSE
+ * buffers' worth of input it has not read has its receive cancelled, and
+ * re-armed once it has read it all, so a client that does not read its
+ * replies stops being read, as with libevent (backpressure). A connection
+ * that still holds buffers when the iteration ends and is not about to
+ * run again (it waits to write, not to read) moves their bytes to memory
+ * of its own and gives the buffers back, so stalled clients cannot empty
+ * the ring for the others. When the ring runs dry all the same, the
+ * receives that found it empty wait until a quarter of it is back. Output is
  * double-buffered: one buffer in flight, the other filling, each at most
  * TX_MAX; a full one makes writev say EAGAIN and the connection wait for
  * EV_WRITE, which the end of the send in flight gives.
@@ -28,8 +37,10 @@
  * connection closed for passing the output limit drops it instead.
  *
  * The ring is created by the thread that runs it (SINGLE_ISSUER,
- * DEFER_TASKRUN where the kernel has them: completions are posted only when
- * this thread asks, so none interrupt it). Nothing here is shared.
+ * DEFER_TASKRUN: completions are posted only when this thread asks, so
+ * none interrupt it). That needs Linux 6.1, which also has multishot
+ * receives and buffer rings; an older kernel leaves the worker on
+ * libevent. Nothing here is shared.
  */
 #include "core/uring.h"
 
@@ -47,7 +58,11 @@
 #include "util/clock.h"
 
 #define RING_ENTRIES 1024
-#define RX_CAP (16 * 1024)          /* one receive; a larger value takes several */
+#define NBUF 256                    /* receive buffers per worker (a power of 2) */
+#define BUF_SZ (16 * 1024)          /* one receive; a larger value takes several */
+#define BGID 0
+#define RX_PAUSE 4                  /* buffers' worth unread that stops the receive */
+#define NO_BUF 0xffff
 #define TX_INIT 4096
 #define TX_MAX (256 * 1024)         /* per buffer, two per connection */
 #define TX_KEEP (16 * 1024)         /* a send buffer kept after a large reply */
@@ -66,13 +81,21 @@ struct uconn {
     int fd;
     short want;                     /* EV_READ / EV_WRITE */
     bool queued, dirty, recv_armed, sending, eof, closing, cut;
+    bool pausing;                   /* its receive is being cancelled */
+    bool starved;                   /* on the ring's starved list */
     int rx_err, tx_err;             /* errno of a failed receive / send */
     int64_t linger_until;           /* kioku ms, once closing */
     struct uconn *qprev, *qnext;    /* ready queue */
     struct uconn *dnext;            /* output to start */
     struct uconn *aprev, *anext;    /* every uconn of the ring */
-    char *rx;
-    size_t rx_off, rx_len;
+    struct uconn *snext;            /* starved list */
+    struct uconn *hnext;            /* holders list */
+    bool holding;                   /* on it */
+    char *spill;                    /* bytes moved out of the ring's buffers */
+    size_t spill_off, spill_len;
+    uint16_t rx_head, rx_tail;      /* received buffers not read yet, in order */
+    unsigned rx_nbuf;
+    uint32_t rx_off;                /* read so far of the first */
     char *pend, *fly;               /* filling / in flight */
     size_t pend_len, pend_cap, fly_len, fly_off, fly_cap;
 };
@@ -83,7 +106,13 @@ struct uring {
     int notify_fd;
     bool notify_armed;
     bool done;                      /* uring_stop(0): leave once nothing lingers */
-    unsigned recv_ioprio;           /* IORING_RECVSEND_POLL_FIRST where known */
+    struct io_uring_buf_ring *br;
+    char *bufs;                     /* NBUF * BUF_SZ */
+    uint16_t bnext[NBUF];           /* a uconn's buffers, chained */
+    uint32_t blen[NBUF];            /* bytes received into each */
+    unsigned held;                  /* buffers out of the ring */
+    struct uconn *starved;          /* receives that found the ring empty */
+    struct uconn *holders;          /* got buffers this iteration */
     struct uconn *qhead, *qtail;
     int nqueued;
     struct uconn *dirty;
@@ -144,19 +173,69 @@ static void dequeue(struct uconn *uc)
     r->nqueued--;
 }
 
+/* ---- receive buffers ---- */
+
+static void buf_give(struct uring *r, uint16_t bid)
+{
+    io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * BUF_SZ, BUF_SZ, bid,
+                          io_uring_buf_ring_mask(NBUF), 0);
+    io_uring_buf_ring_advance(r->br, 1);
+    r->held--;
+}
+
+static void rx_push(struct uconn *uc, uint16_t bid, uint32_t len)
+{
+    struct uring *r = uc->r;
+    r->blen[bid] = len;
+    r->bnext[bid] = NO_BUF;
+    if (uc->rx_nbuf == 0)
+        uc->rx_head = bid;
+    else
+        r->bnext[uc->rx_tail] = bid;
+    uc->rx_tail = bid;
+    uc->rx_nbuf++;
+}
+
+static void rx_pop(struct uconn *uc)
+{
+    uint16_t bid = uc->rx_head;
+    uc->rx_head = uc->r->bnext[bid];
+    uc->rx_off = 0;
+    uc->rx_nbuf--;
+    buf_give(uc->r, bid);
+}
+
+static void rx_drop(struct uconn *uc)
+{
+    while (uc->rx_nbuf > 0)
+        rx_pop(uc);
+}
+
 /* ---- I/O ---- */
+
+static void cancel_recv(struct uconn *uc)
+{
+    struct io_uring_sqe *s = sqe_get(uc->r);
+    if (s == NULL)
+        return;
+    io_uring_prep_cancel64(s, tag(uc, OP_RECV), 0);
+    io_uring_sqe_set_data64(s, OP_NONE);
+}
 
 static void arm_recv(struct uconn *uc)
 {
-    if (uc->recv_armed || uc->eof || uc->rx_err != 0 || uc->closing)
+    if (uc->recv_armed || uc->starved || uc->eof || uc->rx_err != 0 || uc->closing)
         return;
     struct io_uring_sqe *s = sqe_get(uc->r);
     if (s == NULL) {
         uc->rx_err = EBUSY;   /* no slot even after a submit: give up on the client */
         return;
     }
-    io_uring_prep_recv(s, uc->fd, uc->rx, RX_CAP, 0);
-    s->ioprio |= (uint16_t)uc->r->recv_ioprio;
+    /* The socket was just drained: wait for input before trying. */
+    io_uring_prep_recv_multishot(s, uc->fd, NULL, 0, 0);
+    s->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = BGID;
     io_uring_sqe_set_data64(s, tag(uc, OP_RECV));
     uc->recv_armed = true;
 }
@@ -191,7 +270,8 @@ static void uconn_free(struct uconn *uc)
         r->all = uc->anext;
     if (uc->anext != NULL)
         uc->anext->aprev = uc->aprev;
-    free(uc->rx);
+    rx_drop(uc);
+    free(uc->spill);
     free(uc->pend);
     free(uc->fly);
     free(uc);
@@ -200,7 +280,7 @@ static void uconn_free(struct uconn *uc)
 /* A closed connection's uconn goes once nothing of it is in flight or owed. */
 static void linger_check(struct uconn *uc)
 {
-    if (!uc->closing || uc->recv_armed || uc->sending || uc->dirty)
+    if (!uc->closing || uc->recv_armed || uc->sending || uc->dirty || uc->starved || uc->holding)
         return;
     if (uc->pend_len > 0 && uc->tx_err == 0)
         return;
@@ -234,21 +314,66 @@ static void start_sends(struct uring *r)
     }
 }
 
-static void on_recv(struct uconn *uc, int res)
+static void on_recv(struct uconn *uc, int res, unsigned flags)
 {
-    uc->recv_armed = false;
-    if (res > 0) {
-        uc->rx_off = 0;
-        uc->rx_len = (size_t)res;
-    } else if (res == 0) {
+    struct uring *r = uc->r;
+    if (!(flags & IORING_CQE_F_MORE)) {
+        uc->recv_armed = false;
+        uc->pausing = false;
+    }
+    if (flags & IORING_CQE_F_BUFFER) {
+        uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+        r->held++;
+        if (res > 0 && uc->c != NULL) {
+            rx_push(uc, bid, (uint32_t)res);
+            if (!uc->holding) {
+                uc->holding = true;
+                uc->hnext = r->holders;
+                r->holders = uc;
+            }
+            size_t unread = uc->spill_len - uc->spill_off + (size_t)uc->rx_nbuf * BUF_SZ;
+            if (uc->recv_armed && !uc->pausing && unread >= (size_t)RX_PAUSE * BUF_SZ) {
+                uc->pausing = true;   /* read what is here first */
+                cancel_recv(uc);
+            }
+        } else {
+            buf_give(r, bid);   /* the connection is gone: nobody reads it */
+        }
+    }
+    if (res == 0) {
         uc->eof = true;
-    } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
+    } else if (res == -ENOBUFS) {
+        if (!uc->starved) {
+            uc->starved = true;
+            uc->snext = r->starved;
+            r->starved = uc;
+        }
+    } else if (res < 0 && res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
         uc->rx_err = -res;
     }
     if (uc->c != NULL)
         enqueue(uc);
     else
         linger_check(uc);
+}
+
+/* Once a quarter of the buffers is back, the receives that found none
+ * are armed again (their connections run, read nothing and re-arm). */
+static void wake_starved(struct uring *r)
+{
+    if (r->starved == NULL || NBUF - r->held < NBUF / 4)
+        return;
+    struct uconn *uc = r->starved;
+    r->starved = NULL;
+    while (uc != NULL) {
+        struct uconn *next = uc->snext;
+        uc->starved = false;
+        if (uc->c != NULL)
+            enqueue(uc);
+        else
+            linger_check(uc);
+        uc = next;
+    }
 }
 
 static void on_send(struct uconn *uc, int res)
@@ -304,7 +429,7 @@ static void reap(struct uring *r)
                 r->notify_armed = false;
             r->hooks.notify(r->hooks.arg);
         } else if (op == OP_RECV) {
-            on_recv(p, cqe->res);
+            on_recv(p, cqe->res, cqe->flags);
         } else if (op == OP_SEND) {
             on_send(p, cqe->res);
         }
@@ -312,20 +437,83 @@ static void reap(struct uring *r)
     io_uring_cq_advance(&r->ring, n);
 }
 
+/* Bytes a stalled connection did not read leave the ring's buffers for
+ * memory of its own. */
+static void spill(struct uconn *uc)
+{
+    struct uring *r = uc->r;
+    size_t left = uc->spill_len - uc->spill_off, more = 0;
+    uint16_t bid = uc->rx_head;
+    for (unsigned i = 0; i < uc->rx_nbuf; i++, bid = r->bnext[bid])
+        more += r->blen[bid] - (i == 0 ? uc->rx_off : 0);
+    char *p = malloc(left + more);
+    if (p == NULL)
+        return;   /* keep the buffers: the ring may run dry, not lose bytes */
+    if (left > 0)
+        memcpy(p, uc->spill + uc->spill_off, left);
+    free(uc->spill);
+    uc->spill = p;
+    uc->spill_off = 0;
+    uc->spill_len = left;
+    while (uc->rx_nbuf > 0) {
+        bid = uc->rx_head;
+        size_t k = r->blen[bid] - uc->rx_off;
+        memcpy(p + uc->spill_len, r->bufs + (size_t)bid * BUF_SZ + uc->rx_off, k);
+        uc->spill_len += k;
+        rx_pop(uc);
+    }
+}
+
+/* After the iteration's connections ran: one that holds buffers and
+ * will not run in the next iteration spills them. */
+static void spill_holders(struct uring *r)
+{
+    struct uconn **pp = &r->holders;
+    while (*pp != NULL) {
+        struct uconn *uc = *pp;
+        if (uc->c != NULL && uc->rx_nbuf > 0 && uc->queued) {
+            pp = &uc->hnext;
+            continue;
+        }
+        if (uc->c != NULL && uc->rx_nbuf > 0)
+            spill(uc);
+        *pp = uc->hnext;
+        uc->holding = false;
+        if (uc->c == NULL)
+            linger_check(uc);
+    }
+}
+
 /* ---- the transport ---- */
 
 static ssize_t ur_read(struct conn *c, void *buf, size_t n)
 {
     struct uconn *uc = c->uc;
-    size_t have = uc->rx_len - uc->rx_off;
-    if (have > 0) {
-        size_t k = have < n ? have : n;
-        memcpy(buf, uc->rx + uc->rx_off, k);
-        uc->rx_off += k;
-        if (uc->rx_off == uc->rx_len)
-            uc->rx_off = uc->rx_len = 0;
-        return (ssize_t)k;
+    struct uring *r = uc->r;
+    size_t got = 0;
+    if (uc->spill_len > uc->spill_off) {
+        size_t have = uc->spill_len - uc->spill_off;
+        got = have < n ? have : n;
+        memcpy(buf, uc->spill + uc->spill_off, got);
+        uc->spill_off += got;
+        if (uc->spill_off == uc->spill_len) {
+            free(uc->spill);
+            uc->spill = NULL;
+            uc->spill_off = uc->spill_len = 0;
+        }
     }
+    while (got < n && uc->rx_nbuf > 0) {
+        uint16_t bid = uc->rx_head;
+        size_t have = r->blen[bid] - uc->rx_off;
+        size_t k = have < n - got ? have : n - got;
+        memcpy((char *)buf + got, r->bufs + (size_t)bid * BUF_SZ + uc->rx_off, k);
+        got += k;
+        uc->rx_off += (uint32_t)k;
+        if (uc->rx_off == r->blen[bid])
+            rx_pop(uc);
+    }
+    if (got > 0)
+        return (ssize_t)got;
     if (uc->eof)
         return 0;
     if (uc->rx_err != 0) {
@@ -394,10 +582,8 @@ static const struct transport transport_uring = {
 int uring_conn_attach(struct uring *r, struct conn *c)
 {
     struct uconn *uc = calloc(1, sizeof(*uc));
-    if (uc == NULL || (uc->rx = malloc(RX_CAP)) == NULL) {
-        free(uc);
+    if (uc == NULL)
         return -1;
-    }
     uc->c = c;
     uc->r = r;
     uc->fd = c->fd;
@@ -416,7 +602,7 @@ void uring_conn_want(struct conn *c, short ev)
     uc->want = ev;
     /* Level-triggered, as the epoll loop is: input already here runs c. */
     if (ev & EV_READ) {
-        if (uc->rx_len > uc->rx_off || uc->eof || uc->rx_err != 0)
+        if (uc->rx_nbuf > 0 || uc->spill_len > 0 || uc->eof || uc->rx_err != 0)
             enqueue(uc);
         else
             arm_recv(uc);
@@ -452,52 +638,71 @@ void uring_conn_detach(struct conn *c)
             uc->tx_err = ECANCELED;
         }
     }
-    if (uc->recv_armed) {
-        struct io_uring_sqe *s = sqe_get(r);
-        if (s != NULL) {
-            io_uring_prep_cancel64(s, tag(uc, OP_RECV), 0);
-            io_uring_sqe_set_data64(s, OP_NONE);
-        }
-    }
+    rx_drop(uc);
+    free(uc->spill);
+    uc->spill = NULL;
+    uc->spill_off = uc->spill_len = 0;
+    if (uc->recv_armed && !uc->pausing)
+        cancel_recv(uc);
     linger_check(uc);
 }
 
 /* ---- the loop ---- */
+
+/* The receive buffers and the ring that hands them to the kernel. */
+static int bufs_init(struct uring *r)
+{
+    void *ring_mem = NULL;
+    size_t ring_sz = NBUF * sizeof(struct io_uring_buf);
+    int rc = posix_memalign(&ring_mem, 4096, ring_sz < 4096 ? 4096 : ring_sz);
+    if (rc != 0)
+        return -rc;
+    r->br = ring_mem;
+    r->bufs = malloc((size_t)NBUF * BUF_SZ);
+    if (r->bufs == NULL)
+        return -ENOMEM;
+    io_uring_buf_ring_init(r->br);
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)r->br, .ring_entries = NBUF, .bgid = BGID,
+    };
+    rc = io_uring_register_buf_ring(&r->ring, &reg, 0);
+    if (rc < 0)
+        return rc;
+    r->held = NBUF;
+    for (unsigned i = 0; i < NBUF; i++)
+        buf_give(r, (uint16_t)i);
+    return 0;
+}
 
 struct uring *uring_create(int notify_fd, const struct uring_hooks *hooks)
 {
     struct uring *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    /* Newest first: each older kernel refuses the flags it lacks. */
-    static const unsigned flag_sets[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-        IORING_SETUP_COOP_TASKRUN,
-        0,
-    };
-    int rc = -EINVAL;
     struct io_uring_params p;
-    for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]) && rc == -EINVAL; i++) {
-        memset(&p, 0, sizeof(p));
-        p.flags = flag_sets[i];
-        rc = io_uring_queue_init_params(RING_ENTRIES, &r->ring, &p);
-    }
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    int rc = io_uring_queue_init_params(RING_ENTRIES, &r->ring, &p);
+    if (rc == -EINVAL)
+        rc = -EOPNOTSUPP;   /* before 6.1: no DEFER_TASKRUN */
     if (rc < 0) {
         free(r);
         errno = -rc;
         return NULL;
     }
-    /* Sockets are polled inside the ring (5.7), completions never dropped. */
-    if (!(p.features & IORING_FEAT_FAST_POLL) || !(p.features & IORING_FEAT_NODROP)) {
+    /* Sockets are polled inside the ring, completions never dropped. */
+    if (!(p.features & IORING_FEAT_FAST_POLL) || !(p.features & IORING_FEAT_NODROP))
+        rc = -EOPNOTSUPP;
+    else
+        rc = bufs_init(r);
+    if (rc < 0) {
         io_uring_queue_exit(&r->ring);
+        free(r->br);
+        free(r->bufs);
         free(r);
-        errno = EOPNOTSUPP;
+        errno = -rc;
         return NULL;
     }
-    /* DEFER_TASKRUN means 6.1, which also knows POLL_FIRST (5.19): a
-     * receive is armed when the socket was just drained, so try no read. */
-    if (p.flags & IORING_SETUP_DEFER_TASKRUN)
-        r->recv_ioprio = IORING_RECVSEND_POLL_FIRST;
     r->notify_fd = notify_fd;
     r->hooks = *hooks;
     return r;
@@ -514,6 +719,8 @@ void uring_destroy(struct uring *r)
             close(uc->fd);
         uconn_free(uc);
     }
+    free(r->br);
+    free(r->bufs);
     free(r);
 }
 
@@ -563,6 +770,7 @@ void uring_run(struct uring *r)
             break;
         if (!r->notify_armed)
             arm_notify(r);
+        wake_starved(r);
         start_sends(r);
         if (r->qhead != NULL) {
             io_uring_submit_and_get_events(&r->ring);
@@ -595,6 +803,7 @@ void uring_run(struct uring *r)
             }
         }
         run_ready(r);
+        spill_holders(r);
     }
     start_sends(r);
     io_uring_submit(&r->ring);
@@ -614,6 +823,7 @@ void uring_serve_pending(struct uring *r, const struct conn *skip)
         }
         conn_serve_nested(uc->c);
     }
+    spill_holders(r);
     start_sends(r);
     io_uring_submit(&r->ring);
 }

@@ -10,8 +10,15 @@ libevent.
   - a client that asks for 512 MB of replies and reads none costs the
     server bounded memory while another client is served; then it gets
     every byte
+  - a client that reads no replies and never stops sending requests can
+    push only a bounded amount: the server stops receiving from it
+  - 60 such clients on one worker, together sending more input than the
+    worker's shared receive buffers hold: the last of them, which found the
+    buffers taken, still get every reply, and another client is served
   - replies queued just before a close (quit, RESP QUIT, a client that
     shuts down its side) still arrive
+  - a busy Lua script on the only worker: a client that sends QUIT is
+    answered +OK and closed while the script still runs
   - SIGTERM with clients connected: exit 0
   - -o idle_timeout closes an idle client (the ring's once-a-second tick)
   - fallback: with io_uring_setup refused by a seccomp filter (EPERM), one
@@ -230,6 +237,120 @@ def backpressure(proc, port):
     s.close()
 
 
+def stalled_clients():
+    """Clients that send requests but read no replies keep their unread
+    input; they must not keep the worker's shared receive buffers (256 of
+    16 KiB), or the clients that came after them could not be read."""
+    proc, port, err = start(["-t", "1"])
+    try:
+        settle(proc, err, 1)
+        val = b"w" * 4096
+        s = kioku_proc.connect(port)
+        check(ask(s, b"set st 0 0 %d\r\n" % len(val) + val + b"\r\n", b"\r\n") == b"STORED\r\n",
+              "set st")
+        s.close()
+        n = 16000   # 128 kB of requests each (8 buffers), 66 MB of replies
+        req = b"get st\r\n" * n
+        hogs = []
+        for _ in range(60):
+            h = socket.socket()
+            h.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            h.connect(("127.0.0.1", port))
+            h.sendall(req)
+            hogs.append(h)
+        time.sleep(1)
+        o = kioku_proc.connect(port)
+        o.settimeout(10)
+        check(ask(o, b"version\r\n", b"\r\n").startswith(b"VERSION"),
+              "a new client served beside 60 stalled ones")
+        o.close()
+        one = len(b"VALUE st 0 %d\r\n" % len(val)) + len(val) + len(b"\r\nEND\r\n")
+        for i, h in enumerate(hogs[-3:]):   # every byte, in order, for the last
+            h.settimeout(30)
+            got, deadline = bytearray(), time.monotonic() + 60
+            while len(got) < n * one and time.monotonic() < deadline:
+                try:
+                    chunk = h.recv(1 << 20)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                got += chunk
+            check(got == (b"VALUE st 0 %d\r\n" % len(val) + val + b"\r\nEND\r\n") * n,
+                  "stalled client %d gets every reply (%d of %d bytes)" % (i, len(got), n * one))
+        for h in hogs:
+            h.close()
+        check(proc.poll() is None, "server alive")
+    finally:
+        kioku_proc.stop(proc)
+
+
+def endless_sender(port):
+    """A client that reads none of its replies and keeps sending: once it
+    has a few buffers' worth unread, the server stops receiving from it,
+    so the kernel's socket buffers fill and its sends stop being taken."""
+    s = kioku_proc.connect(port)
+    val = b"e" * 4096
+    check(ask(s, b"set es 0 0 %d\r\n" % len(val) + val + b"\r\n", b"\r\n") == b"STORED\r\n",
+          "set es")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    s.setblocking(False)
+    # 16 kB every 10 ms, each arriving alone: were only the buffers of one
+    # iteration counted, the receive would never stop (3 MB in 2 s). With
+    # a small send buffer, what the client gets taken is about what the
+    # server holds: its socket's receive buffer and 64 kB.
+    chunk = b"get es\r\n" * 2048
+    sent, deadline = 0, time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            sent += s.send(chunk)
+        except BlockingIOError:
+            pass
+        time.sleep(0.01)
+    check(sent < 1 << 20, "a client that does not read is not read without end (%d bytes taken)" % sent)
+    o = kioku_proc.connect(port)
+    check(ask(o, b"version\r\n", b"\r\n").startswith(b"VERSION"), "another client served")
+    o.close()
+    s.close()
+
+
+def resp(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def busy_script_quit():
+    """While a script keeps the only worker busy, the worker still serves
+    its other connections from inside the script (-BUSY, QUIT): their
+    input arrives through the ring, and a QUIT closes the socket then,
+    not after the script."""
+    proc, port, err = start(["-t", "1"])
+    try:
+        settle(proc, err, 1)
+        admin = kioku_proc.connect(port)
+        if ask(admin, resp(b"EVAL", b"return 1", b"0"), b"\r\n") != b":1\r\n":
+            print("io_uring.py: no Lua in this build; busy script skipped")
+            return
+        check(ask(admin, resp(b"CONFIG", b"SET", b"busy-reply-threshold", b"100"), b"\r\n") ==
+              b"+OK\r\n", "CONFIG SET busy-reply-threshold")
+        runner = kioku_proc.connect(port)
+        runner.sendall(resp(b"EVAL", b"while true do end", b"0"))
+        time.sleep(0.3)
+        q = kioku_proc.connect(port)
+        q.settimeout(10)
+        check(ask(q, resp(b"QUIT"), b"\r\n") == b"+OK\r\n", "QUIT during a busy script: +OK")
+        try:
+            tail = q.recv(10)
+        except socket.timeout:
+            tail = b"(still open)"
+        check(tail == b"", "QUIT during a busy script closes the connection: %r" % tail)
+        check(ask(admin, resp(b"SCRIPT", b"KILL"), b"\r\n") == b"+OK\r\n", "SCRIPT KILL")
+        runner.settimeout(10)
+        check(kioku_proc.recv_until(runner, b"\r\n").startswith(b"-ERR Script killed"),
+              "the script's caller is told it was killed")
+    finally:
+        kioku_proc.stop(proc)
+
+
 def close_paths(port):
     s = kioku_proc.connect(port)
     s.sendall(b"set q 0 0 1\r\nx\r\nget q\r\nquit\r\n")
@@ -270,6 +391,7 @@ def main():
         check(ask(w, b"version\r\n", b"\r\n").startswith(b"VERSION"), "watch refusal keeps the client")
         w.close()
         backpressure(proc, port)
+        endless_sender(port)
         check(proc.poll() is None, "server alive")
         idle = kioku_proc.connect(port)   # open at the stop
         proc.send_signal(signal.SIGTERM)
@@ -279,6 +401,12 @@ def main():
         if proc.poll() is None:
             kioku_proc.stop(proc)
     print("io_uring.py: io_uring loop ok")
+
+    stalled_clients()
+    print("io_uring.py: stalled clients ok")
+
+    busy_script_quit()
+    print("io_uring.py: busy script ok")
 
     # The idle sweep runs from the ring's tick.
     proc, port, err = start(["-o", "idle_timeout=1"])
