@@ -19,6 +19,13 @@
  * So an unread watcher pins at most its buffer and one chunk; producers
  * skip what does not fit and never wait for it.
  *
+ * A worker running io_uring has no libevent loop: there a producer pokes
+ * the worker (worker_poke, through its pipe), which runs the connection,
+ * and the connection's run calls pump() (conn->pump) once its queued
+ * output is out. Waiting for the socket is the connection's own: output
+ * it could not hand over makes it wait for EV_WRITE, and the run that
+ * follows pumps again.
+ *
  * The event functions below turn what a memcached command saw into
  * util/watch.c's fields. A store or delete reports the lookup memcached
  * makes before it (a `set` shows an item_get line, then item_store);
@@ -38,9 +45,10 @@
 
 struct mc_watch {
     struct conn *c;
+    struct worker *worker;
     struct watcher *w;
-    struct event *wake_ev;         /* activated by producers */
-    struct event *write_ev;        /* the socket can take more */
+    struct event *wake_ev;         /* activated by producers (libevent) */
+    struct event *write_ev;        /* the socket can take more (libevent) */
 };
 
 static void drain(evutil_socket_t fd, short what, void *arg)
@@ -81,6 +89,33 @@ static void wake(void *arg)
     event_active(mw->wake_ev, EV_READ, 0);
 }
 
+/* On a ring worker: from the connection's run, its earlier output out.
+ * Errors and a full socket are left to that run, which writes next. */
+static void pump(struct conn *c, void *arg)
+{
+    struct mc_watch *mw = arg;
+    for (int round = 0; round < DRAIN_ROUNDS; round++) {
+        if (c->close_after_write || conn_out_full(c))
+            return;
+        char *p = conn_out_reserve(c, DRAIN_CHUNK);
+        if (p == NULL)
+            return;
+        size_t n = watch_read(mw->w, p, DRAIN_CHUNK);
+        conn_out_commit(c, n);
+        if (n == 0)
+            return;          /* empty: the next line pokes us */
+        if (conn_flush(c) != FLUSH_DONE)
+            return;
+    }
+    conn_activate(c);        /* more may be buffered: after the others */
+}
+
+static void wake_ring(void *arg)
+{
+    struct mc_watch *mw = arg;
+    worker_poke(mw->worker);
+}
+
 enum proc_result mc_watch_start(struct conn *c, const char *args, size_t n, bool enabled,
                                 struct mc_watch **out)
 {
@@ -88,12 +123,6 @@ enum proc_result mc_watch_start(struct conn *c, const char *args, size_t n, bool
     *out = NULL;
     if (!enabled) {
         CONN_OUT_LIT(c, "CLIENT_ERROR watch commands not allowed\r\n");
-        return PROC_MORE;
-    }
-    if (c->uc != NULL) {
-        /* Its wake-ups and write waits are libevent events, which a ring
-         * worker does not run. */
-        CONN_OUT_LIT(c, "CLIENT_ERROR watch commands not allowed with -o io_uring\r\n");
         return PROC_MORE;
     }
     if (c->out_bytes > 0) {
@@ -130,6 +159,18 @@ struct mc_watch *mc_watch_open(struct conn *c, unsigned flags, enum watch_add_re
     if (mw == NULL)
         return NULL;
     mw->c = c;
+    mw->worker = c->worker;
+    if (c->uc != NULL) {
+        mw->w = watch_add(flags, wake_ring, mw, why);
+        if (mw->w == NULL) {
+            free(mw);
+            return NULL;
+        }
+        c->pump = pump;
+        c->pump_arg = mw;
+        worker_pump_add(c);
+        return mw;
+    }
     mw->wake_ev = event_new(c->worker->base, -1, 0, drain, mw);
     mw->write_ev = event_new(c->worker->base, c->fd, EV_WRITE, drain, mw);
     if (mw->wake_ev != NULL && mw->write_ev != NULL)
@@ -147,6 +188,11 @@ void mc_watch_stop(struct mc_watch *mw)
         return;
     if (mw->w != NULL)
         watch_remove(mw->w);   /* no wake-up after this */
+    if (mw->c->pump != NULL) {
+        mw->c->pump = NULL;
+        mw->c->pump_arg = NULL;
+        worker_pump_remove(mw->c);
+    }
     if (mw->wake_ev != NULL)
         event_free(mw->wake_ev);
     if (mw->write_ev != NULL)

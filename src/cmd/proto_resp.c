@@ -905,10 +905,10 @@ enum proc_result resp_cmd_monitor(struct conn *c, const struct resp_call *call)
     (void)call;
     if (rc->monitor != NULL)
         return PROC_MORE;   /* already one: Redis ignores it too */
-    if (c->uc != NULL || c->fd < 0) {
-        /* Its stream runs on libevent events, which a ring worker (or a
-         * script) does not have. */
-        rs_error(c, "ERR MONITOR is not available with -o io_uring");
+    if (c->fd < 0) {
+        /* A script's client has no socket to stream to (and RC_NOSCRIPT
+         * keeps scripts from getting here). */
+        rs_error(c, "ERR MONITOR is not available here");
         return PROC_MORE;
     }
     rc->monitor = mc_watch_open(c, WATCH_MONITOR, &why);

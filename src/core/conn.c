@@ -826,6 +826,11 @@ static void conn_drive(struct conn *c)
 
     if (!flush_or_wait(c))
         return;
+    if (c->pump != NULL) {
+        c->pump(c, c->pump_arg);   /* queues output; written below */
+        if (!flush_or_wait(c))
+            return;
+    }
     for (;;) {
         enum fill_result fr;
         if (c->close_after_write && c->state != CS_CLOSING)
@@ -910,6 +915,11 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 void conn_ready(struct conn *c)
 {
     conn_drive(c);
+}
+
+void conn_activate(struct conn *c)
+{
+    activate(c);
 }
 
 short conn_nested_events(const struct conn *c)

@@ -113,6 +113,11 @@ struct conn {
     bool draining;                 /* stopping: answer what was read, read no more */
     uint8_t close_reason;          /* enum conn_close_reason */
     bool streaming;                /* a log stream (`watch`): never idle */
+    /* On an io_uring worker, a stream's source (mc_watch.c): run each time
+     * c runs, once its queued output is out; worker_poke() runs c. */
+    void (*pump)(struct conn *c, void *arg);
+    void *pump_arg;
+    struct conn *pump_prev, *pump_next;   /* the worker's pumped conns */
     bool kill_asked;               /* CLIENT KILL from another connection; set
                                     * under the worker's conns_lock, acted on
                                     * by the owner (worker_kill_marked) */
@@ -177,6 +182,8 @@ void conn_serve_nested(struct conn *c);
 /* Run c's state machine, as its event would (an io_uring worker's loop
  * calls it). c may be closed (freed) on return. */
 void conn_ready(struct conn *c);
+/* Run c again soon, after the worker's other ready connections. */
+void conn_activate(struct conn *c);
 
 /* Close and free now (in the owner thread). */
 void conn_close(struct conn *c);

@@ -147,6 +147,45 @@ void worker_kill_marked(struct worker *w)
         ;
 }
 
+void worker_pump_add(struct conn *c)
+{
+    struct worker *w = c->worker;
+    c->pump_prev = NULL;
+    c->pump_next = w->pumps;
+    if (w->pumps != NULL)
+        w->pumps->pump_prev = c;
+    w->pumps = c;
+}
+
+void worker_pump_remove(struct conn *c)
+{
+    struct worker *w = c->worker;
+    if (c->pump_prev != NULL)
+        c->pump_prev->pump_next = c->pump_next;
+    else if (w->pumps == c)
+        w->pumps = c->pump_next;
+    if (c->pump_next != NULL)
+        c->pump_next->pump_prev = c->pump_prev;
+    c->pump_prev = c->pump_next = NULL;
+}
+
+void worker_poke(struct worker *w)
+{
+    if (__atomic_exchange_n(&w->poked, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    char b = 'w';
+    while (write(w->notify_wfd, &b, 1) < 0 && errno == EINTR)
+        ;
+}
+
+/* Cleared first: a poke from now on writes again and is not lost. */
+static void worker_run_pumps(struct worker *w)
+{
+    __atomic_store_n(&w->poked, 0, __ATOMIC_RELEASE);
+    for (struct conn *c = w->pumps; c != NULL; c = c->pump_next)
+        conn_activate(c);
+}
+
 static void worker_notify(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -161,6 +200,8 @@ static void worker_notify(evutil_socket_t fd, short what, void *arg)
                 worker_take_conns(w);
             else if (buf[i] == 'k')
                 worker_kill_asked(w);
+            else if (buf[i] == 'w')
+                worker_run_pumps(w);
             else if (buf[i] == 'q' && !w->stopping)
                 worker_begin_stop(w);
         }

@@ -34,6 +34,8 @@ struct worker {
     struct conn *conns;
     int nconns;
     bool stopping;                  /* owner thread only */
+    struct conn *pumps;             /* owner thread only: conns with a pump */
+    int poked;                      /* atomic: a 'w' is in the pipe */
 };
 
 /* Start n workers; idle_timeout_s > 0 closes connections that sent no
@@ -70,6 +72,12 @@ void worker_serve_pending(struct worker *w, const struct conn *skip);
  * conns_lock): w closes them soon, as a stop does (replies to requests
  * already read still go out). */
 void worker_kill_marked(struct worker *w);
+/* Owner thread: c (with c->pump set) runs each time w is poked. */
+void worker_pump_add(struct conn *c);
+void worker_pump_remove(struct conn *c);
+/* Any thread: soon, on its own thread, w runs every conn it pumps (one
+ * write to its pipe however many pokes come before that). */
+void worker_poke(struct worker *w);
 
 /* Called by conn.c in the owner thread. */
 void worker_conn_added(struct worker *w, struct conn *c);
