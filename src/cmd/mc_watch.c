@@ -51,6 +51,18 @@ struct mc_watch {
     struct event *write_ev;        /* the socket can take more (libevent) */
 };
 
+/* One chunk of the watcher's buffer into the connection's output: its
+ * size; 0 when the buffer is empty (or no memory for the chunk). */
+static size_t take_chunk(struct mc_watch *mw)
+{
+    char *p = conn_out_reserve(mw->c, DRAIN_CHUNK);
+    if (p == NULL)
+        return 0;
+    size_t n = watch_read(mw->w, p, DRAIN_CHUNK);
+    conn_out_commit(mw->c, n);
+    return n;
+}
+
 static void drain(evutil_socket_t fd, short what, void *arg)
 {
     struct mc_watch *mw = arg;
@@ -71,12 +83,7 @@ static void drain(evutil_socket_t fd, short what, void *arg)
         }
         if (c->close_after_write)
             return;          /* closing: its own event finishes the job */
-        char *p = conn_out_reserve(c, DRAIN_CHUNK);
-        if (p == NULL)
-            return;
-        size_t n = watch_read(mw->w, p, DRAIN_CHUNK);
-        conn_out_commit(c, n);
-        if (n == 0)
+        if (take_chunk(mw) == 0)
             return;          /* empty: the next line wakes us */
     }
     /* More may be buffered: let the worker's other clients run first. */
@@ -97,12 +104,7 @@ static void pump(struct conn *c, void *arg)
     for (int round = 0; round < DRAIN_ROUNDS; round++) {
         if (c->close_after_write || conn_out_full(c))
             return;
-        char *p = conn_out_reserve(c, DRAIN_CHUNK);
-        if (p == NULL)
-            return;
-        size_t n = watch_read(mw->w, p, DRAIN_CHUNK);
-        conn_out_commit(c, n);
-        if (n == 0)
+        if (take_chunk(mw) == 0)
             return;          /* empty: the next line pokes us */
         if (conn_flush(c) != FLUSH_DONE)
             return;

@@ -283,14 +283,6 @@ def test_crawler_frees_expired_items():
         stop(proc)
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def sanitized(path):
     try:
         out = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=10).stdout
@@ -309,7 +301,7 @@ def test_rss_bound():
     mem = 32
     proc, port = kioku_proc.start(BIN, ["-t", "2", "-m", str(mem), "-I", "1m"])
     try:
-        base = rss_kb(proc.pid)
+        base = kioku_proc.proc_kb(proc.pid, "VmRSS")
         conns = [Text(port) for _ in range(20)]
         rnd = random.Random(7)
         written = 0
@@ -321,7 +313,7 @@ def test_rss_bound():
             i += 1
         st = conns[0].stats()
         classes = int(len([k for k in conns[0].stats("slabs") if k.endswith(":chunk_size")]))
-        grown = rss_kb(proc.pid) - base
+        grown = kioku_proc.proc_kb(proc.pid, "VmRSS") - base
         bound = (mem + classes + 8) * 1024 + int(st["hash_bytes"]) // 1024
         assert int(st["evictions"]) > 0
         assert grown <= bound, "RSS grew %d KiB, bound %d KiB" % (grown, bound)

@@ -203,14 +203,6 @@ def many_clients(port):
     check(not errors, "40 clients: %s" % errors[:3])
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def backpressure(proc, port):
     """A client asks for 512 MB of replies and reads none: the server holds
     a bounded part of them (the ring's send buffers are copies), serves
@@ -219,14 +211,14 @@ def backpressure(proc, port):
     val = b"v" * (256 << 10)
     check(ask(s, b"set bp 0 0 %d\r\n" % len(val) + val + b"\r\n", b"\r\n") == b"STORED\r\n",
           "set bp")
-    before = rss_kb(proc.pid)
+    before = kioku_proc.proc_kb(proc.pid, "VmRSS")
     n = 2000
     s.sendall(b"get bp\r\n" * n)
     time.sleep(1)
     o = kioku_proc.connect(port)
     check(ask(o, b"version\r\n", b"\r\n").startswith(b"VERSION"), "another client served")
     o.close()
-    grown = rss_kb(proc.pid) - before
+    grown = kioku_proc.proc_kb(proc.pid, "VmRSS") - before
     check(grown < 64 << 10, "memory bounded for a client that does not read (+%d kB)" % grown)
     s.settimeout(30)
     one = len(b"VALUE bp 0 %d\r\n" % len(val)) + len(val) + len(b"\r\nEND\r\n")

@@ -55,6 +55,16 @@ def recv_until(s, end, limit=1 << 26):
     return buf
 
 
+def proc_kb(pid, field, name="status"):
+    """The kB value of field ("VmRSS", "AnonHugePages"...) in
+    /proc/pid/<name>, 0 if it is not there."""
+    with open("/proc/%d/%s" % (pid, name)) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 def mc_ask(s, req, end):
     """Send req; read until the reply ends with end (at most 4 MiB)."""
     s.sendall(req)

@@ -191,14 +191,6 @@ def thp_mode():
     return text[text.index("[") + 1:text.index("]")] if "[" in text else None
 
 
-def anon_huge_kb(pid):
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            if line.startswith("AnonHugePages:"):
-                return int(line.split()[1])
-    return 0
-
-
 def test_cache_memlimit_refused_with_prealloc():
     proc, port = start(["-m", "16", "-L"])
     try:
@@ -206,7 +198,7 @@ def test_cache_memlimit_refused_with_prealloc():
         if mode in ("always", "madvise"):
             # Asked for with madvise, so also where THP is "madvise" only.
             # Compaction may fail to find some 2 MiB pages: most suffice.
-            huge = anon_huge_kb(proc.pid)
+            huge = kioku_proc.proc_kb(proc.pid, "AnonHugePages", "smaps_rollup")
             check(huge >= 8 * 1024, "-L: item memory in huge pages (THP %s): %d kB" % (mode, huge))
         else:
             print("mc_compat.py: no transparent huge pages (%s): -L's huge pages not checked" % mode)
