@@ -93,6 +93,9 @@ struct resp_conn {
     struct resp_arg *argv;    /* own array for large requests, or NULL */
     uint32_t argv_cap;
     uint8_t version;          /* 0 (never said) or 2: RESP2; 3: RESP3 */
+    bool reply_off;           /* CLIENT REPLY OFF: replies are dropped */
+    bool reply_skip;          /* CLIENT REPLY SKIP: this request's is */
+    bool reply_skip_next;     /* ... the next request's */
     struct resp_multi *multi; /* open MULTI, or NULL */
     struct resp_stream *stream; /* a large value being read, or NULL */
     bool authed;              /* AUTH or HELLO AUTH succeeded, or no password
@@ -122,6 +125,37 @@ bool resp_authed(const struct conn *c)
 void resp_set_authed(struct conn *c)
 {
     state_of(c)->authed = true;
+}
+
+void resp_set_reply_mode(struct conn *c, enum resp_reply_mode mode)
+{
+    struct resp_conn *rc = state_of(c);
+    rc->reply_off = mode == RESP_REPLY_OFF;
+    rc->reply_skip_next = mode == RESP_REPLY_SKIP;
+    if (mode == RESP_REPLY_ON)
+        rc->reply_skip = false;
+}
+
+/* CLIENT REPLY: a request that runs while replies are off or skipped has
+ * what it queued dropped, as Redis decides it once the request ran (so
+ * CLIENT REPLY ON is answered). SKIP then moves on to the next request. */
+static bool quiet_begin(struct conn *c, struct resp_conn *rc, struct conn_out_mark *m)
+{
+    if (!rc->reply_off && !rc->reply_skip)
+        return false;
+    conn_out_mark(c, m);
+    return true;
+}
+
+static void quiet_end(struct conn *c, struct resp_conn *rc, const struct conn_out_mark *m,
+                      bool quiet)
+{
+    if (quiet && (rc->reply_off || rc->reply_skip))
+        conn_out_rollback(c, m);
+    if (rc->reply_skip || rc->reply_skip_next) {
+        rc->reply_skip = rc->reply_skip_next;
+        rc->reply_skip_next = false;
+    }
 }
 
 const struct settings *resp_settings(void)
@@ -1051,13 +1085,30 @@ static enum proc_result stream_finish(struct conn *c, struct resp_conn *rc)
 {
     struct resp_stream *s = rc->stream;
     enum proc_result res = PROC_MORE;
+    struct conn_out_mark m;
+    bool quiet = quiet_begin(c, rc, &m);
     /* Checked again when it runs: a busy script may have begun since, and
      * one on this thread serves this connection from its hook. */
     if (s->cmd != NULL && script_busy())
         rs_error(c, SCRIPT_ERR_BUSY);
     else if (s->cmd != NULL)
         res = run(c, s->cmd, (int)s->nargs, s->argv);
+    quiet_end(c, rc, &m, quiet);
     stream_free(rc);
+    return res;
+}
+
+static enum proc_result dispatch(struct conn *c, const struct resp_cmd *found, int argc,
+                                 const struct resp_arg *argv);
+
+static enum proc_result dispatch_replying(struct conn *c, struct resp_conn *rc,
+                                          const struct resp_cmd *found, int argc,
+                                          const struct resp_arg *argv)
+{
+    struct conn_out_mark m;
+    bool quiet = quiet_begin(c, rc, &m);
+    enum proc_result res = dispatch(c, found, argc, argv);
+    quiet_end(c, rc, &m, quiet);
     return res;
 }
 
@@ -1266,7 +1317,7 @@ static enum proc_result process(struct conn *c, struct resp_conn *rc, struct ahe
             /* Parsed ahead: no partial parse can be pending for it. */
             unsigned i = ah->next++;
             resp_state_init(&rc->st);
-            enum proc_result res = dispatch(c, ah->cmd[i], (int)ah->argc[i], ah->argv[i]);
+            enum proc_result res = dispatch_replying(c, rc, ah->cmd[i], (int)ah->argc[i], ah->argv[i]);
             conn_consume(c, ah->used[i]);
             if (res != PROC_MORE)
                 return res;
@@ -1322,7 +1373,8 @@ static enum proc_result process(struct conn *c, struct resp_conn *rc, struct ahe
             res = PROC_CLOSE;
         }
         else if (r.argc > 0)
-            res = dispatch(c, resp_cmd_find(r.argv[0].ptr, r.argv[0].len), (int)r.argc, r.argv);
+            res = dispatch_replying(c, rc, resp_cmd_find(r.argv[0].ptr, r.argv[0].len), (int)r.argc,
+                                    r.argv);
         conn_consume(c, used);
         if (rc->argv != NULL) {
             /* A big request's array is not kept for an idle connection. */

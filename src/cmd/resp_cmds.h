@@ -174,6 +174,9 @@ void resp_set_proto_version(struct conn *c, int version);
  * password is required (auth_resp_required(), which CONFIG SET may change). */
 bool resp_authed(const struct conn *c);
 void resp_set_authed(struct conn *c);
+/* CLIENT REPLY ON | OFF | SKIP for c's requests from the next one on. */
+enum resp_reply_mode { RESP_REPLY_ON, RESP_REPLY_OFF, RESP_REPLY_SKIP };
+void resp_set_reply_mode(struct conn *c, enum resp_reply_mode mode);
 
 /* ---- replies (one element each; they follow the protocol version) ---- */
 

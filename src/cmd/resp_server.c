@@ -484,6 +484,22 @@ static void client_setinfo(struct conn *c, const struct resp_call *call)
                   attr->ptr);
 }
 
+/* CLIENT REPLY ON|OFF|SKIP: only ON is answered. */
+static void client_reply(struct conn *c, const struct resp_call *call)
+{
+    const struct resp_arg *a = &call->argv[2];
+    if (a->len == 2 && strncasecmp(a->ptr, "on", 2) == 0) {
+        resp_set_reply_mode(c, RESP_REPLY_ON);
+        rs_ok(c);
+    } else if (a->len == 3 && strncasecmp(a->ptr, "off", 3) == 0) {
+        resp_set_reply_mode(c, RESP_REPLY_OFF);
+    } else if (a->len == 4 && strncasecmp(a->ptr, "skip", 4) == 0) {
+        resp_set_reply_mode(c, RESP_REPLY_SKIP);
+    } else {
+        rs_error(c, "ERR syntax error");
+    }
+}
+
 static void client_help(struct conn *c, const struct resp_call *call)
 {
     static const char *const lines[] = {
@@ -502,6 +518,7 @@ static void client_help(struct conn *c, const struct resp_call *call)
         "    * ID <client-id>", "      Kill connections by client id.",
         "LIST [TYPE normal|master|replica|pubsub] [ID <id> [<id> ...]]",
         "    Return information about client connections.",
+        "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
         "SETNAME <name>", "    Assign the name <name> to the current connection.",
         "HELP", "    Print this help.", NULL,
     };
@@ -512,7 +529,7 @@ static void client_help(struct conn *c, const struct resp_call *call)
 static const struct resp_sub client_subs[] = {
     {"setname", 3, client_setname}, {"getname", 2, client_getname}, {"id", 2, client_id},
     {"list", -2, client_list}, {"info", 2, client_info}, {"kill", -3, client_kill},
-    {"setinfo", 4, client_setinfo},
+    {"setinfo", 4, client_setinfo}, {"reply", 3, client_reply},
     {"help", 2, client_help},
 };
 

@@ -244,6 +244,7 @@ static void release_output(struct conn *c)
 {
     for (int i = 0; i < c->nrefs; i++)
         item_put(c->refs[i]);
+    c->out_epoch++;
     c->nrefs = 0;
     c->nout = 0;
     c->out_pos = 0;
@@ -422,6 +423,41 @@ char *conn_out_reserve(struct conn *c, size_t n)
     if (!out_admit(c, n) || !ensure_wbuf(c, n))
         return NULL;
     return c->wbuf + c->wlen;
+}
+
+void conn_out_mark(const struct conn *c, struct conn_out_mark *m)
+{
+    m->epoch = c->out_epoch;
+    m->nout = c->nout;
+    m->nrefs = c->nrefs;
+    m->wlen = c->wlen;
+    m->last_len = c->nout > 0 ? c->out[c->nout - 1].len : 0;
+}
+
+bool conn_out_rollback(struct conn *c, const struct conn_out_mark *m)
+{
+    if (m->epoch != c->out_epoch || c->nout < m->nout)
+        return false;
+    /* Written already: an entry after the mark, or past the marked end of
+     * the last entry before it (new bytes merge into that one). */
+    if (c->out_pos > m->nout || (c->out_pos == m->nout && c->out_off > 0 && m->nout < c->nout))
+        return false;
+    if (m->nout > 0 && c->out_pos == m->nout - 1 && c->out_off > m->last_len)
+        return false;
+    size_t dropped = 0;   /* out_bytes counts down as bytes are written */
+    for (int i = m->nout; i < c->nout; i++)
+        dropped += c->out[i].len;
+    if (m->nout > 0) {
+        dropped += c->out[m->nout - 1].len - m->last_len;
+        c->out[m->nout - 1].len = m->last_len;
+    }
+    for (int i = m->nrefs; i < c->nrefs; i++)
+        item_put(c->refs[i]);
+    c->nrefs = m->nrefs;
+    c->nout = m->nout;
+    c->wlen = m->wlen;
+    c->out_bytes -= dropped;
+    return true;
 }
 
 void conn_out_commit(struct conn *c, size_t used)

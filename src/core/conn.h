@@ -146,6 +146,7 @@ struct conn {
     struct item **refs;
     int nrefs, refcap;
     size_t out_bytes;              /* queued, not yet written */
+    uint32_t out_epoch;            /* counts resets of the output arrays */
 
     struct sockaddr_storage peer;
     socklen_t peer_len;
@@ -225,6 +226,16 @@ static inline void conn_out_str(struct conn *c, const char *s, size_t n) { conn_
 #define CONN_OUT_LIT(c, lit) conn_out((c), (lit), sizeof(lit) - 1)
 /* Reserve n bytes of output to format into; conn_out_commit() the used part. */
 char *conn_out_reserve(struct conn *c, size_t n);
+/* Where the queued output ends now (conn_out_mark), and dropping what was
+ * queued after it (conn_out_rollback: RESP's CLIENT REPLY OFF). Nothing is
+ * dropped, and false returned, if any of it was already written. */
+struct conn_out_mark {
+    uint32_t epoch;
+    int nout, nrefs;
+    size_t wlen, last_len;
+};
+void conn_out_mark(const struct conn *c, struct conn_out_mark *m);
+bool conn_out_rollback(struct conn *c, const struct conn_out_mark *m);
 void conn_out_commit(struct conn *c, size_t used);
 /* Queue bytes [off, off+n) of the item's value+CRLF. Small values are
  * copied; larger ones are sent from the item, which stays referenced until

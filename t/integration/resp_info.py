@@ -558,6 +558,58 @@ MONITOR_SCRIPT = [
 ]
 
 
+def enc(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+# CLIENT REPLY: what is answered of this, byte for byte as redis-server 7.
+REPLY_SCRIPT = [
+    enc(b"SET", b"big", b"x" * 100000),
+    enc(b"CLIENT", b"REPLY", b"OFF"),
+    enc(b"SET", b"a", b"1"), enc(b"GET", b"big"), enc(b"GET", b"a"), enc(b"NOPE"),
+    enc(b"MULTI"), enc(b"SET", b"b", b"2"), enc(b"EXEC"),
+    enc(b"CLIENT", b"REPLY", b"ON"),
+    enc(b"GET", b"b"),
+    enc(b"CLIENT", b"REPLY", b"SKIP"),
+    enc(b"GET", b"big"),
+    enc(b"PING"),
+    enc(b"CLIENT", b"REPLY", b"bad"),
+    enc(b"CLIENT", b"REPLY"),
+    enc(b"ECHO", b"done"),
+]
+REPLY_WANT = (b"+OK\r\n+OK\r\n$1\r\n2\r\n+PONG\r\n-ERR syntax error\r\n"
+              b"-ERR wrong number of arguments for 'client|reply' command\r\n$4\r\ndone\r\n")
+
+
+def client_reply_bytes(port, gap):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if gap:
+        for req in REPLY_SCRIPT:
+            s.sendall(req)
+            time.sleep(gap)
+    else:
+        s.sendall(b"".join(REPLY_SCRIPT))
+    got = kioku_proc.recv_until(s, b"$4\r\ndone\r\n")
+    s.close()
+    return got
+
+
+def test_client_reply(port, rport):
+    """OFF drops every reply (a value sent from its item, an error, a
+    transaction's), ON is answered, SKIP drops the next one only; sent in
+    one piece (parsed ahead) and one request at a time."""
+    for gap in (0, 0.02):
+        got = client_reply_bytes(port, gap)
+        check(got == REPLY_WANT, "CLIENT REPLY (gap %s): %r" % (gap, got[:200]))
+    if rport is not None:
+        check(client_reply_bytes(rport, 0) == REPLY_WANT, "redis-server answers the script so too")
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(enc(b"GET", b"big"))
+    check(kioku_proc.recv_until(s, b"\r\n" + b"x" * 100000 + b"\r\n").endswith(b"x" * 100000 + b"\r\n"),
+          "the value dropped under OFF is still served")
+    s.close()
+
+
 def monitor_lines(port):
     """What a MONITOR client sees of MONITOR_SCRIPT, time and port cut."""
     mon = Raw(port)
@@ -601,6 +653,7 @@ def main():
         test_keyspace(port, rport)
         test_command_info(port, rport)
         test_client_kill(port)
+        test_client_reply(port, rport)
         test_monitor(port, rport)
         test_shutdown_options(rport)
     finally:

@@ -273,6 +273,64 @@ START_TEST(test_item_stays_referenced_until_written_even_if_deleted)
 }
 END_TEST
 
+/* CLIENT REPLY OFF: what a request queued is dropped, item references
+ * with it; what came before stays, also when part of it was written. */
+START_TEST(test_rollback_drops_what_was_queued_after_the_mark)
+{
+    static char expect[8192];
+    size_t elen = 0;
+    char val[2000];
+    memset(val, 'r', sizeof(val) - 1);
+    val[sizeof(val) - 1] = '\0';
+    struct item *it = put("rb", val);
+    conn_out(&conn, "+OK\r\n", 5);
+    memcpy(expect, "+OK\r\n", 5);
+    elen = 5;
+    mock.accept_left = 2;                          /* "+O" is written */
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_BLOCKED);
+    struct conn_out_mark m;
+    conn_out_mark(&conn, &m);
+    size_t queued = conn.out_bytes;
+    conn_out(&conn, "dropped", 7);                 /* merges into the "+OK" entry */
+    char tmp[8192];
+    size_t tlen = 0;
+    queue_value(it, tmp, &tlen);                   /* by reference: 2000 bytes */
+    ck_assert_uint_eq(refs_of(it), 3);
+    ck_assert(conn_out_rollback(&conn, &m));
+    ck_assert_uint_eq(refs_of(it), 2);             /* the output's reference went */
+    ck_assert_uint_eq(conn.out_bytes, queued);
+    conn_out(&conn, "+PONG\r\n", 7);
+    memcpy(expect + elen, "+PONG\r\n", 7);
+    elen += 7;
+    mock.accept_left = SIZE_MAX;
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
+    ck_assert_uint_eq(mock.len, elen);
+    ck_assert(memcmp(mock.sink, expect, elen) == 0);
+    item_put(it);
+}
+END_TEST
+
+START_TEST(test_rollback_refuses_once_some_was_written)
+{
+    conn_out(&conn, "+OK\r\n", 5);
+    struct conn_out_mark m;
+    conn_out_mark(&conn, &m);
+    conn_out(&conn, "+PONG\r\n", 7);
+    mock.accept_left = 7;                          /* into the bytes after the mark */
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_BLOCKED);
+    ck_assert(!conn_out_rollback(&conn, &m));
+    mock.accept_left = SIZE_MAX;
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
+    ck_assert_uint_eq(mock.len, 12);
+    ck_assert(memcmp(mock.sink, "+OK\r\n+PONG\r\n", 12) == 0);
+    conn_out_mark(&conn, &m);                      /* after a flush emptied it */
+    conn_out(&conn, "x", 1);
+    ck_assert_int_eq(conn_flush(&conn), FLUSH_DONE);
+    conn_out(&conn, "y", 1);
+    ck_assert(!conn_out_rollback(&conn, &m));      /* another generation of output */
+}
+END_TEST
+
 START_TEST(test_replies_beyond_iov_limits_take_few_writevs)
 {
     static char expect[1024 * 1024];
@@ -335,6 +393,8 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, test_item_stays_referenced_until_written_even_if_deleted);
     tcase_add_test(tc, test_replies_beyond_iov_limits_take_few_writevs);
     tcase_add_test(tc, test_chunked_value_is_sent_from_its_chunks);
+    tcase_add_test(tc, test_rollback_drops_what_was_queued_after_the_mark);
+    tcase_add_test(tc, test_rollback_refuses_once_some_was_written);
     suite_add_tcase(s, tc);
     return s;
 }
