@@ -110,6 +110,15 @@ static struct item *put(const char *key, const char *val)
     return it;
 }
 
+/* A 1999-byte value of fill, too large to be copied into the output. */
+static struct item *put_big(const char *key, char fill)
+{
+    char val[2000];
+    memset(val, fill, sizeof(val) - 1);
+    val[sizeof(val) - 1] = '\0';
+    return put(key, val);
+}
+
 static uint32_t refs_of(const struct item *it)
 {
     return __atomic_load_n(&it->refcount, __ATOMIC_RELAXED);
@@ -253,10 +262,7 @@ START_TEST(test_item_stays_referenced_until_written_even_if_deleted)
 {
     static char expect[8192];
     size_t elen = 0;
-    char val[2000];
-    memset(val, 'v', sizeof(val) - 1);
-    val[sizeof(val) - 1] = '\0';
-    struct item *it = put("big", val);
+    struct item *it = put_big("big", 'v');
     queue_value(it, expect, &elen);
     ck_assert_uint_eq(refs_of(it), 3);             /* hash + ours + the output */
     mock.accept_left = 100;                        /* the socket takes 100 bytes, then blocks */
@@ -278,14 +284,10 @@ END_TEST
 START_TEST(test_rollback_drops_what_was_queued_after_the_mark)
 {
     static char expect[8192];
-    size_t elen = 0;
-    char val[2000];
-    memset(val, 'r', sizeof(val) - 1);
-    val[sizeof(val) - 1] = '\0';
-    struct item *it = put("rb", val);
+    struct item *it = put_big("rb", 'r');
     conn_out(&conn, "+OK\r\n", 5);
     memcpy(expect, "+OK\r\n", 5);
-    elen = 5;
+    size_t elen = 5;
     mock.accept_left = 2;                          /* "+O" is written */
     ck_assert_int_eq(conn_flush(&conn), FLUSH_BLOCKED);
     struct conn_out_mark m;
