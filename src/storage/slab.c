@@ -232,8 +232,7 @@ static char *map_aligned(size_t bytes, int prot, int flags)
     size_t head = (HUGE_ALIGN - (uintptr_t)p % HUGE_ALIGN) % HUGE_ALIGN;
     if (head > 0)
         munmap(p, head);
-    if (HUGE_ALIGN - head > 0)
-        munmap(p + head + bytes, HUGE_ALIGN - head);
+    munmap(p + head + bytes, HUGE_ALIGN - head);   /* head < HUGE_ALIGN: never empty */
     return p + head;
 }
 
