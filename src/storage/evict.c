@@ -1035,6 +1035,12 @@ int evict_setup(size_t ghost_entries, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory for the eviction ghost (%zu entries)", n);
         return -1;
     }
+    /* Write every page now. Untouched, they all read through the kernel's
+     * shared zero page until written, and on a virtual machine with shadow
+     * page tables each set's read of such a slot cost as much as the rest
+     * of the set (measured: 1.9-3.1 us a set against 1.1-1.3 us). */
+    for (size_t i = 0; i < n; i += 1024)
+        __atomic_store_n(&ghost[i], 0, __ATOMIC_RELAXED);
     ghost_mask = n - 1;
     crawl_stop = crawl_paused = false;
     crawler_running = false;
