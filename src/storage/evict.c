@@ -1047,6 +1047,12 @@ int evict_setup(size_t ghost_entries, char *errbuf, size_t errlen)
     return 0;
 }
 
+void evict_ghost_span(const void **base, size_t *bytes)
+{
+    *base = ghost;
+    *bytes = ghost != NULL ? (ghost_mask + 1) * sizeof(*ghost) : 0;
+}
+
 int evict_start_crawler(char *errbuf, size_t errlen)
 {
     pthread_condattr_t ca;

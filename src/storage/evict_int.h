@@ -26,6 +26,8 @@ struct storage_stats;
  * power of two). */
 int evict_setup(size_t ghost_entries, char *errbuf, size_t errlen);
 void evict_teardown(void);
+/* Where the ghost lives (for tests: its pages are written at set-up). */
+void evict_ghost_span(const void **base, size_t *bytes);
 /* The crawler thread: started once the hash table exists, stopped before it
  * goes. Stopping one that never started does nothing. */
 int evict_start_crawler(char *errbuf, size_t errlen);
