@@ -82,8 +82,11 @@ while [ \$# -gt 0 ]; do
     esac
     shift
 done
-# record our PID so the runner can stop a server the test file left behind
+# record our PID so the runner can stop a server the test file left behind;
+# the mark in the environment tells it the PID still names that server,
+# even when KIOKU_BIN is itself a wrapper that execs kioku
 echo \$\$ >>"$mcdir/server-pids"
+export KIOKU_COMPAT_RUN="$mcdir"
 exec "$bin" "\${args[@]}"
 WRAP
     cat >"$mcdir/timedrun" <<'WRAP'
@@ -115,7 +118,7 @@ mc_run_file() {
     # A file that died or ran out of time may leave its servers running:
     # stop each one it started, by the PID the wrapper recorded.
     while read -r spid; do
-        if [ "$(readlink "/proc/$spid/exe" 2>/dev/null)" = "$(readlink -f "$bin")" ]; then
+        if { tr '\0' '\n' <"/proc/$spid/environ"; } 2>/dev/null | grep -qxF "KIOKU_COMPAT_RUN=$mcdir"; then
             kill -TERM "$spid" 2>/dev/null
             for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$spid" 2>/dev/null || break; sleep 0.2; done
             kill -KILL "$spid" 2>/dev/null
